@@ -1,0 +1,82 @@
+import path from 'node:path';
+import { Etcd3 } from 'etcd3';
+import type { Config } from './config.js';
+import { Controller } from './controller.js';
+import { ConfigApplier } from './haproxy/apply.js';
+import { HaproxyProcess } from './haproxy/process.js';
+import type { Logger } from './log.js';
+import { createRenderer, TEMPLATES_DIR } from './render/render.js';
+import type { RenderSettings } from './render/view.js';
+import { EtcdSource } from './sources/etcd.js';
+
+export interface Edgelb {
+  readonly controller: Controller;
+  readonly haproxy: HaproxyProcess;
+  readonly source: EtcdSource;
+  readonly configFile: string;
+  /** SIGHUP: read everything from etcd again and re-apply. */
+  resync(): void;
+  stop(options?: { graceful?: boolean }): Promise<void>;
+}
+
+/** Paths inside the state dir; one place, so code and templates never repeat them. */
+export function statePaths(stateDir: string) {
+  return {
+    configFile: path.join(stateDir, 'haproxy.cfg'),
+    adminSocket: path.join(stateDir, 'haproxy.sock'),
+    masterSocket: path.join(stateDir, 'master.sock'),
+  };
+}
+
+export function renderSettingsOf(config: Config): RenderSettings {
+  return {
+    httpPort: config.httpPort,
+    adminSocket: statePaths(config.stateDir).adminSocket,
+    errorsDir: path.join(TEMPLATES_DIR, 'errors'),
+    globalSettings: config.globalSettings,
+    defaultsSettings: config.customSettings,
+    hardStopAfter: config.hardStopAfter,
+  };
+}
+
+/** Wires the pipeline: etcd source → controller (parse, render) → applier → supervised HAProxy. */
+export function startEdgelb(config: Config, logger: Logger): Edgelb {
+  const paths = statePaths(config.stateDir);
+  const haproxy = new HaproxyProcess({
+    bin: config.haproxyBin,
+    configFile: paths.configFile,
+    masterSocket: paths.masterSocket,
+    logger: logger.child({ component: 'haproxy' }),
+  });
+  const applier = new ConfigApplier({ configFile: paths.configFile, haproxyBin: config.haproxyBin, haproxy, logger });
+  const controller = new Controller({
+    render: createRenderer(),
+    renderSettings: renderSettingsOf(config),
+    parseOptions: { reservedPorts: [config.httpPort, config.httpsPort, config.statsPort] },
+    applier,
+    logger: logger.child({ component: 'controller' }),
+  });
+  const client = new Etcd3({ hosts: [...config.etcdEndpoints], dialTimeout: 3000 });
+  const source = new EtcdSource({
+    client,
+    prefix: config.etcdPath,
+    logger: logger.child({ component: 'etcd' }),
+    onSnapshot: (snapshot) => controller.offer(snapshot),
+  });
+  source.start();
+
+  return {
+    controller,
+    haproxy,
+    source,
+    configFile: paths.configFile,
+    resync: () => source.resync(),
+    async stop(options = {}) {
+      controller.stop();
+      await source.stop();
+      client.close();
+      await controller.whenIdle();
+      await haproxy.stop({ graceful: options.graceful, timeoutMs: options.graceful ? 30_000 : 5000 });
+    },
+  };
+}

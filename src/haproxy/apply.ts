@@ -1,0 +1,61 @@
+import { readFile, rename } from 'node:fs/promises';
+import type { Logger } from '../log.js';
+import { writeFileAtomic } from '../util/atomic-write.js';
+import type { HaproxyProcess } from './process.js';
+import { validateConfigFile, type ValidationResult } from './validate.js';
+
+export type ApplyAction = 'started' | 'reloaded' | 'unchanged';
+
+/**
+ * Owns haproxy.cfg. A config only reaches that file after `haproxy -c` accepted it as a
+ * candidate, and the file is replaced by rename, so HAProxy (and a restart after a crash)
+ * only ever reads a complete, validated config: the last good one.
+ */
+export class ConfigApplier {
+  private current: string | undefined;
+  private readonly candidateFile: string;
+
+  constructor(
+    private readonly options: { configFile: string; haproxyBin: string; haproxy: HaproxyProcess; logger: Logger },
+  ) {
+    this.candidateFile = `${options.configFile}.candidate`;
+  }
+
+  /** The config text HAProxy is serving now, if any. */
+  get appliedText(): string | undefined {
+    return this.current;
+  }
+
+  isApplied(text: string): boolean {
+    return this.current === text && this.options.haproxy.running;
+  }
+
+  /** Writes the text as the candidate file and checks it with HAProxy's own parser. */
+  async validate(text: string): Promise<ValidationResult> {
+    await writeFileAtomic(this.candidateFile, text);
+    return validateConfigFile(this.options.haproxyBin, this.candidateFile);
+  }
+
+  /** Promotes the validated candidate (which must hold `text`) and starts or reloads HAProxy. */
+  async commit(text: string): Promise<ApplyAction> {
+    const { configFile, haproxy } = this.options;
+    const onDisk = await readFile(this.candidateFile, 'utf8');
+    if (onDisk !== text) throw new Error('the candidate config changed after validation');
+    const previous = this.current;
+    await rename(this.candidateFile, configFile);
+    try {
+      if (!haproxy.running) {
+        await haproxy.start();
+        this.current = text;
+        return 'started';
+      }
+      await haproxy.reload();
+      this.current = text;
+      return 'reloaded';
+    } catch (error) {
+      // Put the last good config back so a restart of HAProxy does not pick up the failed one.
+      if (previous !== undefined) await writeFileAtomic(configFile, previous);
+      throw error;
+    }
+  }
+}

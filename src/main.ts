@@ -1,0 +1,75 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { Command, Option } from 'commander';
+import { startEdgelb } from './app.js';
+import { ConfigError, loadConfig, SETTINGS, type SettingsInput } from './config.js';
+import { createLogger } from './log.js';
+import { packageRoot } from './util/package-root.js';
+
+// The composition root: the only module that reads process.env, handles signals or exits.
+
+const version = (JSON.parse(readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
+
+function settingsFrom(flags: Record<string, string | undefined>): SettingsInput {
+  const input: Record<string, string | undefined> = { ...process.env };
+  for (const setting of SETTINGS) {
+    const value = flags[camel(setting.flag)];
+    if (value !== undefined) input[setting.env] = value;
+  }
+  return input;
+}
+
+function camel(flag: string): string {
+  return flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+}
+
+function fail(message: string, code = 2): never {
+  process.stderr.write(`edgelb: ${message}\n`);
+  process.exit(code);
+}
+
+const program = new Command('edgelb')
+  .description('Edge load balancer controller: serves the service links in etcd through a supervised HAProxy')
+  .version(version)
+  .showHelpAfterError('(run with --help for usage)');
+
+const run = program.command('run').description('run the controller: watch etcd and keep HAProxy serving it');
+for (const setting of SETTINGS) {
+  const option = new Option(`--${setting.flag} <value>`, `${setting.help} [env ${setting.env}]`);
+  run.addOption('default' in setting ? option.default(undefined, setting.default) : option);
+}
+run.action(async (flags: Record<string, string | undefined>) => {
+  let config;
+  try {
+    config = loadConfig(settingsFrom(flags));
+  } catch (error) {
+    if (error instanceof ConfigError) fail(error.message);
+    throw error;
+  }
+  const logger = createLogger(config.logLevel, process.stdout.isTTY === true);
+  logger.info({ version, etcd: config.etcdEndpoints, path: config.etcdPath, stateDir: config.stateDir }, 'edgelb starting');
+  const edgelb = startEdgelb(config, logger);
+
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'stopping: HAProxy finishes in-flight requests');
+    edgelb.stop({ graceful: true }).then(
+      () => process.exit(0),
+      (error: Error) => {
+        logger.error({ err: error.message }, 'error while stopping');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGHUP', () => {
+    logger.info('SIGHUP: re-reading etcd');
+    edgelb.resync();
+  });
+});
+
+program.parseAsync(process.argv).catch((error: Error) => fail(error.message, 1));

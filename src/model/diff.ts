@@ -1,0 +1,27 @@
+import type { DesiredState } from './types.js';
+
+export interface StateChanges {
+  readonly added: readonly string[];
+  readonly removed: readonly string[];
+  readonly changed: readonly string[];
+}
+
+/** Which services differ between two states, named `http:web` / `tcp:db`, for the apply log line. */
+export function diffStates(before: DesiredState | undefined, after: DesiredState): StateChanges {
+  const index = (state: DesiredState | undefined) =>
+    new Map<string, string>([
+      ...(state?.http ?? []).map((s) => [`http:${s.name}`, JSON.stringify(s)] as const),
+      ...(state?.tcp ?? []).map((s) => [`tcp:${s.name}`, JSON.stringify(s)] as const),
+    ]);
+  const old = index(before);
+  const now = index(after);
+  return {
+    added: [...now.keys()].filter((k) => !old.has(k)),
+    removed: [...old.keys()].filter((k) => !now.has(k)),
+    changed: [...now.keys()].filter((k) => old.has(k) && old.get(k) !== now.get(k)),
+  };
+}
+
+export function isEmptyChange(changes: StateChanges): boolean {
+  return changes.added.length + changes.removed.length + changes.changed.length === 0;
+}

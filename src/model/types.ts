@@ -1,0 +1,60 @@
+/** One running instance of a service, from `upstreams/<instance>` = `host:port`. */
+export interface Upstream {
+  readonly name: string;
+  readonly host: string;
+  readonly port: number;
+}
+
+/** A virtual host: an exact name, or `*.example.com` meaning every subdomain of example.com. */
+export interface HostPattern {
+  readonly name: string;
+  readonly wildcard: boolean;
+}
+
+export interface HttpService {
+  readonly kind: 'http';
+  readonly name: string;
+  readonly virtualHosts: readonly HostPattern[];
+  /** Path prefixes without a trailing slash, e.g. `/api`; `/` matches every path. */
+  readonly virtualPaths: readonly string[];
+  readonly keepVirtualPath: boolean;
+  readonly balance: string;
+  readonly customSettings: readonly string[];
+  readonly healthCheckUri: string | undefined;
+  readonly healthCheckPort: number | undefined;
+  /** undefined: no stickiness; '': the load balancer's own cookie; otherwise a full `cookie` line. */
+  readonly cookie: string | undefined;
+  readonly basicAuthSecrets: readonly string[] | undefined;
+  readonly upstreams: readonly Upstream[];
+}
+
+export interface TcpService {
+  readonly kind: 'tcp';
+  readonly name: string;
+  readonly externalPort: number;
+  readonly balance: string;
+  readonly customSettings: readonly string[];
+  readonly upstreams: readonly Upstream[];
+}
+
+/** What the load balancer should serve: every service that passed validation, sorted by name. */
+export interface DesiredState {
+  readonly http: readonly HttpService[];
+  readonly tcp: readonly TcpService[];
+}
+
+/** An entry left out of the desired state, with the etcd key (relative to the LB path) and why. */
+export interface Rejection {
+  readonly key: string;
+  readonly reason: string;
+  /** Set when the whole service was left out, not only this key. */
+  readonly service?: string;
+}
+
+export interface ParseResult {
+  readonly state: DesiredState;
+  readonly rejected: readonly Rejection[];
+}
+
+/** Raw entries read from etcd: keys relative to the LB path (`services/web/upstreams/web-1`). */
+export type Entries = ReadonlyMap<string, string>;

@@ -1,0 +1,23 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import Handlebars from 'handlebars';
+import type { DesiredState } from '../model/types.js';
+import { packageRoot } from '../util/package-root.js';
+import { buildView, type RenderSettings } from './view.js';
+
+export const TEMPLATES_DIR = path.join(packageRoot(), 'templates');
+
+export type ConfigRenderer = (state: DesiredState, settings: RenderSettings) => string;
+
+/**
+ * Compiles templates/haproxy.cfg.hbs once and returns a pure function from desired state
+ * to HAProxy config text. A private Handlebars environment keeps helpers out of the global one.
+ */
+export function createRenderer(templatesDir: string = TEMPLATES_DIR): ConfigRenderer {
+  const hbs = Handlebars.create();
+  hbs.registerHelper('join', (list: readonly string[]) => list.join(' '));
+  const source = readFileSync(path.join(templatesDir, 'haproxy.cfg.hbs'), 'utf8');
+  // The output is a config file, not HTML: escaping would corrupt it. Values are made safe by the model.
+  const template = hbs.compile(source, { noEscape: true });
+  return (state, settings) => template(buildView(state, settings));
+}

@@ -1,0 +1,140 @@
+import type { DesiredState, HttpService, TcpService, Upstream } from '../model/types.js';
+import { compare } from '../model/parse.js';
+
+/** Everything the templates need besides the routes; all of it comes from Config. */
+export interface RenderSettings {
+  readonly httpPort: number;
+  readonly adminSocket: string;
+  readonly errorsDir: string;
+  readonly globalSettings: readonly string[];
+  readonly defaultsSettings: readonly string[];
+  readonly hardStopAfter: string;
+}
+
+interface AclView {
+  readonly name: string;
+  readonly exactHosts?: readonly string[];
+  readonly hostSuffixes?: readonly string[];
+  readonly pathRoot?: boolean;
+  readonly path?: string;
+}
+
+interface RuleView {
+  readonly backend: string;
+  readonly conditions: readonly string[];
+}
+
+/** The data handed to templates/haproxy.cfg.hbs. Built from arguments only, so it is pure. */
+export interface ConfigView {
+  readonly settings: RenderSettings;
+  readonly acls: readonly AclView[];
+  readonly rules: readonly RuleView[];
+  readonly httpBackends: readonly ReturnType<typeof httpBackendView>[];
+  readonly tcpServices: readonly ReturnType<typeof tcpServiceView>[];
+}
+
+/** HAProxy proxy names: the prefixes keep HTTP and TCP services apart even when they share a name. */
+export const httpBackendName = (service: string) => `http-${service}`;
+export const tcpProxyName = (service: string) => `tcp-${service}`;
+
+export function buildView(state: DesiredState, settings: RenderSettings): ConfigView {
+  const acls: AclView[] = [];
+  const rules: (RuleView & { order: readonly (number | string)[] })[] = [];
+
+  for (const service of state.http) {
+    const backend = httpBackendName(service.name);
+    const exact = service.virtualHosts.filter((h) => !h.wildcard).map((h) => h.name);
+    const suffixes = service.virtualHosts.filter((h) => h.wildcard).map((h) => `.${h.name}`);
+    const hostAcls: { name: string; specificity: number }[] = [];
+    if (exact.length > 0) {
+      acls.push({ name: `host_${service.name}`, exactHosts: exact });
+      hostAcls.push({ name: `host_${service.name}`, specificity: 0 });
+    }
+    if (suffixes.length > 0) {
+      acls.push({ name: `hostwild_${service.name}`, hostSuffixes: suffixes });
+      hostAcls.push({ name: `hostwild_${service.name}`, specificity: 1 });
+    }
+    const pathAcls = service.virtualPaths.map((path, i) => {
+      const name = `path${i}_${service.name}`;
+      acls.push(path === '/' ? { name, pathRoot: true } : { name, path });
+      return { name, length: path === '/' ? 0 : path.length };
+    });
+
+    // Order of use_backend rules is the routing precedence (HAProxy takes the first match):
+    // host+path, then host only, then path only; within a group exact hosts before wildcards,
+    // longer path prefixes before shorter ones, then the alphabetically first service.
+    if (hostAcls.length > 0 && pathAcls.length > 0) {
+      for (const h of hostAcls) {
+        for (const p of pathAcls) {
+          rules.push({ backend, conditions: [h.name, p.name], order: [0, h.specificity, -p.length, service.name] });
+        }
+      }
+    } else if (hostAcls.length > 0) {
+      for (const h of hostAcls) rules.push({ backend, conditions: [h.name], order: [1, h.specificity, 0, service.name] });
+    } else {
+      for (const p of pathAcls) rules.push({ backend, conditions: [p.name], order: [2, 0, -p.length, service.name] });
+    }
+  }
+
+  rules.sort((a, b) => compareTuples(a.order, b.order));
+  return {
+    settings,
+    acls,
+    rules: rules.map(({ backend, conditions }) => ({ backend, conditions })),
+    httpBackends: state.http.map(httpBackendView),
+    tcpServices: state.tcp.map(tcpServiceView),
+  };
+}
+
+function httpBackendView(service: HttpService) {
+  const strip = service.keepVirtualPath
+    ? []
+    : service.virtualPaths.filter((p) => p !== '/').sort((a, b) => b.length - a.length || compare(a, b));
+  return {
+    name: httpBackendName(service.name),
+    service: service.name,
+    balance: service.balance,
+    stripPrefixes: strip.length > 0 ? strip.map(regexLiteral).join('|') : undefined,
+    healthCheckUri: service.healthCheckUri,
+    healthCheckPort: service.healthCheckPort,
+    cookieLine: service.cookie,
+    cookieDefault: service.cookie === '',
+    customSettings: service.customSettings,
+    servers: service.upstreams.map(serverView),
+  };
+}
+
+function tcpServiceView(service: TcpService) {
+  return {
+    name: tcpProxyName(service.name),
+    service: service.name,
+    port: service.externalPort,
+    balance: service.balance,
+    customSettings: service.customSettings,
+    servers: service.upstreams.map(serverView),
+  };
+}
+
+function serverView(upstream: Upstream) {
+  return { name: upstream.name, address: `${upstream.host}:${upstream.port}` };
+}
+
+/**
+ * A path prefix as a regex that matches only itself. Characters with a regex meaning go in a
+ * bracket class rather than behind a backslash, because HAProxy's config tokenizer would eat
+ * the backslash first.
+ */
+export function regexLiteral(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, (c) => `[${c}]`);
+}
+
+function compareTuples(a: readonly (number | string)[], b: readonly (number | string)[]): number {
+  for (let i = 0; i < Math.max(a.length, b.length); i++) {
+    const x = a[i];
+    const y = b[i];
+    if (x === y) continue;
+    if (typeof x === 'number' && typeof y === 'number') return x - y;
+    return compare(String(x), String(y));
+  }
+  return 0;
+}

@@ -1,0 +1,73 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { startEdgelb, type Edgelb } from '../../src/app.js';
+import { loadConfig, type Config } from '../../src/config.js';
+import { createLogger } from '../../src/log.js';
+import type { EtcdServer } from './etcd.js';
+import { freePort } from './ports.js';
+
+export interface TestEdgelb extends Edgelb {
+  readonly config: Config;
+  readonly httpPort: number;
+  readonly prefix: string;
+  /** Every log line, parsed, in order. */
+  readonly logs: Record<string, unknown>[];
+  /** Writes `services/web/upstreams/a` style keys under this LB's prefix. */
+  put(key: string, value: string): Promise<void>;
+  del(key: string): Promise<void>;
+  stopAll(): Promise<void>;
+}
+
+let counter = 0;
+
+/** The controller in this process, with its own HAProxy on random loopback ports and a temp state dir. */
+export async function startTestEdgelb(
+  etcd: EtcdServer,
+  overrides: Record<string, string> = {},
+  reuse?: { stateDir: string; prefix: string; httpPort: number },
+): Promise<TestEdgelb> {
+  const stateDir = reuse?.stateDir ?? (await mkdtemp(path.join(os.tmpdir(), 'edgelb-state-')));
+  const prefix = reuse?.prefix ?? `/kontena/haproxy/test-${process.pid}-${++counter}`;
+  const httpPort = reuse?.httpPort ?? (await freePort());
+  const config = loadConfig({
+    PATH: process.env.PATH,
+    ETCD_ENDPOINTS: etcd.endpoint,
+    ETCD_PATH: prefix,
+    KONTENA_LB_HTTP_PORT: String(httpPort),
+    KONTENA_LB_HTTPS_PORT: String(await freePort()),
+    KONTENA_LB_STATS_PORT: String(await freePort()),
+    KONTENA_LB_STATE_DIR: stateDir,
+    LOG_LEVEL: 'debug',
+    ...overrides,
+  });
+  const logs: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString('utf8').split('\n')) {
+        if (line.trim()) logs.push(JSON.parse(line) as Record<string, unknown>);
+      }
+      if (process.env.EDGELB_TEST_LOGS) process.stderr.write(chunk);
+      done();
+    },
+  });
+  const edgelb = startEdgelb(config, createLogger(config.logLevel, false, sink));
+  return {
+    ...edgelb,
+    config,
+    httpPort,
+    prefix,
+    logs,
+    put: async (key, value) => {
+      await etcd.client.put(`${prefix}/${key}`).value(value);
+    },
+    del: async (key) => {
+      await etcd.client.delete().key(`${prefix}/${key}`);
+    },
+    async stopAll() {
+      await edgelb.stop();
+      if (!reuse) await rm(stateDir, { recursive: true, force: true });
+    },
+  };
+}
