@@ -35,7 +35,7 @@ function serviceAtLine(lines: readonly string[], lineNumber: number): string | u
 }
 
 function serviceInMessage(message: string): string | undefined {
-  const named = /(?:proxy|backend|listen) '([^'/]+)'|'server ([^'/]+)\//.exec(message);
+  const named = /(?:proxy|backend|listen) '([^'/]+)'|'server ([^'/]+)\//i.exec(message);
   return proxyToService(named?.[1] ?? named?.[2] ?? '');
 }
 
