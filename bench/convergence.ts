@@ -1,0 +1,376 @@
+/**
+ * Convergence: how long from an etcd write until HAProxy routes a request by it.
+ *
+ * Against the real thing: etcd (Debian's etcd-server), the controller as a child process
+ * (`node --import tsx src/main.ts run`, or dist/ with --from dist) with its supervised
+ * HAProxy, and two local HTTP backends. Two kinds of change, N samples each, interleaved:
+ *
+ *   structural  one etcd txn puts a new service: virtual_hosts s<i>.bench.local + one upstream;
+ *               then poll that host until the expected backend answers
+ *   instance    put a new address for the one upstream of an existing service (A -> B -> A ...);
+ *               then poll until the new backend answers
+ *
+ * The clock starts just before the etcd write is sent and stops when the first response
+ * from the expected backend has been read. Polls go out about every 2 ms, each on a new
+ * connection (after a reload only new connections reach the new worker), so a figure is
+ * at most ~2 ms plus one request late. Between samples the bench waits until the controller
+ * has logged the apply of that revision, so samples do not overlap.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import {
+  freePort, REPO_ROOT, request, sleep, startController, startEtcd, startSampleBackend, waitFor,
+  type LocalController, type LocalEtcd, type LogEntry, type SampleBackend,
+} from '../scripts/lib/local-stack.js';
+
+const DEFAULT_SAMPLES = 50;
+const MAX_SAMPLES = 1000;
+const WARMUP = 3;
+const POLL_INTERVAL_MS = 2;
+const SAMPLE_TIMEOUT_MS = 20_000;
+const APPLY_LOG_TIMEOUT_MS = 5_000;
+const SETTLE_MS = 50;
+const TOTAL_BUDGET_MS = 20 * 60_000;
+
+type Kind = 'structural' | 'instance';
+
+interface Options {
+  readonly samples: number;
+  readonly from: 'dist' | 'source';
+  readonly out: string;
+}
+
+interface Sample {
+  readonly kind: Kind;
+  readonly ms: number;
+  readonly polls: number;
+  /** Connection errors and answers other than 200/503 seen while polling (a seamless reload has none). */
+  readonly disruptions: number;
+  readonly revision: string;
+  /** The controller's own apply duration for that revision (parse, render, haproxy -c, reload), if logged. */
+  readonly applyMs: number | undefined;
+}
+
+interface Summary {
+  readonly kind: Kind;
+  readonly samples: number;
+  readonly medianMs: number;
+  readonly p90Ms: number;
+  readonly p99Ms: number;
+  readonly minMs: number;
+  readonly maxMs: number;
+  readonly meanMs: number;
+  readonly applyMedianMs: number | undefined;
+  readonly disruptions: number;
+}
+
+const USAGE = `usage: npm run bench -- convergence [--samples N] [--from source|dist] [--out FILE]
+  --samples N   samples per kind (default ${DEFAULT_SAMPLES}, at most ${MAX_SAMPLES}); ${WARMUP} warm-up samples per kind are not counted
+  --from        run the controller from src/ through tsx (default) or from the built dist/
+  --out FILE    JSON results (default bench/results/convergence.json)`;
+
+function parseArgs(args: readonly string[]): Options | string {
+  let samples = DEFAULT_SAMPLES;
+  let from: Options['from'] = 'source';
+  let out = path.join(REPO_ROOT, 'bench', 'results', 'convergence.json');
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    const value = () => {
+      const v = args[++i];
+      if (v === undefined) throw new Error(`${arg} needs a value`);
+      return v;
+    };
+    try {
+      if (arg === '--samples' || arg === '-n') {
+        samples = Number(value());
+        if (!Number.isInteger(samples) || samples < 1 || samples > MAX_SAMPLES) return `--samples must be 1..${MAX_SAMPLES}`;
+      } else if (arg?.startsWith('--samples=')) {
+        samples = Number(arg.slice('--samples='.length));
+        if (!Number.isInteger(samples) || samples < 1 || samples > MAX_SAMPLES) return `--samples must be 1..${MAX_SAMPLES}`;
+      } else if (arg === '--from') {
+        const v = value();
+        if (v !== 'dist' && v !== 'source') return '--from must be source or dist';
+        from = v;
+      } else if (arg === '--out') {
+        out = path.resolve(value());
+      } else if (arg === '--help' || arg === '-h') {
+        return '';
+      } else {
+        return `unknown argument ${JSON.stringify(arg)}`;
+      }
+    } catch (error) {
+      return (error as Error).message;
+    }
+  }
+  return { samples, from, out };
+}
+
+export async function run(args: readonly string[]): Promise<number> {
+  const parsed = parseArgs(args);
+  if (typeof parsed === 'string') {
+    (parsed ? process.stderr : process.stdout).write(`${parsed ? `convergence: ${parsed}\n` : ''}${USAGE}\n`);
+    return parsed ? 2 : 0;
+  }
+  const options = parsed;
+  const startedAt = new Date();
+  const budgetEnds = Date.now() + TOTAL_BUDGET_MS;
+  const log = (line: string) => process.stderr.write(`${line}\n`);
+
+  let etcd: LocalEtcd | undefined;
+  let controller: LocalController | undefined;
+  const backends: SampleBackend[] = [];
+  let tempDir: string | undefined;
+  let aborted: NodeJS.Signals | undefined;
+  const onSignal = (signal: NodeJS.Signals) => {
+    aborted = signal;
+    log(`convergence: ${signal}, stopping after cleanup`);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  try {
+    tempDir = await mkdtemp(path.join(os.tmpdir(), 'edgelb-bench-'));
+    await mkdir(path.join(tempDir, 'etcd'), { mode: 0o700 });
+    log('convergence: starting etcd, backends and the controller');
+    etcd = await startEtcd(path.join(tempDir, 'etcd'));
+    const a = await startSampleBackend('alpha');
+    backends.push(a);
+    const b = await startSampleBackend('bravo');
+    backends.push(b);
+    const httpPort = await freePort(undefined);
+    const prefix = `/kontena/haproxy/bench-${process.pid}`;
+    const applies = new Map<string, number | undefined>();
+    controller = startController({
+      from: options.from,
+      etcdEndpoint: etcd.endpoint,
+      etcdPath: prefix,
+      httpPort,
+      httpsPort: await freePort(undefined),
+      statsPort: await freePort(undefined),
+      stateDir: path.join(tempDir, 'state'),
+      logLevel: 'info',
+      onLog: (entry: LogEntry) => {
+        if (typeof entry.revision === 'string' && (entry.action === 'reloaded' || entry.action === 'started')) {
+          applies.set(entry.revision, typeof entry.durationMs === 'number' ? entry.durationMs : undefined);
+        }
+        const level = typeof entry.level === 'number' ? entry.level : 30;
+        if (level >= 50) log(`  edgelb: ${String(entry.msg)} ${JSON.stringify({ ...entry, msg: undefined })}`);
+      },
+    });
+    const lb = controller;
+    const client = etcd.client;
+    const key = (k: string) => Buffer.from(`${prefix}/${k}`);
+    const checkAlive = () => {
+      if (aborted) throw new Error(`interrupted by ${aborted}`);
+      if (lb.process.exited) throw new Error(`the controller exited:\n${lb.process.tail()}`);
+      if (Date.now() > budgetEnds) throw new Error(`over the total time budget of ${TOTAL_BUDGET_MS / 60_000} min`);
+    };
+
+    let applyLogMissing = false;
+    /** Waits until the controller has applied `revision` (or a later one), so the next sample starts from idle. */
+    const settle = async (revision: string): Promise<number | undefined> => {
+      const target = BigInt(revision);
+      const applied = () => [...applies.keys()].some((r) => BigInt(r) >= target);
+      if (!applyLogMissing) {
+        try {
+          await waitFor(applied, { timeoutMs: APPLY_LOG_TIMEOUT_MS, intervalMs: 2, what: 'apply log', bail: checkAlive });
+        } catch (error) {
+          if (aborted || lb.process.exited || Date.now() > budgetEnds) throw error;
+          applyLogMissing = true;
+          log(`convergence: no "config applied" log line with revision ${revision}; waiting a fixed 300 ms between samples from now on`);
+        }
+      }
+      await sleep(applyLogMissing ? 300 : SETTLE_MS);
+      return applies.get(revision);
+    };
+
+    /** Polls `host` every ~2 ms on fresh connections until `expected` answers; ms since t0. */
+    const pollUntil = async (host: string, expected: string, t0: number) => {
+      const deadline = t0 + SAMPLE_TIMEOUT_MS;
+      let polls = 0;
+      let disruptions = 0;
+      for (;;) {
+        const sent = performance.now();
+        polls++;
+        try {
+          const reply = await request({ port: httpPort, path: '/bench', host, timeoutMs: 2000 });
+          if (reply.backend === expected) return { ms: performance.now() - t0, polls, disruptions };
+          if (reply.status !== 200 && reply.status !== 503) disruptions++;
+        } catch {
+          disruptions++;
+        }
+        if (performance.now() > deadline) throw new Error(`${host} did not answer from ${expected} within ${SAMPLE_TIMEOUT_MS} ms`);
+        if (polls % 50 === 0) checkAlive();
+        const wait = POLL_INTERVAL_MS - (performance.now() - sent);
+        if (wait > 0) await sleep(wait);
+      }
+    };
+
+    // The service the instance samples move between backends; its first apply starts HAProxy.
+    const setup = await client.kv.txn({
+      success: [
+        { request_put: { key: key('services/inst/virtual_hosts'), value: Buffer.from('inst.bench.local') } },
+        { request_put: { key: key('services/inst/upstreams/u'), value: Buffer.from(a.address) } },
+      ],
+    });
+    await waitFor(async () => (await request({ port: httpPort, path: '/', host: 'inst.bench.local', timeoutMs: 2000 })).backend === 'alpha', {
+      timeoutMs: 60_000, intervalMs: 25, what: 'the controller to start HAProxy and route inst.bench.local', bail: checkAlive,
+    });
+    await settle(String(setup.header.revision));
+    let instanceOn: SampleBackend = a;
+    let structuralCount = 0;
+
+    const sampleStructural = async (): Promise<Sample> => {
+      const i = structuralCount++;
+      const backend = i % 2 === 0 ? b : a;
+      const name = `s${i}`;
+      const host = `${name}.bench.local`;
+      const t0 = performance.now();
+      const written = await client.kv.txn({
+        success: [
+          { request_put: { key: key(`services/${name}/virtual_hosts`), value: Buffer.from(host) } },
+          { request_put: { key: key(`services/${name}/upstreams/${name}-1`), value: Buffer.from(backend.address) } },
+        ],
+      });
+      const result = await pollUntil(host, backend.name, t0);
+      const revision = String(written.header.revision);
+      return { kind: 'structural', ...result, revision, applyMs: await settle(revision) };
+    };
+
+    const sampleInstance = async (): Promise<Sample> => {
+      const next = instanceOn === a ? b : a;
+      const t0 = performance.now();
+      const written = await client.put(`${prefix}/services/inst/upstreams/u`).value(next.address);
+      const result = await pollUntil('inst.bench.local', next.name, t0);
+      instanceOn = next;
+      const revision = String(written.header.revision);
+      return { kind: 'instance', ...result, revision, applyMs: await settle(revision) };
+    };
+
+    log(`convergence: ${WARMUP} warm-up + ${options.samples} samples of each kind (controller from ${options.from})`);
+    for (let i = 0; i < WARMUP; i++) {
+      await sampleStructural();
+      await sampleInstance();
+    }
+    const samples: Sample[] = [];
+    for (let i = 0; i < options.samples; i++) {
+      checkAlive();
+      samples.push(await sampleStructural());
+      samples.push(await sampleInstance());
+      if ((i + 1) % 10 === 0 || i + 1 === options.samples) log(`  ${i + 1}/${options.samples}`);
+    }
+
+    const summaries = (['structural', 'instance'] as const).map((kind) => summarize(kind, samples.filter((s) => s.kind === kind)));
+    const machine = machineInfo();
+    const command = `npm run bench -- convergence${args.length > 0 ? ` ${args.join(' ')}` : ''}`;
+    const report = {
+      benchmark: 'convergence',
+      date: startedAt.toISOString(),
+      command,
+      method: {
+        clock: 'from just before the etcd write is sent to the first response read from the expected backend',
+        pollIntervalMs: POLL_INTERVAL_MS,
+        connections: 'a new TCP connection per poll',
+        warmupSamplesPerKind: WARMUP,
+        controller: options.from === 'dist' ? 'node dist/src/main.js run (child process)' : 'node --import tsx src/main.ts run (child process)',
+        percentiles: 'linear interpolation between closest ranks',
+        structural: 'one etcd txn: services/s<i>/virtual_hosts = s<i>.bench.local and services/s<i>/upstreams/s<i>-1 = backend',
+        instance: 'one etcd put: services/inst/upstreams/u = the other backend\'s address',
+      },
+      machine,
+      results: summaries,
+      samples,
+    };
+    await mkdir(path.dirname(options.out), { recursive: true });
+    await writeFile(options.out, `${JSON.stringify(report, null, 2)}\n`);
+
+    process.stdout.write(`${markdown(summaries, machine, report.date, command)}\n`);
+    log(`convergence: JSON written to ${path.relative(process.cwd(), options.out) || options.out}`);
+    return 0;
+  } catch (error) {
+    log(`convergence: failed: ${(error as Error).message}`);
+    return aborted ? 130 : 1;
+  } finally {
+    log('convergence: stopping the controller, HAProxy, backends and etcd');
+    await controller?.stop(15_000).catch((error: Error) => log(`  controller: ${error.message}`));
+    await Promise.all(backends.map((backend) => backend.close()));
+    await etcd?.stop().catch((error: Error) => log(`  etcd: ${error.message}`));
+    if (tempDir) await rm(tempDir, { recursive: true, force: true });
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+function summarize(kind: Kind, samples: readonly Sample[]): Summary {
+  const sorted = samples.map((s) => s.ms).sort((x, y) => x - y);
+  const applyTimes = samples.map((s) => s.applyMs).filter((ms): ms is number => ms !== undefined).sort((x, y) => x - y);
+  return {
+    kind,
+    samples: sorted.length,
+    medianMs: round(quantile(sorted, 0.5)),
+    p90Ms: round(quantile(sorted, 0.9)),
+    p99Ms: round(quantile(sorted, 0.99)),
+    minMs: round(sorted[0] ?? NaN),
+    maxMs: round(sorted[sorted.length - 1] ?? NaN),
+    meanMs: round(sorted.reduce((sum, ms) => sum + ms, 0) / sorted.length),
+    applyMedianMs: applyTimes.length > 0 ? round(quantile(applyTimes, 0.5)) : undefined,
+    disruptions: samples.reduce((sum, s) => sum + s.disruptions, 0),
+  };
+}
+
+/** Linear interpolation between closest ranks (R-7, as numpy and spreadsheets do). */
+function quantile(sorted: readonly number[], q: number): number {
+  if (sorted.length === 0) return NaN;
+  const position = (sorted.length - 1) * q;
+  const lower = Math.floor(position);
+  const upper = Math.ceil(position);
+  const low = sorted[lower] ?? NaN;
+  const high = sorted[upper] ?? NaN;
+  return low + (high - low) * (position - lower);
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 10) / 10;
+}
+
+function firstLine(command: string, args: readonly string[]): string {
+  try {
+    const env = { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/local/sbin:/usr/sbin:/sbin` };
+    return execFileSync(command, args, { encoding: 'utf8', env, stdio: ['ignore', 'pipe', 'pipe'], timeout: 10_000 }).split('\n')[0]?.trim() ?? '';
+  } catch {
+    return 'unknown';
+  }
+}
+
+function machineInfo() {
+  const cpus = os.cpus();
+  return {
+    cpus: cpus.length,
+    cpuModel: cpus[0]?.model.trim() ?? 'unknown',
+    memoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
+    os: `${os.type()} ${os.release()} ${os.arch()}`,
+    node: process.version,
+    haproxy: firstLine('haproxy', ['-v']),
+    etcd: firstLine('etcd', ['--version']),
+  };
+}
+
+function markdown(summaries: readonly Summary[], machine: ReturnType<typeof machineInfo>, date: string, command: string): string {
+  const cell = (value: number | undefined) => (value === undefined ? '-' : value.toFixed(1));
+  return [
+    '## Convergence: etcd write → first request routed by it',
+    '',
+    '| change | samples | median ms | p90 ms | p99 ms | min ms | max ms | controller apply, median ms | disruptions |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+    ...summaries.map((s) =>
+      `| ${s.kind === 'structural' ? 'structural (new service + host + upstream)' : 'instance (upstream address A → B)'} | ${s.samples} | ${cell(s.medianMs)} | ${cell(s.p90Ms)} | ${cell(s.p99Ms)} | ${cell(s.minMs)} | ${cell(s.maxMs)} | ${cell(s.applyMedianMs)} | ${s.disruptions} |`),
+    '',
+    `- machine: ${machine.cpus} CPUs (${machine.cpuModel}), ${machine.memoryGiB} GiB, ${machine.os}`,
+    `- node ${machine.node}; ${machine.haproxy}; ${machine.etcd}`,
+    `- date: ${date}`,
+    `- command: \`${command}\``,
+    `- polling every ${POLL_INTERVAL_MS} ms on new connections; "disruptions" counts failed polls or answers other than 200/503 (expected 0)`,
+  ].join('\n');
+}

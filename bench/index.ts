@@ -1,0 +1,49 @@
+/**
+ * Benchmarks, by name:  npm run bench -- <name> [options]
+ * Without a name, lists the benchmarks there are.
+ */
+
+interface Benchmark {
+  readonly description: string;
+  readonly load: () => Promise<{ run(args: readonly string[]): Promise<number> }>;
+}
+
+const BENCHMARKS: Readonly<Record<string, Benchmark>> = {
+  convergence: {
+    description: 'time from an etcd write to the first request HAProxy routes by it (new service; changed upstream)',
+    load: () => import('./convergence.js'),
+  },
+};
+
+function list(): string {
+  const width = Math.max(...Object.keys(BENCHMARKS).map((n) => n.length));
+  return [
+    'usage: npm run bench -- <name> [options]   (options: npm run bench -- <name> --help)',
+    '',
+    'benchmarks:',
+    ...Object.entries(BENCHMARKS).map(([name, b]) => `  ${name.padEnd(width)}  ${b.description}`),
+  ].join('\n');
+}
+
+async function main(): Promise<number> {
+  const [name, ...args] = process.argv.slice(2);
+  if (name === undefined || name === '--help' || name === '-h' || name === 'list') {
+    process.stdout.write(`${list()}\n`);
+    return 0;
+  }
+  const benchmark = BENCHMARKS[name];
+  if (!benchmark) {
+    process.stderr.write(`bench: no benchmark named ${JSON.stringify(name)}\n\n${list()}\n`);
+    return 2;
+  }
+  const module = await benchmark.load();
+  return module.run(args);
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: Error) => {
+    process.stderr.write(`bench: ${error.stack ?? error.message}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Installs what edgelb needs on a fresh Debian 12 machine (run as root), then builds it.
+# Idempotent: each step is skipped when its result is already there. Starts no services.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# haproxy lives in /usr/sbin, which a non-login root shell may not have on PATH.
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
+
+say() { printf 'setup: %s\n' "$*"; }
+
+for tool in node npm; do
+  if ! command -v "$tool" >/dev/null 2>&1; then
+    say "$tool is missing: install Node.js 20 or newer first" >&2
+    exit 1
+  fi
+done
+
+missing=()
+for tool in haproxy etcd etcdctl pebble; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    say "missing ${missing[*]}; run this script as root to install them" >&2
+    exit 1
+  fi
+  say "missing ${missing[*]}: installing packages"
+  # Packages such as etcd-server start their service on install; a policy-rc.d that
+  # answers 101 ("action forbidden") stops that. One that is already there is left alone.
+  own_policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    own_policy=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\n# temporary, from edgelb scripts/setup.sh\nexit 101\n' >"$own_policy"
+    chmod 755 "$own_policy"
+    trap 'rm -f "$own_policy"' EXIT
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q haproxy etcd-server etcd-client pebble
+  if [ -n "$own_policy" ]; then
+    rm -f "$own_policy"
+    trap - EXIT
+  fi
+  for tool in haproxy etcd etcdctl pebble; do
+    command -v "$tool" >/dev/null 2>&1 || { say "$tool is still missing after the install" >&2; exit 1; }
+  done
+  say "packages installed"
+else
+  say "haproxy, etcd, etcdctl, pebble: present"
+fi
+
+if [ ! -d node_modules ] || [ ! -e node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  say "installing node modules (npm ci)"
+  npm ci --no-audit --no-fund
+else
+  say "node modules: up to date"
+fi
+
+say "building (npm run build)"
+npm run --silent build
+say "ready: $(node --version), $(haproxy -v 2>/dev/null | head -n 1 | cut -d' ' -f1-3), etcd $(etcd --version 2>/dev/null | head -n 1 | awk '{print $3}')"
