@@ -63,8 +63,7 @@ export class HaproxyProcess {
     forwardLines(child.stderr, (line) => {
       stderrTail.push(line);
       if (stderrTail.length > 20) stderrTail.shift();
-      const level = /\[(ALERT|EMERG)\]/.test(line) ? 'error' : /\[WARNING\]/.test(line) ? 'warn' : 'info';
-      logger[level]({ haproxy: line.trim() }, 'haproxy');
+      logger[levelOf(line, this.stopping)]({ haproxy: line.trim() }, 'haproxy');
     });
     void child.then((result) => {
       exited = true;
@@ -144,6 +143,15 @@ export class HaproxyProcess {
         });
     }, delay);
   }
+}
+
+// HAProxy tags routine reload and stop messages as warnings; they are not worth anyone's attention.
+const ROUTINE = /Former worker \(\d+\) exited with code 0|Exiting Master process|All workers exited|Proxy \S+ stopped|Stopping (frontend|backend|proxy)|exited with code 143/;
+
+function levelOf(line: string, stopping: boolean): 'error' | 'warn' | 'info' {
+  if (ROUTINE.test(line) && (stopping || !/code 143/.test(line))) return 'info';
+  if (/\[(ALERT|EMERG)\]/.test(line)) return 'error';
+  return /\[WARNING\]/.test(line) ? 'warn' : 'info';
 }
 
 function forwardLines(stream: NodeJS.ReadableStream | null | undefined, onLine: (line: string) => void): void {
