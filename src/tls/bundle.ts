@@ -109,3 +109,9 @@ function bundleId(source: CertSource): string {
   const hash = createHash('sha256').update(`${source.kind}:${source.ref}`).digest('hex').slice(0, 8);
   return `${source.kind}-${readable}-${hash}`;
 }
+
+/** A bundle as a source delivered it, before validation. */
+export interface RawCert {
+  readonly source: CertSource;
+  readonly pem: string;
+}
