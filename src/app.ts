@@ -5,7 +5,9 @@ import { Controller } from './controller.js';
 import { ConfigApplier } from './haproxy/apply.js';
 import { HaproxyProcess } from './haproxy/process.js';
 import type { Logger } from './log.js';
-import { createRenderer, TEMPLATES_DIR } from './render/render.js';
+import { CertFiles } from './haproxy/cert-files.js';
+import { HaproxyRuntime } from './haproxy/runtime.js';
+import { createCrtListRenderer, createRenderer, TEMPLATES_DIR } from './render/render.js';
 import type { RenderSettings } from './render/view.js';
 import { EtcdSource } from './sources/etcd.js';
 
@@ -25,6 +27,7 @@ export function statePaths(stateDir: string) {
     configFile: path.join(stateDir, 'haproxy.cfg'),
     adminSocket: path.join(stateDir, 'haproxy.sock'),
     masterSocket: path.join(stateDir, 'master.sock'),
+    certsDir: path.join(stateDir, 'certs'),
   };
 }
 
@@ -54,6 +57,9 @@ export function startEdgelb(config: Config, logger: Logger): Edgelb {
     renderSettings: renderSettingsOf(config),
     parseOptions: { reservedPorts: [config.httpPort, config.httpsPort, config.statsPort] },
     applier,
+    certFiles: new CertFiles({ dir: paths.certsDir, renderCrtList: createCrtListRenderer(), runtime: new HaproxyRuntime(paths.adminSocket) }),
+    tls: { port: config.httpsPort, http2: config.http2, ciphers: config.sslCiphers },
+    defaultCert: config.defaultCert,
     logger: logger.child({ component: 'controller' }),
   });
   const client = new Etcd3({ hosts: [...config.etcdEndpoints], dialTimeout: 3000 });

@@ -15,6 +15,12 @@ export interface Config {
   readonly globalSettings: readonly string[];
   readonly hardStopAfter: string;
   readonly logLevel: string;
+  readonly http2: boolean;
+  readonly sslCiphers: string;
+  readonly defaultCert: string | undefined;
+  readonly certsDir: string | undefined;
+  /** Secret: never logged. */
+  readonly vaultKey: string | undefined;
 }
 
 /** A setting that cannot work; the message is the one line the operator sees. */
@@ -37,6 +43,11 @@ export const SETTINGS = [
   { env: 'KONTENA_LB_CUSTOM_SETTINGS', flag: 'custom-settings', help: 'lines appended to HAProxy\'s defaults section' },
   { env: 'KONTENA_LB_GLOBAL_SETTINGS', flag: 'global-settings', help: 'lines appended to HAProxy\'s global section' },
   { env: 'KONTENA_LB_HARD_STOP_AFTER', flag: 'hard-stop-after', help: 'longest time an old HAProxy worker may keep connections after a reload', default: '1h' },
+  { env: 'KONTENA_LB_HTTP2', flag: 'http2', help: 'offer HTTP/2 by ALPN on the HTTPS port (true/false)', default: 'true' },
+  { env: 'KONTENA_LB_SSL_CIPHERS', flag: 'ssl-ciphers', help: 'OpenSSL cipher list for TLS 1.2 (TLS 1.2 is the minimum)', default: 'Mozilla intermediate (ECDHE with AES-GCM or ChaCha20)' },
+  { env: 'KONTENA_LB_DEFAULT_CERT', flag: 'default-cert', help: 'certificate for clients without SNI or with an unknown name: vault name, SSL_CERT_ name, file name or host' },
+  { env: 'KONTENA_LB_CERTS_DIR', flag: 'certs-dir', help: 'a directory of PEM bundles (*.pem), watched live' },
+  { env: 'KONTENA_LB_VAULT_KEY', flag: 'vault-key', help: 'key that encrypts the certificates stored in etcd (AES-256-GCM)' },
   { env: 'LOG_LEVEL', flag: 'log-level', help: 'trace, debug, info, warn, error', default: 'info' },
 ] as const;
 
@@ -62,6 +73,11 @@ export function loadConfig(input: SettingsInput, options: { checkFilesystem?: bo
     globalSettings: settingLines(input.KONTENA_LB_GLOBAL_SETTINGS, 'KONTENA_LB_GLOBAL_SETTINGS'),
     hardStopAfter: duration(get('KONTENA_LB_HARD_STOP_AFTER') ?? '1h', 'KONTENA_LB_HARD_STOP_AFTER'),
     logLevel: logLevel(get('LOG_LEVEL') ?? 'info'),
+    http2: boolean(get('KONTENA_LB_HTTP2') ?? 'true', 'KONTENA_LB_HTTP2'),
+    sslCiphers: ciphers(get('KONTENA_LB_SSL_CIPHERS') ?? DEFAULT_CIPHERS),
+    defaultCert: get('KONTENA_LB_DEFAULT_CERT'),
+    certsDir: get('KONTENA_LB_CERTS_DIR') === undefined ? undefined : path.resolve(get('KONTENA_LB_CERTS_DIR')!),
+    vaultKey: get('KONTENA_LB_VAULT_KEY'),
   };
   if (new Set([httpPort, httpsPort, statsPort]).size !== 3) {
     throw new ConfigError('KONTENA_LB_HTTP_PORT, KONTENA_LB_HTTPS_PORT and KONTENA_LB_STATS_PORT must be three different ports');
@@ -121,6 +137,27 @@ function settingLines(raw: string | undefined, name: string): string[] {
 function duration(raw: string, name: string): string {
   if (!/^[0-9]+(ms|s|m|h|d)?$/.test(raw)) throw new ConfigError(`${name} must be a duration like 30s, 15m or 1h, got ${JSON.stringify(raw)}`);
   return raw;
+}
+
+/** Mozilla's "intermediate" TLS 1.2 suite: forward secrecy and AEAD ciphers only. */
+export const DEFAULT_CIPHERS = [
+  'ECDHE-ECDSA-AES128-GCM-SHA256', 'ECDHE-RSA-AES128-GCM-SHA256', 'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-AES256-GCM-SHA384', 'ECDHE-ECDSA-CHACHA20-POLY1305', 'ECDHE-RSA-CHACHA20-POLY1305',
+  'DHE-RSA-AES128-GCM-SHA256', 'DHE-RSA-AES256-GCM-SHA384',
+].join(':');
+
+function ciphers(raw: string): string {
+  if (!/^[A-Za-z0-9_+:!@.=-]+$/.test(raw)) {
+    throw new ConfigError(`KONTENA_LB_SSL_CIPHERS must be an OpenSSL cipher list like ECDHE-RSA-AES128-GCM-SHA256:..., got ${JSON.stringify(raw)}`);
+  }
+  return raw;
+}
+
+function boolean(raw: string, name: string): boolean {
+  const value = raw.toLowerCase();
+  if (value === 'true' || value === '1' || value === 'yes') return true;
+  if (value === 'false' || value === '0' || value === 'no') return false;
+  throw new ConfigError(`${name} must be true or false, got ${JSON.stringify(raw)}`);
 }
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];

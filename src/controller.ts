@@ -1,19 +1,31 @@
+import type { ApplyAction, ConfigApplier } from './haproxy/apply.js';
+import type { CertFiles } from './haproxy/cert-files.js';
 import type { Logger } from './log.js';
-import type { ConfigApplier, ApplyAction } from './haproxy/apply.js';
 import { diffStates, isEmptyChange, type StateChanges } from './model/diff.js';
 import { parseEntries, type ParseOptions } from './model/parse.js';
-import type { DesiredState, Rejection } from './model/types.js';
+import type { DesiredState, Entries, Rejection } from './model/types.js';
 import { attributeErrors } from './render/attribute.js';
 import type { ConfigRenderer } from './render/render.js';
-import type { RenderSettings } from './render/view.js';
+import type { RenderSettings, TlsSettings } from './render/view.js';
 import type { Snapshot } from './sources/etcd.js';
+import type { RawCert } from './tls/bundle.js';
+import { EMPTY_CERT_SET, sameServed, selectCertificates, type CertRejection, type CertSet } from './tls/store.js';
+import { ReportOnce } from './util/report-once.js';
 
 export interface ControllerOptions {
   readonly render: ConfigRenderer;
   readonly renderSettings: RenderSettings;
   readonly parseOptions: ParseOptions;
   readonly applier: ConfigApplier;
+  readonly certFiles: CertFiles;
   readonly logger: Logger;
+  /** HTTPS listener settings; used whenever at least one certificate is served. */
+  readonly tls: Omit<TlsSettings, 'defaultCert' | 'crtList'>;
+  readonly defaultCert?: string;
+  /** Certificates from the environment: fixed for the life of the process. */
+  readonly envCerts?: readonly RawCert[];
+  /** Picks (and decrypts) the vault's certificates out of the etcd entries. */
+  readonly vaultCerts?: (entries: Entries) => { certs: RawCert[]; rejected: { key: string; reason: string }[] };
   /** Wait this long after the last change before applying, so a burst becomes one apply. */
   readonly quietMs?: number;
   /** ...but never delay a change longer than this. */
@@ -23,7 +35,7 @@ export interface ControllerOptions {
 export interface ApplyRecord {
   readonly at: string;
   readonly revision: string;
-  readonly action: ApplyAction | 'failed';
+  readonly action: ApplyAction | 'certificates' | 'failed';
   readonly durationMs: number;
   readonly changes: StateChanges;
   readonly error?: string;
@@ -32,52 +44,59 @@ export interface ApplyRecord {
 export interface ControllerStatus {
   readonly revision: string | undefined;
   readonly state: DesiredState | undefined;
+  readonly certs: CertSet;
   readonly rejected: readonly Rejection[];
   readonly excluded: readonly { service: string; reason: string }[];
   readonly lastApply: ApplyRecord | undefined;
-  readonly counters: Readonly<Record<'applies' | 'reloads' | 'starts' | 'unchanged' | 'failures', number>>;
+  readonly counters: Readonly<Record<'applies' | 'reloads' | 'starts' | 'unchanged' | 'failures' | 'runtimeUpdates', number>>;
 }
 
 const MAX_ISOLATION_ROUNDS = 5;
 
 /**
  * The reconcile loop. Sources hand it whole snapshots; it coalesces bursts, lets the latest
- * snapshot win, and applies one at a time: parse → render → validate → commit. A service
- * whose lines HAProxy rejects is left out (and remembered until its entries change) so that
- * every other service is still applied.
+ * input win, and applies one at a time: parse → render → validate → commit. Certificate-only
+ * changes go through HAProxy's runtime API; anything else is a validated seamless reload. A
+ * service whose lines HAProxy rejects is left out (and remembered until its entries change)
+ * so that every other service is still applied.
  */
 export class Controller {
-  private pending: Snapshot | undefined;
-  private firstPendingAt = 0;
+  private etcd: Snapshot | undefined;
+  private certFileInputs: readonly RawCert[] = [];
+  private dirty = false;
+  private firstDirtyAt = 0;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
-  private applied: { revision: string; state: DesiredState } | undefined;
+  private applied: { revision: string; state: DesiredState; certs: CertSet } | undefined;
   private rejected: readonly Rejection[] = [];
-  private loggedRejections = new Set<string>();
+  private readonly entryReports = new ReportOnce();
+  private readonly certReports = new ReportOnce();
   /** Services HAProxy rejected, by key, with the JSON of the version it rejected. */
   private readonly excluded = new Map<string, { fingerprint: string; reason: string }>();
   private lastApply: ApplyRecord | undefined;
-  private readonly counters = { applies: 0, reloads: 0, starts: 0, unchanged: 0, failures: 0 };
+  private readonly counters = { applies: 0, reloads: 0, starts: 0, unchanged: 0, failures: 0, runtimeUpdates: 0 };
   private idleWaiters: (() => void)[] = [];
+  private stopped = false;
 
   constructor(private readonly options: ControllerOptions) {}
 
-  /** Accepts a new snapshot; it replaces any snapshot not yet applied. */
+  /** Accepts a new etcd snapshot; it replaces any snapshot not yet applied. */
   offer(snapshot: Snapshot): void {
-    const now = Date.now();
-    if (!this.pending) this.firstPendingAt = now;
-    this.pending = snapshot;
-    const quiet = this.options.quietMs ?? 25;
-    const maxDelay = this.options.maxDelayMs ?? 250;
-    const due = Math.min(now + quiet, this.firstPendingAt + maxDelay);
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.kick(), Math.max(0, due - now));
+    this.etcd = snapshot;
+    this.schedule();
+  }
+
+  /** Accepts the current certificates of the watched directory. */
+  offerCertFiles(certs: readonly RawCert[]): void {
+    this.certFileInputs = certs;
+    this.schedule();
   }
 
   status(): ControllerStatus {
     return {
       revision: this.applied?.revision,
       state: this.applied?.state,
+      certs: this.applied?.certs ?? EMPTY_CERT_SET,
       rejected: this.rejected,
       excluded: [...this.excluded].map(([service, { reason }]) => ({ service, reason })),
       lastApply: this.lastApply,
@@ -85,53 +104,86 @@ export class Controller {
     };
   }
 
-  /** Resolves when no snapshot is waiting and no apply is running. */
+  /** Resolves when no input is waiting and no apply is running. */
   whenIdle(): Promise<void> {
-    if (!this.pending && !this.running) return Promise.resolve();
+    if (!this.isBusy()) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
   stop(): void {
+    this.stopped = true;
     clearTimeout(this.timer);
-    this.pending = undefined;
+    this.dirty = false;
+    if (!this.running) this.notifyIdle();
+  }
+
+  private isBusy(): boolean {
+    return (this.dirty && this.etcd !== undefined) || this.running !== undefined;
+  }
+
+  private schedule(): void {
+    if (this.stopped) return;
+    const now = Date.now();
+    if (!this.dirty) this.firstDirtyAt = now;
+    this.dirty = true;
+    const quiet = this.options.quietMs ?? 25;
+    const maxDelay = this.options.maxDelayMs ?? 250;
+    const due = Math.min(now + quiet, this.firstDirtyAt + maxDelay);
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.kick(), Math.max(0, due - now));
   }
 
   private kick(): void {
-    if (this.running || !this.pending) return;
-    const snapshot = this.pending;
-    this.pending = undefined;
-    this.running = this.reconcile(snapshot)
+    // Nothing is applied before etcd has answered once: HAProxy starts with the real routes.
+    if (this.running || !this.dirty || !this.etcd) return;
+    this.dirty = false;
+    const snapshot = this.etcd;
+    const certFiles = this.certFileInputs;
+    this.running = this.reconcile(snapshot, certFiles)
       .catch((error: Error) => this.options.logger.error({ err: error.message }, 'reconcile failed'))
       .finally(() => {
         this.running = undefined;
-        if (this.pending) {
+        if (this.dirty && !this.stopped) {
           // Changes that arrived while applying are already past their quiet time.
           clearTimeout(this.timer);
           this.timer = setTimeout(() => this.kick(), 0);
         } else {
-          for (const resolve of this.idleWaiters.splice(0)) resolve();
+          this.notifyIdle();
         }
       });
   }
 
-  private async reconcile(snapshot: Snapshot): Promise<void> {
-    const { logger, applier, render, renderSettings } = this.options;
+  private notifyIdle(): void {
+    for (const resolve of this.idleWaiters.splice(0)) resolve();
+  }
+
+  private async reconcile(snapshot: Snapshot, certFiles: readonly RawCert[]): Promise<void> {
+    const { applier, render } = this.options;
     const started = performance.now();
     const parsed = parseEntries(snapshot.entries, this.options.parseOptions);
     this.reportRejections(parsed.rejected);
+    const certs = this.selectCerts(snapshot.entries, certFiles);
+    const settings = this.settingsFor(certs);
 
     let state = this.withoutExcluded(parsed.state);
     for (let round = 0; round <= MAX_ISOLATION_ROUNDS; round++) {
-      const text = render(state, renderSettings);
-      if (applier.isApplied(text)) {
-        this.counters.unchanged++;
-        this.applied = { revision: snapshot.revision, state };
-        logger.debug({ revision: snapshot.revision }, 'no change to apply');
-        return;
+      const text = render(state, settings);
+      if (applier.isApplied(text) && this.applied) {
+        if (sameServed(this.applied.certs, certs)) {
+          this.counters.unchanged++;
+          this.applied = { revision: snapshot.revision, state, certs };
+          this.options.logger.debug({ revision: snapshot.revision }, 'no change to apply');
+          return;
+        }
+        if (await this.updateCertsAtRuntime(certs, snapshot.revision, started)) {
+          this.applied = { revision: snapshot.revision, state, certs };
+          return;
+        }
       }
+      if (certs.served.length > 0) await this.options.certFiles.write(certs);
       const validation = await applier.validate(text);
       if (validation.ok) {
-        await this.commit(text, state, snapshot.revision, started);
+        await this.commit(text, state, certs, snapshot.revision, started);
         return;
       }
       const { services, unattributed } = attributeErrors(text, validation.errors);
@@ -143,24 +195,46 @@ export class Controller {
       for (const [service, messages] of services) {
         const reason = messages.join('; ');
         this.excluded.set(service, { fingerprint: fingerprintOf(state, service), reason });
-        logger.error({ service, haproxyError: reason }, 'service left out: HAProxy rejected its settings');
+        this.options.logger.error({ service, haproxyError: reason }, 'service left out: HAProxy rejected its settings');
       }
       state = this.withoutExcluded(state);
     }
   }
 
-  private async commit(text: string, state: DesiredState, revision: string, started: number): Promise<void> {
+  /** Certificate-only change on a running HAProxy: runtime API, no reload. False means reload instead. */
+  private async updateCertsAtRuntime(certs: CertSet, revision: string, started: number): Promise<boolean> {
+    const { certFiles, logger } = this.options;
+    const before = this.applied?.certs ?? EMPTY_CERT_SET;
+    try {
+      await certFiles.write(certs);
+      const operations = await certFiles.applyRuntime(before, certs);
+      await certFiles.prune(certs);
+      this.counters.applies++;
+      this.counters.runtimeUpdates++;
+      const durationMs = Math.round(performance.now() - started);
+      this.lastApply = { at: new Date().toISOString(), revision, action: 'certificates', durationMs, changes: { added: [], removed: [], changed: [] } };
+      logger.info({ revision, durationMs, operations, certificates: certs.served.length }, 'certificates updated through the runtime API (no reload)');
+      return true;
+    } catch (error) {
+      // The files on disk are already the new set, so the reload that follows serves it whole.
+      logger.warn({ err: (error as Error).message }, 'runtime certificate update not possible; reloading instead');
+      return false;
+    }
+  }
+
+  private async commit(text: string, state: DesiredState, certs: CertSet, revision: string, started: number): Promise<void> {
     const changes = diffStates(this.applied?.state, state);
     try {
       const action = await this.options.applier.commit(text);
+      await this.options.certFiles.prune(certs);
       this.counters.applies++;
       if (action === 'reloaded') this.counters.reloads++;
       if (action === 'started') this.counters.starts++;
       const durationMs = Math.round(performance.now() - started);
-      this.applied = { revision, state };
+      this.applied = { revision, state, certs };
       this.lastApply = { at: new Date().toISOString(), revision, action, durationMs, changes };
       this.options.logger.info(
-        { action, revision, durationMs, ...compactChanges(changes), services: state.http.length + state.tcp.length },
+        { action, revision, durationMs, ...compactChanges(changes), services: state.http.length + state.tcp.length, certificates: certs.served.length },
         action === 'started' ? 'HAProxy started with the first config' : 'config applied (seamless reload)',
       );
     } catch (error) {
@@ -176,6 +250,30 @@ export class Controller {
     this.options.logger.error({ revision, durationMs, err: message }, 'apply failed; HAProxy keeps serving the last good config');
   }
 
+  private selectCerts(entries: Entries, certFiles: readonly RawCert[]): CertSet {
+    const vault = this.options.vaultCerts?.(entries) ?? { certs: [], rejected: [] };
+    const set = selectCertificates([...(this.options.envCerts ?? []), ...vault.certs, ...certFiles], { defaultCert: this.options.defaultCert });
+    const problems: (CertRejection & { level: 'warn' | 'error' })[] = [
+      ...vault.rejected.map((r) => ({ source: `vault:${r.key}`, reason: r.reason, level: 'error' as const })),
+      ...set.rejected.map((r) => ({ ...r, level: 'error' as const })),
+      ...set.warnings.map((w) => ({ source: '', reason: w, level: 'warn' as const })),
+    ];
+    this.certReports.update(problems, (p) => `${p.source}\u0000${p.reason}`, (p) =>
+      p.level === 'error'
+        ? this.options.logger.error({ source: p.source, reason: p.reason }, 'certificate rejected')
+        : this.options.logger.warn({ reason: p.reason }, 'certificate warning'));
+    return set;
+  }
+
+  private settingsFor(certs: CertSet): RenderSettings {
+    const first = certs.served[0];
+    if (!first) return this.options.renderSettings;
+    return {
+      ...this.options.renderSettings,
+      tls: { ...this.options.tls, crtList: this.options.certFiles.crtList, defaultCert: first.bundle.id },
+    };
+  }
+
   /** Drops services HAProxy rejected before, unless their entries have changed since. */
   private withoutExcluded(state: DesiredState): DesiredState {
     for (const [service, { fingerprint }] of this.excluded) {
@@ -188,18 +286,10 @@ export class Controller {
     };
   }
 
-  /** Logs each rejected entry once while it stays rejected, so a bad key does not flood the log. */
   private reportRejections(rejected: readonly Rejection[]): void {
     this.rejected = rejected;
-    const current = new Set<string>();
-    for (const r of rejected) {
-      const id = `${r.key}\u0000${r.reason}`;
-      current.add(id);
-      if (!this.loggedRejections.has(id)) {
-        this.options.logger.warn({ key: r.key, reason: r.reason, ...(r.service ? { service: r.service } : {}) }, 'entry rejected');
-      }
-    }
-    this.loggedRejections = current;
+    this.entryReports.update(rejected, (r) => `${r.key}\u0000${r.reason}`, (r) =>
+      this.options.logger.warn({ key: r.key, reason: r.reason, ...(r.service ? { service: r.service } : {}) }, 'entry rejected'));
   }
 }
 

@@ -1,7 +1,7 @@
 import type { DesiredState, Entries, HttpService, ParseResult, Rejection, TcpService, Upstream } from './types.js';
 import {
   EntryError, LIMITS, parseBalance, parseBasicAuthSecrets, parseBoolean, parseCookie, parseHealthCheckUri,
-  parseHostList, parseName, parsePathList, parsePort, parseSettingLines, parseUpstream,
+  parseHostList, parseMaxAge, parseName, parsePathList, parsePort, parseSettingLines, parseUpstream,
 } from './values.js';
 
 export interface ParseOptions {
@@ -19,7 +19,7 @@ interface RawService {
 
 const HTTP_FIELDS = new Set([
   'virtual_hosts', 'virtual_path', 'keep_virtual_path', 'balance', 'custom_settings',
-  'health_check_uri', 'health_check_port', 'cookie', 'basic_auth_secrets',
+  'health_check_uri', 'health_check_port', 'cookie', 'basic_auth_secrets', 'ssl_redirect', 'hsts',
 ]);
 const TCP_FIELDS = new Set(['external_port', 'balance', 'custom_settings']);
 const DEFAULT_MAX_SERVICES = 20_000;
@@ -114,6 +114,8 @@ function parseHttpService(raw: RawService, rejected: Rejection[]): HttpService |
     healthCheckPort: optional(raw.fields, 'health_check_port', base, (v) => parsePort(v, 'health_check_port'), rejected),
     cookie: optional(raw.fields, 'cookie', base, parseCookie, rejected),
     basicAuthSecrets,
+    sslRedirect: optional(raw.fields, 'ssl_redirect', base, parseBoolean, rejected) ?? false,
+    hstsMaxAge: optional(raw.fields, 'hsts', base, parseMaxAge, rejected),
     upstreams: parseUpstreams(raw, base, rejected),
   };
 }

@@ -25,6 +25,10 @@ export interface HttpService {
   /** undefined: no stickiness; '': the load balancer's own cookie; otherwise a full `cookie` line. */
   readonly cookie: string | undefined;
   readonly basicAuthSecrets: readonly string[] | undefined;
+  /** Redirect plain HTTP requests to HTTPS (301). */
+  readonly sslRedirect: boolean;
+  /** Strict-Transport-Security max-age in seconds, sent on HTTPS responses. */
+  readonly hstsMaxAge: number | undefined;
   readonly upstreams: readonly Upstream[];
 }
 

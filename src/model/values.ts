@@ -106,6 +106,15 @@ export function parseBalance(raw: string): string {
   throw new EntryError(`balance ${JSON.stringify(raw)} is not a supported algorithm (${[...BALANCE].join(', ')}, url_param <p>, hdr(<h>))`);
 }
 
+/** A max-age in seconds (HSTS): 0 to 2 years. */
+export function parseMaxAge(raw: string): number {
+  const text = raw.trim();
+  if (!/^[0-9]{1,9}$/.test(text) || Number(text) > 63_072_000) {
+    throw new EntryError(`hsts ${JSON.stringify(raw)} must be a max-age in seconds (0 to 63072000)`);
+  }
+  return Number(text);
+}
+
 export function parseBoolean(raw: string): boolean {
   const text = raw.trim().toLowerCase();
   if (text === 'true') return true;

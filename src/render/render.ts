@@ -14,10 +14,23 @@ export type ConfigRenderer = (state: DesiredState, settings: RenderSettings) => 
  * to HAProxy config text. A private Handlebars environment keeps helpers out of the global one.
  */
 export function createRenderer(templatesDir: string = TEMPLATES_DIR): ConfigRenderer {
+  const template = compileTemplate(templatesDir, 'haproxy.cfg.hbs');
+  return (state, settings) => template(buildView(state, settings));
+}
+
+/** One line per served certificate: its file and the SNI names it answers for; the first is the default. */
+export type CrtListRenderer = (certs: readonly { file: string; sni: readonly string[] }[]) => string;
+
+export function createCrtListRenderer(templatesDir: string = TEMPLATES_DIR): CrtListRenderer {
+  const template = compileTemplate(templatesDir, 'crt-list.hbs');
+  return (certs) => template({ certs });
+}
+
+function compileTemplate(templatesDir: string, name: string): HandlebarsTemplateDelegate {
   const hbs = Handlebars.create();
   hbs.registerHelper('join', (list: readonly string[]) => list.join(' '));
-  const source = readFileSync(path.join(templatesDir, 'haproxy.cfg.hbs'), 'utf8');
+  hbs.registerHelper('eq', (a: unknown, b: unknown) => a === b);
+  const source = readFileSync(path.join(templatesDir, name), 'utf8');
   // The output is a config file, not HTML: escaping would corrupt it. Values are made safe by the model.
-  const template = hbs.compile(source, { noEscape: true });
-  return (state, settings) => template(buildView(state, settings));
+  return hbs.compile(source, { noEscape: true });
 }

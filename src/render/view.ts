@@ -9,6 +9,17 @@ export interface RenderSettings {
   readonly globalSettings: readonly string[];
   readonly defaultsSettings: readonly string[];
   readonly hardStopAfter: string;
+  /** Present only when at least one certificate is served: otherwise nothing listens for HTTPS. */
+  readonly tls?: TlsSettings;
+}
+
+export interface TlsSettings {
+  readonly port: number;
+  readonly crtList: string;
+  readonly http2: boolean;
+  readonly ciphers: string;
+  /** Named in the config so that a change of default certificate is a config change (a reload). */
+  readonly defaultCert: string;
 }
 
 interface AclView {
@@ -95,6 +106,8 @@ function httpBackendView(service: HttpService) {
     service: service.name,
     balance: service.balance,
     stripPrefixes: strip.length > 0 ? strip.map(regexLiteral).join('|') : undefined,
+    sslRedirect: service.sslRedirect,
+    hstsMaxAge: service.hstsMaxAge,
     healthCheckUri: service.healthCheckUri,
     healthCheckPort: service.healthCheckPort,
     cookieLine: service.cookie,

@@ -28,6 +28,24 @@ describe('render', () => {
     expect(text).toBe(readFileSync(expectedFile, 'utf8'));
   });
 
+  it('renders HTTPS, redirects and HSTS when certificates are served', () => {
+    const entries = JSON.parse(readFileSync(path.join(fixtures, 'kontena.entries.json'), 'utf8')) as Record<string, string>;
+    const tlsEntries = { ...entries, 'services/web/ssl_redirect': 'true', 'services/web/hsts': '31536000', 'services/api/ssl_redirect': 'true' };
+    const tls = { port: 443, crtList: '/var/lib/edgelb/certs/crt-list', http2: true, ciphers: 'ECDHE-RSA-AES128-GCM-SHA256', defaultCert: 'vault-web-1234' };
+    const text = render(stateOf(tlsEntries), { ...settings, tls });
+    const expectedFile = path.join(fixtures, 'kontena-tls.expected.cfg');
+    if (process.env.UPDATE_FIXTURES) writeFileSync(expectedFile, text);
+    expect(text).toBe(readFileSync(expectedFile, 'utf8'));
+    const offPort = render(stateOf(tlsEntries), { ...settings, tls: { ...tls, port: 8443, http2: false } });
+    expect(offPort).toContain('alpn http/1.1 ssl-min-ver');
+    expect(offPort).toContain('redirect location https://%[var(txn.host)]:8443%[capture.req.uri] code 301');
+  });
+
+  it('leaves redirects out while no certificate is served', () => {
+    const text = render(stateOf({ 'services/a/virtual_path': '/a', 'services/a/ssl_redirect': 'true', 'services/a/hsts': '100' }), settings);
+    expect(text).not.toMatch(/redirect|Strict-Transport|ssl crt-list/);
+  });
+
   it('is deterministic and independent of key order', () => {
     const a = stateOf({ 'services/b/virtual_path': '/b', 'services/a/virtual_path': '/a' });
     const b = stateOf({ 'services/a/virtual_path': '/a', 'services/b/virtual_path': '/b' });

@@ -1,0 +1,288 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { Etcd3 } from 'etcd3';
+import { certsFromFiles, readCertsDir } from '../sources/certs-dir.js';
+import { readEnvCerts } from '../sources/env-certs.js';
+import { BundleError, isExpired, parseBundle, type CertBundle, type CertSource } from '../tls/bundle.js';
+import { decryptBundle, encryptBundle, isEncrypted, isValidVaultName, VaultError } from '../tls/vault.js';
+
+/** The flags `cert import` and `cert list` take to find etcd (camelCase, as commander names them). */
+export interface CertCliFlags {
+  readonly etcdEndpoints?: string;
+  readonly etcdNode?: string;
+  readonly etcdPath?: string;
+  readonly stackName?: string;
+  readonly serviceName?: string;
+}
+
+export interface CertCliSettings {
+  readonly etcdEndpoints: readonly string[];
+  readonly etcdPath: string;
+  readonly vaultKey: string | undefined;
+  /** When given, `cert list` also shows the certificates SSL_CERTS / SSL_CERT_<name> hold. */
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  /** When given (KONTENA_LB_CERTS_DIR), `cert list` also shows the bundles in it. */
+  readonly certsDir?: string;
+}
+
+export interface CertCommandDeps {
+  /** Settings from the environment, with the command's flags applied; may throw (the message is shown). */
+  readonly loadSettings: (flags: CertCliFlags) => CertCliSettings;
+  readonly out: (line: string) => void;
+  readonly fail: (message: string) => never;
+  /** For tests. */
+  readonly now?: () => Date;
+  readonly etcdTimeoutMs?: number;
+}
+
+/** One row of `edgelb cert list`; never holds key material. */
+export interface CertListRow {
+  readonly name: string;
+  readonly source: CertSource;
+  readonly subject: string | null;
+  readonly names: readonly string[];
+  readonly notAfter: string | null;
+  readonly daysLeft: number | null;
+  /** 'valid', 'expired', or 'invalid:<reason>'. */
+  readonly status: string;
+  readonly encrypted: boolean;
+  readonly fingerprint: string | null;
+}
+
+const ETCD_FLAGS: [string, string][] = [
+  ['--etcd-endpoints <urls>', 'comma-separated etcd v3 URLs [env ETCD_ENDPOINTS]'],
+  ['--etcd-node <host>', 'an etcd host name, port 2379 [env ETCD_NODE]'],
+  ['--etcd-path <path>', 'the load balancer\'s etcd prefix [env ETCD_PATH]'],
+  ['--stack-name <name>', 'stack of the load balancer service [env KONTENA_STACK_NAME]'],
+  ['--service-name <name>', 'name of the load balancer service [env KONTENA_SERVICE_NAME]'],
+];
+
+const VAULT_HELP = `
+The vault is <etcd path>/certs/<name> in etcd. When KONTENA_LB_VAULT_KEY is set (in the
+environment only, never as a flag), values are stored encrypted with it (AES-256-GCM), and the
+load balancer, which needs the same key, decrypts them.`;
+
+/** Adds `edgelb cert import` and `edgelb cert list`. */
+export function registerCertCommands(program: Command, deps: CertCommandDeps): void {
+  const cert = program
+    .command('cert')
+    .description('manage the TLS certificates in the etcd vault')
+    .addHelpText('after', VAULT_HELP);
+
+  const importCommand = cert
+    .command('import <file>')
+    .description('validate a PEM bundle (certificate, chain, private key) and store it in the vault')
+    .option('--name <name>', 'vault name (letters, digits, _ . -); default: the first DNS name, * written as "wildcard"')
+    .option('--allow-expired', 'store the bundle even though the certificate has expired');
+  addEtcdFlags(importCommand);
+  importCommand.addHelpText('after', `
+The bundle is checked first (it parses, the key matches the certificate, the chain is in order)
+and refused with the reason when it is not valid. An existing entry of the same name is replaced.
+${VAULT_HELP}
+
+Examples:
+  edgelb cert import www.example.com.pem
+  edgelb cert import star.pem --name wildcard.example.com`);
+  importCommand.action(async (file: string, flags: CertCliFlags & { name?: string; allowExpired?: boolean }) => {
+    await importCert(file, flags, deps);
+  });
+
+  const listCommand = cert
+    .command('list')
+    .description('show the certificates in the vault: subject, names, expiry, status')
+    .option('--json', 'print JSON instead of a table');
+  addEtcdFlags(listCommand);
+  listCommand.addHelpText('after', `
+STATUS is valid, expired, or invalid:<reason> (does not parse, key does not match, chain out of
+order, cannot be decrypted, ...); an invalid entry is not served.
+${VAULT_HELP}`);
+  listCommand.action(async (flags: CertCliFlags & { json?: boolean }) => {
+    await listCerts(flags, deps);
+  });
+}
+
+function addEtcdFlags(command: Command): void {
+  for (const [flags, help] of ETCD_FLAGS) command.option(flags, help);
+}
+
+async function importCert(
+  file: string,
+  flags: CertCliFlags & { name?: string; allowExpired?: boolean },
+  deps: CertCommandDeps,
+): Promise<void> {
+  const now = deps.now?.() ?? new Date();
+  if (flags.name !== undefined && !isValidVaultName(flags.name)) {
+    deps.fail(`--name ${JSON.stringify(flags.name)} is not a valid vault name (use letters, digits, '_', '.', '-')`);
+  }
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    deps.fail(`cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+  let bundle: CertBundle;
+  try {
+    bundle = parseBundle(text, { kind: 'vault', ref: `certs/${flags.name ?? 'import'}` }, now);
+  } catch (error) {
+    if (error instanceof BundleError) deps.fail(`${file} is not a valid certificate bundle: ${error.message}`);
+    throw error;
+  }
+  if (isExpired(bundle, now) && !flags.allowExpired) {
+    deps.fail(`${file}: the certificate expired on ${bundle.notAfter.toISOString()} (pass --allow-expired to store it anyway)`);
+  }
+  const name = flags.name ?? defaultName(bundle);
+  if (!isValidVaultName(name)) deps.fail(`cannot make a vault name from ${JSON.stringify(bundle.names[0])}; pass --name`);
+
+  const settings = loadSettings(flags, deps);
+  const key = `${settings.etcdPath}/certs/${name}`;
+  const value = settings.vaultKey ? encryptBundle(bundle.pem, settings.vaultKey) : bundle.pem;
+  const replaced = await withEtcd(settings, deps, async (client) => {
+    const previous = await client.get(key).string();
+    await client.put(key).value(value);
+    return previous !== null;
+  });
+  deps.out(`${replaced ? 'replaced' : 'imported'} ${key}: ${bundle.names.join(', ')}, expires ${bundle.notAfter.toISOString()}, ` +
+    (settings.vaultKey ? 'encrypted' : 'NOT encrypted (KONTENA_LB_VAULT_KEY is not set)'));
+}
+
+/** The first DNS name, `*` written as `wildcard`: *.example.com → wildcard.example.com. */
+export function defaultName(bundle: Pick<CertBundle, 'names'>): string {
+  return (bundle.names[0] ?? '').replace(/\*/g, 'wildcard');
+}
+
+async function listCerts(flags: CertCliFlags & { json?: boolean }, deps: CertCommandDeps): Promise<void> {
+  const now = deps.now?.() ?? new Date();
+  const settings = loadSettings(flags, deps);
+  const prefix = `${settings.etcdPath}/certs/`;
+  const stored = await withEtcd(settings, deps, (client) => client.getAll().prefix(prefix).strings());
+
+  const rows: CertListRow[] = [];
+  for (const fullKey of Object.keys(stored).sort()) {
+    const name = fullKey.slice(prefix.length);
+    const value = stored[fullKey]!;
+    const source: CertSource = { kind: 'vault', ref: `certs/${name}` };
+    if (!isValidVaultName(name)) {
+      rows.push(invalidRow(name, source, isEncrypted(value), 'the name is not valid (use letters, digits, _ . -)'));
+      continue;
+    }
+    let pem: string;
+    try {
+      pem = decryptBundle(value, settings.vaultKey);
+    } catch (error) {
+      if (!(error instanceof VaultError)) throw error;
+      rows.push(invalidRow(name, source, isEncrypted(value), error.message));
+      continue;
+    }
+    rows.push(rowOf(name, source, pem, isEncrypted(value), now));
+  }
+  if (settings.env) {
+    for (const raw of readEnvCerts(settings.env)) rows.push(rowOf(raw.source.ref, raw.source, raw.pem, false, now));
+  }
+  if (settings.certsDir) {
+    let files: Map<string, string>;
+    try {
+      files = await readCertsDir(settings.certsDir);
+    } catch (error) {
+      deps.fail(`cannot read the certificate directory ${settings.certsDir}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    }
+    for (const raw of certsFromFiles(files)) rows.push(rowOf(path.basename(raw.source.ref), raw.source, raw.pem, false, now));
+  }
+
+  if (flags.json) {
+    deps.out(JSON.stringify(rows, null, 2));
+    return;
+  }
+  if (rows.length === 0) {
+    deps.out(`no certificates in ${prefix}`);
+    return;
+  }
+  for (const line of table(rows)) deps.out(line);
+}
+
+function rowOf(name: string, source: CertSource, pem: string, encrypted: boolean, now: Date): CertListRow {
+  let bundle: CertBundle;
+  try {
+    bundle = parseBundle(pem, source, now);
+  } catch (error) {
+    if (!(error instanceof BundleError)) throw error;
+    return invalidRow(name, source, encrypted, error.message);
+  }
+  return {
+    name,
+    source,
+    subject: commonName(bundle.subject),
+    names: bundle.names,
+    notAfter: bundle.notAfter.toISOString(),
+    daysLeft: Math.floor((bundle.notAfter.getTime() - now.getTime()) / 86_400_000),
+    status: isExpired(bundle, now) ? 'expired' : 'valid',
+    encrypted,
+    fingerprint: bundle.fingerprint,
+  };
+}
+
+function invalidRow(name: string, source: CertSource, encrypted: boolean, reason: string): CertListRow {
+  return { name, source, subject: null, names: [], notAfter: null, daysLeft: null, status: `invalid:${reason}`, encrypted, fingerprint: null };
+}
+
+function commonName(subject: string): string {
+  return /(?:^|, )CN=([^,]*)/.exec(subject)?.[1] ?? subject;
+}
+
+function table(rows: readonly CertListRow[]): string[] {
+  const header = ['NAME', 'SOURCE', 'SUBJECT CN', 'ALT NAMES', 'NOT AFTER', 'DAYS LEFT', 'ENCRYPTED', 'STATUS'];
+  const cells = rows.map((row) => [
+    row.name,
+    row.source.kind,
+    row.subject ?? '-',
+    row.names.length > 0 ? row.names.join(',') : '-',
+    row.notAfter?.replace(/\.\d{3}Z$/, 'Z') ?? '-',
+    row.daysLeft === null ? '-' : String(row.daysLeft),
+    row.encrypted ? 'yes' : 'no',
+    row.status,
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
+  return [header, ...cells].map((line) => line.map((cell, i) => (i === line.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ').trimEnd());
+}
+
+function loadSettings(flags: CertCliFlags, deps: CertCommandDeps): CertCliSettings {
+  const etcdFlags: CertCliFlags = {
+    etcdEndpoints: flags.etcdEndpoints,
+    etcdNode: flags.etcdNode,
+    etcdPath: flags.etcdPath,
+    stackName: flags.stackName,
+    serviceName: flags.serviceName,
+  };
+  try {
+    return deps.loadSettings(etcdFlags);
+  } catch (error) {
+    deps.fail((error as Error).message);
+  }
+}
+
+/** Runs `work` with a client, closed afterwards; any failure to reach etcd becomes one line via deps.fail. */
+async function withEtcd<T>(settings: CertCliSettings, deps: CertCommandDeps, work: (client: Etcd3) => Promise<T>): Promise<T> {
+  const endpoints = settings.etcdEndpoints.join(',');
+  const client = new Etcd3({ hosts: [...settings.etcdEndpoints], dialTimeout: 3000 });
+  const timeoutMs = deps.etcdTimeoutMs ?? 10_000;
+  let timer: NodeJS.Timeout | undefined;
+  let result: T;
+  try {
+    result = await Promise.race([
+      work(client),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs / 1000} s`)), timeoutMs);
+      }),
+    ]);
+  } catch (error) {
+    deps.fail(`cannot reach etcd at ${endpoints}: ${oneLine((error as Error).message)}`);
+  } finally {
+    clearTimeout(timer);
+    client.close();
+  }
+  return result;
+}
+
+function oneLine(message: string): string {
+  return message.split('\n')[0]!.replace(/\s*Resolution note:\s*$/, '').trim();
+}

@@ -1,0 +1,37 @@
+import { sendCommand } from './master-cli.js';
+
+export class RuntimeApiError extends Error {}
+
+const FAILURE = /can't|cannot|no ongoing|unknown|error|failed|not found|permission denied|doesn't exist/i;
+
+/**
+ * HAProxy's runtime API on the worker's admin socket (management guide, section 9.3).
+ * Each call is one non-interactive command; a payload follows `<<` and ends with an empty line.
+ */
+export class HaproxyRuntime {
+  constructor(private readonly socketPath: string) {}
+
+  async run(command: string, payload?: string): Promise<string> {
+    if (payload !== undefined && /\n\s*\n/.test(payload)) throw new RuntimeApiError('a payload may not contain an empty line');
+    const text = payload === undefined ? command : `${command} <<\n${payload.trimEnd()}\n`;
+    const answer = await sendCommand(this.socketPath, text);
+    if (FAILURE.test(answer)) throw new RuntimeApiError(`"${command}" failed: ${answer.trim().replace(/\s+/g, ' ')}`);
+    return answer;
+  }
+
+  /** Replaces (or fills a new) certificate in memory: a transaction, then its commit. */
+  async storeCert(file: string, pem: string, isNew: boolean): Promise<void> {
+    if (isNew) await this.run(`new ssl cert ${file}`);
+    await this.run(`set ssl cert ${file}`, pem);
+    await this.run(`commit ssl cert ${file}`);
+  }
+
+  async addCrtListEntry(crtList: string, line: string): Promise<void> {
+    await this.run(`add ssl crt-list ${crtList}`, line);
+  }
+
+  async removeCert(crtList: string, file: string): Promise<void> {
+    await this.run(`del ssl crt-list ${crtList} ${file}`);
+    await this.run(`del ssl cert ${file}`);
+  }
+}
