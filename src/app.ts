@@ -9,7 +9,10 @@ import { CertFiles } from './haproxy/cert-files.js';
 import { HaproxyRuntime } from './haproxy/runtime.js';
 import { createCrtListRenderer, createRenderer, TEMPLATES_DIR } from './render/render.js';
 import type { RenderSettings } from './render/view.js';
+import { CertsDirSource, certsFromFiles } from './sources/certs-dir.js';
 import { EtcdSource } from './sources/etcd.js';
+import type { RawCert } from './tls/bundle.js';
+import { vaultCertsFromEntries } from './tls/vault.js';
 
 export interface Edgelb {
   readonly controller: Controller;
@@ -43,7 +46,7 @@ export function renderSettingsOf(config: Config): RenderSettings {
 }
 
 /** Wires the pipeline: etcd source → controller (parse, render) → applier → supervised HAProxy. */
-export function startEdgelb(config: Config, logger: Logger): Edgelb {
+export function startEdgelb(config: Config, logger: Logger, options: { envCerts?: readonly RawCert[] } = {}): Edgelb {
   const paths = statePaths(config.stateDir);
   const haproxy = new HaproxyProcess({
     bin: config.haproxyBin,
@@ -60,6 +63,8 @@ export function startEdgelb(config: Config, logger: Logger): Edgelb {
     certFiles: new CertFiles({ dir: paths.certsDir, renderCrtList: createCrtListRenderer(), runtime: new HaproxyRuntime(paths.adminSocket) }),
     tls: { port: config.httpsPort, http2: config.http2, ciphers: config.sslCiphers },
     defaultCert: config.defaultCert,
+    envCerts: options.envCerts,
+    vaultCerts: (entries) => vaultCertsFromEntries(entries, config.vaultKey),
     logger: logger.child({ component: 'controller' }),
   });
   const client = new Etcd3({ hosts: [...config.etcdEndpoints], dialTimeout: 3000 });
@@ -69,7 +74,19 @@ export function startEdgelb(config: Config, logger: Logger): Edgelb {
     logger: logger.child({ component: 'etcd' }),
     onSnapshot: (snapshot) => controller.offer(snapshot),
   });
-  source.start();
+  const certsDir = config.certsDir === undefined ? undefined : new CertsDirSource({
+    dir: config.certsDir,
+    logger: logger.child({ component: 'certs-dir' }),
+    onChange: (files) => controller.offerCertFiles(certsFromFiles(files)),
+  });
+  // The directory is read before etcd, so the first config already has its certificates.
+  (certsDir?.start() ?? Promise.resolve()).then(
+    () => source.start(),
+    (error: Error) => {
+      logger.error({ err: error.message }, 'cannot watch KONTENA_LB_CERTS_DIR; serving the other certificates');
+      source.start();
+    },
+  );
 
   return {
     controller,
@@ -79,6 +96,7 @@ export function startEdgelb(config: Config, logger: Logger): Edgelb {
     resync: () => source.resync(),
     async stop(options = {}) {
       controller.stop();
+      await certsDir?.stop();
       await source.stop();
       client.close();
       await controller.whenIdle();

@@ -19,7 +19,7 @@ export interface Config {
   readonly sslCiphers: string;
   readonly defaultCert: string | undefined;
   readonly certsDir: string | undefined;
-  /** Secret: never logged. */
+  /** Secret: never logged. Environment only: a flag would show in `ps` and shell history. */
   readonly vaultKey: string | undefined;
 }
 
@@ -47,7 +47,6 @@ export const SETTINGS = [
   { env: 'KONTENA_LB_SSL_CIPHERS', flag: 'ssl-ciphers', help: 'OpenSSL cipher list for TLS 1.2 (TLS 1.2 is the minimum)', default: 'Mozilla intermediate (ECDHE with AES-GCM or ChaCha20)' },
   { env: 'KONTENA_LB_DEFAULT_CERT', flag: 'default-cert', help: 'certificate for clients without SNI or with an unknown name: vault name, SSL_CERT_ name, file name or host' },
   { env: 'KONTENA_LB_CERTS_DIR', flag: 'certs-dir', help: 'a directory of PEM bundles (*.pem), watched live' },
-  { env: 'KONTENA_LB_VAULT_KEY', flag: 'vault-key', help: 'key that encrypts the certificates stored in etcd (AES-256-GCM)' },
   { env: 'LOG_LEVEL', flag: 'log-level', help: 'trace, debug, info, warn, error', default: 'info' },
 ] as const;
 
@@ -85,6 +84,9 @@ export function loadConfig(input: SettingsInput, options: { checkFilesystem?: bo
   if (options.checkFilesystem !== false) {
     prepareStateDir(stateDir);
     Object.assign(config, { haproxyBin: findExecutable(haproxyBin, input.PATH ?? '') });
+    if (config.certsDir !== undefined && !statSync(config.certsDir, { throwIfNoEntry: false })?.isDirectory()) {
+      throw new ConfigError(`KONTENA_LB_CERTS_DIR ${config.certsDir} is not a directory`);
+    }
   }
   return Object.freeze(config);
 }

@@ -8,7 +8,7 @@ import { attributeErrors } from './render/attribute.js';
 import type { ConfigRenderer } from './render/render.js';
 import type { RenderSettings, TlsSettings } from './render/view.js';
 import type { Snapshot } from './sources/etcd.js';
-import type { RawCert } from './tls/bundle.js';
+import { BundleParser, type RawCert } from './tls/bundle.js';
 import { EMPTY_CERT_SET, sameServed, selectCertificates, type CertRejection, type CertSet } from './tls/store.js';
 import { ReportOnce } from './util/report-once.js';
 
@@ -77,6 +77,7 @@ export class Controller {
   private readonly counters = { applies: 0, reloads: 0, starts: 0, unchanged: 0, failures: 0, runtimeUpdates: 0 };
   private idleWaiters: (() => void)[] = [];
   private stopped = false;
+  private readonly bundleParser = new BundleParser();
 
   constructor(private readonly options: ControllerOptions) {}
 
@@ -252,7 +253,10 @@ export class Controller {
 
   private selectCerts(entries: Entries, certFiles: readonly RawCert[]): CertSet {
     const vault = this.options.vaultCerts?.(entries) ?? { certs: [], rejected: [] };
-    const set = selectCertificates([...(this.options.envCerts ?? []), ...vault.certs, ...certFiles], { defaultCert: this.options.defaultCert });
+    const set = selectCertificates([...(this.options.envCerts ?? []), ...vault.certs, ...certFiles], {
+      defaultCert: this.options.defaultCert,
+      parser: this.bundleParser,
+    });
     const problems: (CertRejection & { level: 'warn' | 'error' })[] = [
       ...vault.rejected.map((r) => ({ source: `vault:${r.key}`, reason: r.reason, level: 'error' as const })),
       ...set.rejected.map((r) => ({ ...r, level: 'error' as const })),

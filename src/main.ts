@@ -4,17 +4,19 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import { startEdgelb } from './app.js';
 import { ConfigError, loadConfig, SETTINGS, type SettingsInput } from './config.js';
+import { registerCertCommands } from './cli/cert.js';
 import { createLogger } from './log.js';
+import { readEnvCerts } from './sources/env-certs.js';
 import { packageRoot } from './util/package-root.js';
 
 // The composition root: the only module that reads process.env, handles signals or exits.
 
 const version = (JSON.parse(readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
 
-function settingsFrom(flags: Record<string, string | undefined>): SettingsInput {
+function settingsFrom(flags: Readonly<Record<string, string | undefined>> | object): SettingsInput {
   const input: Record<string, string | undefined> = { ...process.env };
   for (const setting of SETTINGS) {
-    const value = flags[camel(setting.flag)];
+    const value = (flags as Record<string, string | undefined>)[camel(setting.flag)];
     if (value !== undefined) input[setting.env] = value;
   }
   return input;
@@ -49,7 +51,7 @@ run.action(async (flags: Record<string, string | undefined>) => {
   }
   const logger = createLogger(config.logLevel, process.stdout.isTTY === true);
   logger.info({ version, etcd: config.etcdEndpoints, path: config.etcdPath, stateDir: config.stateDir }, 'edgelb starting');
-  const edgelb = startEdgelb(config, logger);
+  const edgelb = startEdgelb(config, logger, { envCerts: readEnvCerts(process.env) });
 
   let stopping = false;
   const shutdown = (signal: string) => {
@@ -70,6 +72,20 @@ run.action(async (flags: Record<string, string | undefined>) => {
     logger.info('SIGHUP: re-reading etcd');
     edgelb.resync();
   });
+});
+
+registerCertCommands(program, {
+  loadSettings: (flags) => {
+    try {
+      const config = loadConfig(settingsFrom(flags), { checkFilesystem: false });
+      return { etcdEndpoints: config.etcdEndpoints, etcdPath: config.etcdPath, vaultKey: config.vaultKey, env: process.env, certsDir: config.certsDir };
+    } catch (error) {
+      if (error instanceof ConfigError) fail(error.message);
+      throw error;
+    }
+  },
+  out: (line) => process.stdout.write(`${line}\n`),
+  fail: (message) => fail(message, 1),
 });
 
 program.parseAsync(process.argv).catch((error: Error) => fail(error.message, 1));

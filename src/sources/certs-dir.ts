@@ -12,6 +12,12 @@ export interface CertsDirSourceOptions {
   readonly onChange: (files: ReadonlyMap<string, string>) => void;
   /** A file must have been left alone this long before it is read (ms, default 50). */
   readonly settleMs?: number;
+  /**
+   * A rescan also runs this often (ms, default 60 s; 0: never), for changes no watcher reports:
+   * a symlink whose target outside the directory appears or changes, network filesystems.
+   * It costs a stat per file; nothing is delivered unless something changed.
+   */
+  readonly rescanIntervalMs?: number;
 }
 
 /** `*.pem` directly in the directory; dotfiles (editor swap files, atomic-write temp files) are not. */
@@ -33,7 +39,9 @@ export function isCertFileName(name: string): boolean {
  * and a rescan leaves a file modified less than `settleMs` ago for a later rescan (keeping its
  * previous content meanwhile), whatever triggered the rescan.
  *
- * A file that cannot be read is logged and left out; the rest are still delivered.
+ * A file that cannot be read is logged and left out; the rest are still delivered. Any event in
+ * the directory triggers the rescan (a dangling `x.pem` symlink is fixed by creating its target,
+ * which is no `*.pem`), and a slow periodic rescan catches what no event reports.
  */
 export class CertsDirSource {
   private readonly dir: string;
@@ -43,6 +51,7 @@ export class CertsDirSource {
   private forced = new Set<string>();
   private last: Map<string, string> | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private interval: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private again = false;
   private stopped = false;
@@ -66,8 +75,7 @@ export class CertsDirSource {
       depth: 0,
       ignoreInitial: true,
       persistent: true,
-      // Only entries that can change what we read: *.pem files, and Kubernetes' ..data symlink.
-      ignored: (file: string) => file !== this.dir && !isCertFileName(path.basename(file)) && path.basename(file) !== '..data',
+      // Every entry of the directory itself, not only *.pem: see the class comment.
       awaitWriteFinish: { stabilityThreshold: this.settleMs, pollInterval: Math.max(5, Math.floor(this.settleMs / 5)) },
     });
     this.watcher = watcher;
@@ -82,11 +90,17 @@ export class CertsDirSource {
     await new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
     if (this.stopped) return;
     await this.run(true);
+    const every = this.options.rescanIntervalMs ?? 60_000;
+    if (every > 0 && !this.stopped) {
+      this.interval = setInterval(() => void this.run(false), every);
+      this.interval.unref();
+    }
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
+    clearInterval(this.interval);
     await this.watcher?.close();
     this.watcher = undefined;
     await this.running;

@@ -97,10 +97,43 @@ export function isExpired(bundle: CertBundle, now = new Date()): boolean {
 
 function namesOf(cert: X509Certificate): string[] {
   const san = cert.subjectAltName;
+  // Without a subjectAltName the whole CN is the one name (a CN like "Acme Corp" then names no host).
   const names = san
     ? san.split(/,\s*/).filter((e) => e.startsWith('DNS:')).map((e) => e.slice(4).toLowerCase())
-    : (/(?:^|\n)CN=([^\n]+)/.exec(cert.subject)?.[1] ?? '').toLowerCase().split(/\s+/).filter(Boolean);
-  return [...new Set(names)].filter((n) => /^(\*\.)?[a-z0-9.-]+$/.test(n));
+    : [(/(?:^|\n)CN=([^\n]+)/.exec(cert.subject)?.[1] ?? '').trim().toLowerCase()];
+  return [...new Set(names)].filter((n) => /^(\*\.)?[a-z0-9-]+(\.[a-z0-9-]+)*$/.test(n));
+}
+
+/**
+ * parseBundle with memory: a bundle is parsed again only when its source or content changes,
+ * so an apply with a thousand certificates does not re-parse a thousand keys. Entries not
+ * asked for in the last round are forgotten.
+ */
+export class BundleParser {
+  private cache = new Map<string, CertBundle | BundleError>();
+  private nextCache = new Map<string, CertBundle | BundleError>();
+
+  parse(raw: RawCert, now: Date): CertBundle {
+    const key = `${raw.source.kind}\u0000${raw.source.ref}\u0000${createHash('sha256').update(raw.pem).digest('hex')}`;
+    let result = this.cache.get(key) ?? this.nextCache.get(key);
+    if (!result) {
+      try {
+        result = parseBundle(raw.pem, raw.source, now);
+      } catch (error) {
+        if (!(error instanceof BundleError)) throw error;
+        result = error;
+      }
+    }
+    this.nextCache.set(key, result);
+    if (result instanceof BundleError) throw result;
+    return result;
+  }
+
+  /** Ends a round: only what this round used is kept. */
+  endRound(): void {
+    this.cache = this.nextCache;
+    this.nextCache = new Map();
+  }
 }
 
 /** A file-name-safe id that stays the same for the same source. */

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { compare } from '../model/parse.js';
-import { BundleError, isExpired, parseBundle, type CertBundle, type RawCert } from './bundle.js';
+import { BundleError, isExpired, parseBundle, type BundleParser, type CertBundle, type RawCert } from './bundle.js';
 
 export interface CertRejection {
   readonly source: string;
@@ -32,20 +32,24 @@ export const EMPTY_CERT_SET: CertSet = Object.freeze({ served: [], rejected: [],
  * filters on its crt-list line, so HAProxy never has to choose between two certificates for
  * a name. An expired bundle is served only for names no valid bundle covers.
  */
-export function selectCertificates(raws: readonly RawCert[], options: { defaultCert?: string; now?: Date } = {}): CertSet {
+export function selectCertificates(
+  raws: readonly RawCert[],
+  options: { defaultCert?: string; now?: Date; parser?: BundleParser } = {},
+): CertSet {
   const now = options.now ?? new Date();
   const rejected: CertRejection[] = [];
   const warnings: string[] = [];
   const byId = new Map<string, CertBundle>();
   for (const raw of raws) {
     try {
-      const bundle = parseBundle(raw.pem, raw.source, now);
+      const bundle = options.parser ? options.parser.parse(raw, now) : parseBundle(raw.pem, raw.source, now);
       byId.set(bundle.id, bundle);
     } catch (error) {
       if (!(error instanceof BundleError)) throw error;
       rejected.push({ source: `${raw.source.kind}:${raw.source.ref}`, reason: error.message });
     }
   }
+  options.parser?.endRound();
   const bundles = [...byId.values()].sort((a, b) => compare(a.id, b.id));
 
   const winner = new Map<string, CertBundle>();

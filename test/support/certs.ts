@@ -207,12 +207,12 @@ export async function makeManyLeaves(
     '-keyout', `${i}.key`, '-out', `${i}.crt`, '-subj', `/CN=${names[i]}`, '-days', String(options.days ?? 90),
     '-CA', issuer.certFile, '-CAkey', issuer.keyFile,
     '-addext', 'basicConstraints=critical,CA:FALSE', '-addext', `subjectAltName=DNS:${names[i]}`,
-  ].map(shellQuote).join(' ') + ' 2>/dev/null || exit 1';
+  ].map(shellQuote).join(' ');
   await Promise.all(Array.from({ length: concurrency }, async (_, worker) => {
     const script = ['set -e'];
     for (let i = worker; i < n; i += concurrency) script.push(command(i));
-    const result = await execa('sh', ['-c', script.join('\n')], { cwd: dir, reject: false, stdin: 'ignore' });
-    if (result.exitCode !== 0) throw new Error(`makeManyLeaves: openssl failed (${result.exitCode}): ${result.stderr}`);
+    const result = await execa('sh', ['-s'], { cwd: dir, reject: false, input: `${script.join('\n')}\n` });
+    if (result.exitCode !== 0) throw new Error(`makeManyLeaves: openssl failed (${result.exitCode}): ${result.stderr?.replace(/^-+\n/gm, '') || result.message}`);
   }));
   return names.map((name, i) => {
     const certPem = withNewline(readFileSync(path.join(dir, `${i}.crt`), 'utf8'));
