@@ -6,6 +6,7 @@ import { ConfigApplier } from './haproxy/apply.js';
 import { HaproxyProcess } from './haproxy/process.js';
 import type { Logger } from './log.js';
 import { CertFiles } from './haproxy/cert-files.js';
+import { ChallengeMap } from './haproxy/challenge-map.js';
 import { HaproxyRuntime } from './haproxy/runtime.js';
 import { createCrtListRenderer, createRenderer, TEMPLATES_DIR } from './render/render.js';
 import type { RenderSettings } from './render/view.js';
@@ -31,6 +32,7 @@ export function statePaths(stateDir: string) {
     adminSocket: path.join(stateDir, 'haproxy.sock'),
     masterSocket: path.join(stateDir, 'master.sock'),
     certsDir: path.join(stateDir, 'certs'),
+    challengeMap: path.join(stateDir, 'acme-challenges.map'),
   };
 }
 
@@ -39,6 +41,7 @@ export function renderSettingsOf(config: Config): RenderSettings {
     httpPort: config.httpPort,
     adminSocket: statePaths(config.stateDir).adminSocket,
     errorsDir: path.join(TEMPLATES_DIR, 'errors'),
+    challengeMap: statePaths(config.stateDir).challengeMap,
     globalSettings: config.globalSettings,
     defaultsSettings: config.customSettings,
     hardStopAfter: config.hardStopAfter,
@@ -46,7 +49,12 @@ export function renderSettingsOf(config: Config): RenderSettings {
 }
 
 /** Wires the pipeline: etcd source → controller (parse, render) → applier → supervised HAProxy. */
-export function startEdgelb(config: Config, logger: Logger, options: { envCerts?: readonly RawCert[] } = {}): Edgelb {
+export interface EnvironmentInputs {
+  readonly envCerts?: readonly RawCert[];
+  readonly envChallenges?: Readonly<Record<string, string | undefined>>;
+}
+
+export function startEdgelb(config: Config, logger: Logger, options: EnvironmentInputs = {}): Edgelb {
   const paths = statePaths(config.stateDir);
   const haproxy = new HaproxyProcess({
     bin: config.haproxyBin,
@@ -54,13 +62,16 @@ export function startEdgelb(config: Config, logger: Logger, options: { envCerts?
     masterSocket: paths.masterSocket,
     logger: logger.child({ component: 'haproxy' }),
   });
+  const runtime = new HaproxyRuntime(paths.adminSocket);
   const applier = new ConfigApplier({ configFile: paths.configFile, haproxyBin: config.haproxyBin, haproxy, logger });
   const controller = new Controller({
     render: createRenderer(),
     renderSettings: renderSettingsOf(config),
     parseOptions: { reservedPorts: [config.httpPort, config.httpsPort, config.statsPort] },
     applier,
-    certFiles: new CertFiles({ dir: paths.certsDir, renderCrtList: createCrtListRenderer(), runtime: new HaproxyRuntime(paths.adminSocket) }),
+    certFiles: new CertFiles({ dir: paths.certsDir, renderCrtList: createCrtListRenderer(), runtime }),
+    challengeMap: new ChallengeMap(paths.challengeMap, runtime),
+    envChallenges: options.envChallenges,
     tls: { port: config.httpsPort, http2: config.http2, ciphers: config.sslCiphers },
     defaultCert: config.defaultCert,
     envCerts: options.envCerts,

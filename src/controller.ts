@@ -1,5 +1,7 @@
 import type { ApplyAction, ConfigApplier } from './haproxy/apply.js';
 import type { CertFiles } from './haproxy/cert-files.js';
+import type { ChallengeMap } from './haproxy/challenge-map.js';
+import { parseChallenges, sameChallenges, type Challenges } from './model/challenges.js';
 import type { Logger } from './log.js';
 import { diffStates, isEmptyChange, type StateChanges } from './model/diff.js';
 import { parseEntries, type ParseOptions } from './model/parse.js';
@@ -18,7 +20,10 @@ export interface ControllerOptions {
   readonly parseOptions: ParseOptions;
   readonly applier: ConfigApplier;
   readonly certFiles: CertFiles;
+  readonly challengeMap: ChallengeMap;
   readonly logger: Logger;
+  /** `ACME_CHALLENGE_<token>` variables: challenges the platform set up (Kontena compatibility). */
+  readonly envChallenges?: Readonly<Record<string, string | undefined>>;
   /** HTTPS listener settings; used whenever at least one certificate is served. */
   readonly tls: Omit<TlsSettings, 'defaultCert' | 'crtList'>;
   readonly defaultCert?: string;
@@ -35,7 +40,7 @@ export interface ControllerOptions {
 export interface ApplyRecord {
   readonly at: string;
   readonly revision: string;
-  readonly action: ApplyAction | 'certificates' | 'failed';
+  readonly action: ApplyAction | 'runtime' | 'failed';
   readonly durationMs: number;
   readonly changes: StateChanges;
   readonly error?: string;
@@ -67,7 +72,7 @@ export class Controller {
   private firstDirtyAt = 0;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
-  private applied: { revision: string; state: DesiredState; certs: CertSet } | undefined;
+  private applied: { revision: string; state: DesiredState; certs: CertSet; challenges: Challenges } | undefined;
   private rejected: readonly Rejection[] = [];
   private readonly entryReports = new ReportOnce();
   private readonly certReports = new ReportOnce();
@@ -162,7 +167,8 @@ export class Controller {
     const { applier, render } = this.options;
     const started = performance.now();
     const parsed = parseEntries(snapshot.entries, this.options.parseOptions);
-    this.reportRejections(parsed.rejected);
+    const { challenges, rejected: badChallenges } = parseChallenges(snapshot.entries, this.options.envChallenges);
+    this.reportRejections([...parsed.rejected, ...badChallenges]);
     const certs = this.selectCerts(snapshot.entries, certFiles);
     const settings = this.settingsFor(certs);
 
@@ -170,21 +176,22 @@ export class Controller {
     for (let round = 0; round <= MAX_ISOLATION_ROUNDS; round++) {
       const text = render(state, settings);
       if (applier.isApplied(text) && this.applied) {
-        if (sameServed(this.applied.certs, certs)) {
+        if (sameServed(this.applied.certs, certs) && sameChallenges(this.applied.challenges, challenges)) {
           this.counters.unchanged++;
-          this.applied = { revision: snapshot.revision, state, certs };
+          this.applied = { revision: snapshot.revision, state, certs, challenges };
           this.options.logger.debug({ revision: snapshot.revision }, 'no change to apply');
           return;
         }
-        if (await this.updateCertsAtRuntime(certs, snapshot.revision, started)) {
-          this.applied = { revision: snapshot.revision, state, certs };
+        if (await this.updateAtRuntime(certs, challenges, snapshot.revision, started)) {
+          this.applied = { revision: snapshot.revision, state, certs, challenges };
           return;
         }
       }
       if (certs.served.length > 0) await this.options.certFiles.write(certs);
+      await this.options.challengeMap.write(challenges);
       const validation = await applier.validate(text);
       if (validation.ok) {
-        await this.commit(text, state, certs, snapshot.revision, started);
+        await this.commit(text, state, certs, challenges, snapshot.revision, started);
         return;
       }
       const { services, unattributed } = attributeErrors(text, validation.errors);
@@ -202,28 +209,42 @@ export class Controller {
     }
   }
 
-  /** Certificate-only change on a running HAProxy: runtime API, no reload. False means reload instead. */
-  private async updateCertsAtRuntime(certs: CertSet, revision: string, started: number): Promise<boolean> {
-    const { certFiles, logger } = this.options;
-    const before = this.applied?.certs ?? EMPTY_CERT_SET;
+  /**
+   * Certificates or challenge tokens changed, nothing else: HAProxy's runtime API, no reload.
+   * False means the caller reloads instead; the files on disk already hold the new state.
+   */
+  private async updateAtRuntime(certs: CertSet, challenges: Challenges, revision: string, started: number): Promise<boolean> {
+    const { certFiles, challengeMap, logger } = this.options;
+    const before = this.applied!;
     try {
-      await certFiles.write(certs);
-      const operations = await certFiles.applyRuntime(before, certs);
-      await certFiles.prune(certs);
+      let operations = 0;
+      if (!sameServed(before.certs, certs)) {
+        await certFiles.write(certs);
+        operations += await certFiles.applyRuntime(before.certs, certs);
+        await certFiles.prune(certs);
+      }
+      if (!sameChallenges(before.challenges, challenges)) {
+        await challengeMap.write(challenges);
+        operations += await challengeMap.applyRuntime(before.challenges, challenges);
+      }
       this.counters.applies++;
       this.counters.runtimeUpdates++;
       const durationMs = Math.round(performance.now() - started);
-      this.lastApply = { at: new Date().toISOString(), revision, action: 'certificates', durationMs, changes: { added: [], removed: [], changed: [] } };
-      logger.info({ revision, durationMs, operations, certificates: certs.served.length }, 'certificates updated through the runtime API (no reload)');
+      this.lastApply = { at: new Date().toISOString(), revision, action: 'runtime', durationMs, changes: { added: [], removed: [], changed: [] } };
+      logger.info(
+        { revision, durationMs, operations, certificates: certs.served.length, challenges: challenges.size },
+        'certificates and challenges updated through the runtime API (no reload)',
+      );
       return true;
     } catch (error) {
-      // The files on disk are already the new set, so the reload that follows serves it whole.
-      logger.warn({ err: (error as Error).message }, 'runtime certificate update not possible; reloading instead');
+      logger.warn({ err: (error as Error).message }, 'runtime update not possible; reloading instead');
       return false;
     }
   }
 
-  private async commit(text: string, state: DesiredState, certs: CertSet, revision: string, started: number): Promise<void> {
+  private async commit(
+    text: string, state: DesiredState, certs: CertSet, challenges: Challenges, revision: string, started: number,
+  ): Promise<void> {
     const changes = diffStates(this.applied?.state, state);
     try {
       const action = await this.options.applier.commit(text);
@@ -232,7 +253,7 @@ export class Controller {
       if (action === 'reloaded') this.counters.reloads++;
       if (action === 'started') this.counters.starts++;
       const durationMs = Math.round(performance.now() - started);
-      this.applied = { revision, state, certs };
+      this.applied = { revision, state, certs, challenges };
       this.lastApply = { at: new Date().toISOString(), revision, action, durationMs, changes };
       this.options.logger.info(
         { action, revision, durationMs, ...compactChanges(changes), services: state.http.length + state.tcp.length, certificates: certs.served.length },

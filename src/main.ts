@@ -51,7 +51,7 @@ run.action(async (flags: Record<string, string | undefined>) => {
   }
   const logger = createLogger(config.logLevel, process.stdout.isTTY === true);
   logger.info({ version, etcd: config.etcdEndpoints, path: config.etcdPath, stateDir: config.stateDir }, 'edgelb starting');
-  const edgelb = startEdgelb(config, logger, { envCerts: readEnvCerts(process.env) });
+  const edgelb = startEdgelb(config, logger, { envCerts: readEnvCerts(process.env), envChallenges: process.env });
 
   let stopping = false;
   const shutdown = (signal: string) => {

@@ -19,7 +19,7 @@ interface RawService {
 
 const HTTP_FIELDS = new Set([
   'virtual_hosts', 'virtual_path', 'keep_virtual_path', 'balance', 'custom_settings',
-  'health_check_uri', 'health_check_port', 'cookie', 'basic_auth_secrets', 'ssl_redirect', 'hsts',
+  'health_check_uri', 'health_check_port', 'cookie', 'basic_auth_secrets', 'ssl_redirect', 'hsts', 'acme',
 ]);
 const TCP_FIELDS = new Set(['external_port', 'balance', 'custom_settings']);
 const DEFAULT_MAX_SERVICES = 20_000;
@@ -116,6 +116,7 @@ function parseHttpService(raw: RawService, rejected: Rejection[]): HttpService |
     basicAuthSecrets,
     sslRedirect: optional(raw.fields, 'ssl_redirect', base, parseBoolean, rejected) ?? false,
     hstsMaxAge: optional(raw.fields, 'hsts', base, parseMaxAge, rejected),
+    acme: optional(raw.fields, 'acme', base, parseBoolean, rejected) ?? false,
     upstreams: parseUpstreams(raw, base, rejected),
   };
 }

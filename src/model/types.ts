@@ -29,6 +29,8 @@ export interface HttpService {
   readonly sslRedirect: boolean;
   /** Strict-Transport-Security max-age in seconds, sent on HTTPS responses. */
   readonly hstsMaxAge: number | undefined;
+  /** Obtain Let's Encrypt certificates for the exact virtual hosts. */
+  readonly acme: boolean;
   readonly upstreams: readonly Upstream[];
 }
 

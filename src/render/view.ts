@@ -6,6 +6,8 @@ export interface RenderSettings {
   readonly httpPort: number;
   readonly adminSocket: string;
   readonly errorsDir: string;
+  /** The map file of ACME challenge tokens. */
+  readonly challengeMap: string;
   readonly globalSettings: readonly string[];
   readonly defaultsSettings: readonly string[];
   readonly hardStopAfter: string;

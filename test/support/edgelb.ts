@@ -5,6 +5,8 @@ import { Writable } from 'node:stream';
 import { startEdgelb, type Edgelb } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
+import { readEnvCerts } from '../../src/sources/env-certs.js';
+import type { RawCert } from '../../src/tls/bundle.js';
 import type { EtcdServer } from './etcd.js';
 import { freePort } from './ports.js';
 
@@ -22,11 +24,20 @@ export interface TestEdgelb extends Edgelb {
 
 let counter = 0;
 
-/** The controller in this process, with its own HAProxy on random loopback ports and a temp state dir. */
+export interface TestEdgelbOptions {
+  /** Certificates as readEnvCerts delivers them from SSL_CERTS / SSL_CERT_* (fixed for the life of the LB). */
+  readonly envCerts?: readonly RawCert[];
+}
+
+/**
+ * The controller in this process, with its own HAProxy on random loopback ports and a temp state dir.
+ * `options.envCerts` stands in for the environment's certificates (startEdgelb's third argument).
+ */
 export async function startTestEdgelb(
   etcd: EtcdServer,
   overrides: Record<string, string> = {},
   reuse?: { stateDir: string; prefix: string; httpPort: number },
+  options: TestEdgelbOptions = {},
 ): Promise<TestEdgelb> {
   const stateDir = reuse?.stateDir ?? (await mkdtemp(path.join(os.tmpdir(), 'edgelb-state-')));
   const prefix = reuse?.prefix ?? `/kontena/haproxy/test-${process.pid}-${++counter}`;
@@ -52,7 +63,11 @@ export async function startTestEdgelb(
       done();
     },
   });
-  const edgelb = startEdgelb(config, createLogger(config.logLevel, false, sink));
+  // The overrides stand for the process environment, as main.ts passes process.env.
+  const edgelb = startEdgelb(config, createLogger(config.logLevel, false, sink), {
+    envCerts: options.envCerts ?? readEnvCerts(overrides),
+    envChallenges: overrides,
+  });
   return {
     ...edgelb,
     config,

@@ -12,6 +12,7 @@ const settings: RenderSettings = {
   httpPort: 8080,
   adminSocket: '/var/lib/edgelb/haproxy.sock',
   errorsDir: '/usr/share/edgelb/errors',
+  challengeMap: '/var/lib/edgelb/acme-challenges.map',
   globalSettings: ['maxconn 20000'],
   defaultsSettings: ['option http-ignore-probes'],
   hardStopAfter: '1h',
@@ -93,7 +94,9 @@ describe('render', () => {
     try {
       const entries = JSON.parse(readFileSync(path.join(fixtures, 'kontena.entries.json'), 'utf8')) as Record<string, string>;
       const file = path.join(dir, 'haproxy.cfg');
-      writeFileSync(file, render(stateOf(entries), { ...settings, adminSocket: path.join(dir, 's.sock'), errorsDir: path.join(TEMPLATES_DIR, 'errors') }));
+      const challengeMap = path.join(dir, 'acme.map');
+      writeFileSync(challengeMap, '');
+      writeFileSync(file, render(stateOf(entries), { ...settings, challengeMap, adminSocket: path.join(dir, 's.sock'), errorsDir: path.join(TEMPLATES_DIR, 'errors') }));
       const result = await execa('haproxy', ['-c', '-f', file], { reject: false, all: true });
       expect(result.all).toContain('Configuration file is valid');
       expect(result.exitCode).toBe(0);

@@ -1,0 +1,35 @@
+import type { Entries, Rejection } from './types.js';
+
+/** ACME HTTP-01 tokens to answer: token → key authorization. */
+export type Challenges = ReadonlyMap<string, string>;
+
+// RFC 8555 section 8.3: the token is base64url; the key authorization is token "." thumbprint.
+const TOKEN = /^[A-Za-z0-9_-]{1,256}$/;
+const KEY_AUTHORIZATION = /^[A-Za-z0-9_.-]{1,600}$/;
+
+/**
+ * Collects the challenge tokens from etcd (`acme/challenges/<token>`) and the environment
+ * (`ACME_CHALLENGE_<token>`, the Kontena way). Both end up in an HAProxy map file, so they are
+ * held to base64url: nothing else may reach it.
+ */
+export function parseChallenges(entries: Entries, env: Readonly<Record<string, string | undefined>> = {}): { challenges: Challenges; rejected: Rejection[] } {
+  const challenges = new Map<string, string>();
+  const rejected: Rejection[] = [];
+  const add = (key: string, token: string, value: string) => {
+    const keyAuthorization = value.trim();
+    if (!TOKEN.test(token)) rejected.push({ key, reason: 'ACME challenge token is not base64url' });
+    else if (!KEY_AUTHORIZATION.test(keyAuthorization)) rejected.push({ key, reason: 'ACME key authorization is not "<token>.<thumbprint>"' });
+    else challenges.set(token, keyAuthorization);
+  };
+  for (const [name, value] of Object.entries(env)) {
+    if (name.startsWith('ACME_CHALLENGE_') && value !== undefined) add(name, name.slice('ACME_CHALLENGE_'.length), value);
+  }
+  for (const [key, value] of entries) {
+    if (key.startsWith('acme/challenges/')) add(key, key.slice('acme/challenges/'.length), value);
+  }
+  return { challenges: new Map([...challenges].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))), rejected };
+}
+
+export function sameChallenges(a: Challenges, b: Challenges): boolean {
+  return a.size === b.size && [...a].every(([token, value]) => b.get(token) === value);
+}
