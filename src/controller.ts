@@ -35,6 +35,8 @@ export interface ControllerOptions {
   readonly quietMs?: number;
   /** ...but never delay a change longer than this. */
   readonly maxDelayMs?: number;
+  /** When etcd has not answered this long after start, serve the last good config from the state dir. */
+  readonly lastGoodAfterMs?: number;
 }
 
 export interface ApplyRecord {
@@ -84,7 +86,11 @@ export class Controller {
   private stopped = false;
   private readonly bundleParser = new BundleParser();
 
-  constructor(private readonly options: ControllerOptions) {}
+  private readonly lastGoodTimer: NodeJS.Timeout;
+
+  constructor(private readonly options: ControllerOptions) {
+    this.lastGoodTimer = setTimeout(() => this.startLastGood(), options.lastGoodAfterMs ?? 2000);
+  }
 
   /** Accepts a new etcd snapshot; it replaces any snapshot not yet applied. */
   offer(snapshot: Snapshot): void {
@@ -119,6 +125,7 @@ export class Controller {
   stop(): void {
     this.stopped = true;
     clearTimeout(this.timer);
+    clearTimeout(this.lastGoodTimer);
     this.dirty = false;
     if (!this.running) this.notifyIdle();
   }
@@ -137,6 +144,23 @@ export class Controller {
     const due = Math.min(now + quiet, this.firstDirtyAt + maxDelay);
     clearTimeout(this.timer);
     this.timer = setTimeout(() => this.kick(), Math.max(0, due - now));
+  }
+
+  /** etcd is slow or down at start: traffic should not wait for it if a previous run left a config. */
+  private startLastGood(): void {
+    if (this.running || this.applied || this.stopped) return;
+    const { applier, logger } = this.options;
+    this.running = applier
+      .startLastGood()
+      .then((started) => {
+        if (started) logger.warn('etcd has not answered yet: serving the last good config from the state dir');
+      })
+      .catch((error: Error) => logger.error({ err: error.message }, 'cannot start HAProxy with the last good config'))
+      .finally(() => {
+        this.running = undefined;
+        this.kick();
+        if (!this.isBusy()) this.notifyIdle();
+      });
   }
 
   private kick(): void {

@@ -30,6 +30,26 @@ export class ConfigApplier {
     return this.current === text && this.options.haproxy.running;
   }
 
+  /**
+   * Starts HAProxy with the config a previous run left in the state dir (the last good one),
+   * for when etcd cannot be read at start. Returns false when there is none or it no longer
+   * validates (an upgrade may have moved files it names).
+   */
+  async startLastGood(): Promise<boolean> {
+    const { configFile, haproxyBin, haproxy, logger } = this.options;
+    if (haproxy.running) return false;
+    const text = await readFile(configFile, 'utf8').catch(() => undefined);
+    if (text === undefined) return false;
+    const validation = await validateConfigFile(haproxyBin, configFile);
+    if (!validation.ok) {
+      logger.warn({ err: validation.errors.map((e) => e.message).join('; ') }, 'the last good config no longer validates; waiting for etcd');
+      return false;
+    }
+    await haproxy.start();
+    this.current = text;
+    return true;
+  }
+
   /** Writes the text as the candidate file and checks it with HAProxy's own parser. */
   async validate(text: string): Promise<ValidationResult> {
     await writeFileAtomic(this.candidateFile, text);
