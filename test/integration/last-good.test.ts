@@ -27,6 +27,7 @@ describe('etcd unavailable at start', () => {
     await first.put('services/web/upstreams/a', backend.address);
     await waitFor(async () => (await get(first.httpPort, '/', 'kept.test')).backend === 'kept', { what: 'first route' });
     await first.stop();
+    await expect(get(first.httpPort, '/', 'kept.test')).rejects.toThrow(/ECONNREFUSED/);
 
     await etcd.halt();
     const second = await startTestEdgelb(etcd, {}, { stateDir: first.config.stateDir, prefix: first.prefix, httpPort: first.httpPort });
@@ -36,7 +37,9 @@ describe('etcd unavailable at start', () => {
       return r.backend === 'kept' && r;
     }, { timeoutMs: 10_000, what: 'the last good config to be served while etcd is down' });
     expect(reply.status).toBe(200);
-    expect(second.logs.some((l) => l.msg === 'etcd has not answered yet: serving the last good config from the state dir')).toBe(true);
+    await waitFor(() => second.logs.some((l) => l.msg === 'etcd has not answered yet: serving the last good config from the state dir'), {
+      what: 'the log line saying why',
+    });
 
     await etcd.restart();
     await etcd.client.put(`${first.prefix}/services/web/virtual_hosts`).value('moved.test');
