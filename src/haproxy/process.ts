@@ -32,6 +32,7 @@ export class HaproxyProcess {
   private restartAttempts = 0;
   private restartTimer: NodeJS.Timeout | undefined;
   private restarts = 0;
+  private starting: Promise<void> | undefined;
 
   constructor(private readonly options: HaproxyProcessOptions) {}
 
@@ -47,7 +48,20 @@ export class HaproxyProcess {
     return this.restarts;
   }
 
-  async start(): Promise<void> {
+  /**
+   * Starts HAProxy unless it runs or is starting. The supervisor's restart and an apply may both
+   * ask for a start at the same moment; there must only ever be one master.
+   */
+  start(): Promise<void> {
+    if (this.child) return this.starting ?? Promise.resolve();
+    clearTimeout(this.restartTimer);
+    this.starting = this.spawn().finally(() => {
+      this.starting = undefined;
+    });
+    return this.starting;
+  }
+
+  private async spawn(): Promise<void> {
     this.stopping = false;
     const { bin, configFile, masterSocket, logger } = this.options;
     const child = execa(bin, ['-W', '-db', '-f', configFile, '-S', `${masterSocket},mode,600`], {
