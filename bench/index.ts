@@ -13,6 +13,10 @@ const BENCHMARKS: Readonly<Record<string, Benchmark>> = {
     description: 'time from an etcd write to the first request HAProxy routes by it (new service; changed upstream)',
     load: () => import('./convergence.js'),
   },
+  tls: {
+    description: 'TLS: new certificate → served (latency), full handshakes/s with 1 vs 1,000 certificates, failures during certificate swaps under load',
+    load: () => import('./tls.js'),
+  },
 };
 
 function list(): string {

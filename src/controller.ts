@@ -140,7 +140,7 @@ export class Controller {
     if (!this.dirty) this.firstDirtyAt = now;
     this.dirty = true;
     const quiet = this.options.quietMs ?? 25;
-    const maxDelay = this.options.maxDelayMs ?? 250;
+    const maxDelay = this.options.maxDelayMs ?? 500;
     const due = Math.min(now + quiet, this.firstDirtyAt + maxDelay);
     clearTimeout(this.timer);
     this.timer = setTimeout(() => this.kick(), Math.max(0, due - now));

@@ -5,6 +5,7 @@ import { Etcd3 } from 'etcd3';
 import { certsFromFiles, readCertsDir } from '../sources/certs-dir.js';
 import { readEnvCerts } from '../sources/env-certs.js';
 import { BundleError, isExpired, parseBundle, type CertBundle, type CertSource } from '../tls/bundle.js';
+import { LEADER_KEY, parseState, STATE_DIR, type AcmeDomainState } from '../tls/acme-state.js';
 import { decryptBundle, encryptBundle, isEncrypted, isValidVaultName, VaultError } from '../tls/vault.js';
 
 /** The flags `cert import` and `cert list` take to find etcd (camelCase, as commander names them). */
@@ -44,10 +45,12 @@ export interface CertListRow {
   readonly names: readonly string[];
   readonly notAfter: string | null;
   readonly daysLeft: number | null;
-  /** 'valid', 'expired', or 'invalid:<reason>'. */
+  /** 'valid', 'expired', or 'invalid:<reason>'; for an ACME domain without a certificate yet, 'pending' or 'failing:<reason>'. */
   readonly status: string;
   readonly encrypted: boolean;
   readonly fingerprint: string | null;
+  /** For `certs/acme-<domain>` and ACME domains still waiting: the issuer's state (`acme/state/<domain>`). */
+  readonly acme?: AcmeDomainState;
 }
 
 const ETCD_FLAGS: [string, string][] = [
@@ -96,6 +99,12 @@ Examples:
   listCommand.addHelpText('after', `
 STATUS is valid, expired, or invalid:<reason> (does not parse, key does not match, chain out of
 order, cannot be decrypted, ...); an invalid entry is not served.
+
+Certificates obtained over ACME are stored as certs/acme-<domain>. A second table shows each
+ACME domain's state (<etcd path>/acme/state/<domain>): valid, pending (an order in progress) or
+failing, the certificate's expiry, failures in a row, when the next attempt may happen and the
+CA's last error; and which replica currently orders (the ACME leader). A domain still waiting
+for its first certificate is listed with status pending or failing:<reason>.
 ${VAULT_HELP}`);
   listCommand.action(async (flags: CertCliFlags & { json?: boolean }) => {
     await listCerts(flags, deps);
@@ -155,7 +164,18 @@ async function listCerts(flags: CertCliFlags & { json?: boolean }, deps: CertCom
   const now = deps.now?.() ?? new Date();
   const settings = loadSettings(flags, deps);
   const prefix = `${settings.etcdPath}/certs/`;
-  const stored = await withEtcd(settings, deps, (client) => client.getAll().prefix(prefix).strings());
+  const statePrefix = `${settings.etcdPath}/${STATE_DIR}`;
+  const [stored, storedStates, leader] = await withEtcd(settings, deps, (client) => Promise.all([
+    client.getAll().prefix(prefix).strings(),
+    client.getAll().prefix(statePrefix).strings(),
+    client.get(`${settings.etcdPath}/${LEADER_KEY}`).string(),
+  ]));
+  const acmeStates = new Map<string, AcmeDomainState>();
+  for (const [key, value] of Object.entries(storedStates)) {
+    const domain = key.slice(statePrefix.length);
+    const state = parseState(value, domain);
+    if (state) acmeStates.set(domain, state);
+  }
 
   const rows: CertListRow[] = [];
   for (const fullKey of Object.keys(stored).sort()) {
@@ -175,6 +195,25 @@ async function listCerts(flags: CertCliFlags & { json?: boolean }, deps: CertCom
       continue;
     }
     rows.push(rowOf(name, source, pem, isEncrypted(value), now));
+  }
+  for (const [index, row] of rows.entries()) {
+    const state = row.name.startsWith('acme-') ? acmeStates.get(row.name.slice('acme-'.length)) : undefined;
+    if (state) rows[index] = { ...row, acme: state };
+  }
+  for (const [domain, state] of [...acmeStates].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    if (Object.hasOwn(stored, `${prefix}acme-${domain}`)) continue;
+    rows.push({
+      name: `acme-${domain}`,
+      source: { kind: 'acme', ref: `${STATE_DIR}${domain}` },
+      subject: null,
+      names: [domain],
+      notAfter: null,
+      daysLeft: null,
+      status: state.status === 'failing' ? `failing:${state.lastError?.message ?? 'unknown error'}` : 'pending',
+      encrypted: false,
+      fingerprint: null,
+      acme: state,
+    });
   }
   if (settings.env) {
     for (const raw of readEnvCerts(settings.env)) rows.push(rowOf(raw.source.ref, raw.source, raw.pem, false, now));
@@ -198,6 +237,25 @@ async function listCerts(flags: CertCliFlags & { json?: boolean }, deps: CertCom
     return;
   }
   for (const line of table(rows)) deps.out(line);
+  if (acmeStates.size > 0) {
+    deps.out('');
+    for (const line of acmeTable([...acmeStates.values()], now)) deps.out(line);
+    deps.out(`ACME leader: ${leader ?? 'none (no replica is ordering certificates)'}`);
+  }
+}
+
+function acmeTable(states: readonly AcmeDomainState[], now: Date): string[] {
+  const time = (iso: string | undefined) => iso?.replace(/\.\d{3}Z$/, 'Z') ?? '-';
+  const header = ['ACME DOMAIN', 'STATUS', 'VALID UNTIL', 'FAILURES', 'NEXT ATTEMPT', 'LAST ERROR'];
+  const cells = [...states].sort((a, b) => (a.domain < b.domain ? -1 : a.domain > b.domain ? 1 : 0)).map((state) => [
+    state.domain,
+    state.status,
+    time(state.validUntil),
+    String(state.failures),
+    state.nextAttempt && Date.parse(state.nextAttempt) > now.getTime() ? time(state.nextAttempt) : '-',
+    state.lastError ? `${time(state.lastError.at)} ${state.lastError.message}` : '-',
+  ]);
+  return layout(header, cells);
 }
 
 function rowOf(name: string, source: CertSource, pem: string, encrypted: boolean, now: Date): CertListRow {
@@ -241,6 +299,10 @@ function table(rows: readonly CertListRow[]): string[] {
     row.encrypted ? 'yes' : 'no',
     row.status,
   ]);
+  return layout(header, cells);
+}
+
+function layout(header: readonly string[], cells: readonly string[][]): string[] {
   const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
   return [header, ...cells].map((line) => line.map((cell, i) => (i === line.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ').trimEnd());
 }

@@ -53,6 +53,8 @@ export interface LeafOptions {
   readonly commonName?: string;
   /** Leave out subjectAltName, so only the CN names the host. */
   readonly noSubjectAltName?: boolean;
+  /** IP subjectAltNames, after the DNS names (e.g. 127.0.0.1 for a test server's listener). */
+  readonly ipAddresses?: readonly string[];
 }
 
 let baseDir: string | undefined;
@@ -145,8 +147,9 @@ export async function makeLeaf(options: LeafOptions): Promise<LeafCert> {
   const cn = options.commonName ?? names[0]!;
   const keyType = options.keyType ?? 'ec';
   const extensions = ['-addext', 'basicConstraints=critical,CA:FALSE'];
-  if (!options.noSubjectAltName && names.length > 0) {
-    extensions.push('-addext', `subjectAltName=${names.map((n) => `DNS:${n}`).join(',')}`);
+  const altNames = [...names.map((n) => `DNS:${n}`), ...(options.ipAddresses ?? []).map((ip) => `IP:${ip}`)];
+  if (!options.noSubjectAltName && altNames.length > 0) {
+    extensions.push('-addext', `subjectAltName=${altNames.join(',')}`);
   }
   const config = reqConfig(dir);
 
