@@ -54,10 +54,11 @@ export class CertFiles {
   }
 
   /**
-   * Brings a running HAProxy from `before` to `after` without a reload. New and changed
-   * certificates go in first, removals last, so a name moving between certificates is never
-   * uncovered. Throws (and the caller reloads instead) on anything the runtime API cannot do,
-   * such as changing the default certificate's line.
+   * Brings a running HAProxy from `before` to `after` without a reload, in an order that never
+   * leaves a name uncovered: new certificates and new crt-list lines go in first, old lines and
+   * removed certificates go last, so while a name moves between certificates both cover it.
+   * Throws (and the caller reloads instead) on anything the runtime API cannot do, such as
+   * changing the default certificate's line.
    */
   async applyRuntime(before: CertSet, after: CertSet): Promise<number> {
     const { runtime } = this.options;
@@ -65,27 +66,32 @@ export class CertFiles {
     const next = new Map(after.served.map((c) => [c.bundle.id, c]));
     const defaultId = after.served[0]?.bundle.id;
     if (defaultId !== before.served[0]?.bundle.id) throw new Error('the default certificate changed');
+    const lineOf = (cert: ServedCert) => `${this.fileOf(cert)}${cert.sni.length > 0 ? ` ${cert.sni.join(' ')}` : ''}`;
+    const moved: ServedCert[] = [];
     let operations = 0;
+
     for (const cert of after.served) {
-      const file = this.fileOf(cert);
       const previous = old.get(cert.bundle.id);
-      const line = `${file}${cert.sni.length > 0 ? ` ${cert.sni.join(' ')}` : ''}`;
       if (!previous) {
-        await runtime.storeCert(file, cert.bundle.pem, true);
-        await runtime.addCrtListEntry(this.crtList, line);
+        await runtime.storeCert(this.fileOf(cert), cert.bundle.pem, true);
+        await runtime.addCrtListEntry(this.crtList, lineOf(cert));
         operations++;
         continue;
       }
       if (pemHash(previous.bundle) !== pemHash(cert.bundle)) {
-        await runtime.storeCert(file, cert.bundle.pem, false);
+        await runtime.storeCert(this.fileOf(cert), cert.bundle.pem, false);
         operations++;
       }
       if (previous.sni.join(' ') !== cert.sni.join(' ')) {
-        if (cert.bundle.id === defaultId) throw new Error('the default certificate\'s names changed');
-        await runtime.run(`del ssl crt-list ${this.crtList} ${file}`);
-        await runtime.addCrtListEntry(this.crtList, line);
+        if (cert.bundle.id === defaultId) throw new Error("the default certificate's names changed");
+        await runtime.addCrtListEntry(this.crtList, lineOf(cert));
+        moved.push(previous);
         operations++;
       }
+    }
+    for (const previous of moved) {
+      const line = await this.lineNumberOf(previous);
+      await runtime.run(`del ssl crt-list ${this.crtList} ${this.fileOf(previous)}:${line}`);
     }
     for (const cert of before.served) {
       if (!next.has(cert.bundle.id)) {
@@ -94,5 +100,17 @@ export class CertFiles {
       }
     }
     return operations;
+  }
+
+  /** The line a certificate's old entry has in HAProxy's in-memory crt-list (`show ssl crt-list -n`). */
+  private async lineNumberOf(cert: ServedCert): Promise<number> {
+    const listing = await this.options.runtime.run(`show ssl crt-list -n ${this.crtList}`);
+    const file = this.fileOf(cert);
+    const wanted = cert.sni.join(' ');
+    for (const row of listing.split('\n')) {
+      const match = /^(\S+):(\d+)\s*(.*)$/.exec(row.trim());
+      if (match && match[1] === file && match[3]?.trim() === wanted) return Number(match[2]);
+    }
+    throw new Error(`no crt-list line for ${file} with names "${wanted}"`);
   }
 }

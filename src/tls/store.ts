@@ -64,7 +64,10 @@ export function selectCertificates(
     sniOf.set(bundle.id, [...(sniOf.get(bundle.id) ?? []), name]);
   }
 
-  const fallback = bundles.find((b) => !isExpired(b, now) && sniOf.has(b.id)) ?? bundles.find((b) => sniOf.has(b.id));
+  // The default, unless named: the first valid bundle in source order (environment, vault, ACME,
+  // directory) then by id, so dropping a file into the directory does not change it.
+  const bySource = [...bundles].sort((a, b) => SOURCE_RANK[a.source.kind] - SOURCE_RANK[b.source.kind] || compare(a.id, b.id));
+  const fallback = bySource.find((b) => !isExpired(b, now) && sniOf.has(b.id)) ?? bySource.find((b) => sniOf.has(b.id));
   let defaultBundle = fallback;
   if (options.defaultCert) {
     const named = bundles.find((b) => matchesName(b, options.defaultCert!));
@@ -83,6 +86,8 @@ export function selectCertificates(
   }
   return { served, rejected, warnings, all: bundles };
 }
+
+const SOURCE_RANK: Record<CertBundle['source']['kind'], number> = { env: 0, vault: 1, acme: 2, dir: 3 };
 
 function better(a: CertBundle, b: CertBundle, now: Date): boolean {
   const aExpired = isExpired(a, now);

@@ -38,7 +38,7 @@ describe('render', () => {
     if (process.env.UPDATE_FIXTURES) writeFileSync(expectedFile, text);
     expect(text).toBe(readFileSync(expectedFile, 'utf8'));
     const offPort = render(stateOf(tlsEntries), { ...settings, tls: { ...tls, port: 8443, http2: false } });
-    expect(offPort).toContain('alpn http/1.1 ssl-min-ver');
+    expect(offPort).toContain('alpn http/1.1 proto h1 ssl-min-ver');
     expect(offPort).toContain('redirect location https://%[var(txn.host)]:8443%[capture.req.uri] code 301');
   });
 
