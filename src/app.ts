@@ -13,12 +13,15 @@ import type { RenderSettings } from './render/view.js';
 import { CertsDirSource, certsFromFiles } from './sources/certs-dir.js';
 import { EtcdSource } from './sources/etcd.js';
 import type { RawCert } from './tls/bundle.js';
+import { AcmeManager } from './tls/acme.js';
 import { vaultCertsFromEntries } from './tls/vault.js';
 
 export interface Edgelb {
   readonly controller: Controller;
   readonly haproxy: HaproxyProcess;
   readonly source: EtcdSource;
+  /** Undefined unless KONTENA_LB_ACME_EMAIL is set. */
+  readonly acme: AcmeManager | undefined;
   readonly configFile: string;
   /** SIGHUP: read everything from etcd again and re-apply. */
   resync(): void;
@@ -79,12 +82,30 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
     logger: logger.child({ component: 'controller' }),
   });
   const client = new Etcd3({ hosts: [...config.etcdEndpoints], dialTimeout: 3000 });
+  const acme = config.acme && new AcmeManager({
+    client,
+    prefix: config.etcdPath,
+    logger: logger.child({ component: 'acme' }),
+    email: config.acme.email,
+    directoryUrl: config.acme.directoryUrl,
+    directoryCa: config.acme.directoryCa,
+    envDomains: config.acme.domains,
+    renewDays: config.acme.renewDays,
+    checkIntervalMs: config.acme.checkIntervalMs,
+    leaderTtlSeconds: config.acme.leaderTtlSeconds,
+    vaultKey: config.vaultKey,
+    httpPort: config.httpPort,
+  });
   const source = new EtcdSource({
     client,
     prefix: config.etcdPath,
     logger: logger.child({ component: 'etcd' }),
-    onSnapshot: (snapshot) => controller.offer(snapshot),
+    onSnapshot: (snapshot) => {
+      controller.offer(snapshot);
+      acme?.offer(snapshot);
+    },
   });
+  acme?.start();
   const certsDir = config.certsDir === undefined ? undefined : new CertsDirSource({
     dir: config.certsDir,
     logger: logger.child({ component: 'certs-dir' }),
@@ -103,9 +124,12 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
     controller,
     haproxy,
     source,
+    acme,
     configFile: paths.configFile,
     resync: () => source.resync(),
     async stop(options = {}) {
+      // First: interrupts orders (deleting their challenge tokens) and resigns, so another replica takes over at once.
+      await acme?.stop();
       controller.stop();
       await certsDir?.stop();
       await source.stop();

@@ -1,6 +1,8 @@
-import { accessSync, constants, mkdirSync, statSync, chmodSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, readFileSync, statSync, chmodSync } from 'node:fs';
 import path from 'node:path';
 import { parseSettingLines, EntryError } from './model/values.js';
+import { splitDomainList } from './tls/acme-domains.js';
+import { LETS_ENCRYPT_PRODUCTION } from './tls/acme-state.js';
 
 /** Everything edgelb needs to know, validated once and frozen; passed down, never read globally. */
 export interface Config {
@@ -21,6 +23,20 @@ export interface Config {
   readonly certsDir: string | undefined;
   /** Secret: never logged. Environment only: a flag would show in `ps` and shell history. */
   readonly vaultKey: string | undefined;
+  /** Let's Encrypt over ACME HTTP-01; undefined unless KONTENA_LB_ACME_EMAIL is set. */
+  readonly acme: AcmeSettings | undefined;
+}
+
+export interface AcmeSettings {
+  readonly email: string;
+  readonly directoryUrl: string;
+  /** KONTENA_LB_ACME_DOMAINS, split (services with acme=true are added at run time). */
+  readonly domains: readonly string[];
+  readonly renewDays: number;
+  readonly checkIntervalMs: number;
+  readonly leaderTtlSeconds: number;
+  /** PEM read from KONTENA_LB_ACME_DIRECTORY_CA, trusted for the directory only. */
+  readonly directoryCa: string | undefined;
 }
 
 /** A setting that cannot work; the message is the one line the operator sees. */
@@ -47,6 +63,13 @@ export const SETTINGS = [
   { env: 'KONTENA_LB_SSL_CIPHERS', flag: 'ssl-ciphers', help: 'OpenSSL cipher list for TLS 1.2 (TLS 1.2 is the minimum)', default: 'Mozilla intermediate (ECDHE with AES-GCM or ChaCha20)' },
   { env: 'KONTENA_LB_DEFAULT_CERT', flag: 'default-cert', help: 'certificate for clients without SNI or with an unknown name: vault name, SSL_CERT_ name, file name or host' },
   { env: 'KONTENA_LB_CERTS_DIR', flag: 'certs-dir', help: 'a directory of PEM bundles (*.pem), watched live' },
+  { env: 'KONTENA_LB_ACME_EMAIL', flag: 'acme-email', help: 'turns on Let\'s Encrypt (ACME HTTP-01): the account\'s contact address; setting it agrees to the CA\'s terms of service' },
+  { env: 'KONTENA_LB_ACME_DIRECTORY', flag: 'acme-directory', help: 'ACME directory URL (Let\'s Encrypt staging: https://acme-staging-v02.api.letsencrypt.org/directory)', default: 'https://acme-v02.api.letsencrypt.org/directory' },
+  { env: 'KONTENA_LB_ACME_DOMAINS', flag: 'acme-domains', help: 'comma-separated names to obtain certificates for, besides the virtual hosts of services with acme=true' },
+  { env: 'KONTENA_LB_ACME_RENEW_DAYS', flag: 'acme-renew-days', help: 'renew a certificate when it has fewer days left', default: '30' },
+  { env: 'KONTENA_LB_ACME_CHECK_INTERVAL', flag: 'acme-check-interval', help: 'how often the leader looks at every certificate again (±10%)', default: '1h' },
+  { env: 'KONTENA_LB_ACME_LEADER_TTL', flag: 'acme-leader-ttl', help: 'seconds: replicas elect one to order certificates; a dead leader is replaced within this long', default: '10' },
+  { env: 'KONTENA_LB_ACME_DIRECTORY_CA', flag: 'acme-directory-ca', help: 'a PEM file of CA certificates to trust for the ACME directory (private ACME servers)' },
   { env: 'LOG_LEVEL', flag: 'log-level', help: 'trace, debug, info, warn, error', default: 'info' },
 ] as const;
 
@@ -77,6 +100,7 @@ export function loadConfig(input: SettingsInput, options: { checkFilesystem?: bo
     defaultCert: get('KONTENA_LB_DEFAULT_CERT'),
     certsDir: get('KONTENA_LB_CERTS_DIR') === undefined ? undefined : path.resolve(get('KONTENA_LB_CERTS_DIR')!),
     vaultKey: get('KONTENA_LB_VAULT_KEY'),
+    acme: acmeSettings(get, options.checkFilesystem !== false),
   };
   if (new Set([httpPort, httpsPort, statsPort]).size !== 3) {
     throw new ConfigError('KONTENA_LB_HTTP_PORT, KONTENA_LB_HTTPS_PORT and KONTENA_LB_STATS_PORT must be three different ports');
@@ -134,6 +158,51 @@ function settingLines(raw: string | undefined, name: string): string[] {
     if (error instanceof EntryError) throw new ConfigError(error.message);
     throw error;
   }
+}
+
+function acmeSettings(get: (name: string) => string | undefined, readFiles: boolean): AcmeSettings | undefined {
+  const email = get('KONTENA_LB_ACME_EMAIL');
+  const domains = splitDomainList(get('KONTENA_LB_ACME_DOMAINS'));
+  if (email === undefined) {
+    if (domains.length > 0) throw new ConfigError('KONTENA_LB_ACME_DOMAINS needs KONTENA_LB_ACME_EMAIL (the ACME account\'s contact address)');
+    return undefined;
+  }
+  if (!/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(email)) throw new ConfigError(`KONTENA_LB_ACME_EMAIL must be an e-mail address, got ${JSON.stringify(email)}`);
+  const directoryUrl = get('KONTENA_LB_ACME_DIRECTORY') ?? LETS_ENCRYPT_PRODUCTION;
+  let parsed: URL;
+  try {
+    parsed = new URL(directoryUrl);
+  } catch {
+    throw new ConfigError(`KONTENA_LB_ACME_DIRECTORY must be a URL like ${LETS_ENCRYPT_PRODUCTION}, got ${JSON.stringify(directoryUrl)}`);
+  }
+  const loopback = ['127.0.0.1', 'localhost', '[::1]'].includes(parsed.hostname);
+  if (parsed.protocol !== 'https:' && !(parsed.protocol === 'http:' && loopback)) {
+    throw new ConfigError(`KONTENA_LB_ACME_DIRECTORY must use https:// (http:// only on loopback), got ${JSON.stringify(directoryUrl)}`);
+  }
+  const renewRaw = get('KONTENA_LB_ACME_RENEW_DAYS') ?? '30';
+  if (!/^[0-9]{1,3}$/.test(renewRaw) || Number(renewRaw) < 1) throw new ConfigError(`KONTENA_LB_ACME_RENEW_DAYS must be a whole number of days (1-999), got ${JSON.stringify(renewRaw)}`);
+  const ttlRaw = (get('KONTENA_LB_ACME_LEADER_TTL') ?? '10').replace(/s$/, '');
+  if (!/^[0-9]{1,3}$/.test(ttlRaw) || Number(ttlRaw) < 1) throw new ConfigError(`KONTENA_LB_ACME_LEADER_TTL must be a whole number of seconds (1-999), got ${JSON.stringify(get('KONTENA_LB_ACME_LEADER_TTL'))}`);
+  const checkIntervalMs = durationMs(get('KONTENA_LB_ACME_CHECK_INTERVAL') ?? '1h', 'KONTENA_LB_ACME_CHECK_INTERVAL');
+  if (checkIntervalMs < 10_000) throw new ConfigError('KONTENA_LB_ACME_CHECK_INTERVAL must be at least 10s');
+  const caFile = get('KONTENA_LB_ACME_DIRECTORY_CA');
+  let directoryCa: string | undefined;
+  if (caFile !== undefined && readFiles) {
+    try {
+      directoryCa = readFileSync(caFile, 'utf8');
+    } catch (error) {
+      throw new ConfigError(`KONTENA_LB_ACME_DIRECTORY_CA: cannot read ${caFile} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+    }
+    if (!directoryCa.includes('-----BEGIN CERTIFICATE-----')) throw new ConfigError(`KONTENA_LB_ACME_DIRECTORY_CA: ${caFile} holds no PEM certificate`);
+  }
+  return { email, directoryUrl, domains, renewDays: Number(renewRaw), checkIntervalMs, leaderTtlSeconds: Number(ttlRaw), directoryCa };
+}
+
+/** `30s`, `15m`, `1h`, `2d`, `500ms` or plain milliseconds, in milliseconds. */
+function durationMs(raw: string, name: string): number {
+  const match = /^([0-9]+)(ms|s|m|h|d)?$/.exec(duration(raw, name));
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3600_000, d: 86_400_000 }[match![2] as 'ms' | 's' | 'm' | 'h' | 'd' ?? 'ms'];
+  return Number(match![1]) * unit;
 }
 
 function duration(raw: string, name: string): string {

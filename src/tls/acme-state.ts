@@ -5,6 +5,9 @@
  * and keeps honouring the backoff of the one before it.
  */
 
+export const LETS_ENCRYPT_PRODUCTION = 'https://acme-v02.api.letsencrypt.org/directory';
+export const LETS_ENCRYPT_STAGING = 'https://acme-staging-v02.api.letsencrypt.org/directory';
+
 export const STATE_DIR = 'acme/state/';
 export const CHALLENGE_DIR = 'acme/challenges/';
 export const ACCOUNT_KEY = 'acme/account';
