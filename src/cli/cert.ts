@@ -53,7 +53,7 @@ export interface CertListRow {
   readonly acme?: AcmeDomainState;
 }
 
-const ETCD_FLAGS: [string, string][] = [
+const CONNECTION_FLAGS: [string, string][] = [
   ['--etcd-endpoints <urls>', 'comma-separated etcd v3 URLs [env ETCD_ENDPOINTS]'],
   ['--etcd-node <host>', 'an etcd host name, port 2379 [env ETCD_NODE]'],
   ['--etcd-path <path>', 'the load balancer\'s etcd prefix [env ETCD_PATH]'],
@@ -112,7 +112,7 @@ ${VAULT_HELP}`);
 }
 
 function addEtcdFlags(command: Command): void {
-  for (const [flags, help] of ETCD_FLAGS) command.option(flags, help);
+  for (const [flags, help] of CONNECTION_FLAGS) command.option(flags, help);
 }
 
 async function importCert(
