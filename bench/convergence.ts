@@ -16,9 +16,9 @@
  * at most ~2 ms plus one request late. Between samples the bench waits until the controller
  * has logged the apply of that revision, so samples do not overlap.
  */
-import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
+import { machineInfo, quantile, round } from './report.js';
 import path from 'node:path';
 import {
   freePort, REPO_ROOT, request, sleep, startController, startEtcd, startSampleBackend, waitFor,
@@ -317,43 +317,6 @@ function summarize(kind: Kind, samples: readonly Sample[]): Summary {
     meanMs: round(sorted.reduce((sum, ms) => sum + ms, 0) / sorted.length),
     applyMedianMs: applyTimes.length > 0 ? round(quantile(applyTimes, 0.5)) : undefined,
     disruptions: samples.reduce((sum, s) => sum + s.disruptions, 0),
-  };
-}
-
-/** Linear interpolation between closest ranks (R-7, as numpy and spreadsheets do). */
-function quantile(sorted: readonly number[], q: number): number {
-  if (sorted.length === 0) return NaN;
-  const position = (sorted.length - 1) * q;
-  const lower = Math.floor(position);
-  const upper = Math.ceil(position);
-  const low = sorted[lower] ?? NaN;
-  const high = sorted[upper] ?? NaN;
-  return low + (high - low) * (position - lower);
-}
-
-function round(ms: number): number {
-  return Math.round(ms * 10) / 10;
-}
-
-function firstLine(command: string, args: readonly string[]): string {
-  try {
-    const env = { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/local/sbin:/usr/sbin:/sbin` };
-    return execFileSync(command, args, { encoding: 'utf8', env, stdio: ['ignore', 'pipe', 'pipe'], timeout: 10_000 }).split('\n')[0]?.trim() ?? '';
-  } catch {
-    return 'unknown';
-  }
-}
-
-function machineInfo() {
-  const cpus = os.cpus();
-  return {
-    cpus: cpus.length,
-    cpuModel: cpus[0]?.model.trim() ?? 'unknown',
-    memoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
-    os: `${os.type()} ${os.release()} ${os.arch()}`,
-    node: process.version,
-    haproxy: firstLine('haproxy', ['-v']),
-    etcd: firstLine('etcd', ['--version']),
   };
 }
 

@@ -22,9 +22,10 @@
  * Clients and HAProxy share the machine's cores, so the handshake rates are a comparison
  * (1 vs many certificates), not a capacity figure.
  */
-import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
 import os from 'node:os';
+import { machineInfo, quantile, round } from './report.js';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { REPO_ROOT } from '../scripts/lib/local-stack.js';
@@ -260,7 +261,7 @@ export async function run(args: readonly string[]): Promise<number> {
     log(`  ${swap.requests} requests, ${swap.failures} failed`);
     await stopLb(small.lb);
 
-    const machine = machineInfo();
+    const machine = machineInfo({ openssl: ['openssl', 'version'] });
     const command = `npm run bench -- tls${args.length > 0 ? ` ${args.join(' ')}` : ''}`;
     const ratio = Math.round((rateMany.perSecond / rateOne.perSecond) * 1000) / 1000;
     const report = {
@@ -601,43 +602,6 @@ function summarize(values: readonly number[]): Stats {
   };
 }
 
-/** Linear interpolation between closest ranks (R-7, as numpy and spreadsheets do). */
-function quantile(sorted: readonly number[], q: number): number {
-  if (sorted.length === 0) return NaN;
-  const position = (sorted.length - 1) * q;
-  const lower = Math.floor(position);
-  const upper = Math.ceil(position);
-  const low = sorted[lower] ?? NaN;
-  const high = sorted[upper] ?? NaN;
-  return low + (high - low) * (position - lower);
-}
-
-function round(ms: number): number {
-  return Math.round(ms * 10) / 10;
-}
-
-function firstLine(command: string, args: readonly string[]): string {
-  try {
-    const env = { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/local/sbin:/usr/sbin:/sbin` };
-    return execFileSync(command, args, { encoding: 'utf8', env, stdio: ['ignore', 'pipe', 'pipe'], timeout: 10_000 }).split('\n')[0]?.trim() ?? '';
-  } catch {
-    return 'unknown';
-  }
-}
-
-function machineInfo() {
-  const cpus = os.cpus();
-  return {
-    cpus: cpus.length,
-    cpuModel: cpus[0]?.model.trim() ?? 'unknown',
-    memoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
-    os: `${os.type()} ${os.release()} ${os.arch()}`,
-    node: process.version,
-    haproxy: firstLine('haproxy', ['-v']),
-    etcd: firstLine('etcd', ['--version']),
-    openssl: firstLine('openssl', ['version']),
-  };
-}
 
 interface Report {
   readonly date: string;
