@@ -34,8 +34,23 @@ export async function waitFor<T>(
   }
 }
 
-/** A port the OS just handed out and released. `host` undefined means every interface. */
-export function freePort(host: string | undefined = '127.0.0.1'): Promise<number> {
+// Ports already handed out by this process: a released port is free again at once, and the OS
+// may hand it out a second time before whoever asked for it first has bound it.
+const handedOut = new Set<number>();
+
+/** A port the OS just handed out and released, never the same one twice. `host` undefined means every interface. */
+export async function freePort(host: string | undefined = '127.0.0.1'): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = await askForPort(host);
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  throw new Error('no unused free port after 50 attempts');
+}
+
+function askForPort(host: string | undefined): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
     server.unref();
