@@ -2,7 +2,12 @@ import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
 import type { Logger } from '../log.js';
 import type { Entries } from '../model/types.js';
 
-/** A whole view of the load balancer's keys at one etcd revision. */
+/**
+ * A whole view of the load balancer's keys at one etcd revision. From EtcdSource, `entries` is
+ * copied out of the source only when first read, so a burst of events costs one copy per apply
+ * instead of one per event; read it before the next snapshot arrives (consumers keep only the
+ * newest one), or the read throws instead of handing out the wrong revision's keys.
+ */
 export interface Snapshot {
   readonly entries: Entries;
   readonly revision: string;
@@ -34,6 +39,8 @@ export class EtcdSource {
   private restartTimer: NodeJS.Timeout | undefined;
   private failures = 0;
   private generation = 0;
+  /** Snapshots handed out so far; only the newest may still be read lazily. */
+  private emitted = 0;
 
   constructor(private readonly options: EtcdSourceOptions) {
     this.keyPrefix = `${options.prefix}/`;
@@ -118,7 +125,21 @@ export class EtcdSource {
   }
 
   private emit(): void {
-    this.options.onSnapshot({ entries: new Map(this.entries), revision: this.revision });
+    const source = this;
+    const generation = ++this.emitted;
+    const revision = this.revision;
+    let copy: Entries | undefined;
+    const snapshot: Snapshot = {
+      revision,
+      get entries(): Entries {
+        if (!copy) {
+          if (generation !== source.emitted) throw new Error(`etcd snapshot at revision ${revision} read after a newer one arrived`);
+          copy = new Map(source.entries);
+        }
+        return copy;
+      },
+    };
+    this.options.onSnapshot(snapshot);
   }
 
   private relative(kv: IKeyValue): string {

@@ -104,6 +104,9 @@ class Interrupted extends Error {}
  * progress (pending order, backoff, last error, validity) lives in etcd at
  * `acme/state/<domain>`, so a new leader resumes where the old one stopped.
  */
+/** Snapshots arriving within this window are handled as one. */
+const OFFER_COALESCE_MS = 20;
+
 export class AcmeManager {
   private readonly logger: Logger;
   private readonly leader: LeaderElection;
@@ -132,6 +135,8 @@ export class AcmeManager {
   private epoch = 0;
   private abort = new AbortController();
   private timer: NodeJS.Timeout | undefined;
+  private offerTimer: NodeJS.Timeout | undefined;
+  private pendingSnapshot: Snapshot | undefined;
   private readonly running = new Map<string, Promise<void>>();
   private account: Promise<{ pem: string; url?: string }> | undefined;
   private started = false;
@@ -182,6 +187,7 @@ export class AcmeManager {
     if (this.stopped) return;
     this.stopped = true;
     clearTimeout(this.timer);
+    clearTimeout(this.offerTimer);
     this.abort.abort();
     // Interrupted attempts only have their challenge tokens to delete; bounded, should etcd not answer.
     await withDeadline(Promise.allSettled([...this.running.values()]), STOP_TIMEOUT_MS);
@@ -190,7 +196,21 @@ export class AcmeManager {
   }
 
   /** Every etcd snapshot: the domains wanted, and what is stored for them. */
+  /**
+   * Takes every etcd snapshot but works on the newest only, a moment later: parsing the whole
+   * keyspace once per event would cost the most exactly when a deploy writes many keys.
+   */
   offer(snapshot: Snapshot): void {
+    this.pendingSnapshot = snapshot;
+    this.offerTimer ??= setTimeout(() => {
+      this.offerTimer = undefined;
+      const latest = this.pendingSnapshot;
+      this.pendingSnapshot = undefined;
+      if (latest && !this.stopped) this.process(latest);
+    }, OFFER_COALESCE_MS);
+  }
+
+  private process(snapshot: Snapshot): void {
     this.entries = snapshot.entries;
     this.acks?.offer(snapshot.entries);
     this.updateDesired();
