@@ -7,10 +7,10 @@ import type { RawCert } from '../../src/tls/bundle.js';
 import { encryptBundle } from '../../src/tls/vault.js';
 import type { Backend } from '../support/backend.js';
 import { makeCa, makeLeaf, removeCertFiles, type CertAuthority, type LeafCert } from '../support/certs.js';
-import { startTestEdgelb, type TestEdgelb } from '../support/edgelb.js';
+import type { TestEdgelb } from '../support/edgelb.js';
 import { startEtcd, type EtcdServer } from '../support/etcd.js';
-import { closeBackends, deleteKey, lbReady, logsWithMsg, putKeys, settled, startBackends } from '../support/lb.js';
-import { expectServedCert, fingerprintOf, handshake, httpsGet, serialOf } from '../support/tls.js';
+import { closeBackends, deleteKey, logsWithMsg, putKeys, settled, startBackends, startLbWith } from '../support/lb.js';
+import { envCert, expectServedCert, fingerprintOf, handshake, httpsGet, serialOf } from '../support/tls.js';
 
 // Certificates that change while HAProxy runs: the encrypted vault, the watched directory, and
 // the runtime API path (no reload) for adding, replacing and removing certificates.
@@ -42,15 +42,9 @@ afterAll(async () => {
   removeCertFiles();
 });
 
-function envCert(name: string, pem: string): RawCert {
-  return { source: { kind: 'env', ref: name }, pem };
-}
-
 async function lbWith(entries: Record<string, string>, overrides: Record<string, string> = {}, envCerts: readonly RawCert[] = []): Promise<TestEdgelb> {
-  const lb = await startTestEdgelb(etcd, overrides, undefined, { envCerts });
+  const lb = await startLbWith(etcd, entries, overrides, { envCerts });
   running.push(lb);
-  await lbReady(lb);
-  if (Object.keys(entries).length > 0) await settled(lb, await putKeys(etcd, lb, entries));
   return lb;
 }
 

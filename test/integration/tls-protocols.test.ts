@@ -4,11 +4,11 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Backend } from '../support/backend.js';
 import { makeLeaf, removeCertFiles, type LeafCert } from '../support/certs.js';
-import { startTestEdgelb, type TestEdgelb } from '../support/edgelb.js';
+import type { TestEdgelb } from '../support/edgelb.js';
 import { startEtcd, type EtcdServer } from '../support/etcd.js';
 import { get } from '../support/http.js';
 import { portIsFree } from '../../scripts/lib/local-stack.js';
-import { closeBackends, lbReady, putKeys, settled, startBackends } from '../support/lb.js';
+import { closeBackends, startBackends, startLbWith } from '../support/lb.js';
 import { expectServedCert, handshake, http2Get, httpsGet } from '../support/tls.js';
 
 // What the HTTPS listener speaks: ALPN and HTTP/2, protocol versions and ciphers, redirects to
@@ -29,15 +29,7 @@ afterAll(async () => {
 });
 
 async function lbWith(entries: Record<string, string>, overrides: Record<string, string> = {}): Promise<TestEdgelb> {
-  const lb = await startTestEdgelb(etcd, overrides);
-  try {
-    await lbReady(lb);
-    await settled(lb, await putKeys(etcd, lb, entries));
-    return lb;
-  } catch (error) {
-    await lb.stopAll();
-    throw error;
-  }
+  return startLbWith(etcd, entries, overrides);
 }
 
 /** The request the backend received with this unique path. */

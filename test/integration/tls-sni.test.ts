@@ -5,11 +5,11 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { RawCert } from '../../src/tls/bundle.js';
 import type { Backend } from '../support/backend.js';
 import { makeCa, makeIntermediate, makeLeaf, removeCertFiles, type CertAuthority, type LeafCert } from '../support/certs.js';
-import { startTestEdgelb, type TestEdgelb } from '../support/edgelb.js';
+import type { TestEdgelb } from '../support/edgelb.js';
 import { startEtcd, type EtcdServer } from '../support/etcd.js';
 import { get } from '../support/http.js';
-import { closeBackends, deleteKey, expectReply, expectRoute, lbReady, logsWithMsg, putKeys, settled, startBackends } from '../support/lb.js';
-import { expectPortState, expectServedCert, fingerprintOf, handshake, httpsGet, probePort } from '../support/tls.js';
+import { closeBackends, deleteKey, expectReply, expectRoute, logsWithMsg, putKeys, settled, startBackends, startLbWith } from '../support/lb.js';
+import { envCert, expectPortState, expectServedCert, fingerprintOf, handshake, httpsGet, probePort } from '../support/tls.js';
 
 // Which certificate a TLS client is served: by SNI across the three sources, wildcards, the
 // default certificate, chains, invalid and expired bundles, and no HTTPS listener without one.
@@ -46,10 +46,6 @@ afterAll(async () => {
   removeCertFiles();
 });
 
-function envCert(name: string, pem: string): RawCert {
-  return { source: { kind: 'env', ref: name }, pem };
-}
-
 async function certsDir(files: Record<string, string>): Promise<string> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'edgelb-tls-dir-'));
   tempDirs.push(dir);
@@ -58,15 +54,9 @@ async function certsDir(files: Record<string, string>): Promise<string> {
 }
 
 /** Starts an LB, waits for HAProxy, writes `entries` (with `certs/<name>` vault keys) and waits until applied. */
-async function lbWith(
-  entries: Record<string, string>,
-  overrides: Record<string, string> = {},
-  envCerts: readonly RawCert[] = [],
-): Promise<TestEdgelb> {
-  const lb = await startTestEdgelb(etcd, overrides, undefined, { envCerts });
+async function lbWith(entries: Record<string, string>, overrides: Record<string, string> = {}, envCerts: readonly RawCert[] = []): Promise<TestEdgelb> {
+  const lb = await startLbWith(etcd, entries, overrides, { envCerts });
   running.push(lb);
-  await lbReady(lb);
-  if (Object.keys(entries).length > 0) await settled(lb, await putKeys(etcd, lb, entries));
   return lb;
 }
 

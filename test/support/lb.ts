@@ -2,7 +2,7 @@ import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { startBackend, type Backend } from './backend.js';
 import type { EtcdServer } from './etcd.js';
-import { startTestEdgelb, type TestEdgelb } from './edgelb.js';
+import { startTestEdgelb, type TestEdgelb, type TestEdgelbOptions } from './edgelb.js';
 import { get, type Reply } from './http.js';
 import { waitFor } from './wait.js';
 
@@ -230,8 +230,13 @@ export async function expectBackendSet(lb: TestEdgelb, path: string, host: strin
 }
 
 /** Starts a controller with its own HAProxy and prefix, writes `entries` and waits until they are applied. */
-export async function startLbWith(etcd: EtcdServer, entries: Record<string, string> = {}): Promise<TestEdgelb> {
-  const lb = await startTestEdgelb(etcd);
+export async function startLbWith(
+  etcd: EtcdServer,
+  entries: Record<string, string> = {},
+  overrides: Record<string, string> = {},
+  options: TestEdgelbOptions = {},
+): Promise<TestEdgelb> {
+  const lb = await startTestEdgelb(etcd, overrides, undefined, options);
   try {
     await lbReady(lb);
     if (Object.keys(entries).length > 0) await settled(lb, await putKeys(etcd, lb, entries));

@@ -1,3 +1,4 @@
+import type { RawCert } from '../../src/tls/bundle.js';
 import { X509Certificate } from 'node:crypto';
 import http2 from 'node:http2';
 import https from 'node:https';
@@ -445,4 +446,9 @@ export function startHttpsLoad(options: LoadOptions): HttpsLoad {
       return stats();
     },
   };
+}
+
+/** A certificate as the environment provides it (SSL_CERT_<name>), for startTestEdgelb's envCerts. */
+export function envCert(name: string, pem: string): RawCert {
+  return { source: { kind: 'env', ref: name }, pem };
 }
