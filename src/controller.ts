@@ -211,8 +211,11 @@ export class Controller {
           return;
         }
       }
-      if (certs.served.length > 0) await this.options.certFiles.write(certs);
-      await this.options.challengeMap.write(challenges);
+      if (round === 0) {
+        // haproxy -c reads the crt-list and the challenge map, so they go to disk first (once).
+        if (certs.served.length > 0) await this.options.certFiles.write(certs);
+        await this.options.challengeMap.write(challenges);
+      }
       const validation = await applier.validate(text);
       if (validation.ok) {
         await this.commit(text, state, certs, challenges, snapshot.revision, started);

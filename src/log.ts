@@ -16,6 +16,3 @@ export function createLogger(level: string, pretty: boolean, destination?: NodeJ
   return pino({ level, base: undefined, timestamp: pino.stdTimeFunctions.isoTime }, destination as pino.DestinationStream | undefined);
 }
 
-export function silentLogger(): Logger {
-  return pino({ level: 'silent' });
-}

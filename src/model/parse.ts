@@ -1,6 +1,6 @@
 import type { DesiredState, Entries, HttpService, ParseResult, Rejection, TcpService, Upstream } from './types.js';
 import {
-  EntryError, LIMITS, parseBalance, parseBasicAuthSecrets, parseBoolean, parseCookie, parseHealthCheckUri,
+  EntryError, parseBalance, parseBasicAuthSecrets, parseBoolean, parseCookie, parseHealthCheckUri,
   parseHostList, parseMaxAge, parseName, parsePathList, parsePort, parseSettingLines, parseUpstream,
 } from './values.js';
 
@@ -240,4 +240,3 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
-export { LIMITS };
