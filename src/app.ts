@@ -1,5 +1,7 @@
 import path from 'node:path';
 import { Etcd3 } from 'etcd3';
+import { getFromUnixSocket, startAdminServer, type AdminServer } from './admin/server.js';
+import { readServerStats } from './admin/haproxy-stats.js';
 import type { Config } from './config.js';
 import { Controller } from './controller.js';
 import { ConfigApplier } from './haproxy/apply.js';
@@ -15,6 +17,7 @@ import { EtcdSource } from './sources/etcd.js';
 import type { RawCert } from './tls/bundle.js';
 import { AcmeManager } from './tls/acme.js';
 import { vaultCertsFromEntries } from './tls/vault.js';
+import { packageVersion } from './util/package-root.js';
 
 export interface Edgelb {
   readonly controller: Controller;
@@ -22,6 +25,8 @@ export interface Edgelb {
   readonly source: EtcdSource;
   /** Undefined unless KONTENA_LB_ACME_EMAIL is set. */
   readonly acme: AcmeManager | undefined;
+  /** /healthz, /status and /metrics on KONTENA_LB_ADMIN_PORT. */
+  readonly admin: AdminServer;
   readonly configFile: string;
   /** SIGHUP: read everything from etcd again and re-apply. */
   resync(): void;
@@ -36,6 +41,7 @@ export function statePaths(stateDir: string) {
     masterSocket: path.join(stateDir, 'master.sock'),
     certsDir: path.join(stateDir, 'certs'),
     challengeMap: path.join(stateDir, 'acme-challenges.map'),
+    metricsSocket: path.join(stateDir, 'metrics.sock'),
   };
 }
 
@@ -48,6 +54,7 @@ export function renderSettingsOf(config: Config): RenderSettings {
     globalSettings: config.globalSettings,
     defaultsSettings: config.customSettings,
     hardStopAfter: config.hardStopAfter,
+    metricsSocket: statePaths(config.stateDir).metricsSocket,
   };
 }
 
@@ -70,7 +77,7 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
   const controller = new Controller({
     render: createRenderer(),
     renderSettings: renderSettingsOf(config),
-    parseOptions: { reservedPorts: [config.httpPort, config.httpsPort, config.statsPort] },
+    parseOptions: { reservedPorts: [config.httpPort, config.httpsPort, config.statsPort, config.adminPort] },
     applier,
     certFiles: new CertFiles({ dir: paths.certsDir, renderCrtList: createCrtListRenderer(), runtime }),
     challengeMap: new ChallengeMap(paths.challengeMap, runtime),
@@ -106,6 +113,16 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
     },
   });
   acme?.start();
+  const admin = startAdminServer({
+    port: config.adminPort,
+    host: config.adminBind,
+    inputs: {
+      version: packageVersion(), etcdPrefix: config.etcdPath, controller, haproxy, etcd: source,
+      renderSettings: renderSettingsOf(config), serverStats: () => readServerStats(paths.adminSocket),
+    },
+    haproxyMetrics: () => getFromUnixSocket(paths.metricsSocket, '/metrics'),
+    logger: logger.child({ component: 'admin' }),
+  });
   const certsDir = config.certsDir === undefined ? undefined : new CertsDirSource({
     dir: config.certsDir,
     logger: logger.child({ component: 'certs-dir' }),
@@ -125,11 +142,13 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
     haproxy,
     source,
     acme,
+    admin,
     configFile: paths.configFile,
     resync: () => source.resync(),
     async stop(options = {}) {
       // First: interrupts orders (deleting their challenge tokens) and resigns, so another replica takes over at once.
       await acme?.stop();
+      await admin.close();
       controller.stop();
       await certsDir?.stop();
       await source.stop();

@@ -332,6 +332,8 @@ export interface ControllerSettings {
   readonly httpPort: number;
   readonly httpsPort: number;
   readonly statsPort: number;
+  /** KONTENA_LB_ADMIN_PORT (/healthz, /status, /metrics); edgelb's default 8404 when absent. */
+  readonly adminPort?: number;
   readonly stateDir: string;
   readonly logLevel?: string;
   /** How to run it: `dist` = node dist/src/main.js (built), `source` = node --import tsx src/main.ts. */
@@ -360,6 +362,7 @@ export function startController(settings: ControllerSettings): LocalController {
     KONTENA_LB_HTTP_PORT: String(settings.httpPort),
     KONTENA_LB_HTTPS_PORT: String(settings.httpsPort),
     KONTENA_LB_STATS_PORT: String(settings.statsPort),
+    ...(settings.adminPort === undefined ? {} : { KONTENA_LB_ADMIN_PORT: String(settings.adminPort) }),
     KONTENA_LB_STATE_DIR: settings.stateDir,
     LOG_LEVEL: settings.logLevel ?? 'info',
     PATH: `${process.env.PATH ?? ''}:/usr/local/sbin:/usr/sbin:/sbin`,

@@ -11,6 +11,8 @@ export interface RenderSettings {
   readonly globalSettings: readonly string[];
   readonly defaultsSettings: readonly string[];
   readonly hardStopAfter: string;
+  /** A unix socket for HAProxy's built-in Prometheus exporter (read by the admin port); none when absent. */
+  readonly metricsSocket?: string;
   /** Present only when at least one certificate is served: otherwise nothing listens for HTTPS. */
   readonly tls?: TlsSettings;
 }

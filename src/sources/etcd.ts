@@ -41,6 +41,7 @@ export class EtcdSource {
   private generation = 0;
   /** Snapshots handed out so far; only the newest may still be read lazily. */
   private emitted = 0;
+  private watching = false;
 
   constructor(private readonly options: EtcdSourceOptions) {
     this.keyPrefix = `${options.prefix}/`;
@@ -50,8 +51,14 @@ export class EtcdSource {
     void this.connect();
   }
 
+  /** True while a watch is established (the admin port's etcd connection state). */
+  get connected(): boolean {
+    return this.watching;
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
+    this.watching = false;
     clearTimeout(this.restartTimer);
     await this.dropWatcher();
   }
@@ -78,6 +85,7 @@ export class EtcdSource {
       }
       this.watcher = watcher;
       this.failures = 0;
+      this.watching = true;
       this.options.onConnectionChange?.(true);
       logger.info({ prefix: this.options.prefix, revision: this.revision, keys: this.entries.size }, 'watching etcd');
 
@@ -101,6 +109,7 @@ export class EtcdSource {
   private scheduleRestart(delayMs: number, reason: string): void {
     if (this.stopped) return;
     this.generation++;
+    this.watching = false;
     this.options.onConnectionChange?.(false);
     this.options.logger.warn({ retryInMs: delayMs, lastRevision: this.revision }, reason);
     void this.dropWatcher();

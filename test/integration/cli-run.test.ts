@@ -43,6 +43,7 @@ describe('edgelb run as a process', () => {
       KONTENA_SERVICE_NAME: 'cli-test',
       KONTENA_LB_HTTPS_PORT: String(await freePort()),
       KONTENA_LB_STATS_PORT: String(await freePort()),
+      KONTENA_LB_ADMIN_PORT: String(await freePort()),
       KONTENA_LB_STATE_DIR: stateDir,
       KONTENA_LB_VAULT_KEY: 'a-test-vault-key-that-must-not-be-logged',
     });

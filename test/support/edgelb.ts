@@ -49,6 +49,7 @@ export async function startTestEdgelb(
     KONTENA_LB_HTTP_PORT: String(httpPort),
     KONTENA_LB_HTTPS_PORT: String(await freePort()),
     KONTENA_LB_STATS_PORT: String(await freePort()),
+    KONTENA_LB_ADMIN_PORT: String(await freePort()),
     KONTENA_LB_STATE_DIR: stateDir,
     LOG_LEVEL: 'debug',
     ...overrides,

@@ -1,0 +1,188 @@
+import type { ApplyRecord, ControllerStatus } from '../controller.js';
+import type { Rejection } from '../model/types.js';
+import { buildView, httpBackendName, tcpProxyName, type RenderSettings } from '../render/view.js';
+import type { ServerStat } from './haproxy-stats.js';
+
+/** What the admin port reads; each part is owned elsewhere and only read here. */
+export interface AdminInputs {
+  readonly version: string;
+  readonly etcdPrefix: string;
+  readonly controller: { status(): ControllerStatus };
+  readonly haproxy: { readonly running: boolean; readonly pid: number | undefined; readonly restartCount: number };
+  readonly etcd: { readonly connected: boolean };
+  /** For the route order: the same view the template is rendered from. */
+  readonly renderSettings: RenderSettings;
+  /** Per-server health from HAProxy's runtime API; rejects when HAProxy cannot be asked. */
+  readonly serverStats: () => Promise<ServerStat[]>;
+  readonly now?: () => Date;
+}
+
+export interface InstanceReport {
+  readonly name: string;
+  readonly address: string;
+  /** From HAProxy's health checks: up, down, maint, drain, nolb, unchecked; unknown when HAProxy cannot be asked. */
+  readonly health: string;
+  readonly check: string | null;
+  readonly lastChangeSeconds: number | null;
+  readonly currentSessions: number | null;
+}
+
+export interface ServiceReport {
+  readonly kind: 'http' | 'tcp';
+  readonly name: string;
+  readonly hosts: readonly string[];
+  readonly paths: readonly string[];
+  readonly port: number | null;
+  readonly instances: readonly InstanceReport[];
+}
+
+export interface RouteReport {
+  /** 1-based: HAProxy takes the first route that matches. */
+  readonly order: number;
+  readonly service: string;
+  readonly hosts: readonly string[];
+  readonly path: string | null;
+}
+
+export interface CertificateReport {
+  readonly id: string;
+  readonly source: string;
+  readonly names: readonly string[];
+  readonly notAfter: string;
+  readonly daysLeft: number;
+  readonly served: boolean;
+  readonly default: boolean;
+  readonly expired: boolean;
+}
+
+export interface StatusReport {
+  readonly version: string;
+  readonly time: string;
+  readonly health: HealthReport;
+  readonly haproxy: { readonly running: boolean; readonly pid: number | null; readonly restarts: number; readonly statsError: string | null };
+  readonly etcd: { readonly connected: boolean; readonly prefix: string; readonly revision: string | null };
+  readonly lastApply: ApplyRecord | null;
+  readonly counters: ControllerStatus['counters'];
+  readonly services: readonly ServiceReport[];
+  readonly routes: readonly RouteReport[];
+  readonly certificates: readonly CertificateReport[];
+  readonly rejected: readonly Rejection[];
+  readonly excluded: readonly { service: string; reason: string }[];
+  readonly certificatesRejected: readonly { source: string; reason: string }[];
+  readonly certificateWarnings: readonly string[];
+}
+
+export interface HealthReport {
+  /** ok: serving the latest entries; degraded: serving, but the last apply failed; unavailable: not serving. */
+  readonly status: 'ok' | 'degraded' | 'unavailable';
+  readonly reason: string | null;
+}
+
+/**
+ * Healthy means HAProxy serves a validated config: the latest one, or the last good one after a
+ * failed apply (then "degraded", still 200: restarting the load balancer would not fix an entry).
+ */
+export function healthOf(inputs: Pick<AdminInputs, 'controller' | 'haproxy'>): HealthReport {
+  const last = inputs.controller.status().lastApply;
+  if (!inputs.haproxy.running) {
+    const why = last?.action === 'failed' ? `the last apply failed: ${last.error ?? 'unknown error'}` : 'no config applied yet';
+    return { status: 'unavailable', reason: `HAProxy is not running (${why})` };
+  }
+  if (last?.action === 'failed') {
+    return { status: 'degraded', reason: `the last apply failed, HAProxy serves the last good config: ${last.error ?? 'unknown error'}` };
+  }
+  return { status: 'ok', reason: null };
+}
+
+export async function buildStatus(inputs: AdminInputs): Promise<StatusReport> {
+  const now = inputs.now?.() ?? new Date();
+  const status = inputs.controller.status();
+  let stats: ServerStat[] = [];
+  let statsError: string | null = null;
+  if (inputs.haproxy.running) {
+    try {
+      stats = await inputs.serverStats();
+    } catch (error) {
+      statsError = (error as Error).message;
+    }
+  } else {
+    statsError = 'HAProxy is not running';
+  }
+  const byServer = new Map(stats.map((s) => [`${s.proxy}/${s.server}`, s]));
+  const instance = (proxy: string) => (u: { name: string; host: string; port: number }): InstanceReport => {
+    const stat = byServer.get(`${proxy}/${u.name}`);
+    return {
+      name: u.name,
+      address: u.host.includes(':') ? `[${u.host}]:${u.port}` : `${u.host}:${u.port}`,
+      health: stat?.health ?? 'unknown',
+      check: stat?.check || null,
+      lastChangeSeconds: stat?.lastChangeSeconds ?? null,
+      currentSessions: stat?.currentSessions ?? null,
+    };
+  };
+  const state = status.state ?? { http: [], tcp: [] };
+  const services: ServiceReport[] = [
+    ...state.http.map((s): ServiceReport => ({
+      kind: 'http',
+      name: s.name,
+      hosts: s.virtualHosts.map((h) => (h.wildcard ? `*.${h.name}` : h.name)),
+      paths: s.virtualPaths,
+      port: null,
+      instances: s.upstreams.map(instance(httpBackendName(s.name))),
+    })),
+    ...state.tcp.map((s): ServiceReport => ({
+      kind: 'tcp',
+      name: s.name,
+      hosts: [],
+      paths: [],
+      port: s.externalPort,
+      instances: s.upstreams.map(instance(tcpProxyName(s.name))),
+    })),
+  ];
+  const defaultId = status.certs.served[0]?.bundle.id;
+  const served = new Map(status.certs.served.map((c) => [c.bundle.id, c]));
+  const bundles = [...status.certs.all, ...status.certs.served.map((c) => c.bundle).filter((b) => !status.certs.all.some((a) => a.id === b.id))];
+  return {
+    version: inputs.version,
+    time: now.toISOString(),
+    health: healthOf(inputs),
+    haproxy: { running: inputs.haproxy.running, pid: inputs.haproxy.pid ?? null, restarts: inputs.haproxy.restartCount, statsError },
+    etcd: { connected: inputs.etcd.connected, prefix: inputs.etcdPrefix, revision: status.revision ?? null },
+    lastApply: status.lastApply ?? null,
+    counters: status.counters,
+    services,
+    routes: routesOf(status, inputs.renderSettings),
+    certificates: bundles.map((b) => ({
+      id: b.id,
+      source: `${b.source.kind}:${b.source.ref}`,
+      names: b.names,
+      notAfter: b.notAfter.toISOString(),
+      daysLeft: Math.floor((b.notAfter.getTime() - now.getTime()) / 86_400_000),
+      served: served.has(b.id),
+      default: b.id === defaultId,
+      expired: b.notAfter.getTime() <= now.getTime(),
+    })),
+    rejected: status.rejected,
+    excluded: status.excluded,
+    certificatesRejected: status.certs.rejected,
+    certificateWarnings: status.certs.warnings,
+  };
+}
+
+/** The HTTP routes in the order HAProxy tries them, from the same view the template renders. */
+function routesOf(status: ControllerStatus, settings: RenderSettings): RouteReport[] {
+  if (!status.state) return [];
+  const view = buildView(status.state, settings);
+  const acls = new Map(view.acls.map((a) => [a.name, a]));
+  return view.rules.map((rule, index) => {
+    const hosts: string[] = [];
+    let path: string | null = null;
+    for (const name of rule.conditions) {
+      const acl = acls.get(name);
+      hosts.push(...(acl?.exactHosts ?? []), ...(acl?.hostSuffixes ?? []).map((s) => `*${s}`));
+      if (acl?.pathRoot) path = '/';
+      if (acl?.path) path = acl.path;
+    }
+    return { order: index + 1, service: rule.backend.replace(/^http-/, ''), hosts, path };
+  });
+}

@@ -1,0 +1,206 @@
+import http from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { StatusReport } from '../../src/admin/status.js';
+import type { Backend } from '../support/backend.js';
+import { makeLeaf, removeCertFiles, type LeafCert } from '../support/certs.js';
+import { startTestEdgelb, type TestEdgelb } from '../support/edgelb.js';
+import { startEtcd, type EtcdServer } from '../support/etcd.js';
+import { closeBackends, expectRoute, startBackends, startEchoServer, startLbWith, type EchoServer } from '../support/lb.js';
+import { freePort } from '../support/ports.js';
+import { parsePrometheusText, samplesOf, valueOf } from '../support/prometheus.js';
+import { envCert } from '../support/tls.js';
+import { waitFor } from '../support/wait.js';
+
+// The admin port (/healthz, /status, /metrics) of a real controller with its HAProxy and etcd.
+
+interface AdminReply {
+  readonly status: number;
+  readonly type: string;
+  readonly body: string;
+}
+
+function admin(lb: TestEdgelb, path: string, method = 'GET'): Promise<AdminReply> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port: lb.config.adminPort, path, method, timeout: 5000 }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, type: String(res.headers['content-type']), body: Buffer.concat(chunks).toString('utf8') }));
+    });
+    req.on('timeout', () => req.destroy(new Error(`admin ${path}: no answer`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+async function status(lb: TestEdgelb): Promise<StatusReport> {
+  const reply = await admin(lb, '/status');
+  expect(reply.status).toBe(200);
+  expect(reply.type).toMatch(/^application\/json/);
+  return JSON.parse(reply.body) as StatusReport;
+}
+
+let etcd: EtcdServer;
+let backends: Record<'web1', Backend>;
+let echo: EchoServer;
+let lb: TestEdgelb;
+let cert: LeafCert;
+let deadPort: number;
+let tcpPort: number;
+
+beforeAll(async () => {
+  etcd = await startEtcd();
+  backends = await startBackends('web1');
+  echo = await startEchoServer();
+  cert = await makeLeaf({ names: ['admin.example.com'], days: 40 });
+  deadPort = await freePort();
+  tcpPort = await freePort();
+  lb = await startLbWith(etcd, {
+    'services/web/virtual_hosts': 'admin.example.com,*.admin.example.com',
+    'services/web/upstreams/web-1': backends.web1.address,
+    'services/web/upstreams/web-dead': `127.0.0.1:${deadPort}`,
+    'services/api/virtual_path': '/api',
+    'services/api/upstreams/api-1': backends.web1.address,
+    'services/bad/virtual_hosts': 'not a host!',
+    'services/bad/upstreams/x': backends.web1.address,
+    'services/web/upstreams/web-typo': 'nowhere',
+    'tcp-services/echo/external_port': String(tcpPort),
+    'tcp-services/echo/upstreams/echo-1': echo.address,
+  }, {}, { envCerts: [envCert('SSL_CERT_admin', cert.bundlePem)] });
+  await expectRoute(lb, '/', 'admin.example.com', 'web1');
+});
+
+afterAll(async () => {
+  await lb?.stopAll();
+  await echo?.close();
+  await closeBackends(backends);
+  await etcd?.stop();
+  removeCertFiles();
+});
+
+describe('admin port', () => {
+  it('answers /healthz with 200 and a JSON status while HAProxy serves the latest config', async () => {
+    const reply = await admin(lb, '/healthz');
+    expect(reply.status).toBe(200);
+    expect(JSON.parse(reply.body)).toEqual({ status: 'ok', reason: null });
+    expect((await admin(lb, '/healthz', 'HEAD')).status).toBe(200);
+  });
+
+  it('reports services, routes in precedence order, instance health from HAProxy, certificates and rejections on /status', async () => {
+    // The dead instance goes down after its health checks fail (fall 3, inter 2s).
+    const report = await waitFor(async () => {
+      const s = await status(lb);
+      const web = s.services.find((x) => x.name === 'web');
+      return web?.instances.find((i) => i.name === 'web-dead')?.health === 'down' && s;
+    }, { timeoutMs: 20_000, what: 'web-dead to be reported down' });
+
+    expect(report.health.status).toBe('ok');
+    expect(report.haproxy).toMatchObject({ running: true, restarts: 0, statsError: null });
+    expect(report.etcd).toMatchObject({ connected: true, prefix: lb.prefix });
+    expect(report.lastApply?.action).not.toBe('failed');
+    expect(report.counters.applies).toBeGreaterThanOrEqual(1);
+
+    const web = report.services.find((s) => s.name === 'web')!;
+    expect(web).toMatchObject({ kind: 'http', hosts: ['admin.example.com', '*.admin.example.com'], paths: [] });
+    expect(web.instances.map((i) => [i.name, i.address, i.health])).toEqual([
+      ['web-1', backends.web1.address, 'up'],
+      ['web-dead', `127.0.0.1:${deadPort}`, 'down'],
+    ]);
+    expect(web.instances[0]!.check).toMatch(/^L4OK|^L7OK/);
+    const echoService = report.services.find((s) => s.name === 'echo')!;
+    expect(echoService).toMatchObject({ kind: 'tcp', port: tcpPort });
+    expect(echoService.instances.map((i) => i.name)).toEqual(['echo-1']);
+    expect(report.services.some((s) => s.name === 'bad')).toBe(false);
+
+    expect(report.routes).toEqual([
+      { order: 1, service: 'web', hosts: ['admin.example.com'], path: null },
+      { order: 2, service: 'web', hosts: ['*.admin.example.com'], path: null },
+      { order: 3, service: 'api', hosts: [], path: '/api' },
+    ]);
+
+    expect(report.certificates).toHaveLength(1);
+    expect(report.certificates[0]).toMatchObject({ source: 'env:SSL_CERT_admin', names: ['admin.example.com'], served: true, default: true, expired: false });
+    expect(report.certificates[0]!.daysLeft).toBeGreaterThanOrEqual(38);
+    expect(report.certificates[0]!.daysLeft).toBeLessThanOrEqual(40);
+
+    expect(report.rejected.map((r) => r.key).sort()).toEqual(['services/bad/virtual_hosts', 'services/web/upstreams/web-typo']);
+    expect(JSON.stringify(report)).not.toContain('PRIVATE KEY');
+  });
+
+  it('serves Prometheus metrics: the controller\'s and HAProxy\'s own, in valid exposition format', async () => {
+    const reply = await admin(lb, '/metrics');
+    expect(reply.status).toBe(200);
+    expect(reply.type).toMatch(/^text\/plain; version=0\.0\.4/);
+    const scrape = parsePrometheusText(reply.body);
+    const counters = lb.controller.status().counters;
+
+    expect(valueOf(scrape, 'edgelb_up')).toBe(1);
+    expect(valueOf(scrape, 'edgelb_applies_total')).toBe(counters.applies);
+    expect(valueOf(scrape, 'edgelb_reloads_total')).toBe(counters.reloads);
+    expect(valueOf(scrape, 'edgelb_starts_total')).toBe(1);
+    expect(valueOf(scrape, 'edgelb_apply_failures_total')).toBe(0);
+    expect(scrape.types.get('edgelb_applies_total')).toBe('counter');
+    expect(valueOf(scrape, 'edgelb_etcd_connected')).toBe(1);
+    expect(valueOf(scrape, 'edgelb_haproxy_restarts_total')).toBe(0);
+    expect(valueOf(scrape, 'edgelb_last_apply_success')).toBe(1);
+    const duration = valueOf(scrape, 'edgelb_last_apply_duration_seconds');
+    expect(duration).toBeGreaterThan(0);
+    expect(duration).toBeLessThan(30);
+    expect(valueOf(scrape, 'edgelb_services', { kind: 'http' })).toBe(2);
+    expect(valueOf(scrape, 'edgelb_services', { kind: 'tcp' })).toBe(1);
+
+    // Reasons are a bounded class, never the entry's text.
+    expect(samplesOf(scrape, 'edgelb_rejected_entries').map((s) => [s.labels.reason, s.value])).toEqual([
+      ['invalid_upstream', 1],
+      ['invalid_virtual_hosts', 1],
+    ]);
+    expect(reply.body).not.toContain('not a host');
+
+    const notAfter = new Date(lb.controller.status().certs.all[0]!.notAfter).getTime() / 1000;
+    expect(valueOf(scrape, 'edgelb_certificate_expiry_timestamp_seconds', { source: 'env', name: 'admin.example.com', served: 'true' })).toBe(Math.floor(notAfter));
+
+    // HAProxy's built-in exporter, read from its unix socket.
+    expect(valueOf(scrape, 'edgelb_haproxy_metrics_up')).toBe(1);
+    expect(samplesOf(scrape, 'haproxy_process_nbproc').length + samplesOf(scrape, 'haproxy_process_start_time_seconds').length).toBeGreaterThan(0);
+    expect(valueOf(scrape, 'haproxy_server_status', { proxy: 'http-web', server: 'web-1', state: 'UP' })).toBe(1);
+    expect(valueOf(scrape, 'haproxy_backend_active_servers', { proxy: 'tcp-echo' })).toBe(1);
+  });
+
+  it('updates the rejected-entries metric when an entry is fixed', async () => {
+    await lb.put('services/bad/virtual_hosts', 'bad.example.com');
+    await waitFor(async () => {
+      const scrape = parsePrometheusText((await admin(lb, '/metrics')).body);
+      return samplesOf(scrape, 'edgelb_rejected_entries', { reason: 'invalid_virtual_hosts' }).length === 0
+        && valueOf(scrape, 'edgelb_services', { kind: 'http' }) === 3;
+    }, { what: 'the fixed entry to leave edgelb_rejected_entries' });
+  });
+
+  it('answers unknown paths with 404 and other methods with 405, both in JSON', async () => {
+    const missing = await admin(lb, '/nope');
+    expect(missing.status).toBe(404);
+    expect(JSON.parse(missing.body).error).toContain('/healthz');
+    const post = await admin(lb, '/status', 'POST');
+    expect(post.status).toBe(405);
+  });
+});
+
+describe('admin port of a load balancer that is not serving', () => {
+  it('answers /healthz 503 with the reason, and reports etcd disconnected', async () => {
+    const nowhere: EtcdServer = { ...etcd, endpoint: `http://127.0.0.1:${await freePort()}` };
+    const down = await startTestEdgelb(nowhere);
+    try {
+      const reply = await waitFor(() => admin(down, '/healthz').catch(() => undefined), { what: 'the admin port to answer' });
+      expect(reply.status).toBe(503);
+      expect(JSON.parse(reply.body)).toEqual({ status: 'unavailable', reason: 'HAProxy is not running (no config applied yet)' });
+      const scrape = parsePrometheusText((await admin(down, '/metrics')).body);
+      expect(valueOf(scrape, 'edgelb_up')).toBe(0);
+      expect(valueOf(scrape, 'edgelb_etcd_connected')).toBe(0);
+      expect(valueOf(scrape, 'edgelb_haproxy_metrics_up')).toBe(0);
+      expect(samplesOf(scrape, 'edgelb_last_apply_success')).toEqual([]);
+      const report = await status(down);
+      expect(report.haproxy).toMatchObject({ running: false, statsError: 'HAProxy is not running' });
+      expect(report.services).toEqual([]);
+    } finally {
+      await down.stopAll();
+    }
+  });
+});
