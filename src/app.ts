@@ -55,6 +55,10 @@ export function renderSettingsOf(config: Config): RenderSettings {
     defaultsSettings: config.customSettings,
     hardStopAfter: config.hardStopAfter,
     metricsSocket: statePaths(config.stateDir).metricsSocket,
+    acceptProxy: config.acceptProxy,
+    tunnelTimeout: config.tunnelTimeout,
+    healthUri: config.healthUri,
+    stats: config.statsPassword === undefined ? undefined : { port: config.statsPort, password: config.statsPassword },
   };
 }
 
@@ -66,6 +70,9 @@ export interface EnvironmentInputs {
 
 export function startEdgelb(config: Config, logger: Logger, options: EnvironmentInputs = {}): Edgelb {
   const paths = statePaths(config.stateDir);
+  if (config.statsPassword === undefined) {
+    logger.info({ statsPort: config.statsPort }, 'statistics page off: set STATS_PASSWORD to turn it on');
+  }
   const haproxy = new HaproxyProcess({
     bin: config.haproxyBin,
     configFile: paths.configFile,

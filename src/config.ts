@@ -20,6 +20,14 @@ export interface Config {
   readonly customSettings: readonly string[];
   readonly globalSettings: readonly string[];
   readonly hardStopAfter: string;
+  /** PROXY protocol on the HTTP, HTTPS and TCP listeners. */
+  readonly acceptProxy: boolean;
+  /** HAProxy `timeout tunnel` (WebSockets and other upgraded connections). */
+  readonly tunnelTimeout: string;
+  /** KONTENA_LB_HEALTH_URI: answered 200 by HAProxy; undefined: routed like any path. */
+  readonly healthUri: string | undefined;
+  /** Secret: never logged. The statistics page is off while it is unset. Environment only. */
+  readonly statsPassword: string | undefined;
   readonly logLevel: string;
   readonly http2: boolean;
   readonly sslCiphers: string;
@@ -76,6 +84,9 @@ export const SETTINGS = [
   { env: 'KONTENA_LB_ACME_CHECK_INTERVAL', flag: 'acme-check-interval', help: 'how often the leader looks at every certificate again (±10%)', default: '1h' },
   { env: 'KONTENA_LB_ACME_LEADER_TTL', flag: 'acme-leader-ttl', help: 'seconds: replicas elect one to order certificates; a dead leader is replaced within this long', default: '10' },
   { env: 'KONTENA_LB_ACME_DIRECTORY_CA', flag: 'acme-directory-ca', help: 'a PEM file of CA certificates to trust for the ACME directory (private ACME servers)' },
+  { env: 'KONTENA_LB_ACCEPT_PROXY', flag: 'accept-proxy', help: 'expect the PROXY protocol on the HTTP, HTTPS and TCP listeners (true/false)', default: 'false' },
+  { env: 'KONTENA_LB_TUNNEL_TIMEOUT', flag: 'tunnel-timeout', help: 'how long an idle WebSocket (or other upgraded connection) stays open', default: '1h' },
+  { env: 'KONTENA_LB_HEALTH_URI', flag: 'health-uri', help: 'a path HAProxy answers with 200 while it is working (e.g. /health)' },
   { env: 'LOG_LEVEL', flag: 'log-level', help: 'trace, debug, info, warn, error', default: 'info' },
 ] as const;
 
@@ -104,6 +115,10 @@ export function loadConfig(input: SettingsInput, options: { checkFilesystem?: bo
     customSettings: settingLines(input.KONTENA_LB_CUSTOM_SETTINGS, 'KONTENA_LB_CUSTOM_SETTINGS'),
     globalSettings: settingLines(input.KONTENA_LB_GLOBAL_SETTINGS, 'KONTENA_LB_GLOBAL_SETTINGS'),
     hardStopAfter: duration(get('KONTENA_LB_HARD_STOP_AFTER') ?? '1h', 'KONTENA_LB_HARD_STOP_AFTER'),
+    acceptProxy: boolean(get('KONTENA_LB_ACCEPT_PROXY') ?? 'false', 'KONTENA_LB_ACCEPT_PROXY'),
+    tunnelTimeout: duration(get('KONTENA_LB_TUNNEL_TIMEOUT') ?? '1h', 'KONTENA_LB_TUNNEL_TIMEOUT'),
+    healthUri: healthUri(get('KONTENA_LB_HEALTH_URI')),
+    statsPassword: statsPassword(input.STATS_PASSWORD),
     logLevel: logLevel(get('LOG_LEVEL') ?? 'info'),
     http2: boolean(get('KONTENA_LB_HTTP2') ?? 'true', 'KONTENA_LB_HTTP2'),
     sslCiphers: ciphers(get('KONTENA_LB_SSL_CIPHERS') ?? DEFAULT_CIPHERS),
@@ -240,6 +255,28 @@ export const DEFAULT_CIPHERS = [
 function ciphers(raw: string): string {
   if (!/^[A-Za-z0-9_+:!@.=-]+$/.test(raw)) {
     throw new ConfigError(`KONTENA_LB_SSL_CIPHERS must be an OpenSSL cipher list like ECDHE-RSA-AES128-GCM-SHA256:..., got ${JSON.stringify(raw)}`);
+  }
+  return raw;
+}
+
+function healthUri(raw: string | undefined): string | undefined {
+  if (raw === undefined) return undefined;
+  // HAProxy's monitor-uri takes it unquoted: a plain path, no spaces, quotes, '#' or query.
+  if (!/^\/[A-Za-z0-9._~%!$&*+,;=:@/-]{0,255}$/.test(raw)) {
+    throw new ConfigError(`KONTENA_LB_HEALTH_URI must be a path like /health (letters, digits and URL path characters), got ${JSON.stringify(raw)}`);
+  }
+  return raw;
+}
+
+/**
+ * STATS_PASSWORD goes unquoted into `stats auth stats:<password>`: printable ASCII without
+ * spaces, quotes, '#' or backslashes, or it could end the line's token early or add syntax.
+ * The message never repeats the value: it is a secret.
+ */
+function statsPassword(raw: string | undefined): string | undefined {
+  if (raw === undefined || raw === '') return undefined;
+  if (!/^[!$%&()*+,\-./0-9:;<=>?@A-Z[\]^_`a-z{|}~]{1,256}$/.test(raw)) {
+    throw new ConfigError('STATS_PASSWORD may only contain printable ASCII without spaces, quotes, \'#\' or backslashes (at most 256 characters)');
   }
   return raw;
 }

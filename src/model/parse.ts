@@ -1,8 +1,9 @@
 import type { DesiredState, Entries, HttpService, ParseResult, Rejection, TcpService, Upstream } from './types.js';
 import {
-  EntryError, parseBalance, parseBasicAuthSecrets, parseBoolean, parseCookie, parseHealthCheckUri,
+  EntryError, parseBalance, parseBoolean, parseCookie, parseHealthCheckUri,
   parseHostList, parseMaxAge, parseName, parsePathList, parsePort, parseSettingLines, parseUpstream,
 } from './values.js';
+import { parseBasicAuthSecrets, type BasicAuth } from './basic-auth.js';
 
 export interface ParseOptions {
   /** Ports the load balancer itself listens on; a TCP service may not claim them. */
@@ -90,12 +91,11 @@ function parseHttpService(raw: RawService, rejected: Rejection[]): HttpService |
 
   // Keys that decide who may reach the service, or what it lets through, are all-or-nothing:
   // serving it without them could route other hosts' traffic to it or drop an access rule.
-  let virtualHosts, virtualPaths, customSettings, basicAuthSecrets;
+  let virtualHosts, virtualPaths, customSettings;
   try {
     virtualHosts = field(raw.fields, 'virtual_hosts', base, parseHostList) ?? [];
     virtualPaths = field(raw.fields, 'virtual_path', base, parsePathList) ?? [];
     customSettings = field(raw.fields, 'custom_settings', base, (v) => parseSettingLines(v, 'custom_settings')) ?? [];
-    basicAuthSecrets = field(raw.fields, 'basic_auth_secrets', base, parseBasicAuthSecrets);
   } catch (error) {
     if (!(error instanceof KeyError)) throw error;
     rejected.push(serviceRejection(error.key, name, error.message));
@@ -113,12 +113,27 @@ function parseHttpService(raw: RawService, rejected: Rejection[]): HttpService |
     healthCheckUri: optional(raw.fields, 'health_check_uri', base, parseHealthCheckUri, rejected),
     healthCheckPort: optional(raw.fields, 'health_check_port', base, (v) => parsePort(v, 'health_check_port'), rejected),
     cookie: optional(raw.fields, 'cookie', base, parseCookie, rejected),
-    basicAuthSecrets,
+    basicAuth: basicAuthOf(raw.fields, base, rejected),
     sslRedirect: optional(raw.fields, 'ssl_redirect', base, parseBoolean, rejected) ?? false,
     hstsMaxAge: optional(raw.fields, 'hsts', base, parseMaxAge, rejected),
     acme: optional(raw.fields, 'acme', base, parseBoolean, rejected) ?? false,
     upstreams: parseUpstreams(raw, base, rejected),
   };
+}
+
+/**
+ * A basic_auth_secrets value that cannot be used closes the service (401 to every request)
+ * instead of leaving it out: left out, its host could fall through to another service's route
+ * and be served with no password at all. The reason names the line, never the secret in it.
+ */
+function basicAuthOf(fields: Fields, base: string, rejected: Rejection[]): BasicAuth | undefined {
+  try {
+    return field(fields, 'basic_auth_secrets', base, parseBasicAuthSecrets);
+  } catch (error) {
+    if (!(error instanceof KeyError)) throw error;
+    rejected.push({ key: error.key, reason: `${error.message}; the service is closed (401 to every request) until this is fixed` });
+    return { users: [] };
+  }
 }
 
 function parseTcpService(raw: RawService, rejected: Rejection[]): TcpService | undefined {

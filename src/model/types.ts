@@ -1,3 +1,5 @@
+import type { BasicAuth } from './basic-auth.js';
+
 /** One running instance of a service, from `upstreams/<instance>` = `host:port`. */
 export interface Upstream {
   readonly name: string;
@@ -24,7 +26,8 @@ export interface HttpService {
   readonly healthCheckPort: number | undefined;
   /** undefined: no stickiness; '': the load balancer's own cookie; otherwise a full `cookie` line. */
   readonly cookie: string | undefined;
-  readonly basicAuthSecrets: readonly string[] | undefined;
+  /** HTTP basic auth from basic_auth_secrets; undefined: open. Holds secrets: never log it. */
+  readonly basicAuth: BasicAuth | undefined;
   /** Redirect plain HTTP requests to HTTPS (301). */
   readonly sslRedirect: boolean;
   /** Strict-Transport-Security max-age in seconds, sent on HTTPS responses. */

@@ -169,17 +169,6 @@ export function parseSettingLines(raw: string, what: string): string[] {
   return lines;
 }
 
-/** basic_auth_secrets: userlist lines, checked in full by the auth feature; here only kept line-safe. */
-export function parseBasicAuthSecrets(raw: string): string[] {
-  const lines = parseSettingLines(raw, 'basic_auth_secrets');
-  for (const line of lines) {
-    if (!/^user [A-Za-z0-9_.@-]+ (insecure-password|password) \S+( groups \S+)?$/.test(line)) {
-      throw new EntryError('basic_auth_secrets has a line that is not "user <name> password|insecure-password <secret>"');
-    }
-  }
-  return lines;
-}
-
 function splitList(raw: string): string[] {
   if (Buffer.byteLength(raw) > LIMITS.valueBytes) throw new EntryError(`value is larger than ${LIMITS.valueBytes} bytes`);
   if (UNSAFE_IN_LINE.test(raw)) throw new EntryError('value contains a line break or control character');

@@ -1,3 +1,4 @@
+import type { BasicAuthUser } from '../model/basic-auth.js';
 import type { DesiredState, HttpService, TcpService, Upstream } from '../model/types.js';
 import { compare } from '../model/parse.js';
 
@@ -11,6 +12,14 @@ export interface RenderSettings {
   readonly globalSettings: readonly string[];
   readonly defaultsSettings: readonly string[];
   readonly hardStopAfter: string;
+  /** Accept the PROXY protocol on the HTTP, HTTPS and TCP listeners (behind an L4 load balancer). */
+  readonly acceptProxy: boolean;
+  /** HAProxy `timeout tunnel`: how long an idle WebSocket or other upgraded connection stays open. */
+  readonly tunnelTimeout: string;
+  /** KONTENA_LB_HEALTH_URI, answered 200 by HAProxy itself; absent: that path is routed like any other. */
+  readonly healthUri?: string;
+  /** HAProxy's statistics page; absent (no STATS_PASSWORD): off. */
+  readonly stats?: StatsSettings;
   /** A unix socket for HAProxy's built-in Prometheus exporter (read by the admin port); none when absent. */
   readonly metricsSocket?: string;
   /** Present only when at least one certificate is served: otherwise nothing listens for HTTPS. */
@@ -24,6 +33,12 @@ export interface TlsSettings {
   readonly ciphers: string;
   /** Named in the config so that a change of default certificate is a config change (a reload). */
   readonly defaultCert: string;
+}
+
+export interface StatsSettings {
+  readonly port: number;
+  /** Secret (STATS_PASSWORD), checked by config.ts to be safe unquoted in `stats auth`. */
+  readonly password: string;
 }
 
 interface AclView {
@@ -46,11 +61,14 @@ export interface ConfigView {
   readonly rules: readonly RuleView[];
   readonly httpBackends: readonly ReturnType<typeof httpBackendView>[];
   readonly tcpServices: readonly ReturnType<typeof tcpServiceView>[];
+  /** One userlist per service with basic auth users (a closed service needs none). */
+  readonly userlists: readonly { readonly name: string; readonly users: readonly BasicAuthUser[] }[];
 }
 
 /** HAProxy proxy names: the prefixes keep HTTP and TCP services apart even when they share a name. */
 export const httpBackendName = (service: string) => `http-${service}`;
 export const tcpProxyName = (service: string) => `tcp-${service}`;
+export const userlistName = (service: string) => `auth-${service}`;
 
 export function buildView(state: DesiredState, settings: RenderSettings): ConfigView {
   const acls: AclView[] = [];
@@ -98,6 +116,9 @@ export function buildView(state: DesiredState, settings: RenderSettings): Config
     rules: rules.map(({ backend, conditions }) => ({ backend, conditions })),
     httpBackends: state.http.map(httpBackendView),
     tcpServices: state.tcp.map(tcpServiceView),
+    userlists: state.http
+      .filter((s) => (s.basicAuth?.users.length ?? 0) > 0)
+      .map((s) => ({ name: userlistName(s.name), users: s.basicAuth!.users })),
   };
 }
 
@@ -117,6 +138,11 @@ function httpBackendView(service: HttpService) {
     cookieLine: service.cookie,
     cookieDefault: service.cookie === '',
     customSettings: service.customSettings,
+    auth: service.basicAuth && {
+      realm: service.name,
+      userlist: userlistName(service.name),
+      closed: service.basicAuth.users.length === 0,
+    },
     servers: service.upstreams.map(serverView),
   };
 }

@@ -54,7 +54,7 @@ describe('parseEntries: HTTP services', () => {
       healthCheckUri: '/health',
       healthCheckPort: 8081,
       customSettings: ['option http-server-close', 'timeout server 2m'],
-      basicAuthSecrets: ['user admin insecure-password s3cret'],
+      basicAuth: { users: [{ name: 'admin', kind: 'insecure-password', secret: 's3cret' }] },
       keepVirtualPath: true,
       balance: 'leastconn',
     });
@@ -74,7 +74,6 @@ describe('parseEntries: rejections', () => {
     ['path with a hash', { 'services/web/virtual_path': '/a#b' }, 'services/web/virtual_path', /URL path/, true],
     ['custom settings opening a section', { 'services/web/custom_settings': 'backend evil' }, 'services/web/custom_settings', /new section/, true],
     ['custom settings with a control byte', { 'services/web/custom_settings': 'option a\u0000' }, 'services/web/custom_settings', /control/, true],
-    ['malformed basic auth line', { 'services/web/basic_auth_secrets': 'admin:secret' }, 'services/web/basic_auth_secrets', /user <name>/, true],
   ];
   it.each(cases)('%s', (_label, entries, key, reason, wholeService) => {
     const { state, rejected } = parse({ ...entries, 'services/web/virtual_path': entries['services/web/virtual_path'] ?? '/web', 'services/ok/virtual_path': '/ok' });

@@ -16,6 +16,8 @@ const settings: RenderSettings = {
   globalSettings: ['maxconn 20000'],
   defaultsSettings: ['option http-ignore-probes'],
   hardStopAfter: '1h',
+  acceptProxy: false,
+  tunnelTimeout: '1h',
 };
 const render = createRenderer();
 const stateOf = (entries: Record<string, string>) => parseEntries(new Map(Object.entries(entries)), { reservedPorts: [8080] }).state;

@@ -1,0 +1,94 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execa } from 'execa';
+import { afterAll, describe, expect, it } from 'vitest';
+import { parseEntries } from '../../src/model/parse.js';
+import { createRenderer, TEMPLATES_DIR } from '../../src/render/render.js';
+import type { RenderSettings } from '../../src/render/view.js';
+
+// The load-balancer-wide features of the Kontena load balancer (PROXY protocol, health URI,
+// statistics page, tunnel timeout) and per-service basic auth, as rendered config lines, and
+// HAProxy's own verdict on the result. What clients see is in test/integration.
+
+const dir = mkdtempSync(path.join(os.tmpdir(), 'edgelb-render-features-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const base: RenderSettings = {
+  httpPort: 8080,
+  adminSocket: path.join(dir, 'haproxy.sock'),
+  errorsDir: path.join(TEMPLATES_DIR, 'errors'),
+  challengeMap: path.join(dir, 'acme.map'),
+  globalSettings: [],
+  defaultsSettings: [],
+  hardStopAfter: '1h',
+  serverStateFile: path.join(dir, 'server-state'),
+  checkInterval: '2000ms',
+  checkFastInterval: '250ms',
+  acceptProxy: false,
+  tunnelTimeout: '1h',
+};
+const all: RenderSettings = {
+  ...base,
+  acceptProxy: true,
+  tunnelTimeout: '90m',
+  healthUri: '/lb-health',
+  stats: { port: 1000, password: 'pa$$:w0rd!' },
+};
+const entries = {
+  'services/web/virtual_hosts': 'www.foo.com',
+  'services/web/upstreams/a': '10.0.0.1:80',
+  'services/web/basic_auth_secrets': 'user alice insecure-password s3cret\nuser bob password $1$Ma9tw2hT$8YpAqWayq7afY9JYpLm2b1',
+  'services/closed/virtual_path': '/closed',
+  'services/closed/basic_auth_secrets': 'alice s3cret',
+  'services/open/virtual_path': '/open',
+  'tcp-services/db/external_port': '5432',
+  'tcp-services/db/upstreams/a': '10.0.0.2:5432',
+};
+const render = createRenderer();
+const state = parseEntries(new Map(Object.entries(entries)), { reservedPorts: [8080] }).state;
+const backend = (text: string, name: string) => /\nbackend [^\n]+\n(?:    [^\n]*\n)*/g.exec(text.slice(text.indexOf(`\nbackend ${name}\n`)))?.[0] ?? '';
+
+describe('render: load balancer features', () => {
+  it('turns every feature off by default', () => {
+    const text = render(state, base);
+    expect(text).not.toMatch(/accept-proxy|monitor-uri|listen stats|stats auth/);
+    expect(text).toContain('    timeout tunnel 1h\n');
+  });
+
+  it('accepts the PROXY protocol on the HTTP, HTTPS and TCP listeners', () => {
+    const tls = { port: 8443, crtList: path.join(dir, 'crt-list'), http2: true, ciphers: 'ECDHE-RSA-AES128-GCM-SHA256', defaultCert: 'x' };
+    const text = render(state, { ...all, tls });
+    expect(text).toContain('    bind *:8080 accept-proxy\n');
+    expect(text).toMatch(/\n    bind \*:8443 ssl crt-list .* accept-proxy\n/);
+    expect(text).toContain('    bind *:5432 accept-proxy\n');
+    // Not the statistics page: operators reach it directly, not through the cloud load balancer.
+    expect(text).toContain('    bind *:1000\n');
+  });
+
+  it('renders the tunnel timeout, the health URI and the statistics page', () => {
+    const text = render(state, all);
+    expect(text).toContain('    timeout tunnel 90m\n');
+    expect(text).toContain('    monitor-uri /lb-health\n');
+    expect(text).toContain('    stats auth stats:pa$$:w0rd!\n');
+  });
+
+  it('guards a service with its userlist, closes one with unusable secrets, leaves others open', () => {
+    const text = render(state, all);
+    expect(backend(text, 'http-web')).toContain('    http-request auth realm web unless { http_auth(auth-web) }\n');
+    expect(text).toContain('userlist auth-web\n    user alice insecure-password s3cret\n    user bob password $1$Ma9tw2hT$8YpAqWayq7afY9JYpLm2b1\n');
+    expect(backend(text, 'http-closed')).toMatch(/\n    http-request auth realm closed\n/);
+    expect(text).not.toContain('userlist auth-closed');
+    expect(backend(text, 'http-open')).toMatch(/^\nbackend http-open\n/);
+    expect(backend(text, 'http-open')).not.toContain('auth');
+  });
+
+  it('produces a config HAProxy accepts with every feature on', async () => {
+    writeFileSync(all.challengeMap, '');
+    const file = path.join(dir, 'haproxy.cfg');
+    writeFileSync(file, render(state, all));
+    const result = await execa('haproxy', ['-c', '-f', file], { reject: false, all: true });
+    expect(result.all).toContain('Configuration file is valid');
+    expect(result.exitCode).toBe(0);
+  });
+});
