@@ -10,6 +10,7 @@ import type { Logger } from './log.js';
 import { CertFiles } from './haproxy/cert-files.js';
 import { ChallengeMap } from './haproxy/challenge-map.js';
 import { HaproxyRuntime } from './haproxy/runtime.js';
+import { ServerUpdater } from './haproxy/server-updater.js';
 import { createCrtListRenderer, createRenderer, TEMPLATES_DIR } from './render/render.js';
 import type { RenderSettings } from './render/view.js';
 import { CertsDirSource, certsFromFiles } from './sources/certs-dir.js';
@@ -41,6 +42,7 @@ export function statePaths(stateDir: string) {
     masterSocket: path.join(stateDir, 'master.sock'),
     certsDir: path.join(stateDir, 'certs'),
     challengeMap: path.join(stateDir, 'acme-challenges.map'),
+    serverStateFile: path.join(stateDir, 'server-state'),
     metricsSocket: path.join(stateDir, 'metrics.sock'),
   };
 }
@@ -54,6 +56,9 @@ export function renderSettingsOf(config: Config): RenderSettings {
     globalSettings: config.globalSettings,
     defaultsSettings: config.customSettings,
     hardStopAfter: config.hardStopAfter,
+    serverStateFile: statePaths(config.stateDir).serverStateFile,
+    checkInterval: `${config.checkIntervalMs}ms`,
+    checkFastInterval: `${Math.min(250, config.checkIntervalMs)}ms`,
     metricsSocket: statePaths(config.stateDir).metricsSocket,
     acceptProxy: config.acceptProxy,
     tunnelTimeout: config.tunnelTimeout,
@@ -80,7 +85,10 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
     logger: logger.child({ component: 'haproxy' }),
   });
   const runtime = new HaproxyRuntime(paths.adminSocket);
-  const applier = new ConfigApplier({ configFile: paths.configFile, haproxyBin: config.haproxyBin, haproxy, logger });
+  const applier = new ConfigApplier({
+    configFile: paths.configFile, haproxyBin: config.haproxyBin, haproxy, logger, runtime, serverStateFile: paths.serverStateFile,
+  });
+  const servers = new ServerUpdater(runtime, logger.child({ component: 'servers' }), config.drainTimeoutMs);
   const controller = new Controller({
     render: createRenderer(),
     renderSettings: renderSettingsOf(config),
@@ -88,6 +96,7 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
     applier,
     certFiles: new CertFiles({ dir: paths.certsDir, renderCrtList: createCrtListRenderer(), runtime }),
     challengeMap: new ChallengeMap(paths.challengeMap, runtime),
+    servers,
     envChallenges: options.envChallenges,
     tls: { port: config.httpsPort, http2: config.http2, ciphers: config.sslCiphers },
     defaultCert: config.defaultCert,
@@ -157,6 +166,7 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
       await acme?.stop();
       await admin.close();
       controller.stop();
+      servers.stop();
       await certsDir?.stop();
       await source.stop();
       client.close();

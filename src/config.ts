@@ -20,6 +20,10 @@ export interface Config {
   readonly customSettings: readonly string[];
   readonly globalSettings: readonly string[];
   readonly hardStopAfter: string;
+  /** Health-check interval of every upstream (HAProxy `inter`). */
+  readonly checkIntervalMs: number;
+  /** How long a removed instance may keep its in-flight requests before they are closed. */
+  readonly drainTimeoutMs: number;
   /** PROXY protocol on the HTTP, HTTPS and TCP listeners. */
   readonly acceptProxy: boolean;
   /** HAProxy `timeout tunnel` (WebSockets and other upgraded connections). */
@@ -73,6 +77,8 @@ export const SETTINGS = [
   { env: 'KONTENA_LB_CUSTOM_SETTINGS', flag: 'custom-settings', help: 'lines appended to HAProxy\'s defaults section' },
   { env: 'KONTENA_LB_GLOBAL_SETTINGS', flag: 'global-settings', help: 'lines appended to HAProxy\'s global section' },
   { env: 'KONTENA_LB_HARD_STOP_AFTER', flag: 'hard-stop-after', help: 'longest time an old HAProxy worker may keep connections after a reload', default: '1h' },
+  { env: 'KONTENA_LB_CHECK_INTERVAL', flag: 'check-interval', help: 'health-check interval of every upstream; a new instance gets traffic after its first two passing checks', default: '2s' },
+  { env: 'KONTENA_LB_DRAIN_TIMEOUT', flag: 'drain-timeout', help: 'how long a removed instance may finish its in-flight requests and open connections', default: '1h' },
   { env: 'KONTENA_LB_HTTP2', flag: 'http2', help: 'offer HTTP/2 by ALPN on the HTTPS port (true/false)', default: 'true' },
   { env: 'KONTENA_LB_SSL_CIPHERS', flag: 'ssl-ciphers', help: 'OpenSSL cipher list for TLS 1.2 (TLS 1.2 is the minimum)', default: 'Mozilla intermediate (ECDHE with AES-GCM or ChaCha20)' },
   { env: 'KONTENA_LB_DEFAULT_CERT', flag: 'default-cert', help: 'certificate for clients without SNI or with an unknown name: vault name, SSL_CERT_ name, file name or host' },
@@ -115,6 +121,8 @@ export function loadConfig(input: SettingsInput, options: { checkFilesystem?: bo
     customSettings: settingLines(input.KONTENA_LB_CUSTOM_SETTINGS, 'KONTENA_LB_CUSTOM_SETTINGS'),
     globalSettings: settingLines(input.KONTENA_LB_GLOBAL_SETTINGS, 'KONTENA_LB_GLOBAL_SETTINGS'),
     hardStopAfter: duration(get('KONTENA_LB_HARD_STOP_AFTER') ?? '1h', 'KONTENA_LB_HARD_STOP_AFTER'),
+    checkIntervalMs: checkInterval(get('KONTENA_LB_CHECK_INTERVAL') ?? '2s'),
+    drainTimeoutMs: durationMs(get('KONTENA_LB_DRAIN_TIMEOUT') ?? '1h', 'KONTENA_LB_DRAIN_TIMEOUT'),
     acceptProxy: boolean(get('KONTENA_LB_ACCEPT_PROXY') ?? 'false', 'KONTENA_LB_ACCEPT_PROXY'),
     tunnelTimeout: duration(get('KONTENA_LB_TUNNEL_TIMEOUT') ?? '1h', 'KONTENA_LB_TUNNEL_TIMEOUT'),
     healthUri: healthUri(get('KONTENA_LB_HEALTH_URI')),
@@ -238,6 +246,12 @@ function durationMs(raw: string, name: string): number {
   const match = /^([0-9]+)(ms|s|m|h|d)?$/.exec(duration(raw, name));
   const unit = { ms: 1, s: 1000, m: 60_000, h: 3600_000, d: 86_400_000 }[match![2] as 'ms' | 's' | 'm' | 'h' | 'd' ?? 'ms'];
   return Number(match![1]) * unit;
+}
+
+function checkInterval(raw: string): number {
+  const ms = durationMs(raw, 'KONTENA_LB_CHECK_INTERVAL');
+  if (ms < 100 || ms > 3600_000) throw new ConfigError(`KONTENA_LB_CHECK_INTERVAL must be between 100ms and 1h, got ${JSON.stringify(raw)}`);
+  return ms;
 }
 
 function duration(raw: string, name: string): string {

@@ -1,6 +1,8 @@
 import type { ApplyAction, ConfigApplier } from './haproxy/apply.js';
 import type { CertFiles } from './haproxy/cert-files.js';
 import type { ChallengeMap } from './haproxy/challenge-map.js';
+import { isEmptyPlan, layoutOf, planServerChanges, type ServerLayout, type ServerPlan } from './haproxy/server-plan.js';
+import type { ServerUpdater } from './haproxy/server-updater.js';
 import { parseChallenges, sameChallenges, type Challenges } from './model/challenges.js';
 import type { Logger } from './log.js';
 import { diffStates, isEmptyChange, type StateChanges } from './model/diff.js';
@@ -21,6 +23,8 @@ export interface ControllerOptions {
   readonly applier: ConfigApplier;
   readonly certFiles: CertFiles;
   readonly challengeMap: ChallengeMap;
+  /** Adds, drains and re-addresses servers through the runtime API; without it every change reloads. */
+  readonly servers?: ServerUpdater;
   readonly logger: Logger;
   /** `ACME_CHALLENGE_<token>` variables: challenges the platform set up (Kontena compatibility). */
   readonly envChallenges?: Readonly<Record<string, string | undefined>>;
@@ -37,6 +41,8 @@ export interface ControllerOptions {
   readonly maxDelayMs?: number;
   /** When etcd has not answered this long after start, serve the last good config from the state dir. */
   readonly lastGoodAfterMs?: number;
+  /** Told about every failed apply, so the caller can retry one the disk caused (app.ts). */
+  readonly onApplyFailed?: (error: string) => void;
 }
 
 export interface ApplyRecord {
@@ -85,6 +91,8 @@ export class Controller {
   private idleWaiters: (() => void)[] = [];
   private stopped = false;
   private readonly bundleParser = new BundleParser();
+  /** The server layout of the config HAProxy serves, kept because splitting 10,000 services is not free. */
+  private servingLayout: { text: string; layout: ServerLayout } | undefined;
 
   private readonly lastGoodTimer: NodeJS.Timeout;
 
@@ -170,7 +178,12 @@ export class Controller {
     const snapshot = this.etcd;
     const certFiles = this.certFileInputs;
     this.running = this.reconcile(snapshot, certFiles)
-      .catch((error: Error) => this.options.logger.error({ err: error.message }, 'reconcile failed'))
+      .catch((error: Error) => {
+        // Typically the state dir (full, read-only): nothing was loaded, HAProxy still runs the last good config.
+        this.counters.failures++;
+        this.options.logger.error({ revision: snapshot.revision, err: error.message }, 'apply failed; HAProxy keeps serving the last good config');
+        this.options.onApplyFailed?.(error.message);
+      })
       .finally(() => {
         this.running = undefined;
         if (this.dirty && !this.stopped) {
@@ -199,18 +212,7 @@ export class Controller {
     let state = this.withoutExcluded(parsed.state);
     for (let round = 0; round <= MAX_ISOLATION_ROUNDS; round++) {
       const text = render(state, settings);
-      if (applier.isApplied(text) && this.applied) {
-        if (sameServed(this.applied.certs, certs) && sameChallenges(this.applied.challenges, challenges)) {
-          this.counters.unchanged++;
-          this.applied = { revision: snapshot.revision, state, certs, challenges };
-          this.options.logger.debug({ revision: snapshot.revision }, 'no change to apply');
-          return;
-        }
-        if (await this.updateAtRuntime(certs, challenges, snapshot.revision, started)) {
-          this.applied = { revision: snapshot.revision, state, certs, challenges };
-          return;
-        }
-      }
+      if (await this.updateAtRuntime(text, state, certs, challenges, snapshot.revision, started)) return;
       if (round === 0) {
         // haproxy -c reads the crt-list and the challenge map, so they go to disk first (once).
         if (certs.served.length > 0) await this.options.certFiles.write(certs);
@@ -237,30 +239,66 @@ export class Controller {
   }
 
   /**
-   * Certificates or challenge tokens changed, nothing else: HAProxy's runtime API, no reload.
-   * False means the caller reloads instead; the files on disk already hold the new state.
+   * Instances (servers), certificates or challenge tokens changed, nothing else: HAProxy's
+   * runtime API, no reload. False means the caller reloads instead, which also puts every
+   * server, certificate and token back in line with the files.
    */
-  private async updateAtRuntime(certs: CertSet, challenges: Challenges, revision: string, started: number): Promise<boolean> {
-    const { certFiles, challengeMap, logger } = this.options;
-    const before = this.applied!;
+  private async updateAtRuntime(
+    text: string, state: DesiredState, certs: CertSet, challenges: Challenges, revision: string, started: number,
+  ): Promise<boolean> {
+    const { applier, certFiles, challengeMap, logger } = this.options;
+    const before = this.applied;
+    const serving = applier.servingText;
+    if (!before || serving === undefined) return false;
+    let plan: ServerPlan = { add: [], remove: [], readdress: [] };
+    let nextLayout: ServerLayout | undefined;
+    if (text !== serving) {
+      if (!this.options.servers) return false;
+      nextLayout = layoutOf(text);
+      const decision = planServerChanges(this.layoutOf(serving), nextLayout);
+      if ('reloadBecause' in decision) {
+        logger.debug({ revision, reason: decision.reloadBecause }, 'reload needed');
+        return false;
+      }
+      plan = decision.plan;
+    }
+    const certsChanged = !sameServed(before.certs, certs);
+    const challengesChanged = !sameChallenges(before.challenges, challenges);
+    if (text === serving && !certsChanged && !challengesChanged) {
+      this.counters.unchanged++;
+      this.applied = { revision, state, certs, challenges };
+      logger.debug({ revision }, 'no change to apply');
+      return true;
+    }
     try {
       let operations = 0;
-      if (!sameServed(before.certs, certs)) {
+      if (!isEmptyPlan(plan)) operations += await this.options.servers!.apply(plan);
+      if (certsChanged) {
         await certFiles.write(certs);
         operations += await certFiles.applyRuntime(before.certs, certs);
         await certFiles.prune(certs);
       }
-      if (!sameChallenges(before.challenges, challenges)) {
+      if (challengesChanged) {
         await challengeMap.write(challenges);
         operations += await challengeMap.applyRuntime(before.challenges, challenges);
+      }
+      if (text !== serving) {
+        await applier.adoptRuntimeChange(text);
+        if (nextLayout) this.servingLayout = { text, layout: nextLayout };
       }
       this.counters.applies++;
       this.counters.runtimeUpdates++;
       const durationMs = Math.round(performance.now() - started);
-      this.lastApply = { at: new Date().toISOString(), revision, action: 'runtime', durationMs, changes: { added: [], removed: [], changed: [] } };
+      const changes = diffStates(before.state, state);
+      this.applied = { revision, state, certs, challenges };
+      this.lastApply = { at: new Date().toISOString(), revision, action: 'runtime', durationMs, changes };
       logger.info(
-        { revision, durationMs, operations, certificates: certs.served.length, challenges: challenges.size },
-        'certificates and challenges updated through the runtime API (no reload)',
+        {
+          revision, durationMs, operations, ...serverNames(plan),
+          ...(certsChanged ? { certificates: certs.served.length } : {}),
+          ...(challengesChanged ? { challenges: challenges.size } : {}),
+        },
+        'applied through the runtime API (no reload)',
       );
       return true;
     } catch (error) {
@@ -275,6 +313,8 @@ export class Controller {
     const changes = diffStates(this.applied?.state, state);
     try {
       const action = await this.options.applier.commit(text);
+      // The new worker has no draining servers: the old one finishes their connections.
+      this.options.servers?.forget();
       await this.options.certFiles.prune(certs);
       this.counters.applies++;
       if (action === 'reloaded') this.counters.reloads++;
@@ -291,12 +331,18 @@ export class Controller {
     }
   }
 
+  private layoutOf(text: string): ServerLayout {
+    if (this.servingLayout?.text !== text) this.servingLayout = { text, layout: layoutOf(text) };
+    return this.servingLayout.layout;
+  }
+
   private recordFailure(revision: string, state: DesiredState, started: number, message: string): void {
     this.counters.failures++;
     const durationMs = Math.round(performance.now() - started);
     const changes = diffStates(this.applied?.state, state);
     this.lastApply = { at: new Date().toISOString(), revision, action: 'failed', durationMs, changes, error: message };
     this.options.logger.error({ revision, durationMs, err: message }, 'apply failed; HAProxy keeps serving the last good config');
+    this.options.onApplyFailed?.(message);
   }
 
   private selectCerts(entries: Entries, certFiles: readonly RawCert[]): CertSet {
@@ -343,6 +389,15 @@ export class Controller {
     this.entryReports.update(rejected, (r) => `${r.key}\u0000${r.reason}`, (r) =>
       this.options.logger.warn({ key: r.key, reason: r.reason, ...(r.service ? { service: r.service } : {}) }, 'entry rejected'));
   }
+}
+
+function serverNames(plan: ServerPlan): Record<string, string[]> {
+  const names = (lines: ServerPlan['add']) => lines.map((l) => `${l.proxy}/${l.name}`);
+  return Object.fromEntries(
+    ([['serversAdded', plan.add], ['serversRemoved', plan.remove], ['serversReaddressed', plan.readdress]] as const)
+      .filter(([, lines]) => lines.length > 0)
+      .map(([key, lines]) => [key, names(lines)]),
+  );
 }
 
 function fingerprintOf(state: DesiredState, key: string): string {

@@ -1,7 +1,9 @@
-import { readFile, rename } from 'node:fs/promises';
+import { readFile, rename, rm } from 'node:fs/promises';
 import type { Logger } from '../log.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import type { HaproxyProcess } from './process.js';
+import type { HaproxyRuntime } from './runtime.js';
+import { carriedServerState, layoutOf } from './server-plan.js';
 import { validateConfigFile, type ValidationResult } from './validate.js';
 
 export type ApplyAction = 'started' | 'reloaded' | 'unchanged';
@@ -16,7 +18,11 @@ export class ConfigApplier {
   private readonly candidateFile: string;
 
   constructor(
-    private readonly options: { configFile: string; haproxyBin: string; haproxy: HaproxyProcess; logger: Logger },
+    private readonly options: {
+      configFile: string; haproxyBin: string; haproxy: HaproxyProcess; logger: Logger;
+      /** With both, health and maintenance states survive a reload (the template names the file). */
+      runtime?: HaproxyRuntime; serverStateFile?: string;
+    },
   ) {
     this.candidateFile = `${options.configFile}.candidate`;
   }
@@ -24,6 +30,11 @@ export class ConfigApplier {
   /** The config text HAProxy is serving now, if any. */
   get appliedText(): string | undefined {
     return this.current;
+  }
+
+  /** The config text the running HAProxy serves; undefined while it does not run. */
+  get servingText(): string | undefined {
+    return this.options.haproxy.running ? this.current : undefined;
   }
 
   isApplied(text: string): boolean {
@@ -50,6 +61,33 @@ export class ConfigApplier {
     return true;
   }
 
+  /**
+   * The running worker already serves `text` (servers changed through the runtime API): the file
+   * follows, so that a reload or a restart starts with exactly the same servers. Not re-validated:
+   * it differs from the validated config only in server lines HAProxy itself just accepted.
+   */
+  async adoptRuntimeChange(text: string): Promise<void> {
+    await writeFileAtomic(this.options.configFile, text);
+    this.current = text;
+  }
+
+  /**
+   * `show servers state` of the running worker, minus servers the next config drops or moves
+   * (HAProxy would take a server's old address from the file over the config's new one).
+   */
+  private async saveServerState(nextText: string): Promise<void> {
+    const { runtime, serverStateFile, logger } = this.options;
+    if (!runtime || !serverStateFile) return;
+    try {
+      const state = await runtime.raw('show servers state');
+      await writeFileAtomic(serverStateFile, carriedServerState(state, layoutOf(nextText)));
+    } catch (error) {
+      // Without the file every server starts as healthy and is re-checked: worse, not broken.
+      logger.warn({ err: (error as Error).message }, 'cannot save server health states for the reload');
+      await rm(serverStateFile, { force: true });
+    }
+  }
+
   /** Writes the text as the candidate file and checks it with HAProxy's own parser. */
   async validate(text: string): Promise<ValidationResult> {
     await writeFileAtomic(this.candidateFile, text);
@@ -69,7 +107,14 @@ export class ConfigApplier {
         this.current = text;
         return 'started';
       }
-      await haproxy.reload();
+      await this.saveServerState(text);
+      try {
+        await haproxy.reload();
+      } finally {
+        // Only the worker this reload starts may read it: a later start or restart must not
+        // take stale addresses or states from it.
+        if (this.options.serverStateFile) await rm(this.options.serverStateFile, { force: true });
+      }
       this.current = text;
       return 'reloaded';
     } catch (error) {

@@ -19,6 +19,11 @@ export class HaproxyRuntime {
     return answer;
   }
 
+  /** The answer as it comes, for commands whose success and failure texts the caller knows better. */
+  raw(command: string): Promise<string> {
+    return sendCommand(this.socketPath, command);
+  }
+
   /** Replaces (or fills a new) certificate in memory: a transaction, then its commit. */
   async storeCert(file: string, pem: string, isNew: boolean): Promise<void> {
     if (isNew) await this.run(`new ssl cert ${file}`);

@@ -12,6 +12,12 @@ export interface RenderSettings {
   readonly globalSettings: readonly string[];
   readonly defaultsSettings: readonly string[];
   readonly hardStopAfter: string;
+  /** Where edgelb leaves `show servers state` for the next worker, so health survives a reload. */
+  readonly serverStateFile: string;
+  /** Health-check timings of every server line, e.g. `2000ms`. */
+  readonly checkInterval: string;
+  /** Re-check interval after a state change starts (one failure or success): detection within about a second. */
+  readonly checkFastInterval: string;
   /** Accept the PROXY protocol on the HTTP, HTTPS and TCP listeners (behind an L4 load balancer). */
   readonly acceptProxy: boolean;
   /** HAProxy `timeout tunnel`: how long an idle WebSocket or other upgraded connection stays open. */

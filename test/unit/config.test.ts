@@ -20,6 +20,8 @@ describe('loadConfig', () => {
       stateDir: '/var/lib/edgelb',
       haproxyBin: 'haproxy',
       hardStopAfter: '1h',
+      checkIntervalMs: 2000,
+      drainTimeoutMs: 3_600_000,
       logLevel: 'info',
     });
     expect(Object.isFrozen(config)).toBe(true);

@@ -16,6 +16,9 @@ const settings: RenderSettings = {
   globalSettings: ['maxconn 20000'],
   defaultsSettings: ['option http-ignore-probes'],
   hardStopAfter: '1h',
+  serverStateFile: '/var/lib/edgelb/server-state',
+  checkInterval: '2000ms',
+  checkFastInterval: '250ms',
   acceptProxy: false,
   tunnelTimeout: '1h',
 };

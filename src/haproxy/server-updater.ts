@@ -1,0 +1,123 @@
+import type { Logger } from '../log.js';
+import { RuntimeApiError, type HaproxyRuntime } from './runtime.js';
+import type { ServerLine, ServerPlan } from './server-plan.js';
+
+// Success answers are "New server registered.", "Server deleted.", "IP changed from ..." or nothing.
+const FAILURE = /no such|not accepted|must|only servers|already|can't|cannot|unknown|error|invalid|require|denied|failed|not (?:allowed|supported)/i;
+
+const DRAIN_POLL_MS = 250;
+
+/**
+ * Applies a ServerPlan through the runtime API of the running worker: instances come and go
+ * without a reload. A new server gets no traffic before its first passing health check; a
+ * removed one is drained (maintenance: no new requests, in-flight ones finish) and deleted
+ * once idle, or after `drainTimeoutMs` by closing what is left.
+ */
+export class ServerUpdater {
+  private readonly draining = new Map<string, { line: ServerLine; deadline: number; shutdown: boolean }>();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly runtime: HaproxyRuntime,
+    private readonly logger: Logger,
+    private readonly drainTimeoutMs: number,
+  ) {}
+
+  /** Number of servers waiting for their connections to finish before they are deleted. */
+  get drainingCount(): number {
+    return this.draining.size;
+  }
+
+  /** Throws on the first command HAProxy refuses; the caller then reloads, which resets every server. */
+  async apply(plan: ServerPlan): Promise<number> {
+    let commands = 0;
+    for (const line of plan.remove) {
+      await this.run(`set server ${id(line)} state maint`);
+      this.draining.set(id(line), { line, deadline: Date.now() + this.drainTimeoutMs, shutdown: false });
+      commands++;
+    }
+    for (const line of plan.add) {
+      if (this.draining.has(id(line))) await this.deleteNow(line);
+      const checked = /(?:^|\s)check(?:\s|$)/.test(line.args);
+      // Weight 0 until the health state is forced down, so not one request reaches an unchecked server.
+      await this.run(
+        [
+          `add server ${id(line)} ${line.address} ${line.args}`.trimEnd(),
+          ...(checked
+            ? [`set server ${id(line)} weight 0`, `enable server ${id(line)}`, `set server ${id(line)} health down`,
+               `enable health ${id(line)}`, `set server ${id(line)} weight 100%`]
+            : [`enable server ${id(line)}`]),
+        ].join('; '),
+      );
+      commands++;
+    }
+    for (const line of plan.readdress) {
+      const checked = /(?:^|\s)check(?:\s|$)/.test(line.args);
+      await this.run(
+        [
+          ...(checked ? [`set server ${id(line)} weight 0`] : []),
+          `set server ${id(line)} addr ${line.host} port ${line.port}`,
+          ...(checked ? [`set server ${id(line)} health down`, `set server ${id(line)} weight 100%`] : []),
+        ].join('; '),
+      );
+      commands++;
+    }
+    this.scheduleDrain();
+    return commands;
+  }
+
+  /** After a reload the new worker has none of the draining servers; the old worker finishes them. */
+  forget(): void {
+    this.draining.clear();
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  stop(): void {
+    this.forget();
+  }
+
+  private async run(command: string): Promise<string> {
+    const answer = await this.runtime.raw(command);
+    if (FAILURE.test(answer)) throw new RuntimeApiError(`"${command}" failed: ${answer.trim().replace(/\s+/g, ' ')}`);
+    return answer;
+  }
+
+  /** A removed instance came back under the same name before its drain ended. */
+  private async deleteNow(line: ServerLine): Promise<void> {
+    const answer = await this.runtime.raw(`del server ${id(line)}`);
+    if (!/Server deleted|No such server/i.test(answer)) {
+      throw new RuntimeApiError(`server ${id(line)} is still draining: ${answer.trim()}`);
+    }
+    this.draining.delete(id(line));
+  }
+
+  private scheduleDrain(): void {
+    if (this.timer || this.draining.size === 0) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.drainOnce()
+        .catch((error: Error) => this.logger.debug({ err: error.message }, 'drain attempt failed; retrying'))
+        .finally(() => this.scheduleDrain());
+    }, DRAIN_POLL_MS);
+  }
+
+  private async drainOnce(): Promise<void> {
+    for (const [key, entry] of [...this.draining]) {
+      const answer = await this.runtime.raw(`del server ${key}`);
+      if (/Server deleted|No such (?:server|backend)/i.test(answer)) {
+        if (this.draining.get(key) === entry) this.draining.delete(key);
+        this.logger.debug({ server: key }, 'drained server deleted');
+      } else if (Date.now() >= entry.deadline && !entry.shutdown) {
+        entry.shutdown = true;
+        this.logger.warn({ server: key, drainTimeoutMs: this.drainTimeoutMs }, 'removed server still busy after the drain timeout: closing its connections');
+        await this.runtime.raw(`shutdown sessions server ${key}`);
+      }
+    }
+  }
+}
+
+function id(line: ServerLine): string {
+  return `${line.proxy}/${line.name}`;
+}
+

@@ -1,0 +1,99 @@
+import { describe, expect, it } from 'vitest';
+import { carriedServerState, layoutOf, planServerChanges } from '../../src/haproxy/server-plan.js';
+import { parseEntries } from '../../src/model/parse.js';
+import { createRenderer } from '../../src/render/render.js';
+import type { RenderSettings } from '../../src/render/view.js';
+
+const settings: RenderSettings = {
+  httpPort: 8080,
+  adminSocket: '/s/haproxy.sock',
+  errorsDir: '/e',
+  challengeMap: '/s/acme.map',
+  globalSettings: [],
+  defaultsSettings: [],
+  hardStopAfter: '1h',
+  serverStateFile: '/s/server-state',
+  checkInterval: '2000ms',
+  checkFastInterval: '250ms',
+  acceptProxy: false,
+  tunnelTimeout: '1h',
+};
+const render = createRenderer();
+const configOf = (entries: Record<string, string>) =>
+  render(parseEntries(new Map(Object.entries(entries)), { reservedPorts: [8080] }).state, settings);
+
+const base = {
+  'services/web/virtual_hosts': 'web.test',
+  'services/web/upstreams/web-1': '10.0.0.1:80',
+  'services/web/upstreams/web-2': '10.0.0.2:80',
+  'tcp-services/db/external_port': '5432',
+  'tcp-services/db/upstreams/db-1': '10.0.1.1:5432',
+};
+
+function plan(before: Record<string, string>, after: Record<string, string>) {
+  return planServerChanges(layoutOf(configOf(before)), layoutOf(configOf(after)));
+}
+
+const names = (lines: readonly { proxy: string; name: string }[]) => lines.map((l) => `${l.proxy}/${l.name}`);
+
+describe('planServerChanges', () => {
+  it('turns added, removed and moved instances into runtime operations, for HTTP and TCP services', () => {
+    const after = { ...base, 'services/web/upstreams/web-3': '10.0.0.3:80', 'tcp-services/db/upstreams/db-1': '10.0.1.9:6432' };
+    delete (after as Record<string, string>)['services/web/upstreams/web-1'];
+    const result = plan(base, after);
+    expect('plan' in result && {
+      add: names(result.plan.add), remove: names(result.plan.remove), readdress: names(result.plan.readdress),
+    }).toEqual({ add: ['http-web/web-3'], remove: ['http-web/web-1'], readdress: ['tcp-db/db-1'] });
+    if (!('plan' in result)) return;
+    // The server is created with the options the file has, health check included.
+    expect(result.plan.add[0]).toMatchObject({ host: '10.0.0.3', port: 80, address: '10.0.0.3:80' });
+    expect(result.plan.add[0]!.args).toMatch(/^check inter 2000ms fastinter 250ms rise 2 fall 3$/);
+    expect(result.plan.readdress[0]).toMatchObject({ host: '10.0.1.9', port: 6432 });
+  });
+
+  it('finds nothing to do for the same config', () => {
+    expect(plan(base, base)).toEqual({ plan: { add: [], remove: [], readdress: [] } });
+  });
+
+  it('scales a service from zero instances up and back down without a reload', () => {
+    const none = Object.fromEntries(Object.entries(base).filter(([key]) => !key.startsWith('services/web/upstreams/')));
+    expect(plan(none, base)).toHaveProperty('plan');
+    expect(plan(base, none)).toHaveProperty('plan');
+  });
+
+  it.each([
+    ['a new service', { 'services/api/virtual_path': '/api', 'services/api/upstreams/api-1': '10.0.2.1:80' }],
+    ['a changed route', { 'services/web/virtual_hosts': 'other.test' }],
+    ['a changed setting', { 'services/web/balance': 'leastconn' }],
+    ['server options changed (health check port)', { 'services/web/health_check_port': '8081' }],
+    ['an instance of a cookie-sticky service (add server has no cookie option)', { 'services/web/cookie': '', 'services/web/upstreams/web-3': '10.0.0.3:80' }],
+    ['an instance given by host name (a dynamic server never resolves names)', { 'services/web/upstreams/web-3': 'web-3.internal:80' }],
+  ])('needs a reload for %s', (_, change) => {
+    const before = 'services/web/cookie' in change ? { ...base, 'services/web/cookie': '' } : base;
+    const result = plan(before, { ...base, ...change });
+    expect(result).toHaveProperty('reloadBecause');
+  });
+
+  it('does not mistake a server line in another section for an upstream', () => {
+    const layout = layoutOf('global\n    server-state-file /x\nfrontend f\n    bind :80\nbackend b\n    server s1 10.0.0.1:80 check\n');
+    expect([...layout.servers.keys()]).toEqual(['b']);
+    expect(layout.skeleton).not.toContain('server s1');
+    expect(layout.skeleton).toContain('server-state-file /x');
+  });
+});
+
+describe('carriedServerState', () => {
+  const header = '1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port';
+  const row = (backend: string, server: string, addr: string, port: number) =>
+    `3 ${backend} 1 ${server} ${addr} 0 0 1 1 12 8 2 0 6 0 0 0 - ${port} - 0 0 - - 0`;
+
+  it('keeps the states of servers the next config has at the same address, and no others', () => {
+    const state = [header, row('http-web', 'web-1', '10.0.0.1', 80), row('http-web', 'web-2', '10.0.0.2', 80),
+      row('http-web', 'gone', '10.0.0.5', 80), row('tcp-db', 'db-1', '10.0.1.1', 5432), ''].join('\n');
+    const next = layoutOf(configOf({ ...base, 'services/web/upstreams/web-2': '10.0.0.22:80' }));
+    const kept = carriedServerState(state, next).trim().split('\n');
+    expect(kept.slice(0, 2)).toEqual(header.split('\n'));
+    // web-2 moved: HAProxy would otherwise take its old address from the file.
+    expect(kept.slice(2).map((l) => l.split(' ')[3])).toEqual(['web-1', 'db-1']);
+  });
+});
