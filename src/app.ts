@@ -2,6 +2,7 @@ import path from 'node:path';
 import { Etcd3 } from 'etcd3';
 import { getFromUnixSocket, startAdminServer, type AdminServer } from './admin/server.js';
 import { readServerStats } from './admin/haproxy-stats.js';
+import { ApplyRetry } from './apply-retry.js';
 import type { Config } from './config.js';
 import { Controller } from './controller.js';
 import { ConfigApplier } from './haproxy/apply.js';
@@ -14,7 +15,7 @@ import { ServerUpdater } from './haproxy/server-updater.js';
 import { createCrtListRenderer, createRenderer, TEMPLATES_DIR } from './render/render.js';
 import type { RenderSettings } from './render/view.js';
 import { CertsDirSource, certsFromFiles } from './sources/certs-dir.js';
-import { EtcdSource } from './sources/etcd.js';
+import { EtcdSource, type Snapshot } from './sources/etcd.js';
 import type { RawCert } from './tls/bundle.js';
 import { AcmeManager } from './tls/acme.js';
 import { vaultCertsFromEntries } from './tls/vault.js';
@@ -40,6 +41,7 @@ export function statePaths(stateDir: string) {
     configFile: path.join(stateDir, 'haproxy.cfg'),
     adminSocket: path.join(stateDir, 'haproxy.sock'),
     masterSocket: path.join(stateDir, 'master.sock'),
+    masterPidFile: path.join(stateDir, 'haproxy.pid'),
     certsDir: path.join(stateDir, 'certs'),
     challengeMap: path.join(stateDir, 'acme-challenges.map'),
     serverStateFile: path.join(stateDir, 'server-state'),
@@ -82,6 +84,8 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
     bin: config.haproxyBin,
     configFile: paths.configFile,
     masterSocket: paths.masterSocket,
+    adminSocket: paths.adminSocket,
+    pidFile: paths.masterPidFile,
     logger: logger.child({ component: 'haproxy' }),
   });
   const runtime = new HaproxyRuntime(paths.adminSocket);
@@ -89,6 +93,11 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
     configFile: paths.configFile, haproxyBin: config.haproxyBin, haproxy, logger, runtime, serverStateFile: paths.serverStateFile,
   });
   const servers = new ServerUpdater(runtime, logger.child({ component: 'servers' }), config.drainTimeoutMs);
+  let latestSnapshot: Snapshot | undefined;
+  const applyRetry = new ApplyRetry({
+    retry: () => latestSnapshot && controller.offer(latestSnapshot),
+    logger: logger.child({ component: 'controller' }),
+  });
   const controller = new Controller({
     render: createRenderer(),
     renderSettings: renderSettingsOf(config),
@@ -102,9 +111,16 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
     defaultCert: config.defaultCert,
     envCerts: options.envCerts,
     vaultCerts: (entries) => vaultCertsFromEntries(entries, config.vaultKey),
+    onApplyFailed: (error) => applyRetry.failed(error),
     logger: logger.child({ component: 'controller' }),
   });
-  const client = new Etcd3({ hosts: [...config.etcdEndpoints], dialTimeout: 3000 });
+  const client = new Etcd3({
+    hosts: [...config.etcdEndpoints],
+    dialTimeout: 3000,
+    // gRPC's own reconnect backoff grows to 120 s: after a long etcd outage edgelb would notice
+    // etcd is back minutes late. Keep it within EtcdSource's own 5 s cap.
+    grpcOptions: { 'grpc.initial_reconnect_backoff_ms': 100, 'grpc.max_reconnect_backoff_ms': 5000 },
+  });
   const acme = config.acme && new AcmeManager({
     client,
     prefix: config.etcdPath,
@@ -124,6 +140,7 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
     prefix: config.etcdPath,
     logger: logger.child({ component: 'etcd' }),
     onSnapshot: (snapshot) => {
+      latestSnapshot = snapshot;
       controller.offer(snapshot);
       acme?.offer(snapshot);
     },
@@ -167,6 +184,7 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
       await admin.close();
       controller.stop();
       servers.stop();
+      applyRetry.stop();
       await certsDir?.stop();
       await source.stop();
       client.close();

@@ -2,11 +2,16 @@ import { execa, type ResultPromise } from 'execa';
 import { createInterface } from 'node:readline';
 import type { Logger } from '../log.js';
 import { parseShowProc, sendCommand, type MasterProcessInfo } from './master-cli.js';
+import { findPreviousMaster, forgetMaster, isAlive, recordMaster } from './previous-master.js';
 
 export interface HaproxyProcessOptions {
   readonly bin: string;
   readonly configFile: string;
   readonly masterSocket: string;
+  /** The runtime API socket (`expose-fd listeners`): a replacement master takes the listening sockets from it. */
+  readonly adminSocket?: string;
+  /** Where the master's pid is kept, so the next run finds a master this one leaves behind. */
+  readonly pidFile?: string;
   readonly logger: Logger;
   /** Called after HAProxy died unexpectedly and was started again. */
   readonly onRestart?: (reason: string) => void;
@@ -64,7 +69,8 @@ export class HaproxyProcess {
   private async spawn(): Promise<void> {
     this.stopping = false;
     const { bin, configFile, masterSocket, logger } = this.options;
-    const child = execa(bin, ['-W', '-db', '-f', configFile, '-S', `${masterSocket},mode,600`], {
+    const handover = await this.handoverArgs();
+    const child = execa(bin, ['-W', '-db', '-f', configFile, '-S', `${masterSocket},mode,600`, ...handover.args], {
       buffer: false,
       reject: false,
       stdin: 'ignore',
@@ -93,14 +99,50 @@ export class HaproxyProcess {
     while (Date.now() < deadline) {
       if (exited) throw new HaproxyError(`HAProxy failed to start: ${lastAlert(stderrTail)}`);
       const info = await this.showProc().catch(() => undefined);
-      if (info && info.workers.length > 0) {
+      // During a handover the socket may still be the previous master's until the new one binds it.
+      if (info && info.masterPid === child.pid && info.workers.length > 0) {
         logger.info({ pid: child.pid, worker: info.workers[0]?.pid }, 'HAProxy started');
+        if (this.options.pidFile && child.pid !== undefined) {
+          await recordMaster(this.options.pidFile, child.pid).catch((error: Error) =>
+            logger.warn({ err: error.message }, 'cannot record the HAProxy master pid in the state dir'));
+        }
+        if (handover.previous !== undefined) this.watchPreviousExit(handover.previous);
         return;
       }
       await sleep(POLL_MS);
     }
     await this.stop();
     throw new HaproxyError(`HAProxy did not become ready within ${START_TIMEOUT_MS} ms`);
+  }
+
+  /**
+   * A master left running by a previous controller (killed without stopping it) is replaced
+   * without a gap: the new master takes the listening sockets from the old worker's runtime API
+   * socket (`-x`, which needs `expose-fd listeners`) and, once its worker is up, tells the old
+   * master to finish its connections and exit (`-sf`), as a seamless reload does (management
+   * guide, section 4 "Stopping and restarting HAProxy").
+   */
+  private async handoverArgs(): Promise<{ args: string[]; previous?: number }> {
+    const { pidFile, adminSocket, configFile, logger } = this.options;
+    if (!pidFile) return { args: [] };
+    const previous = await findPreviousMaster(pidFile, configFile);
+    if (previous === undefined) return { args: [] };
+    const socketAnswers = adminSocket !== undefined && (await sendCommand(adminSocket, 'show info', 1000).then(() => true, () => false));
+    logger.warn(
+      { previousPid: previous, takeOverSockets: socketAnswers },
+      'an HAProxy master from a previous run is still serving; replacing it without a gap',
+    );
+    return { args: [...(socketAnswers ? ['-x', adminSocket!] : []), '-sf', String(previous)], previous };
+  }
+
+  private watchPreviousExit(pid: number): void {
+    const started = Date.now();
+    const timer = setInterval(() => {
+      if (isAlive(pid)) return;
+      clearInterval(timer);
+      this.options.logger.info({ previousPid: pid, afterMs: Date.now() - started }, 'the previous HAProxy master has exited');
+    }, 250);
+    timer.unref();
   }
 
   /** Seamless reload; resolves once a new worker serves the config now in the file. */
@@ -137,6 +179,7 @@ export class HaproxyProcess {
     await child.catch(() => undefined);
     clearTimeout(timer);
     this.child = undefined;
+    if (this.options.pidFile) await forgetMaster(this.options.pidFile);
   }
 
   private scheduleRestart(reason: string): void {

@@ -34,12 +34,16 @@ export async function startEtcd(): Promise<EtcdServer> {
       '--initial-cluster', `test=http://127.0.0.1:${peerPort}`,
       '--log-level', 'error', '--logger', 'zap',
     ], { reject: false, stdio: 'ignore', cleanup: true });
-    const probe = new Etcd3({ hosts: endpoint, dialTimeout: 1000 });
-    try {
-      await waitFor(() => probe.get('probe').then(() => true), { timeoutMs: 20_000, what: 'etcd to start' });
-    } finally {
-      probe.close();
-    }
+    // A new client per attempt: one client's circuit breaker stays open for 5 s after three
+    // refused attempts, which would make every restart look 5 s slower than it is.
+    await waitFor(async () => {
+      const probe = new Etcd3({ hosts: endpoint, dialTimeout: 1000 });
+      try {
+        return await probe.get('probe').then(() => true);
+      } finally {
+        probe.close();
+      }
+    }, { timeoutMs: 20_000, what: 'etcd to start' });
   };
   const halt = async (kill = false) => {
     if (!child) return;

@@ -1,0 +1,46 @@
+import type { Logger } from './log.js';
+
+// Failures of the machine rather than of the input: the same apply can succeed once the
+// operator frees space or makes the state dir writable again. A config HAProxy rejects is
+// not retried: the same input would fail the same way until the entries change.
+const ENVIRONMENTAL = /\b(ENOSPC|EDQUOT|EROFS|EACCES|EPERM|EIO|EMFILE|ENFILE|EBUSY)\b/;
+
+export interface ApplyRetryOptions {
+  /** Applies the newest input again. */
+  readonly retry: () => void;
+  readonly logger: Logger;
+  readonly firstDelayMs?: number;
+  readonly maxDelayMs?: number;
+}
+
+/**
+ * Retries an apply that failed because of the disk (state dir full or read-only, ...) with a
+ * capped exponential backoff, so edgelb recovers on its own once the disk is fixed instead of
+ * waiting for the next change in etcd. Meanwhile HAProxy keeps serving the last good config.
+ */
+export class ApplyRetry {
+  private attempts = 0;
+  private lastFailureAt = 0;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly options: ApplyRetryOptions) {}
+
+  /** Called with the error of every failed apply. */
+  failed(error: string): void {
+    if (!ENVIRONMENTAL.test(error)) return;
+    const now = Date.now();
+    const maxDelay = this.options.maxDelayMs ?? 30_000;
+    // A failure long after the previous one starts a new series: the last retry must have worked.
+    if (now - this.lastFailureAt > 2 * maxDelay) this.attempts = 0;
+    this.lastFailureAt = now;
+    const delay = Math.min((this.options.firstDelayMs ?? 500) * 2 ** this.attempts, maxDelay);
+    this.attempts++;
+    this.options.logger.warn({ retryInMs: delay }, 'the apply failed because of the disk; retrying');
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.options.retry(), delay);
+  }
+
+  stop(): void {
+    clearTimeout(this.timer);
+  }
+}
