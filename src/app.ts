@@ -3,6 +3,8 @@ import { Etcd3 } from 'etcd3';
 import { getFromUnixSocket, startAdminServer, type AdminServer } from './admin/server.js';
 import { readServerStats } from './admin/haproxy-stats.js';
 import { ApplyRetry } from './apply-retry.js';
+import { getFromUnixSocket, startAdminServer, type AdminServer } from './admin/server.js';
+import { readServerStats } from './admin/haproxy-stats.js';
 import type { Config } from './config.js';
 import { Controller } from './controller.js';
 import { ConfigApplier } from './haproxy/apply.js';
@@ -14,11 +16,13 @@ import { HaproxyRuntime } from './haproxy/runtime.js';
 import { ServerUpdater } from './haproxy/server-updater.js';
 import { createCrtListRenderer, createRenderer, TEMPLATES_DIR } from './render/render.js';
 import type { RenderSettings } from './render/view.js';
+import type { ParseOptions } from './model/parse.js';
 import { CertsDirSource, certsFromFiles } from './sources/certs-dir.js';
 import { EtcdSource, type Snapshot } from './sources/etcd.js';
 import type { RawCert } from './tls/bundle.js';
 import { AcmeManager } from './tls/acme.js';
 import { vaultCertsFromEntries } from './tls/vault.js';
+import { packageVersion } from './util/package-root.js';
 import { packageVersion } from './util/package-root.js';
 
 export interface Edgelb {
@@ -27,6 +31,8 @@ export interface Edgelb {
   readonly source: EtcdSource;
   /** Undefined unless KONTENA_LB_ACME_EMAIL is set. */
   readonly acme: AcmeManager | undefined;
+  /** /healthz, /status and /metrics on KONTENA_LB_ADMIN_PORT. */
+  readonly admin: AdminServer;
   /** /healthz, /status and /metrics on KONTENA_LB_ADMIN_PORT. */
   readonly admin: AdminServer;
   readonly configFile: string;
@@ -58,6 +64,7 @@ export function renderSettingsOf(config: Config): RenderSettings {
     globalSettings: config.globalSettings,
     defaultsSettings: config.customSettings,
     hardStopAfter: config.hardStopAfter,
+    metricsSocket: statePaths(config.stateDir).metricsSocket,
     serverStateFile: statePaths(config.stateDir).serverStateFile,
     checkInterval: `${config.checkIntervalMs}ms`,
     checkFastInterval: `${Math.min(250, config.checkIntervalMs)}ms`,
@@ -67,6 +74,11 @@ export function renderSettingsOf(config: Config): RenderSettings {
     healthUri: config.healthUri,
     stats: config.statsPassword === undefined ? undefined : { port: config.statsPort, password: config.statsPassword },
   };
+}
+
+/** The ports the load balancer itself listens on, which no TCP service may take. */
+export function parseOptionsOf(config: Config): ParseOptions {
+  return { reservedPorts: [config.httpPort, config.httpsPort, config.statsPort, config.adminPort] };
 }
 
 /** Wires the pipeline: etcd source → controller (parse, render) → applier → supervised HAProxy. */
@@ -101,7 +113,7 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
   const controller = new Controller({
     render: createRenderer(),
     renderSettings: renderSettingsOf(config),
-    parseOptions: { reservedPorts: [config.httpPort, config.httpsPort, config.statsPort, config.adminPort] },
+    parseOptions: parseOptionsOf(config),
     applier,
     certFiles: new CertFiles({ dir: paths.certsDir, renderCrtList: createCrtListRenderer(), runtime }),
     challengeMap: new ChallengeMap(paths.challengeMap, runtime),
@@ -146,6 +158,16 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
     },
   });
   acme?.start();
+  const admin = startAdminServer({
+    port: config.adminPort,
+    host: config.adminBind,
+    inputs: {
+      version: packageVersion(), etcdPrefix: config.etcdPath, controller, haproxy, etcd: source,
+      renderSettings: renderSettingsOf(config), serverStats: () => readServerStats(paths.adminSocket),
+    },
+    haproxyMetrics: () => getFromUnixSocket(paths.metricsSocket, '/metrics'),
+    logger: logger.child({ component: 'admin' }),
+  });
   const admin = startAdminServer({
     port: config.adminPort,
     host: config.adminBind,

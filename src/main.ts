@@ -5,6 +5,11 @@ import { Command, Option } from 'commander';
 import { startEdgelb } from './app.js';
 import { ConfigError, loadConfig, SETTINGS, type SettingsInput } from './config.js';
 import { registerCertCommands } from './cli/cert.js';
+import { registerCheckCommand } from './cli/check.js';
+import type { CliDeps } from './cli/deps.js';
+import { createProgress } from './cli/progress.js';
+import { registerRenderCommand } from './cli/render.js';
+import { registerStatusCommand } from './cli/status.js';
 import { createLogger } from './log.js';
 import { readEnvCerts } from './sources/env-certs.js';
 import { packageRoot } from './util/package-root.js';
@@ -73,6 +78,31 @@ run.action(async (flags: Record<string, string | undefined>) => {
     edgelb.resync();
   });
 });
+
+const cliDeps: CliDeps = {
+  loadConfig: (flags, { needsEtcd }) => {
+    const input = settingsFrom(flags);
+    // Without etcd (--from-file, status) the load balancer's name does not matter.
+    const named = needsEtcd || input.ETCD_PATH || input.KONTENA_SERVICE_NAME ? input : { ...input, ETCD_PATH: '/' };
+    try {
+      return loadConfig(named, { checkFilesystem: false });
+    } catch (error) {
+      if (error instanceof ConfigError) fail(error.message);
+      throw error;
+    }
+  },
+  out: (text) => process.stdout.write(text),
+  warn: (line) => process.stderr.write(`${line}\n`),
+  progress: createProgress(process.stderr, process.stderr.isTTY === true),
+  fail,
+  exitCode: (code) => {
+    process.exitCode = code;
+  },
+  searchPath: process.env.PATH ?? '',
+};
+registerRenderCommand(program, cliDeps);
+registerCheckCommand(program, cliDeps);
+registerStatusCommand(program, cliDeps);
 
 registerCertCommands(program, {
   loadSettings: (flags) => {

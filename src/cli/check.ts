@@ -1,0 +1,174 @@
+import { accessSync, constants } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { parseOptionsOf, renderSettingsOf, statePaths } from '../app.js';
+import { rejectionReason } from '../admin/metrics.js';
+import { validateConfigFile } from '../haproxy/validate.js';
+import { parseChallenges } from '../model/challenges.js';
+import { parseEntries } from '../model/parse.js';
+import type { Entries } from '../model/types.js';
+import { attributeErrors } from '../render/attribute.js';
+import { createRenderer } from '../render/render.js';
+import { selectCertificates } from '../tls/store.js';
+import { vaultCertsFromEntries } from '../tls/vault.js';
+import { addSettingFlags, readEntries, type CliDeps } from './deps.js';
+import { count } from './progress.js';
+import { layoutTable } from './table.js';
+
+interface CheckFlags extends Record<string, unknown> {
+  readonly fromFile?: string;
+  readonly json?: boolean;
+  readonly haproxy?: boolean;
+}
+
+/** One thing `edgelb run` would leave out, refuse or warn about. */
+export interface CheckProblem {
+  /** entry: an etcd entry the model rejects; haproxy: lines `haproxy -c` refuses; certificate: a vault bundle; layout: a key nothing reads. */
+  readonly kind: 'entry' | 'haproxy' | 'certificate' | 'layout';
+  /** The etcd key (relative to the LB path), the service (`http:web`), or the certificate source. */
+  readonly subject: string;
+  /** The bounded class, as in the admin port's edgelb_rejected_entries{reason}. */
+  readonly reason: string;
+  readonly message: string;
+  /** Set when the whole service is left out because of it. */
+  readonly service?: string;
+}
+
+export interface CheckReport {
+  readonly source: string;
+  readonly entries: number;
+  readonly services: { readonly http: number; readonly tcp: number };
+  /** Whether `haproxy -c` accepted the rendered config; null when skipped (--no-haproxy). */
+  readonly haproxyOk: boolean | null;
+  readonly problems: readonly CheckProblem[];
+}
+
+const KNOWN_SUBTREES = new Set(['services', 'tcp-services', 'certs', 'acme']);
+
+/** `edgelb check`: validates the entries and the config they render to; exits 1 when anything would be left out. */
+export function registerCheckCommand(program: Command, deps: CliDeps): void {
+  const command = program
+    .command('check')
+    .description('validate the entries in etcd (or a file) and the HAProxy config they render to; list what would be rejected and why')
+    .option('--from-file <file>', 'read the entries from a YAML or JSON file instead of etcd')
+    .option('--json', 'print the report as JSON')
+    .option('--no-haproxy', 'skip `haproxy -c` on the rendered config (when HAProxy is not installed here)');
+  addSettingFlags(command);
+  command.addHelpText('after', `
+Runs the same steps as \`edgelb run\`, short of applying: every entry is parsed and validated,
+the config is rendered and checked with \`haproxy -c\` (HAProxy's own parser), and the vault's
+certificates are decrypted and checked. Nothing is written outside a temporary directory.
+
+Reported, each with the etcd key and the reason:
+  entry        a value edgelb refuses (bad host, path, upstream, port conflict, unknown setting...)
+  haproxy      a service whose lines HAProxy refuses (usually custom_settings); run leaves it out
+  certificate  a vault bundle that cannot be served (does not decrypt, key does not match...)
+  layout       a key under the etcd path that nothing reads (a typo such as "service/web/...")
+
+Exit status: 0 nothing to report, 1 problems found, 2 the check could not run (settings, etcd, file).
+
+Examples:
+  edgelb check --service-name lb
+  edgelb check --from-file entries.yaml --json`);
+  command.action(async (flags: CheckFlags) => {
+    const config = deps.loadConfig(flags, { needsEtcd: flags.fromFile === undefined });
+    const haproxyBin = flags.haproxy === false ? undefined : findExecutable(config.haproxyBin, deps.searchPath) ??
+      deps.fail(`cannot find ${JSON.stringify(config.haproxyBin)} to run "haproxy -c" (install haproxy, set KONTENA_LB_HAPROXY_BIN, or pass --no-haproxy)`, 2);
+    const source = await readEntries(config, flags.fromFile, deps);
+    const problems: CheckProblem[] = [];
+
+    const parsed = await deps.progress.step(`validating ${count(source.entries.size)} entries`, () => parseEntries(source.entries, parseOptionsOf(config)),
+      (p) => `${count(p.rejected.length)} rejected`);
+    for (const r of [...parsed.rejected, ...parseChallenges(source.entries).rejected]) {
+      problems.push({ kind: 'entry', subject: r.key, reason: rejectionReason(r), message: r.reason, ...(r.service ? { service: r.service } : {}) });
+    }
+    problems.push(...layoutProblems(source.entries));
+    const vault = vaultCertsFromEntries(source.entries, config.vaultKey);
+    const certs = selectCertificates(vault.certs, { defaultCert: config.defaultCert });
+    for (const r of vault.rejected) problems.push({ kind: 'certificate', subject: r.key, reason: 'invalid_certificate', message: r.reason });
+    for (const r of certs.rejected) problems.push({ kind: 'certificate', subject: r.source, reason: 'invalid_certificate', message: r.reason });
+    for (const w of certs.warnings) problems.push({ kind: 'certificate', subject: 'certificates', reason: 'certificate_warning', message: w });
+
+    let haproxyOk: boolean | null = null;
+    if (haproxyBin !== undefined) {
+      const tmp = await mkdtemp(path.join(os.tmpdir(), 'edgelb-check-'));
+      try {
+        // Rendered against a scratch state dir: the challenge map must exist for haproxy -c to load it.
+        const settings = renderSettingsOf({ ...config, stateDir: tmp });
+        await writeFile(statePaths(tmp).challengeMap, '');
+        const text = await deps.progress.step('rendering', () => createRenderer()(parsed.state, settings), (t) => `${count(t.split('\n').length)} lines`);
+        const file = path.join(tmp, 'haproxy.cfg');
+        await writeFile(file, text);
+        const validation = await deps.progress.step('haproxy -c', () => validateConfigFile(haproxyBin, file), (v) => (v.ok ? 'valid' : `${v.errors.length} errors`));
+        haproxyOk = validation.ok;
+        const attribution = attributeErrors(text, validation.errors);
+        for (const [service, messages] of attribution.services) {
+          for (const message of messages) problems.push({ kind: 'haproxy', subject: service, reason: 'haproxy_rejected', message: withoutTempPath(message), service: service.replace(/^(http|tcp):/, '') });
+        }
+        for (const message of attribution.unattributed) {
+          problems.push({ kind: 'haproxy', subject: 'global settings', reason: 'haproxy_rejected', message: `${withoutTempPath(message)} (the whole config would be refused: check KONTENA_LB_GLOBAL_SETTINGS / KONTENA_LB_CUSTOM_SETTINGS)` });
+        }
+      } finally {
+        await rm(tmp, { recursive: true, force: true });
+      }
+    }
+
+    const report: CheckReport = {
+      source: source.description,
+      entries: source.entries.size,
+      services: { http: parsed.state.http.length, tcp: parsed.state.tcp.length },
+      haproxyOk,
+      problems,
+    };
+    if (flags.json) deps.out(`${JSON.stringify(report, null, 2)}\n`);
+    else deps.out(`${humanReport(report).join('\n')}\n`);
+    if (problems.length > 0) deps.exitCode(1);
+  });
+}
+
+/** `parsing [/tmp/edgelb-check-x/haproxy.cfg:85] : unknown keyword` → `rendered config line 85: unknown keyword`. */
+function withoutTempPath(message: string): string {
+  return message.replace(/^parsing \[[^\]]*:(\d+)\]\s*:\s*/, 'rendered config line $1: ');
+}
+
+/** Keys in subtrees no source reads: `edgelb run` ignores them without a word, so check says so. */
+function layoutProblems(entries: Entries): CheckProblem[] {
+  const problems: CheckProblem[] = [];
+  for (const key of entries.keys()) {
+    const top = key.split('/')[0] ?? '';
+    if (!KNOWN_SUBTREES.has(top)) {
+      problems.push({ kind: 'layout', subject: key, reason: 'unknown_subtree', message: `nothing reads "${top}/": entries go under services/, tcp-services/, certs/ or acme/` });
+    }
+  }
+  return problems;
+}
+
+function humanReport(report: CheckReport): string[] {
+  const lines = [
+    `checked ${count(report.entries)} entries from ${report.source}`,
+    `would serve ${count(report.services.http)} HTTP and ${count(report.services.tcp)} TCP services; haproxy -c: ${report.haproxyOk === null ? 'skipped' : report.haproxyOk ? 'valid' : 'REFUSED'}`,
+  ];
+  if (report.problems.length === 0) return [...lines, 'ok: nothing would be rejected'];
+  lines.push('');
+  const rows = report.problems.map((p) => [p.kind, p.subject, p.reason, p.service ? `${p.message} (service ${p.service} left out)` : p.message]);
+  lines.push(...layoutTable(['KIND', 'KEY / SERVICE', 'CLASS', 'REASON'], rows));
+  lines.push('', `${report.problems.length} ${report.problems.length === 1 ? 'problem' : 'problems'}: edgelb run would leave ${report.problems.length === 1 ? 'it' : 'them'} out and log each (see README, Troubleshooting)`);
+  return lines;
+}
+
+/** An absolute path, or the first match on `searchPath` plus the sbin directories (haproxy lives in /usr/sbin). */
+function findExecutable(bin: string, searchPath: string): string | undefined {
+  const candidates = bin.includes('/')
+    ? [path.resolve(bin)]
+    : [...searchPath.split(':'), '/usr/local/sbin', '/usr/sbin', '/sbin'].filter(Boolean).map((dir) => path.join(dir, bin));
+  return candidates.find((candidate) => {
+    try {
+      accessSync(candidate, constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}

@@ -1,0 +1,49 @@
+import type { Command } from 'commander';
+import { parseOptionsOf, renderSettingsOf } from '../app.js';
+import { parseEntries } from '../model/parse.js';
+import { createRenderer } from '../render/render.js';
+import { addSettingFlags, readEntries, type CliDeps } from './deps.js';
+import { count } from './progress.js';
+
+interface RenderFlags extends Record<string, unknown> {
+  readonly fromFile?: string;
+}
+
+/** `edgelb render`: a dry run that prints the HAProxy config `edgelb run` would apply now. */
+export function registerRenderCommand(program: Command, deps: CliDeps): void {
+  const command = program
+    .command('render')
+    .description('print the HAProxy config for the entries in etcd (or a file), without applying anything')
+    .option('--from-file <file>', 'read the entries from a YAML or JSON file instead of etcd');
+  addSettingFlags(command);
+  command.addHelpText('after', `
+The config goes to stdout; nothing is written, started or reloaded. It is rendered by the same
+code as \`edgelb run\` (parse, validate, templates/haproxy.cfg.hbs) with the same settings, so it
+is what run would apply now, except for the HTTPS listener, which appears only while
+certificates are served (see \`edgelb cert list\`). Rejected entries are left out, as run leaves
+them out, and counted on stderr: \`edgelb check\` says why.
+
+An entries file holds keys relative to the load balancer's etcd path, flat or nested:
+
+  services/web/virtual_hosts: www.example.com        services:
+  services/web/upstreams/web-1: 10.81.0.5:8080         web:
+  tcp-services/db/external_port: 5432                    virtual_hosts: www.example.com
+                                                         upstreams: {web-1: "10.81.0.5:8080"}
+
+Examples:
+  edgelb render --service-name lb > haproxy.cfg
+  edgelb render --from-file entries.yaml --http-port 8080 | less`);
+  command.action(async (flags: RenderFlags) => {
+    const config = deps.loadConfig(flags, { needsEtcd: flags.fromFile === undefined });
+    const source = await readEntries(config, flags.fromFile, deps);
+    const parsed = await deps.progress.step(`validating ${count(source.entries.size)} entries`, () =>
+      parseEntries(source.entries, parseOptionsOf(config)),
+    (p) => `${count(p.state.http.length)} HTTP and ${count(p.state.tcp.length)} TCP services, ${count(p.rejected.length)} rejected`);
+    const text = await deps.progress.step('rendering', () => createRenderer()(parsed.state, renderSettingsOf(config)),
+      (t) => `${count(t.split('\n').length)} lines`);
+    deps.out(text);
+    if (parsed.rejected.length > 0) {
+      deps.warn(`edgelb: ${parsed.rejected.length} ${parsed.rejected.length === 1 ? 'entry was' : 'entries were'} rejected and left out; run "edgelb check" for the reasons`);
+    }
+  });
+}
