@@ -3,8 +3,6 @@ import { Etcd3 } from 'etcd3';
 import { getFromUnixSocket, startAdminServer, type AdminServer } from './admin/server.js';
 import { readServerStats } from './admin/haproxy-stats.js';
 import { ApplyRetry } from './apply-retry.js';
-import { getFromUnixSocket, startAdminServer, type AdminServer } from './admin/server.js';
-import { readServerStats } from './admin/haproxy-stats.js';
 import type { Config } from './config.js';
 import { Controller } from './controller.js';
 import { ConfigApplier } from './haproxy/apply.js';
@@ -23,7 +21,6 @@ import type { RawCert } from './tls/bundle.js';
 import { AcmeManager } from './tls/acme.js';
 import { vaultCertsFromEntries } from './tls/vault.js';
 import { packageVersion } from './util/package-root.js';
-import { packageVersion } from './util/package-root.js';
 
 export interface Edgelb {
   readonly controller: Controller;
@@ -31,8 +28,6 @@ export interface Edgelb {
   readonly source: EtcdSource;
   /** Undefined unless KONTENA_LB_ACME_EMAIL is set. */
   readonly acme: AcmeManager | undefined;
-  /** /healthz, /status and /metrics on KONTENA_LB_ADMIN_PORT. */
-  readonly admin: AdminServer;
   /** /healthz, /status and /metrics on KONTENA_LB_ADMIN_PORT. */
   readonly admin: AdminServer;
   readonly configFile: string;
@@ -64,7 +59,6 @@ export function renderSettingsOf(config: Config): RenderSettings {
     globalSettings: config.globalSettings,
     defaultsSettings: config.customSettings,
     hardStopAfter: config.hardStopAfter,
-    metricsSocket: statePaths(config.stateDir).metricsSocket,
     serverStateFile: statePaths(config.stateDir).serverStateFile,
     checkInterval: `${config.checkIntervalMs}ms`,
     checkFastInterval: `${Math.min(250, config.checkIntervalMs)}ms`,
@@ -158,16 +152,6 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
     },
   });
   acme?.start();
-  const admin = startAdminServer({
-    port: config.adminPort,
-    host: config.adminBind,
-    inputs: {
-      version: packageVersion(), etcdPrefix: config.etcdPath, controller, haproxy, etcd: source,
-      renderSettings: renderSettingsOf(config), serverStats: () => readServerStats(paths.adminSocket),
-    },
-    haproxyMetrics: () => getFromUnixSocket(paths.metricsSocket, '/metrics'),
-    logger: logger.child({ component: 'admin' }),
-  });
   const admin = startAdminServer({
     port: config.adminPort,
     host: config.adminBind,
