@@ -1,6 +1,5 @@
 import { accessSync, constants, mkdirSync, readFileSync, statSync, chmodSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { isIP } from 'node:net';
 import path from 'node:path';
 import { parseSettingLines, EntryError } from './model/values.js';
 import { splitDomainList } from './tls/acme-domains.js';
@@ -73,8 +72,6 @@ export const SETTINGS = [
   { env: 'KONTENA_LB_STATS_PORT', flag: 'stats-port', help: 'HAProxy statistics port', default: '1000' },
   { env: 'KONTENA_LB_ADMIN_PORT', flag: 'admin-port', help: 'admin HTTP port: /healthz, /status, /metrics', default: '8404' },
   { env: 'KONTENA_LB_ADMIN_BIND', flag: 'admin-bind', help: 'address the admin port listens on (0.0.0.0 for every interface)', default: '127.0.0.1' },
-  { env: 'KONTENA_LB_ADMIN_PORT', flag: 'admin-port', help: 'admin HTTP port: /healthz, /status, /metrics', default: '8404' },
-  { env: 'KONTENA_LB_ADMIN_BIND', flag: 'admin-bind', help: 'address the admin port listens on (0.0.0.0 for every interface)', default: '127.0.0.1' },
   { env: 'KONTENA_LB_STATE_DIR', flag: 'state-dir', help: 'rendered config, certificates and sockets', default: '/var/lib/edgelb' },
   { env: 'KONTENA_LB_HAPROXY_BIN', flag: 'haproxy-bin', help: 'the HAProxy executable', default: 'haproxy' },
   { env: 'KONTENA_LB_CUSTOM_SETTINGS', flag: 'custom-settings', help: 'lines appended to HAProxy\'s defaults section' },
@@ -107,8 +104,6 @@ export function loadConfig(input: SettingsInput, options: { checkFilesystem?: bo
   const httpPort = port(get('KONTENA_LB_HTTP_PORT') ?? '80', 'KONTENA_LB_HTTP_PORT');
   const httpsPort = port(get('KONTENA_LB_HTTPS_PORT') ?? '443', 'KONTENA_LB_HTTPS_PORT');
   const statsPort = port(get('KONTENA_LB_STATS_PORT') ?? '1000', 'KONTENA_LB_STATS_PORT');
-  const adminPort = port(get('KONTENA_LB_ADMIN_PORT') ?? '8404', 'KONTENA_LB_ADMIN_PORT');
-  const adminBind = bindAddress(get('KONTENA_LB_ADMIN_BIND') ?? '127.0.0.1');
   const adminPort = port(get('KONTENA_LB_ADMIN_PORT') ?? '8404', 'KONTENA_LB_ADMIN_PORT');
   const adminBind = bindAddress(get('KONTENA_LB_ADMIN_BIND') ?? '127.0.0.1');
   const stateDir = path.resolve(get('KONTENA_LB_STATE_DIR') ?? '/var/lib/edgelb');
@@ -146,9 +141,6 @@ export function loadConfig(input: SettingsInput, options: { checkFilesystem?: bo
   if ([httpPort, httpsPort, statsPort].includes(adminPort)) {
     throw new ConfigError(`KONTENA_LB_ADMIN_PORT ${adminPort} is already the HTTP, HTTPS or stats port; choose another`);
   }
-  if ([httpPort, httpsPort, statsPort].includes(adminPort)) {
-    throw new ConfigError(`KONTENA_LB_ADMIN_PORT ${adminPort} is already the HTTP, HTTPS or stats port; choose another`);
-  }
   if (options.checkFilesystem !== false) {
     prepareStateDir(stateDir);
     Object.assign(config, { haproxyBin: findExecutable(haproxyBin, input.PATH ?? '') });
@@ -164,13 +156,6 @@ function port(raw: string, name: string): number {
     throw new ConfigError(`${name} must be a port number between 1 and 65535, got ${JSON.stringify(raw)}`);
   }
   return Number(raw);
-}
-
-function bindAddress(raw: string): string {
-  if (isIP(raw) === 0 && raw !== 'localhost') {
-    throw new ConfigError(`KONTENA_LB_ADMIN_BIND must be an IP address such as 127.0.0.1 or 0.0.0.0, got ${JSON.stringify(raw)}`);
-  }
-  return raw;
 }
 
 function bindAddress(raw: string): string {

@@ -42,7 +42,6 @@ export class EtcdSource {
   /** Snapshots handed out so far; only the newest may still be read lazily. */
   private emitted = 0;
   private watching = false;
-  private watching = false;
 
   constructor(private readonly options: EtcdSourceOptions) {
     this.keyPrefix = `${options.prefix}/`;
@@ -57,14 +56,8 @@ export class EtcdSource {
     return this.watching;
   }
 
-  /** True while a watch is established (the admin port's etcd connection state). */
-  get connected(): boolean {
-    return this.watching;
-  }
-
   async stop(): Promise<void> {
     this.stopped = true;
-    this.watching = false;
     this.watching = false;
     clearTimeout(this.restartTimer);
     await this.dropWatcher();
