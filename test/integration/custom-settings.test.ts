@@ -1,0 +1,55 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Backend } from '../support/backend.js';
+import type { TestEdgelb } from '../support/edgelb.js';
+import { startEtcd, type EtcdServer } from '../support/etcd.js';
+import { closeBackends, startBackends, startLbWith } from '../support/lb.js';
+import { request } from '../support/requests.js';
+
+// custom_settings as Kontena users write them: the familiar "*.foo.com -> foo.com" 301, with
+// the ACL and redirect lines exactly as the Kontena load balancer's own test set them, and the
+// same with `http-request redirect`, whose location is a log-format (the legacy `redirect`
+// keyword sends its location literally, so only the status of that one is checked).
+
+let etcd: EtcdServer;
+let lb: TestEdgelb;
+let b: Record<'wild' | 'modern', Backend>;
+
+beforeAll(async () => {
+  etcd = await startEtcd();
+  b = await startBackends('wild', 'modern');
+  lb = await startLbWith(etcd, {
+    'services/wild/virtual_hosts': '*.foo.com',
+    'services/wild/upstreams/one': b.wild.address,
+    'services/wild/custom_settings': '\n  acl wildcard hdr_reg(host) ^\\w*\\.foo.com\\w*\n  redirect code 301 location foo.com%[capture.req.uri] if wildcard\n',
+    'services/modern/virtual_hosts': '*.bar.com',
+    'services/modern/upstreams/one': b.modern.address,
+    'services/modern/custom_settings': 'acl wildcard hdr_reg(host) ^\\w*\\.bar.com\\w*\nhttp-request redirect code 301 location http://bar.com%[capture.req.uri] if wildcard',
+  });
+});
+
+afterAll(async () => {
+  await lb?.stopAll();
+  await closeBackends(b);
+  await etcd?.stop();
+});
+
+describe('custom_settings: *.foo.com -> foo.com', () => {
+  it('redirects a one-label subdomain with 301 (the Kontena lines)', async () => {
+    for (const host of ['www.foo.com', 'bar.foo.com']) {
+      const reply = await request(lb.httpPort, { path: '/a/b?c=1', host });
+      expect(reply.status).toBe(301);
+      expect(reply.backend).toBeUndefined();
+    }
+  });
+
+  it('redirects to the same path and query with http-request redirect', async () => {
+    const reply = await request(lb.httpPort, { path: '/a/b?c=1', host: 'www.bar.com' });
+    expect(reply.status).toBe(301);
+    expect(reply.headers.location).toBe('http://bar.com/a/b?c=1');
+  });
+
+  it('serves what the ACL does not match', async () => {
+    expect((await request(lb.httpPort, { path: '/x', host: 'foo.bar.foo.com' })).backend).toBe('wild');
+    expect((await request(lb.httpPort, { path: '/x', host: 'a.b.bar.com' })).backend).toBe('modern');
+  });
+});
