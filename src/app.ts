@@ -12,7 +12,7 @@ import { CertFiles } from './haproxy/cert-files.js';
 import { ChallengeMap } from './haproxy/challenge-map.js';
 import { HaproxyRuntime } from './haproxy/runtime.js';
 import { ServerUpdater } from './haproxy/server-updater.js';
-import { createCrtListRenderer, createRenderer, TEMPLATES_DIR } from './render/render.js';
+import { createCrtListRenderer, createSectionRenderer, TEMPLATES_DIR } from './render/render.js';
 import type { RenderSettings } from './render/view.js';
 import type { ParseOptions } from './model/parse.js';
 import { CertsDirSource, certsFromFiles } from './sources/certs-dir.js';
@@ -105,7 +105,7 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
     logger: logger.child({ component: 'controller' }),
   });
   const controller = new Controller({
-    render: createRenderer(),
+    render: createSectionRenderer(),
     renderSettings: renderSettingsOf(config),
     parseOptions: parseOptionsOf(config),
     applier,

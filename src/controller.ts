@@ -1,15 +1,16 @@
 import type { ApplyAction, ConfigApplier } from './haproxy/apply.js';
 import type { CertFiles } from './haproxy/cert-files.js';
 import type { ChallengeMap } from './haproxy/challenge-map.js';
-import { isEmptyPlan, layoutOf, planServerChanges, type ServerLayout, type ServerPlan } from './haproxy/server-plan.js';
+import { isEmptyPlan, planServerChanges, type ServerPlan } from './haproxy/server-plan.js';
 import type { ServerUpdater } from './haproxy/server-updater.js';
 import { parseChallenges, sameChallenges, type Challenges } from './model/challenges.js';
 import type { Logger } from './log.js';
 import { diffStates, isEmptyChange, type StateChanges } from './model/diff.js';
+import { reparseUpstreamChanges, reuseUnchanged } from './model/incremental.js';
 import { parseEntries, type ParseOptions } from './model/parse.js';
-import type { DesiredState, Entries, Rejection } from './model/types.js';
+import type { DesiredState, Entries, ParseResult, Rejection } from './model/types.js';
 import { attributeErrors } from './render/attribute.js';
-import type { ConfigRenderer } from './render/render.js';
+import type { RenderedConfig, SectionRenderer } from './render/render.js';
 import type { RenderSettings, TlsSettings } from './render/view.js';
 import type { Snapshot } from './sources/etcd.js';
 import { BundleParser, type RawCert } from './tls/bundle.js';
@@ -17,7 +18,7 @@ import { EMPTY_CERT_SET, sameServed, selectCertificates, type CertRejection, typ
 import { ReportOnce } from './util/report-once.js';
 
 export interface ControllerOptions {
-  readonly render: ConfigRenderer;
+  readonly render: SectionRenderer;
   readonly renderSettings: RenderSettings;
   readonly parseOptions: ParseOptions;
   readonly applier: ConfigApplier;
@@ -91,8 +92,9 @@ export class Controller {
   private idleWaiters: (() => void)[] = [];
   private stopped = false;
   private readonly bundleParser = new BundleParser();
-  /** The server layout of the config HAProxy serves, kept because splitting 10,000 services is not free. */
-  private servingLayout: { text: string; layout: ServerLayout } | undefined;
+  /** The config HAProxy serves, by section, to compare the next one with. */
+  private serving: RenderedConfig | undefined;
+  private lastParse: { entries: Entries; result: ParseResult } | undefined;
 
   private readonly lastGoodTimer: NodeJS.Timeout;
 
@@ -203,7 +205,7 @@ export class Controller {
   private async reconcile(snapshot: Snapshot, certFiles: readonly RawCert[]): Promise<void> {
     const { applier, render } = this.options;
     const started = performance.now();
-    const parsed = parseEntries(snapshot.entries, this.options.parseOptions);
+    const parsed = this.parse(snapshot.entries);
     const { challenges, rejected: badChallenges } = parseChallenges(snapshot.entries, this.options.envChallenges);
     this.reportRejections([...parsed.rejected, ...badChallenges]);
     const certs = this.selectCerts(snapshot.entries, certFiles);
@@ -211,8 +213,9 @@ export class Controller {
 
     let state = this.withoutExcluded(parsed.state);
     for (let round = 0; round <= MAX_ISOLATION_ROUNDS; round++) {
-      const text = render(state, settings);
-      if (await this.updateAtRuntime(text, state, certs, challenges, snapshot.revision, started)) return;
+      const rendered = render(state, settings);
+      const text = rendered.text;
+      if (await this.updateAtRuntime(rendered, state, certs, challenges, snapshot.revision, started)) return;
       if (round === 0) {
         // haproxy -c reads the crt-list and the challenge map, so they go to disk first (once).
         if (certs.served.length > 0) await this.options.certFiles.write(certs);
@@ -220,7 +223,7 @@ export class Controller {
       }
       const validation = await applier.validate(text);
       if (validation.ok) {
-        await this.commit(text, state, certs, challenges, snapshot.revision, started);
+        await this.commit(rendered, state, certs, challenges, snapshot.revision, started);
         return;
       }
       const { services, unattributed } = attributeErrors(text, validation.errors);
@@ -244,18 +247,17 @@ export class Controller {
    * server, certificate and token back in line with the files.
    */
   private async updateAtRuntime(
-    text: string, state: DesiredState, certs: CertSet, challenges: Challenges, revision: string, started: number,
+    rendered: RenderedConfig, state: DesiredState, certs: CertSet, challenges: Challenges, revision: string, started: number,
   ): Promise<boolean> {
     const { applier, certFiles, challengeMap, logger } = this.options;
     const before = this.applied;
     const serving = applier.servingText;
+    const text = rendered.text;
     if (!before || serving === undefined) return false;
     let plan: ServerPlan = { add: [], remove: [], readdress: [] };
-    let nextLayout: ServerLayout | undefined;
     if (text !== serving) {
-      if (!this.options.servers) return false;
-      nextLayout = layoutOf(text);
-      const decision = planServerChanges(this.layoutOf(serving), nextLayout);
+      if (!this.options.servers || this.serving?.text !== serving) return false;
+      const decision = planServerChanges(this.serving, rendered);
       if ('reloadBecause' in decision) {
         logger.debug({ revision, reason: decision.reloadBecause }, 'reload needed');
         return false;
@@ -284,7 +286,7 @@ export class Controller {
       }
       if (text !== serving) {
         await applier.adoptRuntimeChange(text);
-        if (nextLayout) this.servingLayout = { text, layout: nextLayout };
+        this.serving = rendered;
       }
       this.counters.applies++;
       this.counters.runtimeUpdates++;
@@ -308,11 +310,12 @@ export class Controller {
   }
 
   private async commit(
-    text: string, state: DesiredState, certs: CertSet, challenges: Challenges, revision: string, started: number,
+    rendered: RenderedConfig, state: DesiredState, certs: CertSet, challenges: Challenges, revision: string, started: number,
   ): Promise<void> {
     const changes = diffStates(this.applied?.state, state);
     try {
-      const action = await this.options.applier.commit(text);
+      const action = await this.options.applier.commit(rendered.text);
+      this.serving = rendered;
       // The new worker has no draining servers: the old one finishes their connections.
       this.options.servers?.forget();
       await this.options.certFiles.prune(certs);
@@ -331,9 +334,13 @@ export class Controller {
     }
   }
 
-  private layoutOf(text: string): ServerLayout {
-    if (this.servingLayout?.text !== text) this.servingLayout = { text, layout: layoutOf(text) };
-    return this.servingLayout.layout;
+  /** Parses only what changed when it can (see reparseUpstreamChanges), everything otherwise. */
+  private parse(entries: Entries): ParseResult {
+    const options = this.options.parseOptions;
+    const quick = this.lastParse && reparseUpstreamChanges(this.lastParse, entries, options);
+    const result = quick ?? reuseUnchanged(this.lastParse?.result.state, parseEntries(entries, options));
+    this.lastParse = { entries, result };
+    return result;
   }
 
   private recordFailure(revision: string, state: DesiredState, started: number, message: string): void {

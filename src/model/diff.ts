@@ -9,16 +9,18 @@ export interface StateChanges {
 /** Which services differ between two states, named `http:web` / `tcp:db`, for the apply log line. */
 export function diffStates(before: DesiredState | undefined, after: DesiredState): StateChanges {
   const index = (state: DesiredState | undefined) =>
-    new Map<string, string>([
-      ...(state?.http ?? []).map((s) => [`http:${s.name}`, JSON.stringify(s)] as const),
-      ...(state?.tcp ?? []).map((s) => [`tcp:${s.name}`, JSON.stringify(s)] as const),
+    new Map<string, object>([
+      ...(state?.http ?? []).map((s) => [`http:${s.name}`, s] as const),
+      ...(state?.tcp ?? []).map((s) => [`tcp:${s.name}`, s] as const),
     ]);
   const old = index(before);
   const now = index(after);
+  // Services are immutable and unchanged ones are usually the very same object: compare by identity first.
+  const differs = (a: object, b: object) => a !== b && JSON.stringify(a) !== JSON.stringify(b);
   return {
     added: [...now.keys()].filter((k) => !old.has(k)),
     removed: [...old.keys()].filter((k) => !now.has(k)),
-    changed: [...now.keys()].filter((k) => old.has(k) && old.get(k) !== now.get(k)),
+    changed: [...now.keys()].filter((k) => old.has(k) && differs(old.get(k)!, now.get(k)!)),
   };
 }
 

@@ -1,21 +1,85 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import Handlebars from 'handlebars';
-import type { DesiredState } from '../model/types.js';
+import type { DesiredState, HttpService, TcpService } from '../model/types.js';
 import { packageRoot } from '../util/package-root.js';
-import { buildView, type RenderSettings } from './view.js';
+import {
+  buildHeadView, headKeyOf, httpBackendName, httpBackendView, tcpProxyName, tcpServiceView, type RenderSettings,
+} from './view.js';
 
 export const TEMPLATES_DIR = path.join(packageRoot(), 'templates');
 
 export type ConfigRenderer = (state: DesiredState, settings: RenderSettings) => string;
 
-/**
- * Compiles templates/haproxy.cfg.hbs once and returns a pure function from desired state
- * to HAProxy config text. A private Handlebars environment keeps helpers out of the global one.
- */
+/** A rendered config, and its parts: one section per service (by proxy name) and the rest. */
+export interface RenderedConfig {
+  readonly text: string;
+  /** Everything outside the services' sections (global, defaults, frontends, userlists...). */
+  readonly head: string;
+  readonly sections: ReadonlyMap<string, string>;
+}
+
+export type SectionRenderer = (state: DesiredState, settings: RenderSettings) => RenderedConfig;
+
+/** Desired state to HAProxy config text: a pure function (see createSectionRenderer). */
 export function createRenderer(templatesDir: string = TEMPLATES_DIR): ConfigRenderer {
-  const template = compileTemplate(templatesDir, 'haproxy.cfg.hbs');
-  return (state, settings) => template(buildView(state, settings));
+  const render = createSectionRenderer(templatesDir);
+  return (state, settings) => render(state, settings).text;
+}
+
+// Stands for the services' sections while the head is rendered; cannot come out of a model value.
+const SECTIONS_MARK = '\u0000sections\u0000';
+
+/**
+ * Compiles the templates once and returns a function from desired state to config text. With
+ * 10,000 services, rendering everything for each change would cost close to a second, so
+ * each service's section is kept per (immutable) service object and settings, and the head
+ * per settings and routes: the output is still exactly what a full render gives.
+ */
+export function createSectionRenderer(templatesDir: string = TEMPLATES_DIR): SectionRenderer {
+  const head = compileTemplate(templatesDir, 'haproxy.cfg.hbs');
+  const http = compileTemplate(templatesDir, 'http-backend.hbs');
+  const tcp = compileTemplate(templatesDir, 'tcp-service.hbs');
+  let sectionCache = new WeakMap<HttpService | TcpService, string>();
+  let cachedSettings = '';
+  const headKeys = new WeakMap<HttpService, string>();
+  let cachedHead: { key: string; before: string; after: string } | undefined;
+
+  return (state, settings) => {
+    const settingsKey = JSON.stringify(settings);
+    if (settingsKey !== cachedSettings) {
+      sectionCache = new WeakMap();
+      cachedSettings = settingsKey;
+    }
+    const sections = new Map<string, string>();
+    const section = <S extends HttpService | TcpService>(service: S, name: string, render: (s: S) => string) => {
+      let text = sectionCache.get(service);
+      if (text === undefined) {
+        text = render(service);
+        sectionCache.set(service, text);
+      }
+      sections.set(name, text);
+    };
+    for (const s of state.http) section(s, httpBackendName(s.name), (x) => http({ ...httpBackendView(x), settings }));
+    for (const s of state.tcp) section(s, tcpProxyName(s.name), (x) => tcp({ ...tcpServiceView(x), settings }));
+
+    const key = settingsKey + state.http.map((s) => {
+      let k = headKeys.get(s);
+      if (k === undefined) headKeys.set(s, (k = headKeyOf(s)));
+      return k;
+    }).join('\n');
+    if (cachedHead?.key !== key) {
+      const text = head({ ...buildHeadView(state, settings), proxySections: SECTIONS_MARK });
+      const at = text.indexOf(SECTIONS_MARK);
+      cachedHead = { key, before: text.slice(0, at), after: text.slice(at + SECTIONS_MARK.length) };
+    }
+    const body = [...sections.values()].join('');
+    return {
+      text: cachedHead.before + body + cachedHead.after,
+      head: cachedHead.before + SECTIONS_MARK + cachedHead.after,
+      sections,
+    };
+  };
 }
 
 /** One line per served certificate: its file and the SNI names it answers for; the first is the default. */
@@ -30,6 +94,7 @@ function compileTemplate(templatesDir: string, name: string): HandlebarsTemplate
   const hbs = Handlebars.create();
   hbs.registerHelper('join', (list: readonly string[]) => list.join(' '));
   hbs.registerHelper('eq', (a: unknown, b: unknown) => a === b);
+  hbs.registerPartial('check', readFileSync(path.join(templatesDir, 'server-check.hbs'), 'utf8'));
   const source = readFileSync(path.join(templatesDir, name), 'utf8');
   // The output is a config file, not HTML: escaping would corrupt it. Values are made safe by the model.
   return hbs.compile(source, { noEscape: true });

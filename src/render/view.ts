@@ -60,15 +60,25 @@ interface RuleView {
   readonly conditions: readonly string[];
 }
 
-/** The data handed to templates/haproxy.cfg.hbs. Built from arguments only, so it is pure. */
-export interface ConfigView {
+/**
+ * The data handed to templates/haproxy.cfg.hbs: everything but the services' own sections,
+ * which http-backend.hbs and tcp-service.hbs render one by one. Built from arguments only.
+ */
+export interface HeadView {
   readonly settings: RenderSettings;
   readonly acls: readonly AclView[];
   readonly rules: readonly RuleView[];
-  readonly httpBackends: readonly ReturnType<typeof httpBackendView>[];
-  readonly tcpServices: readonly ReturnType<typeof tcpServiceView>[];
   /** One userlist per service with basic auth users (a closed service needs none). */
   readonly userlists: readonly { readonly name: string; readonly users: readonly BasicAuthUser[] }[];
+}
+
+export type HttpBackendView = ReturnType<typeof httpBackendView>;
+export type TcpServiceView = ReturnType<typeof tcpServiceView>;
+
+/** The whole view at once: for tests and tools that want to look at it. */
+export interface ConfigView extends HeadView {
+  readonly httpBackends: readonly HttpBackendView[];
+  readonly tcpServices: readonly TcpServiceView[];
 }
 
 /** HAProxy proxy names: the prefixes keep HTTP and TCP services apart even when they share a name. */
@@ -77,6 +87,15 @@ export const tcpProxyName = (service: string) => `tcp-${service}`;
 export const userlistName = (service: string) => `auth-${service}`;
 
 export function buildView(state: DesiredState, settings: RenderSettings): ConfigView {
+  return { ...buildHeadView(state, settings), httpBackends: state.http.map(httpBackendView), tcpServices: state.tcp.map(tcpServiceView) };
+}
+
+/** What the head of the config depends on in one service: its routes and its users. */
+export function headKeyOf(service: HttpService): string {
+  return JSON.stringify([service.name, service.virtualHosts, service.virtualPaths, service.basicAuth ?? null]);
+}
+
+export function buildHeadView(state: DesiredState, settings: RenderSettings): HeadView {
   const acls: AclView[] = [];
   const rules: (RuleView & { order: readonly (number | string)[] })[] = [];
 
@@ -120,15 +139,13 @@ export function buildView(state: DesiredState, settings: RenderSettings): Config
     settings,
     acls,
     rules: rules.map(({ backend, conditions }) => ({ backend, conditions })),
-    httpBackends: state.http.map(httpBackendView),
-    tcpServices: state.tcp.map(tcpServiceView),
     userlists: state.http
       .filter((s) => (s.basicAuth?.users.length ?? 0) > 0)
       .map((s) => ({ name: userlistName(s.name), users: s.basicAuth!.users })),
   };
 }
 
-function httpBackendView(service: HttpService) {
+export function httpBackendView(service: HttpService) {
   const strip = service.keepVirtualPath
     ? []
     : service.virtualPaths.filter((p) => p !== '/').sort((a, b) => b.length - a.length || compare(a, b));
@@ -153,7 +170,7 @@ function httpBackendView(service: HttpService) {
   };
 }
 
-function tcpServiceView(service: TcpService) {
+export function tcpServiceView(service: TcpService) {
   return {
     name: tcpProxyName(service.name),
     service: service.name,

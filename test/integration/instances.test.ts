@@ -197,12 +197,13 @@ describe('draining', () => {
     expect(replies.map((r) => r.status)).toEqual(replies.map(() => 200));
     expect(replies.some((r) => r.backend === 'a')).toBe(true);
     expect(lb.controller.status().counters.reloads).toBe(reloads);
-    // Once idle, the drained server is deleted from HAProxy.
+    // Once idle, the drained server is deleted from HAProxy (idle pooled connections to it are
+    // purged after HAProxy's pool-purge-delay, 5 s by default, so this can take a few seconds).
     const { HaproxyRuntime } = await import('../../src/haproxy/runtime.js');
     const { statePaths } = await import('../../src/app.js');
     const runtime = new HaproxyRuntime(statePaths(lb.config.stateDir).adminSocket);
     await waitFor(async () => !(await runtime.raw('show servers state http-web')).includes(' a 127.0.0.1 '), {
-      timeoutMs: 5000, what: 'the drained server to be deleted',
+      timeoutMs: 15_000, what: 'the drained server to be deleted',
     });
   });
 });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { carriedServerState, layoutOf, planServerChanges } from '../../src/haproxy/server-plan.js';
 import { parseEntries } from '../../src/model/parse.js';
-import { createRenderer } from '../../src/render/render.js';
+import { createSectionRenderer } from '../../src/render/render.js';
 import type { RenderSettings } from '../../src/render/view.js';
 
 const settings: RenderSettings = {
@@ -18,9 +18,10 @@ const settings: RenderSettings = {
   acceptProxy: false,
   tunnelTimeout: '1h',
 };
-const render = createRenderer();
+const render = createSectionRenderer();
 const configOf = (entries: Record<string, string>) =>
   render(parseEntries(new Map(Object.entries(entries)), { reservedPorts: [8080] }).state, settings);
+const textOf = (entries: Record<string, string>) => configOf(entries).text;
 
 const base = {
   'services/web/virtual_hosts': 'web.test',
@@ -31,7 +32,7 @@ const base = {
 };
 
 function plan(before: Record<string, string>, after: Record<string, string>) {
-  return planServerChanges(layoutOf(configOf(before)), layoutOf(configOf(after)));
+  return planServerChanges(configOf(before), configOf(after));
 }
 
 const names = (lines: readonly { proxy: string; name: string }[]) => lines.map((l) => `${l.proxy}/${l.name}`);
@@ -90,7 +91,7 @@ describe('carriedServerState', () => {
   it('keeps the states of servers the next config has at the same address, and no others', () => {
     const state = [header, row('http-web', 'web-1', '10.0.0.1', 80), row('http-web', 'web-2', '10.0.0.2', 80),
       row('http-web', 'gone', '10.0.0.5', 80), row('tcp-db', 'db-1', '10.0.1.1', 5432), ''].join('\n');
-    const next = layoutOf(configOf({ ...base, 'services/web/upstreams/web-2': '10.0.0.22:80' }));
+    const next = layoutOf(textOf({ ...base, 'services/web/upstreams/web-2': '10.0.0.22:80' }));
     const kept = carriedServerState(state, next).trim().split('\n');
     expect(kept.slice(0, 2)).toEqual(header.split('\n'));
     // web-2 moved: HAProxy would otherwise take its old address from the file.
