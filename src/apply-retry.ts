@@ -29,7 +29,7 @@ export class ApplyRetry {
   failed(error: string): void {
     if (!ENVIRONMENTAL.test(error)) return;
     const now = Date.now();
-    const maxDelay = this.options.maxDelayMs ?? 30_000;
+    const maxDelay = this.options.maxDelayMs ?? 10_000;
     // A failure long after the previous one starts a new series: the last retry must have worked.
     if (now - this.lastFailureAt > 2 * maxDelay) this.attempts = 0;
     this.lastFailureAt = now;
