@@ -296,7 +296,7 @@ export class Controller {
       this.lastApply = { at: new Date().toISOString(), revision, action: 'runtime', durationMs, changes };
       logger.info(
         {
-          revision, durationMs, operations, ...serverNames(plan),
+          action: 'runtime', revision, durationMs, operations, ...serverNames(plan),
           ...(certsChanged ? { certificates: certs.served.length } : {}),
           ...(challengesChanged ? { challenges: challenges.size } : {}),
         },

@@ -1,0 +1,262 @@
+/**
+ * Scale: 1,000 and 10,000 services with 3 instances each.
+ *
+ * For each size, against a real etcd and the real controller (a child process with its HAProxy):
+ *   1. all entries are written to etcd first (transactions of 128 keys), then the controller
+ *      starts: "first apply" is the controller's own logged duration of its first apply (read,
+ *      parse, render, haproxy -c, start), and "start → routed" the time from spawning it to the
+ *      first request routed to a sample backend;
+ *   2. memory once it serves: controller RSS, HAProxy RSS and PSS (master + workers);
+ *   3. instance changes at that size, N samples each, one at a time:
+ *        remove  delete the instance on backend B of service s<i> (it has one on A and one on B),
+ *                clock stops at the first of 10 requests in a row answered by A only;
+ *        add     put a new instance into service s<i>, clock stops when HAProxy's runtime
+ *                (`show servers state`) lists it: it then gets traffic after its health checks;
+ *      plus the controller's own logged duration of each of those applies.
+ * Upstreams other than the sample backends point at closed loopback ports (HAProxy marks them
+ * down), and KONTENA_LB_CHECK_INTERVAL is 30s so 30,000 health checks do not saturate 2 CPUs.
+ */
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { sendCommand } from '../src/haproxy/master-cli.js';
+import {
+  freePort, REPO_ROOT, request, startController, startEtcd, startSampleBackend, waitFor,
+  type LocalController, type LogEntry,
+} from '../scripts/lib/local-stack.js';
+import { commandLine, footer, runBench, spread, type Spread } from './lib/harness.js';
+import { haproxyProcesses, memoryOf, totalMemory } from './lib/processes.js';
+
+const USAGE = `usage: npm run bench -- scale [--sizes 1000,10000] [--samples N] [--from source|dist] [--out FILE]
+  --sizes     numbers of services (3 instances each), default 1000,10000
+  --samples   instance changes of each kind per size, default 30
+  --from      controller from src/ via tsx (default) or from dist/`;
+
+interface SizeResult {
+  readonly services: number;
+  readonly instances: number;
+  readonly entries: number;
+  readonly firstApplyMs: number | undefined;
+  readonly startToRoutedMs: number;
+  readonly controllerRssMiB: number;
+  readonly haproxyRssMiB: number;
+  readonly haproxyPssMiB: number | undefined;
+  readonly haproxyProcesses: number;
+  readonly removeMs: Spread;
+  readonly addMs: Spread;
+  readonly controllerApplyMs: Spread;
+  readonly reloadsDuringChanges: number;
+}
+
+export async function run(args: readonly string[]): Promise<number> {
+  let sizes = [1000, 10_000];
+  let samples = 30;
+  let from: 'source' | 'dist' = 'source';
+  let out = path.join(REPO_ROOT, 'bench', 'results', 'scale.json');
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    const value = args[i + 1];
+    if (arg === '--help' || arg === '-h') {
+      process.stdout.write(`${USAGE}\n`);
+      return 0;
+    } else if (arg === '--sizes' && value) {
+      sizes = value.split(',').map(Number);
+      i++;
+    } else if (arg === '--samples' && value) {
+      samples = Number(value);
+      i++;
+    } else if (arg === '--from' && (value === 'source' || value === 'dist')) {
+      from = value;
+      i++;
+    } else if (arg === '--out' && value) {
+      out = path.resolve(value);
+      i++;
+    } else {
+      process.stderr.write(`scale: unknown or incomplete argument ${JSON.stringify(arg)}\n${USAGE}\n`);
+      return 2;
+    }
+  }
+  if (sizes.some((n) => !Number.isInteger(n) || n < 10 || n > 20_000) || !Number.isInteger(samples) || samples < 1 || samples > 200) {
+    process.stderr.write(`scale: sizes must be 10..20000 and samples 1..200\n${USAGE}\n`);
+    return 2;
+  }
+
+  return runBench('scale', 30 * 60_000, async (ctx) => {
+    const results: SizeResult[] = [];
+    for (const size of sizes) {
+      ctx.check();
+      results.push(await measureSize(size, samples, from, ctx.log, ctx.check));
+    }
+    return {
+      out,
+      command: commandLine('scale', args),
+      method: {
+        firstApply: 'entries written to etcd before the controller starts; its own logged durationMs of the first apply (etcd read → HAProxy started)',
+        startToRouted: 'spawn of `edgelb run` → first request answered by a sample backend',
+        memory: 'VmRSS of the controller; VmRSS and Pss summed over the HAProxy master and workers, once serving',
+        remove: 'etcd delete of an instance on backend B → first of 10 consecutive requests answered by A only',
+        add: 'etcd put of a new instance → listed by HAProxy\'s runtime (show servers state); traffic follows after its health checks',
+        checks: 'KONTENA_LB_CHECK_INTERVAL=30s; instances other than the sample backends point at closed loopback ports',
+      },
+      results: { sizes: results },
+      markdown: (header) => [
+        '## Scale: services × 3 instances',
+        '',
+        '| services | instances | first apply ms | start → routed ms | controller RSS MiB | HAProxy RSS / PSS MiB | remove: median / p99 ms | add (in HAProxy): median / p99 ms | controller apply: median / p99 ms | reloads during changes |',
+        '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+        ...results.map((r) => `| ${r.services} | ${r.instances} | ${r.firstApplyMs ?? '-'} | ${Math.round(r.startToRoutedMs)} | ${r.controllerRssMiB} | ${r.haproxyRssMiB} / ${r.haproxyPssMiB ?? '-'} | ${r.removeMs.median} / ${r.removeMs.p99} | ${r.addMs.median} / ${r.addMs.p99} | ${r.controllerApplyMs.median} / ${r.controllerApplyMs.p99} | ${r.reloadsDuringChanges} |`),
+        '',
+        ...footer(header),
+        `- ${samples} samples of each instance change per size, one at a time`,
+      ].join('\n'),
+    };
+  });
+}
+
+async function measureSize(
+  size: number, samples: number, from: 'source' | 'dist', log: (line: string) => void, check: () => void,
+): Promise<SizeResult> {
+  const tempDir = await mkdtemp(path.join(os.tmpdir(), `edgelb-bench-scale-${size}-`));
+  let controller: LocalController | undefined;
+  const [a, b] = [await startSampleBackend('alpha'), await startSampleBackend('bravo')];
+  let etcd: Awaited<ReturnType<typeof startEtcd>> | undefined;
+  try {
+    await mkdir(path.join(tempDir, 'etcd'), { mode: 0o700 });
+    etcd = await startEtcd(path.join(tempDir, 'etcd'));
+    const prefix = `/kontena/haproxy/scale-${size}-${process.pid}`;
+    const closedPort = await freePort();
+    const sampled = Math.min(samples, size);
+    const entries: [string, string][] = [];
+    for (let i = 0; i < size; i++) {
+      entries.push([`services/s${i}/virtual_hosts`, `s${i}.scale.local`]);
+      // The first `sampled` services serve from A and B; the rest point at a closed port.
+      const ups = i < sampled ? [a.address, b.address, a.address] : [0, 1, 2].map((j) => `127.0.${j}.${(i % 250) + 1}:${closedPort}`);
+      ups.forEach((address, j) => entries.push([`services/s${i}/upstreams/s${i}-${j}`, address]));
+    }
+    log(`scale ${size}: writing ${entries.length} keys to etcd`);
+    for (let i = 0; i < entries.length; i += 128) {
+      await etcd.client.kv.txn({
+        success: entries.slice(i, i + 128).map(([key, value]) => ({ request_put: { key: Buffer.from(`${prefix}/${key}`), value: Buffer.from(value) } })),
+      });
+    }
+
+    const applies: { revision: string; action: string; durationMs: number | undefined }[] = [];
+    const httpPort = await freePort(undefined);
+    const otherPorts = { https: await freePort(undefined), stats: await freePort(undefined), admin: await freePort() };
+    const stateDir = path.join(tempDir, 'state');
+    const spawnedAt = performance.now();
+    controller = withEnv({ KONTENA_LB_CHECK_INTERVAL: '30s' }, () => startController({
+      from, etcdEndpoint: etcd!.endpoint, etcdPath: prefix, httpPort,
+      httpsPort: otherPorts.https, statsPort: otherPorts.stats, adminPort: otherPorts.admin, stateDir, logLevel: 'info',
+      onLog: (entry: LogEntry) => {
+        if (typeof entry.revision === 'string' && typeof entry.action === 'string') {
+          applies.push({ revision: entry.revision, action: entry.action, durationMs: typeof entry.durationMs === 'number' ? entry.durationMs : undefined });
+        }
+        // HAProxy's own alerts ("no server available" for the services on closed ports) are expected here.
+        if (typeof entry.level === 'number' && entry.level >= 50 && entry.haproxy === undefined) log(`  edgelb: ${String(entry.msg)} ${String(entry.err ?? '')}`);
+      },
+    }));
+    const lb = controller;
+    const alive = () => {
+      check();
+      if (lb.process.exited) throw new Error(`the controller exited:\n${lb.process.tail()}`);
+    };
+    await waitFor(async () => (await request({ port: httpPort, path: '/', host: 's0.scale.local', timeoutMs: 2000 })).backend !== undefined, {
+      timeoutMs: 120_000, intervalMs: 20, what: `s0.scale.local to be routed with ${size} services`, bail: alive,
+    });
+    const startToRoutedMs = performance.now() - spawnedAt;
+    // The apply's log line may arrive just after HAProxy already answers.
+    await waitFor(() => applies.length > 0, { timeoutMs: 10_000, what: 'the first apply log line', bail: alive });
+    const firstApplyMs = applies[0]?.durationMs;
+    if (applies[0]?.action !== 'started') log(`scale ${size}: the first apply was ${JSON.stringify(applies[0])}`);
+    log(`scale ${size}: first apply ${firstApplyMs} ms, spawn → routed ${Math.round(startToRoutedMs)} ms`);
+
+    const haproxy = await haproxyProcesses(lb.process.pid);
+    const pids = [haproxy.master, ...haproxy.workers].filter((p) => p !== undefined).map((p) => p.pid);
+    const haproxyMemory = await totalMemory(pids);
+    const controllerMemory = await memoryOf(lb.process.pid);
+
+    const socket = path.join(stateDir, 'haproxy.sock');
+    const removeMs: number[] = [];
+    const addMs: number[] = [];
+    const applyMs: number[] = [];
+    const reloadsBefore = applies.filter((x) => x.action === 'reloaded').length;
+    for (let i = 0; i < sampled; i++) {
+      alive();
+      const host = `s${i}.scale.local`;
+      // remove: the instance on B goes; the clock stops at the first of 10 answers in a row from A.
+      let t0 = performance.now();
+      const removed = await etcd.client.delete().key(`${prefix}/services/s${i}/upstreams/s${i}-1`);
+      let streakStart = 0;
+      let streak = 0;
+      await waitFor(async () => {
+        const sentAt = performance.now();
+        const reply = await request({ port: httpPort, path: '/', host, timeoutMs: 2000 });
+        if (reply.backend === 'alpha') {
+          if (streak === 0) streakStart = sentAt;
+          streak++;
+        } else {
+          streak = 0;
+        }
+        return streak >= 10;
+      }, { timeoutMs: 20_000, intervalMs: 1, what: `${host} to stop reaching bravo`, bail: alive });
+      removeMs.push(streakStart - t0);
+      applyMs.push(await appliedDuration(applies, String(removed.header.revision), alive));
+
+      // add: a new instance, until HAProxy lists it.
+      t0 = performance.now();
+      const added = await etcd.client.put(`${prefix}/services/s${i}/upstreams/s${i}-new`).value(b.address);
+      await waitFor(async () => (await sendCommand(socket, `show servers state http-s${i}`)).includes(` s${i}-new `), {
+        timeoutMs: 20_000, intervalMs: 1, what: `HAProxy to list s${i}-new`, bail: alive,
+      });
+      addMs.push(performance.now() - t0);
+      applyMs.push(await appliedDuration(applies, String(added.header.revision), alive));
+      if ((i + 1) % 10 === 0) log(`scale ${size}: ${i + 1}/${sampled} samples`);
+    }
+    const mib = (kib: number | undefined) => (kib === undefined ? undefined : Math.round(kib / 1024));
+    return {
+      services: size,
+      instances: size * 3,
+      entries: entries.length,
+      firstApplyMs,
+      startToRoutedMs,
+      controllerRssMiB: mib(controllerMemory?.rssKiB) ?? 0,
+      haproxyRssMiB: mib(haproxyMemory.rssKiB) ?? 0,
+      haproxyPssMiB: mib(haproxyMemory.pssKiB),
+      haproxyProcesses: haproxyMemory.processes,
+      removeMs: spread(removeMs),
+      addMs: spread(addMs),
+      controllerApplyMs: spread(applyMs),
+      reloadsDuringChanges: applies.filter((x) => x.action === 'reloaded').length - reloadsBefore,
+    };
+  } finally {
+    await controller?.stop(30_000).catch((error: Error) => log(`  controller: ${error.message}`));
+    await Promise.all([a.close(), b.close()]);
+    await etcd?.stop().catch((error: Error) => log(`  etcd: ${error.message}`));
+    await rm(tempDir, { recursive: true, force: true });
+  }
+}
+
+async function appliedDuration(
+  applies: readonly { revision: string; action: string; durationMs: number | undefined }[], revision: string, alive: () => void,
+): Promise<number> {
+  const target = BigInt(revision);
+  const record = await waitFor(() => applies.find((x) => BigInt(x.revision) >= target), {
+    timeoutMs: 20_000, intervalMs: 2, what: `the apply of revision ${revision}`, bail: alive,
+  });
+  return record.durationMs ?? NaN;
+}
+
+/** startController reads its extra settings from the environment it inherits. */
+function withEnv<T>(env: Readonly<Record<string, string>>, body: () => T): T {
+  const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
+  Object.assign(process.env, env);
+  try {
+    return body();
+  } finally {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
+}
