@@ -1,0 +1,107 @@
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { encryptBundle } from '../../src/tls/vault.js';
+import type { Backend } from '../support/backend.js';
+import { makeLeaf, removeCertFiles } from '../support/certs.js';
+import { runEdgelb, type EdgelbProcess } from '../support/edgelb-process.js';
+import { startEtcd, type EtcdServer } from '../support/etcd.js';
+import { get } from '../support/http.js';
+import { closeBackends, startBackends } from '../support/lb.js';
+import { freePort } from '../support/ports.js';
+import { waitFor } from '../support/wait.js';
+
+// A log scan: edgelb runs as a process with every kind of secret, including broken ones that make
+// it log errors, and none of the secret strings may appear in anything it prints.
+
+const VAULT_KEY = 'vault-key-that-must-never-be-printed-7f3a';
+const STATS_PASSWORD = 'St4tsPasswordNeverPrinted';
+const BASIC_PASSWORD = 'BasicAuthPasswordNeverPrinted';
+const BAD_LINE_PASSWORD = 'MalformedLinePasswordNeverPrinted';
+
+let etcd: EtcdServer;
+let b: Record<'a', Backend>;
+let stateDir: string;
+let edgelb: EdgelbProcess | undefined;
+
+beforeAll(async () => {
+  etcd = await startEtcd();
+  b = await startBackends('a');
+  stateDir = await mkdtemp(path.join(os.tmpdir(), 'edgelb-secrets-'));
+});
+
+afterAll(async () => {
+  edgelb?.child.kill('SIGKILL');
+  await closeBackends(b);
+  await etcd?.stop();
+  await rm(stateDir, { recursive: true, force: true });
+  removeCertFiles();
+});
+
+/** The lines of a PEM private key that are pure key material (not the BEGIN/END armour). */
+function keyMaterial(pem: string): string[] {
+  return pem.split('\n').filter((l) => l.length > 20 && !l.startsWith('-----'));
+}
+
+describe('secrets never reach the logs', () => {
+  it('vault key, private keys, basic-auth and stats passwords stay out of stdout and stderr, errors included', async () => {
+    const envCert = await makeLeaf({ names: ['env.test'] });
+    const vaulted = await makeLeaf({ names: ['vault.test'] });
+    const plainInVault = await makeLeaf({ names: ['plain.test'] });
+    const prefix = `/kontena/haproxy/secrets-${process.pid}`;
+    const httpPort = await freePort();
+    const put = (key: string, value: string) => etcd.client.put(`${prefix}/${key}`).value(value);
+    await put('services/web/virtual_hosts', 'web.test');
+    await put('services/web/upstreams/one', b.a.address);
+    await put('services/web/basic_auth_secrets', `user admin insecure-password ${BASIC_PASSWORD}`);
+    await put('services/bad/virtual_hosts', 'bad.test');
+    await put('services/bad/upstreams/one', b.a.address);
+    await put('services/bad/basic_auth_secrets', `user eve insecure-password ${BAD_LINE_PASSWORD} trailing words`);
+    await put('certs/vaulted', encryptBundle(vaulted.bundlePem, VAULT_KEY));
+    await put('certs/wrong-key', encryptBundle(vaulted.bundlePem, 'another-key'));
+    await put('certs/garbage', 'edgelb-vault:v1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA');
+    await put('certs/plain', plainInVault.bundlePem); // refused: the vault key is set, so plain bundles are not accepted
+
+    edgelb = runEdgelb({
+      ETCD_ENDPOINTS: etcd.endpoint,
+      ETCD_PATH: prefix,
+      KONTENA_LB_HTTP_PORT: String(httpPort),
+      KONTENA_LB_HTTPS_PORT: String(await freePort()),
+      KONTENA_LB_STATS_PORT: String(await freePort()),
+      KONTENA_LB_ADMIN_PORT: String(await freePort()),
+      KONTENA_LB_STATE_DIR: stateDir,
+      KONTENA_LB_VAULT_KEY: VAULT_KEY,
+      STATS_PASSWORD,
+      SSL_CERT_env: envCert.bundlePem,
+      LOG_LEVEL: 'debug',
+    });
+    await waitFor(async () => (await get(httpPort, '/', 'web.test')).status === 401, { timeoutMs: 20_000, what: 'web.test to ask for basic auth' });
+    await edgelb.waitForOutput('certificate rejected');
+    await edgelb.waitForOutput('services/bad/basic_auth_secrets');
+    edgelb.child.kill('SIGHUP');
+    await edgelb.waitForOutput('SIGHUP: re-reading etcd');
+    // A broken vault value arriving while running, then a stop.
+    await put('certs/late', 'edgelb-vault:v1:not-base64!!');
+    await edgelb.waitForOutput('vault:certs/late');
+    edgelb.child.kill('SIGTERM');
+    expect((await edgelb.child).exitCode).toBe(0);
+
+    const output = edgelb.output();
+    expect(output).toContain('entry rejected'); // the errors really happened
+    const secrets = [
+      VAULT_KEY, STATS_PASSWORD, BASIC_PASSWORD, BAD_LINE_PASSWORD,
+      ...keyMaterial(envCert.keyPem), ...keyMaterial(vaulted.keyPem), ...keyMaterial(plainInVault.keyPem),
+    ];
+    for (const secret of secrets) expect(output.includes(secret), `output contains a secret: ${secret.slice(0, 12)}...`).toBe(false);
+
+    // On disk: the state dir and the certificate dir 0700, every file holding a key or a password 0600.
+    expect((await stat(stateDir)).mode & 0o777).toBe(0o700);
+    const certsDir = path.join(stateDir, 'certs');
+    expect((await stat(certsDir)).mode & 0o777).toBe(0o700);
+    const certFiles = (await readdir(certsDir)).filter((f) => f.endsWith('.pem'));
+    expect(certFiles.length).toBeGreaterThan(0);
+    for (const file of certFiles) expect((await stat(path.join(certsDir, file))).mode & 0o777, file).toBe(0o600);
+    expect((await stat(path.join(stateDir, 'haproxy.cfg'))).mode & 0o777).toBe(0o600); // holds the basic-auth and stats passwords
+  });
+});
