@@ -7,8 +7,13 @@
  *
  *   structural  one etcd txn puts a new service: virtual_hosts s<i>.bench.local + one upstream;
  *               then poll that host until the expected backend answers
- *   instance    put a new address for the one upstream of an existing service (A -> B -> A ...);
- *               then poll until the new backend answers
+ *   instance-remove  service `inst` has an instance on A and one on B; one etcd delete removes
+ *               the one on B; the clock stops at the first of 10 polls in a row answered by A
+ *               (the instance is drained through the runtime API, no reload)
+ *   instance-add     one etcd put adds it back; the clock stops at the first answer from B. A new
+ *               instance gets traffic only after two passing health checks, so this is about
+ *               the check interval (KONTENA_LB_CHECK_INTERVAL, --check-interval) plus the fast
+ *               re-check interval, not the controller
  *
  * The clock starts just before the etcd write is sent and stops when the first response
  * from the expected backend has been read. Polls go out about every 2 ms, each on a new
@@ -34,12 +39,13 @@ const APPLY_LOG_TIMEOUT_MS = 5_000;
 const SETTLE_MS = 50;
 const TOTAL_BUDGET_MS = 20 * 60_000;
 
-type Kind = 'structural' | 'instance';
+type Kind = 'structural' | 'instance-remove' | 'instance-add';
 
 interface Options {
   readonly samples: number;
   readonly from: 'dist' | 'source';
   readonly out: string;
+  readonly checkInterval: string;
 }
 
 interface Sample {
@@ -66,15 +72,17 @@ interface Summary {
   readonly disruptions: number;
 }
 
-const USAGE = `usage: npm run bench -- convergence [--samples N] [--from source|dist] [--out FILE]
+const USAGE = `usage: npm run bench -- convergence [--samples N] [--from source|dist] [--check-interval 2s] [--out FILE]
   --samples N   samples per kind (default ${DEFAULT_SAMPLES}, at most ${MAX_SAMPLES}); ${WARMUP} warm-up samples per kind are not counted
   --from        run the controller from src/ through tsx (default) or from the built dist/
+  --check-interval  KONTENA_LB_CHECK_INTERVAL for the controller (default 2s, edgelb's default)
   --out FILE    JSON results (default bench/results/convergence.json)`;
 
 function parseArgs(args: readonly string[]): Options | string {
   let samples = DEFAULT_SAMPLES;
   let from: Options['from'] = 'source';
   let out = path.join(REPO_ROOT, 'bench', 'results', 'convergence.json');
+  let checkInterval = '2s';
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
     const value = () => {
@@ -93,6 +101,9 @@ function parseArgs(args: readonly string[]): Options | string {
         const v = value();
         if (v !== 'dist' && v !== 'source') return '--from must be source or dist';
         from = v;
+      } else if (arg === '--check-interval') {
+        checkInterval = value();
+        if (!/^\d+(ms|s)$/.test(checkInterval)) return '--check-interval must be like 500ms or 2s';
       } else if (arg === '--out') {
         out = path.resolve(value());
       } else if (arg === '--help' || arg === '-h') {
@@ -104,7 +115,7 @@ function parseArgs(args: readonly string[]): Options | string {
       return (error as Error).message;
     }
   }
-  return { samples, from, out };
+  return { samples, from, out, checkInterval };
 }
 
 export async function run(args: readonly string[]): Promise<number> {
@@ -142,6 +153,7 @@ export async function run(args: readonly string[]): Promise<number> {
     const httpPort = await freePort(undefined);
     const prefix = `/kontena/haproxy/bench-${process.pid}`;
     const applies = new Map<string, number | undefined>();
+    process.env.KONTENA_LB_CHECK_INTERVAL = options.checkInterval; // inherited by the controller
     controller = startController({
       from: options.from,
       etcdEndpoint: etcd.endpoint,
@@ -152,7 +164,7 @@ export async function run(args: readonly string[]): Promise<number> {
       stateDir: path.join(tempDir, 'state'),
       logLevel: 'info',
       onLog: (entry: LogEntry) => {
-        if (typeof entry.revision === 'string' && (entry.action === 'reloaded' || entry.action === 'started')) {
+        if (typeof entry.revision === 'string' && (entry.action === 'reloaded' || entry.action === 'started' || entry.action === 'runtime')) {
           applies.set(entry.revision, typeof entry.durationMs === 'number' ? entry.durationMs : undefined);
         }
         const level = typeof entry.level === 'number' ? entry.level : 30;
@@ -212,14 +224,16 @@ export async function run(args: readonly string[]): Promise<number> {
     const setup = await client.kv.txn({
       success: [
         { request_put: { key: key('services/inst/virtual_hosts'), value: Buffer.from('inst.bench.local') } },
-        { request_put: { key: key('services/inst/upstreams/u'), value: Buffer.from(a.address) } },
+        { request_put: { key: key('services/inst/upstreams/u-a'), value: Buffer.from(a.address) } },
+        { request_put: { key: key('services/inst/upstreams/u-b'), value: Buffer.from(b.address) } },
       ],
     });
-    await waitFor(async () => (await request({ port: httpPort, path: '/', host: 'inst.bench.local', timeoutMs: 2000 })).backend === 'alpha', {
-      timeoutMs: 60_000, intervalMs: 25, what: 'the controller to start HAProxy and route inst.bench.local', bail: checkAlive,
-    });
+    for (const backend of [a, b]) {
+      await waitFor(async () => (await request({ port: httpPort, path: '/', host: 'inst.bench.local', timeoutMs: 2000 })).backend === backend.name, {
+        timeoutMs: 60_000, intervalMs: 25, what: `the controller to start HAProxy and route inst.bench.local to ${backend.name}`, bail: checkAlive,
+      });
+    }
     await settle(String(setup.header.revision));
-    let instanceOn: SampleBackend = a;
     let structuralCount = 0;
 
     const sampleStructural = async (): Promise<Sample> => {
@@ -239,30 +253,68 @@ export async function run(args: readonly string[]): Promise<number> {
       return { kind: 'structural', ...result, revision, applyMs: await settle(revision) };
     };
 
-    const sampleInstance = async (): Promise<Sample> => {
-      const next = instanceOn === a ? b : a;
+    /** Polls until `count` answers in a row came from `expected`; ms from t0 to the first of them. */
+    const pollStreak = async (host: string, expected: string, t0: number, count: number) => {
+      const deadline = t0 + SAMPLE_TIMEOUT_MS;
+      let polls = 0;
+      let disruptions = 0;
+      let streak = 0;
+      let streakStart = 0;
+      for (;;) {
+        const sent = performance.now();
+        polls++;
+        try {
+          const reply = await request({ port: httpPort, path: '/bench', host, timeoutMs: 2000 });
+          if (reply.backend === expected) {
+            if (streak++ === 0) streakStart = sent;
+            if (streak >= count) return { ms: streakStart - t0, polls, disruptions };
+          } else {
+            streak = 0;
+            if (reply.status !== 200) disruptions++;
+          }
+        } catch {
+          disruptions++;
+          streak = 0;
+        }
+        if (performance.now() > deadline) throw new Error(`${host} did not answer ${count} times in a row from ${expected} within ${SAMPLE_TIMEOUT_MS} ms`);
+        if (polls % 50 === 0) checkAlive();
+        const wait = POLL_INTERVAL_MS - (performance.now() - sent);
+        if (wait > 0) await sleep(wait);
+      }
+    };
+
+    const sampleRemove = async (): Promise<Sample> => {
       const t0 = performance.now();
-      const written = await client.put(`${prefix}/services/inst/upstreams/u`).value(next.address);
-      const result = await pollUntil('inst.bench.local', next.name, t0);
-      instanceOn = next;
+      const written = await client.delete().key(`${prefix}/services/inst/upstreams/u-b`);
+      const result = await pollStreak('inst.bench.local', a.name, t0, 10);
       const revision = String(written.header.revision);
-      return { kind: 'instance', ...result, revision, applyMs: await settle(revision) };
+      return { kind: 'instance-remove', ...result, revision, applyMs: await settle(revision) };
+    };
+
+    const sampleAdd = async (): Promise<Sample> => {
+      const t0 = performance.now();
+      const written = await client.put(`${prefix}/services/inst/upstreams/u-b`).value(b.address);
+      const result = await pollUntil('inst.bench.local', b.name, t0);
+      const revision = String(written.header.revision);
+      return { kind: 'instance-add', ...result, revision, applyMs: await settle(revision) };
     };
 
     log(`convergence: ${WARMUP} warm-up + ${options.samples} samples of each kind (controller from ${options.from})`);
     for (let i = 0; i < WARMUP; i++) {
       await sampleStructural();
-      await sampleInstance();
+      await sampleRemove();
+      await sampleAdd();
     }
     const samples: Sample[] = [];
     for (let i = 0; i < options.samples; i++) {
       checkAlive();
       samples.push(await sampleStructural());
-      samples.push(await sampleInstance());
+      samples.push(await sampleRemove());
+      samples.push(await sampleAdd());
       if ((i + 1) % 10 === 0 || i + 1 === options.samples) log(`  ${i + 1}/${options.samples}`);
     }
 
-    const summaries = (['structural', 'instance'] as const).map((kind) => summarize(kind, samples.filter((s) => s.kind === kind)));
+    const summaries = (['structural', 'instance-remove', 'instance-add'] as const).map((kind) => summarize(kind, samples.filter((s) => s.kind === kind)));
     const machine = machineInfo();
     const command = `npm run bench -- convergence${args.length > 0 ? ` ${args.join(' ')}` : ''}`;
     const report = {
@@ -277,7 +329,9 @@ export async function run(args: readonly string[]): Promise<number> {
         controller: options.from === 'dist' ? 'node dist/src/main.js run (child process)' : 'node --import tsx src/main.ts run (child process)',
         percentiles: 'linear interpolation between closest ranks',
         structural: 'one etcd txn: services/s<i>/virtual_hosts = s<i>.bench.local and services/s<i>/upstreams/s<i>-1 = backend',
-        instance: 'one etcd put: services/inst/upstreams/u = the other backend\'s address',
+        instanceRemove: 'one etcd delete of services/inst/upstreams/u-b (instances on A and B); clock stops at the first of 10 consecutive answers from A',
+        instanceAdd: 'one etcd put of services/inst/upstreams/u-b = B; clock stops at the first answer from B, which HAProxy sends only after two passing health checks',
+        checkInterval: options.checkInterval,
       },
       machine,
       results: summaries,
@@ -320,6 +374,12 @@ function summarize(kind: Kind, samples: readonly Sample[]): Summary {
   };
 }
 
+const LABELS: Record<Kind, string> = {
+  structural: 'structural (new service + host + upstream; reload)',
+  'instance-remove': 'instance removed (runtime API)',
+  'instance-add': 'instance added (runtime API, then health checks)',
+};
+
 function markdown(summaries: readonly Summary[], machine: ReturnType<typeof machineInfo>, date: string, command: string): string {
   const cell = (value: number | undefined) => (value === undefined ? '-' : value.toFixed(1));
   return [
@@ -328,7 +388,7 @@ function markdown(summaries: readonly Summary[], machine: ReturnType<typeof mach
     '| change | samples | median ms | p90 ms | p99 ms | min ms | max ms | controller apply, median ms | disruptions |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...summaries.map((s) =>
-      `| ${s.kind === 'structural' ? 'structural (new service + host + upstream)' : 'instance (upstream address A → B)'} | ${s.samples} | ${cell(s.medianMs)} | ${cell(s.p90Ms)} | ${cell(s.p99Ms)} | ${cell(s.minMs)} | ${cell(s.maxMs)} | ${cell(s.applyMedianMs)} | ${s.disruptions} |`),
+      `| ${LABELS[s.kind]} | ${s.samples} | ${cell(s.medianMs)} | ${cell(s.p90Ms)} | ${cell(s.p99Ms)} | ${cell(s.minMs)} | ${cell(s.maxMs)} | ${cell(s.applyMedianMs)} | ${s.disruptions} |`),
     '',
     `- machine: ${machine.cpus} CPUs (${machine.cpuModel}), ${machine.memoryGiB} GiB, ${machine.os}`,
     `- node ${machine.node}; ${machine.haproxy}; ${machine.etcd}`,

@@ -131,9 +131,10 @@ function splitAddress(address: string): { host: string; port: number } {
 }
 
 /**
- * Filters `show servers state` output down to the servers `next` keeps at the same address.
- * Columns (management guide, "show servers state"): be_id be_name srv_id srv_name srv_addr ...
- * srv_port is the 19th.
+ * Filters `show servers state` output down to the servers `next` keeps at the same address,
+ * leaving out maintenance forced through the runtime API (a drained server that comes back
+ * must not start in maintenance). Columns (management guide, "show servers state"): be_id
+ * be_name srv_id srv_name srv_addr srv_op_state srv_admin_state ...; srv_port is the 19th.
  */
 export function carriedServerState(state: string, next: ServerLayout): string {
   const lines = state.split('\n');
@@ -141,6 +142,8 @@ export function carriedServerState(state: string, next: ServerLayout): string {
     if (index === 0 || line.startsWith('#')) return line.trim() !== '';
     const cols = line.trim().split(/\s+/);
     if (cols.length < 19) return false;
+    // srv_admin_state bit 0x01: maintenance forced from the CLI.
+    if ((Number(cols[6]) & 0x01) !== 0) return false;
     const server = next.servers.get(cols[1]!)?.get(cols[3]!);
     return server !== undefined && server.host === cols[4] && String(server.port) === cols[18];
   });

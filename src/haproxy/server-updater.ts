@@ -37,7 +37,15 @@ export class ServerUpdater {
       commands++;
     }
     for (const line of plan.add) {
-      if (this.draining.has(id(line))) await this.deleteNow(line);
+      const draining = this.draining.get(id(line));
+      if (draining && draining.line.args === line.args) {
+        // Back before its drain ended: the same server returns to service, checked like a new one.
+        await this.run(this.readdressCommands(line, true));
+        this.draining.delete(id(line));
+        commands++;
+        continue;
+      }
+      if (draining) await this.deleteNow(line);
       const checked = /(?:^|\s)check(?:\s|$)/.test(line.args);
       // Weight 0 until the health state is forced down, so not one request reaches an unchecked server.
       await this.run(
@@ -52,18 +60,22 @@ export class ServerUpdater {
       commands++;
     }
     for (const line of plan.readdress) {
-      const checked = /(?:^|\s)check(?:\s|$)/.test(line.args);
-      await this.run(
-        [
-          ...(checked ? [`set server ${id(line)} weight 0`] : []),
-          `set server ${id(line)} addr ${line.host} port ${line.port}`,
-          ...(checked ? [`set server ${id(line)} health down`, `set server ${id(line)} weight 100%`] : []),
-        ].join('; '),
-      );
+      await this.run(this.readdressCommands(line, false));
       commands++;
     }
     this.scheduleDrain();
     return commands;
+  }
+
+  /** A new address (and, for a drained server, service again), with no traffic before its checks pass. */
+  private readdressCommands(line: ServerLine, fromMaintenance: boolean): string {
+    const checked = /(?:^|\s)check(?:\s|$)/.test(line.args);
+    return [
+      ...(checked ? [`set server ${id(line)} weight 0`] : []),
+      `set server ${id(line)} addr ${line.host} port ${line.port}`,
+      ...(fromMaintenance ? [`set server ${id(line)} state ready`] : []),
+      ...(checked ? [`set server ${id(line)} health down`, `set server ${id(line)} weight 100%`] : []),
+    ].join('; ');
   }
 
   /** After a reload the new worker has none of the draining servers; the old worker finishes them. */

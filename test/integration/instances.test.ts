@@ -174,6 +174,18 @@ describe('healthy-only routing', () => {
 });
 
 describe('draining', () => {
+  it('an instance removed and written back while it drains returns to service without a reload', async () => {
+    const [a, b] = [await backend('a'), await backend('b')];
+    const lb = await lbWith({ 'services/web/virtual_hosts': 'web.test', 'services/web/upstreams/a': a.address, 'services/web/upstreams/b': b.address });
+    await expectBackendSet(lb, '/', 'web.test', ['a', 'b']);
+    const reloads = lb.controller.status().counters.reloads;
+    await settled(lb, await deleteKey(etcd, lb, 'services/web/upstreams/b'));
+    await expectBackendSet(lb, '/', 'web.test', ['a']);
+    await settled(lb, await putKeys(etcd, lb, { 'services/web/upstreams/b': b.address }));
+    await expectBackendSet(lb, '/', 'web.test', ['a', 'b']);
+    expect(lb.controller.status().counters.reloads).toBe(reloads);
+  });
+
   it('lets a request in flight on a removed instance finish while new requests go elsewhere', async () => {
     const [a, b] = [await backend('a'), await backend('b')];
     const lb = await lbWith({ 'services/web/virtual_hosts': 'web.test', 'services/web/upstreams/a': a.address });

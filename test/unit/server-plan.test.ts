@@ -97,4 +97,10 @@ describe('carriedServerState', () => {
     // web-2 moved: HAProxy would otherwise take its old address from the file.
     expect(kept.slice(2).map((l) => l.split(' ')[3])).toEqual(['web-1', 'db-1']);
   });
+
+  it('leaves out servers in maintenance forced through the runtime API (drained ones)', () => {
+    const drained = row('http-web', 'web-1', '10.0.0.1', 80).replace(/^(\S+ \S+ \S+ \S+ \S+ \S+) 0 /, '$1 1 ');
+    const kept = carriedServerState([header, drained, row('http-web', 'web-2', '10.0.0.2', 80)].join('\n'), layoutOf(textOf(base)));
+    expect(kept.trim().split('\n').slice(2).map((l) => l.split(' ')[3])).toEqual(['web-2']);
+  });
 });
