@@ -3,13 +3,13 @@
  * HAProxy), wired up with two routes you can curl and change live through etcd.
  *
  *   bash scripts/demo.sh            run until Ctrl-C, forwarding the controller's log
- *   bash scripts/demo.sh --check    start everything, verify the routes, stop, exit 0
+ *   bash scripts/demo.sh --check    start everything, verify the routes, TLS and status, stop, exit 0
  *
  * Runs as `node --import tsx scripts/demo.ts` after scripts/setup.sh has built dist/.
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import {
@@ -152,8 +152,9 @@ async function main(): Promise<number> {
     const httpPort = options.httpPort ?? ((await portIsFree(8080)) ? 8080 : await freePort(undefined));
     if (options.httpPort !== undefined && !(await portIsFree(httpPort))) throw new Error(`port ${httpPort} is in use`);
     demo.httpPort = httpPort;
-    const httpsPort = await freePort(undefined);
+    const httpsPort = (await portIsFree(8443)) && httpPort !== 8443 ? 8443 : await freePort(undefined);
     const statsPort = await freePort(undefined);
+    const adminPort = (await portIsFree(8404)) ? 8404 : await freePort(undefined);
 
     const logLevel = (process.env.LOG_LEVEL ?? 'info').trim().toLowerCase() || 'info';
     const controller = await step(
@@ -166,6 +167,7 @@ async function main(): Promise<number> {
           httpPort,
           httpsPort,
           statsPort,
+          adminPort,
           stateDir,
           logLevel,
           onLog: (entry) => {
@@ -219,6 +221,11 @@ async function main(): Promise<number> {
       }, { timeoutMs: Math.max(1000, deadline - Date.now()), intervalMs: 25, bail, what: '/api/hello to answer from bravo' });
     });
 
+    // A self-signed certificate for www.demo.local, for the operator to import into the vault:
+    // the same `edgelb cert import` as in production, and HTTPS is served within a moment.
+    const tls = await step('making a demo certificate for www.demo.local (openssl)', () => makeDemoCertificate(tempDir),
+      (t) => path.relative(process.cwd(), t.bundle) || t.bundle);
+
     const etcdctl = `ETCDCTL_API=3 etcdctl --endpoints=${etcd.endpoint}`;
     const addAlpha = `${etcdctl} put ${PREFIX}/services/api/upstreams/api-2 ${alpha.address}`;
     const base = `http://127.0.0.1:${httpPort}`;
@@ -244,6 +251,18 @@ async function main(): Promise<number> {
     out(`      # a new service: curl -H 'Host: blog.demo.local' ${base}/`);
     out(`  ${etcdctl} del --prefix ${PREFIX}/services/api/`);
     out('      # removes "api": /api/hello answers 503');
+    out();
+    const importCert = `node dist/src/main.js cert import ${tls.bundle} --etcd-endpoints ${etcd.endpoint} --etcd-path ${PREFIX}`;
+    const curlTls = `curl --cacert ${tls.cert} --resolve www.demo.local:${httpsPort}:127.0.0.1 https://www.demo.local:${httpsPort}/`;
+    const status = `node dist/src/main.js status --admin-port ${adminPort}`;
+    out(`TLS: nothing listens on HTTPS port ${httpsPort} until a certificate is loaded. Import the demo one:`);
+    out(`  ${importCert}`);
+    out(`  ${curlTls}`);
+    out('      # HTTPS to "web", verified against the demo certificate (HTTP/2 with curl --http2)');
+    out();
+    out('What edgelb is serving, from its admin port (also /healthz, /status and /metrics over HTTP):');
+    out(`  ${status}`);
+    out(`  curl http://127.0.0.1:${adminPort}/metrics`);
 
     if (options.check) {
       await step('checking the routes', async () => {
@@ -270,6 +289,19 @@ async function main(): Promise<number> {
           return r.backend === 'alpha';
         }, { timeoutMs: 15_000, intervalMs: 10, what: 'alpha to answer /api after the etcdctl put' });
       }, () => 'alpha now serves /api too');
+
+      await step('checking TLS (the printed cert import and curl)', async () => {
+        await runShell(importCert);
+        await waitFor(async () => {
+          const body = await runShell(curlTls).catch(() => undefined);
+          return body !== undefined && /alpha|bravo/.test(body);
+        }, { timeoutMs: 15_000, intervalMs: 50, what: `${curlTls} to answer from web` });
+      }, () => `https://www.demo.local:${httpsPort}/ answers with the demo certificate`);
+
+      await step('checking edgelb status (the printed command)', async () => {
+        const text = await runShell(status);
+        if (!/: healthy\n/.test(text) || !/\bweb +http +www\.demo\.local/.test(text)) throw new Error(`unexpected status output:\n${text}`);
+      }, () => 'healthy, services listed');
 
       out();
       out('OK');
@@ -300,13 +332,30 @@ async function main(): Promise<number> {
   }
 }
 
-function runShell(command: string): Promise<void> {
+/** Runs a printed command line exactly as an operator would paste it, from the repository root; resolves with its stdout. */
+function runShell(command: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile('bash', ['-c', command], { timeout: 15_000 }, (error, _stdout, stderr) => {
+    execFile('bash', ['-c', command], { timeout: 15_000, cwd: REPO_ROOT }, (error, stdout, stderr) => {
       if (error) reject(new Error(`${command}: ${stderr.trim() || error.message}`));
-      else resolve();
+      else resolve(stdout);
     });
   });
+}
+
+/** A self-signed certificate for www.demo.local: `<dir>/tls/www.demo.local.pem` (certificate then key, as the vault takes it) and the certificate alone for curl. */
+async function makeDemoCertificate(dir: string): Promise<{ bundle: string; cert: string }> {
+  const tlsDir = path.join(dir, 'tls');
+  await mkdir(tlsDir, { recursive: true, mode: 0o700 });
+  const cert = path.join(tlsDir, 'www.demo.local.crt');
+  const key = path.join(tlsDir, 'www.demo.local.key');
+  const bundle = path.join(tlsDir, 'www.demo.local.pem');
+  await new Promise<void>((resolve, reject) => {
+    execFile('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '30',
+      '-subj', '/CN=www.demo.local', '-addext', 'subjectAltName=DNS:www.demo.local', '-keyout', key, '-out', cert],
+    { timeout: 15_000 }, (error, _stdout, stderr) => (error ? reject(new Error(`openssl: ${stderr.trim() || error.message}`)) : resolve()));
+  });
+  await writeFile(bundle, `${await readFile(cert, 'utf8')}${await readFile(key, 'utf8')}`, { mode: 0o600 });
+  return { bundle, cert };
 }
 
 main().then(

@@ -322,9 +322,10 @@ function prepareStateDir(dir: string): void {
 }
 
 function findExecutable(bin: string, searchPath: string): string {
+  // Debian installs haproxy in /usr/sbin, which a non-login shell's PATH often lacks.
   const candidates = bin.includes('/')
     ? [path.resolve(bin)]
-    : searchPath.split(':').filter(Boolean).map((dir) => path.join(dir, bin));
+    : [...searchPath.split(':'), '/usr/local/sbin', '/usr/sbin', '/sbin'].filter(Boolean).map((dir) => path.join(dir, bin));
   for (const candidate of candidates) {
     try {
       accessSync(candidate, constants.X_OK);

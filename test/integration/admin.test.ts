@@ -1,4 +1,6 @@
 import http from 'node:http';
+import path from 'node:path';
+import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StatusReport } from '../../src/admin/status.js';
 import type { Backend } from '../support/backend.js';
@@ -37,6 +39,15 @@ async function status(lb: TestEdgelb): Promise<StatusReport> {
   expect(reply.status).toBe(200);
   expect(reply.type).toMatch(/^application\/json/);
   return JSON.parse(reply.body) as StatusReport;
+}
+
+const MAIN = path.resolve(import.meta.dirname, '../../src/main.ts');
+
+/** `edgelb status` as an operator runs it, in a clean environment. */
+function edgelbStatus(port: number, ...args: string[]) {
+  return execa('node', ['--import', 'tsx', MAIN, 'status', '--admin-port', String(port), ...args], {
+    env: { PATH: process.env.PATH ?? '' }, extendEnv: false, reject: false, timeout: 30_000,
+  });
 }
 
 let etcd: EtcdServer;
@@ -183,6 +194,39 @@ describe('admin port', () => {
   });
 });
 
+describe('edgelb status', () => {
+  it('prints the running controller\'s services, routes, instances, certificates and problems; exit 0 when healthy', async () => {
+    await waitFor(async () => (await status(lb)).services.find((s) => s.name === 'web')?.instances.some((i) => i.health === 'down'), { timeoutMs: 20_000, what: 'web-dead down' });
+    const result = await edgelbStatus(lb.config.adminPort);
+    expect(result.stderr).toBe('');
+    expect(result.exitCode).toBe(0);
+    const lines = result.stdout.split('\n');
+    expect(lines[0]).toMatch(/^edgelb \S+ \(http:\/\/127\.0\.0\.1:\d+\/status\): healthy$/);
+    expect(lines).toContainEqual(expect.stringMatching(/^HAProxy: +running, pid \d+, 0 restarts$/));
+    expect(lines).toContainEqual(expect.stringMatching(/^etcd: +watching \/kontena\/haproxy\/\S+\/, applied revision \d+$/));
+    expect(lines).toContainEqual(expect.stringMatching(/^SERVICE +KIND +HOSTS \/ PORT +PATHS +INSTANCES UP$/));
+    expect(lines).toContainEqual(expect.stringMatching(/^web +http +admin\.example\.com,\*\.admin\.example\.com +- +1\/3$|^web +http +admin\.example\.com,\*\.admin\.example\.com +- +1\/2$/));
+    expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^echo +tcp +:${tcpPort} +- +1/1$`)));
+    expect(lines).toContainEqual(expect.stringMatching(/^\d +admin\.example\.com +\* +web$/));
+    expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^web +web-dead +127\\.0\\.0\\.1:${deadPort} +down +`)));
+    expect(lines).toContainEqual(expect.stringMatching(/ +env:SSL_CERT_admin +admin\.example\.com +\S+ +\d+ +yes \(default\)$/));
+    expect(lines).toContainEqual(expect.stringMatching(/^entry rejected +services\/web\/upstreams\/web-typo +upstream "nowhere" is not host:port$/));
+
+    const json = await edgelbStatus(lb.config.adminPort, '--json');
+    expect(json.exitCode).toBe(0);
+    const report = JSON.parse(json.stdout) as StatusReport;
+    expect(report.health.status).toBe('ok');
+    expect(report.services.map((s) => s.name).sort()).toEqual(['api', 'bad', 'echo', 'web']);
+  });
+
+  it('fails in one line with a hint when no edgelb answers (exit 2)', async () => {
+    const result = await edgelbStatus(await freePort());
+    expect(result.exitCode).toBe(2);
+    expect(result.stdout).toBe('');
+    expect(result.stderr.trim()).toMatch(/^edgelb: cannot reach edgelb's admin port at http:\/\/127\.0\.0\.1:\d+\/status \(ECONNREFUSED\); is "edgelb run" running here with this KONTENA_LB_ADMIN_PORT\?$/);
+  });
+});
+
 describe('admin port of a load balancer that is not serving', () => {
   it('answers /healthz 503 with the reason, and reports etcd disconnected', async () => {
     const nowhere: EtcdServer = { ...etcd, endpoint: `http://127.0.0.1:${await freePort()}` };
@@ -199,6 +243,10 @@ describe('admin port of a load balancer that is not serving', () => {
       const report = await status(down);
       expect(report.haproxy).toMatchObject({ running: false, statsError: 'HAProxy is not running' });
       expect(report.services).toEqual([]);
+      const cli = await edgelbStatus(down.config.adminPort);
+      expect(cli.exitCode).toBe(1);
+      expect(cli.stdout.split('\n')[0]).toMatch(/: UNAVAILABLE: HAProxy is not running \(no config applied yet\)$/);
+      expect(cli.stdout).toContain('no services served');
     } finally {
       await down.stopAll();
     }

@@ -1,0 +1,51 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { SETTINGS } from '../../src/config.js';
+import { envNamesInSource } from '../support/env-names.js';
+
+// The README is the operator's manual: every setting the code reads must be in its configuration
+// table, with its flag and default as config.ts defines them.
+
+const README = readFileSync(path.resolve(import.meta.dirname, '../../README.md'), 'utf8');
+
+/** The `## Configuration` section's table: environment name (first column) → the row's cells. */
+function configurationTable(): Map<string, string[]> {
+  const section = /^## Configuration\n([\s\S]*?)(?=^## )/m.exec(README)?.[1];
+  if (section === undefined) throw new Error('README.md has no "## Configuration" section');
+  const rows = new Map<string, string[]>();
+  for (const line of section.split('\n')) {
+    if (!line.startsWith('| `')) continue;
+    const cells = line.split(/(?<!\\)\|/).slice(1, -1).map((c) => c.trim());
+    for (const name of cells[0]!.matchAll(/`([A-Z0-9_]+)(?:<[a-z]+>)?`/g)) rows.set(name[1]!, cells);
+  }
+  return rows;
+}
+
+describe('README configuration table', () => {
+  const table = configurationTable();
+
+  it('finds the table', () => {
+    expect(table.size).toBeGreaterThan(20);
+  });
+
+  it.each(envNamesInSource())('lists %s, which src/ reads', (name) => {
+    // A family such as SSL_CERT_ is written SSL_CERT_<name> in the table.
+    expect([...table.keys()], `add a row for ${name} to the README's configuration table`).toContain(name);
+  });
+
+  it.each(SETTINGS.map((s) => [s.env, s] as const))('gives %s its flag and default as config.ts does', (env, setting) => {
+    const row = table.get(env);
+    expect(row, `no README row for ${env}`).toBeDefined();
+    expect(row![1], `${env}: flag column`).toContain(`--${setting.flag}`);
+    if ('default' in setting && !setting.default.includes(' ')) {
+      expect(row![2], `${env}: default column`).toContain(setting.default.replace('<lb-name>', ''));
+    }
+  });
+
+  it('lists no setting the code does not read', () => {
+    const read = new Set(envNamesInSource());
+    const stale = [...table.keys()].filter((name) => !read.has(name));
+    expect(stale, 'README rows for variables nothing in src/ mentions').toEqual([]);
+  });
+});
