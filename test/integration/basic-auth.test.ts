@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Backend } from '../support/backend.js';
 import type { TestEdgelb } from '../support/edgelb.js';
 import { startEtcd, type EtcdServer } from '../support/etcd.js';
-import { closeBackends, logsWithMsg, putKeys, settled, startBackends, startLbWith } from '../support/lb.js';
+import { closeBackends, expectRoute, logsWithMsg, putKeys, settled, startBackends, startLbWith } from '../support/lb.js';
 import { basicAuth, request } from '../support/requests.js';
 import { waitFor } from '../support/wait.js';
 
@@ -38,6 +38,11 @@ beforeAll(async () => {
     // Takes every request no other service matches: where a left-out service's traffic would go.
     'services/catchall/virtual_path': '/',
     'services/catchall/upstreams/one': b.catchall.address,
+  });
+  // Both instances take traffic once their first health check has passed.
+  await expectRoute(lb, '/', 'other.foo.com', 'catchall');
+  await waitFor(async () => (await request(lb.httpPort, { host: HOST, headers: basicAuth('alice', PASSWORDS.alice) })).backend === 'private', {
+    timeoutMs: 5000, what: 'the private service to answer',
   });
 });
 

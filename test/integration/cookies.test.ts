@@ -34,6 +34,10 @@ beforeAll(async () => {
     'services/prefix/upstreams/p1': apps.p1!.address,
     'services/prefix/upstreams/p2': apps.p2!.address,
   });
+  // Every instance takes traffic once its first health check has passed.
+  for (const [host, names] of [['default.foo.com', ['d1', 'd2']], ['custom.foo.com', ['c1', 'c2']], ['prefix.foo.com', ['p1', 'p2']]] as const) {
+    await waitFor(async () => (await answeredBy(host, '', 6)).sort().join() === names.join(), { timeoutMs: 10_000, what: `${host} served by ${names}` });
+  }
 });
 
 afterAll(async () => {

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Backend } from '../support/backend.js';
 import type { TestEdgelb } from '../support/edgelb.js';
 import { startEtcd, type EtcdServer } from '../support/etcd.js';
-import { closeBackends, startBackends, startLbWith } from '../support/lb.js';
+import { closeBackends, expectRoute, startBackends, startLbWith } from '../support/lb.js';
 import { request } from '../support/requests.js';
 
 // custom_settings as Kontena users write them: the familiar "*.foo.com -> foo.com" 301, with
@@ -25,6 +25,8 @@ beforeAll(async () => {
     'services/modern/upstreams/one': b.modern.address,
     'services/modern/custom_settings': 'acl wildcard hdr_reg(host) ^\\w*\\.bar.com\\w*\nhttp-request redirect code 301 location http://bar.com%[capture.req.uri] if wildcard',
   });
+  await expectRoute(lb, '/x', 'foo.bar.foo.com', 'wild');
+  await expectRoute(lb, '/x', 'a.b.bar.com', 'modern');
 });
 
 afterAll(async () => {

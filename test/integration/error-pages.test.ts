@@ -7,8 +7,9 @@ import { TEMPLATES_DIR } from '../../src/render/render.js';
 import type { Backend } from '../support/backend.js';
 import type { TestEdgelb } from '../support/edgelb.js';
 import { startEtcd, type EtcdServer } from '../support/etcd.js';
-import { closeBackends, startBackends, startLbWith } from '../support/lb.js';
+import { closeBackends, expectRoute, startBackends, startLbWith } from '../support/lb.js';
 import { rawExchange, request, type RawReply } from '../support/requests.js';
+import { waitFor } from '../support/wait.js';
 
 // The branded error pages edgelb ships (templates/errors/*.http), as clients receive them from
 // HAProxy: each status provoked for real, and the files themselves checked to be well-formed.
@@ -101,6 +102,12 @@ describe('error pages through HAProxy', () => {
       // Short enough for the 408 test to run in about a second.
       KONTENA_LB_CUSTOM_SETTINGS: 'timeout http-request 700ms',
     });
+    // Every instance takes traffic once its first health check (a TCP connect) has passed.
+    await expectRoute(lb, '/', 'ok.foo.com', 'ok');
+    await waitFor(async () => (await request(lb.httpPort, { host: 'broken.foo.com' })).status === 502, { timeoutMs: 5000, what: 'the broken service to be up' });
+    await waitFor(async () => (await request(lb.httpPort, { host: 'slow.foo.com' })).status === 504, { timeoutMs: 5000, what: 'the slow service to be up' });
+    await waitFor(async () => (await request(lb.httpPort, { path: '/400', host: 'deny.foo.com' })).status === 400, { timeoutMs: 5000, what: 'the deny service to be up' });
+    b.ok.requests.length = 0;
   });
 
   afterAll(async () => {

@@ -122,16 +122,17 @@ function startApiLoad(port: number): ApiLoad {
 
 describe('HA masters behind edgelb', () => {
   it('survive the death of one master: nodes reconnect to the others, the API keeps answering', async () => {
+    // Every master has passed its first health check once each of them answers the API.
+    const before = startApiLoad(lb.httpPort);
+    await waitFor(() => before.byMaster.size === 3 && before.ok >= 30, { timeoutMs: 15_000, what: 'API traffic on every master' });
+    await before.stop();
+    expect(before.failed).toEqual([]);
+
     const nodes = Array.from({ length: NODES }, () => new Node(lb.httpPort));
     const running = nodes.map((n) => n.run());
     await waitFor(() => nodes.every((n) => n.master !== undefined), { timeoutMs: 10_000, what: 'every node to connect' });
     // leastconn spreads the nodes over the masters.
     expect(new Set(nodes.map((n) => n.master)).size).toBe(3);
-
-    const before = startApiLoad(lb.httpPort);
-    await waitFor(() => before.byMaster.size === 3 && before.ok >= 30, { timeoutMs: 10_000, what: 'API traffic on every master' });
-    await before.stop();
-    expect(before.failed).toEqual([]);
 
     // Kill the master with the most nodes, in the middle of API traffic.
     const victim = [...new Set(nodes.map((n) => n.master!))].sort(

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Backend } from '../support/backend.js';
 import type { TestEdgelb } from '../support/edgelb.js';
 import { startEtcd, type EtcdServer } from '../support/etcd.js';
-import { closeBackends, startBackends, startLbWith } from '../support/lb.js';
+import { closeBackends, expectRoute, startBackends, startLbWith } from '../support/lb.js';
 import { request } from '../support/requests.js';
 
 // KONTENA_LB_HEALTH_URI: HAProxy itself answers 200 on that path, for any host, ahead of every
@@ -30,6 +30,7 @@ describe('with KONTENA_LB_HEALTH_URI', () => {
 
   beforeAll(async () => {
     lb = await startLbWith(etcd, entries(), { KONTENA_LB_HEALTH_URI: '/lb-health' });
+    await expectRoute(lb, '/other', 'www.foo.com', 'catchall');
   });
 
   afterAll(async () => {
@@ -57,6 +58,7 @@ describe('without KONTENA_LB_HEALTH_URI', () => {
 
   beforeAll(async () => {
     lb = await startLbWith(etcd, entries());
+    await expectRoute(lb, '/other', 'www.foo.com', 'catchall');
   });
 
   afterAll(async () => {

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Backend } from '../support/backend.js';
 import type { TestEdgelb } from '../support/edgelb.js';
 import { startEtcd, type EtcdServer } from '../support/etcd.js';
-import { closeBackends, logsWithMsg, startBackends, startLbWith } from '../support/lb.js';
+import { closeBackends, expectRoute, logsWithMsg, startBackends, startLbWith } from '../support/lb.js';
 import { basicAuth, request } from '../support/requests.js';
 import { probePort } from '../support/tls.js';
 
@@ -32,6 +32,7 @@ describe('statistics page with STATS_PASSWORD', () => {
       'services/web/virtual_hosts': 'www.foo.com',
       'services/web/upstreams/web-1': b.web.address,
     }, { STATS_PASSWORD: PASSWORD });
+    await expectRoute(lb, '/', 'www.foo.com', 'web');
   });
 
   afterAll(async () => {
@@ -78,6 +79,7 @@ describe('statistics page without STATS_PASSWORD', () => {
 
   beforeAll(async () => {
     lb = await startLbWith(etcd, { 'services/web/virtual_hosts': 'www.foo.com', 'services/web/upstreams/web-1': b.web.address });
+    await expectRoute(lb, '/', 'www.foo.com', 'web');
   });
 
   afterAll(async () => {

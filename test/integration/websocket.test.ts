@@ -32,6 +32,8 @@ beforeAll(async () => {
     // The same, but with a tunnel timeout shorter than the idle time: shows the setting is what keeps sockets open.
     startLbWith(etcd, entries, { KONTENA_LB_CUSTOM_SETTINGS: HTTP_TIMEOUTS, KONTENA_LB_TUNNEL_TIMEOUT: '1200ms' }),
   ]);
+  // The master takes traffic once its first health check has passed.
+  await Promise.all([expectRoute(lb, '/', HOST, 'm1'), expectRoute(control, '/', HOST, 'm1')]);
 });
 
 afterAll(async () => {
