@@ -83,6 +83,20 @@ describe('render: load balancer features', () => {
     expect(backend(text, 'http-open')).not.toContain('auth');
   });
 
+  it('keeps every character config.ts and the model let through a password intact for HAProxy', async () => {
+    const punctuation = '!$%&()*+,-./:;<=>?@[]^_`{|}~';
+    const withAll = parseEntries(new Map(Object.entries({
+      'services/web/virtual_hosts': 'www.foo.com',
+      'services/web/basic_auth_secrets': `user alice insecure-password a${punctuation}z`,
+    })), { reservedPorts: [8080] }).state;
+    writeFileSync(all.challengeMap, '');
+    const file = path.join(dir, 'punctuation.cfg');
+    writeFileSync(file, render(withAll, { ...all, stats: { port: 1000, password: `s${punctuation}z` } }));
+    const result = await execa('haproxy', ['-c', '-f', file], { reject: false, all: true });
+    expect(result.all).toContain('Configuration file is valid');
+    expect(result.all).not.toMatch(/parsing \[/); // no warning about any line
+  });
+
   it('produces a config HAProxy accepts with every feature on', async () => {
     writeFileSync(all.challengeMap, '');
     const file = path.join(dir, 'haproxy.cfg');
