@@ -220,6 +220,8 @@ export class Controller {
         // haproxy -c reads the crt-list and the challenge map, so they go to disk first (once).
         if (certs.served.length > 0) await this.options.certFiles.write(certs);
         await this.options.challengeMap.write(challenges);
+        // Nothing runs yet: HAProxy's start checks the config itself; haproxy -c only when it refuses.
+        if (applier.servingText === undefined && (await this.commit(rendered, state, certs, challenges, snapshot.revision, started, 'unchecked'))) return;
       }
       const validation = await applier.validate(text);
       if (validation.ok) {
@@ -311,10 +313,17 @@ export class Controller {
 
   private async commit(
     rendered: RenderedConfig, state: DesiredState, certs: CertSet, challenges: Challenges, revision: string, started: number,
-  ): Promise<void> {
+    unchecked?: 'unchecked',
+  ): Promise<boolean> {
     const changes = diffStates(this.applied?.state, state);
     try {
-      const action = await this.options.applier.commit(rendered.text);
+      let action: ApplyAction;
+      if (unchecked) {
+        if (!(await this.options.applier.startUnchecked(rendered.text))) return false;
+        action = 'started';
+      } else {
+        action = await this.options.applier.commit(rendered.text);
+      }
       this.serving = rendered;
       // The new worker has no draining servers: the old one finishes their connections.
       this.options.servers?.forget();
@@ -332,6 +341,7 @@ export class Controller {
     } catch (error) {
       this.recordFailure(revision, state, started, (error as Error).message);
     }
+    return true;
   }
 
   /** Parses only what changed when it can (see reparseUpstreamChanges), everything otherwise. */

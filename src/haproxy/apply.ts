@@ -88,6 +88,32 @@ export class ConfigApplier {
     }
   }
 
+  /**
+   * Starts HAProxy with `text` without `haproxy -c` first: when nothing runs, the start parses the
+   * config as the check would, and checking first would parse (10,000 services) twice. When
+   * HAProxy refuses it, the previous file is put back and false returned: the caller checks the
+   * config to find out which services to leave out.
+   */
+  async startUnchecked(text: string): Promise<boolean> {
+    const { configFile, haproxy, logger } = this.options;
+    if (haproxy.running) return false;
+    const previous = await readFile(configFile, 'utf8').catch(() => undefined);
+    await writeFileAtomic(this.candidateFile, text);
+    await rename(this.candidateFile, configFile);
+    try {
+      await haproxy.start();
+      this.current = text;
+      return true;
+    } catch (error) {
+      // No restart with this config: the supervisor must not retry what HAProxy just refused.
+      await haproxy.stop();
+      if (previous !== undefined) await writeFileAtomic(configFile, previous);
+      else await rm(configFile, { force: true });
+      logger.warn({ err: (error as Error).message }, 'HAProxy refused the first config; checking it to find the services at fault');
+      return false;
+    }
+  }
+
   /** Writes the text as the candidate file and checks it with HAProxy's own parser. */
   async validate(text: string): Promise<ValidationResult> {
     await writeFileAtomic(this.candidateFile, text);

@@ -19,8 +19,9 @@ export interface HaproxyProcessOptions {
 
 export class HaproxyError extends Error {}
 
-const START_TIMEOUT_MS = 10_000;
-const RELOAD_TIMEOUT_MS = 15_000;
+// Generous: with 10,000 services HAProxy needs several seconds to parse and start on 2 busy CPUs.
+const START_TIMEOUT_MS = 60_000;
+const RELOAD_TIMEOUT_MS = 60_000;
 const POLL_MS = 10;
 
 /**
