@@ -13,9 +13,25 @@ const BENCHMARKS: Readonly<Record<string, Benchmark>> = {
     description: 'time from an etcd write to the first request HAProxy routes by it (new service; changed upstream)',
     load: () => import('./convergence.js'),
   },
+  scale: {
+    description: '1,000 and 10,000 services × 3 instances: first apply, instance change latency at that size, controller and HAProxy memory',
+    load: () => import('./scale.js'),
+  },
   tls: {
     description: 'TLS: new certificate → served (latency), full handshakes/s with 1 vs 1,000 certificates, failures during certificate swaps under load',
     load: () => import('./tls.js'),
+  },
+  'no-drops': {
+    description: 'constant HTTP load (keep-alive + new connections) while 500 instance and structural changes apply: failed requests',
+    load: () => import('./no-drops.js'),
+  },
+  overhead: {
+    description: 'requests/s and latency through the load balancer vs the same backend hit directly, interleaved rounds, as a ratio',
+    load: () => import('./overhead.js'),
+  },
+  'reload-hygiene': {
+    description: '500 structural reloads under load: HAProxy process count, HAProxy and controller memory, failed requests',
+    load: () => import('./reload-hygiene.js'),
   },
 };
 

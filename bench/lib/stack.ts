@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { sendCommand } from '../../src/haproxy/master-cli.js';
 import {
-  freePort, startController, startEtcd, type LocalController, type LocalEtcd, type LogEntry,
+  freePort, REPO_ROOT, spawnChild, startEtcd, type Child, type LocalEtcd, type LogEntry,
 } from '../../scripts/lib/local-stack.js';
 
 export type ApplyAction = 'runtime' | 'reloaded' | 'started' | 'failed';
@@ -29,6 +29,11 @@ export interface StackOptions {
   readonly from: 'source' | 'dist';
   /** Extra settings for the controller, e.g. KONTENA_LB_CHECK_INTERVAL. */
   readonly env?: Readonly<Record<string, string>>;
+  /**
+   * Read HAProxy's log lines (access log included) into haproxyLog(); default true. Off, they
+   * are only counted, which spares the bench process a JSON parse per request.
+   */
+  readonly readHaproxyLines?: boolean;
   readonly log: (line: string) => void;
 }
 
@@ -64,7 +69,7 @@ export interface Stack {
   /** The current worker's runtime API (stats socket). */
   readonly adminSocket: string;
   readonly etcd: LocalEtcd;
-  readonly controller: LocalController;
+  readonly controller: { readonly process: Child };
   readonly applies: readonly ApplyRecord[];
   /** Applies by action since the start. */
   actionCounts(): Record<ApplyAction, number>;
@@ -168,22 +173,46 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     if (level >= 50) options.log(`  edgelb: ${msg} ${JSON.stringify({ ...entry, msg: undefined, time: undefined })}`);
   };
 
-  let controller: LocalController;
+  let controller: { process: Child };
   try {
     const ports = { https: await freePort(undefined), stats: await freePort(undefined), admin: await freePort() };
-    // startController passes its own environment on (it spawns synchronously), so the extra settings go there for the call.
-    controller = withEnv(options.env ?? {}, () => startController({
-      from: options.from,
-      etcdEndpoint: etcd!.endpoint,
-      etcdPath: prefix,
-      httpPort,
-      httpsPort: ports.https,
-      statsPort: ports.stats,
-      adminPort: ports.admin,
-      stateDir,
-      logLevel: 'info',
-      onLog,
-    }));
+    const args = options.from === 'dist'
+      ? [path.join(REPO_ROOT, 'dist', 'src', 'main.js'), 'run']
+      : ['--import', 'tsx', path.join(REPO_ROOT, 'src', 'main.ts'), 'run'];
+    const readHaproxyLines = options.readHaproxyLines ?? true;
+    // The same as scripts/lib/local-stack.ts startController, but HAProxy's lines (one per request
+    // under load) are recognised before any JSON parse, and extra settings go into the environment.
+    const proc = spawnChild('edgelb', process.execPath, args, {
+      env: {
+        ...process.env,
+        ETCD_ENDPOINTS: etcd.endpoint,
+        ETCD_PATH: prefix,
+        KONTENA_LB_HTTP_PORT: String(httpPort),
+        KONTENA_LB_HTTPS_PORT: String(ports.https),
+        KONTENA_LB_STATS_PORT: String(ports.stats),
+        KONTENA_LB_ADMIN_PORT: String(ports.admin),
+        KONTENA_LB_STATE_DIR: stateDir,
+        LOG_LEVEL: 'info',
+        ...options.env,
+        PATH: `${process.env.PATH ?? ''}:/usr/local/sbin:/usr/sbin:/sbin`,
+      },
+      onStdoutLine: (line) => {
+        if (!readHaproxyLines && line.includes('"component":"haproxy"') && !/\[(WARNING|ALERT|EMERG)\]/.test(line)) {
+          haproxy.otherLines++;
+          return;
+        }
+        let entry: LogEntry;
+        try {
+          const parsed: unknown = JSON.parse(line);
+          entry = parsed && typeof parsed === 'object' ? (parsed as LogEntry) : { msg: line };
+        } catch {
+          entry = { msg: line };
+        }
+        onLog(entry);
+      },
+      onStderrLine: (line) => onLog({ level: 50, msg: line, stream: 'stderr' }),
+    });
+    controller = { process: proc };
   } catch (error) {
     await etcd.stop().catch(() => undefined);
     await rm(tempDir, { recursive: true, force: true });
@@ -267,22 +296,10 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     async stop() {
       if (stopped) return;
       stopped = true;
-      await controller.stop(40_000).catch((error: Error) => options.log(`  controller: ${error.message}`));
+      // SIGTERM: the controller stops HAProxy gracefully, then exits; its process group is killed after 40 s.
+      await controller.process.stop('SIGTERM', 40_000).catch((error: Error) => options.log(`  controller: ${error.message}`));
       await etcd!.stop().catch((error: Error) => options.log(`  etcd: ${error.message}`));
       await rm(tempDir, { recursive: true, force: true });
     },
   };
-}
-
-function withEnv<T>(extra: Readonly<Record<string, string>>, run: () => T): T {
-  const saved = Object.fromEntries(Object.keys(extra).map((k) => [k, process.env[k]]));
-  Object.assign(process.env, extra);
-  try {
-    return run();
-  } finally {
-    for (const [k, v] of Object.entries(saved)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
-  }
 }
