@@ -227,6 +227,31 @@ describe('edgelb status', () => {
   });
 });
 
+describe('an admin port that cannot be opened', () => {
+  it('is logged with the reason, and traffic is served anyway', async () => {
+    const taken = http.createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const port = (taken.address() as { port: number }).port;
+    let other: TestEdgelb | undefined;
+    try {
+      other = await startLbWith(etcd, {
+        'services/web/virtual_hosts': 'taken.example.com',
+        'services/web/upstreams/web-1': backends.web1.address,
+      }, { KONTENA_LB_ADMIN_PORT: String(port) });
+      await expectRoute(other, '/', 'taken.example.com', 'web1');
+      const line = await waitFor(() => other!.logs.find((l) => String(l.msg).startsWith('cannot open the admin port')), { what: 'the admin port error' });
+      expect(line).toMatchObject({
+        level: 50, component: 'admin', port, host: '127.0.0.1',
+        msg: 'cannot open the admin port (KONTENA_LB_ADMIN_PORT); serving traffic without /healthz, /status and /metrics',
+      });
+      expect(String(line.err)).toContain('EADDRINUSE');
+    } finally {
+      await other?.stopAll();
+      await new Promise((resolve) => taken.close(resolve));
+    }
+  });
+});
+
 describe('admin port of a load balancer that is not serving', () => {
   it('answers /healthz 503 with the reason, and reports etcd disconnected', async () => {
     const nowhere: EtcdServer = { ...etcd, endpoint: `http://127.0.0.1:${await freePort()}` };
