@@ -7,6 +7,7 @@ import type { CheckReport } from '../../src/cli/check.js';
 import { parseEntriesText } from '../../src/cli/entries-file.js';
 import { TEMPLATES_DIR } from '../../src/render/render.js';
 import { startEtcd, type EtcdServer } from '../support/etcd.js';
+import { startLbWith } from '../support/lb.js';
 import { freePort } from '../support/ports.js';
 
 // `edgelb render` and `edgelb check` as an operator runs them: a child process, a clean
@@ -64,6 +65,20 @@ describe('edgelb render', () => {
     const result = await edgelb(['render', ...FIXED], { ETCD_ENDPOINTS: etcd.endpoint, ETCD_PATH: PREFIX });
     expect(result.exitCode).toBe(0);
     expect(result.stdout.replaceAll(TEMPLATES_DIR, IMAGE_TEMPLATES) + '\n').toBe(readFileSync(EXPECTED, 'utf8'));
+  });
+
+  it('prints exactly the config a running controller applies for the same entries and settings', async () => {
+    const entries = parseEntriesText(readFileSync(ENTRIES, 'utf8'), ENTRIES, '');
+    const lb = await startLbWith(etcd, Object.fromEntries(entries));
+    try {
+      const c = lb.config;
+      const result = await edgelb(['render', '--from-file', ENTRIES, '--state-dir', c.stateDir, '--http-port', String(c.httpPort),
+        '--https-port', String(c.httpsPort), '--stats-port', String(c.statsPort), '--admin-port', String(c.adminPort)]);
+      expect(result.exitCode).toBe(0);
+      expect(result.stdout + '\n').toBe(readFileSync(lb.configFile, 'utf8'));
+    } finally {
+      await lb.stopAll();
+    }
   });
 
   it('leaves rejected entries out and says so on stderr, in one line', async () => {
