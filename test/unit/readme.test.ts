@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { SETTINGS } from '../../src/config.js';
+import { parseEntries } from '../../src/model/parse.js';
 import { envNamesInSource } from '../support/env-names.js';
 
 // The README is the operator's manual: every setting the code reads must be in its configuration
@@ -47,5 +48,36 @@ describe('README configuration table', () => {
     const read = new Set(envNamesInSource());
     const stale = [...table.keys()].filter((name) => !read.has(name));
     expect(stale, 'README rows for variables nothing in src/ mentions').toEqual([]);
+  });
+});
+
+/** The keys of the table that follows `heading` in "The entries edgelb watches". */
+function entryKeys(heading: string): string[] {
+  const section = /^## The entries edgelb watches\n([\s\S]*?)(?=^## )/m.exec(README)?.[1] ?? '';
+  const after = section.slice(section.indexOf(heading));
+  const table = after.split('\n\n')[1] ?? '';
+  return [...table.matchAll(/^\| `([a-z_]+)(?:\/<instance>)?`/gm)].map((m) => m[1]!);
+}
+
+/** The keys the model accepts, as parse.ts lists them. */
+function acceptedFields(set: 'HTTP_FIELDS' | 'TCP_FIELDS'): string[] {
+  const source = readFileSync(path.resolve(import.meta.dirname, '../../src/model/parse.ts'), 'utf8');
+  const list = new RegExp(`const ${set} = new Set\\(\\[([^\\]]*)\\]`).exec(source)?.[1];
+  if (list === undefined) throw new Error(`cannot find ${set} in src/model/parse.ts`);
+  return [...list.matchAll(/'([a-z_]+)'/g)].map((m) => m[1]!);
+}
+
+describe('README entry tables', () => {
+  it.each([
+    ['HTTP services', 'services', 'HTTP_FIELDS'],
+    ['TCP services', 'tcp-services', 'TCP_FIELDS'],
+  ] as const)('%s: every key the model accepts is documented, and every documented key is accepted', (heading, section, set) => {
+    const documented = entryKeys(heading);
+    expect(documented).toContain('upstreams');
+    expect([...documented].filter((k) => k !== 'upstreams').sort()).toEqual([...acceptedFields(set)].sort());
+    for (const key of documented.filter((k) => k !== 'upstreams')) {
+      const { rejected } = parseEntries(new Map([[`${section}/s/${key}`, 'x']]), { reservedPorts: [] });
+      expect(rejected.map((r) => r.reason), key).not.toContain('unknown setting, ignored');
+    }
   });
 });
