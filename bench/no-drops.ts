@@ -292,6 +292,10 @@ function summarize(input: SummaryInput) {
       writeToAppliedLogMs: { runtime: visibleMs('runtime'), reloaded: visibleMs('reloaded') },
     },
     controllerApplies: input.actions,
+    /** Instance changes the runtime API could not apply, so the controller reloaded instead (its warning, by reason). */
+    runtimeFallbacks: count(input.stack.controllerProblems
+      .filter((p) => String(p.msg ?? '').startsWith('runtime update not possible'))
+      .map((p) => String(p.err ?? '').replace(/http-\S+\/\S+/g, '<server>'))),
     servedBy: input.servedBy,
     servedByBackend: input.served,
     haproxyLog: input.haproxyLog,
@@ -341,11 +345,12 @@ function markdown(r: ReturnType<typeof summarize>, header: ReportHeader, o: { ke
     `| non-2xx or wrong backend | ${r.badAnswers} |`,
     `| changes applied | ${r.changes.total} in ${r.changesDurationS} s: instance ${instance} (add ${kinds['instance-add'] ?? 0}, remove ${kinds['instance-remove'] ?? 0}, move ${kinds['instance-move'] ?? 0}), structural ${structural} (service add ${kinds['service-add'] ?? 0}, remove ${kinds['service-remove'] ?? 0}, alias host add ${kinds['alias-add'] ?? 0}, remove ${kinds['alias-remove'] ?? 0}) |`,
     `| applied as (controller log) | runtime API ${r.changes.byAction.runtime ?? 0}, reload ${r.changes.byAction.reloaded ?? 0}, failed ${r.changes.byAction.failed ?? 0}, no apply logged ${r.changes.byAction.unconfirmed ?? 0}; coalesced ${r.changes.coalesced} |`,
+    `| instance changes reloaded instead (controller: "runtime update not possible") | ${Object.entries(r.runtimeFallbacks).map(([k, v]) => `${v}× ${k}`).join('; ') || 'none'} |`,
     `| controller apply time, median / p99 ms | runtime ${ms(r.changes.applyMs.runtime)}; reload ${ms(r.changes.applyMs.reloaded)} |`,
     `| etcd write → apply logged, median / p99 ms | runtime ${ms(r.changes.writeToAppliedLogMs.runtime)}; reload ${ms(r.changes.writeToAppliedLogMs.reloaded)} |`,
     `| request latency p50 / p99 / max ms | keep-alive ${r.load.keepalive.latency.p50Ms} / ${r.load.keepalive.latency.p99Ms} / ${r.load.keepalive.latency.maxMs}; new connection ${r.load.new.latency.p50Ms} / ${r.load.new.latency.p99Ms} / ${r.load.new.latency.maxMs} |`,
     `| served by churned instances | ${r.servedBy.churned} of ${r.servedBy.stable + r.servedBy.churned} (${pct(r.servedBy.churned, r.servedBy.stable + r.servedBy.churned)}) |`,
-    `| HAProxy access log | ${r.haproxyLog.accessLines} lines: ${Object.entries(r.haproxyLog.byStatusClass).map(([k, v]) => `${k} ${v}`).join(', ')}; retried ${r.haproxyLog.retried} (redispatched ${r.haproxyLog.redispatched}); abnormal terminations ${Object.entries(r.haproxyLog.abnormalTermination).map(([k, v]) => `${k} ×${v}`).join(', ') || 'none'}; log lines HAProxy dropped (current worker) ${r.haproxyLog.droppedLogsCurrentWorker ?? '-'}; HAProxy warnings ${r.haproxyLog.warnings}, alerts ${r.haproxyLog.alerts} |`,
+    `| HAProxy access log | ${r.haproxyLog.accessLines} lines: ${Object.entries(r.haproxyLog.byStatusClass).map(([k, v]) => `${k} ${v}`).join(', ')}; retried ${r.haproxyLog.retried} (redispatched ${r.haproxyLog.redispatched}; a request sent to an instance that is not listening would be retried); abnormal terminations ${Object.entries(r.haproxyLog.abnormalTermination).map(([k, v]) => `${k} ×${v}`).join(', ') || 'none'}; log lines HAProxy dropped (current worker) ${r.haproxyLog.droppedLogsCurrentWorker ?? '-'}; HAProxy warnings ${r.haproxyLog.warnings}, alerts ${r.haproxyLog.alerts} |`,
     '',
     `- ${o.services} loaded services, each with a stable instance plus ${o.slots} churned slots; ${o.keepalive} keep-alive + ${o.fresh} new-connection clients, closed loops; KONTENA_LB_CHECK_INTERVAL=${o.checkMs}ms; each change written once the previous one's apply was logged`,
     ...(r.failed > 0 ? [`- failures by the change last written before them: ${Object.entries(r.failuresByChangeKind).map(([k, v]) => `${k} ×${v}`).join(', ')} (details in the JSON)`] : []),
