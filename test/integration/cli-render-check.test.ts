@@ -101,8 +101,10 @@ describe('edgelb render', () => {
       [['render'], {}, /^edgelb: set KONTENA_SERVICE_NAME \(with KONTENA_STACK_NAME\) or ETCD_PATH/],
       [['render', '--from-file', ENTRIES, '--http-port', 'eighty'], {}, /^edgelb: KONTENA_LB_HTTP_PORT must be a port number between 1 and 65535, got "eighty"$/],
     ];
-    for (const [args, env, pattern] of cases) {
-      const result = await edgelb(args, env);
+    // Independent processes: run side by side (each pays for a Node start with tsx).
+    const results = await Promise.all(cases.map(([args, env]) => edgelb(args, env)));
+    for (const [i, [args, , pattern]] of cases.entries()) {
+      const result = results[i]!;
       expect(result.exitCode, args.join(' ')).toBe(2);
       expect(result.stdout, args.join(' ')).toBe('');
       const lines = result.stderr.trim().split('\n');
