@@ -15,6 +15,10 @@
  *      plus the controller's own logged duration of each of those applies.
  * Upstreams other than the sample backends point at closed loopback ports (HAProxy marks them
  * down), and KONTENA_LB_CHECK_INTERVAL is 30s so 30,000 health checks do not saturate 2 CPUs.
+ *
+ * HAProxy reserves one file descriptor per health-checked server: 10,000 × 3 needs an open-files
+ * limit above 30,241. Where the hard limit is lower (`ulimit -Hn`), a size is given as
+ * services×instances, e.g. `--sizes 1000x3,6000x3,10000x1`.
  */
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -27,8 +31,8 @@ import {
 import { commandLine, footer, runBench, spread, type Spread } from './lib/harness.js';
 import { haproxyProcesses, memoryOf, totalMemory } from './lib/processes.js';
 
-const USAGE = `usage: npm run bench -- scale [--sizes 1000,10000] [--samples N] [--from source|dist] [--out FILE]
-  --sizes     numbers of services (3 instances each), default 1000,10000
+const USAGE = `usage: npm run bench -- scale [--sizes 1000x3,10000x3] [--samples N] [--from source|dist] [--out FILE]
+  --sizes     services×instances each, comma-separated (×3 when left out), default 1000x3,10000x3
   --samples   instance changes of each kind per size, default 30
   --from      controller from src/ via tsx (default) or from dist/`;
 
@@ -49,7 +53,7 @@ interface SizeResult {
 }
 
 export async function run(args: readonly string[]): Promise<number> {
-  let sizes = [1000, 10_000];
+  let sizes: { services: number; instances: number }[] = [{ services: 1000, instances: 3 }, { services: 10_000, instances: 3 }];
   let samples = 30;
   let from: 'source' | 'dist' = 'source';
   let out = path.join(REPO_ROOT, 'bench', 'results', 'scale.json');
@@ -60,7 +64,10 @@ export async function run(args: readonly string[]): Promise<number> {
       process.stdout.write(`${USAGE}\n`);
       return 0;
     } else if (arg === '--sizes' && value) {
-      sizes = value.split(',').map(Number);
+      sizes = value.split(',').map((size) => {
+        const [services, instances = '3'] = size.split('x');
+        return { services: Number(services), instances: Number(instances) };
+      });
       i++;
     } else if (arg === '--samples' && value) {
       samples = Number(value);
@@ -76,8 +83,9 @@ export async function run(args: readonly string[]): Promise<number> {
       return 2;
     }
   }
-  if (sizes.some((n) => !Number.isInteger(n) || n < 10 || n > 20_000) || !Number.isInteger(samples) || samples < 1 || samples > 200) {
-    process.stderr.write(`scale: sizes must be 10..20000 and samples 1..200\n${USAGE}\n`);
+  const badSize = (n: number, min: number, max: number) => !Number.isInteger(n) || n < min || n > max;
+  if (sizes.some((z) => badSize(z.services, 10, 20_000) || badSize(z.instances, 1, 5)) || badSize(samples, 1, 200)) {
+    process.stderr.write(`scale: sizes must be 10..20000 services × 1..5 instances, samples 1..200\n${USAGE}\n`);
     return 2;
   }
 
@@ -85,7 +93,7 @@ export async function run(args: readonly string[]): Promise<number> {
     const results: SizeResult[] = [];
     for (const size of sizes) {
       ctx.check();
-      results.push(await measureSize(size, samples, from, ctx.log, ctx.check));
+      results.push(await measureSize(size.services, size.instances, samples, from, ctx.log, ctx.check));
     }
     return {
       out,
@@ -100,7 +108,7 @@ export async function run(args: readonly string[]): Promise<number> {
       },
       results: { sizes: results },
       markdown: (header) => [
-        '## Scale: services × 3 instances',
+        '## Scale: services × instances',
         '',
         '| services | instances | first apply ms | start → routed ms | controller RSS MiB | HAProxy RSS / PSS MiB | remove: median / p99 ms | add (in HAProxy): median / p99 ms | controller apply: median / p99 ms | reloads during changes |',
         '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
@@ -114,7 +122,7 @@ export async function run(args: readonly string[]): Promise<number> {
 }
 
 async function measureSize(
-  size: number, samples: number, from: 'source' | 'dist', log: (line: string) => void, check: () => void,
+  size: number, perService: number, samples: number, from: 'source' | 'dist', log: (line: string) => void, check: () => void,
 ): Promise<SizeResult> {
   const tempDir = await mkdtemp(path.join(os.tmpdir(), `edgelb-bench-scale-${size}-`));
   let controller: LocalController | undefined;
@@ -130,7 +138,9 @@ async function measureSize(
     for (let i = 0; i < size; i++) {
       entries.push([`services/s${i}/virtual_hosts`, `s${i}.scale.local`]);
       // The first `sampled` services serve from A and B; the rest point at a closed port.
-      const ups = i < sampled ? [a.address, b.address, a.address] : [0, 1, 2].map((j) => `127.0.${j}.${(i % 250) + 1}:${closedPort}`);
+      const ups = i < sampled
+        ? [a.address, b.address, a.address].slice(0, Math.max(2, perService)) // one on A and one on B at least
+        : Array.from({ length: perService }, (_, j) => `127.0.${j}.${(i % 250) + 1}:${closedPort}`);
       ups.forEach((address, j) => entries.push([`services/s${i}/upstreams/s${i}-${j}`, address]));
     }
     log(`scale ${size}: writing ${entries.length} keys to etcd`);
@@ -216,7 +226,7 @@ async function measureSize(
     const mib = (kib: number | undefined) => (kib === undefined ? undefined : Math.round(kib / 1024));
     return {
       services: size,
-      instances: size * 3,
+      instances: entries.filter(([key]) => key.includes('/upstreams/')).length,
       entries: entries.length,
       firstApplyMs,
       startToRoutedMs,
