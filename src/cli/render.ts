@@ -7,6 +7,14 @@ import { count } from './progress.js';
 
 interface RenderFlags extends Record<string, unknown> {
   readonly fromFile?: string;
+  readonly showSecrets?: boolean;
+}
+
+const HIDDEN = '<hidden: use --show-secrets>';
+
+/** The config with STATS_PASSWORD and basic-auth passwords and hashes hidden: output is often pasted into tickets. */
+function hideSecrets(text: string, secrets: readonly string[]): string {
+  return secrets.filter((secret) => secret.length > 0).reduce((out, secret) => out.split(secret).join(HIDDEN), text);
 }
 
 /** `edgelb render`: a dry run that prints the HAProxy config `edgelb run` would apply now. */
@@ -14,7 +22,8 @@ export function registerRenderCommand(program: Command, deps: CliDeps): void {
   const command = program
     .command('render')
     .description('print the HAProxy config for the entries in etcd (or a file), without applying anything')
-    .option('--from-file <file>', 'read the entries from a YAML or JSON file instead of etcd');
+    .option('--from-file <file>', 'read the entries from a YAML or JSON file instead of etcd')
+    .option('--show-secrets', 'print STATS_PASSWORD and basic-auth passwords instead of hiding them');
   addSettingFlags(command);
   command.addHelpText('after', `
 The config goes to stdout; nothing is written, started or reloaded. It is rendered by the same
@@ -41,7 +50,11 @@ Examples:
     (p) => `${count(p.state.http.length)} HTTP and ${count(p.state.tcp.length)} TCP services, ${count(p.rejected.length)} rejected`);
     const text = await deps.progress.step('rendering', () => createRenderer()(parsed.state, renderSettingsOf(config)),
       (t) => `${count(t.split('\n').length)} lines`);
-    deps.out(text);
+    const secrets = [
+      ...(config.statsPassword === undefined ? [] : [config.statsPassword]),
+      ...parsed.state.http.flatMap((s) => s.basicAuth?.users.map((u) => u.secret) ?? []),
+    ];
+    deps.out(flags.showSecrets ? text : hideSecrets(text, secrets));
     if (parsed.rejected.length > 0) {
       deps.warn(`edgelb: ${parsed.rejected.length} ${parsed.rejected.length === 1 ? 'entry was' : 'entries were'} rejected and left out; run "edgelb check" for the reasons`);
     }

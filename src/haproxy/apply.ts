@@ -3,7 +3,7 @@ import type { Logger } from '../log.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import type { HaproxyProcess } from './process.js';
 import type { HaproxyRuntime } from './runtime.js';
-import { carriedServerState, layoutOf } from './server-plan.js';
+import { carriedServerState, layoutOf, NO_SERVER_STATE } from './server-plan.js';
 import { validateConfigFile, type ValidationResult } from './validate.js';
 
 export type ApplyAction = 'started' | 'reloaded' | 'unchanged';
@@ -56,6 +56,7 @@ export class ConfigApplier {
       logger.warn({ err: validation.errors.map((e) => e.message).join('; ') }, 'the last good config no longer validates; waiting for etcd');
       return false;
     }
+    await this.clearServerState();
     await haproxy.start();
     this.current = text;
     return true;
@@ -84,7 +85,7 @@ export class ConfigApplier {
     } catch (error) {
       // Without the file every server starts as healthy and is re-checked: worse, not broken.
       logger.warn({ err: (error as Error).message }, 'cannot save server health states for the reload');
-      await rm(serverStateFile, { force: true });
+      await this.clearServerState();
     }
   }
 
@@ -101,6 +102,7 @@ export class ConfigApplier {
     await writeFileAtomic(this.candidateFile, text);
     await rename(this.candidateFile, configFile);
     try {
+      await this.clearServerState();
       await haproxy.start();
       this.current = text;
       return true;
@@ -112,6 +114,14 @@ export class ConfigApplier {
       logger.warn({ err: (error as Error).message }, 'HAProxy refused the first config; checking it to find the services at fault');
       return false;
     }
+  }
+
+  /**
+   * A state file with no servers in it: what any start but a reload's must find (a missing file
+   * would only make HAProxy warn at every start).
+   */
+  private async clearServerState(): Promise<void> {
+    if (this.options.serverStateFile) await writeFileAtomic(this.options.serverStateFile, NO_SERVER_STATE);
   }
 
   /** Writes the text as the candidate file and checks it with HAProxy's own parser. */
@@ -129,6 +139,7 @@ export class ConfigApplier {
     await rename(this.candidateFile, configFile);
     try {
       if (!haproxy.running) {
+        await this.clearServerState();
         await haproxy.start();
         this.current = text;
         return 'started';
@@ -139,7 +150,7 @@ export class ConfigApplier {
       } finally {
         // Only the worker this reload starts may read it: a later start or restart must not
         // take stale addresses or states from it.
-        if (this.options.serverStateFile) await rm(this.options.serverStateFile, { force: true });
+        await this.clearServerState();
       }
       this.current = text;
       return 'reloaded';

@@ -130,6 +130,9 @@ function splitAddress(address: string): { host: string; port: number } {
   return { host, port: Number(address.slice(at + 1)) };
 }
 
+/** A server-state file that restores nothing: its version line only. */
+export const NO_SERVER_STATE = '1\n';
+
 /**
  * Filters `show servers state` output down to the servers `next` keeps at the same address,
  * leaving out maintenance forced through the runtime API (a drained server that comes back

@@ -81,6 +81,20 @@ describe('edgelb render', () => {
     }
   });
 
+  it('hides STATS_PASSWORD and basic-auth passwords unless --show-secrets', async () => {
+    const file = path.join(tmp, 'secrets.yaml');
+    writeFileSync(file, 'services/web/virtual_hosts: web.test\nservices/web/basic_auth_secrets: "user alice insecure-password Op3nSesame"\n');
+    const env = { STATS_PASSWORD: 'Stat5Secret' };
+    const hidden = await edgelb(['render', '--from-file', file, ...FIXED], env);
+    expect(hidden.exitCode).toBe(0);
+    expect(hidden.stdout).toContain('user alice insecure-password <hidden');
+    expect(hidden.stdout).not.toContain('Op3nSesame');
+    expect(hidden.stdout).not.toContain('Stat5Secret');
+    const shown = await edgelb(['render', '--from-file', file, '--show-secrets', ...FIXED], env);
+    expect(shown.stdout).toContain('Op3nSesame');
+    expect(shown.stdout).toContain('stats auth stats:Stat5Secret');
+  });
+
   it('leaves rejected entries out and says so on stderr, in one line', async () => {
     const result = await edgelb(['render', '--from-file', BAD, ...FIXED]);
     expect(result.exitCode).toBe(0);

@@ -95,7 +95,7 @@ describe('updates and deletions', () => {
 });
 
 describe('reloads', () => {
-  it('a burst of 100 upstream writes is applied in at most 3 applies, without a reload, and all 100 are served', async () => {
+  it('a burst of 100 upstream writes is applied in a few applies (about one per 500 ms of burst), without a reload, and all 100 are served', async () => {
     const many = await startBackends(...Array.from({ length: 100 }, (_, i) => `u${String(i).padStart(3, '0')}`));
     try {
       const lb = await lbWith({ 'services/burst/virtual_hosts': 'burst.test' });
@@ -103,9 +103,11 @@ describe('reloads', () => {
 
       // 100 writes back to back: each waits only for its own etcd put.
       let last = 0n;
+      const burstStarted = performance.now();
       for (const [name, backend] of Object.entries(many)) {
         last = await putKeys(etcd, lb, { [`services/burst/upstreams/${name}`]: backend.address });
       }
+      const burstMs = performance.now() - burstStarted;
       await settled(lb, last);
 
       const after = lb.controller.status().counters;
@@ -114,7 +116,9 @@ describe('reloads', () => {
       // Instances only: the runtime API adds the servers, HAProxy is not reloaded.
       expect(reloads, `reloads during the burst (counters before ${JSON.stringify(before)}, after ${JSON.stringify(after)})`).toBe(0);
       expect(after.runtimeUpdates - before.runtimeUpdates).toBeGreaterThanOrEqual(1);
-      expect(applies).toBeLessThanOrEqual(3);
+      // Coalescing holds a burst for at most 500 ms: a burst the busy machine spread over more time
+      // may take one more apply per 500 ms.
+      expect(applies).toBeLessThanOrEqual(Math.max(3, Math.ceil(burstMs / 500) + 1));
       expect(after.failures).toBe(0);
       expect(lb.controller.status().state?.http.find((s) => s.name === 'burst')?.upstreams).toHaveLength(100);
 
