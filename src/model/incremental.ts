@@ -26,25 +26,27 @@ export function reparseUpstreamChanges(
 
   const subset = new Map<string, string>();
   for (const [key, value] of entries) {
+    // Cheap test first: most keys belong to none of the (few) affected services.
     const second = key.indexOf('/', key.indexOf('/') + 1);
     if (second > 0 && affected.has(key.slice(0, second + 1))) subset.set(key, value);
   }
   // The services' own ports are claimed already by themselves; nothing else claims anything here.
   const partial = parseEntries(subset, { ...options, reservedPorts: [] });
   if (partial.rejected.length > 0) return undefined;
-  const replaced = new Map<string, HttpService | TcpService>();
-  for (const service of [...partial.state.http, ...partial.state.tcp]) replaced.set(`${service.kind}:${service.name}`, service);
-  if (replaced.size !== affected.size) return undefined;
+  if (partial.state.http.length + partial.state.tcp.length !== affected.size) return undefined;
 
   let found = 0;
-  const swap = <S extends HttpService | TcpService>(list: readonly S[]): S[] =>
-    list.map((s) => {
-      const fresh = replaced.get(`${s.kind}:${s.name}`) as S | undefined;
-      if (fresh) found++;
-      return fresh ?? s;
+  const swap = <S extends HttpService | TcpService>(list: readonly S[], fresh: readonly S[]): S[] => {
+    if (fresh.length === 0) return [...list];
+    const byName = new Map(fresh.map((s) => [s.name, s]));
+    return list.map((s) => {
+      const replacement = byName.get(s.name);
+      if (replacement) found++;
+      return replacement ?? s;
     });
-  const http = swap(previous.result.state.http);
-  const tcp = swap(previous.result.state.tcp);
+  };
+  const http = swap(previous.result.state.http, partial.state.http);
+  const tcp = swap(previous.result.state.tcp, partial.state.tcp);
   // A service that appears for the first time (only upstreams so far) changes the config's shape.
   if (found !== affected.size) return undefined;
   const state: DesiredState = Object.freeze({ http: Object.freeze(http), tcp: Object.freeze(tcp) });

@@ -43,7 +43,7 @@ export function createSectionRenderer(templatesDir: string = TEMPLATES_DIR): Sec
   let sectionCache = new WeakMap<HttpService | TcpService, string>();
   let cachedSettings = '';
   const headKeys = new WeakMap<HttpService, string>();
-  let cachedHead: { key: string; before: string; after: string } | undefined;
+  let cachedHead: { settings: string; keys: string[]; before: string; after: string } | undefined;
 
   return (state, settings) => {
     const settingsKey = JSON.stringify(settings);
@@ -63,20 +63,23 @@ export function createSectionRenderer(templatesDir: string = TEMPLATES_DIR): Sec
     for (const s of state.http) section(s, httpBackendName(s.name), (x) => http({ ...httpBackendView(x), settings }));
     for (const s of state.tcp) section(s, tcpProxyName(s.name), (x) => tcp({ ...tcpServiceView(x), settings }));
 
-    const key = settingsKey + state.http.map((s) => {
+    const keys = state.http.map((s) => {
       let k = headKeys.get(s);
       if (k === undefined) headKeys.set(s, (k = headKeyOf(s)));
       return k;
-    }).join('\n');
-    if (cachedHead?.key !== key) {
+    });
+    // Unchanged services give the very same key string, so most comparisons are by reference.
+    const sameHead = cachedHead !== undefined && cachedHead.settings === settingsKey &&
+      cachedHead.keys.length === keys.length && keys.every((k, i) => k === cachedHead!.keys[i]);
+    if (!sameHead) {
       const text = head({ ...buildHeadView(state, settings), proxySections: SECTIONS_MARK });
       const at = text.indexOf(SECTIONS_MARK);
-      cachedHead = { key, before: text.slice(0, at), after: text.slice(at + SECTIONS_MARK.length) };
+      cachedHead = { settings: settingsKey, keys, before: text.slice(0, at), after: text.slice(at + SECTIONS_MARK.length) };
     }
     const body = [...sections.values()].join('');
     return {
-      text: cachedHead.before + body + cachedHead.after,
-      head: cachedHead.before + SECTIONS_MARK + cachedHead.after,
+      text: cachedHead!.before + body + cachedHead!.after,
+      head: cachedHead!.before + SECTIONS_MARK + cachedHead!.after,
       sections,
     };
   };
