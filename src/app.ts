@@ -189,12 +189,13 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
       await acme?.stop();
       await admin.close();
       controller.stop();
-      servers.stop();
-      applyRetry.stop();
       await certsDir?.stop();
       await source.stop();
       client.close();
       await controller.whenIdle();
+      // After the last apply: it could still start a drain or schedule a retry.
+      servers.stop();
+      applyRetry.stop();
       await haproxy.stop({ graceful: options.graceful, timeoutMs: options.graceful ? 30_000 : 5000 });
     },
   };

@@ -180,12 +180,8 @@ export class Controller {
     const snapshot = this.etcd;
     const certFiles = this.certFileInputs;
     this.running = this.reconcile(snapshot, certFiles)
-      .catch((error: Error) => {
-        // Typically the state dir (full, read-only): nothing was loaded, HAProxy still runs the last good config.
-        this.counters.failures++;
-        this.options.logger.error({ revision: snapshot.revision, err: error.message }, 'apply failed; HAProxy keeps serving the last good config');
-        this.options.onApplyFailed?.(error.message);
-      })
+      // Typically the state dir (full, read-only): nothing was loaded, HAProxy still runs the last good config.
+      .catch((error: Error) => this.recordFailure(snapshot.revision, undefined, performance.now(), error.message))
       .finally(() => {
         this.running = undefined;
         if (this.dirty && !this.stopped) {
@@ -323,11 +319,12 @@ export class Controller {
         if (!(await this.options.applier.startUnchecked(rendered.text))) return false;
         action = 'started';
       } else {
+        // The next worker has none of the draining servers (the old one finishes them): stop
+        // sending drain commands now, before the admin socket belongs to the new worker.
+        this.options.servers?.forget();
         action = await this.options.applier.commit(rendered.text);
       }
       this.serving = rendered;
-      // The new worker has no draining servers: the old one finishes their connections.
-      this.options.servers?.forget();
       await this.options.certFiles.prune(certs);
       this.counters.applies++;
       if (action === 'reloaded') this.counters.reloads++;
@@ -354,10 +351,10 @@ export class Controller {
     return result;
   }
 
-  private recordFailure(revision: string, state: DesiredState, started: number, message: string): void {
+  private recordFailure(revision: string, state: DesiredState | undefined, started: number, message: string): void {
     this.counters.failures++;
     const durationMs = Math.round(performance.now() - started);
-    const changes = diffStates(this.applied?.state, state);
+    const changes = state ? diffStates(this.applied?.state, state) : { added: [], removed: [], changed: [] };
     this.lastApply = { at: new Date().toISOString(), revision, action: 'failed', durationMs, changes, error: message };
     this.options.logger.error({ revision, durationMs, err: message }, 'apply failed; HAProxy keeps serving the last good config');
     this.options.onApplyFailed?.(message);

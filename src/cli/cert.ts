@@ -7,6 +7,7 @@ import { readEnvCerts } from '../sources/env-certs.js';
 import { BundleError, isExpired, parseBundle, type CertBundle, type CertSource } from '../tls/bundle.js';
 import { LEADER_KEY, parseState, STATE_DIR, type AcmeDomainState } from '../tls/acme-state.js';
 import { decryptBundle, encryptBundle, isEncrypted, isValidVaultName, VaultError } from '../tls/vault.js';
+import { layoutTable } from './table.js';
 
 /** The flags `cert import` and `cert list` take to find etcd (camelCase, as commander names them). */
 export interface CertCliFlags {
@@ -255,7 +256,7 @@ function acmeTable(states: readonly AcmeDomainState[], now: Date): string[] {
     state.nextAttempt && Date.parse(state.nextAttempt) > now.getTime() ? time(state.nextAttempt) : '-',
     state.lastError ? `${time(state.lastError.at)} ${state.lastError.message}` : '-',
   ]);
-  return layout(header, cells);
+  return layoutTable(header, cells);
 }
 
 function rowOf(name: string, source: CertSource, pem: string, encrypted: boolean, now: Date): CertListRow {
@@ -299,13 +300,9 @@ function table(rows: readonly CertListRow[]): string[] {
     row.encrypted ? 'yes' : 'no',
     row.status,
   ]);
-  return layout(header, cells);
+  return layoutTable(header, cells);
 }
 
-function layout(header: readonly string[], cells: readonly string[][]): string[] {
-  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
-  return [header, ...cells].map((line) => line.map((cell, i) => (i === line.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ').trimEnd());
-}
 
 function loadSettings(flags: CertCliFlags, deps: CertCommandDeps): CertCliSettings {
   const etcdFlags: CertCliFlags = {

@@ -1,7 +1,9 @@
 import type { Command } from 'commander';
 import { parseOptionsOf, renderSettingsOf } from '../app.js';
 import { parseEntries } from '../model/parse.js';
+import type { DesiredState } from '../model/types.js';
 import { createRenderer } from '../render/render.js';
+import type { RenderSettings } from '../render/view.js';
 import { addSettingFlags, readEntries, type CliDeps } from './deps.js';
 import { count } from './progress.js';
 
@@ -10,11 +12,22 @@ interface RenderFlags extends Record<string, unknown> {
   readonly showSecrets?: boolean;
 }
 
-const HIDDEN = '<hidden: use --show-secrets>';
+const HIDDEN = '<hidden:use-show-secrets>';
 
-/** The config with STATS_PASSWORD and basic-auth passwords and hashes hidden: output is often pasted into tickets. */
-function hideSecrets(text: string, secrets: readonly string[]): string {
-  return secrets.filter((secret) => secret.length > 0).reduce((out, secret) => out.split(secret).join(HIDDEN), text);
+/**
+ * The state and settings with STATS_PASSWORD and basic-auth passwords and hashes replaced by a
+ * placeholder before rendering: the output is often pasted into tickets.
+ */
+function withoutSecrets(state: DesiredState, settings: RenderSettings): { state: DesiredState; settings: RenderSettings } {
+  return {
+    state: {
+      ...state,
+      http: state.http.map((s) => (s.basicAuth
+        ? { ...s, basicAuth: { ...s.basicAuth, users: s.basicAuth.users.map((u) => ({ ...u, secret: HIDDEN })) } }
+        : s)),
+    },
+    settings: settings.stats ? { ...settings, stats: { ...settings.stats, password: HIDDEN } } : settings,
+  };
 }
 
 /** `edgelb render`: a dry run that prints the HAProxy config `edgelb run` would apply now. */
@@ -48,13 +61,12 @@ Examples:
     const parsed = await deps.progress.step(`validating ${count(source.entries.size)} entries`, () =>
       parseEntries(source.entries, parseOptionsOf(config)),
     (p) => `${count(p.state.http.length)} HTTP and ${count(p.state.tcp.length)} TCP services, ${count(p.rejected.length)} rejected`);
-    const text = await deps.progress.step('rendering', () => createRenderer()(parsed.state, renderSettingsOf(config)),
+    const input = flags.showSecrets
+      ? { state: parsed.state, settings: renderSettingsOf(config) }
+      : withoutSecrets(parsed.state, renderSettingsOf(config));
+    const text = await deps.progress.step('rendering', () => createRenderer()(input.state, input.settings),
       (t) => `${count(t.split('\n').length)} lines`);
-    const secrets = [
-      ...(config.statsPassword === undefined ? [] : [config.statsPassword]),
-      ...parsed.state.http.flatMap((s) => s.basicAuth?.users.map((u) => u.secret) ?? []),
-    ];
-    deps.out(flags.showSecrets ? text : hideSecrets(text, secrets));
+    deps.out(text);
     if (parsed.rejected.length > 0) {
       deps.warn(`edgelb: ${parsed.rejected.length} ${parsed.rejected.length === 1 ? 'entry was' : 'entries were'} rejected and left out; run "edgelb check" for the reasons`);
     }

@@ -27,18 +27,9 @@ export class ConfigApplier {
     this.candidateFile = `${options.configFile}.candidate`;
   }
 
-  /** The config text HAProxy is serving now, if any. */
-  get appliedText(): string | undefined {
-    return this.current;
-  }
-
   /** The config text the running HAProxy serves; undefined while it does not run. */
   get servingText(): string | undefined {
     return this.options.haproxy.running ? this.current : undefined;
-  }
-
-  isApplied(text: string): boolean {
-    return this.current === text && this.options.haproxy.running;
   }
 
   /**
@@ -48,7 +39,7 @@ export class ConfigApplier {
    */
   async startLastGood(): Promise<boolean> {
     const { configFile, haproxyBin, haproxy, logger } = this.options;
-    if (haproxy.running) return false;
+    if (haproxy.running || haproxy.isStarting) return false;
     const text = await readFile(configFile, 'utf8').catch(() => undefined);
     if (text === undefined) return false;
     const validation = await validateConfigFile(haproxyBin, configFile);
@@ -97,7 +88,7 @@ export class ConfigApplier {
    */
   async startUnchecked(text: string): Promise<boolean> {
     const { configFile, haproxy, logger } = this.options;
-    if (haproxy.running) return false;
+    if (haproxy.running || haproxy.isStarting) return false;
     const previous = await readFile(configFile, 'utf8').catch(() => undefined);
     await writeFileAtomic(this.candidateFile, text);
     await rename(this.candidateFile, configFile);
@@ -121,7 +112,11 @@ export class ConfigApplier {
    * would only make HAProxy warn at every start).
    */
   private async clearServerState(): Promise<void> {
-    if (this.options.serverStateFile) await writeFileAtomic(this.options.serverStateFile, NO_SERVER_STATE);
+    if (!this.options.serverStateFile) return;
+    // Best effort: a stale file costs a warning at most, while a throw here would report a
+    // reload that worked as failed.
+    await writeFileAtomic(this.options.serverStateFile, NO_SERVER_STATE).catch((error: Error) =>
+      this.options.logger.warn({ err: error.message }, 'cannot reset the server-state file'));
   }
 
   /** Writes the text as the candidate file and checks it with HAProxy's own parser. */
@@ -138,6 +133,8 @@ export class ConfigApplier {
     const previous = this.current;
     await rename(this.candidateFile, configFile);
     try {
+      // A supervisor restart under way: let it finish, then reload it with this config.
+      if (haproxy.isStarting) await haproxy.start().catch(() => undefined);
       if (!haproxy.running) {
         await this.clearServerState();
         await haproxy.start();

@@ -46,6 +46,11 @@ export class HaproxyProcess {
     return this.child !== undefined;
   }
 
+  /** A start is under way (the supervisor's restart, or an apply's). */
+  get isStarting(): boolean {
+    return this.starting !== undefined;
+  }
+
   get pid(): number | undefined {
     return this.child?.pid;
   }
@@ -59,7 +64,9 @@ export class HaproxyProcess {
    * ask for a start at the same moment; there must only ever be one master.
    */
   start(): Promise<void> {
-    if (this.child) return this.starting ?? Promise.resolve();
+    // `starting` first: spawn() awaits the hand-over checks before it sets `child`.
+    if (this.starting) return this.starting;
+    if (this.child) return Promise.resolve();
     clearTimeout(this.restartTimer);
     this.starting = this.spawn().finally(() => {
       this.starting = undefined;

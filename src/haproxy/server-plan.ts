@@ -72,6 +72,7 @@ export interface SectionedConfig {
  */
 export function planServerChanges(before: SectionedConfig, after: SectionedConfig): PlanResult {
   if (before.head !== after.head) return { reloadBecause: 'routes or settings changed' };
+  if (headHasOwnDefaultServer(after.head)) return { reloadBecause: DEFAULT_SERVER_REASON };
   if (before.sections.size !== after.sections.size) return { reloadBecause: 'a service was added or removed' };
   const changed: { before: ServerLayout; after: ServerLayout }[] = [];
   for (const [name, text] of after.sections) {
@@ -81,6 +82,7 @@ export function planServerChanges(before: SectionedConfig, after: SectionedConfi
   }
   for (const layouts of changed) {
     if (layouts.before.skeleton !== layouts.after.skeleton) return { reloadBecause: 'a service setting changed' };
+    if (hasOwnDefaultServer(layouts.after.skeleton)) return { reloadBecause: DEFAULT_SERVER_REASON };
   }
   return diffServers(changed);
 }
@@ -115,6 +117,25 @@ function diffServers(changed: readonly { before: ServerLayout; after: ServerLayo
 
 export function isEmptyPlan(plan: ServerPlan): boolean {
   return plan.add.length + plan.remove.length + plan.readdress.length === 0;
+}
+
+const DEFAULT_SERVER_REASON = 'a default-server line in custom settings would not apply to a server added at runtime';
+const DEFAULT_SERVER = /^\s+default-server\b(.*)$/gm;
+let lastHead: { text: string; own: boolean } | undefined;
+
+/**
+ * Whether `text` has default-server options besides the template's init-addr (which only
+ * matters when a config is loaded): servers added through the runtime API ignore
+ * default-server, so they would differ from the same servers loaded from the file.
+ */
+function hasOwnDefaultServer(text: string): boolean {
+  return [...text.matchAll(DEFAULT_SERVER)].some((m) => (m[1] ?? '').replace(/\s*init-addr\s+\S+/, '').trim() !== '');
+}
+
+/** The head is the same string object while it does not change: scan it once, not per change. */
+function headHasOwnDefaultServer(head: string): boolean {
+  if (lastHead?.text !== head) lastHead = { text: head, own: hasOwnDefaultServer(head) };
+  return lastHead.own;
 }
 
 function notDynamic(line: ServerLine): string | undefined {

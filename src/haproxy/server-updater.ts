@@ -16,17 +16,13 @@ const DRAIN_POLL_MS = 250;
 export class ServerUpdater {
   private readonly draining = new Map<string, { line: ServerLine; deadline: number; shutdown: boolean }>();
   private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
 
   constructor(
     private readonly runtime: HaproxyRuntime,
     private readonly logger: Logger,
     private readonly drainTimeoutMs: number,
   ) {}
-
-  /** Number of servers waiting for their connections to finish before they are deleted. */
-  get drainingCount(): number {
-    return this.draining.size;
-  }
 
   /** Throws on the first command HAProxy refuses; the caller then reloads, which resets every server. */
   async apply(plan: ServerPlan): Promise<number> {
@@ -86,6 +82,7 @@ export class ServerUpdater {
   }
 
   stop(): void {
+    this.stopped = true;
     this.forget();
   }
 
@@ -105,17 +102,19 @@ export class ServerUpdater {
   }
 
   private scheduleDrain(): void {
-    if (this.timer || this.draining.size === 0) return;
+    if (this.timer || this.stopped || this.draining.size === 0) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.drainOnce()
         .catch((error: Error) => this.logger.debug({ err: error.message }, 'drain attempt failed; retrying'))
         .finally(() => this.scheduleDrain());
-    }, DRAIN_POLL_MS);
+    }, DRAIN_POLL_MS).unref();
   }
 
   private async drainOnce(): Promise<void> {
     for (const [key, entry] of [...this.draining]) {
+      // forget() (a reload) may have come in between: the socket may belong to a new worker by now.
+      if (this.draining.get(key) !== entry) continue;
       const answer = await this.runtime.raw(`del server ${key}`);
       if (/Server deleted|No such (?:server|backend)/i.test(answer)) {
         if (this.draining.get(key) === entry) this.draining.delete(key);

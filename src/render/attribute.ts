@@ -41,5 +41,8 @@ function serviceInMessage(message: string): string | undefined {
 
 function proxyToService(proxy: string): string | undefined {
   const match = /^(http|tcp)-(.+)$/.exec(proxy);
-  return match ? `${match[1]}:${match[2]}` : undefined;
+  if (match) return `${match[1]}:${match[2]}`;
+  // A service's basic-auth users are its userlist auth-<service> (render/view.ts userlistName).
+  const userlist = /^auth-(.+)$/.exec(proxy);
+  return userlist ? `http:${userlist[1]}` : undefined;
 }

@@ -43,7 +43,7 @@ export function createSectionRenderer(templatesDir: string = TEMPLATES_DIR): Sec
   let sectionCache = new WeakMap<HttpService | TcpService, string>();
   let cachedSettings = '';
   const headKeys = new WeakMap<HttpService, string>();
-  let cachedHead: { settings: string; keys: string[]; before: string; after: string } | undefined;
+  let cachedHead: { settings: string; keys: string[]; before: string; after: string; head: string } | undefined;
 
   return (state, settings) => {
     const settingsKey = JSON.stringify(settings);
@@ -74,12 +74,13 @@ export function createSectionRenderer(templatesDir: string = TEMPLATES_DIR): Sec
     if (!sameHead) {
       const text = head({ ...buildHeadView(state, settings), proxySections: SECTIONS_MARK });
       const at = text.indexOf(SECTIONS_MARK);
-      cachedHead = { settings: settingsKey, keys, before: text.slice(0, at), after: text.slice(at + SECTIONS_MARK.length) };
+      // The head keeps its mark: the same string object while nothing in it changes, so comparing heads is cheap.
+      cachedHead = { settings: settingsKey, keys, before: text.slice(0, at), after: text.slice(at + SECTIONS_MARK.length), head: text };
     }
     const body = [...sections.values()].join('');
     return {
       text: cachedHead!.before + body + cachedHead!.after,
-      head: cachedHead!.before + SECTIONS_MARK + cachedHead!.after,
+      head: cachedHead!.head,
       sections,
     };
   };

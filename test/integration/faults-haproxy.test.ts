@@ -56,7 +56,9 @@ async function adminStatus(lb: TestEdgelb): Promise<{ haproxy: { restarts: numbe
 
 /** Files in the state dir that an interrupted write could leave behind. */
 async function tempFiles(dir: string): Promise<string[]> {
-  return (await readdir(dir)).filter((f) => f.endsWith('.tmp'));
+  // Ours (util/atomic-write.ts: .<name>.<pid>.<ms>.tmp), not HAProxy's own <socket>.<pid>.tmp,
+  // which it creates for a moment whenever a reload binds its sockets again.
+  return (await readdir(dir)).filter((f) => f.startsWith('.') && f.endsWith('.tmp'));
 }
 
 describe('HAProxy faults under load', () => {

@@ -69,8 +69,10 @@ describe('planServerChanges', () => {
     ['server options changed (health check port)', { 'services/web/health_check_port': '8081' }],
     ['an instance of a cookie-sticky service (add server has no cookie option)', { 'services/web/cookie': '', 'services/web/upstreams/web-3': '10.0.0.3:80' }],
     ['an instance given by host name (a dynamic server never resolves names)', { 'services/web/upstreams/web-3': 'web-3.internal:80' }],
+    ['an instance of a service with its own default-server line (runtime servers ignore it)', { 'services/web/custom_settings': 'default-server maxconn 50', 'services/web/upstreams/web-3': '10.0.0.3:80' }],
   ])('needs a reload for %s', (_, change) => {
-    const before = 'services/web/cookie' in change ? { ...base, 'services/web/cookie': '' } : base;
+    const before = 'services/web/cookie' in change ? { ...base, 'services/web/cookie': '' }
+      : 'services/web/custom_settings' in change ? { ...base, 'services/web/custom_settings': change['services/web/custom_settings'] } : base;
     const result = plan(before, { ...base, ...change });
     expect(result).toHaveProperty('reloadBecause');
   });
