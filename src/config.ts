@@ -55,6 +55,22 @@ export interface AcmeSettings {
   readonly directoryCa: string | undefined;
 }
 
+/** The executable `bin` names, looked up on `searchPath` (and the sbin dirs) unless it has a slash. */
+export function locateExecutable(bin: string, searchPath: string): string | undefined {
+  // Debian installs haproxy in /usr/sbin, which a non-login shell's PATH often lacks.
+  const candidates = bin.includes('/')
+    ? [path.resolve(bin)]
+    : [...searchPath.split(':'), '/usr/local/sbin', '/usr/sbin', '/sbin'].filter(Boolean).map((dir) => path.join(dir, bin));
+  return candidates.find((candidate) => {
+    try {
+      accessSync(candidate, constants.X_OK);
+      return statSync(candidate).isFile();
+    } catch {
+      return false;
+    }
+  });
+}
+
 /** A setting that cannot work; the message is the one line the operator sees. */
 export class ConfigError extends Error {}
 
@@ -322,17 +338,7 @@ function prepareStateDir(dir: string): void {
 }
 
 function findExecutable(bin: string, searchPath: string): string {
-  // Debian installs haproxy in /usr/sbin, which a non-login shell's PATH often lacks.
-  const candidates = bin.includes('/')
-    ? [path.resolve(bin)]
-    : [...searchPath.split(':'), '/usr/local/sbin', '/usr/sbin', '/sbin'].filter(Boolean).map((dir) => path.join(dir, bin));
-  for (const candidate of candidates) {
-    try {
-      accessSync(candidate, constants.X_OK);
-      if (statSync(candidate).isFile()) return candidate;
-    } catch {
-      // try the next one
-    }
-  }
+  const found = locateExecutable(bin, searchPath);
+  if (found) return found;
   throw new ConfigError(`KONTENA_LB_HAPROXY_BIN: cannot find an executable ${JSON.stringify(bin)}${bin.includes('/') ? '' : ' on PATH'} (install haproxy or set the path)`);
 }

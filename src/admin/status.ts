@@ -1,6 +1,6 @@
 import type { ApplyRecord, ControllerStatus } from '../controller.js';
 import type { Rejection } from '../model/types.js';
-import { buildView, httpBackendName, tcpProxyName, type RenderSettings } from '../render/view.js';
+import { buildHeadView, httpBackendName, tcpProxyName, type RenderSettings } from '../render/view.js';
 import type { ServerStat } from './haproxy-stats.js';
 
 /** What the admin port reads; each part is owned elsewhere and only read here. */
@@ -172,7 +172,7 @@ export async function buildStatus(inputs: AdminInputs): Promise<StatusReport> {
 /** The HTTP routes in the order HAProxy tries them, from the same view the template renders. */
 function routesOf(status: ControllerStatus, settings: RenderSettings): RouteReport[] {
   if (!status.state) return [];
-  const view = buildView(status.state, settings);
+  const view = buildHeadView(status.state, settings);
   const acls = new Map(view.acls.map((a) => [a.name, a]));
   return view.rules.map((rule, index) => {
     const hosts: string[] = [];

@@ -1,10 +1,10 @@
-import { accessSync, constants } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { parseOptionsOf, renderSettingsOf, statePaths } from '../app.js';
 import { rejectionReason } from '../admin/metrics.js';
+import { locateExecutable } from '../config.js';
 import { validateConfigFile } from '../haproxy/validate.js';
 import { parseChallenges } from '../model/challenges.js';
 import { parseEntries } from '../model/parse.js';
@@ -74,7 +74,7 @@ Examples:
   edgelb check --from-file entries.yaml --json`);
   command.action(async (flags: CheckFlags) => {
     const config = deps.loadConfig(flags, { needsEtcd: flags.fromFile === undefined });
-    const haproxyBin = flags.haproxy === false ? undefined : findExecutable(config.haproxyBin, deps.searchPath) ??
+    const haproxyBin = flags.haproxy === false ? undefined : locateExecutable(config.haproxyBin, deps.searchPath) ??
       deps.fail(`cannot find ${JSON.stringify(config.haproxyBin)} to run "haproxy -c" (install haproxy, set KONTENA_LB_HAPROXY_BIN, or pass --no-haproxy)`, 2);
     const source = await readEntries(config, flags.fromFile, deps);
     const problems: CheckProblem[] = [];
@@ -156,19 +156,4 @@ function humanReport(report: CheckReport): string[] {
   lines.push(...layoutTable(['KIND', 'KEY / SERVICE', 'CLASS', 'REASON'], rows));
   lines.push('', `${report.problems.length} ${report.problems.length === 1 ? 'problem' : 'problems'}: edgelb run would leave ${report.problems.length === 1 ? 'it' : 'them'} out and log each (see README, Troubleshooting)`);
   return lines;
-}
-
-/** An absolute path, or the first match on `searchPath` plus the sbin directories (haproxy lives in /usr/sbin). */
-function findExecutable(bin: string, searchPath: string): string | undefined {
-  const candidates = bin.includes('/')
-    ? [path.resolve(bin)]
-    : [...searchPath.split(':'), '/usr/local/sbin', '/usr/sbin', '/sbin'].filter(Boolean).map((dir) => path.join(dir, bin));
-  return candidates.find((candidate) => {
-    try {
-      accessSync(candidate, constants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  });
 }
