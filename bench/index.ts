@@ -10,11 +10,11 @@ interface Benchmark {
 
 const BENCHMARKS: Readonly<Record<string, Benchmark>> = {
   convergence: {
-    description: 'time from an etcd write to the first request HAProxy routes by it (new service; changed upstream)',
+    description: 'time from an etcd write to the first request HAProxy routes by it (new service; instance removed; instance added)',
     load: () => import('./convergence.js'),
   },
   scale: {
-    description: '1,000 and 10,000 services × 3 instances: first apply, instance change latency at that size, controller and HAProxy memory',
+    description: 'up to 10,000 services × N instances: first apply, instance change latency at that size, controller and HAProxy memory',
     load: () => import('./scale.js'),
   },
   tls: {
