@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Backend } from '../support/backend.js';
-import { haproxyProcesses, runEdgelb, type EdgelbProcess } from '../support/edgelb-process.js';
+import { edgelbEnv, haproxyProcesses, runEdgelb, type EdgelbProcess } from '../support/edgelb-process.js';
 import { startEtcd, type EtcdServer } from '../support/etcd.js';
 import { get } from '../support/http.js';
 import { closeBackends, startBackends } from '../support/lb.js';
@@ -40,15 +40,7 @@ describe('controller restart while HAProxy runs', () => {
   it('a controller killed with SIGKILL and started again takes HAProxy over without a failed request; one master remains', async () => {
     const prefix = `/kontena/haproxy/restart-${process.pid}`;
     const httpPort = await freePort();
-    const env = {
-      ETCD_ENDPOINTS: etcd.endpoint,
-      ETCD_PATH: prefix,
-      KONTENA_LB_HTTP_PORT: String(httpPort),
-      KONTENA_LB_HTTPS_PORT: String(await freePort()),
-      KONTENA_LB_STATS_PORT: String(await freePort()),
-      KONTENA_LB_ADMIN_PORT: String(await freePort()),
-      KONTENA_LB_STATE_DIR: stateDir,
-    };
+    const env = await edgelbEnv(etcd.endpoint, prefix, httpPort, stateDir);
     const configFile = path.join(stateDir, 'haproxy.cfg');
     await etcd.client.put(`${prefix}/services/web/virtual_hosts`).value('web.test');
     await etcd.client.put(`${prefix}/services/web/upstreams/one`).value(b.a.address);

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encryptBundle } from '../../src/tls/vault.js';
 import type { Backend } from '../support/backend.js';
 import { makeLeaf, removeCertFiles } from '../support/certs.js';
-import { runEdgelb, type EdgelbProcess } from '../support/edgelb-process.js';
+import { edgelbEnv, runEdgelb, type EdgelbProcess } from '../support/edgelb-process.js';
 import { startEtcd, type EtcdServer } from '../support/etcd.js';
 import { get } from '../support/http.js';
 import { closeBackends, startBackends } from '../support/lb.js';
@@ -64,13 +64,7 @@ describe('secrets never reach the logs', () => {
     await put('certs/plain', plainInVault.bundlePem); // refused: the vault key is set, so plain bundles are not accepted
 
     edgelb = runEdgelb({
-      ETCD_ENDPOINTS: etcd.endpoint,
-      ETCD_PATH: prefix,
-      KONTENA_LB_HTTP_PORT: String(httpPort),
-      KONTENA_LB_HTTPS_PORT: String(await freePort()),
-      KONTENA_LB_STATS_PORT: String(await freePort()),
-      KONTENA_LB_ADMIN_PORT: String(await freePort()),
-      KONTENA_LB_STATE_DIR: stateDir,
+      ...(await edgelbEnv(etcd.endpoint, prefix, httpPort, stateDir)),
       KONTENA_LB_VAULT_KEY: VAULT_KEY,
       STATS_PASSWORD,
       SSL_CERT_env: envCert.bundlePem,

@@ -1,6 +1,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
+import { freePort } from './ports.js';
 import { waitFor } from './wait.js';
 
 const MAIN = path.join(import.meta.dirname, '../../src/main.ts');
@@ -11,6 +12,22 @@ export interface EdgelbProcess {
   output(): string;
   /** Waits until the output contains `text` (or matches it). */
   waitForOutput(text: string | RegExp, timeoutMs?: number): Promise<void>;
+}
+
+/**
+ * The settings every test controller needs: its etcd and prefix, its own free ports (HTTP as
+ * given, so a second controller can share it) and state dir.
+ */
+export async function edgelbEnv(etcdEndpoint: string, prefix: string, httpPort: number, stateDir: string): Promise<Record<string, string>> {
+  return {
+    ETCD_ENDPOINTS: etcdEndpoint,
+    ETCD_PATH: prefix,
+    KONTENA_LB_HTTP_PORT: String(httpPort),
+    KONTENA_LB_HTTPS_PORT: String(await freePort()),
+    KONTENA_LB_STATS_PORT: String(await freePort()),
+    KONTENA_LB_ADMIN_PORT: String(await freePort()),
+    KONTENA_LB_STATE_DIR: stateDir,
+  };
 }
 
 /** `edgelb run` as its own process (as operators run it), with exactly the given environment. */
