@@ -5,7 +5,7 @@ import { isEmptyPlan, planServerChanges, type ServerPlan } from './haproxy/serve
 import type { ServerUpdater } from './haproxy/server-updater.js';
 import { parseChallenges, sameChallenges, type Challenges } from './model/challenges.js';
 import type { Logger } from './log.js';
-import { diffStates, isEmptyChange, type StateChanges } from './model/diff.js';
+import { diffStates, fingerprintOf, isEmptyChange, type StateChanges } from './model/diff.js';
 import { reparseUpstreamChanges, reuseUnchanged } from './model/incremental.js';
 import { parseEntries, type ParseOptions } from './model/parse.js';
 import type { DesiredState, Entries, ParseResult, Rejection } from './model/types.js';
@@ -232,7 +232,7 @@ export class Controller {
       }
       for (const [service, messages] of services) {
         const reason = messages.join('; ');
-        this.excluded.set(service, { fingerprint: fingerprintOf(state, service), reason });
+        this.excluded.set(service, { fingerprint: serviceFingerprint(state, service), reason });
         this.options.logger.error({ service, haproxyError: reason }, 'service left out: HAProxy rejected its settings');
       }
       state = this.withoutExcluded(state);
@@ -390,7 +390,7 @@ export class Controller {
   /** Drops services HAProxy rejected before, unless their entries have changed since. */
   private withoutExcluded(state: DesiredState): DesiredState {
     for (const [service, { fingerprint }] of this.excluded) {
-      if (fingerprintOf(state, service) !== fingerprint) this.excluded.delete(service);
+      if (serviceFingerprint(state, service) !== fingerprint) this.excluded.delete(service);
     }
     if (this.excluded.size === 0) return state;
     return {
@@ -421,10 +421,11 @@ function serverNames(plan: ServerPlan): Record<string, string[]> {
   );
 }
 
-function fingerprintOf(state: DesiredState, key: string): string {
+function serviceFingerprint(state: DesiredState, key: string): string {
   const [kind, name] = key.split(':', 2);
   const list: readonly { name: string }[] = kind === 'tcp' ? state.tcp : state.http;
-  return JSON.stringify(list.find((s) => s.name === name) ?? null);
+  const service = list.find((s) => s.name === name);
+  return service ? fingerprintOf(service) : 'null';
 }
 
 function compactChanges(changes: StateChanges): Partial<StateChanges> {

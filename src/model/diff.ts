@@ -6,6 +6,19 @@ export interface StateChanges {
   readonly changed: readonly string[];
 }
 
+const fingerprints = new WeakMap<object, string>();
+
+/**
+ * A service's content as one string, to tell equal services apart from changed ones. Services
+ * are immutable, so it is computed once per object (with 10,000 services, every full parse and
+ * every apply would otherwise serialise all of them again).
+ */
+export function fingerprintOf(service: object): string {
+  let text = fingerprints.get(service);
+  if (text === undefined) fingerprints.set(service, (text = JSON.stringify(service)));
+  return text;
+}
+
 /** Which services differ between two states, named `http:web` / `tcp:db`, for the apply log line. */
 export function diffStates(before: DesiredState | undefined, after: DesiredState): StateChanges {
   const index = (state: DesiredState | undefined) =>
@@ -16,7 +29,7 @@ export function diffStates(before: DesiredState | undefined, after: DesiredState
   const old = index(before);
   const now = index(after);
   // Services are immutable and unchanged ones are usually the very same object: compare by identity first.
-  const differs = (a: object, b: object) => a !== b && JSON.stringify(a) !== JSON.stringify(b);
+  const differs = (a: object, b: object) => a !== b && fingerprintOf(a) !== fingerprintOf(b);
   return {
     added: [...now.keys()].filter((k) => !old.has(k)),
     removed: [...old.keys()].filter((k) => !now.has(k)),

@@ -1,3 +1,4 @@
+import { fingerprintOf } from './diff.js';
 import { parseEntries, type ParseOptions } from './parse.js';
 import type { DesiredState, Entries, HttpService, ParseResult, TcpService } from './types.js';
 
@@ -59,16 +60,14 @@ export function reparseUpstreamChanges(
  */
 export function reuseUnchanged(previous: DesiredState | undefined, result: ParseResult): ParseResult {
   if (!previous) return result;
-  const index = new Map<string, { json: string; service: HttpService | TcpService }>();
-  for (const s of [...previous.http, ...previous.tcp]) index.set(`${s.kind}:${s.name}`, { json: '', service: s });
+  const index = new Map<string, HttpService | TcpService>();
+  for (const s of [...previous.http, ...previous.tcp]) index.set(`${s.kind}:${s.name}`, s);
   let reused = 0;
   const pick = <S extends HttpService | TcpService>(s: S): S => {
     const old = index.get(`${s.kind}:${s.name}`);
-    if (!old) return s;
-    if (old.json === '') old.json = JSON.stringify(old.service);
-    if (old.json !== JSON.stringify(s)) return s;
+    if (!old || fingerprintOf(old) !== fingerprintOf(s)) return s;
     reused++;
-    return old.service as S;
+    return old as S;
   };
   const http = result.state.http.map(pick);
   const tcp = result.state.tcp.map(pick);
