@@ -1,10 +1,10 @@
 import path from 'node:path';
-import { Etcd3 } from 'etcd3';
 import { getFromUnixSocket, startAdminServer, type AdminServer } from './admin/server.js';
 import { readServerStats } from './admin/haproxy-stats.js';
 import { ApplyRetry } from './apply-retry.js';
 import type { Config } from './config.js';
 import { Controller } from './controller.js';
+import { EtcdClient } from './etcd/client.js';
 import { ConfigApplier } from './haproxy/apply.js';
 import { HaproxyProcess } from './haproxy/process.js';
 import type { Logger } from './log.js';
@@ -26,8 +26,7 @@ export interface Edgelb {
   readonly controller: Controller;
   readonly haproxy: HaproxyProcess;
   readonly source: EtcdSource;
-  /** Undefined unless KONTENA_LB_ACME_EMAIL is set. */
-  readonly acme: AcmeManager | undefined;
+  readonly etcd: EtcdClient;
   /** /healthz, /status and /metrics on KONTENA_LB_ADMIN_PORT. */
   readonly admin: AdminServer;
   readonly configFile: string;
@@ -120,27 +119,33 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
     onApplyFailed: (error) => applyRetry.failed(error),
     logger: logger.child({ component: 'controller' }),
   });
-  const client = new Etcd3({
-    hosts: [...config.etcdEndpoints],
-    dialTimeout: 3000,
-    // gRPC's own reconnect backoff grows to 120 s: after a long etcd outage edgelb would notice
-    // etcd is back minutes late. Keep it within EtcdSource's own 5 s cap.
-    grpcOptions: { 'grpc.initial_reconnect_backoff_ms': 100, 'grpc.max_reconnect_backoff_ms': 5000 },
-  });
-  const acme = config.acme && new AcmeManager({
-    client,
-    prefix: config.etcdPath,
-    logger: logger.child({ component: 'acme' }),
-    email: config.acme.email,
-    directoryUrl: config.acme.directoryUrl,
-    directoryCa: config.acme.directoryCa,
-    envDomains: config.acme.domains,
-    renewDays: config.acme.renewDays,
-    checkIntervalMs: config.acme.checkIntervalMs,
-    leaderTtlSeconds: config.acme.leaderTtlSeconds,
-    vaultKey: config.vaultKey,
-    httpPort: config.httpPort,
-  });
+  const client = new EtcdClient(config.etcd);
+  // ACME writes to etcd (its state, the leader key): it starts once the API in use is known,
+  // which with ETCD_API=auto and an empty prefix is when the platform first writes.
+  let acme: AcmeManager | undefined;
+  let stopping = false;
+  const acmeSettings = config.acme;
+  if (acmeSettings) {
+    void client.whenDecided().then((store) => {
+      if (stopping) return;
+      acme = new AcmeManager({
+        store,
+        prefix: config.etcdPath,
+        logger: logger.child({ component: 'acme' }),
+        email: acmeSettings.email,
+        directoryUrl: acmeSettings.directoryUrl,
+        directoryCa: acmeSettings.directoryCa,
+        envDomains: acmeSettings.domains,
+        renewDays: acmeSettings.renewDays,
+        checkIntervalMs: acmeSettings.checkIntervalMs,
+        leaderTtlSeconds: acmeSettings.leaderTtlSeconds,
+        vaultKey: config.vaultKey,
+        httpPort: config.httpPort,
+      });
+      if (latestSnapshot) acme.offer(latestSnapshot);
+      acme.start();
+    });
+  }
   const source = new EtcdSource({
     client,
     prefix: config.etcdPath,
@@ -151,7 +156,6 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
       acme?.offer(snapshot);
     },
   });
-  acme?.start();
   const admin = startAdminServer({
     port: config.adminPort,
     host: config.adminBind,
@@ -180,12 +184,13 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
     controller,
     haproxy,
     source,
-    acme,
+    etcd: client,
     admin,
     configFile: paths.configFile,
     resync: () => source.resync(),
     async stop(options = {}) {
       // First: interrupts orders (deleting their challenge tokens) and resigns, so another replica takes over at once.
+      stopping = true;
       await acme?.stop();
       await admin.close();
       controller.stop();

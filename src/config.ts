@@ -1,13 +1,17 @@
 import { accessSync, constants, mkdirSync, readFileSync, statSync, chmodSync } from 'node:fs';
 import { isIP } from 'node:net';
 import path from 'node:path';
+import { ConfigError } from './config-error.js';
+import type { EtcdConnection } from './etcd/connection.js';
+import { etcdConnection } from './etcd/connection-settings.js';
 import { parseSettingLines, EntryError } from './model/values.js';
 import { splitDomainList } from './tls/acme-domains.js';
 import { LETS_ENCRYPT_PRODUCTION } from './tls/acme-state.js';
 
 /** Everything edgelb needs to know, validated once and frozen; passed down, never read globally. */
 export interface Config {
-  readonly etcdEndpoints: readonly string[];
+  /** How to reach etcd (endpoints, API, TLS, credentials): secrets inside, never logged whole. */
+  readonly etcd: EtcdConnection;
   readonly etcdPath: string;
   readonly httpPort: number;
   readonly httpsPort: number;
@@ -71,15 +75,20 @@ export function locateExecutable(bin: string, searchPath: string): string | unde
   });
 }
 
-/** A setting that cannot work; the message is the one line the operator sees. */
-export class ConfigError extends Error {}
+export { ConfigError } from './config-error.js';
 
 /** Settings by their environment name; CLI flags are mapped onto the same names before validation. */
 export type SettingsInput = Readonly<Record<string, string | undefined>>;
 
 export const SETTINGS = [
-  { env: 'ETCD_ENDPOINTS', flag: 'etcd-endpoints', help: 'comma-separated etcd v3 URLs', default: 'http://127.0.0.1:2379' },
-  { env: 'ETCD_NODE', flag: 'etcd-node', help: 'an etcd host name, port 2379 (used when ETCD_ENDPOINTS is not set)' },
+  { env: 'ETCD_ENDPOINTS', flag: 'etcd-endpoints', help: 'comma-separated etcd URLs (every member of the cluster); in a container without it or ETCD_NODE: the default gateway, port 2379', default: 'http://127.0.0.1:2379' },
+  { env: 'ETCD_NODE', flag: 'etcd-node', help: 'an etcd host or host:port, port 2379 when not given (used when ETCD_ENDPOINTS is not set)' },
+  { env: 'ETCD_API', flag: 'etcd-api', help: 'auto, v3 or v2: the etcd API the platform writes the service links with (auto: what the server and the prefix show)', default: 'auto' },
+  { env: 'ETCD_CA_FILE', flag: 'etcd-ca-file', help: 'PEM file of the CA certificates that sign the etcd members\' certificates (https endpoints)' },
+  { env: 'ETCD_CERT_FILE', flag: 'etcd-cert-file', help: 'PEM client certificate for etcd\'s client-certificate authentication (with ETCD_KEY_FILE)' },
+  { env: 'ETCD_KEY_FILE', flag: 'etcd-key-file', help: 'PEM private key of ETCD_CERT_FILE' },
+  { env: 'ETCD_USERNAME', flag: 'etcd-username', help: 'etcd user (RBAC); the password comes from ETCD_PASSWORD or ETCD_PASSWORD_FILE' },
+  { env: 'ETCD_PASSWORD_FILE', flag: 'etcd-password-file', help: 'a file holding the etcd user\'s password (a mounted secret); ETCD_PASSWORD is the environment-only alternative' },
   { env: 'ETCD_PATH', flag: 'etcd-path', help: 'the load balancer\'s etcd prefix', default: '/kontena/haproxy/<lb-name>' },
   { env: 'KONTENA_STACK_NAME', flag: 'stack-name', help: 'stack of the load balancer service (part of lb-name)' },
   { env: 'KONTENA_SERVICE_NAME', flag: 'service-name', help: 'name of the load balancer service (part of lb-name)' },
@@ -112,7 +121,15 @@ export const SETTINGS = [
   { env: 'LOG_LEVEL', flag: 'log-level', help: 'trace, debug, info, warn, error', default: 'info' },
 ] as const;
 
-export function loadConfig(input: SettingsInput, options: { checkFilesystem?: boolean } = {}): Config {
+/** What main.ts found about where edgelb runs: inside a container, the etcd a platform runs is at the default gateway. */
+export interface PlatformFacts {
+  readonly inContainer: boolean;
+  readonly defaultGateway: string | undefined;
+}
+
+const NO_PLATFORM: PlatformFacts = { inContainer: false, defaultGateway: undefined };
+
+export function loadConfig(input: SettingsInput, options: { checkFilesystem?: boolean; platform?: PlatformFacts } = {}): Config {
   const get = (name: string) => {
     const value = input[name]?.trim();
     return value === undefined || value === '' ? undefined : value;
@@ -125,7 +142,7 @@ export function loadConfig(input: SettingsInput, options: { checkFilesystem?: bo
   const stateDir = path.resolve(get('KONTENA_LB_STATE_DIR') ?? '/var/lib/edgelb');
   const haproxyBin = get('KONTENA_LB_HAPROXY_BIN') ?? 'haproxy';
   const config: Config = {
-    etcdEndpoints: etcdEndpoints(get('ETCD_ENDPOINTS'), get('ETCD_NODE')),
+    etcd: etcdConnection(get, input.ETCD_PASSWORD, options.platform ?? NO_PLATFORM),
     etcdPath: etcdPath(get('ETCD_PATH'), get('KONTENA_STACK_NAME'), get('KONTENA_SERVICE_NAME')),
     httpPort,
     httpsPort,
@@ -179,24 +196,6 @@ function bindAddress(raw: string): string {
     throw new ConfigError(`KONTENA_LB_ADMIN_BIND must be an IP address such as 127.0.0.1 or 0.0.0.0, got ${JSON.stringify(raw)}`);
   }
   return raw;
-}
-
-function etcdEndpoints(endpoints: string | undefined, node: string | undefined): string[] {
-  const list = endpoints
-    ? endpoints.split(',').map((e) => e.trim()).filter(Boolean)
-    : [node ? `http://${node}:2379` : 'http://127.0.0.1:2379'];
-  for (const url of list) {
-    let parsed: URL;
-    try {
-      parsed = new URL(url);
-    } catch {
-      throw new ConfigError(`ETCD_ENDPOINTS must be comma-separated URLs like http://127.0.0.1:2379, got ${JSON.stringify(url)}`);
-    }
-    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
-      throw new ConfigError(`ETCD_ENDPOINTS URLs must use http:// or https://, got ${JSON.stringify(url)}`);
-    }
-  }
-  return list;
 }
 
 function etcdPath(explicit: string | undefined, stack: string | undefined, service: string | undefined): string {

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { startEdgelb } from './app.js';
@@ -10,6 +10,8 @@ import type { CliDeps } from './cli/deps.js';
 import { createProgress } from './cli/progress.js';
 import { registerRenderCommand } from './cli/render.js';
 import { registerStatusCommand } from './cli/status.js';
+import { describeConnection } from './etcd/connection.js';
+import { platformFacts } from './etcd/platform.js';
 import { createLogger } from './log.js';
 import { readEnvCerts } from './sources/env-certs.js';
 import { packageRoot } from './util/package-root.js';
@@ -31,6 +33,19 @@ function camel(flag: string): string {
   return flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 }
 
+/** Inside a container the platform's etcd is at the default gateway (as with the Kontena image). */
+const platform = platformFacts({
+  exists: existsSync,
+  readFile: (file) => {
+    try {
+      return readFileSync(file, 'utf8');
+    } catch {
+      return undefined;
+    }
+  },
+  env: process.env,
+});
+
 function fail(message: string, code = 2): never {
   process.stderr.write(`edgelb: ${message}\n`);
   process.exit(code);
@@ -49,13 +64,19 @@ for (const setting of SETTINGS) {
 run.action(async (flags: Record<string, string | undefined>) => {
   let config;
   try {
-    config = loadConfig(settingsFrom(flags));
+    config = loadConfig(settingsFrom(flags), { platform });
   } catch (error) {
     if (error instanceof ConfigError) fail(error.message);
     throw error;
   }
   const logger = createLogger(config.logLevel, process.stdout.isTTY === true);
-  logger.info({ version, etcd: config.etcdEndpoints, path: config.etcdPath, stateDir: config.stateDir }, 'edgelb starting');
+  logger.info({ version, etcd: describeConnection(config.etcd), path: config.etcdPath, stateDir: config.stateDir }, 'edgelb starting');
+  if (config.etcd.endpointsFrom === 'default gateway') {
+    logger.info({ endpoint: config.etcd.endpoints[0] }, 'neither ETCD_ENDPOINTS nor ETCD_NODE is set: using etcd on the container\'s default gateway, as the Kontena load balancer did');
+  }
+  if (config.etcd.auth && config.etcd.endpoints.some((url) => url.startsWith('http://'))) {
+    logger.warn({ endpoints: config.etcd.endpoints }, 'the etcd password travels unencrypted over http:// endpoints: use https:// (with ETCD_CA_FILE)');
+  }
   const edgelb = startEdgelb(config, logger, { envCerts: readEnvCerts(process.env), envChallenges: process.env });
 
   let stopping = false;
@@ -85,7 +106,7 @@ const cliDeps: CliDeps = {
     // Without etcd (--from-file, status) the load balancer's name does not matter.
     const named = needsEtcd || input.ETCD_PATH || input.KONTENA_SERVICE_NAME ? input : { ...input, ETCD_PATH: '/' };
     try {
-      return loadConfig(named, { checkFilesystem: false });
+      return loadConfig(named, { checkFilesystem: false, platform });
     } catch (error) {
       if (error instanceof ConfigError) fail(error.message);
       throw error;
@@ -107,8 +128,8 @@ registerStatusCommand(program, cliDeps);
 registerCertCommands(program, {
   loadSettings: (flags) => {
     try {
-      const config = loadConfig(settingsFrom(flags), { checkFilesystem: false });
-      return { etcdEndpoints: config.etcdEndpoints, etcdPath: config.etcdPath, vaultKey: config.vaultKey, env: process.env, certsDir: config.certsDir };
+      const config = loadConfig(settingsFrom(flags), { checkFilesystem: false, platform });
+      return { etcd: config.etcd, etcdPath: config.etcdPath, vaultKey: config.vaultKey, env: process.env, certsDir: config.certsDir };
     } catch (error) {
       if (error instanceof ConfigError) fail(error.message);
       throw error;

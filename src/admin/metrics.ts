@@ -29,7 +29,12 @@ export function renderControllerMetrics(inputs: Omit<AdminInputs, 'serverStats'>
   family('edgelb_last_apply_duration_seconds', 'gauge', 'How long the last apply took.', last ? [[{}, last.durationMs / 1000]] : []);
   family('edgelb_last_apply_timestamp_seconds', 'gauge', 'When the last apply finished (Unix time).', last ? [[{}, Date.parse(last.at) / 1000]] : []);
   family('edgelb_last_apply_success', 'gauge', '1 when the last apply succeeded, 0 when it failed.', last ? [[{}, last.action === 'failed' ? 0 : 1]] : []);
-  family('edgelb_etcd_connected', 'gauge', '1 while the etcd watch is established.', [[{}, inputs.etcd.connected ? 1 : 0]]);
+  const etcd = inputs.etcd.status();
+  family('edgelb_etcd_connected', 'gauge', '1 while the etcd watch is established.', [[{}, etcd.connected ? 1 : 0]]);
+  family('edgelb_etcd_api', 'gauge', 'The etcd API the load balancer\'s keys are read with (1 for the one in use; both while ETCD_API=auto waits for the first write).',
+    (etcd.api ? [etcd.api] : ['v3', 'v2']).map((api) => [{ api }, 1]));
+  family('edgelb_etcd_failure', 'gauge', '1 while reading etcd keeps failing, by cause (auth, permission and tls need an operator).',
+    etcd.failure ? [[{ code: etcd.failure.code }, 1]] : []);
   family('edgelb_haproxy_running', 'gauge', '1 while the HAProxy master runs.', [[{}, inputs.haproxy.running ? 1 : 0]]);
   family('edgelb_haproxy_restarts_total', 'counter', 'Times HAProxy died and the supervisor started it again.', [[{}, inputs.haproxy.restartCount]]);
   const state = status.state;

@@ -1,4 +1,6 @@
 import type { ApplyRecord, ControllerStatus } from '../controller.js';
+import { FAILURE_HINTS, isConfigurationFailure } from '../etcd/errors.js';
+import type { EtcdSourceStatus } from '../sources/etcd.js';
 import type { Rejection } from '../model/types.js';
 import { buildHeadView, httpBackendName, tcpProxyName, type RenderSettings } from '../render/view.js';
 import type { ServerStat } from './haproxy-stats.js';
@@ -9,7 +11,7 @@ export interface AdminInputs {
   readonly etcdPrefix: string;
   readonly controller: { status(): ControllerStatus };
   readonly haproxy: { readonly running: boolean; readonly pid: number | undefined; readonly restartCount: number };
-  readonly etcd: { readonly connected: boolean };
+  readonly etcd: { status(): EtcdSourceStatus };
   /** For the route order: the same view the template is rendered from. */
   readonly renderSettings: RenderSettings;
   /** Per-server health from HAProxy's runtime API; rejects when HAProxy cannot be asked. */
@@ -60,7 +62,7 @@ export interface StatusReport {
   readonly time: string;
   readonly health: HealthReport;
   readonly haproxy: { readonly running: boolean; readonly pid: number | null; readonly restarts: number; readonly statsError: string | null };
-  readonly etcd: { readonly connected: boolean; readonly prefix: string; readonly revision: string | null };
+  readonly etcd: EtcdReport;
   readonly lastApply: ApplyRecord | null;
   readonly counters: ControllerStatus['counters'];
   readonly services: readonly ServiceReport[];
@@ -70,6 +72,18 @@ export interface StatusReport {
   readonly excluded: readonly { service: string; reason: string }[];
   readonly certificatesRejected: readonly { source: string; reason: string }[];
   readonly certificateWarnings: readonly string[];
+}
+
+export interface EtcdReport {
+  readonly connected: boolean;
+  readonly prefix: string;
+  readonly revision: string | null;
+  /** v3 or v2; null while ETCD_API=auto watches both keyspaces. */
+  readonly api: string | null;
+  readonly apiReason: string | null;
+  readonly endpoints: readonly string[];
+  /** While reading or watching keeps failing: a stable code and one line (never a secret). */
+  readonly error: { readonly code: string; readonly message: string } | null;
 }
 
 export interface HealthReport {
@@ -82,8 +96,14 @@ export interface HealthReport {
  * Healthy means HAProxy serves a validated config: the latest one, or the last good one after a
  * failed apply (then "degraded", still 200: restarting the load balancer would not fix an entry).
  */
-export function healthOf(inputs: Pick<AdminInputs, 'controller' | 'haproxy'>): HealthReport {
+export function healthOf(inputs: Pick<AdminInputs, 'controller' | 'haproxy' | 'etcd'>): HealthReport {
   const last = inputs.controller.status().lastApply;
+  // Refused credentials or certificates will not fix themselves: an operator must act, so the
+  // probe fails (HAProxy keeps serving what it has meanwhile).
+  const etcdFailure = inputs.etcd.status().failure;
+  if (etcdFailure && isConfigurationFailure(etcdFailure)) {
+    return { status: 'unavailable', reason: `${FAILURE_HINTS[etcdFailure.code]}: ${etcdFailure.message}` };
+  }
   if (!inputs.haproxy.running) {
     const why = last?.action === 'failed' ? `the last apply failed: ${last.error ?? 'unknown error'}` : 'no config applied yet';
     return { status: 'unavailable', reason: `HAProxy is not running (${why})` };
@@ -147,7 +167,7 @@ export async function buildStatus(inputs: AdminInputs): Promise<StatusReport> {
     time: now.toISOString(),
     health: healthOf(inputs),
     haproxy: { running: inputs.haproxy.running, pid: inputs.haproxy.pid ?? null, restarts: inputs.haproxy.restartCount, statsError },
-    etcd: { connected: inputs.etcd.connected, prefix: inputs.etcdPrefix, revision: status.revision ?? null },
+    etcd: etcdReport(inputs, status.revision ?? null),
     lastApply: status.lastApply ?? null,
     counters: status.counters,
     services,
@@ -166,6 +186,19 @@ export async function buildStatus(inputs: AdminInputs): Promise<StatusReport> {
     excluded: status.excluded,
     certificatesRejected: status.certs.rejected,
     certificateWarnings: status.certs.warnings,
+  };
+}
+
+function etcdReport(inputs: AdminInputs, revision: string | null): EtcdReport {
+  const etcd = inputs.etcd.status();
+  return {
+    connected: etcd.connected,
+    prefix: inputs.etcdPrefix,
+    revision,
+    api: etcd.api ?? null,
+    apiReason: etcd.apiReason ?? null,
+    endpoints: etcd.endpoints,
+    error: etcd.failure ? { code: etcd.failure.code, message: etcd.failure.message } : null,
   };
 }
 

@@ -1,25 +1,22 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { Etcd3 } from 'etcd3';
+import type { EtcdConnection } from '../etcd/connection.js';
+import type { KvStore } from '../etcd/store.js';
 import { certsFromFiles, readCertsDir } from '../sources/certs-dir.js';
 import { readEnvCerts } from '../sources/env-certs.js';
 import { BundleError, isExpired, parseBundle, type CertBundle, type CertSource } from '../tls/bundle.js';
 import { LEADER_KEY, parseState, STATE_DIR, type AcmeDomainState } from '../tls/acme-state.js';
 import { decryptBundle, encryptBundle, isEncrypted, isValidVaultName, VaultError } from '../tls/vault.js';
+import { SETTINGS } from '../config.js';
+import { withStore } from './etcd-access.js';
 import { layoutTable } from './table.js';
 
-/** The flags `cert import` and `cert list` take to find etcd (camelCase, as commander names them). */
-export interface CertCliFlags {
-  readonly etcdEndpoints?: string;
-  readonly etcdNode?: string;
-  readonly etcdPath?: string;
-  readonly stackName?: string;
-  readonly serviceName?: string;
-}
+/** The flags `cert import` and `cert list` take to find etcd (camelCase, as commander names them): see CONNECTION_SETTINGS. */
+export type CertCliFlags = Readonly<Record<string, unknown>>;
 
 export interface CertCliSettings {
-  readonly etcdEndpoints: readonly string[];
+  readonly etcd: EtcdConnection;
   readonly etcdPath: string;
   readonly vaultKey: string | undefined;
   /** When given, `cert list` also shows the certificates SSL_CERTS / SSL_CERT_<name> hold. */
@@ -54,13 +51,8 @@ export interface CertListRow {
   readonly acme?: AcmeDomainState;
 }
 
-const CONNECTION_FLAGS: [string, string][] = [
-  ['--etcd-endpoints <urls>', 'comma-separated etcd v3 URLs [env ETCD_ENDPOINTS]'],
-  ['--etcd-node <host>', 'an etcd host name, port 2379 [env ETCD_NODE]'],
-  ['--etcd-path <path>', 'the load balancer\'s etcd prefix [env ETCD_PATH]'],
-  ['--stack-name <name>', 'stack of the load balancer service [env KONTENA_STACK_NAME]'],
-  ['--service-name <name>', 'name of the load balancer service [env KONTENA_SERVICE_NAME]'],
-];
+/** The `edgelb run` settings that say which etcd and which prefix: every ETCD_* setting and the load balancer's name. */
+const CONNECTION_SETTINGS = SETTINGS.filter((s) => s.env.startsWith('ETCD_') || s.env === 'KONTENA_STACK_NAME' || s.env === 'KONTENA_SERVICE_NAME');
 
 const VAULT_HELP = `
 The vault is <etcd path>/certs/<name> in etcd. When KONTENA_LB_VAULT_KEY is set (in the
@@ -113,7 +105,7 @@ ${VAULT_HELP}`);
 }
 
 function addEtcdFlags(command: Command): void {
-  for (const [flags, help] of CONNECTION_FLAGS) command.option(flags, help);
+  for (const setting of CONNECTION_SETTINGS) command.option(`--${setting.flag} <value>`, `${setting.help} [env ${setting.env}]`);
 }
 
 async function importCert(
@@ -147,10 +139,10 @@ async function importCert(
   const settings = loadSettings(flags, deps);
   const key = `${settings.etcdPath}/certs/${name}`;
   const value = settings.vaultKey ? encryptBundle(bundle.pem, settings.vaultKey) : bundle.pem;
-  const replaced = await withEtcd(settings, deps, async (client) => {
-    const previous = await client.get(key).string();
-    await client.put(key).value(value);
-    return previous !== null;
+  const replaced = await withEtcd(settings, deps, true, async (store) => {
+    const previous = await store.get(key);
+    await store.put(key, value);
+    return previous !== undefined;
   });
   deps.out(`${replaced ? 'replaced' : 'imported'} ${key}: ${bundle.names.join(', ')}, expires ${bundle.notAfter.toISOString()}, ` +
     (settings.vaultKey ? 'encrypted' : 'NOT encrypted (KONTENA_LB_VAULT_KEY is not set)'));
@@ -166,10 +158,10 @@ async function listCerts(flags: CertCliFlags & { json?: boolean }, deps: CertCom
   const settings = loadSettings(flags, deps);
   const prefix = `${settings.etcdPath}/certs/`;
   const statePrefix = `${settings.etcdPath}/${STATE_DIR}`;
-  const [stored, storedStates, leader] = await withEtcd(settings, deps, (client) => Promise.all([
-    client.getAll().prefix(prefix).strings(),
-    client.getAll().prefix(statePrefix).strings(),
-    client.get(`${settings.etcdPath}/${LEADER_KEY}`).string(),
+  const [stored, storedStates, leader] = await withEtcd(settings, deps, false, (store) => Promise.all([
+    listUnder(store, prefix),
+    listUnder(store, statePrefix),
+    store.get(`${settings.etcdPath}/${LEADER_KEY}`),
   ]));
   const acmeStates = new Map<string, AcmeDomainState>();
   for (const [key, value] of Object.entries(storedStates)) {
@@ -305,13 +297,7 @@ function table(rows: readonly CertListRow[]): string[] {
 
 
 function loadSettings(flags: CertCliFlags, deps: CertCommandDeps): CertCliSettings {
-  const etcdFlags: CertCliFlags = {
-    etcdEndpoints: flags.etcdEndpoints,
-    etcdNode: flags.etcdNode,
-    etcdPath: flags.etcdPath,
-    stackName: flags.stackName,
-    serviceName: flags.serviceName,
-  };
+  const etcdFlags: CertCliFlags = Object.fromEntries(CONNECTION_SETTINGS.map((s) => [camelCase(s.flag), flags[camelCase(s.flag)]]));
   try {
     return deps.loadSettings(etcdFlags);
   } catch (error) {
@@ -319,29 +305,19 @@ function loadSettings(flags: CertCliFlags, deps: CertCommandDeps): CertCliSettin
   }
 }
 
-/** Runs `work` with a client, closed afterwards; any failure to reach etcd becomes one line via deps.fail. */
-async function withEtcd<T>(settings: CertCliSettings, deps: CertCommandDeps, work: (client: Etcd3) => Promise<T>): Promise<T> {
-  const endpoints = settings.etcdEndpoints.join(',');
-  const client = new Etcd3({ hosts: [...settings.etcdEndpoints], dialTimeout: 3000 });
-  const timeoutMs = deps.etcdTimeoutMs ?? 10_000;
-  let timer: NodeJS.Timeout | undefined;
-  let result: T;
-  try {
-    result = await Promise.race([
-      work(client),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs / 1000} s`)), timeoutMs);
-      }),
-    ]);
-  } catch (error) {
-    deps.fail(`cannot reach etcd at ${endpoints}: ${oneLine((error as Error).message)}`);
-  } finally {
-    clearTimeout(timer);
-    client.close();
-  }
-  return result;
+/** Runs `work` on the load balancer's keyspace; any failure to reach etcd becomes one line via deps.fail. */
+function withEtcd<T>(settings: CertCliSettings, deps: CertCommandDeps, forWriting: boolean, work: (store: KvStore) => Promise<T>): Promise<T> {
+  return withStore(settings.etcd, {
+    prefix: settings.etcdPath, forWriting, timeoutMs: deps.etcdTimeoutMs ?? 10_000, fail: deps.fail, failure: 'cannot reach etcd',
+  }, work);
 }
 
-function oneLine(message: string): string {
-  return message.split('\n')[0]!.replace(/\s*Resolution note:\s*$/, '').trim();
+/** Every key under `dir` (ending in '/') as full key → value, as one read. */
+async function listUnder(store: KvStore, dir: string): Promise<Record<string, string>> {
+  const listed = await store.list(dir.replace(/\/$/, ''));
+  return Object.fromEntries([...listed.entries].map(([key, value]) => [`${dir}${key}`, value]));
+}
+
+function camelCase(flag: string): string {
+  return flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 }

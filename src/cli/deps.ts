@@ -1,8 +1,8 @@
 import { Option, type Command } from 'commander';
-import { Etcd3 } from 'etcd3';
 import { SETTINGS, type Config } from '../config.js';
 import type { Entries } from '../model/types.js';
 import { EntriesFileError, readEntriesFile } from './entries-file.js';
+import { withStore } from './etcd-access.js';
 import { count, type Progress } from './progress.js';
 
 /** What main.ts hands the render, check and status commands: it alone reads process.env and exits. */
@@ -50,27 +50,15 @@ export async function readEntries(config: Config, fromFile: string | undefined, 
     }), (e) => `${count(e.size)} keys`);
     return { entries, description: fromFile };
   }
-  const endpoints = config.etcdEndpoints.join(',');
-  const client = new Etcd3({ hosts: [...config.etcdEndpoints], dialTimeout: 3000 });
-  const timeoutMs = deps.etcdTimeoutMs ?? 10_000;
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await deps.progress.step(`reading ${config.etcdPath}/ from etcd`, async () => {
-      const listed = await Promise.race([
-        client.getAll().prefix(`${config.etcdPath}/`).exec(),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs / 1000} s`)), timeoutMs);
-        }),
-      ]);
-      const start = config.etcdPath.length + 1;
-      const entries = new Map((listed.kvs ?? []).map((kv) => [kv.key.toString('utf8').slice(start), kv.value.toString('utf8')]));
-      return { entries, description: `etcd ${endpoints} ${config.etcdPath}/ at revision ${listed.header.revision}` };
-    }, (source) => `${count(source.entries.size)} keys`);
-  } catch (error) {
-    const message = (error as Error).message.split('\n')[0]!.replace(/\s*Resolution note:.*$/, '').trim();
-    deps.fail(`cannot read from etcd at ${endpoints}: ${message} (check ETCD_ENDPOINTS, or use --from-file)`);
-  } finally {
-    clearTimeout(timer);
-    client.close();
-  }
+  const endpoints = config.etcd.endpoints.join(',');
+  return deps.progress.step(`reading ${config.etcdPath}/ from etcd`, () => withStore(config.etcd, {
+    prefix: config.etcdPath,
+    forWriting: false,
+    timeoutMs: deps.etcdTimeoutMs ?? 10_000,
+    fail: (message) => deps.fail(message),
+    hint: 'check ETCD_ENDPOINTS, or use --from-file',
+  }, async (store) => {
+    const listed = await store.list(config.etcdPath);
+    return { entries: listed.entries, description: `etcd ${endpoints} (${store.api}) ${config.etcdPath}/ at revision ${listed.revision}` };
+  }), (source) => `${count(source.entries.size)} keys`);
 }

@@ -68,7 +68,10 @@ export function formatStatus(report: StatusReport, url: string): string[] {
   const health = report.health.status === 'ok' ? 'healthy' : `${report.health.status.toUpperCase()}: ${report.health.reason}`;
   lines.push(`edgelb ${report.version} (${url}): ${health}`);
   lines.push(`HAProxy:    ${report.haproxy.running ? `running, pid ${report.haproxy.pid}` : 'NOT RUNNING'}, ${report.haproxy.restarts} restarts${report.haproxy.statsError ? ` (health unknown: ${report.haproxy.statsError})` : ''}`);
-  lines.push(`etcd:       ${report.etcd.connected ? 'watching' : 'NOT CONNECTED'} ${report.etcd.prefix}/, applied revision ${report.etcd.revision ?? '-'}`);
+  const etcd = report.etcd;
+  const api = etcd.api ? `etcd ${etcd.api} API` : 'both etcd APIs (auto: waiting for the first write)';
+  lines.push(`etcd:       ${etcd.connected ? 'watching' : 'NOT CONNECTED'} ${etcd.prefix}/ through the ${api} at ${etcd.endpoints.join(',')}, applied revision ${etcd.revision ?? '-'}`);
+  if (etcd.error) lines.push(`            ${etcd.error.code}: ${etcd.error.message}`);
   const last = report.lastApply;
   lines.push(`last apply: ${last ? `${last.action} at ${last.at} in ${last.durationMs} ms (revision ${last.revision})${last.error ? `: ${last.error}` : ''}` : 'none yet'}`);
   const c = report.counters;

@@ -1,4 +1,6 @@
-import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
+import type { EtcdClient } from '../etcd/client.js';
+import { EtcdFailure, FAILURE_HINTS, isConfigurationFailure } from '../etcd/errors.js';
+import type { EtcdApi, KvChange, KvStore, KvWatch } from '../etcd/store.js';
 import type { Logger } from '../log.js';
 import type { Entries } from '../model/types.js';
 
@@ -14,27 +16,37 @@ export interface Snapshot {
 }
 
 export interface EtcdSourceOptions {
-  readonly client: Etcd3;
+  readonly client: EtcdClient;
   /** The load balancer's etcd path, without a trailing slash. */
   readonly prefix: string;
   readonly logger: Logger;
   readonly onSnapshot: (snapshot: Snapshot) => void;
-  readonly onConnectionChange?: (connected: boolean) => void;
   readonly maxBackoffMs?: number;
+}
+
+/** The etcd connection as the admin port shows it. */
+export interface EtcdSourceStatus {
+  readonly connected: boolean;
+  /** The API in use; undefined while ETCD_API=auto watches both keyspaces. */
+  readonly api: EtcdApi | undefined;
+  readonly apiReason: string | undefined;
+  readonly endpoints: readonly string[];
+  /** Why the last attempt failed, while it keeps failing. */
+  readonly failure: EtcdFailure | undefined;
 }
 
 /**
  * Reads the load balancer's keys once, then watches them from the next revision: never polls.
  * Every change is emitted as a full snapshot (Traefik's provider model), so consumers never
- * apply deltas. When the watch is lost (etcd restarted, compacted past our revision, network
- * gone) the source starts over with a fresh read, which is always correct: a compacted or
- * wiped history cannot be resumed, and a fresh read costs one range request.
+ * apply deltas. A dropped connection is resumed by the watch itself (from any member); when the
+ * watch cannot resume (history compacted, credentials refused) the source starts over with a
+ * fresh read, which is always correct. The same for the v3 and the v2 API; with ETCD_API=auto
+ * and an empty prefix, both keyspaces are watched until the platform writes to one of them.
  */
 export class EtcdSource {
-  private readonly keyPrefix: string;
   private entries = new Map<string, string>();
   private revision = '0';
-  private watcher: Watcher | undefined;
+  private watches: KvWatch[] = [];
   private stopped = false;
   private restartTimer: NodeJS.Timeout | undefined;
   private failures = 0;
@@ -42,10 +54,9 @@ export class EtcdSource {
   /** Snapshots handed out so far; only the newest may still be read lazily. */
   private emitted = 0;
   private watching = false;
+  private lastFailure: EtcdFailure | undefined;
 
-  constructor(private readonly options: EtcdSourceOptions) {
-    this.keyPrefix = `${options.prefix}/`;
-  }
+  constructor(private readonly options: EtcdSourceOptions) {}
 
   start(): void {
     void this.connect();
@@ -56,11 +67,22 @@ export class EtcdSource {
     return this.watching;
   }
 
+  status(): EtcdSourceStatus {
+    const { client } = this.options;
+    return {
+      connected: this.watching,
+      api: client.api,
+      apiReason: client.reason,
+      endpoints: client.connection.endpoints,
+      failure: this.lastFailure,
+    };
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
     this.watching = false;
     clearTimeout(this.restartTimer);
-    await this.dropWatcher();
+    await this.dropWatches();
   }
 
   /** Forces a fresh read of every key, as after SIGHUP. */
@@ -70,60 +92,139 @@ export class EtcdSource {
 
   private async connect(): Promise<void> {
     const generation = ++this.generation;
-    const { client, logger } = this.options;
+    const { client, prefix, logger } = this.options;
+    const current = () => !this.stopped && generation === this.generation;
     try {
-      const listed = await client.getAll().prefix(this.keyPrefix).exec();
-      if (this.stopped || generation !== this.generation) return;
-      this.entries = new Map((listed.kvs ?? []).map((kv) => [this.relative(kv), kv.value.toString('utf8')]));
-      this.revision = String(listed.header.revision);
-      this.emit();
-
-      const watcher = await client.watch().prefix(this.keyPrefix).startRevision(nextRevision(this.revision)).create();
-      if (this.stopped || generation !== this.generation) {
-        await watcher.cancel();
+      const decision = await client.choose(prefix);
+      if (!current()) return;
+      if (decision.api === undefined) {
+        await this.watchBoth(generation);
         return;
       }
-      this.watcher = watcher;
-      this.failures = 0;
-      this.watching = true;
-      this.options.onConnectionChange?.(true);
-      logger.info({ prefix: this.options.prefix, revision: this.revision, keys: this.entries.size }, 'watching etcd');
-
-      watcher.on('data', (response) => {
-        for (const event of response.events) {
-          const key = this.relative(event.kv);
-          if (event.type === 'Put') this.entries.set(key, event.kv.value.toString('utf8'));
-          else this.entries.delete(key);
-        }
-        this.revision = String(response.header.revision);
-        if (response.events.length > 0) this.emit();
+      if ('warning' in decision && decision.warning) logger.warn({ prefix, api: decision.api }, decision.warning);
+      const store = client.store(decision.api);
+      const listed = await store.list(prefix);
+      if (!current()) return;
+      this.entries = listed.entries;
+      this.revision = listed.revision;
+      this.emit();
+      const watch = await store.watch(prefix, this.revision, {
+        onChanges: (changes, revision) => this.onChanges(changes, revision),
+        onLost: (failure) => this.scheduleRestart(this.backoff(), failure),
+        onInterrupted: (failure) => this.interrupted(failure),
+        onConnected: () => this.reconnected(store),
       });
-      watcher.on('disconnected', (error: Error) => this.scheduleRestart(this.backoff(), `etcd watch lost: ${error.message}`));
-      watcher.on('error', (error: Error) => this.scheduleRestart(this.backoff(), `etcd watch cancelled: ${error.message}`));
+      if (!current()) {
+        await watch.cancel();
+        return;
+      }
+      this.watches = [watch];
+      this.established(store, decision.reason);
     } catch (error) {
-      if (this.stopped || generation !== this.generation) return;
-      this.scheduleRestart(this.backoff(), `cannot read from etcd: ${(error as Error).message}`);
+      if (!current()) return;
+      this.scheduleRestart(this.backoff(), asFailure(error));
     }
   }
 
-  private scheduleRestart(delayMs: number, reason: string): void {
+  /**
+   * ETCD_API=auto with nothing under the prefix in either keyspace: serve the empty set and watch
+   * both; the first write (a Kontena master makes the `services` directory when it links a
+   * service) decides the API for good, and the source starts over on it.
+   */
+  private async watchBoth(generation: number): Promise<void> {
+    const { client, prefix, logger } = this.options;
+    const stores = [client.store('v3'), client.store('v2')];
+    const [v3, v2] = await Promise.all(stores.map((store) => store.list(prefix)));
+    if (this.stopped || generation !== this.generation) return;
+    this.entries = new Map();
+    this.revision = v3!.revision;
+    this.emit();
+    const firstWrite = (store: KvStore) => () => {
+      if (this.stopped || generation !== this.generation || client.api) return;
+      client.decide(store.api, `the platform wrote to the prefix through the ${store.api} API first`);
+      logger.info({ prefix, api: store.api }, `etcd API decided: the platform writes with ${store.api}`);
+      this.generation++;
+      void this.dropWatches().then(() => this.connect());
+    };
+    const watches = await Promise.all(stores.map((store, i) => store.watch(prefix, [v3!, v2!][i]!.revision, {
+      onChanges: firstWrite(store),
+      onLost: (failure) => this.scheduleRestart(this.backoff(), failure),
+      onInterrupted: (failure) => this.interrupted(failure),
+    })));
+    if (this.stopped || generation !== this.generation) {
+      await Promise.all(watches.map((w) => w.cancel()));
+      return;
+    }
+    this.watches = watches;
+    this.failures = 0;
+    this.lastFailure = undefined;
+    this.watching = true;
+    logger.info({ prefix, api: 'undecided', endpoints: client.connection.endpoints }, 'watching etcd: both the v3 and the v2 keyspace, until the platform writes to one');
+  }
+
+  private onChanges(changes: readonly KvChange[], revision: string): void {
+    for (const change of changes) {
+      if (change.type === 'put') this.entries.set(change.key, change.value);
+      else if (change.dir) this.deleteDir(change.key);
+      else this.entries.delete(change.key);
+    }
+    this.revision = revision;
+    if (changes.length > 0) this.emit();
+  }
+
+  /** A v2 recursive delete (the platform unlinking a service): everything under `dir`. */
+  private deleteDir(dir: string): void {
+    if (dir === '') {
+      this.entries.clear();
+      return;
+    }
+    const under = `${dir}/`;
+    this.entries.delete(dir);
+    for (const key of [...this.entries.keys()]) if (key.startsWith(under)) this.entries.delete(key);
+  }
+
+  private established(store: KvStore, reason: string): void {
+    this.failures = 0;
+    this.lastFailure = undefined;
+    this.watching = true;
+    this.options.logger.info({
+      prefix: this.options.prefix, api: store.api, apiReason: reason, endpoints: store.endpoints, revision: this.revision, keys: this.entries.size,
+    }, 'watching etcd');
+  }
+
+  private interrupted(failure: EtcdFailure): void {
+    if (this.stopped || !this.watching) return;
+    this.watching = false;
+    this.lastFailure = failure;
+    this.options.logger.warn({ code: failure.code, err: failure.message, lastRevision: this.revision }, 'etcd watch lost; resuming from the last revision when a member answers');
+  }
+
+  private reconnected(store: KvStore): void {
+    if (this.stopped || this.watching) return;
+    this.watching = true;
+    this.lastFailure = undefined;
+    this.options.logger.info({ api: store.api, revision: this.revision }, 'etcd watch resumed');
+  }
+
+  private scheduleRestart(delayMs: number, why: EtcdFailure | string): void {
     if (this.stopped) return;
     this.generation++;
     this.watching = false;
-    this.options.onConnectionChange?.(false);
-    this.options.logger.warn({ retryInMs: delayMs, lastRevision: this.revision }, reason);
-    void this.dropWatcher();
+    const failure = typeof why === 'string' ? undefined : why;
+    this.lastFailure = failure;
+    const fields = { retryInMs: delayMs, lastRevision: this.revision, ...(failure ? { code: failure.code, err: failure.message } : {}) };
+    if (failure === undefined) this.options.logger.info(fields, why as string);
+    else if (isConfigurationFailure(failure)) this.options.logger.error(fields, FAILURE_HINTS[failure.code]);
+    else this.options.logger.warn(fields, failure.code === 'history-lost' ? FAILURE_HINTS['history-lost'] : `cannot read from etcd: ${failure.message}`);
+    void this.dropWatches();
     clearTimeout(this.restartTimer);
     this.restartTimer = setTimeout(() => void this.connect(), delayMs);
   }
 
-  private async dropWatcher(): Promise<void> {
-    const watcher = this.watcher;
-    this.watcher = undefined;
-    if (!watcher) return;
-    watcher.removeAllListeners();
-    watcher.on('error', () => undefined);
-    await watcher.cancel().catch(() => undefined);
+  private async dropWatches(): Promise<void> {
+    const watches = this.watches;
+    this.watches = [];
+    await Promise.all(watches.map((watch) => watch.cancel().catch(() => undefined)));
   }
 
   /** Capped exponential backoff: 100 ms, 200 ms, ... up to maxBackoffMs (default 5 s). */
@@ -150,12 +251,8 @@ export class EtcdSource {
     };
     this.options.onSnapshot(snapshot);
   }
-
-  private relative(kv: IKeyValue): string {
-    return kv.key.toString('utf8').slice(this.keyPrefix.length);
-  }
 }
 
-function nextRevision(revision: string): string {
-  return (BigInt(revision) + 1n).toString();
+function asFailure(error: unknown): EtcdFailure {
+  return error instanceof EtcdFailure ? error : new EtcdFailure('other', (error as Error).message, { cause: error });
 }

@@ -1,5 +1,5 @@
 import http from 'node:http';
-import type { Etcd3, Lease } from 'etcd3';
+import type { KvLease, KvStore } from '../etcd/store.js';
 import type { Logger } from '../log.js';
 import type { Entries } from '../model/types.js';
 import { CHALLENGE_DIR } from './acme-state.js';
@@ -8,7 +8,7 @@ export const REPLICA_DIR = 'acme/replicas/';
 export const ACK_DIR = 'acme/acks/';
 
 export interface ChallengeAcksOptions {
-  readonly client: Etcd3;
+  readonly store: KvStore;
   readonly prefix: string;
   /** This replica's id (the same as in the leader election). */
   readonly id: string;
@@ -32,7 +32,7 @@ export interface ChallengeAcksOptions {
  * leader deletes a token's acks together with the token.
  */
 export class ChallengeAcks {
-  private lease: Lease | undefined;
+  private lease: KvLease | undefined;
   private tokens = new Map<string, string>();
   private readonly checking = new Set<string>();
   private readonly acked = new Set<string>();
@@ -75,16 +75,16 @@ export class ChallengeAcks {
 
   private async register(): Promise<void> {
     if (this.stopped) return;
-    const { client, prefix, id, httpPort, ttlSeconds, logger } = this.options;
-    const lease = client.lease(ttlSeconds);
-    lease.on('lost', () => {
+    const { store, prefix, id, httpPort, ttlSeconds, logger } = this.options;
+    const lease = store.lease(ttlSeconds);
+    lease.onLost(() => {
       if (lease !== this.lease) return;
       this.lease = undefined;
       this.acked.clear(); // they went with the lease
       this.retryTimer = setTimeout(() => void this.register(), 500);
     });
     try {
-      await lease.put(`${prefix}/${REPLICA_DIR}${id}`).value(JSON.stringify({ httpPort }));
+      await lease.put(`${prefix}/${REPLICA_DIR}${id}`, JSON.stringify({ httpPort }));
       if (this.stopped) {
         await lease.revoke().catch(() => undefined);
         return;
@@ -107,7 +107,7 @@ export class ChallengeAcks {
         if (body?.trim() === keyAuthorization) {
           const lease = this.lease;
           if (!lease) return;
-          await lease.put(`${this.options.prefix}/${ACK_DIR}${token}/${this.options.id}`).value(String(Date.now()));
+          await lease.put(`${this.options.prefix}/${ACK_DIR}${token}/${this.options.id}`, String(Date.now()));
           this.acked.add(token);
           this.options.logger.debug({ token, afterMs: Date.now() - started }, 'ACME challenge served by this replica');
           return;

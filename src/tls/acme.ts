@@ -1,7 +1,7 @@
 import { randomBytes, X509Certificate } from 'node:crypto';
 import os from 'node:os';
 import acme from 'acme-client';
-import type { DeleteBuilder, Etcd3, PutBuilder } from 'etcd3';
+import type { KvOp, KvStore } from '../etcd/store.js';
 import type { Logger } from '../log.js';
 import { parseEntries } from '../model/parse.js';
 import type { Entries } from '../model/types.js';
@@ -21,7 +21,8 @@ import { decryptBundle, encryptBundle, VaultError } from './vault.js';
 export { LETS_ENCRYPT_PRODUCTION, LETS_ENCRYPT_STAGING } from './acme-state.js';
 
 export interface AcmeManagerOptions {
-  readonly client: Etcd3;
+  /** The etcd keyspace the load balancer's keys live in (v3 or v2). */
+  readonly store: KvStore;
   /** The load balancer's etcd path, without a trailing slash. */
   readonly prefix: string;
   readonly logger: Logger;
@@ -83,9 +84,9 @@ export interface AcmeStatus {
   readonly skipped: readonly SkippedDomain[];
 }
 
-/** One operation of a fenced transaction; `value` undefined for a delete. */
+/** One operation of a fenced write; `relative` and `value` (undefined for a delete) for the in-memory state. */
 interface WriteOp {
-  readonly op: PutBuilder | DeleteBuilder;
+  readonly op: KvOp;
   readonly relative: string;
   readonly value: string | undefined;
 }
@@ -153,7 +154,7 @@ export class AcmeManager {
     this.random = options.random ?? Math.random;
     this.envDomains = options.envDomains ?? [];
     this.leader = new LeaderElection({
-      client: options.client,
+      store: options.store,
       key: this.key(LEADER_KEY),
       id: this.id,
       ttlSeconds: options.leaderTtlSeconds ?? 10,
@@ -161,7 +162,7 @@ export class AcmeManager {
       onChange: (leading) => this.onLeadership(leading),
     });
     this.acks = options.httpPort === undefined ? undefined : new ChallengeAcks({
-      client: options.client,
+      store: options.store,
       prefix: options.prefix,
       id: this.id,
       httpPort: options.httpPort,
@@ -212,6 +213,7 @@ export class AcmeManager {
 
   private process(snapshot: Snapshot): void {
     this.entries = snapshot.entries;
+    this.leader.observe(snapshot.entries.get(LEADER_KEY));
     this.acks?.offer(snapshot.entries);
     this.updateDesired();
     if (BigInt(snapshot.revision) >= this.lastWriteRevision) this.readStored(snapshot.entries);
@@ -341,14 +343,15 @@ export class AcmeManager {
 
   /** A new leader reads the stored state from etcd itself rather than trusting a snapshot that may lag. */
   private async refresh(): Promise<void> {
-    const prefix = `${this.options.prefix}/`;
+    const certDir = CERT_PREFIX.slice(0, CERT_PREFIX.lastIndexOf('/') + 1);
     const [states, certs] = await Promise.all([
-      this.options.client.getAll().prefix(this.key(STATE_DIR)).exec(),
-      this.options.client.getAll().prefix(this.key(CERT_PREFIX)).exec(),
+      this.options.store.list(this.key(STATE_DIR.replace(/\/$/, ''))),
+      this.options.store.list(this.key(certDir.replace(/\/$/, ''))),
     ]);
     const entries = new Map<string, string>();
-    for (const kv of [...(states.kvs ?? []), ...(certs.kvs ?? [])]) entries.set(kv.key.toString('utf8').slice(prefix.length), kv.value.toString('utf8'));
-    const revision = BigInt(String(states.header.revision));
+    for (const [key, value] of states.entries) entries.set(`${STATE_DIR}${key}`, value);
+    for (const [key, value] of certs.entries) if (`${certDir}${key}`.startsWith(CERT_PREFIX)) entries.set(`${certDir}${key}`, value);
+    const revision = BigInt(states.revision);
     if (revision > this.lastWriteRevision) this.lastWriteRevision = revision;
     this.readStored(entries);
   }
@@ -560,8 +563,8 @@ export class AcmeManager {
   private async loadAccount(log: Logger): Promise<{ pem: string; url?: string }> {
     const key = this.key(ACCOUNT_KEY);
     const read = async () => {
-      const stored = await this.options.client.get(key).string();
-      if (stored === null) return undefined;
+      const stored = await this.options.store.get(key);
+      if (stored === undefined) return undefined;
       try {
         return decryptBundle(stored, this.options.vaultKey);
       } catch (error) {
@@ -573,7 +576,7 @@ export class AcmeManager {
     if (existing !== undefined) return { pem: existing };
     const pem = (await acme.crypto.createPrivateEcdsaKey('P-256')).toString('utf8');
     const value = this.options.vaultKey ? encryptBundle(pem, this.options.vaultKey) : pem;
-    const result = await this.leader.fence().and(key, 'Create', '==', 0).then(this.options.client.put(key).value(value)).commit();
+    const result = await this.options.store.fencedWrite(this.leader.fence(), [{ type: 'create', key, value }]);
     if (result.succeeded) {
       log.info({ key: ACCOUNT_KEY, encrypted: this.options.vaultKey !== undefined }, 'ACME account key created');
       return { pem };
@@ -619,18 +622,18 @@ export class AcmeManager {
   }
 
   private put(relative: string, value: string): WriteOp {
-    return { op: this.options.client.put(this.key(relative)).value(value), relative, value };
+    return { op: { type: 'put', key: this.key(relative), value }, relative, value };
   }
 
   private del(relative: string): WriteOp {
-    return { op: this.options.client.delete().key(this.key(relative)), relative, value: undefined };
+    return { op: { type: 'delete', key: this.key(relative) }, relative, value: undefined };
   }
 
   /** A token, and the replicas' confirmations for it. */
   private tokenDeletes(tokens: Iterable<string>): WriteOp[] {
     return [...tokens].flatMap((token) => [
       this.del(`${CHALLENGE_DIR}${token}`),
-      { op: this.options.client.delete().prefix(this.key(`${ACK_DIR}${token}/`)), relative: `${ACK_DIR}${token}/`, value: undefined },
+      { op: { type: 'delete-prefix', key: this.key(`${ACK_DIR}${token}/`) }, relative: `${ACK_DIR}${token}/`, value: undefined },
     ]);
   }
 
@@ -640,9 +643,9 @@ export class AcmeManager {
 
   private async write(log: Logger, ops: readonly WriteOp[]): Promise<void> {
     if (ops.length === 0) return;
-    const result = await this.leader.fence().then(...ops.map((o) => o.op)).commit();
+    const result = await this.options.store.fencedWrite(this.leader.fence(), ops.map((o) => o.op));
     if (!result.succeeded) throw new Interrupted('no longer the leader (fenced write refused)');
-    const revision = BigInt(String(result.header.revision));
+    const revision = BigInt(result.revision);
     if (revision > this.lastWriteRevision) this.lastWriteRevision = revision;
     for (const { relative, value } of ops) {
       if (!relative.startsWith(STATE_DIR) || value === undefined) continue;

@@ -1,8 +1,8 @@
-import type { Etcd3, Lease, Watcher } from 'etcd3';
+import type { KvLease, KvStore } from '../etcd/store.js';
 import type { Logger } from '../log.js';
 
 export interface LeaderElectionOptions {
-  readonly client: Etcd3;
+  readonly store: KvStore;
   /** The full etcd key the leader holds, e.g. `<lbPath>/acme/leader`. */
   readonly key: string;
   /** Unique per replica and per run; the key's value while this replica leads. */
@@ -14,26 +14,26 @@ export interface LeaderElectionOptions {
 }
 
 /**
- * Leader election on an etcd lease: the leader is whoever created `key` (create-if-absent in a
- * transaction), attached to its lease and kept alive every TTL/3. When the leader stops it
- * deletes the key (others take over at once); when it dies or loses etcd, the lease expires
- * within the TTL and the key with it. Followers watch the key and also retry every TTL, so a
- * missed watch event costs at most one TTL.
+ * Leader election on an etcd lease (v3) or a TTL key (v2, see V2Lease): the leader is whoever
+ * created `key` (create-if-absent), kept alive every TTL/3. When the leader stops it deletes the
+ * key (others take over at once); when it dies or loses etcd, the key expires within the TTL.
+ * Followers see the key in every snapshot of the prefix (observe()) and also retry every TTL/3,
+ * so a missed change costs at most that.
  *
- * Leadership is only as good as the last keepalive: `isLeader()` turns false once the lease has
+ * Leadership is only as good as the last renewal: `isLeader()` turns false once the lease has
  * not been renewed for 2/3 of the TTL, before etcd could have given the key to someone else.
- * Writes that must only come from the leader are fenced with `fence()` (a transaction that
- * checks the key still holds this replica's id), so a replica that lost leadership without
- * knowing it yet cannot overwrite the new leader's work.
+ * Writes that must only come from the leader are fenced on `fence()` (the key still holds this
+ * replica's id), so a replica that lost leadership without knowing it yet cannot overwrite the
+ * new leader's work.
  */
 export class LeaderElection {
   private leading = false;
-  private lease: Lease | undefined;
+  private lease: KvLease | undefined;
   private lastRenewal = 0;
-  private watcher: Watcher | undefined;
   private timer: NodeJS.Timeout | undefined;
   private campaigning: Promise<void> | undefined;
-  private stopped = false;
+  /** Until start(): observe() must not campaign for a manager that was never started. */
+  private stopped = true;
   private readonly ttlMs: number;
 
   constructor(private readonly options: LeaderElectionOptions) {
@@ -51,9 +51,20 @@ export class LeaderElection {
     return this.leading && Date.now() - this.lastRenewal < (this.ttlMs * 2) / 3;
   }
 
-  /** A transaction that only succeeds while the key still holds this replica's id. */
-  fence() {
-    return this.options.client.if(this.options.key, 'Value', '==', this.options.id);
+  /** The condition a leader's writes are fenced on. */
+  fence(): { readonly key: string; readonly value: string } {
+    return { key: this.options.key, value: this.options.id };
+  }
+
+  /** The leader key's value in the newest snapshot: a deleted key is a chance to lead, a foreign one ends leading. */
+  observe(holder: string | undefined): void {
+    if (this.stopped) return;
+    if (holder === undefined) {
+      if (this.leading) this.setLeading(false, 'leader key deleted');
+      this.kick(0);
+    } else if (this.leading && holder !== this.options.id) {
+      this.setLeading(false, 'leader key taken over');
+    }
   }
 
   /** Gives up leadership (deleting the key, so another replica takes over at once) and stops campaigning. */
@@ -61,17 +72,14 @@ export class LeaderElection {
     this.stopped = true;
     clearTimeout(this.timer);
     await this.campaigning?.catch(() => undefined);
-    const watcher = this.watcher;
-    this.watcher = undefined;
-    await watcher?.cancel().catch(() => undefined);
     const wasLeading = this.leading;
     this.setLeading(false, 'resigned');
     const lease = this.lease;
     this.lease = undefined;
     if (wasLeading) {
-      await this.fence().then(this.options.client.delete().key(this.options.key)).commit().catch(() => undefined);
+      await this.options.store.fencedWrite(this.fence(), [{ type: 'delete', key: this.options.key }]).catch(() => undefined);
     }
-    // Revoking also deletes the key if the transaction above could not.
+    // Revoking also deletes the key if the write above could not.
     await lease?.revoke().catch(() => undefined);
   }
 
@@ -87,23 +95,16 @@ export class LeaderElection {
   }
 
   private async campaign(): Promise<void> {
-    const { client, key, id, logger } = this.options;
+    const { key, id, logger } = this.options;
     try {
       // A leader whose lease has not been renewed in time steps down before etcd expires it.
       if (this.leading && !this.isLeader()) this.setLeading(false, 'lease not renewed in time');
       const lease = this.lease ?? this.newLease();
-      const leaseId = await lease.grant();
+      const { created, holder } = await lease.claim(key, id);
       if (this.stopped) return;
-      await this.ensureWatch();
-      const result = await client
-        .if(key, 'Create', '==', 0)
-        .then(client.put(key).value(id).lease(leaseId))
-        .else(client.get(key))
-        .commit();
-      if (this.stopped) return;
-      const holder = result.succeeded ? id : result.responses[0]?.response_range?.kvs?.[0]?.value?.toString('utf8');
       if (holder === id) {
-        this.setLeading(true, result.succeeded ? 'elected' : 'still the leader');
+        if (created) this.lastRenewal = Date.now();
+        this.setLeading(true, created ? 'elected' : 'still the leader');
       } else {
         this.setLeading(false, `${holder ?? 'another replica'} leads`);
       }
@@ -115,47 +116,20 @@ export class LeaderElection {
     }
   }
 
-  private newLease(): Lease {
-    const lease = this.options.client.lease(this.options.ttlSeconds);
+  private newLease(): KvLease {
+    const lease = this.options.store.lease(this.options.ttlSeconds);
     this.lease = lease;
     this.lastRenewal = Date.now();
-    lease.on('keepaliveSucceeded', () => {
+    lease.onRenewed(() => {
       if (lease === this.lease) this.lastRenewal = Date.now();
     });
-    lease.on('lost', (error: Error) => {
+    lease.onLost((failure) => {
       if (lease !== this.lease) return;
       this.lease = undefined;
-      this.setLeading(false, `lease lost: ${error.message}`);
+      this.setLeading(false, `lease lost: ${failure.message}`);
       this.kick(100);
     });
     return lease;
-  }
-
-  private async ensureWatch(): Promise<void> {
-    if (this.watcher) return;
-    const watcher = await this.options.client.watch().key(this.options.key).create();
-    if (this.stopped) {
-      await watcher.cancel();
-      return;
-    }
-    this.watcher = watcher;
-    watcher.on('delete', () => {
-      if (this.leading) this.setLeading(false, 'leader key deleted');
-      this.kick(0);
-    });
-    watcher.on('put', (kv) => {
-      if (this.leading && kv.value.toString('utf8') !== this.options.id) this.setLeading(false, 'leader key taken over');
-    });
-    const drop = () => {
-      if (this.watcher !== watcher) return;
-      this.watcher = undefined;
-      watcher.removeAllListeners();
-      watcher.on('error', () => undefined);
-      void watcher.cancel().catch(() => undefined);
-      this.kick(100);
-    };
-    watcher.on('error', drop);
-    watcher.on('disconnected', drop);
   }
 
   private setLeading(leading: boolean, why: string): void {

@@ -7,7 +7,6 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import tls from 'node:tls';
 import { Command } from 'commander';
-import { Etcd3 } from 'etcd3';
 import { execa, type ResultPromise } from 'execa';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { registerCertCommands, type CertListRow } from '../../src/cli/cert.js';
@@ -19,6 +18,7 @@ import { decryptBundle, isEncrypted } from '../../src/tls/vault.js';
 import { removeCertFiles } from '../support/certs.js';
 import { startTestEdgelb, type TestEdgelb } from '../support/edgelb.js';
 import { startEtcd, type EtcdServer } from '../support/etcd.js';
+import { etcdClient, etcdConnection } from '../support/etcd-connection.js';
 import { startPebble, type Pebble } from '../support/pebble.js';
 import { freePort } from '../support/ports.js';
 import { sleep, waitFor } from '../support/wait.js';
@@ -68,9 +68,9 @@ function startManager(options: Partial<AcmeManagerOptions> = {}): TestManager {
     },
   });
   const logger = createLogger('debug', false, sink);
-  const client = new Etcd3({ hosts: etcd.endpoint, dialTimeout: 3000 });
+  const client = etcdClient(etcd.endpoint);
   const manager = new AcmeManager({
-    client,
+    store: client.store('v3'),
     prefix,
     logger,
     email: 'ops@example.com',
@@ -149,7 +149,7 @@ async function certList(args: string[]): Promise<string[]> {
   const lines: string[] = [];
   const program = new Command('edgelb').exitOverride();
   registerCertCommands(program, {
-    loadSettings: () => ({ etcdEndpoints: [etcd.endpoint], etcdPath: prefix, vaultKey: VAULT_KEY }),
+    loadSettings: () => ({ etcd: etcdConnection(etcd.endpoint), etcdPath: prefix, vaultKey: VAULT_KEY }),
     out: (line) => void lines.push(line),
     fail: (message) => {
       throw new Error(message);

@@ -7,6 +7,7 @@ import { registerCertCommands, type CertCliSettings, type CertListRow } from '..
 import { decryptBundle, encryptBundle, isEncrypted } from '../../src/tls/vault.js';
 import { makeCa, makeLeaf, removeCertFiles, type LeafCert } from '../support/certs.js';
 import { startEtcd, type EtcdServer } from '../support/etcd.js';
+import { etcdConnection } from '../support/etcd-connection.js';
 import { freePort } from '../support/ports.js';
 
 // `edgelb cert import` and `edgelb cert list` against a real etcd.
@@ -55,7 +56,7 @@ async function cli(args: string[], settings: Partial<CertCliSettings> = {}): Pro
   const program = new Command('edgelb').exitOverride();
   program.configureOutput({ writeOut: (text) => void lines.push(...text.trimEnd().split('\n')), writeErr: () => undefined });
   registerCertCommands(program, {
-    loadSettings: () => ({ etcdEndpoints: [etcd.endpoint], etcdPath: PREFIX, vaultKey: KEY, ...settings }),
+    loadSettings: () => ({ etcd: etcdConnection(etcd.endpoint), etcdPath: PREFIX, vaultKey: KEY, ...settings }),
     out: (line) => void lines.push(line),
     fail: (message) => {
       throw new Failed(message);
@@ -209,10 +210,10 @@ describe('edgelb cert list', () => {
 describe('failures and help', () => {
   it('reports an unreachable etcd in one line', async () => {
     const port = await freePort();
-    const message = await failure(['cert', 'list'], { etcdEndpoints: [`http://127.0.0.1:${port}`] });
+    const message = await failure(['cert', 'list'], { etcd: etcdConnection(`http://127.0.0.1:${port}`) });
     expect(message).toMatch(new RegExp(`^cannot reach etcd at http://127\\.0\\.0\\.1:${port}: `));
     expect(message).not.toContain('\n');
-    const importMessage = await failure(['cert', 'import', file('www.pem', www.bundlePem)], { etcdEndpoints: [`http://127.0.0.1:${port}`] });
+    const importMessage = await failure(['cert', 'import', file('www.pem', www.bundlePem)], { etcd: etcdConnection(`http://127.0.0.1:${port}`) });
     expect(importMessage).toMatch(/^cannot reach etcd at /);
   });
 
@@ -239,7 +240,7 @@ describe('failures and help', () => {
     registerCertCommands(program, {
       loadSettings: (flags) => {
         seen.push(flags);
-        return { etcdEndpoints: [etcd.endpoint], etcdPath: PREFIX, vaultKey: undefined };
+        return { etcd: etcdConnection(etcd.endpoint), etcdPath: PREFIX, vaultKey: undefined };
       },
       out: () => undefined,
       fail: (m) => {
@@ -247,12 +248,12 @@ describe('failures and help', () => {
       },
     });
     await program.parseAsync(['cert', 'list', '--etcd-path', '/x/y', '--service-name', 'lb'], { from: 'user' });
-    expect(seen).toEqual([{ etcdEndpoints: undefined, etcdNode: undefined, etcdPath: '/x/y', stackName: undefined, serviceName: 'lb' }]);
+    expect(seen).toEqual([expect.objectContaining({ etcdEndpoints: undefined, etcdNode: undefined, etcdPath: '/x/y', stackName: undefined, serviceName: 'lb' })]);
   });
 
   it.each([
     [['cert', '--help'], /manage the TLS certificates in the etcd vault[\s\S]*import[\s\S]*list[\s\S]*KONTENA_LB_VAULT_KEY/],
-    [['cert', 'import', '--help'], /Usage: edgelb cert import \[options\] <file>[\s\S]*--name <name>[\s\S]*--allow-expired[\s\S]*--etcd-endpoints <urls>[\s\S]*Examples:/],
+    [['cert', 'import', '--help'], /Usage: edgelb cert import \[options\] <file>[\s\S]*--name <name>[\s\S]*--allow-expired[\s\S]*--etcd-endpoints <value>[\s\S]*Examples:/],
     [['cert', 'list', '--help'], /Usage: edgelb cert list \[options\][\s\S]*--json[\s\S]*invalid:<reason>/],
   ])('%j explains itself', async (args, pattern) => {
     const lines: string[] = [];

@@ -1,20 +1,20 @@
-import { Etcd3 } from 'etcd3';
 import { createLogger } from '../../src/log.js';
 import { EtcdSource } from '../../src/sources/etcd.js';
 import { AcmeManager, type AcmeManagerOptions } from '../../src/tls/acme.js';
+import { etcdClient } from './etcd-connection.js';
 
 /**
  * An AcmeManager in a process of its own, so a test can SIGKILL it mid-order (a real crash: no
  * resign, no cleanup, the lease just stops being renewed). Settings come as JSON in
  * EDGELB_ACME_REPLICA; logs are JSON lines on stdout. SIGTERM stops it gracefully.
  */
-type ReplicaSettings = Omit<AcmeManagerOptions, 'client' | 'logger'> & { readonly endpoint: string };
+type ReplicaSettings = Omit<AcmeManagerOptions, 'store' | 'logger'> & { readonly endpoint: string };
 
 const settings = JSON.parse(process.env.EDGELB_ACME_REPLICA ?? '{}') as ReplicaSettings;
 const logger = createLogger('debug', false);
-const client = new Etcd3({ hosts: settings.endpoint, dialTimeout: 3000 });
+const client = etcdClient(settings.endpoint);
 const { endpoint: _endpoint, ...options } = settings;
-const manager = new AcmeManager({ ...options, client, logger: logger.child({ component: 'acme' }) });
+const manager = new AcmeManager({ ...options, store: client.store('v3'), logger: logger.child({ component: 'acme' }) });
 const source = new EtcdSource({
   client,
   prefix: settings.prefix,

@@ -12,7 +12,7 @@ describe('loadConfig', () => {
   it('applies the documented defaults', () => {
     const config = loadConfig({ KONTENA_SERVICE_NAME: 'lb' }, { checkFilesystem: false });
     expect(config).toMatchObject({
-      etcdEndpoints: ['http://127.0.0.1:2379'],
+      etcd: { endpoints: ['http://127.0.0.1:2379'], endpointsFrom: 'default', api: 'auto', tls: undefined, auth: undefined },
       etcdPath: '/kontena/haproxy/lb',
       httpPort: 80,
       httpsPort: 443,
@@ -37,8 +37,8 @@ describe('loadConfig', () => {
   });
 
   it('takes ETCD_NODE as a host on port 2379 and prefers ETCD_ENDPOINTS', () => {
-    expect(loadConfig({ ...base, ETCD_NODE: '10.0.0.1' }, { checkFilesystem: false }).etcdEndpoints).toEqual(['http://10.0.0.1:2379']);
-    expect(loadConfig({ ...base, ETCD_NODE: '10.0.0.1', ETCD_ENDPOINTS: 'http://a:1, http://b:2' }, { checkFilesystem: false }).etcdEndpoints)
+    expect(loadConfig({ ...base, ETCD_NODE: '10.0.0.1' }, { checkFilesystem: false }).etcd.endpoints).toEqual(['http://10.0.0.1:2379']);
+    expect(loadConfig({ ...base, ETCD_NODE: '10.0.0.1', ETCD_ENDPOINTS: 'http://a:1, http://b:2' }, { checkFilesystem: false }).etcd.endpoints)
       .toEqual(['http://a:1', 'http://b:2']);
   });
 

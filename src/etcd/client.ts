@@ -1,0 +1,90 @@
+import { decideApi, hasV3Api, type ApiDecision } from './choose-api.js';
+import type { EtcdConnection } from './connection.js';
+import { EtcdFailure } from './errors.js';
+import type { EtcdApi, KvStore } from './store.js';
+import { V2Store } from './v2-store.js';
+import { V3Store } from './v3-store.js';
+
+/**
+ * The one way edgelb reaches etcd, for every command: it holds the connection settings, makes
+ * the v3 or v2 store on first use, and settles which API the load balancer's keys live in
+ * (ETCD_API, or for `auto` what the server and the prefix show).
+ */
+export class EtcdClient {
+  private v3: V3Store | undefined;
+  private v2: V2Store | undefined;
+  private chosen: { readonly api: EtcdApi; readonly reason: string } | undefined;
+  private readonly waiting: ((store: KvStore) => void)[] = [];
+  private closed = false;
+
+  constructor(readonly connection: EtcdConnection) {
+    if (connection.api !== 'auto') this.chosen = { api: connection.api, reason: `ETCD_API=${connection.api}` };
+  }
+
+  /** The API in use, once known. */
+  get api(): EtcdApi | undefined {
+    return this.chosen?.api;
+  }
+
+  get reason(): string | undefined {
+    return this.chosen?.reason;
+  }
+
+  /** The store of `api` (made on first use; both may exist while ETCD_API=auto has not decided). */
+  store(api: EtcdApi): KvStore {
+    if (this.closed) throw new EtcdFailure('other', 'the etcd client is closed');
+    if (api === 'v3') return (this.v3 ??= new V3Store(this.connection));
+    return (this.v2 ??= new V2Store(this.connection));
+  }
+
+  /** The store in use; throws 'api-undecided' while ETCD_API=auto watches both. */
+  current(): KvStore {
+    if (!this.chosen) throw new EtcdFailure('api-undecided', 'ETCD_API=auto: the prefix is empty in both the v2 and the v3 keyspace, so it is not known yet which one the platform writes to; set ETCD_API=v2 or ETCD_API=v3');
+    return this.store(this.chosen.api);
+  }
+
+  /** Resolves with the store in use once the API is known (at once unless ETCD_API=auto is still watching both). */
+  whenDecided(): Promise<KvStore> {
+    if (this.chosen) return Promise.resolve(this.store(this.chosen.api));
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  /**
+   * Looks at the server and the prefix (ETCD_API=auto) and settles the API when it can. Throws
+   * an EtcdFailure when etcd cannot be asked; the caller retries.
+   */
+  async choose(prefix: string): Promise<ApiDecision> {
+    if (this.chosen) return this.chosen;
+    const v2 = this.store('v2') as V2Store;
+    const serverVersion = await v2.http.version();
+    const v3Api = hasV3Api(serverVersion);
+    const [v2State, v3Keys] = await Promise.all([
+      v2.exists(prefix).then((exists) => (exists === undefined ? 'off' as const : exists ? 'present' as const : 'absent' as const)),
+      v3Api ? (this.store('v3') as V3Store).hasKeys(prefix) : Promise.resolve(undefined),
+    ]);
+    const decision = decideApi({ serverVersion, v2: v2State, v3Keys });
+    if (decision.api) this.decide(decision.api, decision.reason);
+    return decision;
+  }
+
+  /** Settles the API (ETCD_API=auto, when the first write shows it); the other store is closed. */
+  decide(api: EtcdApi, reason: string): void {
+    if (this.chosen) return;
+    this.chosen = { api, reason };
+    if (api === 'v3') {
+      this.v2?.close();
+      this.v2 = undefined;
+    } else {
+      this.v3?.close();
+      this.v3 = undefined;
+    }
+    const store = this.store(api);
+    for (const resolve of this.waiting.splice(0)) resolve(store);
+  }
+
+  close(): void {
+    this.closed = true;
+    this.v3?.close();
+    this.v2?.close();
+  }
+}
