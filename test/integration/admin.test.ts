@@ -106,7 +106,7 @@ describe('admin port', () => {
 
     expect(report.health.status).toBe('ok');
     expect(report.haproxy).toMatchObject({ running: true, restarts: 0, statsError: null });
-    expect(report.etcd).toMatchObject({ connected: true, prefix: lb.prefix });
+    expect(report.etcd).toMatchObject({ connected: true, prefix: lb.prefix, api: 'v3', endpoints: [etcd.endpoint], error: null });
     expect(report.lastApply?.action).not.toBe('failed');
     expect(report.counters.applies).toBeGreaterThanOrEqual(1);
 
@@ -151,6 +151,7 @@ describe('admin port', () => {
     expect(valueOf(scrape, 'edgelb_apply_failures_total')).toBe(0);
     expect(scrape.types.get('edgelb_applies_total')).toBe('counter');
     expect(valueOf(scrape, 'edgelb_etcd_connected')).toBe(1);
+    expect(valueOf(scrape, 'edgelb_etcd_api', { api: 'v3' })).toBe(1);
     expect(valueOf(scrape, 'edgelb_haproxy_restarts_total')).toBe(0);
     expect(valueOf(scrape, 'edgelb_last_apply_success')).toBe(1);
     const duration = valueOf(scrape, 'edgelb_last_apply_duration_seconds');
@@ -203,7 +204,7 @@ describe('edgelb status', () => {
     const lines = result.stdout.split('\n');
     expect(lines[0]).toMatch(/^edgelb \S+ \(http:\/\/127\.0\.0\.1:\d+\/status\): healthy$/);
     expect(lines).toContainEqual(expect.stringMatching(/^HAProxy: +running, pid \d+, 0 restarts$/));
-    expect(lines).toContainEqual(expect.stringMatching(/^etcd: +watching \/kontena\/haproxy\/\S+\/, applied revision \d+$/));
+    expect(lines).toContainEqual(expect.stringMatching(/^etcd: +watching \/kontena\/haproxy\/\S+\/ through the etcd v3 API at http:\/\/127\.0\.0\.1:\d+, applied revision \d+$/));
     expect(lines).toContainEqual(expect.stringMatching(/^SERVICE +KIND +HOSTS \/ PORT +PATHS +INSTANCES UP$/));
     expect(lines).toContainEqual(expect.stringMatching(/^web +http +admin\.example\.com,\*\.admin\.example\.com +- +1\/3$|^web +http +admin\.example\.com,\*\.admin\.example\.com +- +1\/2$/));
     expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^echo +tcp +:${tcpPort} +- +1/1$`)));

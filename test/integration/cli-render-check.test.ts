@@ -204,7 +204,7 @@ describe('edgelb check', () => {
     await etcd.client.put(`${prefix}/services/web/upstreams/a`).value('10.0.0.1:80');
     const ok = await edgelb(['check', ...FIXED], { ETCD_ENDPOINTS: etcd.endpoint, ETCD_PATH: prefix });
     expect(ok.exitCode).toBe(0);
-    expect(ok.stdout).toContain(`checked 2 entries from etcd ${etcd.endpoint} ${prefix}/ at revision`);
+    expect(ok.stdout).toContain(`checked 2 entries from etcd ${etcd.endpoint} (v3) ${prefix}/ at revision`);
 
     const bad = await edgelb(['check', ...FIXED, '--global-settings', 'not-a-global-keyword'], { ETCD_ENDPOINTS: etcd.endpoint, ETCD_PATH: prefix });
     expect(bad.exitCode).toBe(1);
