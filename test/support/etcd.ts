@@ -1,15 +1,39 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
-import { execa, type ResultPromise } from 'execa';
-import { Etcd3 } from 'etcd3';
+import type { Etcd3 } from 'etcd3';
+import type { EtcdAccess } from './etcd-access.js';
+import { adminClient, prepareDirs, type EtcdOptions } from './etcd-admin.js';
+import type { AuthSpec, EtcdAuth } from './etcd-auth.js';
+import type { EtcdCluster } from './etcd-cluster.js';
+import { etcdProcess } from './etcd-member.js';
+import type { EtcdTls } from './etcd-tls.js';
+import type { V2Target } from './etcd-v2.js';
 import { freePort } from './ports.js';
-import { waitFor } from './wait.js';
+
+export type { EtcdOptions } from './etcd-admin.js';
+export type { AuthSpec, EtcdAuth } from './etcd-auth.js';
+export type { EtcdTls, CertKeyPair } from './etcd-tls.js';
+export { startEtcdCluster, type EtcdCluster } from './etcd-cluster.js';
 
 export interface EtcdServer {
+  /** `http://127.0.0.1:port`, or `https://` with `tls`. */
   readonly endpoint: string;
+  /**
+   * The admin client (the trusted client certificate under TLS, root once auth is on). Enabling
+   * auth replaces it: read `server.client` each time instead of keeping it.
+   */
   readonly client: Etcd3;
   readonly dataDir: string;
+  /** True when started with `enableV2`. */
+  readonly v2: boolean;
+  /** CA, server and client certificates when started with `tls`. */
+  readonly tls: EtcdTls | undefined;
+  /** How the admin client reaches this server (for more clients, e.g. etcd-v2.ts requests as root). */
+  readonly adminAccess: EtcdAccess;
+  /** The credentials made by the last `enableAuth` (or the `auth` option). */
+  readonly auth: EtcdAuth | undefined;
+  /** v3 RBAC (and v2 auth when v2 is on) restricting `spec.username` to `<spec.prefix>/`. */
+  enableAuth(spec: AuthSpec): Promise<EtcdAuth>;
   /** Stops the server (SIGKILL when `kill`), keeping its data dir. */
   halt(kill?: boolean): Promise<void>;
   /** Starts it again on the same ports and data dir. */
@@ -17,52 +41,69 @@ export interface EtcdServer {
   stop(): Promise<void>;
 }
 
-/** A real etcd (Debian's etcd-server) on random loopback ports with a temp data dir. */
-export async function startEtcd(): Promise<EtcdServer> {
-  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'edgelb-etcd-'));
-  const clientPort = await freePort();
+/** A real etcd (Debian's etcd-server 3.4) on random loopback ports with a temp data dir. */
+export async function startEtcd(options: EtcdOptions = {}): Promise<EtcdServer> {
+  const { baseDir, tls } = await prepareDirs(options);
+  const v2 = options.enableV2 ?? false;
+  const name = 'test';
   const peerPort = await freePort();
-  const endpoint = `http://127.0.0.1:${clientPort}`;
-  let child: ResultPromise | undefined;
-
+  const member = etcdProcess({
+    name,
+    dataDir: path.join(baseDir, 'data'),
+    clientPort: await freePort(),
+    peerPort,
+    initialCluster: `${name}=http://127.0.0.1:${peerPort}`,
+    clusterToken: path.basename(baseDir),
+    enableV2: v2,
+    tls,
+    timing: options.timing,
+  });
+  const admin = adminClient([member.endpoint], tls, v2);
   const launch = async () => {
-    child = execa('etcd', [
-      '--name', 'test', '--data-dir', dataDir,
-      '--listen-client-urls', endpoint, '--advertise-client-urls', endpoint,
-      '--listen-peer-urls', `http://127.0.0.1:${peerPort}`,
-      '--initial-advertise-peer-urls', `http://127.0.0.1:${peerPort}`,
-      '--initial-cluster', `test=http://127.0.0.1:${peerPort}`,
-      '--log-level', 'error', '--logger', 'zap',
-    ], { reject: false, stdio: 'ignore', cleanup: true });
-    // A new client per attempt: one client's circuit breaker stays open for 5 s after three
-    // refused attempts, which would make every restart look 5 s slower than it is.
-    await waitFor(async () => {
-      const probe = new Etcd3({ hosts: endpoint, dialTimeout: 1000 });
-      try {
-        return await probe.get('probe').then(() => true);
-      } finally {
-        probe.close();
-      }
-    }, { timeoutMs: 20_000, what: 'etcd to start' });
+    member.spawn();
+    await member.waitServing(admin.access);
   };
-  const halt = async (kill = false) => {
-    if (!child) return;
-    child.kill(kill ? 'SIGKILL' : 'SIGTERM');
-    await child;
-    child = undefined;
+  const stop = async () => {
+    admin.close();
+    await member.halt('SIGTERM');
+    await rm(baseDir, { recursive: true, force: true });
   };
-  await launch();
-  const client = new Etcd3({ hosts: endpoint });
+  try {
+    await launch();
+    if (options.auth) await admin.enableAuth(options.auth);
+  } catch (error) {
+    await stop();
+    throw error;
+  }
   return {
-    endpoint,
-    client,
-    dataDir,
-    halt,
-    restart: launch,
-    async stop() {
-      client.close();
-      await halt();
-      await rm(dataDir, { recursive: true, force: true });
+    endpoint: member.endpoint,
+    get client() {
+      return admin.client;
     },
+    dataDir: member.spec.dataDir,
+    v2,
+    tls,
+    get adminAccess() {
+      return admin.access;
+    },
+    get auth() {
+      return admin.auth;
+    },
+    enableAuth: (spec) => admin.enableAuth(spec),
+    halt: (kill = false) => member.halt(kill ? 'SIGKILL' : 'SIGTERM'),
+    restart: launch,
+    stop,
   };
+}
+
+/** Where v2 requests go as the admin (its certificate, root once auth is on): the server, or member `member` of a cluster. */
+export function v2Admin(target: EtcdServer | EtcdCluster, member = 0): V2Target {
+  const endpoint = 'endpoint' in target ? target.endpoint : target.endpoints[member];
+  if (endpoint === undefined) throw new Error(`v2Admin: no member ${member}`);
+  return { endpoint, ...target.adminAccess };
+}
+
+/** `target.enableAuth(spec)`, for callers holding either a server or a cluster. */
+export function enableAuth(target: EtcdServer | EtcdCluster, spec: AuthSpec): Promise<EtcdAuth> {
+  return target.enableAuth(spec);
 }
