@@ -23,7 +23,9 @@ export class V2Store implements KvStore {
   }
 
   async list(prefix: string): Promise<KvListing> {
-    const response = await this.http.keys('GET', prefix, { query: { recursive: 'true' } });
+    // `<prefix>/`, not `<prefix>`: v2 auth checks a recursive read against the key as written,
+    // so a role granted `<prefix>/*` may list `<prefix>/` (and nothing of `<prefix>2`).
+    const response = await this.http.keys('GET', `${prefix}/`, { query: { recursive: 'true' } });
     if (response.body.errorCode === V2_CODES.keyNotFound) return { entries: new Map(), revision: indexOf(response) };
     if (response.status !== 200) throw failureOf(response, `reading ${prefix}`);
     const entries = new Map<string, string>();
@@ -33,7 +35,7 @@ export class V2Store implements KvStore {
 
   /** Whether `prefix` exists at all (a directory the platform made counts, even empty); undefined when the server has no v2 API. */
   async exists(prefix: string): Promise<boolean | undefined> {
-    const response = await this.http.keys('GET', prefix);
+    const response = await this.http.keys('GET', `${prefix}/`);
     if (response.body.errorCode === V2_CODES.keyNotFound) return false;
     if (response.status === 200) return true;
     const failure = failureOf(response, `reading ${prefix}`);
@@ -133,7 +135,7 @@ export class V2Store implements KvStore {
       let started: bigint | undefined;
       let lostBehind: bigint | undefined;
       try {
-        const response = await this.http.keys('GET', prefix, {
+        const response = await this.http.keys('GET', `${prefix}/`, {
           query: { wait: 'true', recursive: 'true', waitIndex: next.toString() },
           signal: poll.signal,
           timeoutMs: 0,
