@@ -31,7 +31,8 @@ function endToEnd(headers: http.IncomingHttpHeaders): http.OutgoingHttpHeaders {
   return Object.fromEntries(Object.entries(headers).filter(([name]) => !HOP_BY_HOP.has(name)));
 }
 
-export async function startV2OnlyFront(upstreamEndpoint: string): Promise<V2OnlyFront> {
+/** `port`: listen there (a front started again where the last one was, as a restarted etcd would be). */
+export async function startV2OnlyFront(upstreamEndpoint: string, options: { readonly port?: number } = {}): Promise<V2OnlyFront> {
   const upstream = new URL(upstreamEndpoint);
   if (upstream.protocol !== 'http:') throw new Error(`startV2OnlyFront: upstream must be plain http, not ${upstreamEndpoint}`);
   const requests: string[] = [];
@@ -48,7 +49,7 @@ export async function startV2OnlyFront(upstreamEndpoint: string): Promise<V2Only
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
+    server.listen(options.port ?? 0, '127.0.0.1', () => resolve());
   });
 
   return {
