@@ -15,6 +15,11 @@
  *               the check interval (KONTENA_LB_CHECK_INTERVAL, --check-interval) plus the fast
  *               re-check interval, not the controller
  *
+ * With --api v2, etcd serves its v2 API too (--enable-v2), the controller runs with ETCD_API=v2
+ * and every write goes through /v2/keys as a Kontena grid's agents write: one form-encoded PUT
+ * or DELETE per key (v2 has no transactions, so a structural change is two writes and its clock
+ * starts before the first).
+ *
  * The clock starts just before the etcd write is sent and stops when the first response
  * from the expected backend has been read. Polls go out about every 2 ms, each on a new
  * connection (after a reload only new connections reach the new worker), so a figure is
@@ -29,6 +34,7 @@ import {
   freePort, REPO_ROOT, request, sleep, startController, startEtcd, startSampleBackend, waitFor,
   type LocalController, type LocalEtcd, type LogEntry, type SampleBackend,
 } from '../scripts/lib/local-stack.js';
+import { keyPath, v2Request, type V2Reply } from '../test/support/etcd-v2.js';
 
 const DEFAULT_SAMPLES = 50;
 const MAX_SAMPLES = 1000;
@@ -46,6 +52,47 @@ interface Options {
   readonly from: 'dist' | 'source';
   readonly out: string;
   readonly checkInterval: string;
+  readonly api: 'v3' | 'v2';
+}
+
+/** How the bench writes entries: the v3 API (one txn per change) or v2 (one request per key). */
+interface EntryWriter {
+  /** Puts the keys (relative to the prefix); resolves with the revision (v3) or etcd index (v2) of the last write. */
+  put(entries: Readonly<Record<string, string>>): Promise<string>;
+  delete(key: string): Promise<string>;
+}
+
+function v3Writer(etcd: LocalEtcd, prefix: string): EntryWriter {
+  const key = (k: string) => Buffer.from(`${prefix}/${k}`);
+  return {
+    async put(entries) {
+      const written = await etcd.client.kv.txn({
+        success: Object.entries(entries).map(([k, value]) => ({ request_put: { key: key(k), value: Buffer.from(value) } })),
+      });
+      return String(written.header.revision);
+    },
+    async delete(k) {
+      return String((await etcd.client.delete().key(`${prefix}/${k}`)).header.revision);
+    },
+  };
+}
+
+function v2Writer(etcd: LocalEtcd, prefix: string): EntryWriter {
+  const target = { endpoint: etcd.endpoint };
+  const indexOf = (reply: V2Reply) => {
+    if (reply.status >= 300) throw new Error(`etcd v2 answered ${reply.status}: ${reply.body.slice(0, 200)}`);
+    return String((JSON.parse(reply.body) as { node: { modifiedIndex: number } }).node.modifiedIndex);
+  };
+  return {
+    async put(entries) {
+      let index = '0';
+      for (const [k, value] of Object.entries(entries)) index = indexOf(await v2Request(target, 'PUT', keyPath(`${prefix}/${k}`), { form: { value } }));
+      return index;
+    },
+    async delete(k) {
+      return indexOf(await v2Request(target, 'DELETE', keyPath(`${prefix}/${k}`)));
+    },
+  };
 }
 
 interface Sample {
@@ -72,17 +119,20 @@ interface Summary {
   readonly disruptions: number;
 }
 
-const USAGE = `usage: npm run bench -- convergence [--samples N] [--from source|dist] [--check-interval 2s] [--out FILE]
+const USAGE = `usage: npm run bench -- convergence [--samples N] [--from source|dist] [--check-interval 2s] [--api v3|v2] [--out FILE]
   --samples N   samples per kind (default ${DEFAULT_SAMPLES}, at most ${MAX_SAMPLES}); ${WARMUP} warm-up samples per kind are not counted
   --from        run the controller from src/ through tsx (default) or from the built dist/
   --check-interval  KONTENA_LB_CHECK_INTERVAL for the controller (default 2s, edgelb's default)
+  --api         write and watch through the etcd v3 API (default) or v2, as a Kontena grid does
+                (default output then bench/results/convergence-v2.json)
   --out FILE    JSON results (default bench/results/convergence.json)`;
 
 function parseArgs(args: readonly string[]): Options | string {
   let samples = DEFAULT_SAMPLES;
   let from: Options['from'] = 'source';
-  let out = path.join(REPO_ROOT, 'bench', 'results', 'convergence.json');
+  let out: string | undefined;
   let checkInterval = '2s';
+  let api: Options['api'] = 'v3';
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
     const value = () => {
@@ -104,6 +154,10 @@ function parseArgs(args: readonly string[]): Options | string {
       } else if (arg === '--check-interval') {
         checkInterval = value();
         if (!/^\d+(ms|s)$/.test(checkInterval)) return '--check-interval must be like 500ms or 2s';
+      } else if (arg === '--api') {
+        const v = value();
+        if (v !== 'v3' && v !== 'v2') return '--api must be v3 or v2';
+        api = v;
       } else if (arg === '--out') {
         out = path.resolve(value());
       } else if (arg === '--help' || arg === '-h') {
@@ -115,7 +169,8 @@ function parseArgs(args: readonly string[]): Options | string {
       return (error as Error).message;
     }
   }
-  return { samples, from, out, checkInterval };
+  out ??= path.join(REPO_ROOT, 'bench', 'results', api === 'v2' ? 'convergence-v2.json' : 'convergence.json');
+  return { samples, from, out, checkInterval, api };
 }
 
 export async function run(args: readonly string[]): Promise<number> {
@@ -145,7 +200,7 @@ export async function run(args: readonly string[]): Promise<number> {
     tempDir = await mkdtemp(path.join(os.tmpdir(), 'edgelb-bench-'));
     await mkdir(path.join(tempDir, 'etcd'), { mode: 0o700 });
     log('convergence: starting etcd, backends and the controller');
-    etcd = await startEtcd(path.join(tempDir, 'etcd'));
+    etcd = await startEtcd(path.join(tempDir, 'etcd'), { enableV2: options.api === 'v2' });
     const a = await startSampleBackend('alpha');
     backends.push(a);
     const b = await startSampleBackend('bravo');
@@ -154,6 +209,7 @@ export async function run(args: readonly string[]): Promise<number> {
     const prefix = `/kontena/haproxy/bench-${process.pid}`;
     const applies = new Map<string, number | undefined>();
     process.env.KONTENA_LB_CHECK_INTERVAL = options.checkInterval; // inherited by the controller
+    process.env.ETCD_API = options.api;
     controller = startController({
       from: options.from,
       etcdEndpoint: etcd.endpoint,
@@ -172,8 +228,7 @@ export async function run(args: readonly string[]): Promise<number> {
       },
     });
     const lb = controller;
-    const client = etcd.client;
-    const key = (k: string) => Buffer.from(`${prefix}/${k}`);
+    const writer = options.api === 'v2' ? v2Writer(etcd, prefix) : v3Writer(etcd, prefix);
     const checkAlive = () => {
       if (aborted) throw new Error(`interrupted by ${aborted}`);
       if (lb.process.exited) throw new Error(`the controller exited:\n${lb.process.tail()}`);
@@ -221,19 +276,17 @@ export async function run(args: readonly string[]): Promise<number> {
     };
 
     // The service the instance samples move between backends; its first apply starts HAProxy.
-    const setup = await client.kv.txn({
-      success: [
-        { request_put: { key: key('services/inst/virtual_hosts'), value: Buffer.from('inst.bench.local') } },
-        { request_put: { key: key('services/inst/upstreams/u-a'), value: Buffer.from(a.address) } },
-        { request_put: { key: key('services/inst/upstreams/u-b'), value: Buffer.from(b.address) } },
-      ],
+    const setupRevision = await writer.put({
+      'services/inst/virtual_hosts': 'inst.bench.local',
+      'services/inst/upstreams/u-a': a.address,
+      'services/inst/upstreams/u-b': b.address,
     });
     for (const backend of [a, b]) {
       await waitFor(async () => (await request({ port: httpPort, path: '/', host: 'inst.bench.local', timeoutMs: 2000 })).backend === backend.name, {
         timeoutMs: 60_000, intervalMs: 25, what: `the controller to start HAProxy and route inst.bench.local to ${backend.name}`, bail: checkAlive,
       });
     }
-    await settle(String(setup.header.revision));
+    await settle(setupRevision);
     let structuralCount = 0;
 
     const sampleStructural = async (): Promise<Sample> => {
@@ -242,14 +295,8 @@ export async function run(args: readonly string[]): Promise<number> {
       const name = `s${i}`;
       const host = `${name}.bench.local`;
       const t0 = performance.now();
-      const written = await client.kv.txn({
-        success: [
-          { request_put: { key: key(`services/${name}/virtual_hosts`), value: Buffer.from(host) } },
-          { request_put: { key: key(`services/${name}/upstreams/${name}-1`), value: Buffer.from(backend.address) } },
-        ],
-      });
+      const revision = await writer.put({ [`services/${name}/virtual_hosts`]: host, [`services/${name}/upstreams/${name}-1`]: backend.address });
       const result = await pollUntil(host, backend.name, t0);
-      const revision = String(written.header.revision);
       return { kind: 'structural', ...result, revision, applyMs: await settle(revision) };
     };
 
@@ -285,21 +332,19 @@ export async function run(args: readonly string[]): Promise<number> {
 
     const sampleRemove = async (): Promise<Sample> => {
       const t0 = performance.now();
-      const written = await client.delete().key(`${prefix}/services/inst/upstreams/u-b`);
+      const revision = await writer.delete('services/inst/upstreams/u-b');
       const result = await pollStreak('inst.bench.local', a.name, t0, 10);
-      const revision = String(written.header.revision);
       return { kind: 'instance-remove', ...result, revision, applyMs: await settle(revision) };
     };
 
     const sampleAdd = async (): Promise<Sample> => {
       const t0 = performance.now();
-      const written = await client.put(`${prefix}/services/inst/upstreams/u-b`).value(b.address);
+      const revision = await writer.put({ 'services/inst/upstreams/u-b': b.address });
       const result = await pollUntil('inst.bench.local', b.name, t0);
-      const revision = String(written.header.revision);
       return { kind: 'instance-add', ...result, revision, applyMs: await settle(revision) };
     };
 
-    log(`convergence: ${WARMUP} warm-up + ${options.samples} samples of each kind (controller from ${options.from})`);
+    log(`convergence: ${WARMUP} warm-up + ${options.samples} samples of each kind (controller from ${options.from}, etcd ${options.api} API)`);
     for (let i = 0; i < WARMUP; i++) {
       await sampleStructural();
       await sampleRemove();
@@ -332,6 +377,9 @@ export async function run(args: readonly string[]): Promise<number> {
         instanceRemove: 'one etcd delete of services/inst/upstreams/u-b (instances on A and B); clock stops at the first of 10 consecutive answers from A',
         instanceAdd: 'one etcd put of services/inst/upstreams/u-b = B; clock stops at the first answer from B, which HAProxy sends only after two passing health checks',
         checkInterval: options.checkInterval,
+        etcdApi: options.api === 'v2'
+          ? 'v2: etcd --enable-v2, ETCD_API=v2, one form-encoded PUT/DELETE per key as a Kontena grid\'s agents write (structural: two PUTs)'
+          : 'v3',
       },
       machine,
       results: summaries,
@@ -340,7 +388,7 @@ export async function run(args: readonly string[]): Promise<number> {
     await mkdir(path.dirname(options.out), { recursive: true });
     await writeFile(options.out, `${JSON.stringify(report, null, 2)}\n`);
 
-    process.stdout.write(`${markdown(summaries, machine, report.date, command)}\n`);
+    process.stdout.write(`${markdown(summaries, machine, report.date, command, options.api)}\n`);
     log(`convergence: JSON written to ${path.relative(process.cwd(), options.out) || options.out}`);
     return 0;
   } catch (error) {
@@ -380,10 +428,10 @@ const LABELS: Record<Kind, string> = {
   'instance-add': 'instance added (runtime API, then health checks)',
 };
 
-function markdown(summaries: readonly Summary[], machine: ReturnType<typeof machineInfo>, date: string, command: string): string {
+function markdown(summaries: readonly Summary[], machine: ReturnType<typeof machineInfo>, date: string, command: string, api: Options['api']): string {
   const cell = (value: number | undefined) => (value === undefined ? '-' : value.toFixed(1));
   return [
-    '## Convergence: etcd write → first request routed by it',
+    `## Convergence: etcd ${api} write → first request routed by it`,
     '',
     '| change | samples | median ms | p90 ms | p99 ms | min ms | max ms | controller apply, median ms | disruptions |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|',

@@ -184,8 +184,11 @@ export interface LocalEtcd {
   stop(): Promise<void>;
 }
 
-/** Debian's etcd on two free loopback ports, data in `dataDir`; resolves once /health answers. */
-export async function startEtcd(dataDir: string, { timeoutMs = 20_000 } = {}): Promise<LocalEtcd> {
+/**
+ * Debian's etcd on two free loopback ports, data in `dataDir`; resolves once /health answers.
+ * `enableV2`: also serve the v2 API (`/v2/keys`), which a Kontena grid's agents write with.
+ */
+export async function startEtcd(dataDir: string, { timeoutMs = 20_000, enableV2 = false } = {}): Promise<LocalEtcd> {
   const clientPort = await freePort();
   const peerPort = await freePort();
   const endpoint = `http://127.0.0.1:${clientPort}`;
@@ -196,6 +199,7 @@ export async function startEtcd(dataDir: string, { timeoutMs = 20_000 } = {}): P
     '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer,
     '--initial-cluster', `edgelb-local=${peer}`,
     '--log-level', 'error', '--logger', 'zap',
+    ...(enableV2 ? ['--enable-v2'] : []),
   ]);
   try {
     await waitFor(
