@@ -15,8 +15,11 @@ export interface Snapshot {
   readonly revision: string;
 }
 
+/** What the source needs of the EtcdClient (a fake in unit tests). */
+export type SourceClient = Pick<EtcdClient, 'api' | 'reason' | 'connection' | 'choose' | 'store' | 'decide'>;
+
 export interface EtcdSourceOptions {
-  readonly client: EtcdClient;
+  readonly client: SourceClient;
   /** The load balancer's etcd path, without a trailing slash. */
   readonly prefix: string;
   readonly logger: Logger;
