@@ -1,5 +1,5 @@
 import type { ApplyRecord, ControllerStatus } from '../controller.js';
-import type { Rejection } from '../model/types.js';
+import type { EntryWarning, Rejection } from '../model/types.js';
 import { buildHeadView, httpBackendName, tcpProxyName, type RenderSettings } from '../render/view.js';
 import type { ServerStat } from './haproxy-stats.js';
 
@@ -67,6 +67,8 @@ export interface StatusReport {
   readonly routes: readonly RouteReport[];
   readonly certificates: readonly CertificateReport[];
   readonly rejected: readonly Rejection[];
+  /** Entries served as written, with a cost to know about (e.g. bcrypt basic-auth hashes). */
+  readonly warnings: readonly EntryWarning[];
   readonly excluded: readonly { service: string; reason: string }[];
   readonly certificatesRejected: readonly { source: string; reason: string }[];
   readonly certificateWarnings: readonly string[];
@@ -163,6 +165,7 @@ export async function buildStatus(inputs: AdminInputs): Promise<StatusReport> {
       expired: b.notAfter.getTime() <= now.getTime(),
     })),
     rejected: status.rejected,
+    warnings: status.warnings,
     excluded: status.excluded,
     certificatesRejected: status.certs.rejected,
     certificateWarnings: status.certs.warnings,
