@@ -86,6 +86,6 @@ export function bcryptWarning(auth: BasicAuth | undefined): string | undefined {
   const slow = (auth?.users ?? []).filter((u) => u.kind === 'password' && BCRYPT_HASH.test(u.secret));
   if (slow.length === 0) return undefined;
   const users = slow.map((u) => `${u.name} (cost ${u.secret.slice(4, 6)})`).join(', ');
-  return `bcrypt hashes (${users}): HAProxy runs a bcrypt verification on every request with credentials, ` +
-    'which holds one of its threads for tens of milliseconds or more each time; a SHA-512 crypt hash (openssl passwd -6) costs about 1 ms';
+  return `bcrypt hashes (${users}): HAProxy runs a bcrypt verification on every request with credentials, holding ` +
+    'one of its threads while it computes (cost 10: about 50 ms per request, doubling with each step); a SHA-512 crypt hash (openssl passwd -6) takes about 1-2 ms';
 }

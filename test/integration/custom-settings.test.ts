@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Backend } from '../support/backend.js';
 import type { TestEdgelb } from '../support/edgelb.js';
 import { startEtcd, type EtcdServer } from '../support/etcd.js';
-import { closeBackends, expectRoute, startBackends, startLbWith } from '../support/lb.js';
+import { closeBackends, expectRoute, logsWithMsg, putKeys, settled, startBackends, startLbWith } from '../support/lb.js';
 import { request } from '../support/requests.js';
 
 // custom_settings as Kontena users write them: the familiar "*.foo.com -> foo.com" 301, with
@@ -53,5 +53,22 @@ describe('custom_settings: *.foo.com -> foo.com', () => {
   it('serves what the ACL does not match', async () => {
     expect((await request(lb.httpPort, { path: '/x', host: 'foo.bar.foo.com' })).backend).toBe('wild');
     expect((await request(lb.httpPort, { path: '/x', host: 'a.b.bar.com' })).backend).toBe('modern');
+  });
+});
+
+describe('custom_settings with an HAProxy 1.8 directive', () => {
+  it('leaves that service out, serves the others, and names the directive and its replacement in the log line', async () => {
+    await settled(lb, await putKeys(etcd, lb, {
+      'services/legacy/virtual_hosts': 'legacy.test',
+      'services/legacy/upstreams/one': b.modern.address,
+      'services/legacy/custom_settings': 'http-request set-header X-Ok 1\nrspadd X-Frame-Options:\\ DENY',
+    }));
+    const lines = logsWithMsg(lb, 'service left out: HAProxy rejected its settings').filter((l) => l.service === 'http:legacy');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]?.haproxyError).toMatch(/The 'rspadd' directive is not supported anymore since HAProxy 2\.1/);
+    expect(lines[0]?.hint).toMatch(/^line 2: rspadd is HAProxy 1\.8 syntax that HAProxy 2\.6 refuses \(removed in 2\.1\); instead: http-response add-header <name> <value>/);
+    expect(lb.controller.status().excluded.map((e) => e.service)).toEqual(['http:legacy']);
+    await expectRoute(lb, '/x', 'a.b.bar.com', 'modern');
+    expect((await request(lb.httpPort, { path: '/', host: 'legacy.test' })).status).toBe(503);
   });
 });
