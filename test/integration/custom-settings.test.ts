@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Backend } from '../support/backend.js';
 import type { TestEdgelb } from '../support/edgelb.js';
+import { startTestEdgelb } from '../support/edgelb.js';
 import { startEtcd, type EtcdServer } from '../support/etcd.js';
+import { waitFor } from '../support/wait.js';
 import { closeBackends, expectRoute, logsWithMsg, putKeys, settled, startBackends, startLbWith } from '../support/lb.js';
 import { request } from '../support/requests.js';
 
@@ -70,5 +72,21 @@ describe('custom_settings with an HAProxy 1.8 directive', () => {
     expect(lb.controller.status().excluded.map((e) => e.service)).toEqual(['http:legacy']);
     await expectRoute(lb, '/x', 'a.b.bar.com', 'modern');
     expect((await request(lb.httpPort, { path: '/', host: 'legacy.test' })).status).toBe(503);
+  });
+});
+
+describe('KONTENA_LB_CUSTOM_SETTINGS with an HAProxy 1.8 directive', () => {
+  it('fails the apply (HAProxy refuses the whole config) and names the directive and its replacement', async () => {
+    const other = await startTestEdgelb(etcd, { KONTENA_LB_CUSTOM_SETTINGS: 'timeout check 10s\noption http-tunnel' });
+    try {
+      await other.put('services/web/virtual_hosts', 'web.test');
+      const failed = await waitFor(() => logsWithMsg(other, 'apply failed; HAProxy keeps serving the last good config')[0], {
+        timeoutMs: 15_000, what: 'the apply to fail',
+      });
+      expect(failed.err).toMatch(/option 'http-tunnel' is not supported any more since HAProxy 2\.1/);
+      expect(failed.err).toMatch(/KONTENA_LB_CUSTOM_SETTINGS line 2: option http-tunnel is HAProxy 1\.8 syntax that HAProxy 2\.6 refuses \(removed in 2\.1\); instead: remove the line/);
+    } finally {
+      await other.stopAll();
+    }
   });
 });
