@@ -1,5 +1,9 @@
-import { describe, expect, it } from 'vitest';
+import { rmSync } from 'node:fs';
+import fc from 'fast-check';
+import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config.js';
+import { createRenderer } from '../../src/render/render.js';
+import { testRenderSettings } from '../support/render-check.js';
 import { DEFAULT_CIPHERS, OLD_CLIENT_CIPHERS } from '../../src/settings/tls.js';
 
 // The Kontena load balancer's own settings, read as it read them: LOG_LEVEL numbers and DEBUG,
@@ -92,6 +96,36 @@ describe('SYSLOG_TARGET', () => {
     const text = refusal({ SYSLOG_TARGET: raw });
     expect(text).toMatch(message);
     expect(text).not.toContain('\n');
+  });
+});
+
+describe('SYSLOG_TARGET against hostile values', () => {
+  const render = createRenderer();
+  const settings = testRenderSettings();
+  afterAll(() => rmSync(settings.stateDir, { recursive: true, force: true }));
+  const LOG_LINE = /^    log (?:(?:udp|tcp)[46]?@)?(?:\[[0-9a-f:.]+\]|[0-9a-z.-]+):\d{1,5}(?: len \d+)?(?: format [a-z0-9]+)? [a-z0-9]+(?: [a-z]+(?: [a-z]+)?)?$/;
+  const piece = fc.oneof(
+    fc.constantFrom('127.0.0.1', '[::1]:514', 'udp@', 'tcp@', 'logs.example.com', ':514', ' ', '\t', 'local0', 'info', 'len', '200', 'format', 'raw',
+      '\n', '\r', '#', '"', "'", '\\', '%[src]', '${HOME}', '\n    stats socket /tmp/x level admin', '\u0000', '\u2028', 'é', '[', ']', '@', ':'),
+    fc.string({ maxLength: 6 }),
+  );
+  it('either stops edgelb with one line or renders exactly one log line of the expected shape', () => {
+    fc.assert(fc.property(fc.array(piece, { minLength: 1, maxLength: 8 }), (parts) => {
+      const raw = parts.join('');
+      let syslog;
+      try {
+        syslog = load({ SYSLOG_TARGET: raw }).syslogTarget;
+      } catch (error) {
+        expect(error).toBeInstanceOf(ConfigError);
+        expect((error as Error).message).not.toMatch(/[\n\r]/);
+        return;
+      }
+      if (syslog === undefined) return; // only whitespace: not set
+      const global = render({ http: [], tcp: [] }, { ...settings, syslog }).split('\ndefaults\n')[0]!;
+      const logLines = global.split('\n').filter((l) => /^\s*log /.test(l));
+      expect(logLines).toHaveLength(2);
+      expect(logLines[1]).toMatch(LOG_LINE);
+    }), { numRuns: 500 });
   });
 });
 
