@@ -241,7 +241,7 @@ export class Controller {
         const reason = messages.join('; ');
         this.excluded.set(service, { fingerprint: serviceFingerprint(state, service), reason });
         // An HAProxy 1.8 directive in custom_settings is the usual cause after a move from the Kontena load balancer.
-        const hint = legacyHint(serviceOf(state, service)?.customSettings ?? []);
+        const hint = legacyHint(serviceOf(state, service)?.customSettings ?? [], 'proxy');
         this.options.logger.error({ service, haproxyError: reason, ...(hint ? { hint } : {}) }, 'service left out: HAProxy rejected its settings');
       }
       state = this.withoutExcluded(state);
@@ -449,9 +449,12 @@ function serviceFingerprint(state: DesiredState, key: string): string {
 
 /** HAProxy 1.8 directives in the environment's settings, named with their replacement. */
 function settingsHints(settings: RenderSettings): string[] {
-  return ([['KONTENA_LB_GLOBAL_SETTINGS', settings.globalSettings], ['KONTENA_LB_CUSTOM_SETTINGS', settings.defaultsSettings]] as const)
-    .flatMap(([name, lines]) => {
-      const hint = legacyHint(lines);
+  return ([
+    ['KONTENA_LB_GLOBAL_SETTINGS', settings.globalSettings, 'global'],
+    ['KONTENA_LB_CUSTOM_SETTINGS', settings.defaultsSettings, 'proxy'],
+  ] as const)
+    .flatMap(([name, lines, section]) => {
+      const hint = legacyHint(lines, section);
       return hint ? [`${name} ${hint}`] : [];
     });
 }

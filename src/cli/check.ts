@@ -7,7 +7,7 @@ import { rejectionReason } from '../admin/metrics.js';
 import { locateExecutable } from '../config.js';
 import { validateConfigFile } from '../haproxy/validate.js';
 import { parseChallenges } from '../model/challenges.js';
-import { describeLegacyUse, findLegacyDirectives } from '../model/legacy-directives.js';
+import { describeLegacyUse, findLegacyDirectives, type SettingsSection } from '../model/legacy-directives.js';
 import { parseEntries } from '../model/parse.js';
 import type { Entries } from '../model/types.js';
 import { parseSettingLines } from '../model/values.js';
@@ -153,8 +153,8 @@ function withoutTempPath(message: string): string {
  */
 function legacyProblems(entries: Entries, config: Config): CheckProblem[] {
   const problems: CheckProblem[] = [];
-  const report = (subject: string, lines: readonly string[], service: string | undefined) => {
-    for (const use of findLegacyDirectives(lines)) {
+  const report = (subject: string, lines: readonly string[], section: SettingsSection, service: string | undefined) => {
+    for (const use of findLegacyDirectives(lines, section)) {
       problems.push({ kind: 'legacy', subject, reason: 'haproxy_1_8_directive', message: describeLegacyUse(use), ...(service ? { service } : {}) });
     }
   };
@@ -167,10 +167,10 @@ function legacyProblems(entries: Entries, config: Config): CheckProblem[] {
     } catch {
       continue; // already reported as an invalid entry
     }
-    report(key, lines, match[1]);
+    report(key, lines, 'proxy', match[1]);
   }
-  report('KONTENA_LB_CUSTOM_SETTINGS', config.customSettings, undefined);
-  report('KONTENA_LB_GLOBAL_SETTINGS', config.globalSettings, undefined);
+  report('KONTENA_LB_CUSTOM_SETTINGS', config.customSettings, 'proxy', undefined);
+  report('KONTENA_LB_GLOBAL_SETTINGS', config.globalSettings, 'global', undefined);
   return problems;
 }
 

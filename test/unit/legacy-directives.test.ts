@@ -48,10 +48,11 @@ const EXAMPLES: Record<string, { line: string; global?: true }> = {
 describe('LEGACY_DIRECTIVES', () => {
   it('has an example line for every directive (and no example without a directive)', () => {
     expect(Object.keys(EXAMPLES).sort()).toEqual(LEGACY_DIRECTIVES.map((d) => d.directive).sort());
+    for (const d of LEGACY_DIRECTIVES) expect(EXAMPLES[d.directive]!.global ? 'global' : 'proxy', d.directive).toBe(d.section);
   });
 
-  it.each(Object.entries(EXAMPLES))('finds %s in a line and names its replacement', (directive, { line }) => {
-    const uses = findLegacyDirectives(['http-request set-header X-A b', `  ${line}`]);
+  it.each(Object.entries(EXAMPLES))('finds %s in a line and names its replacement', (directive, { line, global }) => {
+    const uses = findLegacyDirectives(['http-request set-header X-A b', `  ${line}`], global ? 'global' : 'proxy');
     expect(uses.map((u) => [u.line, u.directive.directive])).toEqual([[2, directive]]);
     expect(describeLegacyUse(uses[0]!)).toMatch(new RegExp(`^line 2: ${directive.replace('.', '\\.')} is HAProxy 1\\.8 syntax that HAProxy 2\\.6 refuses( \\(removed in 2\\.\\d\\))?; instead: .+`));
   });
@@ -60,16 +61,22 @@ describe('LEGACY_DIRECTIVES', () => {
     expect(findLegacyDirectives([
       'http-request add-header X-Foo bar', 'option httpclose', 'option http-server-close', 'timeout client 60s',
       'acl block_me src 10.0.0.0/8', 'http-request deny if { hdr(x-reqadd) -m found }', 'option forwardfor',
-    ])).toEqual([]);
-    expect(legacyHint(['option httpclose'])).toBeUndefined();
+    ], 'proxy')).toEqual([]);
+    expect(legacyHint(['option httpclose'], 'proxy')).toBeUndefined();
+  });
+
+  it('looks only in the section the directive belonged to: HAProxy 2.6 has a global grace of its own', () => {
+    expect(findLegacyDirectives(['grace 5s'], 'global')).toEqual([]);
+    expect(findLegacyDirectives(['grace 5s'], 'proxy').map((u) => u.directive.directive)).toEqual(['grace']);
+    expect(findLegacyDirectives(['nbproc 2'], 'proxy')).toEqual([]);
   });
 
   it('ignores case, as HAProxy does for keywords', () => {
-    expect(findLegacyDirectives(['REQADD X-A:\\ b', 'Option Http-Tunnel']).map((u) => u.directive.directive)).toEqual(['reqadd', 'option http-tunnel']);
+    expect(findLegacyDirectives(['REQADD X-A:\\ b', 'Option Http-Tunnel'], 'proxy').map((u) => u.directive.directive)).toEqual(['reqadd', 'option http-tunnel']);
   });
 
   it('describes every use in one hint', () => {
-    expect(legacyHint(['reqadd X-A:\\ b', 'balance roundrobin', 'rspadd X-B:\\ c'])).toMatch(
+    expect(legacyHint(['reqadd X-A:\\ b', 'balance roundrobin', 'rspadd X-B:\\ c'], 'proxy')).toMatch(
       /^line 1: reqadd .*instead: http-request add-header <name> <value> \(e\.g\. reqadd X-Foo:\\ bar → http-request add-header X-Foo bar\); line 3: rspadd .*http-response add-header/,
     );
   });
@@ -87,7 +94,12 @@ describe('LEGACY_DIRECTIVES', () => {
       const attribution = attributeErrors(config, validation.errors);
       return { directive, ok: validation.ok, service: [...attribution.services.keys()], errors: validation.errors.map((e) => e.message) };
     }));
+    // The reason for the sections: a global `grace` is valid in 2.6, and must not be reported.
+    const graceFile = path.join(settings.stateDir, 'grace.cfg');
+    await writeFile(graceFile, parseAndRender(new Map(), { ...settings, globalSettings: ['grace 5s'] }).config);
+    const grace = await validateConfigFile(haproxy!, graceFile);
     await rm(settings.stateDir, { recursive: true, force: true });
+    expect(grace, 'global grace 5s').toEqual({ ok: true, errors: [] });
     for (const result of results) {
       expect(result.ok, `${result.directive}: ${result.errors.join(' / ')}`).toBe(false);
       // Refused where edgelb can say so: in the service's section, or (global lines) for the whole config.
