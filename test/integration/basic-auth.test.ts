@@ -4,6 +4,7 @@ import type { Backend } from '../support/backend.js';
 import type { TestEdgelb } from '../support/edgelb.js';
 import { startEtcd, type EtcdServer } from '../support/etcd.js';
 import { closeBackends, expectRoute, logsWithMsg, putKeys, settled, startBackends, startLbWith } from '../support/lb.js';
+import { get as httpGet } from '../support/http.js';
 import { basicAuth, request } from '../support/requests.js';
 import { waitFor } from '../support/wait.js';
 
@@ -107,12 +108,15 @@ describe('basic auth', () => {
     expect401(await get(basicAuth(user, BCRYPT[user])));
   });
 
-  it('logs once that the bcrypt hashes cost a bcrypt run per request, naming users and costs, never the hashes', () => {
-    const warnings = logsWithMsg(lb, 'entry warning');
-    expect(warnings).toEqual([expect.objectContaining({
+  it('logs once that the bcrypt hashes cost a bcrypt run per request, naming users and costs, never the hashes; /status lists it', async () => {
+    const warning = {
       key: 'services/private/basic_auth_secrets',
       reason: expect.stringMatching(/^bcrypt hashes \(erin \(cost 04\), frank \(cost 04\), gina \(cost 04\)\): HAProxy runs a bcrypt verification on every request .*openssl passwd -6/),
-    })]);
+    };
+    expect(logsWithMsg(lb, 'entry warning')).toEqual([expect.objectContaining(warning)]);
+    const status = await httpGet(lb.config.adminPort, '/status');
+    expect((JSON.parse(status.body) as { warnings: unknown[] }).warnings).toEqual([warning]);
+    expect(status.body).not.toMatch(/\$2[aby]\$/);
   });
 
   it('does not guard other services', async () => {
