@@ -58,6 +58,18 @@ describe('custom_settings: *.foo.com -> foo.com', () => {
   });
 });
 
+describe('custom_settings for the Kontena load balancer\'s Host handling', () => {
+  it('strips the port from the Host header sent to the service, as the README\'s migration table says', async () => {
+    await settled(lb, await putKeys(etcd, lb, {
+      'services/strip/virtual_hosts': 'strip.test',
+      'services/strip/upstreams/one': b.modern.address,
+      'services/strip/custom_settings': 'http-request replace-header Host (.*):.* \\1',
+    }));
+    await expectRoute(lb, '/strip-probe', 'strip.test:8080', 'modern');
+    expect(b.modern.requests.filter((r) => r.url === '/strip-probe').at(-1)?.headers.host).toBe('strip.test');
+  });
+});
+
 describe('custom_settings with an HAProxy 1.8 directive', () => {
   it('leaves that service out, serves the others, and names the directive and its replacement in the log line', async () => {
     await settled(lb, await putKeys(etcd, lb, {
