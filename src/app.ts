@@ -65,6 +65,7 @@ export function renderSettingsOf(config: Config): RenderSettings {
     acceptProxy: config.acceptProxy,
     tunnelTimeout: config.tunnelTimeout,
     healthUri: config.healthUri,
+    syslog: config.syslogTarget,
     stats: config.statsPassword === undefined ? undefined : { port: config.statsPort, password: config.statsPassword },
   };
 }
@@ -112,7 +113,7 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
     challengeMap: new ChallengeMap(paths.challengeMap, runtime),
     servers,
     envChallenges: options.envChallenges,
-    tls: { port: config.httpsPort, http2: config.http2, ciphers: config.sslCiphers },
+    tls: { port: config.httpsPort, http2: config.http2, minVersion: config.sslMinVersion, ciphers: config.sslCiphers },
     defaultCert: config.defaultCert,
     envCerts: options.envCerts,
     vaultCerts: (entries) => vaultCertsFromEntries(entries, config.vaultKey),

@@ -1,12 +1,17 @@
 import { accessSync, constants, mkdirSync, readFileSync, statSync, chmodSync } from 'node:fs';
 import { isIP } from 'node:net';
 import path from 'node:path';
-import { ConfigError } from './config-error.js';
 import type { EtcdConnection } from './etcd/connection.js';
 import { etcdConnection } from './etcd/connection-settings.js';
 import { parseSettingLines, EntryError } from './model/values.js';
 import { splitDomainList } from './tls/acme-domains.js';
 import { LETS_ENCRYPT_PRODUCTION } from './tls/acme-state.js';
+import { ConfigError } from './settings/config-error.js';
+import { parseLogLevel, type LogLevel } from './settings/log-level.js';
+import { parseSyslogTarget, type SyslogTarget } from './settings/syslog-target.js';
+import { defaultCiphersFor, DEFAULT_TLS_MIN_VERSION, parseTlsMinVersion, type TlsVersion } from './settings/tls.js';
+
+export { ConfigError };
 
 /** Everything edgelb needs to know, validated once and frozen; passed down, never read globally. */
 export interface Config {
@@ -36,8 +41,13 @@ export interface Config {
   readonly healthUri: string | undefined;
   /** Secret: never logged. The statistics page is off while it is unset. Environment only. */
   readonly statsPassword: string | undefined;
-  readonly logLevel: string;
+  /** LOG_LEVEL, or debug when DEBUG is on (as the Kontena image read them). */
+  readonly logLevel: LogLevel;
+  /** SYSLOG_TARGET: HAProxy also logs there (besides edgelb's stdout); undefined: stdout only. */
+  readonly syslogTarget: SyslogTarget | undefined;
   readonly http2: boolean;
+  /** The lowest TLS version the HTTPS listener accepts (HAProxy ssl-min-ver). */
+  readonly sslMinVersion: TlsVersion;
   readonly sslCiphers: string;
   readonly defaultCert: string | undefined;
   readonly certsDir: string | undefined;
@@ -75,8 +85,6 @@ export function locateExecutable(bin: string, searchPath: string): string | unde
   });
 }
 
-export { ConfigError } from './config-error.js';
-
 /** Settings by their environment name; CLI flags are mapped onto the same names before validation. */
 export type SettingsInput = Readonly<Record<string, string | undefined>>;
 
@@ -105,7 +113,8 @@ export const SETTINGS = [
   { env: 'KONTENA_LB_CHECK_INTERVAL', flag: 'check-interval', help: 'health-check interval of every upstream; a new instance gets traffic after its first two passing checks', default: '2s' },
   { env: 'KONTENA_LB_DRAIN_TIMEOUT', flag: 'drain-timeout', help: 'how long a removed instance may finish its in-flight requests and open connections', default: '1h' },
   { env: 'KONTENA_LB_HTTP2', flag: 'http2', help: 'offer HTTP/2 by ALPN on the HTTPS port (true/false)', default: 'true' },
-  { env: 'KONTENA_LB_SSL_CIPHERS', flag: 'ssl-ciphers', help: 'OpenSSL cipher list for TLS 1.2 (TLS 1.2 is the minimum)', default: 'Mozilla intermediate (ECDHE with AES-GCM or ChaCha20)' },
+  { env: 'KONTENA_LB_SSL_MIN_VERSION', flag: 'ssl-min-version', help: 'lowest TLS version accepted on the HTTPS port: TLSv1.0, TLSv1.1, TLSv1.2 or TLSv1.3', default: DEFAULT_TLS_MIN_VERSION },
+  { env: 'KONTENA_LB_SSL_CIPHERS', flag: 'ssl-ciphers', help: 'OpenSSL cipher list for TLS 1.2 and below (TLS 1.3 uses OpenSSL\'s suites)', default: 'Mozilla intermediate (ECDHE with AES-GCM or ChaCha20); Mozilla old with a TLSv1.0 or TLSv1.1 minimum' },
   { env: 'KONTENA_LB_DEFAULT_CERT', flag: 'default-cert', help: 'certificate for clients without SNI or with an unknown name: vault name, SSL_CERT_ name, file name or host' },
   { env: 'KONTENA_LB_CERTS_DIR', flag: 'certs-dir', help: 'a directory of PEM bundles (*.pem), watched live' },
   { env: 'KONTENA_LB_ACME_EMAIL', flag: 'acme-email', help: 'turns on Let\'s Encrypt (ACME HTTP-01): the account\'s contact address; setting it agrees to the CA\'s terms of service' },
@@ -118,7 +127,8 @@ export const SETTINGS = [
   { env: 'KONTENA_LB_ACCEPT_PROXY', flag: 'accept-proxy', help: 'expect the PROXY protocol on the HTTP, HTTPS and TCP listeners (true/false)', default: 'false' },
   { env: 'KONTENA_LB_TUNNEL_TIMEOUT', flag: 'tunnel-timeout', help: 'how long an idle WebSocket (or other upgraded connection) stays open', default: '1h' },
   { env: 'KONTENA_LB_HEALTH_URI', flag: 'health-uri', help: 'a path HAProxy answers with 200 while it is working (e.g. /health)' },
-  { env: 'LOG_LEVEL', flag: 'log-level', help: 'trace, debug, info, warn, error', default: 'info' },
+  { env: 'LOG_LEVEL', flag: 'log-level', help: 'trace, debug, info, warn, error, fatal, silent, or 0-5 as the Kontena image took it (0 debug ... 4 and 5 fatal)', default: 'info' },
+  { env: 'SYSLOG_TARGET', flag: 'syslog-target', help: 'also send HAProxy\'s logs to this syslog server: "<address>[:port] [<facility> [<level> [<minlevel>]]]"' },
 ] as const;
 
 /** What main.ts found about where edgelb runs: inside a container, the etcd a platform runs is at the default gateway. */
@@ -141,6 +151,7 @@ export function loadConfig(input: SettingsInput, options: { checkFilesystem?: bo
   const adminBind = bindAddress(get('KONTENA_LB_ADMIN_BIND') ?? '127.0.0.1');
   const stateDir = path.resolve(get('KONTENA_LB_STATE_DIR') ?? '/var/lib/edgelb');
   const haproxyBin = get('KONTENA_LB_HAPROXY_BIN') ?? 'haproxy';
+  const sslMinVersion = parseTlsMinVersion(get('KONTENA_LB_SSL_MIN_VERSION') ?? DEFAULT_TLS_MIN_VERSION);
   const config: Config = {
     etcd: etcdConnection(get, input.ETCD_PASSWORD, options.platform ?? NO_PLATFORM),
     etcdPath: etcdPath(get('ETCD_PATH'), get('KONTENA_STACK_NAME'), get('KONTENA_SERVICE_NAME')),
@@ -160,9 +171,11 @@ export function loadConfig(input: SettingsInput, options: { checkFilesystem?: bo
     tunnelTimeout: duration(get('KONTENA_LB_TUNNEL_TIMEOUT') ?? '1h', 'KONTENA_LB_TUNNEL_TIMEOUT'),
     healthUri: healthUri(get('KONTENA_LB_HEALTH_URI')),
     statsPassword: statsPassword(input.STATS_PASSWORD),
-    logLevel: logLevel(get('LOG_LEVEL') ?? 'info'),
+    logLevel: parseLogLevel(get('LOG_LEVEL'), get('DEBUG')),
+    syslogTarget: get('SYSLOG_TARGET') === undefined ? undefined : parseSyslogTarget(get('SYSLOG_TARGET')!),
     http2: boolean(get('KONTENA_LB_HTTP2') ?? 'true', 'KONTENA_LB_HTTP2'),
-    sslCiphers: ciphers(get('KONTENA_LB_SSL_CIPHERS') ?? DEFAULT_CIPHERS),
+    sslMinVersion,
+    sslCiphers: ciphers(get('KONTENA_LB_SSL_CIPHERS') ?? defaultCiphersFor(sslMinVersion)),
     defaultCert: get('KONTENA_LB_DEFAULT_CERT'),
     certsDir: get('KONTENA_LB_CERTS_DIR') === undefined ? undefined : path.resolve(get('KONTENA_LB_CERTS_DIR')!),
     vaultKey: get('KONTENA_LB_VAULT_KEY'),
@@ -274,13 +287,6 @@ function duration(raw: string, name: string): string {
   return raw;
 }
 
-/** Mozilla's "intermediate" TLS 1.2 suite: forward secrecy and AEAD ciphers only. */
-export const DEFAULT_CIPHERS = [
-  'ECDHE-ECDSA-AES128-GCM-SHA256', 'ECDHE-RSA-AES128-GCM-SHA256', 'ECDHE-ECDSA-AES256-GCM-SHA384',
-  'ECDHE-RSA-AES256-GCM-SHA384', 'ECDHE-ECDSA-CHACHA20-POLY1305', 'ECDHE-RSA-CHACHA20-POLY1305',
-  'DHE-RSA-AES128-GCM-SHA256', 'DHE-RSA-AES256-GCM-SHA384',
-].join(':');
-
 function ciphers(raw: string): string {
   if (!/^[A-Za-z0-9_+:!@.=-]+$/.test(raw)) {
     throw new ConfigError(`KONTENA_LB_SSL_CIPHERS must be an OpenSSL cipher list like ECDHE-RSA-AES128-GCM-SHA256:..., got ${JSON.stringify(raw)}`);
@@ -315,13 +321,6 @@ function boolean(raw: string, name: string): boolean {
   if (value === 'true' || value === '1' || value === 'yes') return true;
   if (value === 'false' || value === '0' || value === 'no') return false;
   throw new ConfigError(`${name} must be true or false, got ${JSON.stringify(raw)}`);
-}
-
-const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
-function logLevel(raw: string): string {
-  const level = raw.toLowerCase();
-  if (!LOG_LEVELS.includes(level)) throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(raw)}`);
-  return level;
 }
 
 /** The state dir holds keys and the admin socket: created 0700 and checked writable up front. */

@@ -8,7 +8,9 @@ import type { Logger } from './log.js';
 import { diffStates, fingerprintOf, isEmptyChange, type StateChanges } from './model/diff.js';
 import { reparseUpstreamChanges, reuseUnchanged } from './model/incremental.js';
 import { parseEntries, type ParseOptions } from './model/parse.js';
-import type { DesiredState, Entries, ParseResult, Rejection } from './model/types.js';
+import type { DesiredState, Entries, EntryWarning, HttpService, ParseResult, Rejection, TcpService } from './model/types.js';
+import { entryWarnings } from './model/warnings.js';
+import { legacyHint } from './model/legacy-directives.js';
 import { attributeErrors } from './render/attribute.js';
 import type { RenderedConfig, SectionRenderer } from './render/render.js';
 import type { RenderSettings, TlsSettings } from './render/view.js';
@@ -60,6 +62,7 @@ export interface ControllerStatus {
   readonly state: DesiredState | undefined;
   readonly certs: CertSet;
   readonly rejected: readonly Rejection[];
+  readonly warnings: readonly EntryWarning[];
   readonly excluded: readonly { service: string; reason: string }[];
   readonly lastApply: ApplyRecord | undefined;
   readonly counters: Readonly<Record<'applies' | 'reloads' | 'starts' | 'unchanged' | 'failures' | 'runtimeUpdates', number>>;
@@ -83,7 +86,9 @@ export class Controller {
   private running: Promise<void> | undefined;
   private applied: { revision: string; state: DesiredState; certs: CertSet; challenges: Challenges } | undefined;
   private rejected: readonly Rejection[] = [];
+  private warnings: readonly EntryWarning[] = [];
   private readonly entryReports = new ReportOnce();
+  private readonly warningReports = new ReportOnce();
   private readonly certReports = new ReportOnce();
   /** Services HAProxy rejected, by key, with the JSON of the version it rejected. */
   private readonly excluded = new Map<string, { fingerprint: string; reason: string }>();
@@ -120,6 +125,7 @@ export class Controller {
       state: this.applied?.state,
       certs: this.applied?.certs ?? EMPTY_CERT_SET,
       rejected: this.rejected,
+      warnings: this.warnings,
       excluded: [...this.excluded].map(([service, { reason }]) => ({ service, reason })),
       lastApply: this.lastApply,
       counters: { ...this.counters },
@@ -204,6 +210,7 @@ export class Controller {
     const parsed = this.parse(snapshot.entries);
     const { challenges, rejected: badChallenges } = parseChallenges(snapshot.entries, this.options.envChallenges);
     this.reportRejections([...parsed.rejected, ...badChallenges]);
+    this.reportWarnings(entryWarnings(parsed.state));
     const certs = this.selectCerts(snapshot.entries, certFiles);
     const settings = this.settingsFor(certs);
 
@@ -226,14 +233,16 @@ export class Controller {
       }
       const { services, unattributed } = attributeErrors(text, validation.errors);
       if (services.size === 0 || unattributed.length > 0 || round === MAX_ISOLATION_ROUNDS) {
-        const reason = [...unattributed, ...[...services.values()].flat()].join('; ');
+        const reason = [...unattributed, ...[...services.values()].flat(), ...settingsHints(settings)].join('; ');
         this.recordFailure(snapshot.revision, state, started, `HAProxy rejected the config: ${reason}`);
         return;
       }
       for (const [service, messages] of services) {
         const reason = messages.join('; ');
         this.excluded.set(service, { fingerprint: serviceFingerprint(state, service), reason });
-        this.options.logger.error({ service, haproxyError: reason }, 'service left out: HAProxy rejected its settings');
+        // An HAProxy 1.8 directive in custom_settings is the usual cause after a move from the Kontena load balancer.
+        const hint = legacyHint(serviceOf(state, service)?.customSettings ?? [], 'proxy');
+        this.options.logger.error({ service, haproxyError: reason, ...(hint ? { hint } : {}) }, 'service left out: HAProxy rejected its settings');
       }
       state = this.withoutExcluded(state);
     }
@@ -404,6 +413,12 @@ export class Controller {
     this.entryReports.update(rejected, (r) => `${r.key}\u0000${r.reason}`, (r) =>
       this.options.logger.warn({ key: r.key, reason: r.reason, ...(r.service ? { service: r.service } : {}) }, 'entry rejected'));
   }
+
+  private reportWarnings(warnings: readonly EntryWarning[]): void {
+    this.warnings = warnings;
+    this.warningReports.update(warnings, (w) => `${w.key}\u0000${w.reason}`, (w) =>
+      this.options.logger.warn({ key: w.key, reason: w.reason }, 'entry warning'));
+  }
 }
 
 function touchedServices(plan: ServerPlan): string[] {
@@ -421,11 +436,27 @@ function serverNames(plan: ServerPlan): Record<string, string[]> {
   );
 }
 
-function serviceFingerprint(state: DesiredState, key: string): string {
+function serviceOf(state: DesiredState, key: string): HttpService | TcpService | undefined {
   const [kind, name] = key.split(':', 2);
-  const list: readonly { name: string }[] = kind === 'tcp' ? state.tcp : state.http;
-  const service = list.find((s) => s.name === name);
+  const list: readonly (HttpService | TcpService)[] = kind === 'tcp' ? state.tcp : state.http;
+  return list.find((s) => s.name === name);
+}
+
+function serviceFingerprint(state: DesiredState, key: string): string {
+  const service = serviceOf(state, key);
   return service ? fingerprintOf(service) : 'null';
+}
+
+/** HAProxy 1.8 directives in the environment's settings, named with their replacement. */
+function settingsHints(settings: RenderSettings): string[] {
+  return ([
+    ['KONTENA_LB_GLOBAL_SETTINGS', settings.globalSettings, 'global'],
+    ['KONTENA_LB_CUSTOM_SETTINGS', settings.defaultsSettings, 'proxy'],
+  ] as const)
+    .flatMap(([name, lines, section]) => {
+      const hint = legacyHint(lines, section);
+      return hint ? [`${name} ${hint}`] : [];
+    });
 }
 
 function compactChanges(changes: StateChanges): Partial<StateChanges> {

@@ -1,7 +1,7 @@
 import type { ApplyRecord, ControllerStatus } from '../controller.js';
 import { FAILURE_HINTS, isConfigurationFailure } from '../etcd/errors.js';
 import type { EtcdSourceStatus } from '../sources/etcd.js';
-import type { Rejection } from '../model/types.js';
+import type { EntryWarning, Rejection } from '../model/types.js';
 import { buildHeadView, httpBackendName, tcpProxyName, type RenderSettings } from '../render/view.js';
 import type { ServerStat } from './haproxy-stats.js';
 
@@ -69,6 +69,8 @@ export interface StatusReport {
   readonly routes: readonly RouteReport[];
   readonly certificates: readonly CertificateReport[];
   readonly rejected: readonly Rejection[];
+  /** Entries served as written, with a cost to know about (e.g. bcrypt basic-auth hashes). */
+  readonly warnings: readonly EntryWarning[];
   readonly excluded: readonly { service: string; reason: string }[];
   readonly certificatesRejected: readonly { source: string; reason: string }[];
   readonly certificateWarnings: readonly string[];
@@ -183,6 +185,7 @@ export async function buildStatus(inputs: AdminInputs): Promise<StatusReport> {
       expired: b.notAfter.getTime() <= now.getTime(),
     })),
     rejected: status.rejected,
+    warnings: status.warnings,
     excluded: status.excluded,
     certificatesRejected: status.certs.rejected,
     certificateWarnings: status.certs.warnings,

@@ -4,11 +4,14 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { parseOptionsOf, renderSettingsOf, statePaths } from '../app.js';
 import { rejectionReason } from '../admin/metrics.js';
-import { locateExecutable } from '../config.js';
+import { locateExecutable, type Config } from '../config.js';
 import { validateConfigFile } from '../haproxy/validate.js';
 import { parseChallenges } from '../model/challenges.js';
+import { describeLegacyUse, findLegacyDirectives, type SettingsSection } from '../model/legacy-directives.js';
 import { parseEntries } from '../model/parse.js';
 import type { Entries } from '../model/types.js';
+import { parseSettingLines } from '../model/values.js';
+import { entryWarnings } from '../model/warnings.js';
 import { attributeErrors } from '../render/attribute.js';
 import { createRenderer } from '../render/render.js';
 import { selectCertificates } from '../tls/store.js';
@@ -25,8 +28,12 @@ interface CheckFlags extends Record<string, unknown> {
 
 /** One thing `edgelb run` would leave out, refuse or warn about. */
 export interface CheckProblem {
-  /** entry: an etcd entry the model rejects; haproxy: lines `haproxy -c` refuses; certificate: a vault bundle; layout: a key nothing reads. */
-  readonly kind: 'entry' | 'haproxy' | 'certificate' | 'layout';
+  /**
+   * entry: an etcd entry the model rejects; haproxy: lines `haproxy -c` refuses; legacy: an HAProxy 1.8
+   * directive, with its replacement; certificate: a vault bundle; layout: a key nothing reads;
+   * warning: served as written, but worth knowing (the only kind that does not make check exit 1).
+   */
+  readonly kind: 'entry' | 'haproxy' | 'legacy' | 'certificate' | 'layout' | 'warning';
   /** The etcd key (relative to the LB path), the service (`http:web`), or the certificate source. */
   readonly subject: string;
   /** The bounded class, as in the admin port's edgelb_rejected_entries{reason}. */
@@ -64,10 +71,14 @@ certificates are decrypted and checked. Nothing is written outside a temporary d
 Reported, each with the etcd key and the reason:
   entry        a value edgelb refuses (bad host, path, upstream, port conflict, unknown setting...)
   haproxy      a service whose lines HAProxy refuses (usually custom_settings); run leaves it out
+  legacy       an HAProxy 1.8 directive (reqadd, rspadd, block...) in custom_settings or
+               KONTENA_LB_CUSTOM_SETTINGS/KONTENA_LB_GLOBAL_SETTINGS, with what to write instead
   certificate  a vault bundle that cannot be served (does not decrypt, key does not match...)
   layout       a key under the etcd path that nothing reads (a typo such as "service/web/...")
+  warning      served as written, at a cost (bcrypt basic-auth hashes: one bcrypt run per request)
 
-Exit status: 0 nothing to report, 1 problems found, 2 the check could not run (settings, etcd, file).
+Exit status: 0 nothing would be refused (warnings may be listed), 1 problems found, 2 the check
+could not run (settings, etcd, file).
 
 Examples:
   edgelb check --service-name lb
@@ -84,7 +95,8 @@ Examples:
     for (const r of [...parsed.rejected, ...parseChallenges(source.entries).rejected]) {
       problems.push({ kind: 'entry', subject: r.key, reason: rejectionReason(r), message: r.reason, ...(r.service ? { service: r.service } : {}) });
     }
-    problems.push(...layoutProblems(source.entries));
+    problems.push(...layoutProblems(source.entries), ...legacyProblems(source.entries, config));
+    for (const w of entryWarnings(parsed.state)) problems.push({ kind: 'warning', subject: w.key, reason: 'entry_warning', message: w.reason });
     const vault = vaultCertsFromEntries(source.entries, config.vaultKey);
     const certs = selectCertificates(vault.certs, { defaultCert: config.defaultCert });
     for (const r of vault.rejected) problems.push({ kind: 'certificate', subject: r.key, reason: 'invalid_certificate', message: r.reason });
@@ -108,7 +120,7 @@ Examples:
           for (const message of messages) problems.push({ kind: 'haproxy', subject: service, reason: 'haproxy_rejected', message: withoutTempPath(message), service: service.replace(/^(http|tcp):/, '') });
         }
         for (const message of attribution.unattributed) {
-          problems.push({ kind: 'haproxy', subject: 'global settings', reason: 'haproxy_rejected', message: `${withoutTempPath(message)} (the whole config would be refused: check KONTENA_LB_GLOBAL_SETTINGS / KONTENA_LB_CUSTOM_SETTINGS)` });
+          problems.push({ kind: 'haproxy', subject: 'global settings', reason: 'haproxy_rejected', message: `${withoutTempPath(message)} (the whole config would be refused: check KONTENA_LB_GLOBAL_SETTINGS / KONTENA_LB_CUSTOM_SETTINGS / SYSLOG_TARGET)` });
         }
       } finally {
         await rm(tmp, { recursive: true, force: true });
@@ -124,13 +136,41 @@ Examples:
     };
     if (flags.json) deps.out(`${JSON.stringify(report, null, 2)}\n`);
     else deps.out(`${humanReport(report).join('\n')}\n`);
-    if (problems.length > 0) deps.exitCode(1);
+    if (problems.some((p) => p.kind !== 'warning')) deps.exitCode(1);
   });
 }
 
 /** `parsing [/tmp/edgelb-check-x/haproxy.cfg:85] : unknown keyword` → `rendered config line 85: unknown keyword`. */
 function withoutTempPath(message: string): string {
   return message.replace(/^parsing \[[^\]]*:(\d+)\]\s*:\s*/, 'rendered config line $1: ');
+}
+
+/**
+ * HAProxy 1.8 directives in any custom_settings entry and in the environment's settings, each with
+ * its replacement. `haproxy -c` refuses them too, but names neither the etcd key nor (for some) what
+ * to write instead, and --no-haproxy skips it.
+ */
+function legacyProblems(entries: Entries, config: Config): CheckProblem[] {
+  const problems: CheckProblem[] = [];
+  const report = (subject: string, lines: readonly string[], section: SettingsSection, service: string | undefined) => {
+    for (const use of findLegacyDirectives(lines, section)) {
+      problems.push({ kind: 'legacy', subject, reason: 'haproxy_1_8_directive', message: describeLegacyUse(use), ...(service ? { service } : {}) });
+    }
+  };
+  for (const [key, value] of entries) {
+    const match = /^(?:services|tcp-services)\/([^/]+)\/custom_settings$/.exec(key);
+    if (!match) continue;
+    let lines: string[];
+    try {
+      lines = parseSettingLines(value, 'custom_settings');
+    } catch {
+      continue; // already reported as an invalid entry
+    }
+    report(key, lines, 'proxy', match[1]);
+  }
+  report('KONTENA_LB_CUSTOM_SETTINGS', config.customSettings, 'proxy', undefined);
+  report('KONTENA_LB_GLOBAL_SETTINGS', config.globalSettings, 'global', undefined);
+  return problems;
 }
 
 /** Keys in subtrees no source reads: `edgelb run` ignores them without a word, so check says so. */
@@ -154,6 +194,12 @@ function humanReport(report: CheckReport): string[] {
   lines.push('');
   const rows = report.problems.map((p) => [p.kind, p.subject, p.reason, p.service ? `${p.message} (service ${p.service} left out)` : p.message]);
   lines.push(...layoutTable(['KIND', 'KEY / SERVICE', 'CLASS', 'REASON'], rows));
-  lines.push('', `${report.problems.length} ${report.problems.length === 1 ? 'problem' : 'problems'}: edgelb run would leave ${report.problems.length === 1 ? 'it' : 'them'} out and log each (see README, Troubleshooting)`);
+  const warnings = report.problems.filter((p) => p.kind === 'warning').length;
+  const problems = report.problems.length - warnings;
+  const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+  lines.push('');
+  if (problems > 0) lines.push(`${plural(problems, 'problem')}: edgelb run would leave ${problems === 1 ? 'it' : 'them'} out and log each (see README, Troubleshooting)`);
+  else lines.push('ok: nothing would be rejected');
+  if (warnings > 0) lines.push(`${plural(warnings, 'warning')}: served as written; edgelb run logs each as "entry warning"`);
   return lines;
 }

@@ -99,6 +99,7 @@ export function formatStatus(report: StatusReport, url: string): string[] {
   const problems = [
     ...report.rejected.map((r) => ['entry rejected', r.key, r.service ? `${r.reason} (service ${r.service} left out)` : r.reason]),
     ...report.excluded.map((e) => ['HAProxy refused', e.service, e.reason]),
+    ...(report.warnings ?? []).map((w) => ['entry warning', w.key, w.reason]),
     ...report.certificatesRejected.map((r) => ['certificate rejected', r.source, r.reason]),
     ...report.certificateWarnings.map((w) => ['certificate warning', '-', w]),
   ];

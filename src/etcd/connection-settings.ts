@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { ConfigError } from '../config-error.js';
+import { ConfigError } from '../settings/config-error.js';
 import type { EtcdConnection } from './connection.js';
 
 /** The default etcd client port (what ETCD_NODE and the default gateway get). */

@@ -60,6 +60,12 @@ export interface Rejection {
   readonly service?: string;
 }
 
+/** An entry that is served as written, but with a cost the operator should know about (key relative to the LB path). */
+export interface EntryWarning {
+  readonly key: string;
+  readonly reason: string;
+}
+
 export interface ParseResult {
   readonly state: DesiredState;
   readonly rejected: readonly Rejection[];

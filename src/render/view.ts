@@ -1,6 +1,8 @@
 import type { BasicAuthUser } from '../model/basic-auth.js';
 import type { DesiredState, HttpService, TcpService, Upstream } from '../model/types.js';
 import { compare } from '../model/parse.js';
+import type { SyslogTarget } from '../settings/syslog-target.js';
+import type { TlsVersion } from '../settings/tls.js';
 
 /** Everything the templates need besides the routes; all of it comes from Config. */
 export interface RenderSettings {
@@ -24,6 +26,8 @@ export interface RenderSettings {
   readonly tunnelTimeout: string;
   /** KONTENA_LB_HEALTH_URI, answered 200 by HAProxy itself; absent: that path is routed like any other. */
   readonly healthUri?: string;
+  /** SYSLOG_TARGET: a second `log` line besides stdout; absent: stdout only. */
+  readonly syslog?: SyslogTarget;
   /** HAProxy's statistics page; absent (no STATS_PASSWORD): off. */
   readonly stats?: StatsSettings;
   /** A unix socket for HAProxy's built-in Prometheus exporter (read by the admin port); none when absent. */
@@ -36,6 +40,8 @@ export interface TlsSettings {
   readonly port: number;
   readonly crtList: string;
   readonly http2: boolean;
+  /** KONTENA_LB_SSL_MIN_VERSION, HAProxy's ssl-min-ver. */
+  readonly minVersion: TlsVersion;
   readonly ciphers: string;
   /** Named in the config so that a change of default certificate is a config change (a reload). */
   readonly defaultCert: string;

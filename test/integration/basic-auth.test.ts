@@ -4,15 +4,28 @@ import type { Backend } from '../support/backend.js';
 import type { TestEdgelb } from '../support/edgelb.js';
 import { startEtcd, type EtcdServer } from '../support/etcd.js';
 import { closeBackends, expectRoute, logsWithMsg, putKeys, settled, startBackends, startLbWith } from '../support/lb.js';
+import { get as httpGet } from '../support/http.js';
 import { basicAuth, request } from '../support/requests.js';
 import { waitFor } from '../support/wait.js';
 
 // basic_auth_secrets through a real HAProxy: 401 with a realm without valid credentials, the
-// backend reached with them (plain and SHA-512/SHA-256/MD5 crypt hashes made by openssl), and
-// a service whose secrets cannot be used closed to everyone rather than left open.
+// backend reached with them (plain and SHA-512/SHA-256/MD5 crypt hashes made by openssl, and the
+// bcrypt forms Kontena's docs show), and a service whose secrets cannot be used closed to
+// everyone rather than left open.
 
 const HOST = 'private.foo.com';
-const PASSWORDS = { alice: 'alice-Pa55:w0rd!', bob: 'bob-S3cret', carol: 'carol-S3cret', dave: 'dave-S3cret' };
+const PASSWORDS = {
+  alice: 'alice-Pa55:w0rd!', bob: 'bob-S3cret', carol: 'carol-S3cret', dave: 'dave-S3cret',
+  erin: 'erin-Bcrypt5', frank: 'frank-Bcrypt5', gina: 'gina-Bcrypt5',
+};
+// Fixed bcrypt hashes of the passwords above, cost 04 (cheap for a test), made with python3's crypt
+// module (libxcrypt, the library HAProxy calls): one per prefix. That HAProxy lets the right
+// password through and not a wrong one, below, is the proof that each prefix verifies.
+const BCRYPT = {
+  erin: '$2b$04$.tkkPBiJGtmnTnwyM1BWBuD1Vgtep16tqZcbCuBTnKDfSXrW1DZUS',
+  frank: '$2y$04$2Qdo8k6rYcXIVUbzHK63y.VpNKqgVDSBU5Up2Jby39WppSAHKBD8q',
+  gina: '$2a$04$gazQRtnadjYA3fAtlSW/RONrdmHMcnmxOzyTLZJ1VylYmUtd5lby.',
+};
 
 let etcd: EtcdServer;
 let lb: TestEdgelb;
@@ -30,6 +43,7 @@ beforeAll(async () => {
     `user bob password ${await opensslHash('-6', PASSWORDS.bob)}`,
     `user carol password ${await opensslHash('-5', PASSWORDS.carol)}`,
     `user dave password ${await opensslHash('-1', PASSWORDS.dave)}`,
+    ...Object.entries(BCRYPT).map(([user, hash]) => `user ${user} password ${hash}`),
   ].join('\n');
   lb = await startLbWith(etcd, {
     'services/private/virtual_hosts': HOST,
@@ -79,11 +93,30 @@ describe('basic auth', () => {
     ['a SHA-512 hash', 'bob'],
     ['a SHA-256 hash', 'carol'],
     ['an MD5 hash', 'dave'],
+    ['a $2b$ bcrypt hash', 'erin'],
+    ['a $2y$ bcrypt hash', 'frank'],
+    ['a $2a$ bcrypt hash', 'gina'],
   ] as const)('lets %s through to the backend', async (_label, user) => {
     const reply = await get(basicAuth(user, PASSWORDS[user]), '/doc?x=1');
     expect(reply.status).toBe(200);
     expect(reply.backend).toBe('private');
     expect(reply.backendUrl).toBe('/doc?x=1');
+  });
+
+  it.each(['erin', 'frank', 'gina'] as const)('answers 401 to %s (bcrypt) with a wrong password', async (user) => {
+    expect401(await get(basicAuth(user, `${PASSWORDS[user]}x`)));
+    expect401(await get(basicAuth(user, BCRYPT[user])));
+  });
+
+  it('logs once that the bcrypt hashes cost a bcrypt run per request, naming users and costs, never the hashes; /status lists it', async () => {
+    const warning = {
+      key: 'services/private/basic_auth_secrets',
+      reason: expect.stringMatching(/^bcrypt hashes \(erin \(cost 04\), frank \(cost 04\), gina \(cost 04\)\): HAProxy runs a bcrypt verification on every request .*openssl passwd -6/),
+    };
+    expect(logsWithMsg(lb, 'entry warning')).toEqual([expect.objectContaining(warning)]);
+    const status = await httpGet(lb.config.adminPort, '/status');
+    expect((JSON.parse(status.body) as { warnings: unknown[] }).warnings).toEqual([warning]);
+    expect(status.body).not.toMatch(/\$2[aby]\$/);
   });
 
   it('does not guard other services', async () => {
@@ -100,13 +133,13 @@ describe('basic auth', () => {
     expect401(await get());
     const rejected = logsWithMsg(lb, 'entry rejected').filter((l) => String(l.key).endsWith('services/private/basic_auth_secrets'));
     expect(rejected).toHaveLength(1);
-    expect(rejected[0]?.reason).toMatch(/^line 5 is not "user <name>.*closed \(401 to every request\)/);
+    expect(rejected[0]?.reason).toMatch(/^line 8 is not "user <name>.*closed \(401 to every request\)/);
 
     await settled(lb, await putKeys(etcd, lb, { 'services/private/basic_auth_secrets': secrets }));
     await waitFor(async () => (await get(basicAuth('alice', PASSWORDS.alice))).backend === 'private', { timeoutMs: 5000, what: 'the service to open again' });
     expect401(await get());
 
     const everything = JSON.stringify(lb.logs);
-    for (const secret of [...Object.values(PASSWORDS), 'Leaked-If-Logged', '$6$', '$5$', '$1$']) expect(everything).not.toContain(secret);
+    for (const secret of [...Object.values(PASSWORDS), 'Leaked-If-Logged', '$6$', '$5$', '$1$', '$2a$', '$2b$', '$2y$']) expect(everything).not.toContain(secret);
   });
 });

@@ -211,6 +211,60 @@ describe('edgelb check', () => {
     expect(bad.stdout).toMatch(/haproxy +global settings +haproxy_rejected +.*not-a-global-keyword.*the whole config would be refused/);
   });
 
+  it('names every HAProxy 1.8 directive, in custom_settings and in the environment, with its replacement', async () => {
+    const legacy = file('legacy.json', JSON.stringify({
+      'services/web/virtual_hosts': 'web.test',
+      'services/web/upstreams/a': '10.0.0.1:80',
+      'services/web/custom_settings': 'reqadd X-Forwarded-Proto:\\ https if { ssl_fc }\nhttp-request set-header X-Ok 1\nrspadd X-Frame-Options:\\ DENY\nblock if { src 10.0.0.0/8 }',
+      'tcp-services/db/external_port': '5432',
+      'tcp-services/db/upstreams/a': '10.0.0.2:5432',
+      'tcp-services/db/custom_settings': 'option forceclose',
+    }));
+    const env = ['--custom-settings', 'option http-tunnel', '--global-settings', 'nbproc 2'];
+    const [json, human] = await Promise.all([
+      edgelb(['check', '--from-file', legacy, '--json', ...env, ...FIXED]),
+      edgelb(['check', '--from-file', legacy, '--no-haproxy', ...env, ...FIXED]),
+    ]);
+    expect(json.exitCode).toBe(1);
+    const report = JSON.parse(json.stdout) as CheckReport;
+    const found = report.problems.filter((p) => p.kind === 'legacy').map((p) => [p.subject, p.message, p.service]);
+    expect(found).toEqual([
+      ['services/web/custom_settings', expect.stringMatching(/^line 1: reqadd is HAProxy 1\.8 syntax that HAProxy 2\.6 refuses \(removed in 2\.1\); instead: http-request add-header <name> <value>/), 'web'],
+      ['services/web/custom_settings', expect.stringMatching(/^line 3: rspadd .*; instead: http-response add-header <name> <value>/), 'web'],
+      ['services/web/custom_settings', expect.stringMatching(/^line 4: block .*; instead: http-request deny with the same condition/), 'web'],
+      ['tcp-services/db/custom_settings', expect.stringMatching(/^line 1: option forceclose .*\(removed in 2\.0\); instead: remove the line/), 'db'],
+      ['KONTENA_LB_CUSTOM_SETTINGS', expect.stringMatching(/^line 1: option http-tunnel .*; instead: remove the line/), undefined],
+      ['KONTENA_LB_GLOBAL_SETTINGS', expect.stringMatching(/^line 1: nbproc .*\(removed in 2\.5\)/), undefined],
+    ]);
+    expect(report.problems.every((p) => p.reason !== 'haproxy_1_8_directive' || p.kind === 'legacy')).toBe(true);
+    // haproxy -c refuses the same config: the global setting takes the whole config down.
+    expect(report.haproxyOk).toBe(false);
+
+    // Without haproxy -c, the same lines are named, in the table.
+    expect(human.exitCode).toBe(1);
+    expect(human.stdout).toContain('haproxy -c: skipped');
+    const rows = human.stdout.split('\n').filter((l) => l.startsWith('legacy '));
+    expect(rows).toHaveLength(6);
+    expect(rows[0]).toMatch(/^legacy +services\/web\/custom_settings +haproxy_1_8_directive +line 1: reqadd .* \(service web left out\)$/);
+    expect(human.stdout.trimEnd().split('\n').at(-1)).toBe('6 problems: edgelb run would leave them out and log each (see README, Troubleshooting)');
+  });
+
+  it('lists a bcrypt basic-auth hash as a warning, without the hash, and still exits 0', async () => {
+    const hash = '$2b$04$.tkkPBiJGtmnTnwyM1BWBuD1Vgtep16tqZcbCuBTnKDfSXrW1DZUS';
+    const entries = file('bcrypt.json', JSON.stringify({
+      'services/web/virtual_hosts': 'web.test',
+      'services/web/upstreams/a': '10.0.0.1:80',
+      'services/web/basic_auth_secrets': `user erin password ${hash}`,
+    }));
+    const result = await edgelb(['check', '--from-file', entries, ...FIXED]);
+    expect(result.exitCode).toBe(0);
+    const lines = result.stdout.trimEnd().split('\n');
+    expect(lines[1]).toBe('would serve 1 HTTP and 0 TCP services; haproxy -c: valid');
+    expect(lines.find((l) => l.startsWith('warning'))).toMatch(/^warning +services\/web\/basic_auth_secrets +entry_warning +bcrypt hashes \(erin \(cost 04\)\): HAProxy runs a bcrypt verification on every request .*openssl passwd -6\) takes about 1-2 ms$/);
+    expect(lines.slice(-2)).toEqual(['ok: nothing would be rejected', '1 warning: served as written; edgelb run logs each as "entry warning"']);
+    expect(result.stdout + result.stderr).not.toContain('$2b$');
+  });
+
   it('--no-haproxy skips haproxy -c; a missing haproxy is one line with a hint', async () => {
     const skipped = await edgelb(['check', '--from-file', ENTRIES, '--no-haproxy', ...FIXED]);
     expect(skipped.exitCode).toBe(0);

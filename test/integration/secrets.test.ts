@@ -19,6 +19,8 @@ const VAULT_KEY = 'vault-key-that-must-never-be-printed-7f3a';
 const STATS_PASSWORD = 'St4tsPasswordNeverPrinted';
 const BASIC_PASSWORD = 'BasicAuthPasswordNeverPrinted';
 const BAD_LINE_PASSWORD = 'MalformedLinePasswordNeverPrinted';
+// A bcrypt hash (of "erin-Bcrypt5", cost 04): edgelb warns about its cost, without the hash.
+const BCRYPT_HASH = '$2b$04$.tkkPBiJGtmnTnwyM1BWBuD1Vgtep16tqZcbCuBTnKDfSXrW1DZUS';
 
 let etcd: EtcdServer;
 let b: Record<'a', Backend>;
@@ -45,7 +47,7 @@ function keyMaterial(pem: string): string[] {
 }
 
 describe('secrets never reach the logs', () => {
-  it('vault key, private keys, basic-auth and stats passwords stay out of stdout and stderr, errors included', async () => {
+  it('vault key, private keys, basic-auth passwords and hashes (bcrypt warning included) and stats passwords stay out of stdout and stderr, errors included', async () => {
     const envCert = await makeLeaf({ names: ['env.test'] });
     const vaulted = await makeLeaf({ names: ['vault.test'] });
     const plainInVault = await makeLeaf({ names: ['plain.test'] });
@@ -58,6 +60,9 @@ describe('secrets never reach the logs', () => {
     await put('services/bad/virtual_hosts', 'bad.test');
     await put('services/bad/upstreams/one', b.a.address);
     await put('services/bad/basic_auth_secrets', `user eve insecure-password ${BAD_LINE_PASSWORD} trailing words`);
+    await put('services/slow/virtual_hosts', 'slow.test');
+    await put('services/slow/upstreams/one', b.a.address);
+    await put('services/slow/basic_auth_secrets', `user erin password ${BCRYPT_HASH}`);
     await put('certs/vaulted', encryptBundle(vaulted.bundlePem, VAULT_KEY));
     await put('certs/wrong-key', encryptBundle(vaulted.bundlePem, 'another-key'));
     await put('certs/garbage', 'edgelb-vault:v1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA');
@@ -73,6 +78,7 @@ describe('secrets never reach the logs', () => {
     await waitFor(async () => (await get(httpPort, '/', 'web.test')).status === 401, { timeoutMs: 20_000, what: 'web.test to ask for basic auth' });
     await edgelb.waitForOutput('certificate rejected');
     await edgelb.waitForOutput('services/bad/basic_auth_secrets');
+    await edgelb.waitForOutput(/"msg":"entry warning".*services\/slow\/basic_auth_secrets|services\/slow\/basic_auth_secrets.*"msg":"entry warning"/);
     edgelb.child.kill('SIGHUP');
     await edgelb.waitForOutput('SIGHUP: re-reading etcd');
     // A broken vault value arriving while running, then a stop.
@@ -84,7 +90,7 @@ describe('secrets never reach the logs', () => {
     const output = edgelb.output();
     expect(output).toContain('entry rejected'); // the errors really happened
     const secrets = [
-      VAULT_KEY, STATS_PASSWORD, BASIC_PASSWORD, BAD_LINE_PASSWORD,
+      VAULT_KEY, STATS_PASSWORD, BASIC_PASSWORD, BAD_LINE_PASSWORD, BCRYPT_HASH, BCRYPT_HASH.slice(7),
       ...keyMaterial(envCert.keyPem), ...keyMaterial(vaulted.keyPem), ...keyMaterial(plainInVault.keyPem),
     ];
     for (const secret of secrets) expect(output.includes(secret), `output contains a secret: ${secret.slice(0, 12)}...`).toBe(false);

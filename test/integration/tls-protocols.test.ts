@@ -9,7 +9,7 @@ import { startEtcd, type EtcdServer } from '../support/etcd.js';
 import { get } from '../support/http.js';
 import { portIsFree } from '../../scripts/lib/local-stack.js';
 import { closeBackends, startBackends, startLbWith } from '../support/lb.js';
-import { expectServedCert, handshake, http2Get, httpsGet } from '../support/tls.js';
+import { expectServedCert, handshake, http2Get, httpsGet, oldTlsClient } from '../support/tls.js';
 
 // What the HTTPS listener speaks: ALPN and HTTP/2, protocol versions and ciphers, redirects to
 // HTTPS, HSTS, and the X-Forwarded-* headers backends receive.
@@ -64,6 +64,11 @@ describe('HTTP/2 (KONTENA_LB_HTTP2 default: true)', () => {
     expect(h1.status).toBe(200);
     expect(h1.alpn).toBe(false); // node:https offers no ALPN at all; HTTP/1.1 is what it gets
     expect(h1.backendUrl).toBe('/over-h1');
+  });
+
+  it('refuses TLS 1.0 (KONTENA_LB_SSL_MIN_VERSION default: TLSv1.2)', async () => {
+    await expect(handshake(lb.config.httpsPort, { servername: 'h2.test', ...oldTlsClient('TLSv1') }))
+      .rejects.toMatchObject({ code: 'ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION' });
   });
 
   it('a request over HTTP/2 is answered by the backend', async () => {
@@ -139,7 +144,7 @@ describe('KONTENA_LB_HTTP2=false and KONTENA_LB_SSL_CIPHERS', () => {
   });
 
   it('TLS 1.1 is refused by the server (the same client gets TLS 1.1 from a server that allows it)', async () => {
-    const tls11 = { minVersion: 'TLSv1.1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT@SECLEVEL=0' } as const;
+    const tls11 = oldTlsClient('TLSv1.1');
     // Control: this client really offers TLS 1.1.
     const server = tls.createServer({ cert: leaf.certPem, key: leaf.keyPem, minVersion: 'TLSv1', ciphers: 'DEFAULT@SECLEVEL=0' }, (s) => s.end());
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -150,6 +155,47 @@ describe('KONTENA_LB_HTTP2=false and KONTENA_LB_SSL_CIPHERS', () => {
       await new Promise<void>((resolve) => server.close(() => resolve()));
     }
     await expect(handshake(port, { servername: 'narrow.test', ...tls11 })).rejects.toMatchObject({ code: 'ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION' });
+  });
+});
+
+describe('KONTENA_LB_SSL_MIN_VERSION', () => {
+  let leaf: LeafCert;
+  beforeAll(async () => {
+    leaf = await makeLeaf({ names: ['old.test'], keyType: 'rsa' });
+  });
+  const entries = () => ({ 'services/web/virtual_hosts': 'old.test', 'services/web/upstreams/one': b.a.address, 'certs/old': leaf.bundlePem });
+
+  it('TLSv1.0: TLS 1.0 and 1.1 clients complete a handshake and are served, with the default cipher list (Mozilla old)', async () => {
+    const lb = await lbWith(entries(), { KONTENA_LB_SSL_MIN_VERSION: 'TLSv1.0' });
+    try {
+      const port = lb.config.httpsPort;
+      await expectServedCert(port, 'old.test', leaf);
+      const tls10 = await handshake(port, { servername: 'old.test', ...oldTlsClient('TLSv1') });
+      expect(tls10.protocol).toBe('TLSv1');
+      expect(tls10.cipher).toMatch(/^ECDHE-RSA-AES(128|256)-SHA$/);
+      expect((await handshake(port, { servername: 'old.test', ...oldTlsClient('TLSv1.1') })).protocol).toBe('TLSv1.1');
+      const reply = await httpsGet(port, { servername: 'old.test', path: '/over-tls1.0', ...oldTlsClient('TLSv1') });
+      expect(reply.status).toBe(200);
+      expect(reply.backendUrl).toBe('/over-tls1.0');
+      // Modern clients still get TLS 1.3, and TLS 1.2 an AEAD cipher first.
+      expect((await handshake(port, { servername: 'old.test' })).protocol).toBe('TLSv1.3');
+      expect((await handshake(port, { servername: 'old.test', maxVersion: 'TLSv1.2' })).cipher).toBe('ECDHE-RSA-AES128-GCM-SHA256');
+    } finally {
+      await lb.stopAll();
+    }
+  });
+
+  it('TLSv1.3: a TLS 1.2 client is refused, a TLS 1.3 one served', async () => {
+    const lb = await lbWith(entries(), { KONTENA_LB_SSL_MIN_VERSION: 'TLSv1.3' });
+    try {
+      const port = lb.config.httpsPort;
+      await expectServedCert(port, 'old.test', leaf);
+      expect((await handshake(port, { servername: 'old.test' })).protocol).toBe('TLSv1.3');
+      await expect(handshake(port, { servername: 'old.test', maxVersion: 'TLSv1.2' }))
+        .rejects.toMatchObject({ code: 'ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION' });
+    } finally {
+      await lb.stopAll();
+    }
   });
 });
 

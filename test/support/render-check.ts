@@ -18,7 +18,7 @@ export function testRenderSettings(options: { tls?: boolean } = {}): RenderSetti
   const settings = renderSettingsOf(config);
   writeFileSync(settings.challengeMap, '');
   const tls = options.tls
-    ? { tls: { port: 18443, crtList: path.join(stateDir, 'crt-list'), http2: true, ciphers: 'ECDHE-RSA-AES128-GCM-SHA256', defaultCert: 'fuzz' } }
+    ? { tls: { port: 18443, crtList: path.join(stateDir, 'crt-list'), http2: true, minVersion: 'TLSv1.2' as const, ciphers: 'ECDHE-RSA-AES128-GCM-SHA256', defaultCert: 'fuzz' } }
     : {};
   return { ...settings, ...tls, stateDir };
 }

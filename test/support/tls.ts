@@ -248,6 +248,18 @@ export interface HttpsRequestOptions {
   readonly ca?: string;
   readonly rejectUnauthorized?: boolean;
   readonly timeoutMs?: number;
+  /** Pin the protocol version and ciphers (see oldTlsClient). */
+  readonly minVersion?: tls.SecureVersion;
+  readonly maxVersion?: tls.SecureVersion;
+  readonly ciphers?: string;
+}
+
+/**
+ * A client that speaks exactly one old TLS version. Node's OpenSSL 3 refuses TLS 1.0 and 1.1 at its
+ * default security level, like the server's, so the client lowers it too (as an old client would not need to).
+ */
+export function oldTlsClient(version: 'TLSv1' | 'TLSv1.1') {
+  return { minVersion: version, maxVersion: version, ciphers: 'DEFAULT@SECLEVEL=0' } as const;
 }
 
 function backendOf(headers: IncomingHttpHeaders, body: string): { backend?: string; url?: string } {
@@ -276,6 +288,9 @@ export function httpsGet(port: number, options: HttpsRequestOptions = {}): Promi
         ca: options.ca,
         rejectUnauthorized: options.rejectUnauthorized ?? false,
         timeout: timeoutMs,
+        ...(options.minVersion === undefined ? {} : { minVersion: options.minVersion }),
+        ...(options.maxVersion === undefined ? {} : { maxVersion: options.maxVersion }),
+        ...(options.ciphers === undefined ? {} : { ciphers: options.ciphers }),
       },
       (res) => {
         const socket = res.socket as tls.TLSSocket;

@@ -2,8 +2,11 @@ import { describe, expect, it } from 'vitest';
 import { parseBasicAuthSecrets } from '../../src/model/basic-auth.js';
 import { EntryError } from '../../src/model/values.js';
 import { parseEntries } from '../../src/model/parse.js';
+import { entryWarnings } from '../../src/model/warnings.js';
 
 // Hashes made with `openssl passwd -6/-5/-1 s3cret`.
+// bcrypt of "s3cret" (cost 10); test/integration/basic-auth.test.ts verifies bcrypt through HAProxy.
+const BCRYPT = '$2b$10$5lNe7DxSTh/NgXCNIYrGierZHZOwWQlwsoSMIc.yaEsT7Kn.IbcyK';
 const SHA512 = '$6$abcdefgh$Z7KfoKnKTSZrzo5VZ0YubGLQOj9ov6sHo9TmE3zIU/LHKhpE30zCnZ0mcIXYf9r9rQ4DYaXoxAFSPFlcWdxjB.';
 const SHA256 = '$5$B57cFm6dwhVCBsVX$M.uVu3Snjrk1kjter2yaJmIlhiTiXNu7J0J8diIm6l5';
 const MD5 = '$1$Ma9tw2hT$8YpAqWayq7afY9JYpLm2b1';
@@ -42,6 +45,11 @@ describe('parseBasicAuthSecrets', () => {
     ['a password with a backslash', `user a insecure-password ${secret}\\x`, /line 1: the password/],
     ['a non-ASCII password', `user a insecure-password ${secret}é`, /line 1: the password/],
     ['an unsupported hash', `user a password $2y$10$${secret}`, /line 1: the hash is not a SHA-512/],
+    ['a bcrypt hash of cost 03', `user a password ${BCRYPT.replace('$10$', '$03$')}`, /line 1: the hash is not .*bcrypt .*cost 04-31/],
+    ['a bcrypt hash of cost 32', `user a password ${BCRYPT.replace('$10$', '$32$')}`, /line 1: the hash is not/],
+    ['a $2x$ bcrypt hash (the buggy pre-2011 variant)', `user a password ${BCRYPT.replace('$2b$', '$2x$')}`, /line 1: the hash is not/],
+    ['a truncated bcrypt hash', `user a password ${BCRYPT.slice(0, -1)}`, /line 1: the hash is not/],
+    ['a bcrypt hash with a character outside its alphabet', `user a password ${BCRYPT.slice(0, -1)}+`, /line 1: the hash is not/],
     ['a truncated hash', `user a password ${SHA512.slice(0, -3)}`, /line 1: the hash is not/],
     ['a plain password given as a hash', `user a password ${secret}`, /line 1: the hash is not/],
     ['an unknown password kind', `user a secret ${secret}`, /line 1: expected "insecure-password" or "password"/],
@@ -83,5 +91,30 @@ describe('parseEntries: basic_auth_secrets', () => {
   it('leaves a service without the key open', () => {
     const { state } = parse({ 'services/web/virtual_path': '/' });
     expect(state.http[0]?.basicAuth).toBeUndefined();
+  });
+});
+
+describe('bcrypt hashes', () => {
+  it.each(['$2a$', '$2b$', '$2y$'])('accepts %s with a cost of 04 to 31', (prefix) => {
+    for (const cost of ['04', '10', '31']) {
+      const hash = BCRYPT.replace('$2b$10$', `${prefix}${cost}$`);
+      expect(parseBasicAuthSecrets(`user a password ${hash}`)?.users[0]).toEqual({ name: 'a', kind: 'password', secret: hash });
+    }
+  });
+
+  it('warns once per service, naming the users and costs but never the hashes', () => {
+    const { state, rejected } = parseEntries(new Map(Object.entries({
+      'services/web/virtual_hosts': 'www.foo.com',
+      'services/web/basic_auth_secrets': `user alice password ${BCRYPT}\nuser bob password ${SHA512}\nuser carol password ${BCRYPT.replace('$2b$10$', '$2y$12$')}`,
+      'services/fast/virtual_path': '/fast',
+      'services/fast/basic_auth_secrets': `user dave password ${SHA512}`,
+    })), { reservedPorts: [] });
+    expect(rejected).toEqual([]);
+    const warnings = entryWarnings(state);
+    expect(warnings).toEqual([{
+      key: 'services/web/basic_auth_secrets',
+      reason: expect.stringMatching(/^bcrypt hashes \(alice \(cost 10\), carol \(cost 12\)\): HAProxy runs a bcrypt verification on every request .*openssl passwd -6/),
+    }]);
+    expect(JSON.stringify(warnings)).not.toMatch(/\$2[aby]\$|\$6\$/);
   });
 });

@@ -181,6 +181,13 @@ describe('docker/Dockerfile', () => {
   });
 });
 
+/**
+ * Variables the platform reads from the load balancer's own environment, not edgelb: it writes
+ * service link entries only for a load balancer whose image name contains kontena/lb or whose
+ * environment has KONTENA_SERVICE_ROLE=lb, and edgelb's image is named otherwise.
+ */
+const PLATFORM_VARIABLES = new Set(['KONTENA_SERVICE_ROLE']);
+
 describe('docker/stack-*.yml', () => {
   const files = readdirSync(path.join(ROOT, 'docker')).filter((f) => /^stack-.*\.yml$/.test(f));
 
@@ -196,10 +203,14 @@ describe('docker/stack-*.yml', () => {
     expect(lbs.length).toBe(1);
     const [lbName, lb] = lbs[0]!;
     const edgelbReads = envNamesInSource();
-    const knows = (name: string) => edgelbReads.includes(name) || edgelbReads.some((n) => n.endsWith('_') && name.startsWith(n));
-    const environment = Array.isArray(lb.environment) ? lb.environment.map((e) => e.split('=')[0]!) : Object.keys(lb.environment ?? {});
-    const names = [...environment, ...(lb.secrets ?? []).map((s) => s.name)];
+    const knows = (name: string) => PLATFORM_VARIABLES.has(name) || edgelbReads.includes(name) || edgelbReads.some((n) => n.endsWith('_') && name.startsWith(n));
+    const environment = Array.isArray(lb.environment)
+      ? Object.fromEntries(lb.environment.map((e) => [e.split('=')[0]!, e.slice(e.indexOf('=') + 1)]))
+      : Object.fromEntries(Object.entries(lb.environment ?? {}).map(([k, v]) => [k, String(v)]));
+    const names = [...Object.keys(environment), ...(lb.secrets ?? []).map((s) => s.name)];
     for (const name of names) expect(knows(name), `${file}: ${name} is not read by edgelb`).toBe(true);
+    // Without it (or kontena/lb in the image name) the platform writes no entries for this load balancer.
+    expect(lb.image?.includes('kontena/lb') || environment.KONTENA_SERVICE_ROLE === 'lb', `${file}: ${lbName} needs KONTENA_SERVICE_ROLE=lb`).toBe(true);
     const linked = Object.values(stack.services).filter((s) => s.links?.includes(lbName));
     expect(linked.length, `${file}: services linked to ${lbName}`).toBeGreaterThan(0);
   });

@@ -3,16 +3,21 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.js';
 import { parseEntries } from '../../src/model/parse.js';
 import { createRenderer, TEMPLATES_DIR } from '../../src/render/render.js';
 import type { RenderSettings } from '../../src/render/view.js';
+import { makeLeaf, removeCertFiles } from '../support/certs.js';
 
 // The load-balancer-wide features of the Kontena load balancer (PROXY protocol, health URI,
 // statistics page, tunnel timeout) and per-service basic auth, as rendered config lines, and
 // HAProxy's own verdict on the result. What clients see is in test/integration.
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'edgelb-render-features-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+afterAll(() => {
+  rmSync(dir, { recursive: true, force: true });
+  removeCertFiles();
+});
 
 const base: RenderSettings = {
   httpPort: 8080,
@@ -57,7 +62,7 @@ describe('render: load balancer features', () => {
   });
 
   it('accepts the PROXY protocol on the HTTP, HTTPS and TCP listeners', () => {
-    const tls = { port: 8443, crtList: path.join(dir, 'crt-list'), http2: true, ciphers: 'ECDHE-RSA-AES128-GCM-SHA256', defaultCert: 'x' };
+    const tls = { port: 8443, crtList: path.join(dir, 'crt-list'), http2: true, minVersion: 'TLSv1.2' as const, ciphers: 'ECDHE-RSA-AES128-GCM-SHA256', defaultCert: 'x' };
     const text = render(state, { ...all, tls });
     expect(text).toContain('    bind *:8080 accept-proxy\n');
     expect(text).toMatch(/\n    bind \*:8443 ssl crt-list .* accept-proxy\n/);
@@ -95,6 +100,44 @@ describe('render: load balancer features', () => {
     const result = await execa('haproxy', ['-c', '-f', file], { reject: false, all: true });
     expect(result.all).toContain('Configuration file is valid');
     expect(result.all).not.toMatch(/parsing \[/); // no warning about any line
+  });
+
+  it('writes SYSLOG_TARGET as a second log line from its typed fields, beside the stdout one', async () => {
+    const cases: [string, string][] = [
+      ['127.0.0.1', '    log 127.0.0.1:514 local1 info\n'],
+      ['udp@[::1]:1514 local0', '    log udp@[::1]:1514 local0\n'],
+      ['2001:db8::1:5514 daemon notice err', '    log [2001:db8::1]:5514 daemon notice err\n'],
+      ['tcp@localhost:6514 len 4096 format rfc5424 local7 info', '    log tcp@localhost:6514 len 4096 format rfc5424 local7 info\n'],
+    ];
+    writeFileSync(all.challengeMap, '');
+    for (const [raw, line] of cases) {
+      const syslog = loadConfig({ ETCD_PATH: '/x', SYSLOG_TARGET: raw }, { checkFilesystem: false }).syslogTarget;
+      const text = render(state, { ...base, syslog });
+      expect(text).toContain(`global\n    log stdout format raw local0 info\n    # SYSLOG_TARGET`);
+      expect(text).toContain(line);
+      const file = path.join(dir, 'syslog.cfg');
+      writeFileSync(file, text);
+      const result = await execa('haproxy', ['-c', '-f', file], { reject: false, all: true });
+      expect(result.all, raw).toContain('Configuration file is valid');
+    }
+    expect(render(state, base)).not.toContain('SYSLOG_TARGET');
+  });
+
+  it('writes KONTENA_LB_SSL_MIN_VERSION and its cipher list on the HTTPS bind line, and HAProxy accepts them', async () => {
+    writeFileSync(all.challengeMap, '');
+    const leaf = await makeLeaf({ names: ['tls.test'] });
+    writeFileSync(path.join(dir, 'tls.pem'), leaf.bundlePem);
+    writeFileSync(path.join(dir, 'crt-list'), `${path.join(dir, 'tls.pem')}\n`);
+    for (const version of ['TLSv1.0', 'TLSv1.3'] as const) {
+      const config = loadConfig({ ETCD_PATH: '/x', KONTENA_LB_SSL_MIN_VERSION: version }, { checkFilesystem: false });
+      const tls = { port: 8443, crtList: path.join(dir, 'crt-list'), http2: true, minVersion: config.sslMinVersion, ciphers: config.sslCiphers, defaultCert: 'x' };
+      const text = render(state, { ...base, tls });
+      expect(text).toContain(` ssl-min-ver ${version} ciphers ${config.sslCiphers}\n`);
+      const file = path.join(dir, 'tls.cfg');
+      writeFileSync(file, text);
+      const result = await execa('haproxy', ['-c', '-f', file], { reject: false, all: true });
+      expect(result.all, version).toContain('Configuration file is valid');
+    }
   });
 
   it('produces a config HAProxy accepts with every feature on', async () => {
