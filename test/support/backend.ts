@@ -10,8 +10,8 @@ export interface Backend {
   close(): Promise<void>;
 }
 
-/** A real HTTP server that answers with JSON naming itself and the request it received. */
-export async function startBackend(name: string): Promise<Backend> {
+/** A real HTTP server that answers with JSON naming itself and the request it received; on `host` (default 127.0.0.1). */
+export async function startBackend(name: string, host = '127.0.0.1'): Promise<Backend> {
   const requests: Backend['requests'] = [];
   const server = http.createServer((req, res) => {
     requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers });
@@ -20,12 +20,12 @@ export async function startBackend(name: string): Promise<Backend> {
     res.end(body);
   });
   server.keepAliveTimeout = 65_000;
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
   const port = (server.address() as AddressInfo).port;
   return {
     name,
     port,
-    address: `127.0.0.1:${port}`,
+    address: `${host}:${port}`,
     requests,
     close: () =>
       new Promise((resolve) => {

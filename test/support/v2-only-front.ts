@@ -31,8 +31,11 @@ function endToEnd(headers: http.IncomingHttpHeaders): http.OutgoingHttpHeaders {
   return Object.fromEntries(Object.entries(headers).filter(([name]) => !HOP_BY_HOP.has(name)));
 }
 
-/** `port`: listen there (a front started again where the last one was, as a restarted etcd would be). */
-export async function startV2OnlyFront(upstreamEndpoint: string, options: { readonly port?: number } = {}): Promise<V2OnlyFront> {
+/**
+ * `port`: listen there (a front started again where the last one was, as a restarted etcd would be);
+ * `host`: the address to listen on (default 127.0.0.1), e.g. a container's gateway.
+ */
+export async function startV2OnlyFront(upstreamEndpoint: string, options: { readonly port?: number; readonly host?: string } = {}): Promise<V2OnlyFront> {
   const upstream = new URL(upstreamEndpoint);
   if (upstream.protocol !== 'http:') throw new Error(`startV2OnlyFront: upstream must be plain http, not ${upstreamEndpoint}`);
   const requests: string[] = [];
@@ -49,11 +52,11 @@ export async function startV2OnlyFront(upstreamEndpoint: string, options: { read
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(options.port ?? 0, '127.0.0.1', () => resolve());
+    server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => resolve());
   });
 
   return {
-    endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    endpoint: `http://${options.host ?? '127.0.0.1'}:${(server.address() as AddressInfo).port}`,
     requests,
     dropConnections: () => server.closeAllConnections(),
     stop: () => new Promise((resolve) => {
