@@ -58,9 +58,11 @@ export class EtcdClient {
     const v2 = this.store('v2') as V2Store;
     const serverVersion = await v2.http.version();
     const v3Api = hasV3Api(serverVersion);
+    // Both keyspaces must answer: picking the one that does when the other refuses edgelb's
+    // credentials could serve an empty keyspace instead of saying what is wrong.
     const [v2State, v3Keys] = await Promise.all([
-      v2.exists(prefix).then((exists) => (exists === undefined ? 'off' as const : exists ? 'present' as const : 'absent' as const)),
-      v3Api ? (this.store('v3') as V3Store).hasKeys(prefix) : Promise.resolve(undefined),
+      v2.exists(prefix).then((exists) => (exists === undefined ? 'off' as const : exists ? 'present' as const : 'absent' as const), probing('v2')),
+      v3Api ? (this.store('v3') as V3Store).hasKeys(prefix).catch(probing('v3')) : Promise.resolve(undefined),
     ]);
     const decision = decideApi({ serverVersion, v2: v2State, v3Keys });
     if (decision.api) this.decide(decision.api, decision.reason);
@@ -87,4 +89,12 @@ export class EtcdClient {
     this.v3?.close();
     this.v2?.close();
   }
+}
+
+/** Names the keyspace ETCD_API=auto was looking at when etcd refused, and the way out. */
+function probing(api: EtcdApi): (error: unknown) => never {
+  return (error) => {
+    const failure = error instanceof EtcdFailure ? error : new EtcdFailure('other', (error as Error).message, { cause: error });
+    throw new EtcdFailure(failure.code, `ETCD_API=auto, looking at the ${api} keyspace: ${failure.message} (set ETCD_API to the API the platform writes with to use only that one)`, { cause: failure });
+  };
 }

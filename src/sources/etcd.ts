@@ -25,7 +25,11 @@ export interface EtcdSourceOptions {
   readonly logger: Logger;
   readonly onSnapshot: (snapshot: Snapshot) => void;
   readonly maxBackoffMs?: number;
+  /** How long a lost watch may take to resume by itself before the source reads everything again (default 5 s). */
+  readonly resumeTimeoutMs?: number;
 }
+
+const RESUME_TIMEOUT_MS = 5000;
 
 /** The etcd connection as the admin port shows it. */
 export interface EtcdSourceStatus {
@@ -52,6 +56,7 @@ export class EtcdSource {
   private watches: KvWatch[] = [];
   private stopped = false;
   private restartTimer: NodeJS.Timeout | undefined;
+  private resumeTimer: NodeJS.Timeout | undefined;
   private failures = 0;
   private generation = 0;
   /** Snapshots handed out so far; only the newest may still be read lazily. */
@@ -85,6 +90,7 @@ export class EtcdSource {
     this.stopped = true;
     this.watching = false;
     clearTimeout(this.restartTimer);
+    clearTimeout(this.resumeTimer);
     await this.dropWatches();
   }
 
@@ -153,6 +159,7 @@ export class EtcdSource {
       onChanges: firstWrite(store),
       onLost: (failure) => this.scheduleRestart(this.backoff(), failure),
       onInterrupted: (failure) => this.interrupted(failure),
+      onConnected: () => this.reconnected(store),
     })));
     if (this.stopped || generation !== this.generation) {
       await Promise.all(watches.map((w) => w.cancel()));
@@ -200,10 +207,17 @@ export class EtcdSource {
     this.watching = false;
     this.lastFailure = failure;
     this.options.logger.warn({ code: failure.code, err: failure.message, lastRevision: this.revision }, 'etcd watch lost; resuming from the last revision when a member answers');
+    // A watch that cannot come back by itself (an expired auth token the stream keeps reusing,
+    // a member that answers but never resumes it) is started over from a fresh read.
+    clearTimeout(this.resumeTimer);
+    this.resumeTimer = setTimeout(() => {
+      if (!this.watching) this.scheduleRestart(0, failure);
+    }, this.options.resumeTimeoutMs ?? RESUME_TIMEOUT_MS);
   }
 
   private reconnected(store: KvStore): void {
     if (this.stopped || this.watching) return;
+    clearTimeout(this.resumeTimer);
     this.watching = true;
     this.lastFailure = undefined;
     this.options.logger.info({ api: store.api, revision: this.revision }, 'etcd watch resumed');
@@ -211,6 +225,7 @@ export class EtcdSource {
 
   private scheduleRestart(delayMs: number, why: EtcdFailure | string): void {
     if (this.stopped) return;
+    clearTimeout(this.resumeTimer);
     this.generation++;
     this.watching = false;
     const failure = typeof why === 'string' ? undefined : why;

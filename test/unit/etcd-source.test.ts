@@ -128,6 +128,21 @@ describe('EtcdSource', () => {
     await source.stop();
   });
 
+  it('reads everything again when a lost watch has not resumed by itself within 5 s', async () => {
+    vi.useFakeTimers();
+    const client = new FakeClient();
+    const v3 = client.stores.v3;
+    const { source } = startSource(client);
+    await flush();
+    v3.handlers!.onInterrupted!(new EtcdFailure('unreachable', 'member gone'));
+    await vi.advanceTimersByTimeAsync(4999);
+    expect(v3.lists).toBe(1);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(v3.lists).toBe(2);
+    expect(source.status().connected).toBe(true);
+    await source.stop();
+  });
+
   it('retries a refused read with a growing backoff and reports the failure until it succeeds', async () => {
     vi.useFakeTimers();
     const client = new FakeClient();
