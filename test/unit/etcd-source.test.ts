@@ -138,6 +138,7 @@ describe('EtcdSource', () => {
     await vi.advanceTimersByTimeAsync(4999);
     expect(v3.lists).toBe(1);
     await vi.advanceTimersByTimeAsync(1);
+    await flush();
     expect(v3.lists).toBe(2);
     expect(source.status().connected).toBe(true);
     await source.stop();
