@@ -211,7 +211,7 @@ export class EtcdSource {
     // a member that answers but never resumes it) is started over from a fresh read.
     clearTimeout(this.resumeTimer);
     this.resumeTimer = setTimeout(() => {
-      if (!this.watching) this.scheduleRestart(0, failure);
+      if (!this.watching) this.scheduleRestart(0, 'the etcd watch did not resume by itself; reading everything again');
     }, this.options.resumeTimeoutMs ?? RESUME_TIMEOUT_MS);
   }
 
