@@ -1,7 +1,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { EtcdConnection } from './connection.js';
-import { EtcdFailure, firstLine, looksLikeTls } from './errors.js';
+import { describeTls, EtcdFailure, firstLine, looksLikeTls } from './errors.js';
 
 /** etcd v2's error body: `{"errorCode":100,"message":"Key not found","cause":"/a","index":7}`. */
 export interface V2Error {
@@ -175,7 +175,7 @@ function headerValue(value: string | string[] | undefined): string | undefined {
 /** A connection-level error (refused, reset, TLS) as an EtcdFailure naming the member. */
 function classifyTransport(error: NodeJS.ErrnoException, endpoint: string): EtcdFailure {
   const text = `${error.code ?? ''} ${firstLine(error.message)}`;
-  if (looksLikeTls(text)) return new EtcdFailure('tls', `${endpoint}: ${firstLine(error.message)}`, { cause: error });
+  if (looksLikeTls(text)) return new EtcdFailure('tls', `${endpoint}: ${describeTls(error.message, error.code)}`, { cause: error });
   return new EtcdFailure('unreachable', `${endpoint}: ${firstLine(error.message)}`, { cause: error });
 }
 
