@@ -4,6 +4,7 @@ import {
 } from 'etcd3';
 import type { EtcdConnection } from './connection.js';
 import { describeTls, EtcdFailure, firstLine, looksLikeTls } from './errors.js';
+import { probeTls } from './tls-probe.js';
 import type { FencedResult, KvChange, KvLease, KvListing, KvOp, KvStore, KvWatch, KvWatchHandlers } from './store.js';
 
 /** The etcd v3 API through the etcd3 library (gRPC): watches resume by themselves across members. */
@@ -12,7 +13,7 @@ export class V3Store implements KvStore {
   readonly endpoints: readonly string[];
   readonly client: Etcd3;
 
-  constructor(connection: EtcdConnection) {
+  constructor(private readonly connection: EtcdConnection) {
     this.endpoints = connection.endpoints;
     this.client = new Etcd3({
       hosts: [...connection.endpoints],
@@ -143,7 +144,15 @@ export class V3Store implements KvStore {
     try {
       return await work();
     } catch (error) {
-      throw classifyV3(error as Error);
+      const failure = classifyV3(error as Error);
+      // 'unreachable' over https may be a refused handshake that gRPC did not name: see probeTls.
+      if (failure.code === 'unreachable') throw (await probeTls(this.connection)) ?? failure;
+      // Without a token, etcd (--client-cert-auth) takes the certificate's common name as the user
+      // name, whether or not such a user exists: say so, or "permission denied" names no one.
+      if (failure.code === 'permission' && !this.connection.auth && this.connection.tls?.cert !== undefined) {
+        throw new EtcdFailure('permission', `${failure.message} (no ETCD_USERNAME is set: etcd took the client certificate's common name as the user name)`, { cause: error });
+      }
+      throw failure;
     }
   }
 }

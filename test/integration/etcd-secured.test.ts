@@ -5,6 +5,7 @@ import type { Backend } from '../support/backend.js';
 import { removeCertFiles } from '../support/certs.js';
 import { startTestEdgelb, type TestEdgelb } from '../support/edgelb.js';
 import { startEtcd, type EtcdServer } from '../support/etcd.js';
+import { CLIENT_CERT_NAME } from '../support/etcd-tls.js';
 import { closeBackends, expectRoute, lbReady, startBackends } from '../support/lb.js';
 import { parsePrometheusText, valueOf } from '../support/prometheus.js';
 import {
@@ -164,6 +165,22 @@ describe.each(['v3', 'v2'] as const)('etcd %s with a user limited to the prefix 
     await expectNoSecret(lb, [given]);
   });
 
+  it('an untrusted client certificate with the right user and password: "tls", not "unreachable"', async () => {
+    // etcd3 authenticates first, on a fresh gRPC channel each time, and gRPC reports that refused
+    // handshake as "No connection established. Last error: null" (see src/etcd/tls-probe.ts).
+    const prefix = prefixFor(api, 'untrusted-user');
+    const username = `lb-${api}-cert`;
+    const password = `cert-${api}-Pw-7a0e`;
+    await authEtcd.enableAuth({ prefix, username, password });
+    const lb = await startLb(authEtcd, api, prefix, {
+      ...tlsSettings(authEtcd, { client: authEtcd.tls!.untrustedClient }),
+      ETCD_USERNAME: username,
+      ETCD_PASSWORD_FILE: await secrets.write(`${username}.password`, password),
+    });
+    await expectRefused(lb, 'tls', /etcd refused edgelb's client certificate.*bad certificate/, /TLS.*certificate/);
+    await expectNoSecret(lb, [password, ...keyMaterial(authEtcd.tls!.untrustedClient.keyPem)]);
+  });
+
   it('a role that does not cover the prefix: refused until the operator grants it, then served without a restart', async () => {
     const prefix = prefixFor(api, 'grant');
     const username = `lb-${api}-grant`;
@@ -185,5 +202,22 @@ describe.each(['v3', 'v2'] as const)('etcd %s with a user limited to the prefix 
     await grantPrefix(authEtcd, api, granted.roleName, prefix);
     await expectServing(lb, api, 'web.grant.test');
     await expectNoSecret(lb, [password]);
+  });
+});
+
+describe('the client certificate as the etcd user (no ETCD_USERNAME)', () => {
+  it('refused while no user has the certificate\'s common name, on either API; served once the operator creates it', async () => {
+    // etcd (--client-cert-auth) takes the common name as the user when a request has no token (v3)
+    // or no basic auth (v2). The v2 and v3 keyspaces are separate: one prefix holds a route in each.
+    const prefix = prefixFor('v3', 'common-name');
+    await linkWebService(authEtcd, 'v3', prefix, 'web', 'web.cn.test', backends.a.address);
+    await linkWebService(authEtcd, 'v2', prefix, 'web', 'web.cn.test', backends.a.address);
+    const [v3, v2] = await Promise.all((['v3', 'v2'] as const).map((api) => startLb(authEtcd, api, prefix, tlsSettings(authEtcd))));
+    await expectRefused(v3!, 'permission', /permission denied.*no ETCD_USERNAME is set: etcd took the client certificate's common name as the user name/, /may not read/);
+    await expectRefused(v2!, 'auth', /no ETCD_USERNAME is set.*common name/, /ETCD_USERNAME/);
+
+    await authEtcd.enableAuth({ prefix, username: CLIENT_CERT_NAME, password: 'unused-by-edgelb-5e0d' }); // a user (and role) in both APIs
+    await expectServing(v3!, 'v3', 'web.cn.test');
+    await expectServing(v2!, 'v2', 'web.cn.test');
   });
 });
