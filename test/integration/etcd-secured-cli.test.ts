@@ -58,7 +58,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  running?.child.kill('SIGKILL');
+  running?.child.kill('SIGTERM'); // execa escalates to SIGKILL after 5 s; SIGTERM lets edgelb stop its HAProxy
   await running?.child;
   await Promise.all([etcd?.stop(), closeBackends(backends), secrets?.remove(), stateDir && rm(stateDir, { recursive: true, force: true })]);
   removeCertFiles();
