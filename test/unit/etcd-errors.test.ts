@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { describeTls, looksLikeTls } from '../../src/etcd/errors.js';
+import { failureOf, type V2Response } from '../../src/etcd/v2-http.js';
 import { classifyV3 } from '../../src/etcd/v3-store.js';
 
 // TLS failures as the operator reads them: which side refused, which setting to look at. The
@@ -39,5 +40,24 @@ describe('classifyV3 of TLS failures', () => {
   it('a refused connection is not TLS', () => {
     expect(looksLikeTls('14 UNAVAILABLE: No connection established. Last error: connect ECONNREFUSED 127.0.0.1:2379')).toBe(false);
     expect(classifyV3(new Error('14 UNAVAILABLE: No connection established. Last error: connect ECONNREFUSED 127.0.0.1:2379')).code).toBe('unreachable');
+  });
+});
+
+describe('failureOf a v2 401', () => {
+  const refused = (anonymous: boolean): V2Response => ({
+    status: 401, index: undefined, anonymous, body: { errorCode: 110, message: 'The request requires user authentication' },
+  });
+
+  it('with a user: a wrong password and a key outside its roles look alike to etcd, so both are named', () => {
+    const failure = failureOf(refused(false), 'reading /lb');
+    expect(failure.code).toBe('auth');
+    expect(failure.message).toBe("reading /lb: The request requires user authentication (wrong user name or password, or the user's role does not cover this key)");
+  });
+
+  it('without one: says ETCD_USERNAME is not set, and what etcd takes instead under client certificates', () => {
+    const failure = failureOf(refused(true), 'reading /lb');
+    expect(failure.code).toBe('auth');
+    expect(failure.message).toMatch(/no ETCD_USERNAME is set.*common name/);
+    expect(failure.message).not.toMatch(/wrong user name or password/);
   });
 });
