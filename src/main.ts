@@ -46,6 +46,18 @@ const platform = platformFacts({
   env: process.env,
 });
 
+// grpc-js (under etcd3) hands an endpoint's host to TLS as the server name even when it is an
+// IP address (https://10.0.0.1:2379, what ETCD_NODE gives), and Node then prints DEP0123 on
+// stderr: two lines that are not log lines and break a command's one-line failure. The
+// certificate is still checked against the IP; only that warning is dropped.
+const emitWarning = process.emitWarning.bind(process) as (...args: unknown[]) => void;
+process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
+  const options = rest[0];
+  const code = typeof options === 'object' && options !== null ? (options as { code?: unknown }).code : rest[1];
+  if (code === 'DEP0123') return;
+  emitWarning(warning, ...rest);
+}) as typeof process.emitWarning;
+
 function fail(message: string, code = 2): never {
   process.stderr.write(`edgelb: ${message}\n`);
   process.exit(code);

@@ -59,6 +59,27 @@ export function looksLikeTls(text: string): boolean {
   return TLS_PATTERNS.some((pattern) => pattern.test(text));
 }
 
+/** A refusal of edgelb's certificate: etcd (Go) ends the handshake with bad_certificate both when none comes and when it does not chain to its CA. */
+const CLIENT_REFUSED = /alert (bad certificate|certificate required|unknown ca|certificate (unknown|expired|revoked|unsupported))/i;
+/** Node's and gRPC's words (and codes) for a server certificate edgelb cannot verify. */
+const SERVER_UNTRUSTED = /unable to (verify|get (local )?issuer)|self[- ]signed|certificate has expired|Hostname\/IP does not match|UNABLE_TO_|DEPTH_ZERO|SELF_SIGNED|CERT_HAS_EXPIRED|ERR_TLS_CERT_ALTNAME/i;
+
+/**
+ * A TLS failure as one line that says which side refused and which setting to look at, then
+ * OpenSSL's own words without its error-stack prefix and source location: gRPC hands on
+ * `80..:error:0A000412:SSL routines:ssl3_read_bytes:sslv3 alert bad certificate:../deps/openssl/
+ * openssl/ssl/record/rec_layer_s3.c:1601:SSL alert number 42`. `code` is Node's error code, when there is one.
+ */
+export function describeTls(message: string, code = ''): string {
+  const words = firstLine(message)
+    .replace(/\b[0-9A-F]+:error:[0-9A-F]+:SSL routines:[\w ]*:/g, '')
+    .replace(/:[^\s:]*\.c:\d+:/g, ', ')
+    .replace(/\.$/, '');
+  if (CLIENT_REFUSED.test(words) || /ALERT_BAD_CERTIFICATE|ALERT_CERTIFICATE_REQUIRED/.test(code)) return `etcd refused edgelb's client certificate, or its lack of one (ETCD_CERT_FILE and ETCD_KEY_FILE must hold a certificate issued by a CA the etcd members trust): ${words}`;
+  if (SERVER_UNTRUSTED.test(`${code} ${words}`)) return `edgelb does not trust the etcd server's certificate (ETCD_CA_FILE must hold the CA that issued it): ${words}`;
+  return words;
+}
+
 /** The first line of an error message, without gRPC's trailing resolution notes. */
 export function firstLine(message: string): string {
   return (message.split('\n')[0] ?? '').replace(/\s*Resolution note:.*$/, '').trim();

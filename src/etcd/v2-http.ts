@@ -1,7 +1,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { EtcdConnection } from './connection.js';
-import { EtcdFailure, firstLine, looksLikeTls } from './errors.js';
+import { describeTls, EtcdFailure, firstLine, looksLikeTls } from './errors.js';
 
 /** etcd v2's error body: `{"errorCode":100,"message":"Key not found","cause":"/a","index":7}`. */
 export interface V2Error {
@@ -24,6 +24,8 @@ export interface V2Response {
   /** X-Etcd-Index: the store's index when the request was answered (a watch: when it started). */
   readonly index: string | undefined;
   readonly body: { readonly action?: string; readonly node?: V2Node } & Partial<V2Error>;
+  /** True when the request carried no user (no ETCD_USERNAME): a refusal then means something else. */
+  readonly anonymous?: boolean;
 }
 
 export interface V2RequestOptions {
@@ -77,8 +79,8 @@ export class V2Http {
   }
 
   /** `GET /version` of the member in use: `{"etcdserver":"2.3.7",...}`. */
-  async version(): Promise<string> {
-    const answer = await this.send('GET', '/version', {});
+  async version(timeoutMs?: number): Promise<string> {
+    const answer = await this.send('GET', '/version', timeoutMs === undefined ? {} : { timeoutMs });
     const server = (answer.body as { etcdserver?: unknown }).etcdserver;
     if (typeof server !== 'string') throw new EtcdFailure('other', `GET /version did not answer an etcd version (HTTP ${answer.status})`);
     return server;
@@ -147,7 +149,7 @@ export class V2Http {
             // etcd 3.x with the v2 API off answers Go's plain "404 page not found".
             parsed = { message: firstLine(text) };
           }
-          resolve({ status: response.statusCode ?? 0, index, body: parsed });
+          resolve({ status: response.statusCode ?? 0, index, body: parsed, anonymous: this.authorization === undefined });
         });
       });
       const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
@@ -175,7 +177,7 @@ function headerValue(value: string | string[] | undefined): string | undefined {
 /** A connection-level error (refused, reset, TLS) as an EtcdFailure naming the member. */
 function classifyTransport(error: NodeJS.ErrnoException, endpoint: string): EtcdFailure {
   const text = `${error.code ?? ''} ${firstLine(error.message)}`;
-  if (looksLikeTls(text)) return new EtcdFailure('tls', `${endpoint}: ${firstLine(error.message)}`, { cause: error });
+  if (looksLikeTls(text)) return new EtcdFailure('tls', `${endpoint}: ${describeTls(error.message, error.code)}`, { cause: error });
   return new EtcdFailure('unreachable', `${endpoint}: ${firstLine(error.message)}`, { cause: error });
 }
 
@@ -183,7 +185,13 @@ function classifyTransport(error: NodeJS.ErrnoException, endpoint: string): Etcd
 export function failureOf(response: V2Response, what: string): EtcdFailure {
   const { errorCode, message, cause } = response.body;
   if (errorCode === V2_CODES.unauthorized || response.status === 401) {
-    return new EtcdFailure('auth', `${what}: ${message ?? 'unauthorized'} (wrong user name or password, or the user's role does not cover this key)`);
+    // etcd's v2 API answers a wrong password and a key outside the user's roles alike (401,
+    // errorCode 110); without credentials, with --client-cert-auth it takes the user named by the
+    // client certificate's common name, else the guest role.
+    const why = response.anonymous
+      ? 'no ETCD_USERNAME is set, and etcd lets no anonymous request read this key: set ETCD_USERNAME, or with client certificates give etcd a user named like the certificate\'s common name whose role covers the key'
+      : 'wrong user name or password, or the user\'s role does not cover this key';
+    return new EtcdFailure('auth', `${what}: ${message ?? 'unauthorized'} (${why})`);
   }
   if (errorCode === V2_CODES.eventIndexCleared) return new EtcdFailure('history-lost', `${what}: ${message ?? ''} ${cause ?? ''}`.trim());
   if (response.status === 404 && errorCode === undefined) {

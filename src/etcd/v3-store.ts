@@ -1,9 +1,10 @@
-import { ExponentialBackoff, type IBackoff } from 'cockatiel';
+import { circuitBreaker, ConsecutiveBreaker, ExponentialBackoff, handleWhen, type IBackoff } from 'cockatiel';
 import {
-  EtcdAuthenticationFailedError, EtcdPermissionDeniedError, Etcd3, type Lease, type Watcher,
+  EtcdAuthenticationFailedError, EtcdPermissionDeniedError, Etcd3, isRecoverableError, type Lease, type Watcher,
 } from 'etcd3';
 import type { EtcdConnection } from './connection.js';
-import { EtcdFailure, firstLine, looksLikeTls } from './errors.js';
+import { describeTls, EtcdFailure, firstLine, looksLikeTls } from './errors.js';
+import { probeTls } from './tls-probe.js';
 import type { FencedResult, KvChange, KvLease, KvListing, KvOp, KvStore, KvWatch, KvWatchHandlers } from './store.js';
 
 /** The etcd v3 API through the etcd3 library (gRPC): watches resume by themselves across members. */
@@ -12,7 +13,7 @@ export class V3Store implements KvStore {
   readonly endpoints: readonly string[];
   readonly client: Etcd3;
 
-  constructor(connection: EtcdConnection) {
+  constructor(private readonly connection: EtcdConnection) {
     this.endpoints = connection.endpoints;
     this.client = new Etcd3({
       hosts: [...connection.endpoints],
@@ -37,8 +38,11 @@ export class V3Store implements KvStore {
         'grpc.keepalive_timeout_ms': 3000,
         'grpc.keepalive_permit_without_calls': 1,
       },
-      // The library calls next() on it once to get its first backoff: a factory is what it needs at run time.
-      faultHandling: { watchBackoff: new ExponentialBackoff({ initialDelay: 50, maxDelay: 1000 }) as unknown as IBackoff<unknown> },
+      faultHandling: {
+        // The library calls next() on it once to get its first backoff: a factory is what it needs at run time.
+        watchBackoff: new ExponentialBackoff({ initialDelay: 50, maxDelay: 1000 }) as unknown as IBackoff<unknown>,
+        host: memberCircuitBreaker,
+      },
     });
   }
 
@@ -140,7 +144,15 @@ export class V3Store implements KvStore {
     try {
       return await work();
     } catch (error) {
-      throw classifyV3(error as Error);
+      const failure = classifyV3(error as Error);
+      // 'unreachable' over https may be a refused handshake that gRPC did not name: see probeTls.
+      if (failure.code === 'unreachable') throw (await probeTls(this.connection)) ?? failure;
+      // Without a token, etcd (--client-cert-auth) takes the certificate's common name as the user
+      // name, whether or not such a user exists: say so, or "permission denied" names no one.
+      if (failure.code === 'permission' && !this.connection.auth && this.connection.tls?.cert !== undefined) {
+        throw new EtcdFailure('permission', `${failure.message} (no ETCD_USERNAME is set: etcd took the client certificate's common name as the user name)`, { cause: error });
+      }
+      throw failure;
     }
   }
 }
@@ -180,6 +192,22 @@ class V3Lease implements KvLease {
   }
 }
 
+/**
+ * The library's own per-member circuit breaker (3 failures in a row stop calls to the member for
+ * 5 s, so a dead member is skipped), except that a refused TLS handshake does not count: every
+ * member has the same certificates, and while the circuit was open each of the source's retries
+ * failed with "circuit breaker is open" ('unreachable') instead of the handshake error, so the
+ * code flipped between 'tls' and 'unreachable', /healthz between 503 and the HAProxy state, and
+ * the retries did not reach etcd at all (found by test/integration/etcd-secured.test.ts against
+ * etcd 3.4: gRPC reports the refused handshake as a recoverable UNAVAILABLE).
+ */
+function memberCircuitBreaker(): ReturnType<typeof circuitBreaker> {
+  return circuitBreaker(handleWhen((error) => isRecoverableError(error) && !looksLikeTls(error.message)), {
+    halfOpenAfter: 5000,
+    breaker: new ConsecutiveBreaker(3),
+  });
+}
+
 /** What the etcd3 library (and gRPC under it) threw, as a failure code and one clean line. */
 export function classifyV3(error: Error): EtcdFailure {
   if (error instanceof EtcdFailure) return error;
@@ -187,6 +215,6 @@ export function classifyV3(error: Error): EtcdFailure {
   if (error instanceof EtcdAuthenticationFailedError) return new EtcdFailure('auth', `authentication failed: ${message}`, { cause: error });
   if (error instanceof EtcdPermissionDeniedError) return new EtcdFailure('permission', `permission denied: ${message}`, { cause: error });
   if (/user name is empty|invalid auth token|authentication is not enabled/i.test(message)) return new EtcdFailure('auth', message, { cause: error });
-  if (looksLikeTls(message)) return new EtcdFailure('tls', message, { cause: error });
+  if (looksLikeTls(message)) return new EtcdFailure('tls', describeTls(message), { cause: error });
   return new EtcdFailure('unreachable', message, { cause: error });
 }
