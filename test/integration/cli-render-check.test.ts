@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CheckReport } from '../../src/cli/check.js';
 import { parseEntriesText } from '../../src/cli/entries-file.js';
 import { TEMPLATES_DIR } from '../../src/render/render.js';
+import { edgelbCommand } from '../support/edgelb-process.js';
 import { startEtcd, type EtcdServer } from '../support/etcd.js';
 import { startLbWith } from '../support/lb.js';
 import { freePort } from '../support/ports.js';
@@ -23,15 +24,7 @@ const EXPECTED = path.join(FIXTURES, 'expected.cfg');
 const IMAGE_TEMPLATES = '/opt/edgelb/templates';
 const FIXED = ['--state-dir', '/var/lib/edgelb', '--http-port', '80', '--admin-port', '8404'];
 
-function edgelb(args: string[], env: Record<string, string> = {}) {
-  return execa('node', ['--import', 'tsx', MAIN, ...args], {
-    env: { PATH: process.env.PATH ?? '', ...env },
-    extendEnv: false,
-    reject: false,
-    cwd: ROOT,
-    timeout: 60_000,
-  });
-}
+const edgelb = edgelbCommand;
 
 let etcd: EtcdServer;
 let tmp: string;

@@ -1,11 +1,10 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Backend } from '../support/backend.js';
 import { makeLeaf, removeCertFiles } from '../support/certs.js';
-import { edgelbEnv, runEdgelb, type EdgelbProcess } from '../support/edgelb-process.js';
+import { edgelbEnv, runEdgelb, type EdgelbProcess, edgelbCommand } from '../support/edgelb-process.js';
 import { startEtcd, type EtcdServer } from '../support/etcd.js';
 import { get } from '../support/http.js';
 import { closeBackends, startBackends } from '../support/lb.js';
@@ -21,8 +20,6 @@ import { waitFor } from '../support/wait.js';
 // and as environment; a wrong password or certificate fails in one line naming the cause; the
 // password is never printed.
 
-const ROOT = path.resolve(import.meta.dirname, '../..');
-const MAIN = path.join(ROOT, 'src/main.ts');
 const FIXED = ['--state-dir', '/var/lib/edgelb', '--http-port', '80', '--admin-port', '8404'];
 
 let etcd: EtcdServer;
@@ -64,15 +61,7 @@ afterAll(async () => {
   removeCertFiles();
 });
 
-function edgelb(args: string[], env: Record<string, string> = {}) {
-  return execa('node', ['--import', 'tsx', MAIN, ...args], {
-    env: { PATH: process.env.PATH ?? '', ...env },
-    extendEnv: false,
-    reject: false,
-    cwd: ROOT,
-    timeout: 60_000,
-  });
-}
+const edgelb = edgelbCommand;
 
 /** The connection as flags: TLS files, user and password file (the password itself has no flag). */
 function flags(api: Api, overrides: { passwordFile?: string } = {}): string[] {

@@ -30,6 +30,20 @@ export async function edgelbEnv(etcdEndpoint: string, prefix: string, httpPort: 
   };
 }
 
+/**
+ * One edgelb command (`check`, `render`, `cert ...`) as its own process from the source, with
+ * exactly the given environment; resolves with its exit code and output, whatever they are.
+ */
+export function edgelbCommand(args: readonly string[], env: Record<string, string> = {}) {
+  return execa('node', ['--import', 'tsx', MAIN, ...args], {
+    env: { PATH: process.env.PATH ?? '', ...env },
+    extendEnv: false,
+    reject: false,
+    cwd: path.resolve(import.meta.dirname, '../..'),
+    timeout: 60_000,
+  });
+}
+
 /** `edgelb run` as its own process (as operators run it), with exactly the given environment. */
 export function runEdgelb(env: Record<string, string>, args: string[] = []): EdgelbProcess {
   const child = execa('node', ['--import', 'tsx', MAIN, 'run', ...args], {
