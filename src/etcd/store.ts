@@ -59,8 +59,8 @@ export interface FencedResult {
 export interface KvLease {
   /** Puts `key` = `value` for as long as the lease lives. */
   put(key: string, value: string): Promise<void>;
-  /** Creates `key` = `value` on this lease unless the key exists; answers who holds it now. */
-  claim(key: string, value: string): Promise<{ readonly created: boolean; readonly holder: string | undefined }>;
+  /** Creates `key` = `value` on this lease unless the key exists; answers who holds it now, as of `revision`. */
+  claim(key: string, value: string): Promise<{ readonly created: boolean; readonly holder: string | undefined; readonly revision: string }>;
   /** Deletes every key of the lease and stops renewing. */
   revoke(): Promise<void>;
   /** Stops renewing without deleting: the keys expire within the TTL. */

@@ -98,12 +98,17 @@ export class V2Http {
 
   private async send(method: string, path: string, options: V2RequestOptions): Promise<V2Response> {
     let lastFailure: EtcdFailure | undefined;
+    // Reported as the answer when every member refused the handshake (the same certificates
+    // everywhere); one member with a bad certificate is skipped like a dead one.
+    let tlsFailure: EtcdFailure | undefined;
+    let allTls = true;
     for (let attempt = 0; attempt < this.endpoints.length; attempt++) {
       const index = (this.current + attempt) % this.endpoints.length;
       try {
         const response = await this.once(this.endpoints[index]!, method, path, options);
         // A member without a leader answers 5xx: another member may have one.
         if (response.status >= 500) {
+          allTls = false;
           lastFailure = new EtcdFailure('unreachable', `${this.endpoints[index]} answered HTTP ${response.status}: ${response.body.message ?? ''} ${response.body.cause ?? ''}`.trim());
           continue;
         }
@@ -112,11 +117,13 @@ export class V2Http {
       } catch (error) {
         if (options.signal?.aborted) throw error;
         lastFailure = classifyTransport(error as NodeJS.ErrnoException, this.endpoints[index]!);
-        if (lastFailure.code === 'tls') break; // every member has the same certificates: do not hide this behind the others
+        if (lastFailure.code === 'tls') tlsFailure ??= lastFailure;
+        else allTls = false;
+        continue;
       }
     }
     this.current = (this.current + 1) % this.endpoints.length;
-    throw lastFailure ?? new EtcdFailure('unreachable', 'no etcd endpoint');
+    throw (allTls ? tlsFailure : undefined) ?? lastFailure ?? new EtcdFailure('unreachable', 'no etcd endpoint');
   }
 
   private once(endpoint: string, method: string, path: string, options: V2RequestOptions): Promise<V2Response> {
@@ -138,7 +145,10 @@ export class V2Http {
         options.onHeaders?.(index);
         const chunks: Buffer[] = [];
         response.on('data', (chunk: Buffer) => chunks.push(chunk));
-        response.on('error', reject);
+        response.on('error', (error) => {
+          clearTimeout(timer);
+          reject(error);
+        });
         response.on('end', () => {
           clearTimeout(timer);
           const text = Buffer.concat(chunks).toString('utf8');
@@ -172,6 +182,11 @@ function encodeKey(key: string): string {
 
 function headerValue(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
+}
+
+/** etcd answered the write itself (2xx, no error body): not a proxy's or a v2-less server's page. */
+export function succeeded(response: V2Response): boolean {
+  return response.status >= 200 && response.status < 300 && response.body.errorCode === undefined;
 }
 
 /** A connection-level error (refused, reset, TLS) as an EtcdFailure naming the member. */

@@ -1,6 +1,6 @@
 import { EtcdFailure } from './errors.js';
 import type { KvLease } from './store.js';
-import { V2_CODES, failureOf } from './v2-http.js';
+import { V2_CODES, failureOf, succeeded } from './v2-http.js';
 import type { V2Store } from './v2-store.js';
 
 /**
@@ -14,6 +14,7 @@ export class V2Lease implements KvLease {
   private timer: NodeJS.Timeout | undefined;
   private lastRenewal = Date.now();
   private ended = false;
+  private refreshing = false;
   private readonly lostListeners: ((failure: EtcdFailure) => void)[] = [];
   private readonly renewedListeners: (() => void)[] = [];
 
@@ -25,18 +26,19 @@ export class V2Lease implements KvLease {
     this.hold(key, value);
   }
 
-  async claim(key: string, value: string): Promise<{ created: boolean; holder: string | undefined }> {
+  async claim(key: string, value: string): Promise<{ created: boolean; holder: string | undefined; revision: string }> {
     this.assertLive();
     const response = await this.store.http.keys('PUT', key, { form: { value, ttl: String(this.ttlSeconds) }, query: { prevExist: 'false' } });
-    if (response.body.errorCode === undefined) {
+    const revision = response.index ?? String(response.body.index ?? response.body.node?.modifiedIndex ?? 0);
+    if (succeeded(response)) {
       this.hold(key, value);
-      return { created: true, holder: value };
+      return { created: true, holder: value, revision };
     }
     if (response.body.errorCode !== V2_CODES.nodeExists) throw failureOf(response, `creating ${key}`);
     const holder = await this.store.get(key);
     // Values are unique per owner: a key holding ours is ours (an earlier claim); keep refreshing it.
     if (holder === value) this.hold(key, value);
-    return { created: false, holder };
+    return { created: false, holder, revision };
   }
 
   async revoke(): Promise<void> {
@@ -65,18 +67,27 @@ export class V2Lease implements KvLease {
   }
 
   private async refresh(): Promise<void> {
-    if (this.ended) return;
+    // A refresh that outlasts the interval (a slow member) must not overlap the next one.
+    if (this.ended || this.refreshing) return;
+    this.refreshing = true;
     try {
-      for (const [key, value] of this.keys) {
+      for (const [key, value] of [...this.keys]) {
         const response = await this.store.http.keys('PUT', key, {
           form: { refresh: 'true', ttl: String(this.ttlSeconds) },
           query: { prevValue: value },
         });
         if (this.ended) return;
         const code = response.body.errorCode;
-        if (code === V2_CODES.keyNotFound || code === V2_CODES.compareFailed) {
+        // Another owner took a key, or the lease's first key (what the owner announced) is gone:
+        // the lease is over. A later key deleted by someone else (the ACME leader removing a
+        // finished token's confirmations) just leaves the lease, as a deleted key leaves a v3 lease.
+        if (code === V2_CODES.compareFailed || (code === V2_CODES.keyNotFound && key === this.keys.keys().next().value)) {
           this.lose(new EtcdFailure('other', `${key} expired or was taken over before it was refreshed`));
           return;
+        }
+        if (code === V2_CODES.keyNotFound) {
+          this.keys.delete(key);
+          continue;
         }
         if (code !== undefined) throw failureOf(response, `refreshing ${key}`);
       }
@@ -86,6 +97,8 @@ export class V2Lease implements KvLease {
       if (Date.now() - this.lastRenewal >= this.ttlSeconds * 1000) {
         this.lose(error instanceof EtcdFailure ? error : new EtcdFailure('unreachable', (error as Error).message));
       }
+    } finally {
+      this.refreshing = false;
     }
   }
 

@@ -2,7 +2,7 @@ import type { EtcdConnection } from './connection.js';
 import { EtcdFailure } from './errors.js';
 import type { FencedResult, KvChange, KvLease, KvListing, KvOp, KvStore, KvWatch, KvWatchHandlers } from './store.js';
 import { V2Lease } from './v2-lease.js';
-import { failureOf, V2_CODES, V2Http, type V2Node, type V2Response } from './v2-http.js';
+import { failureOf, succeeded, V2_CODES, V2Http, type V2Node, type V2Response } from './v2-http.js';
 
 /**
  * A watch request is re-issued after this long without an event. etcd v2 sends nothing while
@@ -24,8 +24,9 @@ export class V2Store implements KvStore {
 
   async list(prefix: string): Promise<KvListing> {
     // `<prefix>/`, not `<prefix>`: v2 auth checks a recursive read against the key as written,
-    // so a role granted `<prefix>/*` may list `<prefix>/` (and nothing of `<prefix>2`).
-    const response = await this.http.keys('GET', `${prefix}/`, { query: { recursive: 'true' } });
+    // so a role granted `<prefix>/*` may list `<prefix>/` (and nothing of `<prefix>2`). A quorum
+    // read: after a failover the member answering may lag behind what was already applied.
+    const response = await this.http.keys('GET', `${prefix}/`, { query: { recursive: 'true', quorum: 'true' } });
     if (response.body.errorCode === V2_CODES.keyNotFound) return { entries: new Map(), revision: indexOf(response) };
     if (response.status !== 200) throw failureOf(response, `reading ${prefix}`);
     const entries = new Map<string, string>();
@@ -35,7 +36,7 @@ export class V2Store implements KvStore {
 
   /** Whether `prefix` exists at all (a directory the platform made counts, even empty); undefined when the server has no v2 API. */
   async exists(prefix: string): Promise<boolean | undefined> {
-    const response = await this.http.keys('GET', `${prefix}/`);
+    const response = await this.http.keys('GET', `${prefix}/`, { query: { quorum: 'true' } });
     if (response.body.errorCode === V2_CODES.keyNotFound) return false;
     if (response.status === 200) return true;
     const failure = failureOf(response, `reading ${prefix}`);
@@ -92,7 +93,7 @@ export class V2Store implements KvStore {
   async write(method: 'PUT' | 'DELETE', key: string, options: { form?: Record<string, string>; query?: Record<string, string> }, allowed: number[] = []): Promise<V2Response> {
     const response = await this.http.keys(method, key, options);
     const code = response.body.errorCode;
-    if (code !== undefined && !allowed.includes(code)) throw failureOf(response, `${method === 'PUT' ? 'writing' : 'deleting'} ${key}`);
+    if (code !== undefined ? !allowed.includes(code) : !succeeded(response)) throw failureOf(response, `${method === 'PUT' ? 'writing' : 'deleting'} ${key}`);
     return response;
   }
 
@@ -104,7 +105,7 @@ export class V2Store implements KvStore {
       case 'create': {
         const response = await this.http.keys('PUT', op.key, { form: { value: op.value }, query: { prevExist: 'false' } });
         if (response.body.errorCode === V2_CODES.nodeExists) return undefined;
-        if (response.body.errorCode !== undefined) throw failureOf(response, `creating ${op.key}`);
+        if (!succeeded(response)) throw failureOf(response, `creating ${op.key}`);
         return response;
       }
       case 'delete':
@@ -160,15 +161,17 @@ export class V2Store implements KvStore {
           return;
         }
         next = BigInt(node.modifiedIndex) + 1n;
-        const change = changeOf(response.body.action ?? '', node, prefix);
-        handlers.onChanges(change ? [change] : [], String(node.modifiedIndex));
+        const event = eventOf(response.body.action ?? '', node, prefix);
+        if (event !== 'outside') handlers.onChanges(event === 'nothing' ? [] : [event], String(node.modifiedIndex));
       } catch (error) {
         if (control.cancelled) return;
         if (lostBehind !== undefined) {
           handlers.onLost(new EtcdFailure('history-lost', `etcd is at index ${lostBehind}, behind the ${next - 1n} already seen (a new or restored cluster)`));
           return;
         }
-        if (started !== undefined && started + 1n > next) next = started + 1n;
+        // Only a poll this loop gave up on itself waited out everything below its start index; a
+        // connection that broke may have lost an event etcd found in its history and was sending.
+        if (poll.signal.aborted && started !== undefined && started + 1n > next) next = started + 1n;
         if (!poll.signal.aborted) {
           const failure = error instanceof EtcdFailure ? error : new EtcdFailure('unreachable', (error as Error).message, { cause: error });
           if (failure.code === 'tls' || failure.code === 'auth') {
@@ -201,20 +204,22 @@ function collectLeaves(node: V2Node, start: number, into: Map<string, string>): 
   }
 }
 
-/** A watch event as a change: a directory made is nothing, a directory removed takes everything under it. */
-function changeOf(action: string, node: V2Node, prefix: string): KvChange | undefined {
-  const key = node.key.length > prefix.length ? node.key.slice(prefix.length + 1) : '';
-  switch (action) {
-    case 'set':
-    case 'create':
-    case 'update':
-    case 'compareAndSwap':
-      return node.dir || node.value === undefined ? undefined : { type: 'put', key, value: node.value };
-    case 'delete':
-    case 'expire':
-    case 'compareAndDelete':
-      return node.dir || key === '' ? { type: 'delete', key, dir: true } : { type: 'delete', key };
-    default:
-      return undefined;
+/**
+ * A watch event as a change. etcd v2 hands a recursive watch on `/a/lb-internal/` the delete of
+ * directory `/a/lb` too (its history matches a deleted directory by string prefix), so an event
+ * must be under the prefix, or the prefix itself or one of its parents going away (everything
+ * goes); anything else is 'outside'. A directory made, or a TTL refresh, changes no entry: 'nothing'.
+ */
+export function eventOf(action: string, node: V2Node, prefix: string): KvChange | 'nothing' | 'outside' {
+  const removal = action === 'delete' || action === 'expire' || action === 'compareAndDelete';
+  if (node.key === prefix || prefix.startsWith(`${node.key.replace(/\/+$/, '')}/`)) {
+    return removal ? { type: 'delete', key: '', dir: true } : 'nothing';
   }
+  if (!node.key.startsWith(`${prefix}/`)) return 'outside';
+  const key = node.key.slice(prefix.length + 1);
+  if (removal) return node.dir ? { type: 'delete', key, dir: true } : { type: 'delete', key };
+  if (action === 'set' || action === 'create' || action === 'update' || action === 'compareAndSwap') {
+    return node.dir || node.value === undefined ? 'nothing' : { type: 'put', key, value: node.value };
+  }
+  return 'nothing';
 }

@@ -164,7 +164,7 @@ class V3Lease implements KvLease {
     await this.store.call(() => this.lease.put(key).value(value).exec());
   }
 
-  async claim(key: string, value: string): Promise<{ created: boolean; holder: string | undefined }> {
+  async claim(key: string, value: string): Promise<{ created: boolean; holder: string | undefined; revision: string }> {
     const leaseId = await this.store.call(() => this.lease.grant());
     const { client } = this.store;
     const result = await this.store.call(() => client.if(key, 'Create', '==', 0)
@@ -172,7 +172,7 @@ class V3Lease implements KvLease {
       .else(client.get(key))
       .commit());
     const holder = result.succeeded ? value : result.responses[0]?.response_range?.kvs?.[0]?.value?.toString('utf8');
-    return { created: result.succeeded, holder };
+    return { created: result.succeeded, holder, revision: String(result.header.revision) };
   }
 
   async revoke(): Promise<void> {

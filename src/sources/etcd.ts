@@ -1,8 +1,9 @@
 import type { EtcdClient } from '../etcd/client.js';
 import { EtcdFailure, FAILURE_HINTS, isConfigurationFailure } from '../etcd/errors.js';
-import type { EtcdApi, KvChange, KvStore, KvWatch } from '../etcd/store.js';
+import type { EtcdApi, KvChange } from '../etcd/store.js';
 import type { Logger } from '../log.js';
 import type { Entries } from '../model/types.js';
+import { WatchSet, type WatchSetEvents, type WatchSpec } from './etcd-watches.js';
 
 /**
  * A whole view of the load balancer's keys at one etcd revision. From EtcdSource, `entries` is
@@ -53,16 +54,17 @@ export interface EtcdSourceStatus {
 export class EtcdSource {
   private entries = new Map<string, string>();
   private revision = '0';
-  private watches: KvWatch[] = [];
+  private watches: WatchSet | undefined;
   private stopped = false;
   private restartTimer: NodeJS.Timeout | undefined;
-  private resumeTimer: NodeJS.Timeout | undefined;
   private failures = 0;
   private generation = 0;
   /** Snapshots handed out so far; only the newest may still be read lazily. */
   private emitted = 0;
   private watching = false;
   private lastFailure: EtcdFailure | undefined;
+  /** The failure last logged at its full level: the same one again is logged at debug only. */
+  private reported: string | undefined;
 
   constructor(private readonly options: EtcdSourceOptions) {}
 
@@ -90,7 +92,6 @@ export class EtcdSource {
     this.stopped = true;
     this.watching = false;
     clearTimeout(this.restartTimer);
-    clearTimeout(this.resumeTimer);
     await this.dropWatches();
   }
 
@@ -107,7 +108,7 @@ export class EtcdSource {
       const decision = await client.choose(prefix);
       if (!current()) return;
       if (decision.api === undefined) {
-        await this.watchBoth(generation);
+        await this.watchBoth(current);
         return;
       }
       if ('warning' in decision && decision.warning) logger.warn({ prefix, api: decision.api }, decision.warning);
@@ -117,18 +118,15 @@ export class EtcdSource {
       this.entries = listed.entries;
       this.revision = listed.revision;
       this.emit();
-      const watch = await store.watch(prefix, this.revision, {
-        onChanges: (changes, revision) => this.onChanges(changes, revision),
-        onLost: (failure) => this.scheduleRestart(this.backoff(), failure),
-        onInterrupted: (failure) => this.interrupted(failure),
-        onConnected: () => this.reconnected(store),
-      });
+      const watches = await this.openWatches([{ store, revision: this.revision }], (_, changes, revision) => this.onChanges(changes, revision));
       if (!current()) {
-        await watch.cancel();
+        await watches.close();
         return;
       }
-      this.watches = [watch];
-      this.established(store, decision.reason);
+      this.watches = watches;
+      this.established({
+        prefix, api: store.api, apiReason: decision.reason, endpoints: store.endpoints, revision: this.revision, keys: this.entries.size,
+      }, 'watching etcd');
     } catch (error) {
       if (!current()) return;
       this.scheduleRestart(this.backoff(), asFailure(error));
@@ -140,36 +138,37 @@ export class EtcdSource {
    * both; the first write (a Kontena master makes the `services` directory when it links a
    * service) decides the API for good, and the source starts over on it.
    */
-  private async watchBoth(generation: number): Promise<void> {
+  private async watchBoth(current: () => boolean): Promise<void> {
     const { client, prefix, logger } = this.options;
     const stores = [client.store('v3'), client.store('v2')];
-    const [v3, v2] = await Promise.all(stores.map((store) => store.list(prefix)));
-    if (this.stopped || generation !== this.generation) return;
+    const listed = await Promise.all(stores.map((store) => store.list(prefix)));
+    if (!current()) return;
     this.entries = new Map();
-    this.revision = v3!.revision;
+    this.revision = listed[0]!.revision;
     this.emit();
-    const firstWrite = (store: KvStore) => () => {
-      if (this.stopped || generation !== this.generation || client.api) return;
-      client.decide(store.api, `the platform wrote to the prefix through the ${store.api} API first`);
-      logger.info({ prefix, api: store.api }, `etcd API decided: the platform writes with ${store.api}`);
+    const watches = await this.openWatches(stores.map((store, i) => ({ store, revision: listed[i]!.revision })), (api) => {
+      if (!current() || client.api) return;
+      client.decide(api, `the platform wrote to the prefix through the ${api} API first`);
+      logger.info({ prefix, api }, `etcd API decided: the platform writes with ${api}`);
       this.generation++;
       void this.dropWatches().then(() => this.connect());
-    };
-    const watches = await Promise.all(stores.map((store, i) => store.watch(prefix, [v3!, v2!][i]!.revision, {
-      onChanges: firstWrite(store),
-      onLost: (failure) => this.scheduleRestart(this.backoff(), failure),
-      onInterrupted: (failure) => this.interrupted(failure),
-      onConnected: () => this.reconnected(store),
-    })));
-    if (this.stopped || generation !== this.generation) {
-      await Promise.all(watches.map((w) => w.cancel()));
+    });
+    if (!current()) {
+      await watches.close();
       return;
     }
     this.watches = watches;
-    this.failures = 0;
-    this.lastFailure = undefined;
-    this.watching = true;
-    logger.info({ prefix, api: 'undecided', endpoints: client.connection.endpoints }, 'watching etcd: both the v3 and the v2 keyspace, until the platform writes to one');
+    this.established({ prefix, api: 'undecided', endpoints: client.connection.endpoints }, 'watching etcd: both the v3 and the v2 keyspace, until the platform writes to one');
+  }
+
+  private openWatches(specs: readonly WatchSpec[], onChanges: WatchSetEvents['onChanges']): Promise<WatchSet> {
+    return WatchSet.open(this.options.prefix, specs, {
+      onChanges,
+      onLost: (failure) => this.scheduleRestart(this.backoff(), failure),
+      onDown: (failure) => this.interrupted(failure),
+      onUp: (api) => this.resumed(api),
+      onStalled: () => this.scheduleRestart(0, 'the etcd watch did not resume by itself; reading everything again'),
+    }, this.options.resumeTimeoutMs ?? RESUME_TIMEOUT_MS);
   }
 
   private onChanges(changes: readonly KvChange[], revision: string): void {
@@ -193,56 +192,64 @@ export class EtcdSource {
     for (const key of [...this.entries.keys()]) if (key.startsWith(under)) this.entries.delete(key);
   }
 
-  private established(store: KvStore, reason: string): void {
+  private established(fields: Record<string, unknown>, message: string): void {
     this.failures = 0;
     this.lastFailure = undefined;
+    this.reported = undefined;
     this.watching = true;
-    this.options.logger.info({
-      prefix: this.options.prefix, api: store.api, apiReason: reason, endpoints: store.endpoints, revision: this.revision, keys: this.entries.size,
-    }, 'watching etcd');
+    this.options.logger.info(fields, message);
   }
 
   private interrupted(failure: EtcdFailure): void {
-    if (this.stopped || !this.watching) return;
+    if (this.stopped) return;
     this.watching = false;
     this.lastFailure = failure;
     this.options.logger.warn({ code: failure.code, err: failure.message, lastRevision: this.revision }, 'etcd watch lost; resuming from the last revision when a member answers');
-    // A watch that cannot come back by itself (an expired auth token the stream keeps reusing,
-    // a member that answers but never resumes it) is started over from a fresh read.
-    clearTimeout(this.resumeTimer);
-    this.resumeTimer = setTimeout(() => {
-      if (!this.watching) this.scheduleRestart(0, 'the etcd watch did not resume by itself; reading everything again');
-    }, this.options.resumeTimeoutMs ?? RESUME_TIMEOUT_MS);
   }
 
-  private reconnected(store: KvStore): void {
-    if (this.stopped || this.watching) return;
-    clearTimeout(this.resumeTimer);
+  private resumed(api: EtcdApi): void {
+    if (this.stopped) return;
     this.watching = true;
     this.lastFailure = undefined;
-    this.options.logger.info({ api: store.api, revision: this.revision }, 'etcd watch resumed');
+    this.options.logger.info({ api, revision: this.revision }, 'etcd watch resumed');
   }
 
   private scheduleRestart(delayMs: number, why: EtcdFailure | string): void {
     if (this.stopped) return;
-    clearTimeout(this.resumeTimer);
     this.generation++;
     this.watching = false;
     const failure = typeof why === 'string' ? undefined : why;
     this.lastFailure = failure;
-    const fields = { retryInMs: delayMs, lastRevision: this.revision, ...(failure ? { code: failure.code, err: failure.message } : {}) };
-    if (failure === undefined) this.options.logger.info(fields, why as string);
-    else if (isConfigurationFailure(failure)) this.options.logger.error(fields, FAILURE_HINTS[failure.code]);
-    else this.options.logger.warn(fields, failure.code === 'history-lost' ? FAILURE_HINTS['history-lost'] : `cannot read from etcd: ${failure.message}`);
+    this.logRestart(delayMs, why);
     void this.dropWatches();
     clearTimeout(this.restartTimer);
     this.restartTimer = setTimeout(() => void this.connect(), delayMs);
   }
 
+  /**
+   * One line per cause: a failure that repeats itself on every retry (a wrong password while an
+   * operator fixes it) is logged in full once, then at debug level with the next retry's delay.
+   */
+  private logRestart(delayMs: number, why: EtcdFailure | string): void {
+    const { logger } = this.options;
+    if (typeof why === 'string') {
+      logger.info({ retryInMs: delayMs, lastRevision: this.revision }, why);
+      return;
+    }
+    const fields = { retryInMs: delayMs, lastRevision: this.revision, code: why.code, err: why.message };
+    const message = why.code === 'history-lost' ? FAILURE_HINTS['history-lost']
+      : isConfigurationFailure(why) ? FAILURE_HINTS[why.code] : `cannot read from etcd: ${why.message}`;
+    const key = `${why.code}\u0000${why.message}`;
+    if (key === this.reported) logger.debug(fields, `${message} (again)`);
+    else if (isConfigurationFailure(why)) logger.error(fields, message);
+    else logger.warn(fields, message);
+    this.reported = key;
+  }
+
   private async dropWatches(): Promise<void> {
     const watches = this.watches;
-    this.watches = [];
-    await Promise.all(watches.map((watch) => watch.cancel().catch(() => undefined)));
+    this.watches = undefined;
+    await watches?.close();
   }
 
   /** Capped exponential backoff: 100 ms, 200 ms, ... up to maxBackoffMs (default 5 s). */

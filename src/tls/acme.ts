@@ -213,7 +213,7 @@ export class AcmeManager {
 
   private process(snapshot: Snapshot): void {
     this.entries = snapshot.entries;
-    this.leader.observe(snapshot.entries.get(LEADER_KEY));
+    this.leader.observe(snapshot.entries.get(LEADER_KEY), snapshot.revision);
     this.acks?.offer(snapshot.entries);
     this.updateDesired();
     if (BigInt(snapshot.revision) >= this.lastWriteRevision) this.readStored(snapshot.entries);

@@ -30,6 +30,8 @@ export class LeaderElection {
   private leading = false;
   private lease: KvLease | undefined;
   private lastRenewal = 0;
+  /** The revision at which this replica last found itself holding the key. */
+  private claimedAt = 0n;
   private timer: NodeJS.Timeout | undefined;
   private campaigning: Promise<void> | undefined;
   /** Until start(): observe() must not campaign for a manager that was never started. */
@@ -56,9 +58,13 @@ export class LeaderElection {
     return { key: this.options.key, value: this.options.id };
   }
 
-  /** The leader key's value in the newest snapshot: a deleted key is a chance to lead, a foreign one ends leading. */
-  observe(holder: string | undefined): void {
-    if (this.stopped) return;
+  /**
+   * The leader key's value in the newest snapshot (at `revision`): a deleted key is a chance to
+   * lead, a foreign one ends leading. A snapshot older than this replica's last claim says
+   * nothing about it (it may predate the claim) and is ignored.
+   */
+  observe(holder: string | undefined, revision: string): void {
+    if (this.stopped || BigInt(revision) < this.claimedAt) return;
     if (holder === undefined) {
       if (this.leading) this.setLeading(false, 'leader key deleted');
       this.kick(0);
@@ -100,9 +106,10 @@ export class LeaderElection {
       // A leader whose lease has not been renewed in time steps down before etcd expires it.
       if (this.leading && !this.isLeader()) this.setLeading(false, 'lease not renewed in time');
       const lease = this.lease ?? this.newLease();
-      const { created, holder } = await lease.claim(key, id);
+      const { created, holder, revision } = await lease.claim(key, id);
       if (this.stopped) return;
       if (holder === id) {
+        if (BigInt(revision) > this.claimedAt) this.claimedAt = BigInt(revision);
         if (created) this.lastRenewal = Date.now();
         this.setLeading(true, created ? 'elected' : 'still the leader');
       } else {

@@ -105,12 +105,34 @@ describe('a Kontena grid: etcd 2.3, v2 only', () => {
     await settled(lb, BigInt(await addInstance(agent(), lb.prefix, 'web', 'web-1', address(backends.alpha))));
     // Hold the watch back: edgelb's next poll cannot reach the front while 1100 other writes pass.
     await front.stop();
-    for (let i = 0; i < 1100; i++) await v2Request(agent(), 'PUT', keyPath('/elsewhere/churn'), { form: { value: String(i) } });
+    // Fast, in parallel: the source reads everything again anyway if its watch has not resumed within 5 s.
+    for (let batch = 0; batch < 1100; batch += 50) {
+      await Promise.all(Array.from({ length: 50 }, (_, i) => v2Request(agent(), 'PUT', keyPath(`/elsewhere/churn-${batch + i}`), { form: { value: 'x' } })));
+    }
     const index = await addInstance(agent(), lb.prefix, 'web', 'web-2', address(backends.bravo));
     front = await startV2OnlyFront(etcd.endpoint, { port: Number(new URL(front.endpoint).port) });
     await settled(lb, BigInt(index), 20_000);
     await expectBackendSet(lb, '/', 'history.grid.test', ['alpha', 'bravo']);
     expect(lb.logs.some((l) => l.code === 'history-lost')).toBe(true);
+  });
+});
+
+describe('other load balancers on the same etcd', () => {
+  it('a recursive delete of one whose name our prefix starts with leaves ours alone, even replayed from the history', async () => {
+    const lb = await startLb();
+    const sibling = lb.prefix.slice(0, -1); // "/kontena/haproxy/test-12-3" → "/kontena/haproxy/test-12-"
+    await linkService(agent(), sibling, 'other', { virtualHosts: 'other.grid.test' });
+    await linkService(agent(), lb.prefix, 'web', { virtualHosts: 'ours.grid.test' });
+    await settled(lb, BigInt(await addInstance(agent(), lb.prefix, 'web', 'web-1', address(backends.alpha))));
+    // Hold the watch back so that it finds the delete in etcd's history when it resumes: etcd v2
+    // matches a deleted directory against the watched path by string prefix.
+    await front.stop();
+    await v2Request(agent(), 'DELETE', keyPath(sibling), { query: { recursive: 'true' } });
+    const index = await addInstance(agent(), lb.prefix, 'web', 'web-2', address(backends.bravo));
+    front = await startV2OnlyFront(etcd.endpoint, { port: Number(new URL(front.endpoint).port) });
+    await settled(lb, BigInt(index));
+    await expectBackendSet(lb, '/', 'ours.grid.test', ['alpha', 'bravo']);
+    expect(lb.controller.status().state?.http.map((s) => s.name)).toEqual(['web']);
   });
 });
 

@@ -1,3 +1,4 @@
+import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { ApiDecision } from '../../src/etcd/choose-api.js';
 import type { EtcdConnection } from '../../src/etcd/connection.js';
@@ -69,14 +70,21 @@ const flush = () => vi.advanceTimersByTimeAsync(0);
 
 function startSource(client: FakeClient) {
   const snapshots: { revision: string; entries: Record<string, string> }[] = [];
+  const logs: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) logs.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
   const source = new EtcdSource({
     client,
     prefix: '/lb',
-    logger: createLogger(process.env.DBG ? "debug" : "silent", false),
+    logger: createLogger('debug', false, sink),
     onSnapshot: (s: Snapshot) => snapshots.push({ revision: s.revision, entries: Object.fromEntries(s.entries) }),
   });
   source.start();
-  return { source, snapshots, last: () => snapshots[snapshots.length - 1]! };
+  return { source, snapshots, logs, last: () => snapshots[snapshots.length - 1]! };
 }
 
 afterEach(() => {
@@ -163,6 +171,63 @@ describe('EtcdSource', () => {
     await vi.advanceTimersByTimeAsync(400);  // 4th after 400 ms succeeds
     expect(snapshots).toHaveLength(1);
     expect(source.status()).toMatchObject({ connected: true, failure: undefined });
+    await source.stop();
+  });
+
+  it('logs a failure that repeats on every retry once in full, then at debug level, and again after a success', async () => {
+    vi.useFakeTimers();
+    const client = new FakeClient();
+    const v3 = client.stores.v3;
+    let refusals = 3;
+    const list = v3.list.bind(v3);
+    v3.list = async () => {
+      if (refusals-- > 0) throw new EtcdFailure('auth', 'authentication failed');
+      return list();
+    };
+    const { source, logs } = startSource(client);
+    await vi.advanceTimersByTimeAsync(1000);
+    const refused = logs.filter((l) => l.code === 'auth');
+    expect(refused.map((l) => l.level)).toEqual([50, 20, 20]);
+    expect(refused.map((l) => l.retryInMs)).toEqual([100, 200, 400]);
+    expect(logs.filter((l) => l.msg === 'watching etcd')).toHaveLength(1);
+    await source.stop();
+  });
+
+  it('ignores what a watch of an earlier read says after the source started over', async () => {
+    vi.useFakeTimers();
+    const client = new FakeClient();
+    const v3 = client.stores.v3;
+    const { source, snapshots } = startSource(client);
+    await flush();
+    const stale = v3.handlers!;
+    source.resync();
+    await flush();
+    expect(v3.lists).toBe(2);
+    stale.onChanges([{ type: 'put', key: 'services/ghost/virtual_hosts', value: 'ghost.test' }], '5');
+    stale.onLost(new EtcdFailure('history-lost', 'late'));
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(snapshots).toHaveLength(2);
+    expect(v3.lists).toBe(2);
+    await source.stop();
+  });
+
+  it('with ETCD_API=auto, is up only while both keyspaces\' watches are, and reads again when one does not come back', async () => {
+    vi.useFakeTimers();
+    const client = new FakeClient();
+    client.decision = { api: undefined, reason: 'empty in both' };
+    const { source } = startSource(client);
+    await flush();
+    const [v3, v2] = [client.stores.v3.handlers!, client.stores.v2.handlers!];
+    v3.onInterrupted!(new EtcdFailure('unreachable', 'v3 gone'));
+    v2.onInterrupted!(new EtcdFailure('unreachable', 'v2 gone'));
+    v2.onConnected!();
+    expect(source.status().connected).toBe(false);
+    await vi.advanceTimersByTimeAsync(4990);
+    expect(client.stores.v3.lists).toBe(1);
+    await vi.advanceTimersByTimeAsync(20);
+    expect(client.stores.v3.lists).toBe(2);
+    expect(client.stores.v2.lists).toBe(2);
+    expect(source.status().connected).toBe(true);
     await source.stop();
   });
 

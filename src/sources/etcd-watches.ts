@@ -1,0 +1,96 @@
+import { EtcdFailure } from '../etcd/errors.js';
+import type { EtcdApi, KvChange, KvStore, KvWatch } from '../etcd/store.js';
+
+/** What the source learns from the watches it holds, for one generation of them. */
+export interface WatchSetEvents {
+  readonly onChanges: (api: EtcdApi, changes: readonly KvChange[], revision: string) => void;
+  /** A watch ended for good (history gone, credentials refused): start over. */
+  readonly onLost: (failure: EtcdFailure) => void;
+  /** The first watch of the set dropped (the set was fully up until now). */
+  readonly onDown: (failure: EtcdFailure) => void;
+  /** Every watch of the set is up again. */
+  readonly onUp: (api: EtcdApi) => void;
+  /** A watch stayed down longer than `resumeTimeoutMs`: start over from a fresh read. */
+  readonly onStalled: () => void;
+}
+
+export interface WatchSpec {
+  readonly store: KvStore;
+  readonly revision: string;
+}
+
+/** Longest a watch may take to be created before the attempt counts as failed. */
+const CREATE_TIMEOUT_MS = 10_000;
+
+/**
+ * The watches of one read of the prefix: one, or with ETCD_API=auto and an empty prefix one per
+ * keyspace. The set is up only while every watch is up; each watch that drops must come back by
+ * itself within `resumeTimeoutMs`, or the set reports itself stalled. Once closed, nothing a
+ * watch says reaches the source any more (a late event from a cancelled watch is dropped).
+ */
+export class WatchSet {
+  private readonly watches: KvWatch[] = [];
+  private readonly down = new Map<EtcdApi, NodeJS.Timeout>();
+  private closed = false;
+
+  private constructor(private readonly events: WatchSetEvents, private readonly resumeTimeoutMs: number) {}
+
+  /** Opens every watch, or none: when one cannot be created the others are cancelled and the error thrown. */
+  static async open(prefix: string, specs: readonly WatchSpec[], events: WatchSetEvents, resumeTimeoutMs: number): Promise<WatchSet> {
+    const set = new WatchSet(events, resumeTimeoutMs);
+    const results = await Promise.allSettled(specs.map(({ store, revision }) => set.openOne(prefix, store, revision)));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) {
+      await set.close();
+      throw failed.reason;
+    }
+    return set;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const timer of this.down.values()) clearTimeout(timer);
+    this.down.clear();
+    await Promise.all(this.watches.splice(0).map((watch) => watch.cancel().catch(() => undefined)));
+  }
+
+  private async openOne(prefix: string, store: KvStore, revision: string): Promise<void> {
+    const api = store.api;
+    let timer: NodeJS.Timeout | undefined;
+    const creating = store.watch(prefix, revision, {
+      onChanges: (changes, at) => this.closed || this.events.onChanges(api, changes, at),
+      onLost: (failure) => this.closed || this.events.onLost(failure),
+      onInterrupted: (failure) => this.closed || this.interrupted(api, failure),
+      onConnected: () => this.closed || this.resumed(api),
+    });
+    // A watch created after the deadline (or after close) is cancelled as soon as it exists.
+    void creating.then((watch) => {
+      if (this.closed) void watch.cancel();
+      else this.watches.push(watch);
+    }, () => undefined);
+    try {
+      await Promise.race([creating, new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new EtcdFailure('unreachable', `the ${api} watch was not created within ${CREATE_TIMEOUT_MS / 1000} s`)), CREATE_TIMEOUT_MS);
+      })]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private interrupted(api: EtcdApi, failure: EtcdFailure): void {
+    if (this.down.has(api)) return;
+    const wasUp = this.down.size === 0;
+    // A watch that cannot come back by itself (an expired auth token the stream keeps reusing,
+    // a member that answers but never resumes it) is started over from a fresh read.
+    this.down.set(api, setTimeout(() => this.closed || this.events.onStalled(), this.resumeTimeoutMs));
+    if (wasUp) this.events.onDown(failure);
+  }
+
+  private resumed(api: EtcdApi): void {
+    const timer = this.down.get(api);
+    if (timer === undefined) return;
+    clearTimeout(timer);
+    this.down.delete(api);
+    if (this.down.size === 0) this.events.onUp(api);
+  }
+}
