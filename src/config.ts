@@ -131,6 +131,11 @@ export const SETTINGS = [
   { env: 'SYSLOG_TARGET', flag: 'syslog-target', help: 'also send HAProxy\'s logs to this syslog server: "<address>[:port] [<facility> [<level> [<minlevel>]]]"' },
 ] as const;
 
+/** The property commander gives a setting's flag: `etcd-ca-file` → `etcdCaFile`. */
+export function flagProperty(flag: string): string {
+  return flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+}
+
 /** What main.ts found about where edgelb runs: inside a container, the etcd a platform runs is at the default gateway. */
 export interface PlatformFacts {
   readonly inContainer: boolean;

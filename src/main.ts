@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { startEdgelb } from './app.js';
-import { ConfigError, loadConfig, SETTINGS, type SettingsInput } from './config.js';
+import { ConfigError, flagProperty, loadConfig, SETTINGS, type SettingsInput } from './config.js';
 import { registerCertCommands } from './cli/cert.js';
 import { registerCheckCommand } from './cli/check.js';
 import type { CliDeps } from './cli/deps.js';
@@ -23,14 +23,10 @@ const version = (JSON.parse(readFileSync(path.join(packageRoot(), 'package.json'
 function settingsFrom(flags: Readonly<Record<string, string | undefined>> | object): SettingsInput {
   const input: Record<string, string | undefined> = { ...process.env };
   for (const setting of SETTINGS) {
-    const value = (flags as Record<string, string | undefined>)[camel(setting.flag)];
+    const value = (flags as Record<string, string | undefined>)[flagProperty(setting.flag)];
     if (value !== undefined) input[setting.env] = value;
   }
   return input;
-}
-
-function camel(flag: string): string {
-  return flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 }
 
 /** Inside a container the platform's etcd is at the default gateway (as with the Kontena image). */

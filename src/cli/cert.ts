@@ -8,7 +8,7 @@ import { readEnvCerts } from '../sources/env-certs.js';
 import { BundleError, isExpired, parseBundle, type CertBundle, type CertSource } from '../tls/bundle.js';
 import { LEADER_KEY, parseState, STATE_DIR, type AcmeDomainState } from '../tls/acme-state.js';
 import { decryptBundle, encryptBundle, isEncrypted, isValidVaultName, VaultError } from '../tls/vault.js';
-import { SETTINGS } from '../config.js';
+import { flagProperty, SETTINGS } from '../config.js';
 import { withStore } from './etcd-access.js';
 import { layoutTable } from './table.js';
 
@@ -297,7 +297,7 @@ function table(rows: readonly CertListRow[]): string[] {
 
 
 function loadSettings(flags: CertCliFlags, deps: CertCommandDeps): CertCliSettings {
-  const etcdFlags: CertCliFlags = Object.fromEntries(CONNECTION_SETTINGS.map((s) => [camelCase(s.flag), flags[camelCase(s.flag)]]));
+  const etcdFlags: CertCliFlags = Object.fromEntries(CONNECTION_SETTINGS.map((s) => [flagProperty(s.flag), flags[flagProperty(s.flag)]]));
   try {
     return deps.loadSettings(etcdFlags);
   } catch (error) {
@@ -316,8 +316,4 @@ function withEtcd<T>(settings: CertCliSettings, deps: CertCommandDeps, forWritin
 async function listUnder(store: KvStore, dir: string): Promise<Record<string, string>> {
   const listed = await store.list(dir.replace(/\/$/, ''));
   return Object.fromEntries([...listed.entries].map(([key, value]) => [`${dir}${key}`, value]));
-}
-
-function camelCase(flag: string): string {
-  return flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 }

@@ -1,3 +1,4 @@
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { ConfigError } from '../settings/config-error.js';
@@ -92,11 +93,33 @@ function tlsFiles(caFile: string | undefined, certFile: string | undefined, keyF
   if ((certFile === undefined) !== (keyFile === undefined)) {
     throw new ConfigError('ETCD_CERT_FILE and ETCD_KEY_FILE go together: set both for client-certificate authentication, or neither');
   }
-  return {
+  const tls = {
     ...(caFile !== undefined ? { ca: readPem(caFile, 'ETCD_CA_FILE', /-----BEGIN CERTIFICATE-----/) } : {}),
     ...(certFile !== undefined ? { cert: readPem(certFile, 'ETCD_CERT_FILE', /-----BEGIN CERTIFICATE-----/) } : {}),
     ...(keyFile !== undefined ? { key: readPem(keyFile, 'ETCD_KEY_FILE', /-----BEGIN [A-Z ]*PRIVATE KEY-----/) } : {}),
   };
+  if (tls.cert !== undefined && tls.key !== undefined) checkKeyPair(tls.cert, tls.key, certFile!, keyFile!);
+  return tls;
+}
+
+/**
+ * A key that cannot be loaded (encrypted, damaged) or does not belong to the certificate would
+ * only show as a refused handshake at the first connection: say so at start, naming the files.
+ */
+function checkKeyPair(certPem: string, keyPem: string, certFile: string, keyFile: string): void {
+  let key;
+  try {
+    key = createPrivateKey(keyPem);
+  } catch {
+    throw new ConfigError(`ETCD_KEY_FILE: ${keyFile} cannot be loaded as a private key (an encrypted key needs its passphrase removed)`);
+  }
+  let cert;
+  try {
+    cert = new X509Certificate(certPem);
+  } catch {
+    throw new ConfigError(`ETCD_CERT_FILE: ${certFile} cannot be read as an X.509 certificate`);
+  }
+  if (!cert.checkPrivateKey(key)) throw new ConfigError(`ETCD_KEY_FILE: ${keyFile} is not the private key of ETCD_CERT_FILE ${certFile}`);
 }
 
 function readPem(file: string, name: string, marker: RegExp): string {

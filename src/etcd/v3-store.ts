@@ -1,6 +1,6 @@
 import { circuitBreaker, ConsecutiveBreaker, ExponentialBackoff, handleWhen, type IBackoff } from 'cockatiel';
 import {
-  EtcdAuthenticationFailedError, EtcdPermissionDeniedError, Etcd3, isRecoverableError, type Lease, type Watcher,
+  EtcdAuthenticationFailedError, EtcdInvalidAuthTokenError, EtcdPermissionDeniedError, Etcd3, isRecoverableError, type Lease, type Watcher,
 } from 'etcd3';
 import type { EtcdConnection } from './connection.js';
 import { describeTls, EtcdFailure, firstLine, looksLikeTls } from './errors.js';
@@ -208,13 +208,20 @@ function memberCircuitBreaker(): ReturnType<typeof circuitBreaker> {
   });
 }
 
+/**
+ * etcd's own error strings (etcdserver/api/v3rpc/rpctypes) for credentials it cannot use at all,
+ * which the etcd3 library has no error class for: they are etcd's stable error identities, as
+ * the library's own message-to-class table treats the others.
+ */
+const AUTH_SETUP_ERRORS = ['etcdserver: authentication is not enabled', 'etcdserver: user name is empty'];
+
 /** What the etcd3 library (and gRPC under it) threw, as a failure code and one clean line. */
 export function classifyV3(error: Error): EtcdFailure {
   if (error instanceof EtcdFailure) return error;
   const message = firstLine(error.message);
   if (error instanceof EtcdAuthenticationFailedError) return new EtcdFailure('auth', `authentication failed: ${message}`, { cause: error });
   if (error instanceof EtcdPermissionDeniedError) return new EtcdFailure('permission', `permission denied: ${message}`, { cause: error });
-  if (/user name is empty|invalid auth token|authentication is not enabled/i.test(message)) return new EtcdFailure('auth', message, { cause: error });
+  if (error instanceof EtcdInvalidAuthTokenError || AUTH_SETUP_ERRORS.some((text) => message.includes(text))) return new EtcdFailure('auth', message, { cause: error });
   if (looksLikeTls(message)) return new EtcdFailure('tls', describeTls(message), { cause: error });
   return new EtcdFailure('unreachable', message, { cause: error });
 }

@@ -1,16 +1,25 @@
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig, type PlatformFacts } from '../../src/config.js';
 import { describeConnection } from '../../src/etcd/connection.js';
+import { makeLeaf, removeCertFiles, type LeafCert } from '../support/certs.js';
 
 // The ETCD_* settings as one validated connection: endpoints (ETCD_ENDPOINTS, ETCD_NODE, the
 // container's gateway), ETCD_API, TLS files and credentials. Bad values stop edgelb with one
 // line naming the setting, and no message repeats a password or a key.
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'edgelb-etcd-settings-'));
-afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+afterAll(() => {
+  rmSync(tmp, { recursive: true, force: true });
+  removeCertFiles();
+});
+let client: LeafCert;
+let other: LeafCert;
+beforeAll(async () => {
+  [client, other] = await Promise.all([makeLeaf({ names: ['edgelb-client'] }), makeLeaf({ names: ['someone-else'] })]);
+});
 const base = { KONTENA_SERVICE_NAME: 'lb' };
 const CERT = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
 const KEY = '-----BEGIN PRIVATE KEY-----\nsecret-key-material\n-----END PRIVATE KEY-----\n';
@@ -82,10 +91,18 @@ describe('ETCD_API', () => {
 
 describe('TLS files', () => {
   it('reads the CA, certificate and key, and makes the default endpoints https', () => {
-    const etcd = etcdOf({ ETCD_CA_FILE: file('ca.pem', CERT), ETCD_CERT_FILE: file('c.pem', CERT), ETCD_KEY_FILE: file('k.pem', KEY), ETCD_NODE: '10.0.0.1' });
-    expect(etcd.tls).toEqual({ ca: CERT, cert: CERT, key: KEY });
+    const etcd = etcdOf({ ETCD_CA_FILE: file('ca.pem', CERT), ETCD_CERT_FILE: file('c.pem', client.certPem), ETCD_KEY_FILE: file('k.pem', client.keyPem), ETCD_NODE: '10.0.0.1' });
+    expect(etcd.tls).toEqual({ ca: CERT, cert: client.certPem, key: client.keyPem });
     expect(etcd.endpoints).toEqual(['https://10.0.0.1:2379']);
-    expect(JSON.stringify(describeConnection(etcd))).not.toContain('secret-key-material');
+    expect(JSON.stringify(describeConnection(etcd))).not.toContain(client.keyPem.split('\n')[1]);
+  });
+
+  it('refuses at start a key that does not belong to the certificate, or cannot be loaded, without quoting either', () => {
+    const mismatch = refusal({ ETCD_CERT_FILE: file('c4.pem', client.certPem), ETCD_KEY_FILE: file('k4.pem', other.keyPem), ETCD_ENDPOINTS: 'https://a:1' });
+    expect(mismatch).toMatch(/^ETCD_KEY_FILE: .*k4\.pem is not the private key of ETCD_CERT_FILE .*c4\.pem$/);
+    const damaged = refusal({ ETCD_CERT_FILE: file('c5.pem', client.certPem), ETCD_KEY_FILE: file('k5.pem', KEY), ETCD_ENDPOINTS: 'https://a:1' });
+    expect(damaged).toMatch(/^ETCD_KEY_FILE: .*k5\.pem cannot be loaded as a private key/);
+    expect(damaged).not.toContain('secret-key-material');
   });
 
   it('refuses http:// endpoints with TLS files: the password and entries would travel in clear', () => {
