@@ -34,7 +34,8 @@ export interface TestEdgelbOptions {
  * `options.envCerts` stands in for the environment's certificates (startEdgelb's third argument).
  */
 export async function startTestEdgelb(
-  etcd: EtcdServer,
+  /** Where the entries are (a cluster: its first endpoint; ETCD_ENDPOINTS in `overrides` lists them all). */
+  etcd: Pick<EtcdServer, 'endpoint' | 'client'>,
   overrides: Record<string, string> = {},
   reuse?: { stateDir: string; prefix: string; httpPort: number },
   options: TestEdgelbOptions = {},
