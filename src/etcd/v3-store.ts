@@ -1,9 +1,9 @@
-import { ExponentialBackoff, type IBackoff } from 'cockatiel';
 import {
   EtcdAuthenticationFailedError, EtcdPermissionDeniedError, Etcd3, type Lease, type Watcher,
 } from 'etcd3';
 import type { EtcdConnection } from './connection.js';
 import { EtcdFailure, firstLine, looksLikeTls } from './errors.js';
+import { v3FaultHandling } from './v3-fault-handling.js';
 import type { FencedResult, KvChange, KvLease, KvListing, KvOp, KvStore, KvWatch, KvWatchHandlers } from './store.js';
 
 /** The etcd v3 API through the etcd3 library (gRPC): watches resume by themselves across members. */
@@ -15,8 +15,8 @@ export class V3Store implements KvStore {
   constructor(connection: EtcdConnection) {
     this.endpoints = connection.endpoints;
     this.client = new Etcd3({
+      // No dialTimeout: etcd3 1.1.2 accepts the option but never reads it.
       hosts: [...connection.endpoints],
-      dialTimeout: 3000,
       ...(connection.tls ? {
         credentials: {
           // gRPC needs a root; without ETCD_CA_FILE the system's trust store is used (an empty buffer does not work).
@@ -37,8 +37,7 @@ export class V3Store implements KvStore {
         'grpc.keepalive_timeout_ms': 3000,
         'grpc.keepalive_permit_without_calls': 1,
       },
-      // The library calls next() on it once to get its first backoff: a factory is what it needs at run time.
-      faultHandling: { watchBackoff: new ExponentialBackoff({ initialDelay: 50, maxDelay: 1000 }) as unknown as IBackoff<unknown> },
+      faultHandling: v3FaultHandling(connection.endpoints.length),
     });
   }
 
