@@ -42,7 +42,7 @@ import { addInstance, linkService } from '../test/support/kontena-agent.js';
 
 const NAME = 'etcd-failover';
 const OPTIONS = {
-  rounds: { flag: '--rounds', help: 'kill rounds per API (each with a baseline round before it)', default: 8, min: 1, max: 100 },
+  rounds: { flag: '--rounds', help: 'kill rounds per API (each with a baseline round before it)', default: 20, min: 1, max: 100 },
   keepalive: { flag: '--keepalive', help: 'keep-alive clients', default: 2, min: 0, max: 32 },
   fresh: { flag: '--new', help: 'new-connection clients', default: 2, min: 0, max: 32 },
 } satisfies Record<string, IntOption>;

@@ -64,10 +64,11 @@ const ATTEMPT_TIMEOUT_MS = 3000;
 
 /**
  * Writes `key` = `value` (a full etcd key) through the running members only, with `api`, until
- * etcd acknowledges it. While the cluster has no leader a member holds a write (and may drop it
- * when the election ends), so instead of one attempt after another a new attempt starts every
- * 25 ms, spread over the members: the first acknowledgement comes within about 25 ms plus one
- * round trip of etcd accepting writes again. Writing the same value more than once is harmless.
+ * etcd acknowledges it. While the cluster has no leader a write waits rather than fails, so
+ * instead of one attempt after another a new attempt starts every 25 ms, spread over the members: the first acknowledgement comes within about 25 ms plus one
+ * round trip of etcd accepting writes again. Attempts sent just after a leader died are lost with
+ * it (they wait out their 3 s), later ones are held and committed once a leader is elected, so
+ * etcd may record the value several times: harmless, the controller finds nothing changed.
  * A fresh client: a long-lived one could still be backing off from the member just killed.
  */
 export async function writeThroughSurvivors(
