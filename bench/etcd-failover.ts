@@ -8,11 +8,12 @@
  * closed-loop clients on a steady service for the whole phase. Rounds, alternating:
  *
  *   baseline  no kill: the change is written, the clock runs from the write to served
- *   kill      the member holding the controller's watch (even kill rounds) or the leader (odd
- *             ones; often the same member) is SIGKILLed; the change is written at once through
- *             the members still running, a new attempt every 25 ms until etcd acknowledges one
- *             (test/support/etcd-failover.ts), then served is polled; the member is restarted
- *             and the next round waits until it serves and the controller watches again
+ *   kill      in turn: a follower holding the controller's watch, the leader while the watch
+ *             is on another member, the leader holding the watch (etcd's MoveLeader arranges the
+ *             leadership first when needed). The member is SIGKILLed and the change written at
+ *             once through the members still running, a new attempt every 25 ms until etcd
+ *             acknowledges one (test/support/etcd-failover.ts); then served is polled, the member
+ *             restarted, and the next round waits until it serves and the controller watches again
  *
  * The change moves a route: `services/moving/virtual_hosts` gets a new host each round (one key,
  * the same for both APIs; a seamless reload), and "served" is the first request for that host
@@ -37,12 +38,12 @@ import os from 'node:os';
 import path from 'node:path';
 import type { EtcdApi } from '../src/etcd/store.js';
 import { startEtcdCluster, v2Admin, type EtcdCluster } from '../test/support/etcd.js';
-import { watchingMembers, writeThroughSurvivors } from '../test/support/etcd-failover.js';
+import { moveLeader, watchingMembers, writeThroughSurvivors } from '../test/support/etcd-failover.js';
 import { addInstance, linkService } from '../test/support/kontena-agent.js';
 
 const NAME = 'etcd-failover';
 const OPTIONS = {
-  rounds: { flag: '--rounds', help: 'kill rounds per API (each with a baseline round before it)', default: 20, min: 1, max: 100 },
+  rounds: { flag: '--rounds', help: 'kill rounds per API, the three kinds in turn (each with a baseline round before it)', default: 24, min: 1, max: 99 },
   keepalive: { flag: '--keepalive', help: 'keep-alive clients', default: 2, min: 0, max: 32 },
   fresh: { flag: '--new', help: 'new-connection clients', default: 2, min: 0, max: 32 },
 } satisfies Record<string, IntOption>;
@@ -53,7 +54,9 @@ const POLL_INTERVAL_MS = 2;
 const SERVED_TIMEOUT_MS = 30_000;
 const TOTAL_BUDGET_MS = 20 * 60_000;
 
-type Target = 'watch' | 'leader';
+/** Which member a kill round kills: a follower holding the watch, the leader (watch elsewhere), the leader holding the watch. */
+type Target = 'watch-follower' | 'leader' | 'leader-watch';
+const TARGETS: readonly Target[] = ['watch-follower', 'leader', 'leader-watch'];
 
 interface Round {
   readonly api: EtcdApi;
@@ -109,7 +112,7 @@ export async function run(args: readonly string[]): Promise<number> {
         controller: `${o.from === 'dist' ? 'node dist/src/main.js run' : 'node --import tsx src/main.ts run'} (child process), ETCD_ENDPOINTS = every member, ETCD_API = the phase's API`,
         load: `${o.keepalive} keep-alive + ${o.fresh} new-connection closed-loop clients on ${STEADY_HOST} for the whole phase; a failure is a connection error, a timeout, a non-2xx answer or another backend`,
         change: 'services/moving/virtual_hosts set to a new host (one key; a seamless reload); served = first answer for that host from the service backend, a new connection every ~2 ms',
-        rounds: `per API: ${o.rounds} kill rounds, each after a baseline round (no kill); kill rounds alternate between the member holding the controller's watch (from etcd /metrics) and the leader`,
+        rounds: `per API: ${o.rounds} kill rounds, each after a baseline round (no kill); in turn a follower holding the controller's watch (from etcd /metrics), the leader while the watch is elsewhere, the leader holding the watch (leadership arranged with etcd's MoveLeader)`,
         write: 'through the running members only, a fresh client, a new attempt every 25 ms until one is acknowledged (a member without a leader holds writes)',
         leaderElection: 'kill → the change acknowledged; "beyond election" = acknowledged → served',
       },
@@ -194,13 +197,17 @@ async function runPhase(ctx: BenchContext, api: EtcdApi, o: { rounds: number; ke
     check();
     rounds.push({ api, kind: 'baseline', ...(await change(undefined)) });
 
-    const target: Target = r % 2 === 0 ? 'watch' : 'leader';
-    const leader = await cluster.leaderIndex();
+    const target = TARGETS[r % TARGETS.length]!;
     const watching = await waitFor(async () => {
       const found = await watchingMembers(cluster, api);
       return found.length > 0 && found;
     }, { timeoutMs: 10_000, what: `a member to hold the controller's ${api} watch`, bail: check });
-    const victim = target === 'leader' ? leader : watching[0]!;
+    const watchMember = watching[0]!;
+    const elsewhere = [0, 1, 2].filter((i) => i !== watchMember)[Math.floor(r / TARGETS.length) % 2]!;
+    if (target === 'leader-watch') await moveLeader(cluster, watchMember);
+    else if ((await cluster.leaderIndex()) === watchMember) await moveLeader(cluster, elsewhere);
+    const leader = await cluster.leaderIndex();
+    const victim = target === 'leader' ? leader : watchMember;
     const eventsBefore = controller.watchEvents.length;
     const killedAt = Date.now();
     await cluster.kill(victim);
@@ -343,8 +350,9 @@ function summarize(api: EtcdApi, rounds: readonly Round[], load: LoadResult, pro
     connectionErrors,
     badAnswers: load.failed - connectionErrors,
     kills: group(kills),
-    leaderKills: group(kills.filter((r) => r.victimWasLeader)),
-    followerKills: group(kills.filter((r) => !r.victimWasLeader)),
+    watchFollowerKills: group(kills.filter((r) => !r.victimWasLeader && r.victimHeldWatch)),
+    leaderKills: group(kills.filter((r) => r.victimWasLeader && !r.victimHeldWatch)),
+    leaderWatchKills: group(kills.filter((r) => r.victimWasLeader && r.victimHeldWatch)),
     watchMemberKills: group(kills.filter((r) => r.victimHeldWatch)),
     baselineWriteToServedMs: of(baseline, (r) => r.afterAckMs),
     baselineWriteAckMs: of(baseline, (r) => r.ackMs),
@@ -368,10 +376,10 @@ function markdown(phases: readonly PhaseSummary[], header: ReportHeader, o: { ro
     '| API | member killed | kills | leader election ms | change served after the kill ms | beyond leader election ms |',
     '|---|---|---:|---:|---:|---:|',
     ...phases.flatMap((p) => [
+      row(p.api, 'a follower holding the watch', p.watchFollowerKills),
+      row(p.api, 'the leader, watch elsewhere', p.leaderKills),
+      row(p.api, 'the leader holding the watch', p.leaderWatchKills),
       row(p.api, 'any', p.kills),
-      row(p.api, 'the leader', p.leaderKills),
-      row(p.api, 'a follower', p.followerKills),
-      row(p.api, 'the watch\'s member', p.watchMemberKills),
       `| ${p.api} | none (baseline) | ${p.baselineWriteToServedMs?.n ?? 0} | ${s(p.baselineWriteAckMs)} (write) | | ${s(p.baselineWriteToServedMs)} (write → served) |`,
     ]),
     '',

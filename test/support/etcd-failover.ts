@@ -3,15 +3,16 @@ import https from 'node:https';
 import { setMaxListeners } from 'node:events';
 import { noop } from 'cockatiel';
 import type { EtcdApi } from '../../src/etcd/store.js';
-import { newEtcdClient } from './etcd-access.js';
+import { newEtcdClient, withEtcdClient } from './etcd-access.js';
 import type { EtcdCluster } from './etcd-cluster.js';
 import { keyPath, v2Request } from './etcd-v2.js';
-import { sleep } from './wait.js';
+import { sleep, waitFor } from './wait.js';
 
 /**
- * What the cluster failover test and benchmark share: which member holds a client's watch, and a
- * write through the members still running that tells when etcd accepted it (the end of etcd's own
- * leader election, when the leader was the member killed).
+ * What the cluster failover test and benchmark share: which member holds a client's watch, moving
+ * the leadership to a chosen member (so a kill hits the case wanted), and a write through the
+ * members still running that tells when etcd accepted it (the end of etcd's own leader election,
+ * when the leader was the member killed).
  */
 
 /** etcd 3.4's gauges of the watchers a member serves: v3 (mvcc) watchers and v2 store watchers. */
@@ -47,6 +48,20 @@ function metricsOf(endpoint: string, cluster: EtcdCluster): Promise<string> {
     req.on('timeout', () => req.destroy(new Error('metrics timed out')));
     req.on('error', reject);
   });
+}
+
+/**
+ * Makes member `to` the leader with etcd's MoveLeader (asked of the current leader, which hands
+ * over at once instead of an election); returns once the members report `to` as the leader.
+ */
+export async function moveLeader(cluster: EtcdCluster, to: number): Promise<void> {
+  const target = cluster.members[to];
+  if (!target?.running) throw new Error(`moveLeader: member ${to} is not running`);
+  const leader = await cluster.leaderIndex();
+  if (leader === to) return;
+  const targetID = await withEtcdClient(target.endpoint, cluster.adminAccess, async (client) => (await client.maintenance.status()).header.member_id);
+  await withEtcdClient(cluster.members[leader]!.endpoint, cluster.adminAccess, (client) => client.maintenance.moveLeader({ targetID }));
+  await waitFor(async () => (await cluster.leaderIndex()) === to, { timeoutMs: 10_000, intervalMs: 20, what: `member ${to} to lead` });
 }
 
 export interface SurvivorWrite {
