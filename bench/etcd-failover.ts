@@ -36,13 +36,15 @@ import { freePort, REPO_ROOT, request, sleep, spawnChild, waitFor, type Child, t
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { EtcdApi } from '../src/etcd/store.js';
+import type { EtcdApi, KvWatch } from '../src/etcd/store.js';
+import { etcdClient } from '../test/support/etcd-connection.js';
 import { startEtcdCluster, v2Admin, type EtcdCluster } from '../test/support/etcd.js';
 import { moveLeader, watchingMembers, writeThroughSurvivors } from '../test/support/etcd-failover.js';
 import { addInstance, linkService } from '../test/support/kontena-agent.js';
 
 const NAME = 'etcd-failover';
 const OPTIONS = {
+  storeKills: { flag: '--store-kills', help: 'kills per API against the etcd layer alone (0: none)', default: 40, min: 0, max: 500 },
   rounds: { flag: '--rounds', help: 'kill rounds per API, the three kinds in turn (each with a baseline round before it)', default: 24, min: 1, max: 99 },
   keepalive: { flag: '--keepalive', help: 'keep-alive clients', default: 2, min: 0, max: 32 },
   fresh: { flag: '--new', help: 'new-connection clients', default: 2, min: 0, max: 32 },
@@ -102,8 +104,12 @@ export async function run(args: readonly string[]): Promise<number> {
     const backends = await startBackends(['steady', 'moving']);
     ctx.defer(() => backends.close());
     const phases = [];
-    for (const api of APIS) phases.push(await runPhase(ctx, api, o, backends.byName('steady').address, backends.byName('moving').address));
-    const results = { phases: phases.map((p) => summarize(p.api, p.rounds, p.load, p.problems)) };
+    const store = [];
+    for (const api of APIS) {
+      if (o.storeKills > 0) store.push(summarizeStore(api, await runStorePhase(ctx, api, o.storeKills)));
+      phases.push(await runPhase(ctx, api, o, backends.byName('steady').address, backends.byName('moving').address));
+    }
+    const results = { store, phases: phases.map((p) => summarize(p.api, p.rounds, p.load, p.problems)) };
     return {
       out: o.out,
       command: commandLine(NAME, args),
@@ -115,9 +121,10 @@ export async function run(args: readonly string[]): Promise<number> {
         rounds: `per API: ${o.rounds} kill rounds, each after a baseline round (no kill); in turn a follower holding the controller's watch (from etcd /metrics), the leader while the watch is elsewhere, the leader holding the watch (leadership arranged with etcd's MoveLeader)`,
         write: 'through the running members only, a fresh client, a new attempt every 25 ms until one is acknowledged (a member without a leader holds writes)',
         leaderElection: 'kill → the change acknowledged; "beyond election" = acknowledged → served',
+        store: `before each API's rounds, ${o.storeKills} kills against the etcd layer alone: edgelb's store (src/etcd) over every member watching a prefix; each time the follower holding the watch (leadership moved away first) is killed, the change written through the survivors at once, the member restarted, and the next kill follows at once (a fast rolling restart); clock: kill → the change delivered to the watch`,
       },
       results,
-      markdown: (header) => markdown(results.phases, header, o),
+      markdown: (header) => markdown(results.phases, results.store, header, o),
     };
   });
 }
@@ -366,8 +373,9 @@ function summarize(api: EtcdApi, rounds: readonly Round[], load: LoadResult, pro
 
 type PhaseSummary = ReturnType<typeof summarize>;
 
-function markdown(phases: readonly PhaseSummary[], header: ReportHeader, o: { rounds: number; keepalive: number; fresh: number }): string {
+function markdown(phases: readonly PhaseSummary[], store: readonly StoreSummary[], header: ReportHeader, o: { rounds: number; keepalive: number; fresh: number }): string {
   const s = (v: Spread | undefined) => (v === undefined ? '-' : `${v.median} / ${v.p90} / ${v.max}`);
+  const s4 = (v: Spread | undefined) => (v === undefined ? '-' : `${v.median} / ${v.p90} / ${v.p99} / ${v.max}`);
   const row = (api: string, label: string, g: PhaseSummary['kills']) =>
     `| ${api} | ${label} | ${g.n} | ${s(g.leaderElectionMs)} | ${s(g.servedAfterKillMs)} | ${s(g.beyondElectionMs)} |`;
   return [
@@ -389,8 +397,111 @@ function markdown(phases: readonly PhaseSummary[], header: ReportHeader, o: { ro
     '|---|---:|---:|---:|---:|---:|',
     ...phases.map((p) => `| ${p.api} | ${p.requests} | **${p.failed}** | ${p.connectionErrors} | ${p.badAnswers} | ${p.pollDisruptions} |`),
     '',
+    ...(store.length === 0 ? [] : [
+      '### The etcd layer alone: a follower holding the watch killed, the change written at once',
+      '',
+      '| API | kills | change acknowledged ms | watch resumed ms | change delivered to the watch, after the kill ms | after the acknowledgement ms |',
+      '|---|---:|---:|---:|---:|---:|',
+      ...store.map((p) => `| ${p.api} | ${p.kills} | ${s4(p.ackMs)} | ${s4(p.resumedMs)} | ${s4(p.deliveredMs)} | ${s4(p.beyondMs)} |`),
+      '',
+      'median / p90 / p99 / max; no HAProxy, kills in quick succession (each member restarted, then the next kill at once). v2 fails over inside one request: no resume to time.',
+      '',
+    ]),
     ...phases.map((p) => `- ${p.api}: controller watch lost ${s(p.watchMemberKills.watchLostMs)} ms and resumed ${s(p.watchMemberKills.watchResumedMs)} ms after its member was killed; member restart → serving ${s(p.restartMs)} ms`),
     `- ${o.rounds} kill rounds per API, each after a baseline round; ${o.keepalive} keep-alive + ${o.fresh} new-connection clients`,
     ...footer(header),
   ].join('\n');
 }
+
+interface StoreKill {
+  readonly victim: number;
+  /** Kill → the change acknowledged by etcd. */
+  readonly ackMs: number;
+  /** Kill → the watch established again (v3; v2 fails over inside one request). */
+  readonly resumedMs: number | undefined;
+  /** Kill → the change delivered to the watch, and acknowledged → delivered. */
+  readonly deliveredMs: number;
+  readonly beyondMs: number;
+}
+
+/**
+ * The etcd layer alone, without HAProxy: edgelb's store over every member, watching a prefix.
+ * Each time, the follower holding the watch is killed (leadership moved away first, so no
+ * election hides the watch's failover), the change is written at once through the survivors,
+ * the member is restarted, and the next kill follows at once.
+ */
+async function runStorePhase(ctx: BenchContext, api: EtcdApi, kills: number): Promise<StoreKill[]> {
+  ctx.log(`${NAME}: ${api}: ${kills} kills against the etcd layer alone`);
+  const cluster = await startEtcdCluster(3, { enableV2: api === 'v2' });
+  const client = etcdClient(cluster.endpoints, { api });
+  const store = client.store(api);
+  const prefix = `/bench-${NAME}-store-${api}-${process.pid}`;
+  let latest = { value: '', at: 0 };
+  let resumedAt: number | undefined;
+  let lost: Error | undefined;
+  let watch: KvWatch | undefined;
+  const results: StoreKill[] = [];
+  try {
+    await writeThroughSurvivors(cluster, api, `${prefix}/k`, 'v0');
+    watch = await store.watch(prefix, (await store.list(prefix)).revision, {
+      onChanges: (changes) => {
+        for (const change of changes) if (change.type === 'put') latest = { value: change.value, at: Date.now() };
+      },
+      onLost: (failure) => {
+        lost = failure;
+      },
+      onConnected: () => {
+        resumedAt ??= Date.now();
+      },
+    });
+    for (let i = 1; i <= kills; i++) {
+      ctx.check();
+      const watching = await waitFor(async () => {
+        const found = await watchingMembers(cluster, api);
+        return found.length > 0 && found;
+      }, { timeoutMs: 10_000, what: `a member to hold the ${api} watch` });
+      const victim = watching[0]!;
+      if ((await cluster.leaderIndex()) === victim) await moveLeader(cluster, [0, 1, 2].find((m) => m !== victim)!);
+      resumedAt = undefined;
+      const killedAt = Date.now();
+      await cluster.kill(victim);
+      const written = await writeThroughSurvivors(cluster, api, `${prefix}/k`, `v${i}`);
+      await waitFor(() => {
+        if (lost) throw new Error(`the ${api} watch was lost: ${lost.message}`);
+        return latest.value === `v${i}`;
+      }, { timeoutMs: 20_000, intervalMs: 1, what: `v${i} to reach the ${api} watch` });
+      results.push({
+        victim,
+        ackMs: written.ackedAt - killedAt,
+        resumedMs: resumedAt === undefined ? undefined : resumedAt - killedAt,
+        deliveredMs: latest.at - killedAt,
+        beyondMs: latest.at - written.ackedAt,
+      });
+      await cluster.restart(victim);
+      if (i % 10 === 0 || i === kills) ctx.log(`  ${api} etcd layer: ${i}/${kills}`);
+    }
+  } finally {
+    await watch?.cancel();
+    client.close();
+    await cluster.stop();
+  }
+  return results;
+}
+
+function summarizeStore(api: EtcdApi, kills: readonly StoreKill[]) {
+  const of = (pick: (k: StoreKill) => number | undefined): Spread | undefined => {
+    const values = kills.map(pick).filter((v): v is number => v !== undefined);
+    return values.length > 0 ? spread(values) : undefined;
+  };
+  return {
+    api,
+    kills: kills.length,
+    ackMs: of((k) => k.ackMs),
+    resumedMs: of((k) => k.resumedMs),
+    deliveredMs: of((k) => k.deliveredMs),
+    beyondMs: of((k) => k.beyondMs),
+    each: kills,
+  };
+}
+
+type StoreSummary = ReturnType<typeof summarizeStore>;
