@@ -29,6 +29,10 @@ const BENCHMARKS: Readonly<Record<string, Benchmark>> = {
     description: 'requests/s and latency through the load balancer vs the same backend hit directly, interleaved rounds, as a ratio',
     load: () => import('./overhead.js'),
   },
+  'etcd-failover': {
+    description: '3-member etcd cluster, a member (the watch\'s, or the leader) killed under load: failed requests, leader election, change delay after the kill',
+    load: () => import('./etcd-failover.js'),
+  },
   'reload-hygiene': {
     description: '500 structural reloads under load: HAProxy process count, HAProxy and controller memory, failed requests',
     load: () => import('./reload-hygiene.js'),

@@ -1,10 +1,10 @@
-import { circuitBreaker, ConsecutiveBreaker, ExponentialBackoff, handleWhen, type IBackoff } from 'cockatiel';
 import {
-  EtcdAuthenticationFailedError, EtcdInvalidAuthTokenError, EtcdPermissionDeniedError, Etcd3, isRecoverableError, type Lease, type Watcher,
+  EtcdAuthenticationFailedError, EtcdInvalidAuthTokenError, EtcdPermissionDeniedError, Etcd3, type Lease, type Watcher,
 } from 'etcd3';
 import type { EtcdConnection } from './connection.js';
 import { describeTls, EtcdFailure, firstLine, looksLikeTls } from './errors.js';
 import { probeTls } from './tls-probe.js';
+import { v3FaultHandling } from './v3-fault-handling.js';
 import type { FencedResult, KvChange, KvLease, KvListing, KvOp, KvStore, KvWatch, KvWatchHandlers } from './store.js';
 
 /** The etcd v3 API through the etcd3 library (gRPC): watches resume by themselves across members. */
@@ -16,8 +16,8 @@ export class V3Store implements KvStore {
   constructor(private readonly connection: EtcdConnection) {
     this.endpoints = connection.endpoints;
     this.client = new Etcd3({
+      // No dialTimeout: etcd3 1.1.2 accepts the option but never reads it.
       hosts: [...connection.endpoints],
-      dialTimeout: 3000,
       ...(connection.tls ? {
         credentials: {
           // gRPC needs a root; without ETCD_CA_FILE the system's trust store is used (an empty buffer does not work).
@@ -38,11 +38,7 @@ export class V3Store implements KvStore {
         'grpc.keepalive_timeout_ms': 3000,
         'grpc.keepalive_permit_without_calls': 1,
       },
-      faultHandling: {
-        // The library calls next() on it once to get its first backoff: a factory is what it needs at run time.
-        watchBackoff: new ExponentialBackoff({ initialDelay: 50, maxDelay: 1000 }) as unknown as IBackoff<unknown>,
-        host: memberCircuitBreaker,
-      },
+      faultHandling: v3FaultHandling(connection.endpoints.length),
     });
   }
 
@@ -190,22 +186,6 @@ class V3Lease implements KvLease {
   onRenewed(listener: () => void): void {
     this.lease.on('keepaliveSucceeded', () => listener());
   }
-}
-
-/**
- * The library's own per-member circuit breaker (3 failures in a row stop calls to the member for
- * 5 s, so a dead member is skipped), except that a refused TLS handshake does not count: every
- * member has the same certificates, and while the circuit was open each of the source's retries
- * failed with "circuit breaker is open" ('unreachable') instead of the handshake error, so the
- * code flipped between 'tls' and 'unreachable', /healthz between 503 and the HAProxy state, and
- * the retries did not reach etcd at all (found by test/integration/etcd-secured.test.ts against
- * etcd 3.4: gRPC reports the refused handshake as a recoverable UNAVAILABLE).
- */
-function memberCircuitBreaker(): ReturnType<typeof circuitBreaker> {
-  return circuitBreaker(handleWhen((error) => isRecoverableError(error) && !looksLikeTls(error.message)), {
-    halfOpenAfter: 5000,
-    breaker: new ConsecutiveBreaker(3),
-  });
 }
 
 /**

@@ -1,86 +1,121 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { EtcdApi } from '../../src/etcd/store.js';
 import type { Backend } from '../support/backend.js';
+import { startTestEdgelb, type TestEdgelb } from '../support/edgelb.js';
 import { startEtcdCluster, v2Admin, type EtcdCluster } from '../support/etcd.js';
-import type { TestEdgelb } from '../support/edgelb.js';
-import { startTestEdgelb } from '../support/edgelb.js';
+import { moveLeader, watchingMembers, writeThroughSurvivors } from '../support/etcd-failover.js';
+import { get } from '../support/http.js';
 import { addInstance, linkService } from '../support/kontena-agent.js';
 import { closeBackends, expectRoute, lbReady, startBackends } from '../support/lb.js';
-import { reportFault, startLoad } from '../support/load.js';
+import { reportFault, startLoad, type Load } from '../support/load.js';
 import { waitFor } from '../support/wait.js';
 
-// A three-member etcd cluster, edgelb given every member, constant HTTP load through HAProxy:
-// each member in turn (the one edgelb's watch uses, and the leader, among them) is SIGKILLed; a
-// change written through the survivors right after must reach traffic, and no request may fail.
-// For the v3 API and for the v2 API (as a Kontena grid writes). The precise delays are measured
-// by `npm run bench -- etcd-failover`; the bound here allows for a loaded CI machine.
+// A 3-member etcd cluster with edgelb configured with every member, under constant load: each
+// member is SIGKILLed in turn (a follower holding edgelb's watch, the leader holding it, the
+// leader) and restarted before the next. No request may fail, and a change written through the
+// surviving members right after a kill must be served soon after etcd accepts it.
+// `npm run bench -- etcd-failover` measures the same thing precisely.
 
-const CHANGE_BOUND_MS = 5000;
-let cluster: EtcdCluster;
-let backends: Record<'alpha' | 'bravo', Backend>;
+/** Acknowledged by etcd → served, after a kill. Measured: 0.1-0.6 s; generous for a loaded 2-core CI machine. */
+const SERVED_WITHIN_MS = 5000;
+
+let b: Record<'a' | 'b', Backend>;
+const running: TestEdgelb[] = [];
+const loads: Load[] = [];
+const clusters: EtcdCluster[] = [];
 
 beforeAll(async () => {
-  cluster = await startEtcdCluster(3, { enableV2: true });
-  backends = await startBackends('alpha', 'bravo');
+  b = await startBackends('a', 'b');
+});
+
+afterEach(async () => {
+  for (const load of loads.splice(0)) await load.stop();
+  for (const lb of running.splice(0)) await lb.stopAll().catch(() => undefined);
+  for (const cluster of clusters.splice(0)) await cluster.stop();
 });
 
 afterAll(async () => {
-  await closeBackends(backends);
-  await cluster?.stop();
+  await closeBackends(b);
 });
 
-describe.each(['v3', 'v2'] as const)('a 3-member cluster over the %s API', (api) => {
-  it('loses each member in turn under load: no request fails, and a change made right after each loss reaches traffic', async () => {
-    const lb: TestEdgelb = await startTestEdgelb({ endpoint: cluster.endpoints[0]!, client: cluster.client }, {
-      ETCD_ENDPOINTS: cluster.endpoints.join(','),
-      ETCD_API: api,
-      KONTENA_LB_CHECK_INTERVAL: '200ms',
-    });
-    try {
-      await lbReady(lb);
-      /** A write through a member that is running (the v2 agent talks to one member, as Kontena's does). */
-      const write = async (service: string, host: string, backend: Backend, running: number) => {
-        if (api === 'v3') {
-          await lb.put(`services/${service}/virtual_hosts`, host);
-          await lb.put(`services/${service}/upstreams/${service}-1`, backend.address);
-        } else {
-          await linkService(v2Admin(cluster, running), lb.prefix, service, { virtualHosts: host });
-          await addInstance(v2Admin(cluster, running), lb.prefix, service, `${service}-1`, backend.address);
-        }
-      };
-      await write('web', 'web.cluster.test', backends.alpha, 0);
-      await expectRoute(lb, '/', 'web.cluster.test', 'alpha');
-      const load = startLoad({ port: lb.httpPort, host: 'web.cluster.test', keepAliveClients: 2, newConnectionClients: 2, maxDurationMs: 80_000 });
-      await load.succeededSince(Date.now(), 20);
+/** `web.test` (the loaded service) on backend a, and `moving`, whose host each change moves, on backend b. */
+async function writeServices(api: EtcdApi, cluster: EtcdCluster, lb: TestEdgelb): Promise<void> {
+  if (api === 'v3') {
+    await lb.put('services/web/virtual_hosts', 'web.test');
+    await lb.put('services/web/upstreams/one', b.a.address);
+    await lb.put('services/moving/virtual_hosts', 'r0.moving.test');
+    await lb.put('services/moving/upstreams/one', b.b.address);
+    return;
+  }
+  // v2 as the Kontena platform writes it: the master links the services, the agents add instances.
+  const target = v2Admin(cluster, 0);
+  await linkService(target, lb.prefix, 'web', { virtualHosts: 'web.test' });
+  await addInstance(target, lb.prefix, 'web', 'web-1', b.a.address);
+  await linkService(target, lb.prefix, 'moving', { virtualHosts: 'r0.moving.test' });
+  await addInstance(target, lb.prefix, 'moving', 'moving-1', b.b.address);
+}
 
-      const delays: number[] = [];
-      for (let member = 0; member < 3; member++) {
-        const leader = await cluster.leaderIndex();
-        await cluster.kill(member);
-        const killedAt = Date.now();
-        const running = (member + 1) % 3;
-        // The change goes in as soon as the survivors take writes (a new leader, when the killed one led).
-        await waitFor(async () => {
-          try {
-            await write(`round-${member}`, `round-${member}.cluster.test`, member % 2 === 0 ? backends.bravo : backends.alpha, running);
-            return true;
-          } catch {
-            return false;
-          }
-        }, { timeoutMs: 15_000, intervalMs: 100, what: 'the surviving members to take a write' });
-        const written = Date.now();
-        await expectRoute(lb, '/', `round-${member}.cluster.test`, member % 2 === 0 ? 'bravo' : 'alpha');
-        delays.push(Date.now() - written);
-        reportFault(`etcd-cluster-${api}-member-${member}`, { wasLeader: String(leader === member), writableAfterMs: written - killedAt, servedAfterWriteMs: Date.now() - written });
-        await load.succeededSince(Date.now(), 10);
-        await cluster.restart(member);
+describe.each(['v3', 'v2'] as const)('etcd %s: a 3-member cluster, edgelb given every member, under load', (api) => {
+  it('each member killed in turn: no request fails, and a change written right after is served', { timeout: 60_000 }, async () => {
+    const cluster = await startEtcdCluster(3, { enableV2: api === 'v2' });
+    clusters.push(cluster);
+    const lb = await startTestEdgelb({ endpoint: cluster.endpoints.join(','), client: cluster.client }, { ETCD_API: api, LOG_LEVEL: 'info' });
+    running.push(lb);
+    await lbReady(lb);
+    await writeServices(api, cluster, lb);
+    await expectRoute(lb, '/', 'web.test', 'a');
+    await expectRoute(lb, '/', 'r0.moving.test', 'b');
+    const load = startLoad({ port: lb.httpPort, host: 'web.test', ok: (status, body) => status === 200 && body.includes('"backend":"a"'), maxDurationMs: 60_000 });
+    loads.push(load);
+    await load.succeededSince(Date.now());
+
+    // Every member once: a follower holding edgelb's watch, then the member the watch moved to,
+    // made the leader, then the last member, made the leader (etcd's MoveLeader arranges it).
+    const kills: { victim: number; leader: boolean; heldWatch: boolean; electionMs: number; servedAfterKillMs: number; beyondElectionMs: number }[] = [];
+    for (const kind of ['follower holding the watch', 'leader holding the watch', 'leader'] as const) {
+      const watching = await waitFor(async () => {
+        const found = await watchingMembers(cluster, api);
+        return found.length > 0 && found;
+      }, { timeoutMs: 10_000, what: `a member to hold edgelb's ${api} watch` });
+      const notYet = [0, 1, 2].filter((i) => !kills.some((k) => k.victim === i));
+      const victim = kind === 'leader' ? notYet[0]! : watching[0]!;
+      if (kind === 'follower holding the watch') {
+        if ((await cluster.leaderIndex()) === victim) await moveLeader(cluster, notYet.find((i) => i !== victim)!);
+      } else {
+        await moveLeader(cluster, victim);
       }
-      const summary = await load.stop();
-      reportFault(`etcd-cluster-${api}`, { failed: summary.failed, connectionErrors: summary.connectionErrors, requests: summary.requests, maxChangeMs: Math.max(...delays) });
-      expect(summary.failed, summary.examples.join('; ')).toBe(0);
-      expect(Math.max(...delays)).toBeLessThan(CHANGE_BOUND_MS);
-      expect(lb.source.status()).toMatchObject({ api, connected: true });
-    } finally {
-      await lb.stopAll();
+      const leader = await cluster.leaderIndex();
+      const killedAt = Date.now();
+      await cluster.kill(victim);
+      const host = `r${kills.length + 1}.moving.test`;
+      // Written at once, while edgelb may still be moving its watch: the worst moment.
+      const written = await writeThroughSurvivors(cluster, api, `${lb.prefix}/services/moving/virtual_hosts`, host);
+      const servedAt = await waitFor(async () => (await get(lb.httpPort, '/', host)).backend === 'b' && Date.now(), {
+        timeoutMs: SERVED_WITHIN_MS + 5000, intervalMs: 5, what: `${host} to be served after member ${victim} was killed`,
+      });
+      kills.push({
+        victim, leader: victim === leader, heldWatch: watching.includes(victim),
+        electionMs: written.ackedAt - killedAt, servedAfterKillMs: servedAt - killedAt, beyondElectionMs: servedAt - written.ackedAt,
+      });
+      await cluster.restart(victim);
+      // The next kill finds edgelb watching again (its watch may have moved to another member).
+      await waitFor(async () => (await watchingMembers(cluster, api)).length > 0, { timeoutMs: 10_000, what: `edgelb's ${api} watch after member ${victim} rejoined` });
     }
+    await expectRoute(lb, '/', `r${kills.length}.moving.test`, 'b');
+
+    const summary = await load.stop();
+    for (const k of kills) {
+      reportFault(`etcd-cluster-${api}-kill-member${k.victim}${k.leader ? '-leader' : ''}${k.heldWatch ? '-watch' : ''}`, {
+        electionMs: k.electionMs, servedAfterKillMs: k.servedAfterKillMs, beyondElectionMs: k.beyondElectionMs,
+      });
+    }
+    reportFault(`etcd-cluster-${api}`, { failed: summary.failed, connectionErrors: summary.connectionErrors, badAnswers: summary.badAnswers, requests: summary.requests });
+    expect(kills.map((k) => [k.victim, k.leader, k.heldWatch]), 'each member once: a follower holding the watch, the leader holding it, the leader')
+      .toEqual([[kills[0]!.victim, false, true], [kills[1]!.victim, true, true], [kills[2]!.victim, true, kills[2]!.heldWatch]]);
+    expect(new Set(kills.map((k) => k.victim)).size).toBe(3);
+    expect(summary.connectionErrors, summary.examples.join('; ')).toBe(0);
+    expect(summary.badAnswers, summary.examples.join('; ')).toBe(0);
+    expect(summary.failed).toBe(0);
+    for (const k of kills) expect(k.beyondElectionMs, `member ${k.victim}: served ${k.beyondElectionMs} ms after etcd accepted the change`).toBeLessThan(SERVED_WITHIN_MS);
   });
 });

@@ -32,9 +32,10 @@ export interface TestEdgelbOptions {
 /**
  * The controller in this process, with its own HAProxy on random loopback ports and a temp state dir.
  * `options.envCerts` stands in for the environment's certificates (startEdgelb's third argument).
+ * `etcd` gives the default ETCD_ENDPOINTS and the client put/del write through (for a cluster:
+ * every member's endpoint, comma-separated, and the cluster's client).
  */
 export async function startTestEdgelb(
-  /** Where the entries are (a cluster: its first endpoint; ETCD_ENDPOINTS in `overrides` lists them all). */
   etcd: Pick<EtcdServer, 'endpoint' | 'client'>,
   overrides: Record<string, string> = {},
   reuse?: { stateDir: string; prefix: string; httpPort: number },
