@@ -97,6 +97,15 @@ describe('edgelb on a Kontena grid, configured only as the platform configures k
 
     await linkService(v2Admin(etcd), prefix, 'web', { virtualHosts: 'www.grid.test' });
     await addInstance(v2Admin(etcd), prefix, 'web', 'web-1', backend.address);
+    // The migration section's step 4, in the same container and environment: `edgelb check`.
+    const check = await execa(net.exec[0]!, [...net.exec.slice(1), process.execPath, MAIN, 'check', '--no-haproxy'], {
+      env: { PATH: `${process.env.PATH ?? ''}:/usr/sbin:/sbin`, container: 'docker', KONTENA_STACK_NAME: 'grid-test', KONTENA_SERVICE_NAME: 'lb' },
+      extendEnv: false,
+      reject: false,
+    });
+    expect(check.exitCode, `${check.stdout}\n${check.stderr}`).toBe(0);
+    expect(check.stdout).toContain(`from etcd http://${net.gateway}:2379 (v2) ${prefix}/ at revision`);
+
     const served = await waitFor(async () => {
       const reply = await get('www.grid.test').catch(() => undefined);
       return reply?.status === 200 && reply;
