@@ -79,6 +79,8 @@ export function parseOptionsOf(config: Config): ParseOptions {
 export interface EnvironmentInputs {
   readonly envCerts?: readonly RawCert[];
   readonly envChallenges?: Readonly<Record<string, string | undefined>>;
+  /** How long a lost etcd watch may take to resume by itself before everything is read again (default 5 s; tests lengthen it). */
+  readonly etcdResumeTimeoutMs?: number;
 }
 
 export function startEdgelb(config: Config, logger: Logger, options: EnvironmentInputs = {}): Edgelb {
@@ -151,6 +153,7 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
     client,
     prefix: config.etcdPath,
     logger: logger.child({ component: 'etcd' }),
+    ...(options.etcdResumeTimeoutMs !== undefined ? { resumeTimeoutMs: options.etcdResumeTimeoutMs } : {}),
     onSnapshot: (snapshot) => {
       latestSnapshot = snapshot;
       controller.offer(snapshot);

@@ -97,33 +97,31 @@ export class V2Http {
   }
 
   private async send(method: string, path: string, options: V2RequestOptions): Promise<V2Response> {
-    let lastFailure: EtcdFailure | undefined;
     // Reported as the answer when every member refused the handshake (the same certificates
     // everywhere); one member with a bad certificate is skipped like a dead one.
     let tlsFailure: EtcdFailure | undefined;
-    let allTls = true;
+    let otherFailure: EtcdFailure | undefined;
     for (let attempt = 0; attempt < this.endpoints.length; attempt++) {
       const index = (this.current + attempt) % this.endpoints.length;
       try {
         const response = await this.once(this.endpoints[index]!, method, path, options);
         // A member without a leader answers 5xx: another member may have one.
         if (response.status >= 500) {
-          allTls = false;
-          lastFailure = new EtcdFailure('unreachable', `${this.endpoints[index]} answered HTTP ${response.status}: ${response.body.message ?? ''} ${response.body.cause ?? ''}`.trim());
+          otherFailure = new EtcdFailure('unreachable', `${this.endpoints[index]} answered HTTP ${response.status}: ${response.body.message ?? ''} ${response.body.cause ?? ''}`.trim());
           continue;
         }
         this.current = index;
         return response;
       } catch (error) {
         if (options.signal?.aborted) throw error;
-        lastFailure = classifyTransport(error as NodeJS.ErrnoException, this.endpoints[index]!);
-        if (lastFailure.code === 'tls') tlsFailure ??= lastFailure;
-        else allTls = false;
+        const failure = classifyTransport(error as NodeJS.ErrnoException, this.endpoints[index]!);
+        if (failure.code === 'tls') tlsFailure ??= failure;
+        else otherFailure = failure;
         continue;
       }
     }
     this.current = (this.current + 1) % this.endpoints.length;
-    throw (allTls ? tlsFailure : undefined) ?? lastFailure ?? new EtcdFailure('unreachable', 'no etcd endpoint');
+    throw otherFailure ?? tlsFailure ?? new EtcdFailure('unreachable', 'no etcd endpoint');
   }
 
   private once(endpoint: string, method: string, path: string, options: V2RequestOptions): Promise<V2Response> {
@@ -189,8 +187,15 @@ export function succeeded(response: V2Response): boolean {
   return response.status >= 200 && response.status < 300 && response.body.errorCode === undefined;
 }
 
+const CONNECTION_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ENOTFOUND']);
+
 /** A connection-level error (refused, reset, TLS) as an EtcdFailure naming the member. */
 function classifyTransport(error: NodeJS.ErrnoException, endpoint: string): EtcdFailure {
+  // A member that dies or refuses mid-handshake ("socket disconnected before secure TLS
+  // connection was established") is gone, not a certificate problem.
+  if (error.code !== undefined && CONNECTION_ERRORS.has(error.code)) {
+    return new EtcdFailure('unreachable', `${endpoint}: ${firstLine(error.message)}`, { cause: error });
+  }
   const text = `${error.code ?? ''} ${firstLine(error.message)}`;
   if (looksLikeTls(text)) return new EtcdFailure('tls', `${endpoint}: ${describeTls(error.message, error.code)}`, { cause: error });
   return new EtcdFailure('unreachable', `${endpoint}: ${firstLine(error.message)}`, { cause: error });

@@ -89,7 +89,7 @@ export class V2Lease implements KvLease {
           this.keys.delete(key);
           continue;
         }
-        if (code !== undefined) throw failureOf(response, `refreshing ${key}`);
+        if (!succeeded(response)) throw failureOf(response, `refreshing ${key}`);
       }
       this.lastRenewal = Date.now();
       for (const listener of this.renewedListeners) listener();

@@ -38,8 +38,8 @@ const WATCH_BACKOFF = { initialDelay: 50, maxDelay: 1000 } as const;
  * A refused TLS handshake is not the member's fault: every member has the same certificates, and
  * with the circuits open each retry of the source would fail with "circuit breaker is open"
  * ('unreachable') instead of the handshake error, so the code would flip between 'tls' and
- * 'unreachable' and /healthz lose the reason (found by test/integration/etcd-secured.test.ts:
- * gRPC reports the refused handshake as a recoverable UNAVAILABLE).
+ * 'unreachable' and /healthz lose the reason (found by test/integration/etcd-secured.test.ts, kept by
+ * test/unit/v3-fault-handling.test.ts: gRPC reports the refused handshake as a recoverable UNAVAILABLE).
  */
 function countsAgainstMember(error: Error): boolean {
   return isRecoverableError(error) && !looksLikeTls(error.message);

@@ -1,3 +1,4 @@
+import { isBrokenCircuitError } from 'cockatiel';
 import {
   EtcdAuthenticationFailedError, EtcdInvalidAuthTokenError, EtcdPermissionDeniedError, Etcd3, type Lease, type Watcher,
 } from 'etcd3';
@@ -198,6 +199,8 @@ const AUTH_SETUP_ERRORS = ['etcdserver: authentication is not enabled', 'etcdser
 /** What the etcd3 library (and gRPC under it) threw, as a failure code and one clean line. */
 export function classifyV3(error: Error): EtcdFailure {
   if (error instanceof EtcdFailure) return error;
+  // The member circuits (v3-fault-handling.ts) are all open: every member failed just now.
+  if (isBrokenCircuitError(error)) return new EtcdFailure('unreachable', 'every etcd member failed within the last second', { cause: error });
   const message = firstLine(error.message);
   if (error instanceof EtcdAuthenticationFailedError) return new EtcdFailure('auth', `authentication failed: ${message}`, { cause: error });
   if (error instanceof EtcdPermissionDeniedError) return new EtcdFailure('permission', `permission denied: ${message}`, { cause: error });

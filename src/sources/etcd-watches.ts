@@ -33,18 +33,24 @@ export class WatchSet {
   private readonly down = new Map<EtcdApi, NodeJS.Timeout>();
   private closed = false;
 
-  private constructor(private readonly events: WatchSetEvents, private readonly resumeTimeoutMs: number) {}
+  constructor(private readonly events: WatchSetEvents, private readonly resumeTimeoutMs: number) {}
 
-  /** Opens every watch, or none: when one cannot be created the others are cancelled and the error thrown. */
-  static async open(prefix: string, specs: readonly WatchSpec[], events: WatchSetEvents, resumeTimeoutMs: number): Promise<WatchSet> {
-    const set = new WatchSet(events, resumeTimeoutMs);
-    const results = await Promise.allSettled(specs.map(({ store, revision }) => set.openOne(prefix, store, revision)));
+  /** True while every watch is up (none dropped and not yet resumed). */
+  get up(): boolean {
+    return this.down.size === 0;
+  }
+
+  /**
+   * Opens every watch, or none: when one cannot be created the others are cancelled and the error
+   * thrown. The set can be closed while this runs (the source started over meanwhile).
+   */
+  async open(prefix: string, specs: readonly WatchSpec[]): Promise<void> {
+    const results = await Promise.allSettled(specs.map(({ store, revision }) => this.openOne(prefix, store, revision)));
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) {
-      await set.close();
+      await this.close();
       throw failed.reason;
     }
-    return set;
   }
 
   async close(): Promise<void> {

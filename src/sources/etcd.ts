@@ -118,12 +118,8 @@ export class EtcdSource {
       this.entries = listed.entries;
       this.revision = listed.revision;
       this.emit();
-      const watches = await this.openWatches([{ store, revision: this.revision }], (_, changes, revision) => this.onChanges(changes, revision));
-      if (!current()) {
-        await watches.close();
-        return;
-      }
-      this.watches = watches;
+      await this.openWatches([{ store, revision: this.revision }], (_, changes, revision) => this.onChanges(changes, revision));
+      if (!current()) return;
       this.established({
         prefix, api: store.api, apiReason: decision.reason, endpoints: store.endpoints, revision: this.revision, keys: this.entries.size,
       }, 'watching etcd');
@@ -146,29 +142,32 @@ export class EtcdSource {
     this.entries = new Map();
     this.revision = listed[0]!.revision;
     this.emit();
-    const watches = await this.openWatches(stores.map((store, i) => ({ store, revision: listed[i]!.revision })), (api) => {
+    await this.openWatches(stores.map((store, i) => ({ store, revision: listed[i]!.revision })), (api) => {
       if (!current() || client.api) return;
       client.decide(api, `the platform wrote to the prefix through the ${api} API first`);
       logger.info({ prefix, api }, `etcd API decided: the platform writes with ${api}`);
       this.generation++;
       void this.dropWatches().then(() => this.connect());
     });
-    if (!current()) {
-      await watches.close();
-      return;
-    }
-    this.watches = watches;
+    if (!current()) return;
     this.established({ prefix, api: 'undecided', endpoints: client.connection.endpoints }, 'watching etcd: both the v3 and the v2 keyspace, until the platform writes to one');
   }
 
-  private openWatches(specs: readonly WatchSpec[], onChanges: WatchSetEvents['onChanges']): Promise<WatchSet> {
-    return WatchSet.open(this.options.prefix, specs, {
+  /**
+   * Opens the watches of this read. The set is the source's at once, before it is open: a restart
+   * meanwhile closes it, and a closed set reports nothing (no late restart from a superseded one).
+   */
+  private async openWatches(specs: readonly WatchSpec[], onChanges: WatchSetEvents['onChanges']): Promise<void> {
+    const watches = new WatchSet({
       onChanges,
       onLost: (failure) => this.scheduleRestart(this.backoff(), failure),
       onDown: (failure) => this.interrupted(failure),
       onUp: (api) => this.resumed(api),
       onStalled: () => this.scheduleRestart(0, 'the etcd watch did not resume by itself; reading everything again'),
     }, this.options.resumeTimeoutMs ?? RESUME_TIMEOUT_MS);
+    await this.dropWatches();
+    this.watches = watches;
+    await watches.open(this.options.prefix, specs);
   }
 
   private onChanges(changes: readonly KvChange[], revision: string): void {
@@ -196,7 +195,8 @@ export class EtcdSource {
     this.failures = 0;
     this.lastFailure = undefined;
     this.reported = undefined;
-    this.watching = true;
+    // A watch of the set may already have dropped while the others were being created.
+    this.watching = this.watches?.up ?? false;
     this.options.logger.info(fields, message);
   }
 
@@ -239,7 +239,9 @@ export class EtcdSource {
     const fields = { retryInMs: delayMs, lastRevision: this.revision, code: why.code, err: why.message };
     const message = why.code === 'history-lost' ? FAILURE_HINTS['history-lost']
       : isConfigurationFailure(why) ? FAILURE_HINTS[why.code] : `cannot read from etcd: ${why.message}`;
-    const key = `${why.code}\u0000${why.message}`;
+    // The code, not the message: the message names the member that answered, which changes from
+    // one attempt to the next in a cluster.
+    const key = why.code;
     if (key === this.reported) logger.debug(fields, `${message} (again)`);
     else if (isConfigurationFailure(why)) logger.error(fields, message);
     else logger.warn(fields, message);

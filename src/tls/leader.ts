@@ -109,7 +109,7 @@ export class LeaderElection {
       const { created, holder, revision } = await lease.claim(key, id);
       if (this.stopped) return;
       if (holder === id) {
-        if (BigInt(revision) > this.claimedAt) this.claimedAt = BigInt(revision);
+        this.claimedAt = BigInt(revision);
         if (created) this.lastRenewal = Date.now();
         this.setLeading(true, created ? 'elected' : 'still the leader');
       } else {
@@ -142,6 +142,9 @@ export class LeaderElection {
   private setLeading(leading: boolean, why: string): void {
     if (leading === this.leading) return;
     this.leading = leading;
+    // Only a leader needs to tell old snapshots from new ones; a follower reacts to any (and
+    // after a restored cluster, whose revisions went back, a stale claim revision would hide them all).
+    if (!leading) this.claimedAt = 0n;
     this.options.logger.info({ leader: leading, id: this.options.id, why }, leading ? 'ACME leader: this replica orders certificates' : 'ACME leader: no longer leading');
     this.options.onChange(leading);
   }

@@ -56,7 +56,7 @@ async function writeServices(api: EtcdApi, cluster: EtcdCluster, lb: TestEdgelb)
 }
 
 describe.each(['v3', 'v2'] as const)('etcd %s: a 3-member cluster, edgelb given every member, under load', (api) => {
-  it('each member killed in turn: no request fails, and a change written right after is served', { timeout: 60_000 }, async () => {
+  it('the leader, a follower holding the watch, the leader holding it, each SIGKILLed under load: no request fails, and a change written right after is served', { timeout: 60_000 }, async () => {
     const cluster = await startEtcdCluster(3, { enableV2: api === 'v2' });
     clusters.push(cluster);
     const lb = await startTestEdgelb({ endpoint: cluster.endpoints.join(','), client: cluster.client }, { ETCD_API: api, LOG_LEVEL: 'info' });
@@ -69,18 +69,17 @@ describe.each(['v3', 'v2'] as const)('etcd %s: a 3-member cluster, edgelb given 
     loads.push(load);
     await load.succeededSince(Date.now());
 
-    // Every member once: a follower holding edgelb's watch, then the member the watch moved to,
-    // made the leader, then the last member, made the leader (etcd's MoveLeader arranges it).
+    // The three cases, each on purpose (etcd's MoveLeader arranges the leadership): the leader
+    // while edgelb's watch is on another member, a follower holding the watch, the leader holding it.
     const kills: { victim: number; leader: boolean; heldWatch: boolean; electionMs: number; servedAfterKillMs: number; beyondElectionMs: number }[] = [];
-    for (const kind of ['follower holding the watch', 'leader holding the watch', 'leader'] as const) {
+    for (const kind of ['leader, watch elsewhere', 'follower holding the watch', 'leader holding the watch'] as const) {
       const watching = await waitFor(async () => {
         const found = await watchingMembers(cluster, api);
         return found.length > 0 && found;
       }, { timeoutMs: 10_000, what: `a member to hold edgelb's ${api} watch` });
-      const notYet = [0, 1, 2].filter((i) => !kills.some((k) => k.victim === i));
-      const victim = kind === 'leader' ? notYet[0]! : watching[0]!;
+      const victim = kind === 'leader, watch elsewhere' ? [0, 1, 2].find((i) => !watching.includes(i))! : watching[0]!;
       if (kind === 'follower holding the watch') {
-        if ((await cluster.leaderIndex()) === victim) await moveLeader(cluster, notYet.find((i) => i !== victim)!);
+        if ((await cluster.leaderIndex()) === victim) await moveLeader(cluster, [0, 1, 2].find((i) => i !== victim)!);
       } else {
         await moveLeader(cluster, victim);
       }
@@ -110,9 +109,10 @@ describe.each(['v3', 'v2'] as const)('etcd %s: a 3-member cluster, edgelb given 
       });
     }
     reportFault(`etcd-cluster-${api}`, { failed: summary.failed, connectionErrors: summary.connectionErrors, badAnswers: summary.badAnswers, requests: summary.requests });
-    expect(kills.map((k) => [k.victim, k.leader, k.heldWatch]), 'each member once: a follower holding the watch, the leader holding it, the leader')
-      .toEqual([[kills[0]!.victim, false, true], [kills[1]!.victim, true, true], [kills[2]!.victim, true, kills[2]!.heldWatch]]);
-    expect(new Set(kills.map((k) => k.victim)).size).toBe(3);
+    expect(kills.map((k) => [k.leader, k.heldWatch]), 'the leader with the watch elsewhere, a follower holding the watch, the leader holding it')
+      .toEqual([[true, false], [false, true], [true, true]]);
+    // Resumed by the watch itself each time, not rescued by the 5 s re-read.
+    expect(lb.logs.filter((l) => l.msg === 'the etcd watch did not resume by itself; reading everything again')).toEqual([]);
     expect(summary.connectionErrors, summary.examples.join('; ')).toBe(0);
     expect(summary.badAnswers, summary.examples.join('; ')).toBe(0);
     expect(summary.failed).toBe(0);

@@ -81,6 +81,17 @@ describe('V2Lease', () => {
     await second.revoke();
   });
 
+  it('ends when its first key (what the owner announced) is deleted by someone else', async () => {
+    const lease = store.lease(1);
+    const lost: EtcdFailure[] = [];
+    lease.onLost((failure) => lost.push(failure));
+    await lease.put(`${prefix}/announce-b`, 'b');
+    await lease.put(`${prefix}/acks/t2/b`, 'ack');
+    await v2Request(v2Admin(etcd), 'DELETE', keyPath(`${prefix}/announce-b`));
+    await waitFor(() => lost.length > 0, { timeoutMs: 5000, what: 'the lease to end' });
+    await lease.revoke();
+  });
+
   it('a released lease lets its keys expire within the TTL', async () => {
     const lease = store.lease(1);
     await lease.put(`${prefix}/gone-soon`, 'x');

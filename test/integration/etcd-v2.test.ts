@@ -39,8 +39,9 @@ afterAll(async () => {
   await etcd?.stop();
 });
 
-async function startLb(overrides: Record<string, string> = {}): Promise<TestEdgelb> {
-  const lb = await startTestEdgelb(etcd, { ETCD_ENDPOINTS: front.endpoint, ...overrides });
+/** `resumeTimeoutMs`: how long a held-back watch may stay down before the source reads everything again. */
+async function startLb(overrides: Record<string, string> = {}, resumeTimeoutMs?: number): Promise<TestEdgelb> {
+  const lb = await startTestEdgelb(etcd, { ETCD_ENDPOINTS: front.endpoint, ...overrides }, undefined, resumeTimeoutMs === undefined ? {} : { etcdResumeTimeoutMs: resumeTimeoutMs });
   lbs.push(lb);
   await lbReady(lb);
   return lb;
@@ -100,7 +101,8 @@ describe('a Kontena grid: etcd 2.3, v2 only', () => {
   });
 
   it('reads everything again when etcd cleared the history the watch needs (more than 1000 events behind)', async () => {
-    const lb = await startLb();
+    // The resume deadline out of the way: the re-read must come from etcd's answer, not from it.
+    const lb = await startLb({}, 60_000);
     await linkService(agent(), lb.prefix, 'web', { virtualHosts: 'history.grid.test' });
     await settled(lb, BigInt(await addInstance(agent(), lb.prefix, 'web', 'web-1', address(backends.alpha))));
     // Hold the watch back: edgelb's next poll cannot reach the front while 1100 other writes pass.
@@ -119,7 +121,9 @@ describe('a Kontena grid: etcd 2.3, v2 only', () => {
 
 describe('other load balancers on the same etcd', () => {
   it('a recursive delete of one whose name our prefix starts with leaves ours alone, even replayed from the history', async () => {
-    const lb = await startLb();
+    // The resume deadline out of the way: a re-read would hide the delete being applied.
+    const lb = await startLb({}, 60_000);
+    const lists = () => front.requests.filter((r) => r.startsWith('GET ') && r.includes('recursive=true') && !r.includes('wait=true')).length;
     const sibling = lb.prefix.slice(0, -1); // "/kontena/haproxy/test-12-3" → "/kontena/haproxy/test-12-"
     await linkService(agent(), sibling, 'other', { virtualHosts: 'other.grid.test' });
     await linkService(agent(), lb.prefix, 'web', { virtualHosts: 'ours.grid.test' });
@@ -132,6 +136,8 @@ describe('other load balancers on the same etcd', () => {
     front = await startV2OnlyFront(etcd.endpoint, { port: Number(new URL(front.endpoint).port) });
     await settled(lb, BigInt(index));
     await expectBackendSet(lb, '/', 'ours.grid.test', ['alpha', 'bravo']);
+    // The watch resumed through the delete: the restarted front saw no listing at all.
+    expect(lists()).toBe(0);
     expect(lb.controller.status().state?.http.map((s) => s.name)).toEqual(['web']);
   });
 });

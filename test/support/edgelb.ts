@@ -27,6 +27,8 @@ let counter = 0;
 export interface TestEdgelbOptions {
   /** Certificates as readEnvCerts delivers them from SSL_CERTS / SSL_CERT_* (fixed for the life of the LB). */
   readonly envCerts?: readonly RawCert[];
+  /** The source's resume deadline (startEdgelb's etcdResumeTimeoutMs): a test that holds a watch back longer sets it. */
+  readonly etcdResumeTimeoutMs?: number;
 }
 
 /**
@@ -70,6 +72,7 @@ export async function startTestEdgelb(
   const edgelb = startEdgelb(config, createLogger(config.logLevel, false, sink), {
     envCerts: options.envCerts ?? readEnvCerts(overrides),
     envChallenges: overrides,
+    ...(options.etcdResumeTimeoutMs !== undefined ? { etcdResumeTimeoutMs: options.etcdResumeTimeoutMs } : {}),
   });
   return {
     ...edgelb,

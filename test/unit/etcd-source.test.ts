@@ -190,6 +190,9 @@ describe('EtcdSource', () => {
     expect(refused.map((l) => l.level)).toEqual([50, 20, 20]);
     expect(refused.map((l) => l.retryInMs)).toEqual([100, 200, 400]);
     expect(logs.filter((l) => l.msg === 'watching etcd')).toHaveLength(1);
+    // After a success the same cause is news again.
+    v3.handlers!.onLost(new EtcdFailure('auth', 'authentication failed'));
+    expect(logs.filter((l) => l.code === 'auth').map((l) => l.level)).toEqual([50, 20, 20, 50]);
     await source.stop();
   });
 

@@ -51,6 +51,14 @@ describe('the member policy of the v3 client', () => {
     await expect(policy.execute(ok)).resolves.toBe('stream');
   });
 
+  it('a refused TLS handshake does not keep the member out: every member has the same certificates, and the cause must stay visible', async () => {
+    const policy = v3FaultHandling(3).host!('127.0.0.1:2379');
+    const refused = new GRPCUnavailableError('14 UNAVAILABLE: No connection established. Last error: sslv3 alert bad certificate, SSL alert number 42');
+    await expect(policy.execute(fail(refused))).rejects.toBe(refused);
+    await expect(policy.execute(fail(refused))).rejects.toBe(refused);
+    await expect(policy.execute(ok)).resolves.toBe('stream');
+  });
+
   it('with a single endpoint there is nowhere else to go: calls are never refused', async () => {
     const policy = v3FaultHandling(1).host!('127.0.0.1:2379');
     for (let i = 0; i < 5; i++) {
