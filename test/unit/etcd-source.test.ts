@@ -68,6 +68,16 @@ class FakeClient implements SourceClient {
 
 const flush = () => vi.advanceTimersByTimeAsync(0);
 
+/** The next `count` reads are refused as a wrong password would be. */
+function refuseListings(store: FakeStore, count: number): void {
+  let refusals = count;
+  const list = store.list.bind(store);
+  store.list = async () => {
+    if (refusals-- > 0) throw new EtcdFailure('auth', 'authentication failed');
+    return list();
+  };
+}
+
 function startSource(client: FakeClient) {
   const snapshots: { revision: string; entries: Record<string, string> }[] = [];
   const logs: Record<string, unknown>[] = [];
@@ -155,12 +165,7 @@ describe('EtcdSource', () => {
     vi.useFakeTimers();
     const client = new FakeClient();
     const v3 = client.stores.v3;
-    let refusals = 3;
-    const list = v3.list.bind(v3);
-    v3.list = async () => {
-      if (refusals-- > 0) throw new EtcdFailure('auth', 'authentication failed');
-      return list();
-    };
+    refuseListings(v3, 3);
     const { source, snapshots } = startSource(client);
     await flush();
     expect(source.status().failure?.code).toBe('auth');
@@ -178,12 +183,7 @@ describe('EtcdSource', () => {
     vi.useFakeTimers();
     const client = new FakeClient();
     const v3 = client.stores.v3;
-    let refusals = 3;
-    const list = v3.list.bind(v3);
-    v3.list = async () => {
-      if (refusals-- > 0) throw new EtcdFailure('auth', 'authentication failed');
-      return list();
-    };
+    refuseListings(v3, 3);
     const { source, logs } = startSource(client);
     await vi.advanceTimersByTimeAsync(1000);
     const refused = logs.filter((l) => l.code === 'auth');
