@@ -26,7 +26,6 @@ export interface Edgelb {
   readonly controller: Controller;
   readonly haproxy: HaproxyProcess;
   readonly source: EtcdSource;
-  readonly etcd: EtcdClient;
   /** /healthz, /status and /metrics on KONTENA_LB_ADMIN_PORT. */
   readonly admin: AdminServer;
   readonly configFile: string;
@@ -188,7 +187,6 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
     controller,
     haproxy,
     source,
-    etcd: client,
     admin,
     configFile: paths.configFile,
     resync: () => source.resync(),

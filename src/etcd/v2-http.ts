@@ -182,6 +182,11 @@ function headerValue(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }
 
+/** The etcd index an answer carries: its X-Etcd-Index header, else the error's or the node's index. */
+export function indexOf(response: V2Response): string {
+  return response.index ?? String(response.body.index ?? response.body.node?.modifiedIndex ?? 0);
+}
+
 /** etcd answered the write itself (2xx, no error body): not a proxy's or a v2-less server's page. */
 export function succeeded(response: V2Response): boolean {
   return response.status >= 200 && response.status < 300 && response.body.errorCode === undefined;

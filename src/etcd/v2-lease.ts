@@ -1,6 +1,6 @@
 import { EtcdFailure } from './errors.js';
 import type { KvLease } from './store.js';
-import { V2_CODES, failureOf, succeeded } from './v2-http.js';
+import { V2_CODES, failureOf, indexOf, succeeded } from './v2-http.js';
 import type { V2Store } from './v2-store.js';
 
 /**
@@ -29,7 +29,7 @@ export class V2Lease implements KvLease {
   async claim(key: string, value: string): Promise<{ created: boolean; holder: string | undefined; revision: string }> {
     this.assertLive();
     const response = await this.store.http.keys('PUT', key, { form: { value, ttl: String(this.ttlSeconds) }, query: { prevExist: 'false' } });
-    const revision = response.index ?? String(response.body.index ?? response.body.node?.modifiedIndex ?? 0);
+    const revision = indexOf(response);
     if (succeeded(response)) {
       this.hold(key, value);
       return { created: true, holder: value, revision };

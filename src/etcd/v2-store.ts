@@ -2,7 +2,7 @@ import type { EtcdConnection } from './connection.js';
 import { EtcdFailure } from './errors.js';
 import type { FencedResult, KvChange, KvLease, KvListing, KvOp, KvStore, KvWatch, KvWatchHandlers } from './store.js';
 import { V2Lease } from './v2-lease.js';
-import { failureOf, succeeded, V2_CODES, V2Http, type V2Node, type V2Response } from './v2-http.js';
+import { failureOf, indexOf, succeeded, V2_CODES, V2Http, type V2Node, type V2Response } from './v2-http.js';
 
 /**
  * A watch request is re-issued after this long without an event. etcd v2 sends nothing while
@@ -189,10 +189,6 @@ export class V2Store implements KvStore {
       }
     }
   }
-}
-
-function indexOf(response: V2Response): string {
-  return response.index ?? String(response.body.index ?? response.body.node?.modifiedIndex ?? 0);
 }
 
 /** Every value below `node`, keyed relative to the prefix (`start` = its length + 1). Empty directories add nothing. */

@@ -72,11 +72,6 @@ export class EtcdSource {
     void this.connect();
   }
 
-  /** True while a watch is established (the admin port's etcd connection state). */
-  get connected(): boolean {
-    return this.watching;
-  }
-
   status(): EtcdSourceStatus {
     const { client } = this.options;
     return {
