@@ -15,6 +15,7 @@ import { ServerUpdater } from './haproxy/server-updater.js';
 import { createCrtListRenderer, createSectionRenderer, TEMPLATES_DIR } from './render/render.js';
 import type { RenderSettings } from './render/view.js';
 import type { ParseOptions } from './model/parse.js';
+import type { DesiredState } from './model/types.js';
 import { CertsDirSource, certsFromFiles } from './sources/certs-dir.js';
 import { EtcdSource, type Snapshot } from './sources/etcd.js';
 import type { RawCert } from './tls/bundle.js';
@@ -80,6 +81,8 @@ export interface EnvironmentInputs {
   readonly envChallenges?: Readonly<Record<string, string | undefined>>;
   /** How long a lost etcd watch may take to resume by itself before everything is read again (default 5 s; tests lengthen it). */
   readonly etcdResumeTimeoutMs?: number;
+  /** How long after a runtime change haproxy.cfg is written (default 50 ms; tests lengthen it). */
+  readonly configWriteDelayMs?: number;
 }
 
 export function startEdgelb(config: Config, logger: Logger, options: EnvironmentInputs = {}): Edgelb {
@@ -88,6 +91,8 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
     logger.info({ statsPort: config.statsPort }, 'statistics page off: set STATS_PASSWORD to turn it on');
   }
   const haproxy = new HaproxyProcess({
+    // A runtime change reaches haproxy.cfg a moment after it is applied: a restart waits for it.
+    beforeRestart: (): Promise<void> => applier.beforeRestart(),
     bin: config.haproxyBin,
     configFile: paths.configFile,
     masterSocket: paths.masterSocket,
@@ -98,9 +103,11 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
   const runtime = new HaproxyRuntime(paths.adminSocket);
   const applier = new ConfigApplier({
     configFile: paths.configFile, haproxyBin: config.haproxyBin, haproxy, logger, runtime, serverStateFile: paths.serverStateFile,
+    writeDelayMs: options.configWriteDelayMs,
   });
   const servers = new ServerUpdater(runtime, logger.child({ component: 'servers' }), config.drainTimeoutMs);
   let latestSnapshot: Snapshot | undefined;
+  let parsedRoutes: DesiredState | undefined;
   const applyRetry = new ApplyRetry({
     retry: () => latestSnapshot && controller.offer(latestSnapshot),
     logger: logger.child({ component: 'controller' }),
@@ -118,6 +125,11 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
     defaultCert: config.defaultCert,
     envCerts: options.envCerts,
     vaultCerts: (entries) => vaultCertsFromEntries(entries, config.vaultKey),
+    // ACME takes its domains from the controller's parse, never parsing the keyspace itself.
+    onParsed: (state) => {
+      parsedRoutes = state;
+      acme?.offerServices(state);
+    },
     onApplyFailed: (error) => applyRetry.failed(error),
     logger: logger.child({ component: 'controller' }),
   });
@@ -144,6 +156,7 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
         vaultKey: config.vaultKey,
         httpPort: config.httpPort,
       });
+      if (parsedRoutes) acme.offerServices(parsedRoutes);
       if (latestSnapshot) acme.offer(latestSnapshot);
       acme.start();
     });
@@ -200,6 +213,9 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
       await source.stop();
       client.close();
       await controller.whenIdle();
+      // The next run may start from this file (the last good config): it must hold what is served.
+      await applier.flush().catch((error: Error) => logger.error({ err: error }, 'cannot write the config file before stopping'));
+      applier.stop();
       // After the last apply: it could still start a drain or schedule a retry.
       servers.stop();
       applyRetry.stop();

@@ -1,22 +1,25 @@
+import { ControllerInputs, type VaultInput } from './controller-inputs.js';
 import type { ApplyAction, ConfigApplier } from './haproxy/apply.js';
 import type { CertFiles } from './haproxy/cert-files.js';
 import type { ChallengeMap } from './haproxy/challenge-map.js';
 import { isEmptyPlan, planServerChanges, type ServerPlan } from './haproxy/server-plan.js';
 import type { ServerUpdater } from './haproxy/server-updater.js';
-import { parseChallenges, sameChallenges, type Challenges } from './model/challenges.js';
+import { sameChallenges, type Challenges } from './model/challenges.js';
 import type { Logger } from './log.js';
 import { diffStates, fingerprintOf, isEmptyChange, type StateChanges } from './model/diff.js';
-import { reparseUpstreamChanges, reuseUnchanged } from './model/incremental.js';
-import { parseEntries, type ParseOptions } from './model/parse.js';
-import type { DesiredState, Entries, EntryWarning, HttpService, ParseResult, Rejection, TcpService } from './model/types.js';
-import { entryWarnings } from './model/warnings.js';
+import type { ParseOptions } from './model/parse.js';
+import type { Snapshot } from './model/snapshot.js';
+import { findService } from './model/state-changes.js';
+import type { DesiredState, Entries, EntryWarning, Rejection } from './model/types.js';
+import { EntryWarnings } from './model/warnings.js';
 import { legacyHint } from './model/legacy-directives.js';
 import { attributeErrors } from './render/attribute.js';
+import { diffConfigs, isSameConfig, type ConfigChange } from './render/config-diff.js';
 import type { RenderedConfig, SectionRenderer } from './render/render.js';
 import type { RenderSettings, TlsSettings } from './render/view.js';
-import type { Snapshot } from './sources/etcd.js';
-import { BundleParser, type RawCert } from './tls/bundle.js';
-import { EMPTY_CERT_SET, sameServed, selectCertificates, type CertRejection, type CertSet } from './tls/store.js';
+import type { RawCert } from './tls/bundle.js';
+import { CertSelection } from './tls/cert-selection.js';
+import { EMPTY_CERT_SET, sameServed, type CertRejection, type CertSet } from './tls/store.js';
 import { ReportOnce } from './util/report-once.js';
 
 export interface ControllerOptions {
@@ -36,8 +39,10 @@ export interface ControllerOptions {
   readonly defaultCert?: string;
   /** Certificates from the environment: fixed for the life of the process. */
   readonly envCerts?: readonly RawCert[];
-  /** Picks (and decrypts) the vault's certificates out of the etcd entries. */
-  readonly vaultCerts?: (entries: Entries) => { certs: RawCert[]; rejected: { key: string; reason: string }[] };
+  /** Picks (and decrypts) the vault's certificates out of the etcd keys under `certs/`. */
+  readonly vaultCerts?: (entries: Entries) => VaultInput;
+  /** Told the parsed routes of every snapshot applied (services HAProxy rejected included): ACME's domains. */
+  readonly onParsed?: (state: DesiredState) => void;
   /** Wait this long after the last change before applying, so a burst becomes one apply. */
   readonly quietMs?: number;
   /** ...but never delay a change longer than this. */
@@ -87,6 +92,10 @@ export class Controller {
   private applied: { revision: string; state: DesiredState; certs: CertSet; challenges: Challenges } | undefined;
   private rejected: readonly Rejection[] = [];
   private warnings: readonly EntryWarning[] = [];
+  private readonly inputs: ControllerInputs;
+  private readonly entryWarnings = new EntryWarnings();
+  private readonly certSelection: CertSelection;
+  private reported: { parsed: readonly Rejection[]; challenges: readonly Rejection[] } | undefined;
   private readonly entryReports = new ReportOnce();
   private readonly warningReports = new ReportOnce();
   private readonly certReports = new ReportOnce();
@@ -96,14 +105,15 @@ export class Controller {
   private readonly counters = { applies: 0, reloads: 0, starts: 0, unchanged: 0, failures: 0, runtimeUpdates: 0 };
   private idleWaiters: (() => void)[] = [];
   private stopped = false;
-  private readonly bundleParser = new BundleParser();
   /** The config HAProxy serves, by section, to compare the next one with. */
   private serving: RenderedConfig | undefined;
-  private lastParse: { entries: Entries; result: ParseResult } | undefined;
 
   private readonly lastGoodTimer: NodeJS.Timeout;
 
   constructor(private readonly options: ControllerOptions) {
+    const { parseOptions, envChallenges, vaultCerts } = options;
+    this.inputs = new ControllerInputs({ parseOptions, envChallenges, vaultCerts });
+    this.certSelection = new CertSelection(options.defaultCert);
     this.lastGoodTimer = setTimeout(() => this.startLastGood(), options.lastGoodAfterMs ?? 2000);
   }
 
@@ -132,10 +142,10 @@ export class Controller {
     };
   }
 
-  /** Resolves when no input is waiting and no apply is running. */
-  whenIdle(): Promise<void> {
-    if (!this.isBusy()) return Promise.resolve();
-    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  /** Resolves when no input is waiting, no apply is running, and haproxy.cfg holds what HAProxy serves. */
+  async whenIdle(): Promise<void> {
+    if (this.isBusy()) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    await this.options.applier.flush().catch(() => undefined);
   }
 
   stop(): void {
@@ -207,25 +217,26 @@ export class Controller {
   private async reconcile(snapshot: Snapshot, certFiles: readonly RawCert[]): Promise<void> {
     const { applier, render } = this.options;
     const started = performance.now();
-    const parsed = this.parse(snapshot.entries);
-    const { challenges, rejected: badChallenges } = parseChallenges(snapshot.entries, this.options.envChallenges);
-    this.reportRejections([...parsed.rejected, ...badChallenges]);
-    this.reportWarnings(entryWarnings(parsed.state));
-    const certs = this.selectCerts(snapshot.entries, certFiles);
+    // Every read of the snapshot happens here, before the first await: only the newest may be read.
+    const { parsed, challenges, challengeRejections, vault } = this.inputs.read(snapshot);
+    this.options.onParsed?.(parsed.state);
+    this.reportRejections(parsed.rejected, challengeRejections);
+    this.reportWarnings(this.entryWarnings.update(parsed.state));
+    const certs = this.selectCerts(vault, certFiles);
     const settings = this.settingsFor(certs);
 
     let state = this.withoutExcluded(parsed.state);
     for (let round = 0; round <= MAX_ISOLATION_ROUNDS; round++) {
       const rendered = render(state, settings);
-      const text = rendered.text;
       if (await this.updateAtRuntime(rendered, state, certs, challenges, snapshot.revision, started)) return;
       if (round === 0) {
         // haproxy -c reads the crt-list and the challenge map, so they go to disk first (once).
         if (certs.served.length > 0) await this.options.certFiles.write(certs);
         await this.options.challengeMap.write(challenges);
         // Nothing runs yet: HAProxy's start checks the config itself; haproxy -c only when it refuses.
-        if (applier.servingText === undefined && (await this.commit(rendered, state, certs, challenges, snapshot.revision, started, 'unchecked'))) return;
+        if (applier.serving === undefined && (await this.commit(rendered, state, certs, challenges, snapshot.revision, started, 'unchecked'))) return;
       }
+      const text = rendered.text;
       const validation = await applier.validate(text);
       if (validation.ok) {
         await this.commit(rendered, state, certs, challenges, snapshot.revision, started);
@@ -241,7 +252,7 @@ export class Controller {
         const reason = messages.join('; ');
         this.excluded.set(service, { fingerprint: serviceFingerprint(state, service), reason });
         // An HAProxy 1.8 directive in custom_settings is the usual cause after a move from the Kontena load balancer.
-        const hint = legacyHint(serviceOf(state, service)?.customSettings ?? [], 'proxy');
+        const hint = legacyHint(findService(state, service)?.customSettings ?? [], 'proxy');
         this.options.logger.error({ service, haproxyError: reason, ...(hint ? { hint } : {}) }, 'service left out: HAProxy rejected its settings');
       }
       state = this.withoutExcluded(state);
@@ -258,13 +269,16 @@ export class Controller {
   ): Promise<boolean> {
     const { applier, certFiles, challengeMap, logger } = this.options;
     const before = this.applied;
-    const serving = applier.servingText;
-    const text = rendered.text;
+    const serving = applier.serving;
     if (!before || serving === undefined) return false;
+    // What HAProxy serves is the config this controller rendered (the usual case): compare section
+    // by section. Otherwise (just started from the last good file) compare the texts, once.
+    const change: ConfigChange | undefined = this.serving && serving === this.serving ? diffConfigs(this.serving, rendered) : undefined;
+    const configChanged = change ? !isSameConfig(change) : rendered.text !== serving.text;
     let plan: ServerPlan = { add: [], remove: [], readdress: [] };
-    if (text !== serving) {
-      if (!this.options.servers || this.serving?.text !== serving) return false;
-      const decision = planServerChanges(this.serving, rendered);
+    if (configChanged) {
+      if (!this.options.servers || !change) return false;
+      const decision = planServerChanges(change);
       if ('reloadBecause' in decision) {
         logger.debug({ revision, reason: decision.reloadBecause }, 'reload needed');
         return false;
@@ -273,7 +287,7 @@ export class Controller {
     }
     const certsChanged = !sameServed(before.certs, certs);
     const challengesChanged = !sameChallenges(before.challenges, challenges);
-    if (text === serving && !certsChanged && !challengesChanged) {
+    if (!configChanged && !certsChanged && !challengesChanged) {
       this.counters.unchanged++;
       this.applied = { revision, state, certs, challenges };
       logger.debug({ revision }, 'no change to apply');
@@ -291,8 +305,9 @@ export class Controller {
         await challengeMap.write(challenges);
         operations += await challengeMap.applyRuntime(before.challenges, challenges);
       }
-      if (text !== serving) {
-        await applier.adoptRuntimeChange(text);
+      if (configChanged) {
+        // The file follows a moment later, off this path (ConfigFile); whatever reads it waits for it.
+        applier.adoptRuntimeChange(rendered);
         this.serving = rendered;
       }
       this.counters.applies++;
@@ -325,13 +340,13 @@ export class Controller {
     try {
       let action: ApplyAction;
       if (unchecked) {
-        if (!(await this.options.applier.startUnchecked(rendered.text))) return false;
+        if (!(await this.options.applier.startUnchecked(rendered))) return false;
         action = 'started';
       } else {
         // The next worker has none of the draining servers (the old one finishes them): stop
         // sending drain commands now, before the admin socket belongs to the new worker.
         this.options.servers?.forget();
-        action = await this.options.applier.commit(rendered.text);
+        action = await this.options.applier.commit(rendered);
       }
       this.serving = rendered;
       await this.options.certFiles.prune(certs);
@@ -351,15 +366,6 @@ export class Controller {
     return true;
   }
 
-  /** Parses only what changed when it can (see reparseUpstreamChanges), everything otherwise. */
-  private parse(entries: Entries): ParseResult {
-    const options = this.options.parseOptions;
-    const quick = this.lastParse && reparseUpstreamChanges(this.lastParse, entries, options);
-    const result = quick ?? reuseUnchanged(this.lastParse?.result.state, parseEntries(entries, options));
-    this.lastParse = { entries, result };
-    return result;
-  }
-
   private recordFailure(revision: string, state: DesiredState | undefined, started: number, message: string): void {
     this.counters.failures++;
     const durationMs = Math.round(performance.now() - started);
@@ -369,12 +375,9 @@ export class Controller {
     this.options.onApplyFailed?.(message);
   }
 
-  private selectCerts(entries: Entries, certFiles: readonly RawCert[]): CertSet {
-    const vault = this.options.vaultCerts?.(entries) ?? { certs: [], rejected: [] };
-    const set = selectCertificates([...(this.options.envCerts ?? []), ...vault.certs, ...certFiles], {
-      defaultCert: this.options.defaultCert,
-      parser: this.bundleParser,
-    });
+  private selectCerts(vault: VaultInput, certFiles: readonly RawCert[]): CertSet {
+    const { set, fresh } = this.certSelection.select([this.options.envCerts ?? [], vault.certs, certFiles]);
+    if (!fresh) return set;
     const problems: (CertRejection & { level: 'warn' | 'error' })[] = [
       ...vault.rejected.map((r) => ({ source: `vault:${r.key}`, reason: r.reason, level: 'error' as const })),
       ...set.rejected.map((r) => ({ ...r, level: 'error' as const })),
@@ -408,13 +411,18 @@ export class Controller {
     };
   }
 
-  private reportRejections(rejected: readonly Rejection[]): void {
+  /** Logs each rejection once; nothing to do while both lists are the ones of the last time. */
+  private reportRejections(parsed: readonly Rejection[], challenges: readonly Rejection[]): void {
+    if (this.reported?.parsed === parsed && this.reported.challenges === challenges) return;
+    this.reported = { parsed, challenges };
+    const rejected = challenges.length === 0 ? parsed : [...parsed, ...challenges];
     this.rejected = rejected;
     this.entryReports.update(rejected, (r) => `${r.key}\u0000${r.reason}`, (r) =>
       this.options.logger.warn({ key: r.key, reason: r.reason, ...(r.service ? { service: r.service } : {}) }, 'entry rejected'));
   }
 
   private reportWarnings(warnings: readonly EntryWarning[]): void {
+    if (warnings === this.warnings) return;
     this.warnings = warnings;
     this.warningReports.update(warnings, (w) => `${w.key}\u0000${w.reason}`, (w) =>
       this.options.logger.warn({ key: w.key, reason: w.reason }, 'entry warning'));
@@ -436,14 +444,8 @@ function serverNames(plan: ServerPlan): Record<string, string[]> {
   );
 }
 
-function serviceOf(state: DesiredState, key: string): HttpService | TcpService | undefined {
-  const [kind, name] = key.split(':', 2);
-  const list: readonly (HttpService | TcpService)[] = kind === 'tcp' ? state.tcp : state.http;
-  return list.find((s) => s.name === name);
-}
-
 function serviceFingerprint(state: DesiredState, key: string): string {
-  const service = serviceOf(state, key);
+  const service = findService(state, key);
   return service ? fingerprintOf(service) : 'null';
 }
 

@@ -1,6 +1,7 @@
 import { readFile, rename, rm } from 'node:fs/promises';
 import type { Logger } from '../log.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
+import { ConfigFile, textContent, type ConfigContent } from './config-file.js';
 import type { HaproxyProcess } from './process.js';
 import type { HaproxyRuntime } from './runtime.js';
 import { carriedServerState, layoutOf, NO_SERVER_STATE } from './server-plan.js';
@@ -10,26 +11,55 @@ export type ApplyAction = 'started' | 'reloaded' | 'unchanged';
 
 /**
  * Owns haproxy.cfg. A config only reaches that file after `haproxy -c` accepted it as a
- * candidate, and the file is replaced by rename, so HAProxy (and a restart after a crash)
- * only ever reads a complete, validated config: the last good one.
+ * candidate (or, after a runtime change, HAProxy itself did), and the file is replaced by
+ * rename, so HAProxy (and a restart after a crash) only ever reads a complete, validated config:
+ * the last good one. A runtime change reaches the file a moment later (ConfigFile); everything
+ * that reads the file waits for it first.
  */
 export class ConfigApplier {
-  private current: string | undefined;
+  private current: ConfigContent | undefined;
   private readonly candidateFile: string;
+  private readonly file: ConfigFile;
 
   constructor(
     private readonly options: {
       configFile: string; haproxyBin: string; haproxy: HaproxyProcess; logger: Logger;
       /** With both, health and maintenance states survive a reload (the template names the file). */
       runtime?: HaproxyRuntime; serverStateFile?: string;
+      /** How long after a runtime change the file is written (default 50 ms). */
+      writeDelayMs?: number;
     },
   ) {
     this.candidateFile = `${options.configFile}.candidate`;
+    this.file = new ConfigFile({ file: options.configFile, logger: options.logger, delayMs: options.writeDelayMs });
   }
 
-  /** The config text the running HAProxy serves; undefined while it does not run. */
-  get servingText(): string | undefined {
+  /** The config the running HAProxy serves (the very object given to commit or adoptRuntimeChange); undefined while it does not run. */
+  get serving(): ConfigContent | undefined {
     return this.options.haproxy.running ? this.current : undefined;
+  }
+
+  /** Resolves once haproxy.cfg holds what HAProxy serves; rejects when it cannot be written. */
+  flush(): Promise<void> {
+    return this.file.flush();
+  }
+
+  /**
+   * Before the supervisor restarts a dead HAProxy, which reads haproxy.cfg: the file must hold
+   * what was served. When it cannot be written, HAProxy starts with what the file holds, and
+   * that is what it serves from then on (the next change reloads).
+   */
+  async beforeRestart(): Promise<void> {
+    try {
+      await this.file.flush();
+    } catch {
+      this.current = this.file.onDisk;
+    }
+  }
+
+  /** Stops writing in the background; call after a last flush(). */
+  stop(): void {
+    this.file.stop();
   }
 
   /**
@@ -40,6 +70,7 @@ export class ConfigApplier {
   async startLastGood(): Promise<boolean> {
     const { configFile, haproxyBin, haproxy, logger } = this.options;
     if (haproxy.running || haproxy.isStarting) return false;
+    await this.file.flush().catch(() => undefined);
     const text = await readFile(configFile, 'utf8').catch(() => undefined);
     if (text === undefined) return false;
     const validation = await validateConfigFile(haproxyBin, configFile);
@@ -49,18 +80,20 @@ export class ConfigApplier {
     }
     await this.clearServerState();
     await haproxy.start();
-    this.current = text;
+    this.current = textContent(text);
+    this.file.adopt(this.current);
     return true;
   }
 
   /**
-   * The running worker already serves `text` (servers changed through the runtime API): the file
-   * follows, so that a reload or a restart starts with exactly the same servers. Not re-validated:
-   * it differs from the validated config only in server lines HAProxy itself just accepted.
+   * The running worker already serves `config` (servers changed through the runtime API): the
+   * file follows a moment later (ConfigFile), so that a reload or a restart starts with exactly
+   * the same servers. Not re-validated: it differs from the validated config only in server
+   * lines HAProxy itself just accepted.
    */
-  async adoptRuntimeChange(text: string): Promise<void> {
-    await writeFileAtomic(this.options.configFile, text);
-    this.current = text;
+  adoptRuntimeChange(config: ConfigContent): void {
+    this.current = config;
+    this.file.schedule(config);
   }
 
   /**
@@ -86,22 +119,29 @@ export class ConfigApplier {
    * HAProxy refuses it, the previous file is put back and false returned: the caller checks the
    * config to find out which services to leave out.
    */
-  async startUnchecked(text: string): Promise<boolean> {
+  async startUnchecked(config: ConfigContent): Promise<boolean> {
     const { configFile, haproxy, logger } = this.options;
     if (haproxy.running || haproxy.isStarting) return false;
+    await this.file.flush();
     const previous = await readFile(configFile, 'utf8').catch(() => undefined);
-    await writeFileAtomic(this.candidateFile, text);
+    await writeFileAtomic(this.candidateFile, config.pieces());
     await rename(this.candidateFile, configFile);
+    this.file.adopt(config);
     try {
       await this.clearServerState();
       await haproxy.start();
-      this.current = text;
+      this.current = config;
       return true;
     } catch (error) {
       // No restart with this config: the supervisor must not retry what HAProxy just refused.
       await haproxy.stop();
-      if (previous !== undefined) await writeFileAtomic(configFile, previous);
-      else await rm(configFile, { force: true });
+      if (previous !== undefined) {
+        await writeFileAtomic(configFile, previous);
+        this.file.adopt(textContent(previous));
+      } else {
+        await rm(configFile, { force: true });
+        this.file.adopt(undefined);
+      }
       logger.warn({ err: (error as Error).message }, 'HAProxy refused the first config; checking it to find the services at fault');
       return false;
     }
@@ -121,24 +161,29 @@ export class ConfigApplier {
 
   /** Writes the text as the candidate file and checks it with HAProxy's own parser. */
   async validate(text: string): Promise<ValidationResult> {
+    await this.file.flush();
     await writeFileAtomic(this.candidateFile, text);
     return validateConfigFile(this.options.haproxyBin, this.candidateFile);
   }
 
-  /** Promotes the validated candidate (which must hold `text`) and starts or reloads HAProxy. */
-  async commit(text: string): Promise<ApplyAction> {
+  /** Promotes the validated candidate (which must hold `config`'s text) and starts or reloads HAProxy. */
+  async commit(config: ConfigContent): Promise<ApplyAction> {
     const { configFile, haproxy } = this.options;
+    // No write of an earlier runtime change may land after the rename.
+    await this.file.flush();
+    const text = config.text;
     const onDisk = await readFile(this.candidateFile, 'utf8');
     if (onDisk !== text) throw new Error('the candidate config changed after validation');
     const previous = this.current;
     await rename(this.candidateFile, configFile);
+    this.file.adopt(config);
     try {
       // A supervisor restart under way: let it finish, then reload it with this config.
       if (haproxy.isStarting) await haproxy.start().catch(() => undefined);
       if (!haproxy.running) {
         await this.clearServerState();
         await haproxy.start();
-        this.current = text;
+        this.current = config;
         return 'started';
       }
       await this.saveServerState(text);
@@ -149,11 +194,14 @@ export class ConfigApplier {
         // take stale addresses or states from it.
         await this.clearServerState();
       }
-      this.current = text;
+      this.current = config;
       return 'reloaded';
     } catch (error) {
       // Put the last good config back so a restart of HAProxy does not pick up the failed one.
-      if (previous !== undefined) await writeFileAtomic(configFile, previous);
+      if (previous !== undefined) {
+        await writeFileAtomic(configFile, previous.pieces());
+        this.file.adopt(previous);
+      }
       throw error;
     }
   }

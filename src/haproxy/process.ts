@@ -15,6 +15,8 @@ export interface HaproxyProcessOptions {
   readonly logger: Logger;
   /** Called after HAProxy died unexpectedly and was started again. */
   readonly onRestart?: (reason: string) => void;
+  /** Awaited before such a restart, which reads the config file: it must hold what was served (ConfigApplier.beforeRestart). */
+  readonly beforeRestart?: () => Promise<void>;
 }
 
 export class HaproxyError extends Error {}
@@ -194,7 +196,9 @@ export class HaproxyProcess {
     // Fast first retry so a killed HAProxy is back within a second; capped backoff if it keeps dying.
     const delay = Math.min(50 * 2 ** this.restartAttempts, 5000);
     this.restartAttempts++;
-    this.restartTimer = setTimeout(() => {
+    const prepare = () => this.options.beforeRestart?.().catch(() => undefined) ?? Promise.resolve();
+    this.restartTimer = setTimeout(() => void prepare().then(() => {
+      if (this.stopping) return;
       this.start()
         .then(() => {
           this.restarts++;
@@ -206,7 +210,7 @@ export class HaproxyProcess {
           this.options.logger.error({ err: error.message }, 'HAProxy restart failed');
           if (!this.stopping && !this.child) this.scheduleRestart(reason);
         });
-    }, delay);
+    }), delay);
   }
 }
 

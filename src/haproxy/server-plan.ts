@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import type { ConfigChange } from '../render/config-diff.js';
 
 /** One `server` line of a rendered config, split into the parts the runtime API needs. */
 export interface ServerLine {
@@ -58,27 +59,19 @@ export function layoutOf(text: string): ServerLayout {
   return { skeleton: skeleton.join('\n'), servers };
 }
 
-/** A config as the renderer gives it: the services' sections by proxy name, and everything else. */
-export interface SectionedConfig {
-  readonly head: string;
-  readonly sections: ReadonlyMap<string, string>;
-}
-
 /**
- * Decides whether the running config `before` can become `after` through the runtime API, and
+ * Decides whether the running config can become the new one through the runtime API, and
  * how. Anything but added, removed or re-addressed servers (a route, a setting, a server's
  * options) needs a reload, and so does a server `add server` cannot create as the file would.
- * Only sections whose text differs are looked into: with 10,000 services, a few.
+ * Only the sections that differ are looked into (diffConfigs): with 10,000 services, a few.
  */
-export function planServerChanges(before: SectionedConfig, after: SectionedConfig): PlanResult {
-  if (before.head !== after.head) return { reloadBecause: 'routes or settings changed' };
-  if (headHasOwnDefaultServer(after.head)) return { reloadBecause: DEFAULT_SERVER_REASON };
-  if (before.sections.size !== after.sections.size) return { reloadBecause: 'a service was added or removed' };
+export function planServerChanges(change: ConfigChange): PlanResult {
+  if (change.settingsChanged || change.headBefore !== change.headAfter) return { reloadBecause: 'routes or settings changed' };
+  if (headHasOwnDefaultServer(change.headAfter)) return { reloadBecause: DEFAULT_SERVER_REASON };
   const changed: { before: ServerLayout; after: ServerLayout }[] = [];
-  for (const [name, text] of after.sections) {
-    const old = before.sections.get(name);
-    if (old === undefined) return { reloadBecause: 'a service was added or removed' };
-    if (old !== text) changed.push({ before: layoutOf(old), after: layoutOf(text) });
+  for (const section of change.sections) {
+    if (section.before === undefined || section.after === undefined) return { reloadBecause: 'a service was added or removed' };
+    changed.push({ before: layoutOf(section.before), after: layoutOf(section.after) });
   }
   for (const layouts of changed) {
     if (layouts.before.skeleton !== layouts.after.skeleton) return { reloadBecause: 'a service setting changed' };

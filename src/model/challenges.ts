@@ -1,5 +1,8 @@
 import type { Entries, Rejection } from './types.js';
 
+/** Where ACME HTTP-01 tokens are in etcd: `acme/challenges/<token>` (relative to the load balancer's path). */
+export const CHALLENGE_PREFIX = 'acme/challenges/';
+
 /** ACME HTTP-01 tokens to answer: token → key authorization. */
 export type Challenges = ReadonlyMap<string, string>;
 
@@ -8,7 +11,8 @@ const TOKEN = /^[A-Za-z0-9_-]{1,256}$/;
 const KEY_AUTHORIZATION = /^[A-Za-z0-9_.-]{1,600}$/;
 
 /**
- * Collects the challenge tokens from etcd (`acme/challenges/<token>`) and the environment
+ * Collects the challenge tokens from etcd (`acme/challenges/<token>`: the entries may be all of
+ * them or only those under CHALLENGE_PREFIX) and the environment
  * (`ACME_CHALLENGE_<token>`, the Kontena way). Both end up in an HAProxy map file, so they are
  * held to base64url: nothing else may reach it.
  */
@@ -25,7 +29,7 @@ export function parseChallenges(entries: Entries, env: Readonly<Record<string, s
     if (name.startsWith('ACME_CHALLENGE_') && value !== undefined) add(name, name.slice('ACME_CHALLENGE_'.length), value);
   }
   for (const [key, value] of entries) {
-    if (key.startsWith('acme/challenges/')) add(key, key.slice('acme/challenges/'.length), value);
+    if (key.startsWith(CHALLENGE_PREFIX)) add(key, key.slice(CHALLENGE_PREFIX.length), value);
   }
   return { challenges: new Map([...challenges].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))), rejected };
 }

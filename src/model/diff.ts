@@ -1,3 +1,4 @@
+import { sameValue } from './state-changes.js';
 import type { DesiredState } from './types.js';
 
 export interface StateChanges {
@@ -9,9 +10,8 @@ export interface StateChanges {
 const fingerprints = new WeakMap<object, string>();
 
 /**
- * A service's content as one string, to tell equal services apart from changed ones. Services
- * are immutable, so it is computed once per object (with 10,000 services, every full parse and
- * every apply would otherwise serialise all of them again).
+ * A service's content as one string, remembered for a service HAProxy rejected (to tell when
+ * its entries change). Services are immutable, so it is computed once per object.
  */
 export function fingerprintOf(service: object): string {
   let text = fingerprints.get(service);
@@ -29,7 +29,7 @@ export function diffStates(before: DesiredState | undefined, after: DesiredState
   const old = index(before);
   const now = index(after);
   // Services are immutable and unchanged ones are usually the very same object: compare by identity first.
-  const differs = (a: object, b: object) => a !== b && fingerprintOf(a) !== fingerprintOf(b);
+  const differs = (a: object, b: object) => !sameValue(a, b);
   return {
     added: [...now.keys()].filter((k) => !old.has(k)),
     removed: [...old.keys()].filter((k) => !now.has(k)),

@@ -2,19 +2,11 @@ import type { EtcdClient } from '../etcd/client.js';
 import { EtcdFailure, FAILURE_HINTS, isConfigurationFailure } from '../etcd/errors.js';
 import type { EtcdApi, KvChange } from '../etcd/store.js';
 import type { Logger } from '../log.js';
-import type { Entries } from '../model/types.js';
+import type { Snapshot } from '../model/snapshot.js';
+import { EntryStore } from './entry-store.js';
 import { WatchSet, type WatchSetEvents, type WatchSpec } from './etcd-watches.js';
 
-/**
- * A whole view of the load balancer's keys at one etcd revision. From EtcdSource, `entries` is
- * copied out of the source only when first read, so a burst of events costs one copy per apply
- * instead of one per event; read it before the next snapshot arrives (consumers keep only the
- * newest one), or the read throws instead of handing out the wrong revision's keys.
- */
-export interface Snapshot {
-  readonly entries: Entries;
-  readonly revision: string;
-}
+export type { Snapshot } from '../model/snapshot.js';
 
 /** What the source needs of the EtcdClient (a fake in unit tests). */
 export type SourceClient = Pick<EtcdClient, 'api' | 'reason' | 'connection' | 'choose' | 'store' | 'decide'>;
@@ -45,22 +37,21 @@ export interface EtcdSourceStatus {
 
 /**
  * Reads the load balancer's keys once, then watches them from the next revision: never polls.
- * Every change is emitted as a full snapshot (Traefik's provider model), so consumers never
- * apply deltas. A dropped connection is resumed by the watch itself (from any member); when the
+ * Every change is emitted as a snapshot of the whole keyspace (Traefik's provider model), so
+ * consumers never apply deltas; it is read by group and says which groups changed since an
+ * earlier one (EntryStore), so that a change to one instance costs what it touches. A dropped connection is resumed by the watch itself (from any member); when the
  * watch cannot resume (history compacted, credentials refused) the source starts over with a
  * fresh read, which is always correct. The same for the v3 and the v2 API; with ETCD_API=auto
  * and an empty prefix, both keyspaces are watched until the platform writes to one of them.
  */
 export class EtcdSource {
-  private entries = new Map<string, string>();
+  private readonly entries = new EntryStore();
   private revision = '0';
   private watches: WatchSet | undefined;
   private stopped = false;
   private restartTimer: NodeJS.Timeout | undefined;
   private failures = 0;
   private generation = 0;
-  /** Snapshots handed out so far; only the newest may still be read lazily. */
-  private emitted = 0;
   private watching = false;
   private lastFailure: EtcdFailure | undefined;
   /** The failure last logged at its full level: the same one again is logged at debug only. */
@@ -110,7 +101,7 @@ export class EtcdSource {
       const store = client.store(decision.api);
       const listed = await store.list(prefix);
       if (!current()) return;
-      this.entries = listed.entries;
+      this.entries.replace(listed.entries);
       this.revision = listed.revision;
       this.emit();
       await this.openWatches([{ store, revision: this.revision }], (_, changes, revision) => this.onChanges(changes, revision));
@@ -134,7 +125,7 @@ export class EtcdSource {
     const stores = [client.store('v3'), client.store('v2')];
     const listed = await Promise.all(stores.map((store) => store.list(prefix)));
     if (!current()) return;
-    this.entries = new Map();
+    this.entries.replace(new Map());
     this.revision = listed[0]!.revision;
     this.emit();
     await this.openWatches(stores.map((store, i) => ({ store, revision: listed[i]!.revision })), (api) => {
@@ -168,22 +159,11 @@ export class EtcdSource {
   private onChanges(changes: readonly KvChange[], revision: string): void {
     for (const change of changes) {
       if (change.type === 'put') this.entries.set(change.key, change.value);
-      else if (change.dir) this.deleteDir(change.key);
+      else if (change.dir) this.entries.deleteDir(change.key);
       else this.entries.delete(change.key);
     }
     this.revision = revision;
     if (changes.length > 0) this.emit();
-  }
-
-  /** A v2 recursive delete (the platform unlinking a service): everything under `dir`. */
-  private deleteDir(dir: string): void {
-    if (dir === '') {
-      this.entries.clear();
-      return;
-    }
-    const under = `${dir}/`;
-    this.entries.delete(dir);
-    for (const key of [...this.entries.keys()]) if (key.startsWith(under)) this.entries.delete(key);
   }
 
   private established(fields: Record<string, unknown>, message: string): void {
@@ -257,21 +237,7 @@ export class EtcdSource {
   }
 
   private emit(): void {
-    const source = this;
-    const generation = ++this.emitted;
-    const revision = this.revision;
-    let copy: Entries | undefined;
-    const snapshot: Snapshot = {
-      revision,
-      get entries(): Entries {
-        if (!copy) {
-          if (generation !== source.emitted) throw new Error(`etcd snapshot at revision ${revision} read after a newer one arrived`);
-          copy = new Map(source.entries);
-        }
-        return copy;
-      },
-    };
-    this.options.onSnapshot(snapshot);
+    this.options.onSnapshot(this.entries.seal(this.revision));
   }
 }
 

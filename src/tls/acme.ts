@@ -3,9 +3,10 @@ import os from 'node:os';
 import acme from 'acme-client';
 import type { KvOp, KvStore } from '../etcd/store.js';
 import type { Logger } from '../log.js';
-import { parseEntries } from '../model/parse.js';
-import type { Entries } from '../model/types.js';
-import type { Snapshot } from '../sources/etcd.js';
+import { compare } from '../model/parse.js';
+import { groupOf, type Snapshot } from '../model/snapshot.js';
+import { changedServices, findService } from '../model/state-changes.js';
+import type { DesiredState, Entries, HttpService } from '../model/types.js';
 import { ACK_DIR, ackStatus, ChallengeAcks } from './acme-acks.js';
 import { connectAcme, type AcmeConnection, type AcmeConnectionOptions } from './acme-client.js';
 import { acmeDomains, type SkippedDomain } from './acme-domains.js';
@@ -121,7 +122,14 @@ export class AcmeManager {
   private readonly random: () => number;
 
   private envDomains: readonly string[];
-  private entries: Entries = new Map();
+  /** The keys under `acme/` in the newest snapshot (replicas, acks, challenges, state: a few per domain). */
+  private acmeKeys: Entries = new Map();
+  /** The last snapshot processed, and the last one the stored states and certificates were read from. */
+  private processed: Snapshot | undefined;
+  private storedFrom: Snapshot | undefined;
+  /** The routes last offered, and those of its HTTP services that ask for certificates (acme: true), by name. */
+  private routes: DesiredState | undefined;
+  private readonly acmeServices = new Map<string, HttpService>();
   private desired: readonly string[] = [];
   private skipped: readonly SkippedDomain[] = [];
   private readonly states = new Map<string, AcmeDomainState>();
@@ -196,10 +204,9 @@ export class AcmeManager {
     await withDeadline(this.acks?.stop() ?? Promise.resolve(), STOP_TIMEOUT_MS);
   }
 
-  /** Every etcd snapshot: the domains wanted, and what is stored for them. */
   /**
-   * Takes every etcd snapshot but works on the newest only, a moment later: parsing the whole
-   * keyspace once per event would cost the most exactly when a deploy writes many keys.
+   * Takes every etcd snapshot but works on the newest only, a moment later, and reads only its
+   * own keys (`acme/...`, `certs/acme-...`), again only when some of them changed.
    */
   offer(snapshot: Snapshot): void {
     this.pendingSnapshot = snapshot;
@@ -211,12 +218,38 @@ export class AcmeManager {
     }, OFFER_COALESCE_MS);
   }
 
+  /**
+   * The parsed routes (the controller's, for every snapshot it applies): the domains wanted are
+   * the virtual hosts of HTTP services with `acme` true. Only the services that changed since
+   * the last routes are looked at (changedServices).
+   */
+  offerServices(routes: DesiredState): void {
+    const first = this.routes === undefined;
+    let changed = false;
+    for (const key of changedServices(this.routes, routes)) {
+      if (!key.startsWith('http:')) continue;
+      const name = key.slice('http:'.length);
+      const service = findService(routes, key) as HttpService | undefined;
+      if (service?.acme) this.acmeServices.set(name, service);
+      if (service?.acme || this.acmeServices.delete(name)) changed = true;
+    }
+    this.routes = routes;
+    if (changed || first) this.updateDesired();
+  }
+
   private process(snapshot: Snapshot): void {
-    this.entries = snapshot.entries;
-    this.leader.observe(snapshot.entries.get(LEADER_KEY), snapshot.revision);
-    this.acks?.offer(snapshot.entries);
-    this.updateDesired();
-    if (BigInt(snapshot.revision) >= this.lastWriteRevision) this.readStored(snapshot.entries);
+    const changed = snapshot.changedSince(this.processed);
+    this.processed = snapshot;
+    this.leader.observe(snapshot.get(LEADER_KEY), snapshot.revision);
+    if (!changed || [...changed].some((group) => group.startsWith('acme/'))) {
+      this.acmeKeys = snapshot.under('acme/');
+      this.acks?.offer(this.acmeKeys);
+    }
+    if (BigInt(snapshot.revision) < this.lastWriteRevision) return;
+    const stored = snapshot.changedSince(this.storedFrom);
+    if (stored && !stored.has(groupOf(STATE_DIR)) && !stored.has(groupOf(CERT_PREFIX))) return;
+    this.storedFrom = snapshot;
+    this.readStored(new Map([...snapshot.under(STATE_DIR), ...snapshot.under(CERT_PREFIX)]));
   }
 
   /** KONTENA_LB_ACME_DOMAINS. */
@@ -252,8 +285,8 @@ export class AcmeManager {
   // ---- inputs -------------------------------------------------------------------------------
 
   private updateDesired(): void {
-    const { state } = parseEntries(this.entries, { reservedPorts: [] });
-    const { domains, skipped } = acmeDomains(state, this.envDomains);
+    const http = [...this.acmeServices.values()].sort((a, b) => compare(a.name, b.name));
+    const { domains, skipped } = acmeDomains({ http, tcp: [] }, this.envDomains);
     const skippedKey = (list: readonly SkippedDomain[]) => list.map((s) => `${s.source}|${s.domain}|${s.reason}`).join('\n');
     if (skippedKey(skipped) !== skippedKey(this.skipped)) {
       const before = new Set(this.skipped.map((s) => `${s.source}|${s.domain}`));
@@ -271,7 +304,7 @@ export class AcmeManager {
     this.wake();
   }
 
-  /** States and certificates from the entries (a snapshot or a fresh read). */
+  /** States and certificates from the entries under STATE_DIR and CERT_PREFIX (of a snapshot or a fresh read). */
   private readStored(entries: Entries): void {
     this.states.clear();
     this.certs.clear();
@@ -601,7 +634,7 @@ export class AcmeManager {
     const timeoutMs = this.options.servedTimeoutMs ?? 10_000;
     const started = Date.now();
     while (!signal.aborted) {
-      const { replicas, missing } = ackStatus(this.entries, token);
+      const { replicas, missing } = ackStatus(this.acmeKeys, token);
       if (replicas.length === 0 && this.acks === undefined) return; // nothing to check with
       if (replicas.length > 0 && missing.length === 0) {
         log.info({ token, replicas: replicas.length, afterMs: Date.now() - started }, 'ACME challenge served by every replica');

@@ -1,4 +1,4 @@
-import { open, rename, unlink } from 'node:fs/promises';
+import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 
 /** A file could not be written; `code` is the system's (ENOSPC, EROFS, EACCES, ...). */
@@ -14,13 +14,14 @@ export class WriteError extends Error {
  * fsync'd so the rename itself survives a crash (rename(2) alone is not durable).
  * On any failure the target is untouched and the temp file removed.
  */
-export async function writeFileAtomic(file: string, data: string | Buffer, mode = 0o600): Promise<void> {
+export async function writeFileAtomic(file: string, data: string | Buffer | Iterable<string>, mode = 0o600): Promise<void> {
   const dir = path.dirname(file);
   const temp = path.join(dir, `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
   try {
     const handle = await open(temp, 'w', mode);
     try {
-      await handle.writeFile(data);
+      if (typeof data === 'string' || Buffer.isBuffer(data)) await handle.writeFile(data);
+      else await writePieces(handle, data);
       await handle.sync();
     } finally {
       await handle.close().catch(() => undefined);
@@ -32,6 +33,27 @@ export async function writeFileAtomic(file: string, data: string | Buffer, mode 
   }
   await syncDirectory(dir);
 }
+
+/**
+ * Pieces are written in batches of about 256 KiB: no string of the whole file, and the event loop
+ * runs between batches. writeFile on a handle writes from the current position, all of it.
+ */
+async function writePieces(handle: FileHandle, pieces: Iterable<string>): Promise<void> {
+  let batch: string[] = [];
+  let length = 0;
+  for (const piece of pieces) {
+    batch.push(piece);
+    length += piece.length;
+    if (length >= BATCH_CHARS) {
+      await handle.writeFile(batch.join(''));
+      batch = [];
+      length = 0;
+    }
+  }
+  if (batch.length > 0) await handle.writeFile(batch.join(''));
+}
+
+const BATCH_CHARS = 256 * 1024;
 
 async function syncDirectory(dir: string): Promise<void> {
   const handle = await open(dir, 'r').catch(() => undefined);

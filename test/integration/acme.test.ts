@@ -15,6 +15,7 @@ import { EtcdSource } from '../../src/sources/etcd.js';
 import { AcmeManager, type AcmeManagerOptions } from '../../src/tls/acme.js';
 import { parseState, type AcmeDomainState } from '../../src/tls/acme-state.js';
 import { decryptBundle, isEncrypted } from '../../src/tls/vault.js';
+import { feedAcme } from '../support/acme-feed.js';
 import { removeCertFiles } from '../support/certs.js';
 import { startTestEdgelb, type TestEdgelb } from '../support/edgelb.js';
 import { startEtcd, type EtcdServer } from '../support/etcd.js';
@@ -80,7 +81,7 @@ function startManager(options: Partial<AcmeManagerOptions> = {}): TestManager {
     ...FAST,
     ...options,
   });
-  const source = new EtcdSource({ client, prefix, logger: logger.child({ component: 'etcd' }), onSnapshot: (s) => manager.offer(s) });
+  const source = new EtcdSource({ client, prefix, logger: logger.child({ component: 'etcd' }), onSnapshot: feedAcme(manager) });
   source.start();
   manager.start();
   let stopped = false;

@@ -3,10 +3,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Backend } from '../support/backend.js';
-import type { TestEdgelb } from '../support/edgelb.js';
+import type { TestEdgelb, TestEdgelbOptions } from '../support/edgelb.js';
 import { startEtcd, type EtcdServer } from '../support/etcd.js';
 import { get } from '../support/http.js';
-import { closeBackends, expectNoRoute, expectRoute, logsWithMsg, putKeys, startBackends, startLbWith } from '../support/lb.js';
+import { appliedRevision, closeBackends, expectBackendSet, expectNoRoute, expectRoute, logsWithMsg, putKeys, startBackends, startLbWith } from '../support/lb.js';
 import { reportFault, startLoad, type Load } from '../support/load.js';
 import { canMount, makeReadOnly, mountSmallDisk } from '../support/mounts.js';
 import { waitFor } from '../support/wait.js';
@@ -39,8 +39,8 @@ afterAll(async () => {
 const entries = () => ({ 'services/web/virtual_hosts': 'web.test', 'services/web/upstreams/one': b.a.address });
 const other = () => ({ 'services/other/virtual_hosts': 'other.test', 'services/other/upstreams/one': b.b.address });
 
-async function lbUnderLoad(overrides: Record<string, string> = {}): Promise<{ lb: TestEdgelb; load: Load }> {
-  const lb = await startLbWith(etcd, entries(), overrides);
+async function lbUnderLoad(overrides: Record<string, string> = {}, options: TestEdgelbOptions = {}): Promise<{ lb: TestEdgelb; load: Load }> {
+  const lb = await startLbWith(etcd, entries(), overrides, options);
   running.push(lb);
   await expectRoute(lb, '/', 'web.test', 'a');
   const load = startLoad({ port: lb.httpPort, host: 'web.test', ok: (status, body) => status === 200 && body.includes('"backend":"a"') });
@@ -89,6 +89,24 @@ describe('HAProxy faults under load', () => {
     // none before the kill, and the outage is over within a second.
     expect(load.summary(0, killedAt - 1).failed).toBe(0);
     expect(recoveryMs).toBeLessThan(1000);
+  });
+});
+
+describe('HAProxy restarted right after a runtime change', () => {
+  it('starts with the instance just added, although the config file was not written yet when HAProxy died', async () => {
+    // A minute's delay: only the flush before the restart can have put the change on disk.
+    const { lb, load } = await lbUnderLoad({}, { configWriteDelayMs: 60_000 });
+    const revision = await putKeys(etcd, lb, { 'services/web/upstreams/two': b.b.address });
+    await waitFor(() => appliedRevision(lb) >= revision, { what: 'the runtime change' });
+    expect(lb.controller.status().lastApply?.action).toBe('runtime');
+    expect(await readFile(lb.configFile, 'utf8')).not.toContain('server two ');
+
+    const info = await lb.haproxy.showProc();
+    for (const pid of [info.masterPid, ...info.workers.map((w) => w.pid)]) process.kill(pid, 'SIGKILL');
+    await waitFor(() => logsWithMsg(lb, 'HAProxy restarted with the last good config').length === 1, { what: 'the restart log line' });
+    expect(await readFile(lb.configFile, 'utf8')).toContain(`server two ${b.b.address} `);
+    await expectBackendSet(lb, '/', 'web.test', ['a', 'b']);
+    await load.stop();
   });
 });
 

@@ -1,6 +1,7 @@
 import { createLogger } from '../../src/log.js';
 import { EtcdSource } from '../../src/sources/etcd.js';
 import { AcmeManager, type AcmeManagerOptions } from '../../src/tls/acme.js';
+import { feedAcme } from './acme-feed.js';
 import { etcdClient } from './etcd-connection.js';
 
 /**
@@ -19,7 +20,7 @@ const source = new EtcdSource({
   client,
   prefix: settings.prefix,
   logger: logger.child({ component: 'etcd' }),
-  onSnapshot: (snapshot) => manager.offer(snapshot),
+  onSnapshot: feedAcme(manager),
 });
 source.start();
 manager.start();

@@ -29,6 +29,8 @@ export interface TestEdgelbOptions {
   readonly envCerts?: readonly RawCert[];
   /** The source's resume deadline (startEdgelb's etcdResumeTimeoutMs): a test that holds a watch back longer sets it. */
   readonly etcdResumeTimeoutMs?: number;
+  /** How long after a runtime change haproxy.cfg is written (startEdgelb's configWriteDelayMs). */
+  readonly configWriteDelayMs?: number;
 }
 
 /**
@@ -73,6 +75,7 @@ export async function startTestEdgelb(
     envCerts: options.envCerts ?? readEnvCerts(overrides),
     envChallenges: overrides,
     ...(options.etcdResumeTimeoutMs !== undefined ? { etcdResumeTimeoutMs: options.etcdResumeTimeoutMs } : {}),
+    ...(options.configWriteDelayMs !== undefined ? { configWriteDelayMs: options.configWriteDelayMs } : {}),
   });
   return {
     ...edgelb,

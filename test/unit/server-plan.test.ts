@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { carriedServerState, layoutOf, planServerChanges } from '../../src/haproxy/server-plan.js';
 import { parseEntries } from '../../src/model/parse.js';
+import { diffConfigs } from '../../src/render/config-diff.js';
 import { createSectionRenderer } from '../../src/render/render.js';
 import type { RenderSettings } from '../../src/render/view.js';
 
@@ -32,7 +33,7 @@ const base = {
 };
 
 function plan(before: Record<string, string>, after: Record<string, string>) {
-  return planServerChanges(configOf(before), configOf(after));
+  return planServerChanges(diffConfigs(configOf(before), configOf(after)));
 }
 
 const names = (lines: readonly { proxy: string; name: string }[]) => lines.map((l) => `${l.proxy}/${l.name}`);

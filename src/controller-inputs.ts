@@ -1,0 +1,64 @@
+import { CHALLENGE_PREFIX, parseChallenges, type Challenges } from './model/challenges.js';
+import { SnapshotParser } from './model/incremental.js';
+import type { ParseOptions } from './model/parse.js';
+import { groupOf, type Snapshot } from './model/snapshot.js';
+import type { Entries, ParseResult, Rejection } from './model/types.js';
+import type { RawCert } from './tls/bundle.js';
+
+/** The vault's certificates, and the keys under `certs/` that could not be used. */
+export interface VaultInput {
+  readonly certs: readonly RawCert[];
+  readonly rejected: readonly { readonly key: string; readonly reason: string }[];
+}
+
+export interface SnapshotInputs {
+  readonly parsed: ParseResult;
+  readonly challenges: Challenges;
+  readonly challengeRejections: readonly Rejection[];
+  /** The same object as last time while nothing under `certs/` changed. */
+  readonly vault: VaultInput;
+}
+
+export interface ControllerInputsOptions {
+  readonly parseOptions: ParseOptions;
+  /** `ACME_CHALLENGE_<token>` variables (fixed for the life of the process). */
+  readonly envChallenges?: Readonly<Record<string, string | undefined>>;
+  /** Picks (and decrypts) the vault's certificates out of the keys under `certs/`. */
+  readonly vaultCerts?: (entries: Entries) => VaultInput;
+}
+
+const VAULT_DIR = 'certs/';
+const NO_VAULT: VaultInput = Object.freeze({ certs: [], rejected: [] });
+
+/**
+ * What the controller needs from each snapshot: the parsed routes, the ACME challenge tokens
+ * and the vault's certificates. Each is read again only when a key it depends on changed since
+ * the previous snapshot (Snapshot.changedSince), and then only from its own groups.
+ */
+export class ControllerInputs {
+  private readonly parser: SnapshotParser;
+  private last: { readonly snapshot: Snapshot; readonly inputs: SnapshotInputs } | undefined;
+
+  constructor(private readonly options: ControllerInputsOptions) {
+    this.parser = new SnapshotParser(options.parseOptions);
+  }
+
+  read(snapshot: Snapshot): SnapshotInputs {
+    const last = this.last;
+    const changed = last && snapshot.changedSince(last.snapshot);
+    const stale = (dir: string) => !last || !changed || changed.has(groupOf(`${dir}x`));
+    const parsed = this.parser.parse(snapshot);
+    let { challenges, challengeRejections, vault } = last?.inputs ?? {};
+    if (stale(CHALLENGE_PREFIX) || challenges === undefined || challengeRejections === undefined) {
+      const read = parseChallenges(snapshot.under(CHALLENGE_PREFIX), this.options.envChallenges);
+      challenges = read.challenges;
+      challengeRejections = read.rejected;
+    }
+    if (stale(VAULT_DIR) || vault === undefined) {
+      vault = this.options.vaultCerts?.(snapshot.under(VAULT_DIR)) ?? NO_VAULT;
+    }
+    const inputs = { parsed, challenges, challengeRejections, vault };
+    this.last = { snapshot, inputs };
+    return inputs;
+  }
+}
