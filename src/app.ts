@@ -81,7 +81,7 @@ export interface EnvironmentInputs {
   readonly envChallenges?: Readonly<Record<string, string | undefined>>;
   /** How long a lost etcd watch may take to resume by itself before everything is read again (default 5 s; tests lengthen it). */
   readonly etcdResumeTimeoutMs?: number;
-  /** How long after a runtime change haproxy.cfg is written (default 50 ms; tests lengthen it). */
+  /** How long after a runtime change haproxy.cfg is written (default 500 ms; tests lengthen it). */
   readonly configWriteDelayMs?: number;
 }
 

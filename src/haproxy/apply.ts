@@ -26,7 +26,7 @@ export class ConfigApplier {
       configFile: string; haproxyBin: string; haproxy: HaproxyProcess; logger: Logger;
       /** With both, health and maintenance states survive a reload (the template names the file). */
       runtime?: HaproxyRuntime; serverStateFile?: string;
-      /** How long after a runtime change the file is written (default 50 ms). */
+      /** How long after a runtime change the file is written (default 500 ms). */
       writeDelayMs?: number;
     },
   ) {

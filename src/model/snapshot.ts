@@ -10,12 +10,12 @@ import type { Entries } from './types.js';
  * (`acme/<dir>`), or one other top-level directory (`certs`): see groupOf.
  *
  * A snapshot from EtcdSource reads the source's live keys: it may only be read while it is the
- * newest one (consumers keep only the newest), and a read after a newer one arrived throws
- * instead of answering with another revision's keys. `entries`, once read, is a copy that stays.
+ * newest one (consumers keep only the newest; read it before the next await), and a read after
+ * a newer one arrived throws instead of answering with another revision's keys.
  */
 export interface Snapshot {
   readonly revision: string;
-  /** Every key. A copy, made when first read: for a full pass only (after a fresh read of etcd). */
+  /** Every key (a view, not a copy): for a full pass only (after a fresh read of etcd). */
   readonly entries: Entries;
   get(key: string): string | undefined;
   /** The keys of one group (see groupOf), as a new map. */

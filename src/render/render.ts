@@ -73,7 +73,7 @@ export function createSectionRenderer(templatesDir: string = TEMPLATES_DIR): Sec
     const sectionOf = (service: HttpService | TcpService): string => {
       let text = cache.get(service);
       if (text === undefined) {
-        text = service.kind === 'http' ? http({ ...httpBackendView(service), settings }) : tcp({ ...tcpServiceView(service), settings });
+        text = flat(service.kind === 'http' ? http({ ...httpBackendView(service), settings }) : tcp({ ...tcpServiceView(service), settings }));
         cache.set(service, text);
       }
       return text;
@@ -91,6 +91,16 @@ export function createSectionRenderer(templatesDir: string = TEMPLATES_DIR): Sec
     last = new Rendering(state, settingsKey, head, sectionOf);
     return last;
   };
+}
+
+/**
+ * The same string, flattened: Handlebars builds its output by concatenation, a tree of pieces
+ * that takes three times the memory of the text (10,000 sections: 5 MB instead of 2). Converting
+ * it to a number makes V8 flatten it in place.
+ */
+function flat(text: string): string {
+  Number(text);
+  return text;
 }
 
 /** Whether the head of `after` is that of `before`: no service came or went, and no changed one has other routes or users. */

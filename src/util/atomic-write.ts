@@ -35,8 +35,9 @@ export async function writeFileAtomic(file: string, data: string | Buffer | Iter
 }
 
 /**
- * Pieces are written in batches of about 256 KiB: no string of the whole file, and the event loop
- * runs between batches. writeFile on a handle writes from the current position, all of it.
+ * Pieces are written in batches of about 64 KiB: no string of the whole file, and the event loop
+ * runs between batches. Below V8's large-object size (128 KiB), a batch dies young in the new
+ * space instead of filling the old one. writeFile on a handle writes from the current position, all of it.
  */
 async function writePieces(handle: FileHandle, pieces: Iterable<string>): Promise<void> {
   let batch: string[] = [];
@@ -53,7 +54,7 @@ async function writePieces(handle: FileHandle, pieces: Iterable<string>): Promis
   if (batch.length > 0) await handle.writeFile(batch.join(''));
 }
 
-const BATCH_CHARS = 256 * 1024;
+const BATCH_CHARS = 64 * 1024;
 
 async function syncDirectory(dir: string): Promise<void> {
   const handle = await open(dir, 'r').catch(() => undefined);
