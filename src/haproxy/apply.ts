@@ -3,10 +3,18 @@ import type { Logger } from '../log.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import type { HaproxyProcess } from './process.js';
 import type { HaproxyRuntime } from './runtime.js';
-import { carriedServerState, layoutOf, NO_SERVER_STATE } from './server-plan.js';
+import type { ServerStateRenderer } from '../render/render.js';
+import type { ConfigServer, NextServerStates } from '../render/servers.js';
+import { freshServerStates, NO_SERVER_STATES, nextServerStates } from './server-state.js';
 import { validateConfigFile, type ValidationResult } from './validate.js';
 
 export type ApplyAction = 'started' | 'reloaded' | 'unchanged';
+
+/** A start or reload, and the servers the new worker started DOWN: the controller probes them. */
+export interface CommitResult {
+  readonly action: ApplyAction;
+  readonly startedDown: readonly ConfigServer[];
+}
 
 /**
  * Owns haproxy.cfg. A config only reaches that file after `haproxy -c` accepted it as a
@@ -20,8 +28,11 @@ export class ConfigApplier {
   constructor(
     private readonly options: {
       configFile: string; haproxyBin: string; haproxy: HaproxyProcess; logger: Logger;
-      /** With both, health and maintenance states survive a reload (the template names the file). */
-      runtime?: HaproxyRuntime; serverStateFile?: string;
+      /**
+       * With all three, health and maintenance states survive a reload, and a server new to the
+       * worker starts DOWN until proven healthy (the config template names the file).
+       */
+      runtime?: HaproxyRuntime; serverStateFile?: string; renderServerState?: ServerStateRenderer;
     },
   ) {
     this.candidateFile = `${options.configFile}.candidate`;
@@ -65,19 +76,41 @@ export class ConfigApplier {
 
   /**
    * `show servers state` of the running worker, minus servers the next config drops or moves
-   * (HAProxy would take a server's old address from the file over the config's new one).
+   * (HAProxy would take a server's old address from the file over the config's new one), plus a
+   * DOWN row for every server the next worker has no state for. Returns those.
    */
-  private async saveServerState(nextText: string): Promise<void> {
-    const { runtime, serverStateFile, logger } = this.options;
-    if (!runtime || !serverStateFile) return;
+  private async saveServerState(next: readonly ConfigServer[]): Promise<readonly ConfigServer[]> {
+    const { runtime, logger } = this.options;
+    if (!runtime || !this.options.serverStateFile || !this.options.renderServerState) return [];
     try {
-      const state = await runtime.raw('show servers state');
-      await writeFileAtomic(serverStateFile, carriedServerState(state, layoutOf(nextText)));
+      const states = nextServerStates(await runtime.raw('show servers state'), next);
+      await this.writeServerState(states);
+      return states.down;
     } catch (error) {
       // Without the file every server starts as healthy and is re-checked: worse, not broken.
       logger.warn({ err: (error as Error).message }, 'cannot save server health states for the reload');
       await this.clearServerState();
+      return [];
     }
+  }
+
+  /** A start: every server the controller can probe starts DOWN. Returns those. */
+  private async startDown(next: readonly ConfigServer[]): Promise<readonly ConfigServer[]> {
+    if (!this.options.serverStateFile || !this.options.renderServerState) return [];
+    const states = freshServerStates(next);
+    try {
+      await this.writeServerState(states);
+      return states.down;
+    } catch (error) {
+      this.options.logger.warn({ err: (error as Error).message }, 'cannot write the server-state file: servers start unchecked');
+      await this.clearServerState();
+      return [];
+    }
+  }
+
+  private async writeServerState(states: NextServerStates): Promise<void> {
+    const { serverStateFile, renderServerState } = this.options;
+    if (serverStateFile && renderServerState) await writeFileAtomic(serverStateFile, renderServerState(states));
   }
 
   /**
@@ -86,24 +119,28 @@ export class ConfigApplier {
    * HAProxy refuses it, the previous file is put back and false returned: the caller checks the
    * config to find out which services to leave out.
    */
-  async startUnchecked(text: string): Promise<boolean> {
+  async startUnchecked(text: string, servers: readonly ConfigServer[] = []): Promise<CommitResult | undefined> {
     const { configFile, haproxy, logger } = this.options;
-    if (haproxy.running || haproxy.isStarting) return false;
+    if (haproxy.running || haproxy.isStarting) return undefined;
     const previous = await readFile(configFile, 'utf8').catch(() => undefined);
     await writeFileAtomic(this.candidateFile, text);
     await rename(this.candidateFile, configFile);
     try {
-      await this.clearServerState();
-      await haproxy.start();
+      const startedDown = await this.startDown(servers);
+      try {
+        await haproxy.start();
+      } finally {
+        await this.clearServerState();
+      }
       this.current = text;
-      return true;
+      return { action: 'started', startedDown };
     } catch (error) {
       // No restart with this config: the supervisor must not retry what HAProxy just refused.
       await haproxy.stop();
       if (previous !== undefined) await writeFileAtomic(configFile, previous);
       else await rm(configFile, { force: true });
       logger.warn({ err: (error as Error).message }, 'HAProxy refused the first config; checking it to find the services at fault');
-      return false;
+      return undefined;
     }
   }
 
@@ -112,10 +149,11 @@ export class ConfigApplier {
    * would only make HAProxy warn at every start).
    */
   private async clearServerState(): Promise<void> {
-    if (!this.options.serverStateFile) return;
+    const { serverStateFile, renderServerState } = this.options;
+    if (!serverStateFile || !renderServerState) return;
     // Best effort: a stale file costs a warning at most, while a throw here would report a
     // reload that worked as failed.
-    await writeFileAtomic(this.options.serverStateFile, NO_SERVER_STATE).catch((error: Error) =>
+    await writeFileAtomic(serverStateFile, renderServerState(NO_SERVER_STATES)).catch((error: Error) =>
       this.options.logger.warn({ err: error.message }, 'cannot reset the server-state file'));
   }
 
@@ -125,8 +163,11 @@ export class ConfigApplier {
     return validateConfigFile(this.options.haproxyBin, this.candidateFile);
   }
 
-  /** Promotes the validated candidate (which must hold `text`) and starts or reloads HAProxy. */
-  async commit(text: string): Promise<ApplyAction> {
+  /**
+   * Promotes the validated candidate (which must hold `text`) and starts or reloads HAProxy.
+   * `servers` are the config's servers as data, for the server-state file.
+   */
+  async commit(text: string, servers: readonly ConfigServer[] = []): Promise<CommitResult> {
     const { configFile, haproxy } = this.options;
     const onDisk = await readFile(this.candidateFile, 'utf8');
     if (onDisk !== text) throw new Error('the candidate config changed after validation');
@@ -135,22 +176,18 @@ export class ConfigApplier {
     try {
       // A supervisor restart under way: let it finish, then reload it with this config.
       if (haproxy.isStarting) await haproxy.start().catch(() => undefined);
-      if (!haproxy.running) {
-        await this.clearServerState();
-        await haproxy.start();
-        this.current = text;
-        return 'started';
-      }
-      await this.saveServerState(text);
+      const reload = haproxy.running;
+      const startedDown = reload ? await this.saveServerState(servers) : await this.startDown(servers);
       try {
-        await haproxy.reload();
+        if (reload) await haproxy.reload();
+        else await haproxy.start();
       } finally {
-        // Only the worker this reload starts may read it: a later start or restart must not
-        // take stale addresses or states from it.
+        // Only the worker this start or reload starts may read it: a later start or restart
+        // must not take stale addresses or states from it.
         await this.clearServerState();
       }
       this.current = text;
-      return 'reloaded';
+      return { action: reload ? 'reloaded' : 'started', startedDown };
     } catch (error) {
       // Put the last good config back so a restart of HAProxy does not pick up the failed one.
       if (previous !== undefined) await writeFileAtomic(configFile, previous);
