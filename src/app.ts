@@ -178,7 +178,7 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
     host: config.adminBind,
     inputs: {
       version: packageVersion(), etcdPrefix: config.etcdPath, controller, haproxy, etcd: source,
-      renderSettings: renderSettingsOf(config), serverStats: () => readServerStats(paths.adminSocket),
+      renderSettings: renderSettingsOf(config), serverStats: () => readServerStats(paths.adminSocket), probes: prover,
     },
     haproxyMetrics: () => getFromUnixSocket(paths.metricsSocket, '/metrics'),
     logger: logger.child({ component: 'admin' }),

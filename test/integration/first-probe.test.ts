@@ -123,3 +123,15 @@ describe('a re-address (a redeploy keeping the instance name)', () => {
     expect(lb.controller.status().counters.reloads).toBe(reloads);
   });
 });
+
+describe('what an operator sees', () => {
+  it('counts the first probes in /status and /metrics', async () => {
+    const status = await (await fetch(`http://127.0.0.1:${lb.config.adminPort}/status`)).json() as { probes: { proven: number; gaveUp: number; pending: number } };
+    // first, added, fresh, the move's instance and its six moves were proven; sick, refused and
+    // sick2 were not (still retried, or given up, depending on how long the tests took).
+    expect(status.probes.proven).toBeGreaterThanOrEqual(10);
+    expect(status.probes.gaveUp + status.probes.pending).toBeGreaterThanOrEqual(3);
+    const metrics = await (await fetch(`http://127.0.0.1:${lb.config.adminPort}/metrics`)).text();
+    expect(metrics).toContain(`edgelb_first_probes_total{result="proven"} ${status.probes.proven}`);
+  });
+});
