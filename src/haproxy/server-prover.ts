@@ -140,7 +140,8 @@ export class ServerProver {
     this.pending.delete(request.id);
     this.gaveUp++;
     const fields = { server: request.id, attempts: entry.attempts, reason: result.reason };
-    logger.info(fields, 'instance failed its first health check: HAProxy\'s checks decide when it gets traffic');
+    // At a start every instance gets one attempt: thousands of dead ones would flood the log at info.
+    logger[request.retry ? 'info' : 'debug'](fields, 'instance failed its first health check: HAProxy\'s checks decide when it gets traffic');
     await request.onGaveUp?.(result.reason).catch((error: Error) =>
       logger.warn({ ...fields, err: error.message }, 'cannot hand the instance over to HAProxy\'s checks'));
   }
