@@ -94,10 +94,16 @@ export class ConfigApplier {
     }
   }
 
-  /** A start: every server the controller can probe starts DOWN. Returns those. */
+  /**
+   * A start: every server the controller can probe starts DOWN, unless an HAProxy left running by
+   * a previous controller still answers on the admin socket (the start then takes its sockets
+   * over, see HaproxyProcess): its servers' states carry over as on a reload, so the hand-over
+   * opens no gap. Returns the servers that start down.
+   */
   private async startDown(next: readonly ConfigServer[]): Promise<readonly ConfigServer[]> {
     if (!this.options.serverStateFile || !this.options.renderServerState) return [];
-    const states = freshServerStates(next);
+    const running = await this.options.runtime?.raw('show servers state').catch(() => undefined);
+    const states = running === undefined ? freshServerStates(next) : nextServerStates(running, next);
     try {
       await this.writeServerState(states);
       return states.down;
