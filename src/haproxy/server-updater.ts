@@ -5,6 +5,7 @@ import type { ProbeCheck } from './health-probe.js';
 import { RuntimeApiError, type HaproxyRuntime } from './runtime.js';
 import type { ServerLine, ServerPlan } from './server-plan.js';
 import type { ServerProver } from './server-prover.js';
+import { CommandBatch } from './command-batch.js';
 
 /** The check of the service a proxy belongs to (undefined: unknown, HAProxy's checks decide). */
 export type CheckOf = (proxy: string) => HealthCheck | undefined;
@@ -24,6 +25,8 @@ const DRAIN_POLL_MS = 250;
  */
 export class ServerUpdater {
   private readonly draining = new Map<string, { line: ServerLine; deadline: number; shutdown: boolean }>();
+  /** Servers proven healthy go into service together: one connection for all proven in one turn. */
+  private readonly proofs: CommandBatch;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
 
@@ -32,7 +35,9 @@ export class ServerUpdater {
     private readonly logger: Logger,
     private readonly drainTimeoutMs: number,
     private readonly prover?: ServerProver,
-  ) {}
+  ) {
+    this.proofs = new CommandBatch((line) => this.runtime.raw(line), (answer) => FAILURE.test(answer));
+  }
 
   /** Throws on the first command HAProxy refuses; the caller then reloads, which resets every server. */
   async apply(plan: ServerPlan, checkOf: CheckOf = () => undefined): Promise<number> {
@@ -105,7 +110,7 @@ export class ServerUpdater {
     if (!probe || !this.prover) return;
     this.prover.prove({
       id: server, target: { host: target.host, port: target.port }, check: probe, retry,
-      onProven: () => this.run(`set server ${server} health up`).then(() => undefined),
+      onProven: () => this.proofs.run(`set server ${server} health up`),
     });
   }
 

@@ -101,6 +101,7 @@ describe('ServerUpdater with the first probe', () => {
       { proxy: 'http-web', name: 'web-3', host: '10.0.0.3', port: 80, check: connect },
     ], false);
     await vi.advanceTimersByTimeAsync(5000);
-    expect(commands.sort()).toEqual(['set server http-web/web-1 health up', 'set server http-web/web-2 health up']);
+    // Proven in the same turn: one line, one connection.
+    expect(commands).toEqual(['set server http-web/web-1 health up; set server http-web/web-2 health up']);
   });
 });
