@@ -10,7 +10,7 @@ interface Benchmark {
 
 const BENCHMARKS: Readonly<Record<string, Benchmark>> = {
   convergence: {
-    description: 'time from an etcd write to the first request HAProxy routes by it (new service; instance removed; instance added)',
+    description: 'time from an etcd write to the first request routed by it (new service; instance removed; instance added and proven healthy)',
     load: () => import('./convergence.js'),
   },
   scale: {
@@ -28,6 +28,10 @@ const BENCHMARKS: Readonly<Record<string, Benchmark>> = {
   overhead: {
     description: 'requests/s and latency through the load balancer vs the same backend hit directly, interleaved rounds, as a ratio',
     load: () => import('./overhead.js'),
+  },
+  readdress: {
+    description: 'a single-instance service whose instance moves between two live addresses under load (a redeploy keeping its name): failed requests, move → traffic time',
+    load: () => import('./readdress.js'),
   },
   'etcd-failover': {
     description: '3-member etcd cluster, a member (the watch\'s, or the leader) killed under load: failed requests, leader election, change delay after the kill',

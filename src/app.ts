@@ -12,7 +12,9 @@ import { CertFiles } from './haproxy/cert-files.js';
 import { ChallengeMap } from './haproxy/challenge-map.js';
 import { HaproxyRuntime } from './haproxy/runtime.js';
 import { ServerUpdater } from './haproxy/server-updater.js';
-import { createCrtListRenderer, createSectionRenderer, TEMPLATES_DIR } from './render/render.js';
+import { ServerProver } from './haproxy/server-prover.js';
+import { probeServer } from './haproxy/health-probe.js';
+import { createCrtListRenderer, createSectionRenderer, createServerStateRenderer, TEMPLATES_DIR } from './render/render.js';
 import type { RenderSettings } from './render/view.js';
 import type { ParseOptions } from './model/parse.js';
 import type { DesiredState } from './model/types.js';
@@ -70,6 +72,15 @@ export function renderSettingsOf(config: Config): RenderSettings {
   };
 }
 
+/**
+ * The controller's first probe of a new server: one attempt may take up to a second (less with a
+ * shorter check interval); a starting instance is retried for two check intervals (at most 10 s),
+ * by when HAProxy's own checks have had their say.
+ */
+export function proofTimings(checkIntervalMs: number): { timeoutMs: number; windowMs: number } {
+  return { timeoutMs: Math.min(checkIntervalMs, 1000), windowMs: Math.min(2 * checkIntervalMs, 10_000) };
+}
+
 /** The ports the load balancer itself listens on, which no TCP service may take. */
 export function parseOptionsOf(config: Config): ParseOptions {
   return { reservedPorts: [config.httpPort, config.httpsPort, config.statsPort, config.adminPort] };
@@ -103,9 +114,12 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
   const runtime = new HaproxyRuntime(paths.adminSocket);
   const applier = new ConfigApplier({
     configFile: paths.configFile, haproxyBin: config.haproxyBin, haproxy, logger, runtime, serverStateFile: paths.serverStateFile,
+    renderServerState: createServerStateRenderer(),
     writeDelayMs: options.configWriteDelayMs,
   });
-  const servers = new ServerUpdater(runtime, logger.child({ component: 'servers' }), config.drainTimeoutMs);
+  const serversLogger = logger.child({ component: 'servers' });
+  const prover = new ServerProver({ probe: probeServer, logger: serversLogger, ...proofTimings(config.checkIntervalMs) });
+  const servers = new ServerUpdater(runtime, serversLogger, config.drainTimeoutMs, prover);
   let latestSnapshot: Snapshot | undefined;
   let parsedRoutes: DesiredState | undefined;
   const applyRetry = new ApplyRetry({
@@ -177,7 +191,7 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
     host: config.adminBind,
     inputs: {
       version: packageVersion(), etcdPrefix: config.etcdPath, controller, haproxy, etcd: source,
-      renderSettings: renderSettingsOf(config), serverStats: () => readServerStats(paths.adminSocket),
+      renderSettings: renderSettingsOf(config), serverStats: () => readServerStats(paths.adminSocket), probes: prover,
     },
     haproxyMetrics: () => getFromUnixSocket(paths.metricsSocket, '/metrics'),
     logger: logger.child({ component: 'admin' }),

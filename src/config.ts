@@ -110,7 +110,7 @@ export const SETTINGS = [
   { env: 'KONTENA_LB_CUSTOM_SETTINGS', flag: 'custom-settings', help: 'lines appended to HAProxy\'s defaults section' },
   { env: 'KONTENA_LB_GLOBAL_SETTINGS', flag: 'global-settings', help: 'lines appended to HAProxy\'s global section' },
   { env: 'KONTENA_LB_HARD_STOP_AFTER', flag: 'hard-stop-after', help: 'longest time an old HAProxy worker may keep connections after a reload', default: '1h' },
-  { env: 'KONTENA_LB_CHECK_INTERVAL', flag: 'check-interval', help: 'health-check interval of every upstream; a new instance gets traffic after its first two passing checks', default: '2s' },
+  { env: 'KONTENA_LB_CHECK_INTERVAL', flag: 'check-interval', help: 'health-check interval of every upstream (HAProxy\'s checks; a new instance gets traffic as soon as the controller\'s own first check passes)', default: '2s' },
   { env: 'KONTENA_LB_DRAIN_TIMEOUT', flag: 'drain-timeout', help: 'how long a removed instance may finish its in-flight requests and open connections', default: '1h' },
   { env: 'KONTENA_LB_HTTP2', flag: 'http2', help: 'offer HTTP/2 by ALPN on the HTTPS port (true/false)', default: 'true' },
   { env: 'KONTENA_LB_SSL_MIN_VERSION', flag: 'ssl-min-version', help: 'lowest TLS version accepted on the HTTPS port: TLSv1.0, TLSv1.1, TLSv1.2 or TLSv1.3', default: DEFAULT_TLS_MIN_VERSION },

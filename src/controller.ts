@@ -1,5 +1,5 @@
 import { ControllerInputs, type VaultInput } from './controller-inputs.js';
-import type { ApplyAction, ConfigApplier } from './haproxy/apply.js';
+import type { ApplyAction, CommitResult, ConfigApplier } from './haproxy/apply.js';
 import type { CertFiles } from './haproxy/cert-files.js';
 import type { ChallengeMap } from './haproxy/challenge-map.js';
 import { isEmptyPlan, planServerChanges, type ServerPlan } from './haproxy/server-plan.js';
@@ -16,6 +16,8 @@ import { legacyHint } from './model/legacy-directives.js';
 import { attributeErrors } from './render/attribute.js';
 import { diffConfigs, isSameConfig, type ConfigChange } from './render/config-diff.js';
 import type { RenderedConfig, SectionRenderer } from './render/render.js';
+import { checksByProxy, configServers } from './render/servers.js';
+import type { HealthCheck } from './model/health-check.js';
 import type { RenderSettings, TlsSettings } from './render/view.js';
 import type { RawCert } from './tls/bundle.js';
 import { CertSelection } from './tls/cert-selection.js';
@@ -107,6 +109,8 @@ export class Controller {
   private stopped = false;
   /** The config HAProxy serves, by section, to compare the next one with. */
   private serving: RenderedConfig | undefined;
+  /** The health check of each proxy's servers in the config HAProxy serves. */
+  private proxyChecks: ReadonlyMap<string, HealthCheck> = new Map();
 
   private readonly lastGoodTimer: NodeJS.Timeout;
 
@@ -295,7 +299,7 @@ export class Controller {
     }
     try {
       let operations = 0;
-      if (!isEmptyPlan(plan)) operations += await this.options.servers!.apply(plan);
+      if (!isEmptyPlan(plan)) operations += await this.options.servers!.apply(plan, (proxy) => this.proxyChecks.get(proxy));
       if (certsChanged) {
         await certFiles.write(certs);
         operations += await certFiles.applyRuntime(before.certs, certs);
@@ -338,16 +342,22 @@ export class Controller {
   ): Promise<boolean> {
     const changes = diffStates(this.applied?.state, state);
     try {
-      let action: ApplyAction;
+      let result: CommitResult;
+      const servers = configServers(state);
       if (unchecked) {
-        if (!(await this.options.applier.startUnchecked(rendered))) return false;
-        action = 'started';
+        const started = await this.options.applier.startUnchecked(rendered, servers);
+        if (!started) return false;
+        result = started;
       } else {
         // The next worker has none of the draining servers (the old one finishes them): stop
         // sending drain commands now, before the admin socket belongs to the new worker.
         this.options.servers?.forget();
-        action = await this.options.applier.commit(rendered);
+        result = await this.options.applier.commit(rendered, servers);
       }
+      const { action } = result;
+      this.proxyChecks = checksByProxy(state);
+      // Servers new to this worker start DOWN; a reload's are new instances, so their probe is retried.
+      this.options.servers?.proveStarted(result.startedDown, action === 'reloaded');
       this.serving = rendered;
       await this.options.certFiles.prune(certs);
       this.counters.applies++;

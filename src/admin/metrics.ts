@@ -25,6 +25,10 @@ export function renderControllerMetrics(inputs: Omit<AdminInputs, 'serverStats'>
   counter('edgelb_runtime_updates_total', 'Changes applied through the HAProxy runtime API, without a reload.', 'runtimeUpdates');
   counter('edgelb_unchanged_total', 'Snapshots that rendered to the config already served (nothing applied).', 'unchanged');
   counter('edgelb_apply_failures_total', 'Applies that failed; HAProxy kept serving the last good config.', 'failures');
+  const probes = inputs.probes?.counters() ?? { proven: 0, gaveUp: 0, pending: 0 };
+  family('edgelb_first_probes_total', 'counter', 'The controller\'s first health checks of new or moved servers, by result: proven (put in service at once) or gave_up (left to HAProxy\'s checks).',
+    [[{ result: 'proven' }, probes.proven], [{ result: 'gave_up' }, probes.gaveUp]]);
+  family('edgelb_first_probes_pending', 'gauge', 'Servers waiting for their first health check by the controller.', [[{}, probes.pending]]);
   const last = status.lastApply;
   family('edgelb_last_apply_duration_seconds', 'gauge', 'How long the last apply took.', last ? [[{}, last.durationMs / 1000]] : []);
   family('edgelb_last_apply_timestamp_seconds', 'gauge', 'When the last apply finished (Unix time).', last ? [[{}, Date.parse(last.at) / 1000]] : []);

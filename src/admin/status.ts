@@ -1,3 +1,4 @@
+import type { ProverCounters } from '../haproxy/server-prover.js';
 import type { ApplyRecord, ControllerStatus } from '../controller.js';
 import { FAILURE_HINTS, isConfigurationFailure } from '../etcd/errors.js';
 import type { EtcdSourceStatus } from '../sources/etcd.js';
@@ -16,6 +17,8 @@ export interface AdminInputs {
   readonly renderSettings: RenderSettings;
   /** Per-server health from HAProxy's runtime API; rejects when HAProxy cannot be asked. */
   readonly serverStats: () => Promise<ServerStat[]>;
+  /** The controller's first health checks of new servers. */
+  readonly probes?: { counters(): ProverCounters };
   readonly now?: () => Date;
 }
 
@@ -65,6 +68,8 @@ export interface StatusReport {
   readonly etcd: EtcdReport;
   readonly lastApply: ApplyRecord | null;
   readonly counters: ControllerStatus['counters'];
+  /** First health checks by the controller: servers proven (in service), given up (left to HAProxy's checks), pending. */
+  readonly probes: ProverCounters;
   readonly services: readonly ServiceReport[];
   readonly routes: readonly RouteReport[];
   readonly certificates: readonly CertificateReport[];
@@ -172,6 +177,7 @@ export async function buildStatus(inputs: AdminInputs): Promise<StatusReport> {
     etcd: etcdReport(inputs, status.revision ?? null),
     lastApply: status.lastApply ?? null,
     counters: status.counters,
+    probes: inputs.probes?.counters() ?? { proven: 0, gaveUp: 0, pending: 0 },
     services,
     routes: routesOf(status, inputs.renderSettings),
     certificates: bundles.map((b) => ({

@@ -4,10 +4,18 @@ import { writeFileAtomic } from '../util/atomic-write.js';
 import { ConfigFile, textContent, type ConfigContent } from './config-file.js';
 import type { HaproxyProcess } from './process.js';
 import type { HaproxyRuntime } from './runtime.js';
-import { carriedServerState, layoutOf, NO_SERVER_STATE } from './server-plan.js';
+import type { ServerStateRenderer } from '../render/render.js';
+import type { ConfigServer, NextServerStates } from '../render/servers.js';
+import { freshServerStates, NO_SERVER_STATES, nextServerStates } from './server-state.js';
 import { validateConfigFile, type ValidationResult } from './validate.js';
 
 export type ApplyAction = 'started' | 'reloaded' | 'unchanged';
+
+/** A start or reload, and the servers the new worker started DOWN: the controller probes them. */
+export interface CommitResult {
+  readonly action: ApplyAction;
+  readonly startedDown: readonly ConfigServer[];
+}
 
 /**
  * Owns haproxy.cfg. A config only reaches that file after `haproxy -c` accepted it as a
@@ -24,8 +32,11 @@ export class ConfigApplier {
   constructor(
     private readonly options: {
       configFile: string; haproxyBin: string; haproxy: HaproxyProcess; logger: Logger;
-      /** With both, health and maintenance states survive a reload (the template names the file). */
-      runtime?: HaproxyRuntime; serverStateFile?: string;
+      /**
+       * With all three, health and maintenance states survive a reload, and a server new to the
+       * worker starts DOWN until proven healthy (the config template names the file).
+       */
+      runtime?: HaproxyRuntime; serverStateFile?: string; renderServerState?: ServerStateRenderer;
       /** How long after a runtime change the file is written (default 500 ms). */
       writeDelayMs?: number;
     },
@@ -98,19 +109,47 @@ export class ConfigApplier {
 
   /**
    * `show servers state` of the running worker, minus servers the next config drops or moves
-   * (HAProxy would take a server's old address from the file over the config's new one).
+   * (HAProxy would take a server's old address from the file over the config's new one), plus a
+   * DOWN row for every server the next worker has no state for. Returns those.
    */
-  private async saveServerState(nextText: string): Promise<void> {
-    const { runtime, serverStateFile, logger } = this.options;
-    if (!runtime || !serverStateFile) return;
+  private async saveServerState(next: readonly ConfigServer[]): Promise<readonly ConfigServer[]> {
+    const { runtime, logger } = this.options;
+    if (!runtime || !this.options.serverStateFile || !this.options.renderServerState) return [];
     try {
-      const state = await runtime.raw('show servers state');
-      await writeFileAtomic(serverStateFile, carriedServerState(state, layoutOf(nextText)));
+      const states = nextServerStates(await runtime.raw('show servers state'), next);
+      await this.writeServerState(states);
+      return states.down;
     } catch (error) {
       // Without the file every server starts as healthy and is re-checked: worse, not broken.
       logger.warn({ err: (error as Error).message }, 'cannot save server health states for the reload');
       await this.clearServerState();
+      return [];
     }
+  }
+
+  /**
+   * A start: every server the controller can probe starts DOWN, unless an HAProxy left running by
+   * a previous controller still answers on the admin socket (the start then takes its sockets
+   * over, see HaproxyProcess): its servers' states carry over as on a reload, so the hand-over
+   * opens no gap. Returns the servers that start down.
+   */
+  private async startDown(next: readonly ConfigServer[]): Promise<readonly ConfigServer[]> {
+    if (!this.options.serverStateFile || !this.options.renderServerState) return [];
+    const running = await this.options.runtime?.raw('show servers state').catch(() => undefined);
+    const states = running === undefined ? freshServerStates(next) : nextServerStates(running, next);
+    try {
+      await this.writeServerState(states);
+      return states.down;
+    } catch (error) {
+      this.options.logger.warn({ err: (error as Error).message }, 'cannot write the server-state file: servers start unchecked');
+      await this.clearServerState();
+      return [];
+    }
+  }
+
+  private async writeServerState(states: NextServerStates): Promise<void> {
+    const { serverStateFile, renderServerState } = this.options;
+    if (serverStateFile && renderServerState) await writeFileAtomic(serverStateFile, renderServerState(states));
   }
 
   /**
@@ -119,19 +158,23 @@ export class ConfigApplier {
    * HAProxy refuses it, the previous file is put back and false returned: the caller checks the
    * config to find out which services to leave out.
    */
-  async startUnchecked(config: ConfigContent): Promise<boolean> {
+  async startUnchecked(config: ConfigContent, servers: readonly ConfigServer[] = []): Promise<CommitResult | undefined> {
     const { configFile, haproxy, logger } = this.options;
-    if (haproxy.running || haproxy.isStarting) return false;
+    if (haproxy.running || haproxy.isStarting) return undefined;
     await this.file.flush();
     const previous = await readFile(configFile, 'utf8').catch(() => undefined);
     await writeFileAtomic(this.candidateFile, config.pieces());
     await rename(this.candidateFile, configFile);
     this.file.adopt(config);
     try {
-      await this.clearServerState();
-      await haproxy.start();
+      const startedDown = await this.startDown(servers);
+      try {
+        await haproxy.start();
+      } finally {
+        await this.clearServerState();
+      }
       this.current = config;
-      return true;
+      return { action: 'started', startedDown };
     } catch (error) {
       // No restart with this config: the supervisor must not retry what HAProxy just refused.
       await haproxy.stop();
@@ -143,7 +186,7 @@ export class ConfigApplier {
         this.file.adopt(undefined);
       }
       logger.warn({ err: (error as Error).message }, 'HAProxy refused the first config; checking it to find the services at fault');
-      return false;
+      return undefined;
     }
   }
 
@@ -152,10 +195,11 @@ export class ConfigApplier {
    * would only make HAProxy warn at every start).
    */
   private async clearServerState(): Promise<void> {
-    if (!this.options.serverStateFile) return;
+    const { serverStateFile, renderServerState } = this.options;
+    if (!serverStateFile || !renderServerState) return;
     // Best effort: a stale file costs a warning at most, while a throw here would report a
     // reload that worked as failed.
-    await writeFileAtomic(this.options.serverStateFile, NO_SERVER_STATE).catch((error: Error) =>
+    await writeFileAtomic(serverStateFile, renderServerState(NO_SERVER_STATES)).catch((error: Error) =>
       this.options.logger.warn({ err: error.message }, 'cannot reset the server-state file'));
   }
 
@@ -166,8 +210,11 @@ export class ConfigApplier {
     return validateConfigFile(this.options.haproxyBin, this.candidateFile);
   }
 
-  /** Promotes the validated candidate (which must hold `config`'s text) and starts or reloads HAProxy. */
-  async commit(config: ConfigContent): Promise<ApplyAction> {
+  /**
+   * Promotes the validated candidate (which must hold `config`'s text) and starts or reloads
+   * HAProxy. `servers` are the config's servers as data, for the server-state file.
+   */
+  async commit(config: ConfigContent, servers: readonly ConfigServer[] = []): Promise<CommitResult> {
     const { configFile, haproxy } = this.options;
     // No write of an earlier runtime change may land after the rename.
     await this.file.flush();
@@ -180,22 +227,18 @@ export class ConfigApplier {
     try {
       // A supervisor restart under way: let it finish, then reload it with this config.
       if (haproxy.isStarting) await haproxy.start().catch(() => undefined);
-      if (!haproxy.running) {
-        await this.clearServerState();
-        await haproxy.start();
-        this.current = config;
-        return 'started';
-      }
-      await this.saveServerState(text);
+      const reload = haproxy.running;
+      const startedDown = reload ? await this.saveServerState(servers) : await this.startDown(servers);
       try {
-        await haproxy.reload();
+        if (reload) await haproxy.reload();
+        else await haproxy.start();
       } finally {
-        // Only the worker this reload starts may read it: a later start or restart must not
-        // take stale addresses or states from it.
+        // Only the worker this start or reload starts may read it: a later start or restart
+        // must not take stale addresses or states from it.
         await this.clearServerState();
       }
       this.current = config;
-      return 'reloaded';
+      return { action: reload ? 'reloaded' : 'started', startedDown };
     } catch (error) {
       // Put the last good config back so a restart of HAProxy does not pick up the failed one.
       if (previous !== undefined) {

@@ -143,26 +143,3 @@ function splitAddress(address: string): { host: string; port: number } {
   const host = address.slice(0, at).replace(/^\[(.*)\]$/, '$1');
   return { host, port: Number(address.slice(at + 1)) };
 }
-
-/** A server-state file that restores nothing: its version line only. */
-export const NO_SERVER_STATE = '1\n';
-
-/**
- * Filters `show servers state` output down to the servers `next` keeps at the same address,
- * leaving out maintenance forced through the runtime API (a drained server that comes back
- * must not start in maintenance). Columns (management guide, "show servers state"): be_id
- * be_name srv_id srv_name srv_addr srv_op_state srv_admin_state ...; srv_port is the 19th.
- */
-export function carriedServerState(state: string, next: ServerLayout): string {
-  const lines = state.split('\n');
-  const kept = lines.filter((line, index) => {
-    if (index === 0 || line.startsWith('#')) return line.trim() !== '';
-    const cols = line.trim().split(/\s+/);
-    if (cols.length < 19) return false;
-    // srv_admin_state bit 0x01: maintenance forced from the CLI.
-    if ((Number(cols[6]) & 0x01) !== 0) return false;
-    const server = next.servers.get(cols[1]!)?.get(cols[3]!);
-    return server !== undefined && server.host === cols[4] && String(server.port) === cols[18];
-  });
-  return `${kept.join('\n')}\n`;
-}

@@ -1,6 +1,14 @@
 import type { Logger } from '../log.js';
+import type { HealthCheck } from '../model/health-check.js';
+import type { ConfigServer } from '../render/servers.js';
+import type { ProbeCheck } from './health-probe.js';
 import { RuntimeApiError, type HaproxyRuntime } from './runtime.js';
 import type { ServerLine, ServerPlan } from './server-plan.js';
+import type { ServerProver } from './server-prover.js';
+import { CommandBatch } from './command-batch.js';
+
+/** The check of the service a proxy belongs to (undefined: unknown, HAProxy's checks decide). */
+export type CheckOf = (proxy: string) => HealthCheck | undefined;
 
 // Success answers are "New server registered.", "Server deleted.", "IP changed from ..." or nothing.
 const FAILURE = /no such|not accepted|must|only servers|already|can't|cannot|unknown|error|invalid|require|denied|failed|not (?:allowed|supported)/i;
@@ -9,12 +17,16 @@ const DRAIN_POLL_MS = 250;
 
 /**
  * Applies a ServerPlan through the runtime API of the running worker: instances come and go
- * without a reload. A new server gets no traffic before its first passing health check; a
- * removed one is drained (maintenance: no new requests, in-flight ones finish) and deleted
- * once idle, or after `drainTimeoutMs` by closing what is left.
+ * without a reload. A new server gets no traffic before its first passing health check: the
+ * controller's own probe (the prover), or HAProxy's checks when the probe cannot tell. A moved
+ * server keeps serving at its old address until the new one has passed the probe. A removed one
+ * is drained (maintenance: no new requests, in-flight ones finish) and deleted once idle, or
+ * after `drainTimeoutMs` by closing what is left.
  */
 export class ServerUpdater {
   private readonly draining = new Map<string, { line: ServerLine; deadline: number; shutdown: boolean }>();
+  /** Servers proven healthy go into service together: one connection for all proven in one turn. */
+  private readonly proofs: CommandBatch;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
 
@@ -22,12 +34,16 @@ export class ServerUpdater {
     private readonly runtime: HaproxyRuntime,
     private readonly logger: Logger,
     private readonly drainTimeoutMs: number,
-  ) {}
+    private readonly prover?: ServerProver,
+  ) {
+    this.proofs = new CommandBatch((line) => this.runtime.raw(line), (answer) => FAILURE.test(answer));
+  }
 
   /** Throws on the first command HAProxy refuses; the caller then reloads, which resets every server. */
-  async apply(plan: ServerPlan): Promise<number> {
+  async apply(plan: ServerPlan, checkOf: CheckOf = () => undefined): Promise<number> {
     let commands = 0;
     for (const line of plan.remove) {
+      this.prover?.cancel(id(line));
       await this.run(`set server ${id(line)} state maint`);
       this.draining.set(id(line), { line, deadline: Date.now() + this.drainTimeoutMs, shutdown: false });
       commands++;
@@ -38,6 +54,7 @@ export class ServerUpdater {
         // Back before its drain ended: the same server returns to service, checked like a new one.
         await this.run(this.readdressCommands(line, true));
         this.draining.delete(id(line));
+        this.proveNew(line, checkOf(line.proxy));
         commands++;
         continue;
       }
@@ -53,14 +70,48 @@ export class ServerUpdater {
             : [`enable server ${id(line)}`]),
         ].join('; '),
       );
+      if (checked) this.proveNew(line, checkOf(line.proxy));
       commands++;
     }
     for (const line of plan.readdress) {
+      const check = probeable(checkOf(line.proxy));
+      if (check && this.prover) {
+        // No command yet: the server keeps its old address (and its traffic) until the new one is proven.
+        this.prover.prove({
+          id: id(line), target: line, check, retry: true,
+          onProven: () => this.run(`set server ${id(line)} addr ${line.host} port ${line.port}; set server ${id(line)} health up`).then(() => undefined),
+          // Never proven: the address etcd gives is the instance's now; HAProxy's checks decide.
+          onGaveUp: () => this.run(this.readdressCommands(line, false)).then(() => undefined),
+        });
+        continue;
+      }
       await this.run(this.readdressCommands(line, false));
       commands++;
     }
     this.scheduleDrain();
     return commands;
+  }
+
+  /**
+   * Servers a start or a reload brought up DOWN (no state to carry): each is put in service once
+   * the probe passes. `retry`: keep trying through the window (servers new with this config), or
+   * one attempt (a start, when the instances have been running all along).
+   */
+  proveStarted(servers: readonly ConfigServer[], retry: boolean): void {
+    for (const server of servers) this.prove(`${server.proxy}/${server.name}`, server, server.check, retry);
+  }
+
+  private proveNew(line: ServerLine, check: HealthCheck | undefined): void {
+    this.prove(id(line), line, check, true);
+  }
+
+  private prove(server: string, target: { host: string; port: number }, check: HealthCheck | undefined, retry: boolean): void {
+    const probe = probeable(check);
+    if (!probe || !this.prover) return;
+    this.prover.prove({
+      id: server, target: { host: target.host, port: target.port }, check: probe, retry,
+      onProven: () => this.proofs.run(`set server ${server} health up`),
+    });
   }
 
   /** A new address (and, for a drained server, service again), with no traffic before its checks pass. */
@@ -74,7 +125,10 @@ export class ServerUpdater {
     ].join('; ');
   }
 
-  /** After a reload the new worker has none of the draining servers; the old worker finishes them. */
+  /**
+   * After a reload the new worker has none of the draining servers; the old worker finishes them.
+   * Pending probes stay: a server still waiting for its proof is DOWN in the new worker too.
+   */
   forget(): void {
     this.draining.clear();
     clearTimeout(this.timer);
@@ -83,6 +137,7 @@ export class ServerUpdater {
 
   stop(): void {
     this.stopped = true;
+    this.prover?.stop();
     this.forget();
   }
 
@@ -126,6 +181,10 @@ export class ServerUpdater {
       }
     }
   }
+}
+
+function probeable(check: HealthCheck | undefined): ProbeCheck | undefined {
+  return check === undefined || check.kind === 'haproxy-only' ? undefined : check;
 }
 
 function id(line: ServerLine): string {

@@ -4,7 +4,8 @@ import Handlebars from 'handlebars';
 import type { DesiredState, HttpService, TcpService } from '../model/types.js';
 import { packageRoot } from '../util/package-root.js';
 import { changedServices, findService } from '../model/state-changes.js';
-import { buildHeadView, headKeyOf, httpBackendView, tcpServiceView, type RenderSettings } from './view.js';
+import type { NextServerStates } from './servers.js';
+import { buildHeadView, serverStateView, headKeyOf, httpBackendView, tcpServiceView, type RenderSettings } from './view.js';
 
 export const TEMPLATES_DIR = path.join(packageRoot(), 'templates');
 
@@ -149,6 +150,14 @@ export type CrtListRenderer = (certs: readonly { file: string; sni: readonly str
 export function createCrtListRenderer(templatesDir: string = TEMPLATES_DIR): CrtListRenderer {
   const template = compileTemplate(templatesDir, 'crt-list.hbs');
   return (certs) => template({ certs });
+}
+
+/** The server-state file for the next worker (see templates/server-state.hbs). */
+export type ServerStateRenderer = (states: NextServerStates) => string;
+
+export function createServerStateRenderer(templatesDir: string = TEMPLATES_DIR): ServerStateRenderer {
+  const template = compileTemplate(templatesDir, 'server-state.hbs');
+  return (states) => template(serverStateView(states));
 }
 
 function compileTemplate(templatesDir: string, name: string): HandlebarsTemplateDelegate {

@@ -1,6 +1,8 @@
 import type { BasicAuthUser } from '../model/basic-auth.js';
 import type { DesiredState, HttpService, TcpService, Upstream } from '../model/types.js';
 import { compare } from '../model/parse.js';
+import { HEALTHY_STATUS, HTTP_CHECK } from '../model/health-check.js';
+import type { NextServerStates } from './servers.js';
 import type { SyslogTarget } from '../settings/syslog-target.js';
 import type { TlsVersion } from '../settings/tls.js';
 
@@ -164,6 +166,7 @@ export function httpBackendView(service: HttpService) {
     hstsMaxAge: service.hstsMaxAge,
     healthCheckUri: service.healthCheckUri,
     healthCheckPort: service.healthCheckPort,
+    httpCheck: HTTP_CHECK_VIEW,
     cookieLine: service.cookie,
     cookieDefault: service.cookie === '',
     customSettings: service.customSettings,
@@ -187,8 +190,25 @@ export function tcpServiceView(service: TcpService) {
   };
 }
 
+/** The HTTP check's request and expectation, shared with the controller's own first probe (model/health-check.ts). */
+const HTTP_CHECK_VIEW = {
+  method: HTTP_CHECK.method,
+  version: HTTP_CHECK.version,
+  healthyStatus: `${HEALTHY_STATUS.min}-${HEALTHY_STATUS.max}`,
+} as const;
+
 function serverView(upstream: Upstream) {
   return { name: upstream.name, address: `${upstream.host}:${upstream.port}` };
+}
+
+/** The rows of a server-state file: a started-down server names its check port (0: its own port). */
+export function serverStateView(states: NextServerStates) {
+  return {
+    carried: states.carried,
+    down: states.down.map((s) => ({
+      proxy: s.proxy, name: s.name, host: s.host, port: s.port, checkPort: s.check.kind === 'haproxy-only' ? 0 : s.check.port ?? 0,
+    })),
+  };
 }
 
 /**

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { carriedServerState, layoutOf, planServerChanges } from '../../src/haproxy/server-plan.js';
+import { layoutOf, planServerChanges } from '../../src/haproxy/server-plan.js';
 import { parseEntries } from '../../src/model/parse.js';
 import { diffConfigs } from '../../src/render/config-diff.js';
 import { createSectionRenderer } from '../../src/render/render.js';
@@ -83,27 +83,5 @@ describe('planServerChanges', () => {
     expect([...layout.servers.keys()]).toEqual(['b']);
     expect(layout.skeleton).not.toContain('server s1');
     expect(layout.skeleton).toContain('server-state-file /x');
-  });
-});
-
-describe('carriedServerState', () => {
-  const header = '1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port';
-  const row = (backend: string, server: string, addr: string, port: number) =>
-    `3 ${backend} 1 ${server} ${addr} 0 0 1 1 12 8 2 0 6 0 0 0 - ${port} - 0 0 - - 0`;
-
-  it('keeps the states of servers the next config has at the same address, and no others', () => {
-    const state = [header, row('http-web', 'web-1', '10.0.0.1', 80), row('http-web', 'web-2', '10.0.0.2', 80),
-      row('http-web', 'gone', '10.0.0.5', 80), row('tcp-db', 'db-1', '10.0.1.1', 5432), ''].join('\n');
-    const next = layoutOf(textOf({ ...base, 'services/web/upstreams/web-2': '10.0.0.22:80' }));
-    const kept = carriedServerState(state, next).trim().split('\n');
-    expect(kept.slice(0, 2)).toEqual(header.split('\n'));
-    // web-2 moved: HAProxy would otherwise take its old address from the file.
-    expect(kept.slice(2).map((l) => l.split(' ')[3])).toEqual(['web-1', 'db-1']);
-  });
-
-  it('leaves out servers in maintenance forced through the runtime API (drained ones)', () => {
-    const drained = row('http-web', 'web-1', '10.0.0.1', 80).replace(/^(\S+ \S+ \S+ \S+ \S+ \S+) 0 /, '$1 1 ');
-    const kept = carriedServerState([header, drained, row('http-web', 'web-2', '10.0.0.2', 80)].join('\n'), layoutOf(textOf(base)));
-    expect(kept.trim().split('\n').slice(2).map((l) => l.split(' ')[3])).toEqual(['web-2']);
   });
 });

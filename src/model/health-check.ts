@@ -1,0 +1,43 @@
+import type { HttpService, TcpService } from './types.js';
+
+/**
+ * The answer HAProxy's HTTP check accepts (`http-check expect status`, rendered from here), and
+ * so the one the controller's own first probe accepts: one fact for both.
+ */
+export const HEALTHY_STATUS = { min: 200, max: 399 } as const;
+
+/** The request line of the HTTP check: `option httpchk GET <uri>` sends HTTP/1.0 without headers. */
+export const HTTP_CHECK = { method: 'GET', version: 'HTTP/1.0' } as const;
+
+/**
+ * How an instance of a service is checked, by HAProxy and (the first time) by the controller.
+ * `port` is `health_check_port` when set; otherwise the instance's own port.
+ */
+export type HealthCheck =
+  | { readonly kind: 'connect'; readonly port: number | undefined }
+  | { readonly kind: 'http'; readonly path: string; readonly port: number | undefined }
+  /** custom_settings define a check the controller cannot repeat exactly: HAProxy's checks alone decide. */
+  | { readonly kind: 'haproxy-only'; readonly reason: string };
+
+/** Check directives of a backend (configuration manual 2.6, 4.1 and 5.2) that custom_settings may set. */
+const CUSTOM_CHECK =
+  /^\s*(?:option\s+(?:httpchk|tcp-check|ssl-hello-chk|smtpchk|mysql-check|pgsql-check|redis-check|ldap-check|spop-check|external-check)|http-check|tcp-check|external-check)\b/;
+
+const cache = new WeakMap<HttpService | TcpService, HealthCheck>();
+
+/** Services are immutable: the check is worked out once per service object. */
+export function healthCheckOf(service: HttpService | TcpService): HealthCheck {
+  let check = cache.get(service);
+  if (check === undefined) cache.set(service, (check = checkOf(service)));
+  return check;
+}
+
+function checkOf(service: HttpService | TcpService): HealthCheck {
+  const custom = service.customSettings.find((line) => CUSTOM_CHECK.test(line));
+  if (custom !== undefined) {
+    return { kind: 'haproxy-only', reason: `custom_settings set the health check (${custom.trim().split(/\s+/).slice(0, 2).join(' ')})` };
+  }
+  if (service.kind === 'tcp') return { kind: 'connect', port: undefined };
+  if (service.healthCheckUri !== undefined) return { kind: 'http', path: service.healthCheckUri, port: service.healthCheckPort };
+  return { kind: 'connect', port: service.healthCheckPort };
+}

@@ -1,0 +1,107 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { ProbeCheck, ProbeResult } from '../../src/haproxy/health-probe.js';
+import type { HaproxyRuntime } from '../../src/haproxy/runtime.js';
+import type { ServerLine } from '../../src/haproxy/server-plan.js';
+import { ServerProver } from '../../src/haproxy/server-prover.js';
+import { ServerUpdater } from '../../src/haproxy/server-updater.js';
+import type { HealthCheck } from '../../src/model/health-check.js';
+import { createLogger } from '../../src/log.js';
+
+const ARGS = 'check inter 2000ms fastinter 250ms rise 2 fall 3';
+const line = (name: string, host: string, port = 80): ServerLine =>
+  ({ proxy: 'http-web', name, host, port, address: `${host}:${port}`, args: ARGS });
+const connect: HealthCheck = { kind: 'connect', port: undefined };
+
+function setUp(answers: Record<string, ProbeResult[]>) {
+  const commands: string[] = [];
+  const runtime = { raw: async (command: string) => { commands.push(command); return ''; } } as unknown as HaproxyRuntime;
+  const probed: string[] = [];
+  // Keyed by the address the check connects to: health_check_port when set.
+  const probe = async (target: { host: string; port: number }, check: ProbeCheck): Promise<ProbeResult> => {
+    const key = `${target.host}:${check.port ?? target.port}`;
+    probed.push(key);
+    return answers[key]?.shift() ?? { ok: false, reason: 'ECONNREFUSED' };
+  };
+  const logger = createLogger('silent', false);
+  const prover = new ServerProver({ probe, logger, timeoutMs: 1000, windowMs: 4000 });
+  const updater = new ServerUpdater(runtime, logger, 30_000, prover);
+  return { commands, probed, updater };
+}
+
+describe('ServerUpdater with the first probe', () => {
+  beforeEach(() => vi.useFakeTimers());
+  afterEach(() => vi.useRealTimers());
+
+  it('adds a server held down, then puts it in service the moment the probe passes', async () => {
+    const { commands, updater } = setUp({ '10.0.0.2:80': [{ ok: true }] });
+    await updater.apply({ add: [line('web-2', '10.0.0.2')], remove: [], readdress: [] }, () => connect);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(commands).toEqual([
+      `add server http-web/web-2 10.0.0.2:80 ${ARGS}; set server http-web/web-2 weight 0; enable server http-web/web-2; ` +
+        'set server http-web/web-2 health down; enable health http-web/web-2; set server http-web/web-2 weight 100%',
+      'set server http-web/web-2 health up',
+    ]);
+  });
+
+  it('leaves an instance that fails the probe down: HAProxy\'s checks decide', async () => {
+    const { commands, probed, updater } = setUp({});
+    await updater.apply({ add: [line('web-2', '10.0.0.2')], remove: [], readdress: [] }, () => connect);
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(probed.length).toBeGreaterThan(3);
+    expect(commands).toHaveLength(1);
+    expect(commands.join('\n')).not.toContain('health up');
+  });
+
+  it('moves a server only once its new address has passed the probe, and without taking it down', async () => {
+    const { commands, updater } = setUp({ '10.0.0.9:8080': [{ ok: false, reason: 'ECONNREFUSED' }, { ok: true }] });
+    await updater.apply({ add: [], remove: [], readdress: [line('web-1', '10.0.0.9', 8080)] }, () => connect);
+    await vi.advanceTimersByTimeAsync(0);
+    // Still at its old address while the new one does not answer.
+    expect(commands).toEqual([]);
+    await vi.advanceTimersByTimeAsync(25);
+    expect(commands).toEqual(['set server http-web/web-1 addr 10.0.0.9 port 8080; set server http-web/web-1 health up']);
+  });
+
+  it('moves a server whose new address never passes after the window, held down for HAProxy\'s checks', async () => {
+    const { commands, updater } = setUp({});
+    await updater.apply({ add: [], remove: [], readdress: [line('web-1', '10.0.0.9')] }, () => connect);
+    await vi.advanceTimersByTimeAsync(3000);
+    expect(commands).toEqual([]);
+    await vi.advanceTimersByTimeAsync(2000);
+    expect(commands).toEqual([
+      'set server http-web/web-1 weight 0; set server http-web/web-1 addr 10.0.0.9 port 80; set server http-web/web-1 health down; set server http-web/web-1 weight 100%',
+    ]);
+  });
+
+  it('moves at once, held down, when only HAProxy can run the service\'s check', async () => {
+    const { commands, probed, updater } = setUp({});
+    await updater.apply({ add: [], remove: [], readdress: [line('web-1', '10.0.0.9')] }, () => ({ kind: 'haproxy-only', reason: 'custom' }));
+    expect(commands).toHaveLength(1);
+    expect(commands[0]).toContain('addr 10.0.0.9 port 80');
+    expect(commands[0]).toContain('health down');
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(probed).toEqual([]);
+  });
+
+  it('forgets a pending move when the server is removed', async () => {
+    const { commands, updater } = setUp({ '10.0.0.9:80': [{ ok: false, reason: 'ECONNREFUSED' }, { ok: true }] });
+    await updater.apply({ add: [], remove: [], readdress: [line('web-1', '10.0.0.9')] }, () => connect);
+    await vi.advanceTimersByTimeAsync(0);
+    await updater.apply({ add: [], remove: [line('web-1', '10.0.0.9')], readdress: [] }, () => connect);
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(commands.filter((c) => c.includes('addr') || c.includes('health up'))).toEqual([]);
+    updater.stop();
+  });
+
+  it('puts servers a start or reload brought up down in service as each passes', async () => {
+    const { commands, updater } = setUp({ '10.0.0.1:80': [{ ok: true }], '10.0.0.2:9000': [{ ok: true }] });
+    updater.proveStarted([
+      { proxy: 'http-web', name: 'web-1', host: '10.0.0.1', port: 80, check: connect },
+      { proxy: 'http-web', name: 'web-2', host: '10.0.0.2', port: 80, check: { kind: 'http', path: '/health', port: 9000 } },
+      { proxy: 'http-web', name: 'web-3', host: '10.0.0.3', port: 80, check: connect },
+    ], false);
+    await vi.advanceTimersByTimeAsync(5000);
+    // Proven in the same turn: one line, one connection.
+    expect(commands).toEqual(['set server http-web/web-1 health up; set server http-web/web-2 health up']);
+  });
+});
