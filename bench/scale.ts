@@ -13,8 +13,9 @@
  *   3. instance changes at that size, N samples each, one at a time:
  *        remove  delete the instance on backend B of service s<i> (it has one on A and one on B),
  *                clock stops at the first of 10 requests in a row answered by A only;
- *        add     put a new instance into service s<i>, clock stops when HAProxy's runtime
- *                (`show servers state`) lists it: it then gets traffic after its health checks;
+ *        add     put a new instance on B into service s<i>, clock stops at the first request
+ *                answered by B (the controller's first probe of it passed), and, separately,
+ *                when HAProxy's runtime (`show servers state`) lists it;
  *      plus the controller's own logged duration of each of those applies (durationMs, to 0.1 ms:
  *      from taking the snapshot to the runtime commands sent; the 25 ms quiet time before it is not in it).
  * Upstreams other than the sample backends point at closed loopback ports (HAProxy marks them
@@ -56,10 +57,13 @@ interface SizeResult {
   readonly haproxyProcesses: number;
   readonly removeMs: Spread;
   readonly addMs: Spread;
+  readonly addListedMs: Spread;
   readonly controllerApplyMs: Spread;
   readonly reloadsDuringChanges: number;
   /** Every sample in order (remove, add, and the applies of both interleaved), to see warm-up and pauses. */
-  readonly samples: { readonly removeMs: readonly number[]; readonly addMs: readonly number[]; readonly controllerApplyMs: readonly number[] };
+  readonly samples: {
+    readonly removeMs: readonly number[]; readonly addMs: readonly number[]; readonly addListedMs: readonly number[]; readonly controllerApplyMs: readonly number[];
+  };
 }
 
 export async function run(args: readonly string[]): Promise<number> {
@@ -121,16 +125,16 @@ export async function run(args: readonly string[]): Promise<number> {
         acme: 'on: KONTENA_LB_ACME_EMAIL/DIRECTORY/DIRECTORY_CA pointing at a local pebble; no service asks for a certificate (the per-change cost of ACME being on, not of an order)',
         controllerApply: 'the controller\'s own logged durationMs of each runtime apply (0.1 ms): from taking the snapshot to the runtime commands sent, after the 25 ms quiet time',
         remove: 'etcd delete of an instance on backend B → first of 10 consecutive requests answered by A only',
-        add: 'etcd put of a new instance → listed by HAProxy\'s runtime (show servers state); traffic follows after its health checks',
-        checks: 'KONTENA_LB_CHECK_INTERVAL=30s; instances other than the sample backends point at closed loopback ports; the changes start once the controller has logged nothing for 1 s (HAProxy reports those instances DOWN at the start)',
+        add: 'etcd put of a new instance on B → the first request answered by B (it gets traffic once the controller\'s first probe of it passes); also → listed by HAProxy\'s runtime (show servers state)',
+        checks: 'KONTENA_LB_CHECK_INTERVAL=30s; instances other than the sample backends point at closed loopback ports; the changes start once the controller has logged nothing for 1 s (HAProxy reports those instances DOWN at the start) and has no first probe pending (/status)',
       },
       results: { sizes: results },
       markdown: (header) => [
         '## Scale: services × instances',
         '',
-        '| services | instances | ACME | first apply ms | start → routed ms | controller RSS MiB: serving / after changes | HAProxy RSS / PSS MiB | remove: median / p99 ms | add (in HAProxy): median / p99 ms | controller apply: median / p99 ms | reloads during changes |',
-        '|---:|---:|:---:|---:|---:|---:|---:|---:|---:|---:|---:|',
-        ...results.map((r) => `| ${r.services} | ${r.instances} | ${r.acme ? 'on' : 'off'} | ${r.firstApplyMs ?? '-'} | ${Math.round(r.startToRoutedMs)} | ${r.controllerRssMiB} / ${r.controllerRssAfterMiB} | ${r.haproxyRssMiB} / ${r.haproxyPssMiB ?? '-'} | ${r.removeMs.median} / ${r.removeMs.p99} | ${r.addMs.median} / ${r.addMs.p99} | ${r.controllerApplyMs.median} / ${r.controllerApplyMs.p99} | ${r.reloadsDuringChanges} |`),
+        '| services | instances | ACME | first apply ms | start → routed ms | controller RSS MiB: serving / after changes | HAProxy RSS / PSS MiB | remove → traffic: median / p99 ms | add → traffic: median / p99 ms | add → listed: median / p99 ms | controller apply: median / p99 ms | reloads during changes |',
+        '|---:|---:|:---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+        ...results.map((r) => `| ${r.services} | ${r.instances} | ${r.acme ? 'on' : 'off'} | ${r.firstApplyMs ?? '-'} | ${Math.round(r.startToRoutedMs)} | ${r.controllerRssMiB} / ${r.controllerRssAfterMiB} | ${r.haproxyRssMiB} / ${r.haproxyPssMiB ?? '-'} | ${r.removeMs.median} / ${r.removeMs.p99} | ${r.addMs.median} / ${r.addMs.p99} | ${r.addListedMs.median} / ${r.addListedMs.p99} | ${r.controllerApplyMs.median} / ${r.controllerApplyMs.p99} | ${r.reloadsDuringChanges} |`),
         '',
         ...footer(header),
         `- ${samples} samples of each instance change per size, one at a time`,
@@ -214,6 +218,11 @@ async function measureSize(
     // HAProxy reports every instance on a closed port as DOWN (two lines each) through the
     // controller's log just after the start: a burst that is not part of any change.
     await waitFor(() => performance.now() - lastLogAt > 1000, { timeoutMs: 120_000, intervalMs: 100, what: 'the start-up log burst to end', bail: alive });
+    // ...and the controller probes every server once at a start (those on closed ports fail).
+    await waitFor(async () => {
+      const status = await (await fetch(`http://127.0.0.1:${otherPorts.admin}/status`)).json() as { probes?: { pending: number } };
+      return (status.probes?.pending ?? 0) === 0;
+    }, { timeoutMs: 120_000, intervalMs: 200, what: 'the first probes of the start to finish', bail: alive });
 
     const haproxy = await haproxyProcesses(lb.process.pid);
     const pids = [haproxy.master, ...haproxy.workers].filter((p) => p !== undefined).map((p) => p.pid);
@@ -223,6 +232,7 @@ async function measureSize(
     const socket = path.join(stateDir, 'haproxy.sock');
     const removeMs: number[] = [];
     const addMs: number[] = [];
+    const addListedMs: number[] = [];
     const applyMs: number[] = [];
     const reloadsBefore = applies.filter((x) => x.action === 'reloaded').length;
     for (let i = 0; i < sampled; i++) {
@@ -247,13 +257,21 @@ async function measureSize(
       removeMs.push(streakStart - t0);
       applyMs.push(await appliedDuration(applies, String(removed.header.revision), alive));
 
-      // add: a new instance, until HAProxy lists it.
+      // add: a new instance on B, until HAProxy lists it, and until a request reaches it (the
+      // controller's first probe of it has passed).
       t0 = performance.now();
       const added = await etcd.client.put(`${prefix}/services/s${i}/upstreams/s${i}-new`).value(b.address);
-      await waitFor(async () => (await sendCommand(socket, `show servers state http-s${i}`)).includes(` s${i}-new `), {
-        timeoutMs: 20_000, intervalMs: 1, what: `HAProxy to list s${i}-new`, bail: alive,
-      });
-      addMs.push(performance.now() - t0);
+      let listedAt: number | undefined;
+      let reachedAt = 0;
+      await waitFor(async () => {
+        if (listedAt === undefined && (await sendCommand(socket, `show servers state http-s${i}`)).includes(` s${i}-new `)) listedAt = performance.now();
+        const sentAt = performance.now();
+        if ((await request({ port: httpPort, path: '/', host, timeoutMs: 2000 })).backend !== 'bravo') return false;
+        reachedAt = sentAt;
+        return true;
+      }, { timeoutMs: 20_000, intervalMs: 1, what: `${host} to reach s${i}-new on bravo`, bail: alive });
+      addListedMs.push((listedAt ?? reachedAt) - t0);
+      addMs.push(reachedAt - t0);
       applyMs.push(await appliedDuration(applies, String(added.header.revision), alive));
       if ((i + 1) % 10 === 0) log(`scale ${size}: ${i + 1}/${sampled} samples`);
     }
@@ -273,9 +291,10 @@ async function measureSize(
       haproxyProcesses: haproxyMemory.processes,
       removeMs: spread(removeMs),
       addMs: spread(addMs),
+      addListedMs: spread(addListedMs),
       controllerApplyMs: spread(applyMs),
       reloadsDuringChanges: applies.filter((x) => x.action === 'reloaded').length - reloadsBefore,
-      samples: { removeMs: removeMs.map(Math.round), addMs: addMs.map(Math.round), controllerApplyMs: applyMs },
+      samples: { removeMs: removeMs.map(Math.round), addMs: addMs.map(Math.round), addListedMs: addListedMs.map(Math.round), controllerApplyMs: applyMs },
     };
   } finally {
     await controller?.stop(30_000).catch((error: Error) => log(`  controller: ${error.message}`));
