@@ -145,12 +145,12 @@ describe('JSON access-log lines', () => {
   const text = render(state, settings('json'));
   const formats = [...text.matchAll(/^ {4}((?:error-)?log-format) '(.*)'$/gm)].map((m) => ({ directive: m[1]!, format: m[2]! }));
 
-  it('are three formats: HTTP, TCP and connection errors', () => {
+  it('are three formats: HTTP, TCP and errors (refused requests, failed connections)', () => {
     expect(formats.map((f) => `${f.directive} ${/"type":"([a-z-]+)"/.exec(f.format)?.[1]}`).sort())
-      .toEqual(['error-log-format connection-error', 'log-format http', 'log-format tcp']);
+      .toEqual(['error-log-format error', 'log-format http', 'log-format tcp']);
   });
 
-  it.each(['http', 'tcp', 'connection-error'])('%s: parses as JSON, with the documented fields, within 4096 bytes at the longest', (type) => {
+  it.each(['http', 'tcp', 'error'])('%s: parses as JSON, with the documented fields, within 4096 bytes at the longest', (type) => {
     const { format } = formats.find((f) => f.format.includes(`"type":"${type}"`))!;
     const line = longestLine(format);
     const parsed = JSON.parse(line) as Record<string, unknown>;
@@ -160,7 +160,7 @@ describe('JSON access-log lines', () => {
         'request_ms', 'queue_ms', 'connect_ms', 'response_ms', 'active_ms', 'total_ms', 'termination_state', 'retries'],
       tcp: ['time', 'type', 'client_ip', 'client_port', 'frontend', 'backend', 'server', 'response_bytes', 'request_bytes',
         'queue_ms', 'connect_ms', 'total_ms', 'termination_state', 'retries'],
-      'connection-error': ['time', 'type', 'client_ip', 'client_port', 'frontend', 'error'],
+      error: ['time', 'type', 'client_ip', 'client_port', 'frontend', 'status', 'termination_state', 'error'],
     }[type]!;
     expect(Object.keys(parsed)).toEqual(fields);
     expect(parsed.time).toBe('2026-12-31T23:59:59.999Z');
