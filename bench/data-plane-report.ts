@@ -29,6 +29,9 @@ export const RATIOS = [
   ['edgelb', 'direct'],
   ['caddy', 'edgelb'],
   ['nginx', 'edgelb'],
+  // What the access log costs each: edgelb's is HAProxy's own now, so these two should match.
+  ['edgelb', 'edgelb-off'],
+  ['haproxy', 'haproxy-off'],
 ] as const satisfies readonly (readonly [Side, Side])[];
 
 /** edgelb / plain HAProxy with access logs on (issue 13). */
@@ -104,6 +107,7 @@ export function markdown(r: DataPlaneResults, header: ReportHeader, o: { rounds:
     `- edgelb / plain HAProxy, access logs off: ${ratio('edgelb-off/haproxy-off')}`,
     `- edgelb / direct: ${ratio('edgelb/direct')}`,
     `- Caddy / edgelb: ${ratio('caddy/edgelb')}; nginx / edgelb: ${ratio('nginx/edgelb')}`,
+    `- access log on / off: edgelb ${ratio('edgelb/edgelb-off')}; plain HAProxy ${ratio('haproxy/haproxy-off')}`,
     `- ${o.rounds} rounds, every path once per round (order rotating, reversed every other round), ${o.warmupS} s warm-up + ${o.durationS} s counted each; wrk ${o.threads} threads, ${o.connections} keep-alive connections; latency columns are the median over rounds of wrk's p50/p99`,
     '- wrk, the proxy and the backend share the CPUs: every path is CPU-bound, so a ratio compares CPU cost per request as much as anything',
     ...footer(header),
