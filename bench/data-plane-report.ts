@@ -75,7 +75,14 @@ export function summarize(rounds: readonly SideRound[]) {
     return [side, summary];
   })) as Record<Side, PathSummary>;
   const target = ratios['edgelb/haproxy'].median;
-  return { ratios, target: { ratio: 'edgelb/haproxy', want: TARGET_RATIO, measured: target, met: target >= TARGET_RATIO }, paths, rounds };
+  // CPU per request varies less with the machine's other load than requests/s do.
+  const cpu = (side: Side) => paths[side].cpuMsPerThousandRequests.proxy;
+  const proxyCpu = {
+    'edgelb/haproxy': round3(cpu('edgelb') / cpu('haproxy')),
+    'edgelb-off/haproxy-off': round3(cpu('edgelb-off') / cpu('haproxy-off')),
+    accessLogMsPerThousandRequests: { edgelb: round2(cpu('edgelb') - cpu('edgelb-off')), haproxy: round2(cpu('haproxy') - cpu('haproxy-off')) },
+  };
+  return { ratios, target: { ratio: 'edgelb/haproxy', want: TARGET_RATIO, measured: target, met: target >= TARGET_RATIO }, proxyCpu, paths, rounds };
 }
 
 export type DataPlaneResults = ReturnType<typeof summarize>;
@@ -108,6 +115,7 @@ export function markdown(r: DataPlaneResults, header: ReportHeader, o: { rounds:
     `- edgelb / direct: ${ratio('edgelb/direct')}`,
     `- Caddy / edgelb: ${ratio('caddy/edgelb')}; nginx / edgelb: ${ratio('nginx/edgelb')}`,
     `- access log on / off: edgelb ${ratio('edgelb/edgelb-off')}; plain HAProxy ${ratio('haproxy/haproxy-off')}`,
+    `- HAProxy CPU per request, edgelb / plain: ${r.proxyCpu['edgelb/haproxy'].toFixed(3)} with access logs, ${r.proxyCpu['edgelb-off/haproxy-off'].toFixed(3)} without; the access log costs HAProxy ${r.proxyCpu.accessLogMsPerThousandRequests.edgelb} ms per 1k requests in edgelb, ${r.proxyCpu.accessLogMsPerThousandRequests.haproxy} in the plain HAProxy`,
     `- ${o.rounds} rounds, every path once per round (order rotating, reversed every other round), ${o.warmupS} s warm-up + ${o.durationS} s counted each; wrk ${o.threads} threads, ${o.connections} keep-alive connections; latency columns are the median over rounds of wrk's p50/p99`,
     '- wrk, the proxy and the backend share the CPUs: every path is CPU-bound, so a ratio compares CPU cost per request as much as anything',
     ...footer(header),

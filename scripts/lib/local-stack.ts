@@ -381,7 +381,8 @@ export function startController(settings: ControllerSettings): LocalController {
         const parsed: unknown = JSON.parse(line);
         entry = parsed && typeof parsed === 'object' ? (parsed as LogEntry) : { msg: line };
       } catch {
-        entry = { msg: line };
+        // HAProxy writes its access log to the controller's stdout itself, as plain lines.
+        entry = { msg: line, component: 'haproxy' };
       }
       logs.push(entry);
       if (logs.length > 5000) logs.splice(0, 1000);
