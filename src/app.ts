@@ -66,6 +66,7 @@ export function renderSettingsOf(config: Config): RenderSettings {
     acceptProxy: config.acceptProxy,
     tunnelTimeout: config.tunnelTimeout,
     healthUri: config.healthUri,
+    accessLog: config.accessLog,
     syslog: config.syslogTarget,
     stats: config.statsPassword === undefined ? undefined : { port: config.statsPort, password: config.statsPassword },
   };
@@ -91,6 +92,8 @@ export interface EnvironmentInputs {
   readonly envChallenges?: Readonly<Record<string, string | undefined>>;
   /** How long a lost etcd watch may take to resume by itself before everything is read again (default 5 s; tests lengthen it). */
   readonly etcdResumeTimeoutMs?: number;
+  /** A file descriptor for HAProxy's stdout (its access log); default: edgelb's own stdout, inherited. Tests set it. */
+  readonly haproxyStdout?: number;
 }
 
 export function startEdgelb(config: Config, logger: Logger, options: EnvironmentInputs = {}): Edgelb {
@@ -105,6 +108,7 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
     adminSocket: paths.adminSocket,
     pidFile: paths.masterPidFile,
     logger: logger.child({ component: 'haproxy' }),
+    stdout: options.haproxyStdout ?? 'inherit',
   });
   const runtime = new HaproxyRuntime(paths.adminSocket);
   const applier = new ConfigApplier({

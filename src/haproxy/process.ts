@@ -15,6 +15,12 @@ export interface HaproxyProcessOptions {
   readonly logger: Logger;
   /** Called after HAProxy died unexpectedly and was started again. */
   readonly onRestart?: (reason: string) => void;
+  /**
+   * HAProxy's standard output, where it writes the access log itself: inherited (edgelb's own
+   * stdout, the default) or an open file descriptor (tests). Never a pipe to this process: at a
+   * line per request, reading and re-logging it cost the controller a CPU core under load.
+   */
+  readonly stdout?: 'inherit' | number;
 }
 
 export class HaproxyError extends Error {}
@@ -82,12 +88,15 @@ export class HaproxyProcess {
       buffer: false,
       reject: false,
       stdin: 'ignore',
+      // execa hands 'inherit' and a descriptor number to spawn() as they are (its types list only 1-9).
+      stdout: (this.options.stdout ?? 'inherit') as 'inherit',
       cleanup: true,
     });
     this.child = child;
     let exited = false;
     const stderrTail: string[] = [];
-    forwardLines(child.stdout, (line) => logger.info({ haproxy: line }, 'haproxy'));
+    // Only stderr is read: HAProxy's alerts, warnings and notices (a server going down, a refused
+    // config), which go into edgelb's log at their level. The access log never comes through here.
     forwardLines(child.stderr, (line) => {
       stderrTail.push(line);
       if (stderrTail.length > 20) stderrTail.shift();
