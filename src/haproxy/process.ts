@@ -222,7 +222,15 @@ export class HaproxyProcess {
 // HAProxy tags routine reload and stop messages as warnings; they are not worth anyone's attention.
 const ROUTINE = /Former worker \(\d+\) exited with code 0|Exiting Master process|All workers exited|Proxy \S+ stopped|Stopping (frontend|backend|proxy)|exited with code 143/;
 
-function levelOf(line: string, stopping: boolean): 'error' | 'warn' | 'info' {
+/**
+ * A server edgelb itself started down (a new one, from the server-state file) or put in service
+ * (its first probe passed, a runtime API command): one line per server, thousands at a start;
+ * the controller's own debug lines say the same with the probe's result.
+ */
+const OWN_STATE_CHANGE = /Server \S+ is (?:DOWN, changed from server-state after a reload|UP, changed from CLI)/;
+
+function levelOf(line: string, stopping: boolean): 'error' | 'warn' | 'info' | 'debug' {
+  if (OWN_STATE_CHANGE.test(line)) return 'debug';
   if (ROUTINE.test(line) && (stopping || !/code 143/.test(line))) return 'info';
   if (/\[(ALERT|EMERG)\]/.test(line)) return 'error';
   return /\[WARNING\]/.test(line) ? 'warn' : 'info';

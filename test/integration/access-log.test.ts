@@ -139,10 +139,10 @@ describe('KONTENA_LB_ACCESS_LOG=json', () => {
     expect(entry.termination_state).toMatch(/^[-A-Za-z]{2}$/);
   });
 
-  it('writes nothing else to stdout but HAProxy\'s plain-text notice of each proxy a worker stops (the TCP service made a reload)', () => {
+  it('writes nothing else to stdout but HAProxy\'s plain-text notices of each proxy a worker stops (the TCP service made a reload) and of a TCP service\'s server changing state (put in service by the first probe)', () => {
     const other = linesOf(lbs.json!).filter((l) => !l.startsWith('{'));
     expect(other.length).toBeGreaterThan(0);
-    for (const line of other) expect(line).toMatch(/^Proxy \S+ stopped \(cumulated conns: FE: \d+, BE: \d+\)\.$/);
+    for (const line of other) expect(line).toMatch(/^Proxy \S+ stopped \(cumulated conns: FE: \d+, BE: \d+\)\.$|^Server tcp-\S+ is (?:UP|DOWN), /);
   });
 
   it('leaves HAProxy\'s messages to the controller\'s log, at their level: a server going down', async () => {
