@@ -87,8 +87,8 @@ export async function run(args: readonly string[]): Promise<number> {
       ctx.defer(() => stacks[side].stop());
       await stacks[side].write({ 'services/web/virtual_hosts': HOST, 'services/web/upstreams/nginx': `127.0.0.1:${backend.port}` });
     }
-    const plain = stopLater(await startPlainHaproxy(path.join(dir, 'haproxy'), await freePort(), backend.port, haproxyBin!, true));
-    const plainOff = stopLater(await startPlainHaproxy(path.join(dir, 'haproxy-off'), await freePort(), backend.port, haproxyBin!, false));
+    const plain = stopLater(await startPlainHaproxy(path.join(dir, 'haproxy'), await freePort(), backend.port, haproxyBin!, true, HOST));
+    const plainOff = stopLater(await startPlainHaproxy(path.join(dir, 'haproxy-off'), await freePort(), backend.port, haproxyBin!, false, HOST));
     const caddy = stopLater(await startCaddy(path.join(dir, 'caddy'), await freePort(), backend.port));
     const nginx = stopLater(await startNginxProxy(path.join(dir, 'nginx'), await freePort(), backend.port));
     for (const side of ['edgelb', 'edgelb-off'] as const) await waitServed(stacks[side].httpPort, HOST, side, check);

@@ -134,11 +134,14 @@ http://:${port} {
 }
 
 /**
- * A plain HAProxy with the config an operator would write by hand for one backend: edgelb's
- * timeouts, `option forwardfor`, retries and redispatch, a health-checked server, and (with
- * `accessLog`) `option httplog` written to its stdout, which is a file, as edgelb's is here.
+ * A plain HAProxy with the config an operator would write by hand to do what edgelb does for one
+ * service: edgelb's timeouts, the same headers to the backend (`option forwardfor`,
+ * X-Forwarded-Proto and -Port), routing by Host (case and port ignored, a 503 for any other),
+ * retries and redispatch, a health-checked server, and (with `accessLog`) `option httplog`
+ * written to its stdout, which is a file, as edgelb's is here. No ACME challenges, no runtime
+ * API batching, nothing else edgelb adds.
  */
-export async function startPlainHaproxy(dir: string, port: number, backendPort: number, haproxyBin: string, accessLog: boolean): Promise<Running> {
+export async function startPlainHaproxy(dir: string, port: number, backendPort: number, haproxyBin: string, accessLog: boolean, host: string): Promise<Running> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const file = path.join(dir, 'haproxy.cfg');
   const stdout = path.join(dir, 'stdout.log');
@@ -162,7 +165,13 @@ ${accessLog ? '    option httplog\n' : ''}    option dontlognull
 frontend http
 ${accessLog ? '    log stdout len 4096 format raw local0 info\n' : ''}    bind 127.0.0.1:${port}
     option forwardfor
-    default_backend web
+    http-request set-header X-Forwarded-Proto http
+    http-request set-header X-Forwarded-Port %[dst_port]
+    use_backend web if { req.hdr(host),field(1,:),lower -m str ${host} }
+    default_backend no-route
+
+backend no-route
+    http-request return status 503
 
 backend web
     server web 127.0.0.1:${backendPort} check inter 2000ms
