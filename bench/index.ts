@@ -25,9 +25,9 @@ const BENCHMARKS: Readonly<Record<string, Benchmark>> = {
     description: 'constant HTTP load (keep-alive + new connections) while 500 instance and structural changes apply: failed requests',
     load: () => import('./no-drops.js'),
   },
-  overhead: {
-    description: 'requests/s and latency through the load balancer vs the same backend hit directly, interleaved rounds, as a ratio',
-    load: () => import('./overhead.js'),
+  'data-plane': {
+    description: 'requests/s and latency (wrk) through edgelb vs a plain HAProxy, Caddy, nginx and the backend directly, access logs on and off, rotating rounds, as ratios',
+    load: () => import('./data-plane.js'),
   },
   readdress: {
     description: 'a single-instance service whose instance moves between two live addresses under load (a redeploy keeping its name): failed requests, move → traffic time',

@@ -216,7 +216,7 @@ export async function run(args: readonly string[]): Promise<number> {
     loadResult = await load.stop();
     const loadEndedAt = Date.now();
     const countsAfter = await backends.counts();
-    // HAProxy's last access-log lines are still on their way through the controller.
+    // HAProxy's last access-log lines may still be in the controller's stdout pipe.
     await sleep(LOG_SETTLE_MS);
     const info = await stack.showInfo();
     const actions = stack.actionCounts();

@@ -165,7 +165,7 @@ export async function run(args: readonly string[]): Promise<number> {
     }
     const settleMs = Date.now() - settleStarted;
     if (settled) samples.push({ ...settled, label: settled.haproxyProcesses === 2 ? 'settled' : `not settled after ${o.settleS} s` });
-    // HAProxy's last access-log lines are still on their way through the controller.
+    // HAProxy's last access-log lines may still be in the controller's stdout pipe.
     await sleep(1000);
     const info = await stack.showInfo();
     const results = summarize({ samples, applied, processesAfterReload, load: loadResult, stack, settleMs, settledOk: settled?.haproxyProcesses === 2, info, sampleEvery: o.sampleEvery });

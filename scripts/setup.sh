@@ -16,8 +16,10 @@ for tool in node npm; do
   fi
 done
 
+# The tools the tests, the demo and the benchmarks run (wrk, nginx and caddy: npm run bench -- data-plane).
+TOOLS=(haproxy etcd etcdctl pebble wrk nginx caddy)
 missing=()
-for tool in haproxy etcd etcdctl pebble; do
+for tool in "${TOOLS[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 
@@ -27,8 +29,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
     exit 1
   fi
   say "missing ${missing[*]}: installing packages"
-  # Packages such as etcd-server start their service on install; a policy-rc.d that
-  # answers 101 ("action forbidden") stops that. One that is already there is left alone.
+  # Packages such as etcd-server, nginx-light and caddy start their service on install; a
+  # policy-rc.d that answers 101 ("action forbidden") stops that (invoke-rc.d and
+  # deb-systemd-invoke both ask it). One that is already there is left alone.
   own_policy=""
   if [ ! -e /usr/sbin/policy-rc.d ]; then
     own_policy=/usr/sbin/policy-rc.d
@@ -38,17 +41,17 @@ if [ "${#missing[@]}" -gt 0 ]; then
   fi
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
-  apt-get install -y -q haproxy etcd-server etcd-client pebble
+  apt-get install -y -q haproxy etcd-server etcd-client pebble wrk nginx-light caddy
   if [ -n "$own_policy" ]; then
     rm -f "$own_policy"
     trap - EXIT
   fi
-  for tool in haproxy etcd etcdctl pebble; do
+  for tool in "${TOOLS[@]}"; do
     command -v "$tool" >/dev/null 2>&1 || { say "$tool is still missing after the install" >&2; exit 1; }
   done
   say "packages installed"
 else
-  say "haproxy, etcd, etcdctl, pebble: present"
+  say "${TOOLS[*]}: present"
 fi
 
 if [ ! -d node_modules ] || [ ! -e node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

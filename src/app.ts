@@ -67,6 +67,7 @@ export function renderSettingsOf(config: Config): RenderSettings {
     acceptProxy: config.acceptProxy,
     tunnelTimeout: config.tunnelTimeout,
     healthUri: config.healthUri,
+    accessLog: config.accessLog,
     syslog: config.syslogTarget,
     stats: config.statsPassword === undefined ? undefined : { port: config.statsPort, password: config.statsPassword },
   };
@@ -94,6 +95,8 @@ export interface EnvironmentInputs {
   readonly etcdResumeTimeoutMs?: number;
   /** How long after a runtime change haproxy.cfg is written (default 500 ms; tests lengthen it). */
   readonly configWriteDelayMs?: number;
+  /** A file descriptor for HAProxy's stdout (its access log); default: edgelb's own stdout, inherited. Tests set it. */
+  readonly haproxyStdout?: number;
 }
 
 export function startEdgelb(config: Config, logger: Logger, options: EnvironmentInputs = {}): Edgelb {
@@ -110,6 +113,7 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
     adminSocket: paths.adminSocket,
     pidFile: paths.masterPidFile,
     logger: logger.child({ component: 'haproxy' }),
+    stdout: options.haproxyStdout ?? 'inherit',
   });
   const runtime = new HaproxyRuntime(paths.adminSocket);
   const applier = new ConfigApplier({

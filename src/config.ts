@@ -6,6 +6,7 @@ import { etcdConnection } from './etcd/connection-settings.js';
 import { parseSettingLines, EntryError } from './model/values.js';
 import { splitDomainList } from './tls/acme-domains.js';
 import { LETS_ENCRYPT_PRODUCTION } from './tls/acme-state.js';
+import { DEFAULT_ACCESS_LOG, parseAccessLog, type AccessLogFormat } from './settings/access-log.js';
 import { ConfigError } from './settings/config-error.js';
 import { parseLogLevel, type LogLevel } from './settings/log-level.js';
 import { parseSyslogTarget, type SyslogTarget } from './settings/syslog-target.js';
@@ -45,6 +46,8 @@ export interface Config {
   readonly logLevel: LogLevel;
   /** SYSLOG_TARGET: HAProxy also logs there (besides edgelb's stdout); undefined: stdout only. */
   readonly syslogTarget: SyslogTarget | undefined;
+  /** KONTENA_LB_ACCESS_LOG: the access log HAProxy writes to stdout (and syslog) itself: text, json or off. */
+  readonly accessLog: AccessLogFormat;
   readonly http2: boolean;
   /** The lowest TLS version the HTTPS listener accepts (HAProxy ssl-min-ver). */
   readonly sslMinVersion: TlsVersion;
@@ -129,6 +132,7 @@ export const SETTINGS = [
   { env: 'KONTENA_LB_HEALTH_URI', flag: 'health-uri', help: 'a path HAProxy answers with 200 while it is working (e.g. /health)' },
   { env: 'LOG_LEVEL', flag: 'log-level', help: 'trace, debug, info, warn, error, fatal, silent, or 0-5 as the Kontena image took it (0 debug ... 4 and 5 fatal)', default: 'info' },
   { env: 'SYSLOG_TARGET', flag: 'syslog-target', help: 'also send HAProxy\'s logs to this syslog server: "<address>[:port] [<facility> [<level> [<minlevel>]]]"' },
+  { env: 'KONTENA_LB_ACCESS_LOG', flag: 'access-log', help: 'the access log HAProxy writes to stdout: text (httplog/tcplog), json (one object per line) or off', default: DEFAULT_ACCESS_LOG },
 ] as const;
 
 /** The property commander gives a setting's flag: `etcd-ca-file` → `etcdCaFile`. */
@@ -178,6 +182,7 @@ export function loadConfig(input: SettingsInput, options: { checkFilesystem?: bo
     statsPassword: statsPassword(input.STATS_PASSWORD),
     logLevel: parseLogLevel(get('LOG_LEVEL'), get('DEBUG')),
     syslogTarget: get('SYSLOG_TARGET') === undefined ? undefined : parseSyslogTarget(get('SYSLOG_TARGET')!),
+    accessLog: parseAccessLog(get('KONTENA_LB_ACCESS_LOG') ?? DEFAULT_ACCESS_LOG),
     http2: boolean(get('KONTENA_LB_HTTP2') ?? 'true', 'KONTENA_LB_HTTP2'),
     sslMinVersion,
     sslCiphers: ciphers(get('KONTENA_LB_SSL_CIPHERS') ?? defaultCiphersFor(sslMinVersion)),

@@ -14,6 +14,18 @@ export function createLogger(level: string, pretty: boolean, destination?: NodeJ
       transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname', singleLine: true } },
     });
   }
-  return pino({ level, base: undefined, timestamp: pino.stdTimeFunctions.isoTime }, destination as pino.DestinationStream | undefined);
+  return pino({ level, base: undefined, timestamp: pino.stdTimeFunctions.isoTime }, (destination as pino.DestinationStream | undefined) ?? lineAtATime());
+}
+
+/**
+ * Standard output, one write() per log line. HAProxy writes its access log to the same stdout
+ * (inherited, templates/access-log-target.hbs), one writev() per line of at most 4096 bytes. On a
+ * pipe, a write of at most PIPE_BUF bytes (4096 on Linux) is atomic (POSIX write(2)), so lines of
+ * the two processes never interleave mid-line. This relies on it: pino's default asynchronous
+ * destination would batch lines into one larger write that a full pipe can cut anywhere. A line
+ * of edgelb's own longer than 4096 bytes (a rare error stack) may still be split.
+ */
+function lineAtATime(): pino.DestinationStream {
+  return pino.destination({ dest: 1, sync: true });
 }
 

@@ -2,9 +2,11 @@
  * The stack the load benchmarks run against: a real etcd and the real controller (`edgelb run`
  * as a child process, with its supervised HAProxy) on free loopback ports in a temp dir. Tracks
  * every apply the controller logs (revision, how: runtime API / reload / start / failure, and
- * duration), reads HAProxy's own log lines (they come through the controller's stdout) into
- * counts, and keeps the unusual ones as evidence.
+ * duration), reads HAProxy's own log lines into counts, and keeps the unusual ones as evidence:
+ * the access log HAProxy writes itself to the controller's stdout (the text format, as plain
+ * lines), its warnings and alerts come as the controller's JSON lines (component haproxy).
  */
+import { closeSync, openSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -34,6 +36,12 @@ export interface StackOptions {
    * are only counted, which spares the bench process a JSON parse per request.
    */
   readonly readHaproxyLines?: boolean;
+  /**
+   * The controller's stdout (its JSON log and HAProxy's access log) goes to this file (e.g.
+   * /dev/null) instead of a pipe the bench reads, so reading it costs nothing: then the bench
+   * sees no apply (waitApplied rejects) and no HAProxy line; stderr is still read.
+   */
+  readonly stdoutFile?: string;
   readonly log: (line: string) => void;
 }
 
@@ -174,7 +182,9 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   };
 
   let controller: { process: Child };
+  let stdoutFd: number | undefined;
   try {
+    if (options.stdoutFile !== undefined) stdoutFd = openSync(options.stdoutFile, 'a');
     const ports = { https: await freePort(undefined), stats: await freePort(undefined), admin: await freePort() };
     const args = options.from === 'dist'
       ? [path.join(REPO_ROOT, 'dist', 'src', 'main.js'), 'run']
@@ -196,7 +206,14 @@ export async function startStack(options: StackOptions): Promise<Stack> {
         ...options.env,
         PATH: `${process.env.PATH ?? ''}:/usr/local/sbin:/usr/sbin:/sbin`,
       },
+      stdoutFd,
       onStdoutLine: (line) => {
+        // HAProxy's access log, written by HAProxy itself to the stdout it shares with the controller.
+        if (!line.startsWith('{')) {
+          if (readHaproxyLines) onHaproxyLine(line);
+          else haproxy.otherLines++;
+          return;
+        }
         if (!readHaproxyLines && line.includes('"component":"haproxy"') && !/\[(WARNING|ALERT|EMERG)\]/.test(line)) {
           haproxy.otherLines++;
           return;
@@ -214,6 +231,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     });
     controller = { process: proc };
   } catch (error) {
+    if (stdoutFd !== undefined) closeSync(stdoutFd);
     await etcd.stop().catch(() => undefined);
     await rm(tempDir, { recursive: true, force: true });
     throw error;
@@ -248,6 +266,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       return String(result.header.revision);
     },
     waitApplied(revision, timeoutMs) {
+      if (stdoutFd !== undefined) return Promise.reject(new Error('waitApplied: the controller\'s stdout goes to a file (stdoutFile), so its applies are not seen'));
       const target = BigInt(revision);
       const done = applies.find((a) => BigInt(a.revision) >= target);
       if (done) return Promise.resolve(done);
@@ -298,6 +317,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       stopped = true;
       // SIGTERM: the controller stops HAProxy gracefully, then exits; its process group is killed after 40 s.
       await controller.process.stop('SIGTERM', 40_000).catch((error: Error) => options.log(`  controller: ${error.message}`));
+      if (stdoutFd !== undefined) closeSync(stdoutFd);
       await etcd!.stop().catch((error: Error) => options.log(`  etcd: ${error.message}`));
       await rm(tempDir, { recursive: true, force: true });
     },

@@ -83,6 +83,8 @@ export interface SpawnOptions {
   readonly env?: NodeJS.ProcessEnv;
   /** Called with each stdout line; when absent stdout goes into the tail with stderr. */
   readonly onStdoutLine?: (line: string) => void;
+  /** An open file descriptor (a file, /dev/null) the child writes its stdout to instead of a pipe to this process. */
+  readonly stdoutFd?: number;
   readonly onStderrLine?: (line: string) => void;
 }
 
@@ -91,7 +93,7 @@ export function spawnChild(name: string, command: string, args: readonly string[
   const child: ChildProcess = spawn(command, args, {
     cwd: options.cwd ?? REPO_ROOT,
     env: options.env ?? process.env,
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['ignore', options.stdoutFd ?? 'pipe', 'pipe'],
     detached: true, // own process group: terminal signals go to the parent only
   });
   if (child.pid === undefined) {
@@ -379,7 +381,8 @@ export function startController(settings: ControllerSettings): LocalController {
         const parsed: unknown = JSON.parse(line);
         entry = parsed && typeof parsed === 'object' ? (parsed as LogEntry) : { msg: line };
       } catch {
-        entry = { msg: line };
+        // HAProxy writes its access log to the controller's stdout itself, as plain lines.
+        entry = { msg: line, component: 'haproxy' };
       }
       logs.push(entry);
       if (logs.length > 5000) logs.splice(0, 1000);

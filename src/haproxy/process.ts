@@ -17,6 +17,12 @@ export interface HaproxyProcessOptions {
   readonly onRestart?: (reason: string) => void;
   /** Awaited before such a restart, which reads the config file: it must hold what was served (ConfigApplier.beforeRestart). */
   readonly beforeRestart?: () => Promise<void>;
+  /**
+   * HAProxy's standard output, where it writes the access log itself: inherited (edgelb's own
+   * stdout, the default) or an open file descriptor (tests). Never a pipe to this process: at a
+   * line per request, reading and re-logging it cost the controller a CPU core under load.
+   */
+  readonly stdout?: 'inherit' | number;
 }
 
 export class HaproxyError extends Error {}
@@ -84,12 +90,15 @@ export class HaproxyProcess {
       buffer: false,
       reject: false,
       stdin: 'ignore',
+      // execa hands 'inherit' and a descriptor number to spawn() as they are (its types list only 1-9).
+      stdout: (this.options.stdout ?? 'inherit') as 'inherit',
       cleanup: true,
     });
     this.child = child;
     let exited = false;
     const stderrTail: string[] = [];
-    forwardLines(child.stdout, (line) => logger.info({ haproxy: line }, 'haproxy'));
+    // Only stderr is read: HAProxy's alerts, warnings and notices (a server going down, a refused
+    // config), which go into edgelb's log at their level. The access log never comes through here.
     forwardLines(child.stderr, (line) => {
       stderrTail.push(line);
       if (stderrTail.length > 20) stderrTail.shift();
@@ -217,7 +226,15 @@ export class HaproxyProcess {
 // HAProxy tags routine reload and stop messages as warnings; they are not worth anyone's attention.
 const ROUTINE = /Former worker \(\d+\) exited with code 0|Exiting Master process|All workers exited|Proxy \S+ stopped|Stopping (frontend|backend|proxy)|exited with code 143/;
 
-function levelOf(line: string, stopping: boolean): 'error' | 'warn' | 'info' {
+/**
+ * A server edgelb itself started down (a new one, from the server-state file) or put in service
+ * (its first probe passed, a runtime API command): one line per server, thousands at a start;
+ * the controller's own debug lines say the same with the probe's result.
+ */
+const OWN_STATE_CHANGE = /Server \S+ is (?:DOWN, changed from server-state after a reload|UP, changed from CLI)/;
+
+function levelOf(line: string, stopping: boolean): 'error' | 'warn' | 'info' | 'debug' {
+  if (OWN_STATE_CHANGE.test(line)) return 'debug';
   if (ROUTINE.test(line) && (stopping || !/code 143/.test(line))) return 'info';
   if (/\[(ALERT|EMERG)\]/.test(line)) return 'error';
   return /\[WARNING\]/.test(line) ? 'warn' : 'info';

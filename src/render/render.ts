@@ -165,6 +165,8 @@ function compileTemplate(templatesDir: string, name: string): HandlebarsTemplate
   hbs.registerHelper('join', (list: readonly string[]) => list.join(' '));
   hbs.registerHelper('eq', (a: unknown, b: unknown) => a === b);
   hbs.registerPartial('check', readFileSync(path.join(templatesDir, 'server-check.hbs'), 'utf8'));
+  hbs.registerPartial('access-log-target', readFileSync(path.join(templatesDir, 'access-log-target.hbs'), 'utf8'));
+  hbs.registerPartial('access-log-format', readFileSync(path.join(templatesDir, 'access-log-format.hbs'), 'utf8'));
   const source = readFileSync(path.join(templatesDir, name), 'utf8');
   // The output is a config file, not HTML: escaping would corrupt it. Values are made safe by the model.
   return hbs.compile(source, { noEscape: true });

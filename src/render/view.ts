@@ -3,6 +3,7 @@ import type { DesiredState, HttpService, TcpService, Upstream } from '../model/t
 import { compare } from '../model/parse.js';
 import { HEALTHY_STATUS, HTTP_CHECK } from '../model/health-check.js';
 import type { NextServerStates } from './servers.js';
+import type { AccessLogFormat } from '../settings/access-log.js';
 import type { SyslogTarget } from '../settings/syslog-target.js';
 import type { TlsVersion } from '../settings/tls.js';
 
@@ -28,7 +29,12 @@ export interface RenderSettings {
   readonly tunnelTimeout: string;
   /** KONTENA_LB_HEALTH_URI, answered 200 by HAProxy itself; absent: that path is routed like any other. */
   readonly healthUri?: string;
-  /** SYSLOG_TARGET: a second `log` line besides stdout; absent: stdout only. */
+  /**
+   * KONTENA_LB_ACCESS_LOG: the access log HAProxy writes itself, to its standard output (edgelb's,
+   * inherited) and to the syslog target: `text` (httplog/tcplog), `json` or `off`.
+   */
+  readonly accessLog: AccessLogFormat;
+  /** SYSLOG_TARGET: HAProxy's messages and the access log also go there; absent: no syslog. */
   readonly syslog?: SyslogTarget;
   /** HAProxy's statistics page; absent (no STATS_PASSWORD): off. */
   readonly stats?: StatsSettings;

@@ -55,7 +55,9 @@ describe('controller restart while HAProxy runs', () => {
     try {
       await load.succeededSince(Date.now());
       first.child.kill('SIGKILL');
-      await first.child;
+      // The process's exit, not its promise: that waits for stdout to close, and the orphaned HAProxy
+      // still holds it (it writes its access log there).
+      await waitFor(() => first.child.exitCode !== null || first.child.signalCode !== null, { what: 'the killed controller to exit' });
       const killedAt = Date.now();
       await load.succeededSince(killedAt, 20); // the orphaned HAProxy keeps serving on its own
 

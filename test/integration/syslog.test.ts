@@ -11,7 +11,8 @@ import { waitFor } from '../support/wait.js';
 
 // SYSLOG_TARGET as Kontena users set it: a bare address. A real UDP syslog listener on a random
 // loopback port receives HAProxy's access-log line for a request sent through a real HAProxy,
-// with the Kontena default facility and level (local1, info), and edgelb's stdout log keeps it too.
+// with the Kontena default facility and level (local1, info), and HAProxy writes it to stdout too
+// (its own, here a file: see test/support/edgelb.ts), not through the controller's log.
 
 let etcd: EtcdServer;
 let b: Record<'web', Backend>;
@@ -52,13 +53,18 @@ describe('SYSLOG_TARGET', () => {
     expect(line).toMatch(new RegExp(`^<142>\\w{3} [ \\d]\\d \\d\\d:\\d\\d:\\d\\d haproxy\\[\\d+\\]: 127\\.0\\.0\\.1:\\d+ .* http http-web/one .* 200 .*"GET ${path} HTTP/1\\.1"\n?$`));
   });
 
-  it('keeps the access log on stdout too', async () => {
+  it('keeps the access log on HAProxy\'s stdout too, and out of the controller\'s log', async () => {
     const path = `/stdout-probe/${randomUUID()}`;
     expect((await get(lb.httpPort, path, 'syslog.test')).status).toBe(200);
-    await waitFor(() => lb.logs.some((l) => l.component === 'haproxy' && String(l.haproxy).includes(`GET ${path} HTTP/1.1`)), {
-      timeoutMs: 5000, what: 'the access-log line on stdout',
-    });
+    await waitFor(() => lb.haproxyStdout().includes(`"GET ${path} HTTP/1.1"`), { timeoutMs: 5000, what: 'the access-log line on stdout' });
     await waitFor(() => datagrams.some((d) => d.includes(`GET ${path} HTTP/1.1`)), { timeoutMs: 5000, what: 'the same line on syslog' });
+    expect(JSON.stringify(lb.logs)).not.toContain(path);
+  });
+
+  it('sends HAProxy\'s messages there too: a server going down', async () => {
+    await lb.put('services/web/upstreams/gone', '127.0.0.1:1');
+    await waitFor(() => datagrams.find((d) => /Server http-web\/gone is DOWN/.test(d)), { timeoutMs: 15_000, what: 'the DOWN message on syslog' });
+    await lb.del('services/web/upstreams/gone');
   });
 
   it('writes the log line from typed fields', () => {

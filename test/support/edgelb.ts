@@ -1,3 +1,4 @@
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,6 +17,11 @@ export interface TestEdgelb extends Edgelb {
   readonly prefix: string;
   /** Every log line, parsed, in order. */
   readonly logs: Record<string, unknown>[];
+  /**
+   * What HAProxy wrote to its standard output so far (the access log): a file in the state dir
+   * here, where `edgelb run` lets HAProxy inherit its own stdout. The logger never sees it.
+   */
+  haproxyStdout(): string;
   /** Writes `services/web/upstreams/a` style keys under this LB's prefix. */
   put(key: string, value: string): Promise<void>;
   del(key: string): Promise<void>;
@@ -70,10 +76,14 @@ export async function startTestEdgelb(
       done();
     },
   });
+  // Appended to, so a controller started again on the same state dir adds to it.
+  const stdoutFile = path.join(stateDir, 'haproxy.stdout');
+  const stdoutFd = openSync(stdoutFile, 'a', 0o600);
   // The overrides stand for the process environment, as main.ts passes process.env.
   const edgelb = startEdgelb(config, createLogger(config.logLevel, false, sink), {
     envCerts: options.envCerts ?? readEnvCerts(overrides),
     envChallenges: overrides,
+    haproxyStdout: stdoutFd,
     ...(options.etcdResumeTimeoutMs !== undefined ? { etcdResumeTimeoutMs: options.etcdResumeTimeoutMs } : {}),
     ...(options.configWriteDelayMs !== undefined ? { configWriteDelayMs: options.configWriteDelayMs } : {}),
   });
@@ -83,6 +93,7 @@ export async function startTestEdgelb(
     httpPort,
     prefix,
     logs,
+    haproxyStdout: () => readFileSync(stdoutFile, 'utf8'),
     put: async (key, value) => {
       await etcd.client.put(`${prefix}/${key}`).value(value);
     },
@@ -91,6 +102,7 @@ export async function startTestEdgelb(
     },
     async stopAll() {
       await edgelb.stop();
+      closeSync(stdoutFd);
       if (!reuse) await rm(stateDir, { recursive: true, force: true });
     },
   };

@@ -21,7 +21,8 @@ export function templateLinePatterns(templatesDir = TEMPLATES_DIR): RegExp[] {
   const read = (name: string) => readFileSync(path.join(templatesDir, name), 'utf8').replace(/\{\{!--[\s\S]*?--\}\}\n?/g, '').replace(/\{\{![^}]*\}\}/g, '');
   const check = read('server-check.hbs').trim();
   const patterns: RegExp[] = [];
-  for (const name of ['haproxy.cfg.hbs', 'http-backend.hbs', 'tcp-service.hbs']) {
+  // The access-log partials' lines stand on their own: their call lines write nothing themselves.
+  for (const name of ['haproxy.cfg.hbs', 'http-backend.hbs', 'tcp-service.hbs', 'access-log-target.hbs', 'access-log-format.hbs']) {
     for (const line of read(name).replaceAll('{{> check}}', check).split('\n')) {
       const shape = lineShape(line.trimEnd());
       if (shape !== undefined) patterns.push(new RegExp(`^${shape}$`));
@@ -35,6 +36,7 @@ function lineShape(line: string): string | undefined {
   const onlyTags = line.replace(/\{\{[^}]*\}\}/g, '').trim() === '';
   if (onlyTags && tags.every((t) => /^\{\{~?[#/^]|^\{\{~?else\b/.test(t))) return undefined; // block helpers only: no output line
   if (onlyTags && tags.length === 1 && /^\{\{~?(this|proxySections)~?\}\}$/.test(tags[0]!)) return undefined;
+  if (onlyTags && tags.length === 1 && /^\{\{> /.test(tags[0]!)) return undefined;
   if (onlyTags && tags.length === 1 && tags[0] === '{{cookieLine}}') return `${indent(line)}cookie ${WORDS}`;
   let out = '';
   let rest = line;

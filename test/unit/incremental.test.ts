@@ -159,7 +159,7 @@ describe('reuseUnchanged', () => {
 describe('createSectionRenderer', () => {
   const settings = {
     httpPort: 8080, adminSocket: '/s', errorsDir: '/e', challengeMap: '/m', globalSettings: [], defaultsSettings: [],
-    hardStopAfter: '1h', serverStateFile: '/ss', checkInterval: '2000ms', checkFastInterval: '250ms', acceptProxy: false, tunnelTimeout: '1h',
+    hardStopAfter: '1h', serverStateFile: '/ss', checkInterval: '2000ms', checkFastInterval: '250ms', acceptProxy: false, tunnelTimeout: '1h', accessLog: 'text',
   } satisfies RenderSettings;
 
   it('renders from its caches exactly what a fresh renderer renders', () => {

@@ -32,6 +32,7 @@ const base: RenderSettings = {
   checkFastInterval: '250ms',
   acceptProxy: false,
   tunnelTimeout: '1h',
+  accessLog: 'text',
 };
 const all: RenderSettings = {
   ...base,
@@ -102,7 +103,7 @@ describe('render: load balancer features', () => {
     expect(result.all).not.toMatch(/parsing \[/); // no warning about any line
   });
 
-  it('writes SYSLOG_TARGET as a second log line from its typed fields, beside the stdout one', async () => {
+  it('writes SYSLOG_TARGET as the global log line from its typed fields; the access log\'s stdout line is the frontends\'', async () => {
     const cases: [string, string][] = [
       ['127.0.0.1', '    log 127.0.0.1:514 local1 info\n'],
       ['udp@[::1]:1514 local0', '    log udp@[::1]:1514 local0\n'],
@@ -113,7 +114,8 @@ describe('render: load balancer features', () => {
     for (const [raw, line] of cases) {
       const syslog = loadConfig({ ETCD_PATH: '/x', SYSLOG_TARGET: raw }, { checkFilesystem: false }).syslogTarget;
       const text = render(state, { ...base, syslog });
-      expect(text).toContain(`global\n    log stdout format raw local0 info\n    # SYSLOG_TARGET`);
+      expect(text).toMatch(/\nglobal\n(    #[^\n]*\n)*    # SYSLOG_TARGET[^\n]*\n    log /);
+      expect(text).toContain('\nfrontend http\n    log stdout len 4096 format raw local0 info\n');
       expect(text).toContain(line);
       const file = path.join(dir, 'syslog.cfg');
       writeFileSync(file, text);

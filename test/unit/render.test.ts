@@ -21,6 +21,7 @@ const settings: RenderSettings = {
   checkFastInterval: '250ms',
   acceptProxy: false,
   tunnelTimeout: '1h',
+  accessLog: 'text',
 };
 const render = createRenderer();
 const stateOf = (entries: Record<string, string>) => parseEntries(new Map(Object.entries(entries)), { reservedPorts: [8080] }).state;

@@ -18,6 +18,7 @@ const settings: RenderSettings = {
   checkFastInterval: '250ms',
   acceptProxy: false,
   tunnelTimeout: '1h',
+  accessLog: 'text',
 };
 const render = createSectionRenderer();
 const configOf = (entries: Record<string, string>) =>
