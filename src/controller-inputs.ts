@@ -46,6 +46,7 @@ export class ControllerInputs {
   read(snapshot: Snapshot): SnapshotInputs {
     const last = this.last;
     const changed = last && snapshot.changedSince(last.snapshot);
+    // Whether a key under `dir` may have changed: its keys are one group (`acme/challenges`, `certs`).
     const stale = (dir: string) => !last || !changed || changed.has(groupOf(`${dir}x`));
     const parsed = this.parser.parse(snapshot);
     let { challenges, challengeRejections, vault } = last?.inputs ?? {};
