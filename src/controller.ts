@@ -16,7 +16,7 @@ import { legacyHint } from './model/legacy-directives.js';
 import { attributeErrors } from './render/attribute.js';
 import { diffConfigs, isSameConfig, type ConfigChange } from './render/config-diff.js';
 import type { RenderedConfig, SectionRenderer } from './render/render.js';
-import { checksByProxy, configServers } from './render/servers.js';
+import { checksByProxy, configServers, type ConfigServer } from './render/servers.js';
 import type { HealthCheck } from './model/health-check.js';
 import type { RenderSettings, TlsSettings } from './render/view.js';
 import type { RawCert } from './tls/bundle.js';
@@ -341,23 +341,33 @@ export class Controller {
     unchecked?: 'unchecked',
   ): Promise<boolean> {
     const changes = diffStates(this.applied?.state, state);
+    const updater = this.options.servers;
+    const defaults = this.options.renderSettings.defaultsSettings;
+    const servers = configServers(state, defaults);
+    let next: readonly ConfigServer[] | undefined;
     try {
       let result: CommitResult;
-      const servers = configServers(state);
-      if (unchecked) {
-        const started = await this.options.applier.startUnchecked(rendered, servers);
-        if (!started) return false;
-        result = started;
-      } else {
-        // The next worker has none of the draining servers (the old one finishes them): stop
-        // sending drain commands now, before the admin socket belongs to the new worker.
-        this.options.servers?.forget();
-        result = await this.options.applier.commit(rendered, servers);
+      // Results of first probes wait until the new worker runs (they would reach the old one).
+      updater?.beginCommit();
+      try {
+        if (unchecked) {
+          const started = await this.options.applier.startUnchecked(rendered, servers);
+          if (!started) return false;
+          result = started;
+        } else {
+          // The next worker has none of the draining servers (the old one finishes them): stop
+          // sending drain commands now, before the admin socket belongs to the new worker.
+          updater?.forget();
+          result = await this.options.applier.commit(rendered, servers, updater?.pendingMoves());
+        }
+        next = servers;
+      } finally {
+        updater?.endCommit(next);
       }
       const { action } = result;
-      this.proxyChecks = checksByProxy(state);
+      this.proxyChecks = checksByProxy(state, defaults);
       // Servers new to this worker start DOWN; a reload's are new instances, so their probe is retried.
-      this.options.servers?.proveStarted(result.startedDown, action === 'reloaded');
+      updater?.proveStarted(result.startedDown, action === 'reloaded');
       this.serving = rendered;
       await this.options.certFiles.prune(certs);
       this.counters.applies++;

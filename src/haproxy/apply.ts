@@ -112,11 +112,11 @@ export class ConfigApplier {
    * (HAProxy would take a server's old address from the file over the config's new one), plus a
    * DOWN row for every server the next worker has no state for. Returns those.
    */
-  private async saveServerState(next: readonly ConfigServer[]): Promise<readonly ConfigServer[]> {
+  private async saveServerState(next: readonly ConfigServer[], moving: ReadonlySet<string>): Promise<readonly ConfigServer[]> {
     const { runtime, logger } = this.options;
     if (!runtime || !this.options.serverStateFile || !this.options.renderServerState) return [];
     try {
-      const states = nextServerStates(await runtime.raw('show servers state'), next);
+      const states = nextServerStates(await runtime.raw('show servers state'), next, moving);
       await this.writeServerState(states);
       return states.down;
     } catch (error) {
@@ -214,7 +214,7 @@ export class ConfigApplier {
    * Promotes the validated candidate (which must hold `config`'s text) and starts or reloads
    * HAProxy. `servers` are the config's servers as data, for the server-state file.
    */
-  async commit(config: ConfigContent, servers: readonly ConfigServer[] = []): Promise<CommitResult> {
+  async commit(config: ConfigContent, servers: readonly ConfigServer[] = [], moving: ReadonlySet<string> = new Set()): Promise<CommitResult> {
     const { configFile, haproxy } = this.options;
     // No write of an earlier runtime change may land after the rename.
     await this.file.flush();
@@ -228,7 +228,7 @@ export class ConfigApplier {
       // A supervisor restart under way: let it finish, then reload it with this config.
       if (haproxy.isStarting) await haproxy.start().catch(() => undefined);
       const reload = haproxy.running;
-      const startedDown = reload ? await this.saveServerState(servers) : await this.startDown(servers);
+      const startedDown = reload ? await this.saveServerState(servers, moving) : await this.startDown(servers);
       try {
         if (reload) await haproxy.reload();
         else await haproxy.start();

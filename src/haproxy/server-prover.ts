@@ -16,6 +16,8 @@ export interface ProofRequest {
   readonly onProven: () => Promise<void>;
   /** When every attempt failed: hand the server over to HAProxy's own checks. */
   readonly onGaveUp?: (reason: string) => Promise<void>;
+  /** The request was cancelled or replaced by a newer one for the same server. */
+  readonly onCancel?: () => void;
 }
 
 export interface ServerProverOptions {
@@ -78,6 +80,12 @@ export class ServerProver {
     if (!entry) return;
     clearTimeout(entry.timer);
     this.pending.delete(id);
+    entry.request.onCancel?.();
+  }
+
+  /** Keeps the pending requests `keep` accepts and cancels the others (a reload changed them). */
+  retain(keep: (request: ProofRequest) => boolean): void {
+    for (const [id, entry] of [...this.pending]) if (!keep(entry.request)) this.cancel(id);
   }
 
   has(id: string): boolean {
@@ -105,10 +113,13 @@ export class ServerProver {
       const entry = this.queue.shift()!;
       if (this.pending.get(entry.request.id) !== entry) continue;
       this.inFlight++;
-      void this.attempt(entry).finally(() => {
-        this.inFlight--;
-        this.drain();
-      });
+      void this.attempt(entry)
+        // A probe or a callback that throws must not end the process (an unhandled rejection would).
+        .catch((error: Error) => this.options.logger.warn({ server: entry.request.id, err: error.message }, 'first health check failed unexpectedly'))
+        .finally(() => {
+          this.inFlight--;
+          this.drain();
+        });
     }
   }
 

@@ -1,26 +1,38 @@
 import type { ConfigServer, NextServerStates } from '../render/servers.js';
 
 /**
- * Splits the servers of the next config into those whose state the running worker has (same
- * server at the same address and port) and the others, which start DOWN until proven healthy.
- * Servers in maintenance forced through the runtime API (drained ones) are not carried: one that
- * comes back must not start in maintenance. Servers whose check only HAProxy can run are neither:
- * they start as HAProxy decides. Columns (management guide, "show servers state"): be_id be_name
- * srv_id srv_name srv_addr srv_op_state srv_admin_state ...; srv_port is the 19th.
+ * Splits the servers of the next config into those whose state the running worker has and the
+ * others, which start DOWN until proven healthy. A state is carried when the running worker has
+ * the same server at the same address, port and check port (HAProxy takes all three from the
+ * file over the config); a server in `moving` (its move to a new address waits for its proof) is
+ * carried at its old address, serving, and moved once proven. Servers in maintenance forced
+ * through the runtime API (drained ones) are not carried: one that comes back must not start in
+ * maintenance. Servers whose check only HAProxy can run are neither: they start as HAProxy
+ * decides. Columns are found by their names in the header HAProxy writes (management guide,
+ * "show servers state"), as the template writes them.
  */
-export function nextServerStates(running: string, next: readonly ConfigServer[]): NextServerStates {
+export function nextServerStates(running: string, next: readonly ConfigServer[], moving: ReadonlySet<string> = new Set()): NextServerStates {
+  const lines = running.split('\n');
+  const header = lines.find((l) => l.startsWith('# '))?.slice(2).trim().split(/\s+/) ?? [];
+  const at = (name: string) => header.indexOf(name);
+  const [backend, server, addr, admin, port, checkPort] =
+    ['be_name', 'srv_name', 'srv_addr', 'srv_admin_state', 'srv_port', 'srv_check_port'].map(at) as [number, number, number, number, number, number];
+  if ([backend, server, addr, admin, port, checkPort].some((i) => i < 0)) return freshServerStates(next);
+
   const byId = new Map(next.map((s) => [`${s.proxy}/${s.name}`, s]));
   const carried: string[] = [];
   const kept = new Set<string>();
-  for (const line of running.split('\n').slice(1)) {
-    if (line.startsWith('#')) continue;
+  for (const line of lines.slice(1)) {
+    if (line.startsWith('#') || line.trim() === '') continue;
     const cols = line.trim().split(/\s+/);
-    if (cols.length < 19) continue;
+    if (cols.length !== header.length) continue;
     // srv_admin_state bit 0x01: maintenance forced from the CLI.
-    if ((Number(cols[6]) & 0x01) !== 0) continue;
-    const id = `${cols[1]}/${cols[3]}`;
-    const server = byId.get(id);
-    if (server === undefined || server.host !== cols[4] || String(server.port) !== cols[18]) continue;
+    if ((Number(cols[admin]) & 0x01) !== 0) continue;
+    const id = `${cols[backend]}/${cols[server]}`;
+    const next = byId.get(id);
+    if (next === undefined || String(next.checkPort ?? 0) !== cols[checkPort]) continue;
+    const sameAddress = next.host === cols[addr] && String(next.port) === cols[port];
+    if (!sameAddress && !moving.has(id)) continue;
     carried.push(line.trim());
     kept.add(id);
   }

@@ -27,6 +27,8 @@ export class ServerUpdater {
   private readonly draining = new Map<string, { line: ServerLine; deadline: number; shutdown: boolean }>();
   /** Servers proven healthy go into service together: one connection for all proven in one turn. */
   private readonly proofs: CommandBatch;
+  /** Servers with a move waiting for its proof (see pendingMoves). */
+  private readonly moving = new Map<string, object>();
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
 
@@ -77,12 +79,20 @@ export class ServerUpdater {
       const check = probeable(checkOf(line.proxy));
       if (check && this.prover) {
         // No command yet: the server keeps its old address (and its traffic) until the new one is proven.
+        const server = id(line);
+        const tag = tagOf(server, line);
+        const move = {};
+        // Only this move: a newer one for the same server may have started meanwhile.
+        const moved = () => void (this.moving.get(server) === move && this.moving.delete(server));
         this.prover.prove({
-          id: id(line), target: line, check, retry: true,
-          onProven: () => this.run(`set server ${id(line)} addr ${line.host} port ${line.port}; set server ${id(line)} health up`).then(() => undefined),
+          id: server, target: line, check, retry: true,
+          onProven: () => this.proofs.run(`set server ${server} addr ${line.host} port ${line.port}; set server ${server} health up`, tag).finally(moved),
           // Never proven: the address etcd gives is the instance's now; HAProxy's checks decide.
-          onGaveUp: () => this.run(this.readdressCommands(line, false)).then(() => undefined),
+          onGaveUp: () => this.proofs.run(this.readdressCommands(line, false), tag).finally(moved),
+          onCancel: moved,
         });
+        // After prove(): replacing an older request for this server cancels it, which un-marks it.
+        this.moving.set(server, move);
         continue;
       }
       await this.run(this.readdressCommands(line, false));
@@ -110,8 +120,40 @@ export class ServerUpdater {
     if (!probe || !this.prover) return;
     this.prover.prove({
       id: server, target: { host: target.host, port: target.port }, check: probe, retry,
-      onProven: () => this.proofs.run(`set server ${server} health up`),
+      onProven: () => this.proofs.run(`set server ${server} health up`, tagOf(server, target)),
     });
+  }
+
+  /**
+   * Servers whose move to a new address waits for its proof: the running worker has them at their
+   * old address, serving. A reload carries them as they are, so the move opens no gap there either.
+   */
+  pendingMoves(): ReadonlySet<string> {
+    return new Set(this.moving.keys());
+  }
+
+  /**
+   * A start or reload is under way: results of first probes wait, since the admin socket may
+   * belong to the next worker before they are sent, and that worker's states come from the file.
+   */
+  beginCommit(): void {
+    this.proofs.hold();
+  }
+
+  /**
+   * The new worker (`next`: its servers) runs, or the commit failed (undefined: the old one
+   * still serves). Probes and held results for a server the next worker no longer has as they
+   * were made for (another address, another check, gone) are dropped; the rest apply to it.
+   */
+  endCommit(next: readonly ConfigServer[] | undefined): void {
+    if (next === undefined) {
+      this.proofs.release();
+      return;
+    }
+    const known = new Set(next.map((s) => tagOf(`${s.proxy}/${s.name}`, s)));
+    const checks = new Map(next.map((s) => [`${s.proxy}/${s.name}`, JSON.stringify(s.check)]));
+    this.prover?.retain((r) => known.has(tagOf(r.id, r.target)) && checks.get(r.id) === JSON.stringify(r.check));
+    this.proofs.release((tag) => tag === undefined || known.has(tag));
   }
 
   /** A new address (and, for a drained server, service again), with no traffic before its checks pass. */
@@ -181,6 +223,11 @@ export class ServerUpdater {
       }
     }
   }
+}
+
+/** A server at an address: what a probe's result is about. */
+function tagOf(server: string, target: { host: string; port: number }): string {
+  return `${server}@${target.host}:${target.port}`;
 }
 
 function probeable(check: HealthCheck | undefined): ProbeCheck | undefined {

@@ -21,22 +21,31 @@ export type HealthCheck =
 
 /** Check directives of a backend (configuration manual 2.6, 4.1 and 5.2) that custom_settings may set. */
 const CUSTOM_CHECK =
-  /^\s*(?:option\s+(?:httpchk|tcp-check|ssl-hello-chk|smtpchk|mysql-check|pgsql-check|redis-check|ldap-check|spop-check|external-check)|http-check|tcp-check|external-check)\b/;
+  /^\s*(?:option\s+(?:httpchk|tcp-check|ssl-hello-chk|smtpchk|mysql-check|pgsql-check|redis-check|ldap-check|spop-check|external-check)|http-check|tcp-check|external-check|default-server\b.*\b(?:port|addr|check-ssl|check-send-proxy|agent-check)\b)\b/;
 
 const cache = new WeakMap<HttpService | TcpService, HealthCheck>();
 
-/** Services are immutable: the check is worked out once per service object. */
-export function healthCheckOf(service: HttpService | TcpService): HealthCheck {
+/**
+ * Services are immutable: the check is worked out once per service object. `defaultsSettings`
+ * (KONTENA_LB_CUSTOM_SETTINGS, the `defaults` section) can set the check of every service.
+ */
+export function healthCheckOf(service: HttpService | TcpService, defaultsSettings: readonly string[] = []): HealthCheck {
+  const fromDefaults = customCheckIn(defaultsSettings);
+  if (fromDefaults !== undefined) return { kind: 'haproxy-only', reason: `KONTENA_LB_CUSTOM_SETTINGS set the health check (${fromDefaults})` };
   let check = cache.get(service);
   if (check === undefined) cache.set(service, (check = checkOf(service)));
   return check;
 }
 
+/** The first check directive among config lines (its first two words), if any. */
+function customCheckIn(lines: readonly string[]): string | undefined {
+  const line = lines.find((l) => CUSTOM_CHECK.test(l));
+  return line?.trim().split(/\s+/).slice(0, 2).join(' ');
+}
+
 function checkOf(service: HttpService | TcpService): HealthCheck {
-  const custom = service.customSettings.find((line) => CUSTOM_CHECK.test(line));
-  if (custom !== undefined) {
-    return { kind: 'haproxy-only', reason: `custom_settings set the health check (${custom.trim().split(/\s+/).slice(0, 2).join(' ')})` };
-  }
+  const custom = customCheckIn(service.customSettings);
+  if (custom !== undefined) return { kind: 'haproxy-only', reason: `custom_settings set the health check (${custom})` };
   if (service.kind === 'tcp') return { kind: 'connect', port: undefined };
   if (service.healthCheckUri !== undefined) return { kind: 'http', path: service.healthCheckUri, port: service.healthCheckPort };
   return { kind: 'connect', port: service.healthCheckPort };

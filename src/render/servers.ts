@@ -8,8 +8,11 @@ export interface ConfigServer {
   /** The proxy (backend or listen section) it belongs to. */
   readonly proxy: string;
   readonly name: string;
+  /** An IP address as HAProxy writes it (IPv6 without brackets, in its shortest form). */
   readonly host: string;
   readonly port: number;
+  /** `health_check_port` (the server line's `port`); undefined: the server's own port. */
+  readonly checkPort: number | undefined;
   readonly check: HealthCheck;
 }
 
@@ -25,13 +28,17 @@ export interface NextServerStates {
  * Every server the config for `state` holds whose address is an IP address. A server given by
  * host name is resolved by HAProxy when it loads the config (init-addr), so neither the state
  * file nor the controller's probe can name its address: it starts as HAProxy decides.
+ * `defaultsSettings` (KONTENA_LB_CUSTOM_SETTINGS) may set the check of every service.
  */
-export function configServers(state: DesiredState): ConfigServer[] {
+export function configServers(state: DesiredState, defaultsSettings: readonly string[] = []): ConfigServer[] {
   const servers: ConfigServer[] = [];
   const add = (proxy: string, service: HttpService | TcpService) => {
+    const check = healthCheckOf(service, defaultsSettings);
+    const checkPort = service.kind === 'http' ? service.healthCheckPort : undefined;
     for (const upstream of service.upstreams) {
-      if (isIP(upstream.host) === 0) continue;
-      servers.push({ proxy, name: upstream.name, host: upstream.host, port: upstream.port, check: healthCheckOf(service) });
+      const host = ipAddressOf(upstream.host);
+      if (host === undefined) continue;
+      servers.push({ proxy, name: upstream.name, host, port: upstream.port, checkPort, check });
     }
   };
   for (const service of state.http) add(httpBackendName(service.name), service);
@@ -41,12 +48,24 @@ export function configServers(state: DesiredState): ConfigServer[] {
 
 /**
  * The check of every proxy's servers. A service's check can only change with its section's
- * settings, which takes a reload: built at each start or reload, it holds for the runtime
- * changes in between.
+ * settings (or the defaults), which takes a reload: built at each start or reload, it holds for
+ * the runtime changes in between.
  */
-export function checksByProxy(state: DesiredState): Map<string, HealthCheck> {
+export function checksByProxy(state: DesiredState, defaultsSettings: readonly string[] = []): Map<string, HealthCheck> {
   const checks = new Map<string, HealthCheck>();
-  for (const service of state.http) checks.set(httpBackendName(service.name), healthCheckOf(service));
-  for (const service of state.tcp) checks.set(tcpProxyName(service.name), healthCheckOf(service));
+  for (const service of state.http) checks.set(httpBackendName(service.name), healthCheckOf(service, defaultsSettings));
+  for (const service of state.tcp) checks.set(tcpProxyName(service.name), healthCheckOf(service, defaultsSettings));
   return checks;
+}
+
+/**
+ * An upstream host as an IP address the way HAProxy prints it, or undefined for a host name.
+ * The model keeps IPv6 in brackets (`[fd00::1]`, as the address is written); HAProxy's state
+ * lines have it bare and shortest (RFC 5952), which the URL parser also gives.
+ */
+function ipAddressOf(host: string): string | undefined {
+  const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+  const family = isIP(bare);
+  if (family === 0) return undefined;
+  return family === 6 ? new URL(`http://[${bare}]/`).hostname.slice(1, -1) : bare;
 }

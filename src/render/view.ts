@@ -212,7 +212,7 @@ export function serverStateView(states: NextServerStates) {
   return {
     carried: states.carried,
     down: states.down.map((s) => ({
-      proxy: s.proxy, name: s.name, host: s.host, port: s.port, checkPort: s.check.kind === 'haproxy-only' ? 0 : s.check.port ?? 0,
+      proxy: s.proxy, name: s.name, host: s.host, port: s.port, checkPort: s.checkPort ?? 0,
     })),
   };
 }

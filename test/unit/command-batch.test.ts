@@ -20,11 +20,28 @@ describe('CommandBatch', () => {
     expect(lines.join('; ')).toBe(commands.join('; '));
   });
 
-  it('rejects every command of a line whose answer reports a failure, and only those', async () => {
-    const batch = new CommandBatch(async (line) => (line.includes('gone') ? 'No such server.\n' : '\n'), (answer) => /No such/.test(answer));
+  it('reports only the command HAProxy refused when a line fails', async () => {
+    const lines: string[] = [];
+    const batch = new CommandBatch(async (line) => {
+      lines.push(line);
+      return line.includes('gone') ? 'No such server.\n' : '\n';
+    }, (answer) => /No such/.test(answer));
     const results = await Promise.allSettled([batch.run('set server b/gone health up'), batch.run('set server b/here health up')]);
-    expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected']);
+    expect(results.map((r) => r.status)).toEqual(['rejected', 'fulfilled']);
     expect(String((results[0] as PromiseRejectedResult).reason)).toContain('No such server.');
-    await expect(batch.run('set server b/here health up')).resolves.toBeUndefined();
+    expect(lines).toEqual(['set server b/gone health up; set server b/here health up', 'set server b/gone health up', 'set server b/here health up']);
+  });
+
+  it('sends nothing while held, then only what release keeps', async () => {
+    const lines: string[] = [];
+    const batch = new CommandBatch(async (line) => { lines.push(line); return ''; }, () => false);
+    batch.hold();
+    const kept = batch.run('set server b/s1 health up', 'b/s1@10.0.0.1:80');
+    const dropped = batch.run('set server b/s2 health up', 'b/s2@10.0.0.2:80');
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(lines).toEqual([]);
+    batch.release((tag) => tag === 'b/s1@10.0.0.1:80');
+    await Promise.all([kept, dropped]);
+    expect(lines).toEqual(['set server b/s1 health up']);
   });
 });

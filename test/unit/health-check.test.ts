@@ -30,4 +30,11 @@ describe('healthCheckOf', () => {
     const [web] = stateOf({ 'services/web/upstreams/a': '10.0.0.1:80', 'services/web/custom_settings': 'option http-server-close\ntimeout check 3s' }).http;
     expect(healthCheckOf(web!)).toEqual({ kind: 'connect', port: undefined });
   });
+
+  it('leaves every service to HAProxy when KONTENA_LB_CUSTOM_SETTINGS set the check in the defaults', () => {
+    const [web] = stateOf({ 'services/web/upstreams/a': '10.0.0.1:80', 'services/web/health_check_uri': '/health' }).http;
+    expect(healthCheckOf(web!, ['option httpchk GET /status'])).toMatchObject({ kind: 'haproxy-only' });
+    expect(healthCheckOf(web!, ['default-server port 9999'])).toMatchObject({ kind: 'haproxy-only' });
+    expect(healthCheckOf(web!, ['timeout check 5s'])).toEqual({ kind: 'http', path: '/health', port: undefined });
+  });
 });

@@ -47,6 +47,36 @@ describe('nextServerStates', () => {
   });
 });
 
+describe('nextServerStates, what HAProxy would take from the file over the config', () => {
+  it('does not carry a server whose check port changed: it starts down and is probed on the new one', () => {
+    const running = [header, row('http-web', 'web-1', '10.0.0.1', 80), row('http-web', 'web-2', '10.0.0.2', 80)].join('\n');
+    const states = nextServerStates(running, serversOf({ ...base, 'services/web/health_check_port': '9000' }));
+    expect(states.carried.map((l) => l.split(' ')[3])).toEqual([]);
+    expect(states.down.map((s) => `${s.name}:${s.checkPort}`)).toEqual(['web-1:9000', 'web-2:9000', 'db-1:undefined']);
+  });
+
+  it('carries a server whose move waits for its proof at its old address, serving', () => {
+    const running = [header, row('http-web', 'web-1', '10.0.0.1', 80), row('http-web', 'web-2', '10.0.0.2', 80)].join('\n');
+    const next = serversOf({ ...base, 'services/web/upstreams/web-2': '10.0.0.22:80' });
+    const states = nextServerStates(running, next, new Set(['http-web/web-2']));
+    expect(states.carried).toEqual([row('http-web', 'web-1', '10.0.0.1', 80), row('http-web', 'web-2', '10.0.0.2', 80)]);
+    expect(states.down.map((s) => s.name)).toEqual(['db-1']);
+  });
+
+  it('matches an IPv6 instance with the address as HAProxy prints it', () => {
+    const running = [header, row('http-web', 'web-1', 'fd00::1', 80)].join('\n');
+    const next = serversOf({ 'services/web/virtual_hosts': 'web.test', 'services/web/upstreams/web-1': '[fd00:0:0::1]:80' });
+    expect(next.map((s) => s.host)).toEqual(['fd00::1']);
+    expect(nextServerStates(running, next).carried).toHaveLength(1);
+  });
+
+  it('finds the columns by the header HAProxy writes, and carries nothing without one', () => {
+    const reordered = '1\n# be_name srv_name srv_port srv_addr srv_admin_state srv_check_port\nhttp-web web-1 80 10.0.0.1 0 0\n';
+    expect(nextServerStates(reordered, serversOf(base)).carried).toEqual(['http-web web-1 80 10.0.0.1 0 0']);
+    expect(nextServerStates('1\n3 http-web 1 web-1 10.0.0.1 2 0 1 1 12 8 2 0 6 0 0 0 - 80 - 0 0 - - 0\n', serversOf(base)).carried).toEqual([]);
+  });
+});
+
 describe('the server-state file', () => {
   const render = createServerStateRenderer();
 

@@ -58,8 +58,9 @@ describe('ServerUpdater with the first probe', () => {
     await vi.advanceTimersByTimeAsync(0);
     // Still at its old address while the new one does not answer.
     expect(commands).toEqual([]);
-    await vi.advanceTimersByTimeAsync(25);
+    await vi.advanceTimersByTimeAsync(30);
     expect(commands).toEqual(['set server http-web/web-1 addr 10.0.0.9 port 8080; set server http-web/web-1 health up']);
+    expect(updater.pendingMoves().size).toBe(0);
   });
 
   it('moves a server whose new address never passes after the window, held down for HAProxy\'s checks', async () => {
@@ -96,12 +97,40 @@ describe('ServerUpdater with the first probe', () => {
   it('puts servers a start or reload brought up down in service as each passes', async () => {
     const { commands, updater } = setUp({ '10.0.0.1:80': [{ ok: true }], '10.0.0.2:9000': [{ ok: true }] });
     updater.proveStarted([
-      { proxy: 'http-web', name: 'web-1', host: '10.0.0.1', port: 80, check: connect },
-      { proxy: 'http-web', name: 'web-2', host: '10.0.0.2', port: 80, check: { kind: 'http', path: '/health', port: 9000 } },
-      { proxy: 'http-web', name: 'web-3', host: '10.0.0.3', port: 80, check: connect },
+      { proxy: 'http-web', name: 'web-1', host: '10.0.0.1', port: 80, checkPort: undefined, check: connect },
+      { proxy: 'http-web', name: 'web-2', host: '10.0.0.2', port: 80, checkPort: 9000, check: { kind: 'http', path: '/health', port: 9000 } },
+      { proxy: 'http-web', name: 'web-3', host: '10.0.0.3', port: 80, checkPort: undefined, check: connect },
     ], false);
     await vi.advanceTimersByTimeAsync(5000);
     // Proven in the same turn: one line, one connection.
     expect(commands).toEqual(['set server http-web/web-1 health up; set server http-web/web-2 health up']);
+  });
+
+  it('holds the result of a probe that passes during a reload, and sends it to the new worker only if it still has that server there', async () => {
+    const { commands, updater } = setUp({ '10.0.0.2:80': [{ ok: true }], '10.0.0.3:80': [{ ok: true }] });
+    updater.beginCommit();
+    await updater.apply({ add: [line('web-2', '10.0.0.2'), line('web-3', '10.0.0.3')], remove: [], readdress: [] }, () => connect);
+    await vi.advanceTimersByTimeAsync(10);
+    expect(commands.filter((c) => c.includes('health up'))).toEqual([]);
+    // The next worker has web-2 where it was proven; web-3 moved (it starts down there and is probed again).
+    updater.endCommit([
+      { proxy: 'http-web', name: 'web-2', host: '10.0.0.2', port: 80, checkPort: undefined, check: connect },
+      { proxy: 'http-web', name: 'web-3', host: '10.0.0.33', port: 80, checkPort: undefined, check: connect },
+    ]);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(commands.filter((c) => c.includes('health up'))).toEqual(['set server http-web/web-2 health up']);
+  });
+
+  it('drops a pending move across a reload whose config no longer has the server at that address, and keeps one it still has', async () => {
+    const { commands, updater } = setUp({ '10.0.0.9:80': [{ ok: false, reason: 'ECONNREFUSED' }, { ok: true }], '10.0.0.8:80': [{ ok: false, reason: 'ECONNREFUSED' }, { ok: true }] });
+    await updater.apply({ add: [], remove: [], readdress: [line('web-1', '10.0.0.9'), line('web-2', '10.0.0.8')] }, () => connect);
+    await vi.advanceTimersByTimeAsync(0);
+    expect([...updater.pendingMoves()].sort()).toEqual(['http-web/web-1', 'http-web/web-2']);
+    updater.beginCommit();
+    // web-1 is now given by host name (not in the list); web-2 is still meant for 10.0.0.8.
+    updater.endCommit([{ proxy: 'http-web', name: 'web-2', host: '10.0.0.8', port: 80, checkPort: undefined, check: connect }]);
+    expect([...updater.pendingMoves()]).toEqual(['http-web/web-2']);
+    await vi.advanceTimersByTimeAsync(100);
+    expect(commands).toEqual(['set server http-web/web-2 addr 10.0.0.8 port 80; set server http-web/web-2 health up']);
   });
 });
