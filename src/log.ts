@@ -1,3 +1,4 @@
+import { writeSync } from 'node:fs';
 import { pino, type Logger } from 'pino';
 
 export type { Logger };
@@ -24,8 +25,33 @@ export function createLogger(level: string, pretty: boolean, destination?: NodeJ
  * the two processes never interleave mid-line. This relies on it: pino's default asynchronous
  * destination would batch lines into one larger write that a full pipe can cut anywhere. A line
  * of edgelb's own longer than 4096 bytes (a rare error stack) may still be split.
+ *
+ * HAProxy makes the shared stdout non-blocking (O_NONBLOCK belongs to the open file, which both
+ * processes share), so a full pipe (a slow log reader) answers EAGAIN. HAProxy then drops lines;
+ * so does edgelb, rather than wait: a blocked event loop would stall applies, probes and the
+ * health endpoint. The next line that fits says how many were dropped.
  */
 function lineAtATime(): pino.DestinationStream {
-  return pino.destination({ dest: 1, sync: true });
+  let dropped = 0;
+  return {
+    write(line: string) {
+      if (dropped > 0) {
+        const notice = { level: 40, time: new Date().toISOString(), msg: 'log lines dropped: standard output was full', dropped };
+        if (writeWhole(`${JSON.stringify(notice)}\n`)) dropped = 0;
+      }
+      if (dropped > 0 || !writeWhole(line)) dropped++;
+    },
+  };
 }
 
+/** Writes all of `text` to stdout; false when stdout cannot take it now (full, or gone). */
+function writeWhole(text: string): boolean {
+  let buffer = Buffer.from(text);
+  try {
+    while (buffer.length > 0) buffer = buffer.subarray(writeSync(1, buffer));
+    return true;
+  } catch {
+    // EAGAIN (full), EPIPE (no reader): traffic matters more than this line.
+    return false;
+  }
+}

@@ -25,6 +25,7 @@ let stateDir: string;
 let child: ResultPromise | undefined;
 let stdout = '';
 let httpPort: number;
+let adminPort: number;
 const prefix = `/kontena/haproxy/access-log-process-${process.pid}`;
 
 beforeAll(async () => {
@@ -33,6 +34,7 @@ beforeAll(async () => {
   stateDir = await mkdtemp(path.join(os.tmpdir(), 'edgelb-access-process-'));
   httpPort = await freePort();
   const env = { ...(await edgelbEnv(etcd.endpoint, prefix, httpPort, stateDir)), KONTENA_LB_ACCESS_LOG: 'json', LOG_LEVEL: 'debug' };
+  adminPort = Number((env as Record<string, string>).KONTENA_LB_ADMIN_PORT);
   child = execa('node', ['--import', 'tsx', MAIN, 'run'], {
     env: { PATH: process.env.PATH ?? '', ...env },
     extendEnv: false,
@@ -104,5 +106,31 @@ describe('edgelb run: the access log goes from HAProxy straight to edgelb\'s std
     expect(between.length, 'controller lines written during the load').toBeGreaterThan(0);
     // None of the controller's own lines carries an access-log line (it never reads them).
     expect(controller.some((e) => JSON.stringify(e).includes('/p/'))).toBe(false);
+  });
+
+  it('does not stall when the log reader stops reading: lines are dropped, counted, and the controller keeps applying', async () => {
+    // HAProxy made the shared stdout non-blocking; a full pipe answers EAGAIN to both processes.
+    child!.stdout!.pause();
+    const fill = async () => {
+      for (let i = 0; i < 150; i++) await get(httpPort, `/fill/${'x'.repeat(300)}/${i}`, HOST);
+    };
+    await Promise.all(Array.from({ length: 16 }, fill));
+    // Changes while nobody reads: each apply logs lines that cannot be written.
+    for (let i = 0; i < 5; i++) {
+      await etcd.client.put(`${prefix}/services/web/upstreams/stalled-${i}`).value(backend.address);
+      const started = Date.now();
+      const reply = await get(adminPort, '/healthz', 'localhost');
+      expect(reply.status, 'the admin port answers while stdout is full').toBe(200);
+      expect(Date.now() - started).toBeLessThan(2000);
+    }
+    await waitFor(async () => {
+      const status = JSON.parse((await get(adminPort, '/status', 'localhost')).body) as { services: { name: string; instances: { name: string }[] }[] };
+      return status.services.find((x) => x.name === 'web')?.instances.some((x) => x.name === 'stalled-4') ?? false;
+    }, { timeoutMs: 10_000, what: 'the last change applied while stdout was full' });
+    child!.stdout!.resume();
+    await etcd.client.delete().key(`${prefix}/services/web/upstreams/stalled-0`);
+    await waitFor(() => /"msg":"log lines dropped: standard output was full","dropped":\d+/.test(stdout), {
+      timeoutMs: 10_000, what: 'the notice of the dropped lines once stdout takes lines again',
+    });
   });
 });
