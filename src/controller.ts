@@ -223,7 +223,12 @@ export class Controller {
     const started = performance.now();
     // Every read of the snapshot happens here, before the first await: only the newest may be read.
     const { parsed, challenges, challengeRejections, vault } = this.inputs.read(snapshot);
-    this.options.onParsed?.(parsed.state);
+    try {
+      this.options.onParsed?.(parsed.state);
+    } catch (error) {
+      // A consumer of the routes (ACME) must not fail the apply of everything else.
+      this.options.logger.error({ err: (error as Error).message }, 'a consumer of the parsed routes failed');
+    }
     this.reportRejections(parsed.rejected, challengeRejections);
     this.reportWarnings(this.entryWarnings.update(parsed.state));
     const certs = this.selectCerts(vault, certFiles);

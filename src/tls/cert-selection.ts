@@ -1,9 +1,11 @@
 import { BundleParser, type RawCert } from './bundle.js';
 import { selectCertificates, type CertSet } from './store.js';
 
+const REJECTED_RECHECK_MS = 3600_000;
+
 /**
  * selectCertificates, again only when its inputs changed (a source handed in another list) or
- * a certificate it looked at has expired since: what it serves depends on nothing else, and an
+ * a certificate it looked at has expired since (or, while one is refused, every hour): what it serves depends on nothing else, and an
  * instance change must not hash every certificate again.
  */
 export class CertSelection {
@@ -20,7 +22,9 @@ export class CertSelection {
     }
     const set = selectCertificates(sources.flat(), { defaultCert: this.defaultCert, parser: this.parser, now });
     const expiries = set.all.map((b) => b.notAfter.getTime()).filter((t) => t > now.getTime());
-    this.last = { sources, set, recheckAt: Math.min(Infinity, ...expiries) };
+    // A refused bundle may become servable with time (one not valid before a date a day away).
+    const retryRejected = set.rejected.length > 0 ? now.getTime() + REJECTED_RECHECK_MS : Infinity;
+    this.last = { sources, set, recheckAt: Math.min(retryRejected, ...expiries) };
     return { set, fresh: true };
   }
 }

@@ -58,14 +58,13 @@ describe('at the first start', () => {
 
 describe('an instance added through the runtime API', () => {
   it('gets traffic as soon as the probe passes, long before HAProxy\'s first check', async () => {
-    const started = Date.now();
     const reloads = lb.controller.status().counters.reloads;
     const revision = await putKeys(etcd, lb, { 'services/first/upstreams/added': apps.added!.address });
     await settled(lb, revision);
+    // 5 s, where HAProxy's own first check is up to a minute away.
     await waitFor(async () => (await request(lb.httpPort, { host: 'first.test' })).backend === 'added', {
       timeoutMs: 5000, what: 'the added instance to receive a request',
     });
-    expect(Date.now() - started).toBeLessThan(30_000);
     expect(lb.controller.status().counters.reloads).toBe(reloads);
   });
 

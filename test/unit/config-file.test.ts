@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { waitFor } from '../support/wait.js';
 import { ConfigApplier } from '../../src/haproxy/apply.js';
 import { ConfigFile, textContent, type ConfigContent } from '../../src/haproxy/config-file.js';
 import type { HaproxyProcess } from '../../src/haproxy/process.js';
@@ -62,7 +63,7 @@ describe('ConfigFile', () => {
     config.schedule(first);
     config.schedule(second);
     expect(await read()).toBeUndefined();
-    await sleep(200);
+    await waitFor(async () => (await read()) !== undefined, { timeoutMs: 5000, what: 'the scheduled write' });
     expect(await read()).toBe('global\nbackend b\n');
     expect(first.reads).toBe(0);
     expect(second.reads).toBe(1);
@@ -103,8 +104,7 @@ describe('ConfigFile', () => {
     expect(logs.filter((l) => String(l.msg).startsWith('cannot write the config file'))).toHaveLength(1);
     await rm(file, { recursive: true });
     // The background retry (500 ms after the first failure) gets there without another flush.
-    await sleep(1500);
-    expect(await read()).toBe('new\n');
+    await waitFor(async () => (await read()) === 'new\n', { timeoutMs: 5000, what: 'the background retry to write the file' });
     expect(logs.some((l) => l.msg === 'config file written again')).toBe(true);
     config.stop();
   }, 10_000);
@@ -138,6 +138,8 @@ describe('ConfigApplier with a runtime change not yet on disk', () => {
     expect((await applier.validate(next.text)).ok).toBe(true);
     await applier.commit(next);
     expect(seen).toEqual(['reload:reloaded config\n']);
+    // An absence over time: the runtime change's write (due 50 ms after it) must not land after
+    // the reload's. Three times its delay is the observation window.
     await sleep(150);
     expect(await read()).toBe('reloaded config\n');
     expect(applier.serving).toBe(next);
