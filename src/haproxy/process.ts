@@ -229,9 +229,10 @@ const ROUTINE = /Former worker \(\d+\) exited with code 0|Exiting Master process
 /**
  * A server edgelb itself started down (a new one, from the server-state file) or put in service
  * (its first probe passed, a runtime API command): one line per server, thousands at a start;
- * the controller's own debug lines say the same with the probe's result.
+ * the controller's own debug lines say the same with the probe's result. Also HAProxy's remark on
+ * a carried state whose agent port it ignores (every server with health_check_port, each reload).
  */
-const OWN_STATE_CHANGE = /Server \S+ is (?:DOWN, changed from server-state after a reload|UP, changed from CLI)/;
+const OWN_STATE_CHANGE = /Server \S+ is (?:DOWN, changed from server-state after a reload|UP, changed from CLI)|server-state partially applied.*agent checks are not enabled/;
 
 function levelOf(line: string, stopping: boolean): 'error' | 'warn' | 'info' | 'debug' {
   if (OWN_STATE_CHANGE.test(line)) return 'debug';
