@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config.js';
 import { parseEntries } from '../../src/model/parse.js';
 import { createRenderer, TEMPLATES_DIR } from '../../src/render/render.js';
+import { renderSettingsIn } from '../support/render-settings.js';
 import type { RenderSettings } from '../../src/render/view.js';
 import type { AccessLogFormat } from '../../src/settings/access-log.js';
 
@@ -32,24 +33,8 @@ describe('KONTENA_LB_ACCESS_LOG', () => {
   });
 });
 
-const settings = (accessLog: AccessLogFormat, extra: Partial<RenderSettings> = {}): RenderSettings => ({
-  httpPort: 8080,
-  adminSocket: path.join(dir, 'haproxy.sock'),
-  errorsDir: path.join(TEMPLATES_DIR, 'errors'),
-  challengeMap: path.join(dir, 'acme.map'),
-  globalSettings: [],
-  defaultsSettings: [],
-  hardStopAfter: '1h',
-  serverStateFile: path.join(dir, 'server-state'),
-  checkInterval: '2000ms',
-  checkFastInterval: '250ms',
-  acceptProxy: false,
-  tunnelTimeout: '1h',
-  accessLog,
-  metricsSocket: path.join(dir, 'metrics.sock'),
-  stats: { port: 1000, password: 'secret' },
-  ...extra,
-});
+const settings = (accessLog: AccessLogFormat, extra: Partial<RenderSettings> = {}): RenderSettings =>
+  renderSettingsIn(dir, { accessLog, metricsSocket: path.join(dir, 'metrics.sock'), stats: { port: 1000, password: 'secret' }, ...extra });
 const state = parseEntries(new Map(Object.entries({
   'services/web/virtual_hosts': 'www.example.com',
   'services/web/upstreams/a': '10.0.0.1:80',

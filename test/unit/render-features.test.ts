@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { parseEntries } from '../../src/model/parse.js';
 import { createRenderer, TEMPLATES_DIR } from '../../src/render/render.js';
+import { renderSettingsIn } from '../support/render-settings.js';
 import type { RenderSettings } from '../../src/render/view.js';
 import { makeLeaf, removeCertFiles } from '../support/certs.js';
 
@@ -19,21 +20,7 @@ afterAll(() => {
   removeCertFiles();
 });
 
-const base: RenderSettings = {
-  httpPort: 8080,
-  adminSocket: path.join(dir, 'haproxy.sock'),
-  errorsDir: path.join(TEMPLATES_DIR, 'errors'),
-  challengeMap: path.join(dir, 'acme.map'),
-  globalSettings: [],
-  defaultsSettings: [],
-  hardStopAfter: '1h',
-  serverStateFile: path.join(dir, 'server-state'),
-  checkInterval: '2000ms',
-  checkFastInterval: '250ms',
-  acceptProxy: false,
-  tunnelTimeout: '1h',
-  accessLog: 'text',
-};
+const base: RenderSettings = renderSettingsIn(dir);
 const all: RenderSettings = {
   ...base,
   acceptProxy: true,
