@@ -199,9 +199,10 @@ export class Controller {
     this.dirty = false;
     const snapshot = this.etcd;
     const certFiles = this.certFileInputs;
+    const started = performance.now();
     this.running = this.reconcile(snapshot, certFiles)
       // Typically the state dir (full, read-only): nothing was loaded, HAProxy still runs the last good config.
-      .catch((error: Error) => this.recordFailure(snapshot.revision, undefined, performance.now(), error.message))
+      .catch((error: Error) => this.recordFailure(snapshot.revision, undefined, started, error.message))
       .finally(() => {
         this.running = undefined;
         if (this.dirty && !this.stopped) {
