@@ -169,5 +169,7 @@ function compileTemplate(templatesDir: string, name: string): HandlebarsTemplate
   hbs.registerPartial('access-log-format', readFileSync(path.join(templatesDir, 'access-log-format.hbs'), 'utf8'));
   const source = readFileSync(path.join(templatesDir, name), 'utf8');
   // The output is a config file, not HTML: escaping would corrupt it. Values are made safe by the model.
-  return hbs.compile(source, { noEscape: true });
+  // Strict: a value the template prints but the view lacks (a renamed field) throws instead of
+  // rendering as empty text; `{{#if}}` on an absent optional field stays allowed.
+  return hbs.compile(source, { noEscape: true, strict: true });
 }

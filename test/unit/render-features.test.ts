@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -136,5 +136,20 @@ describe('render: load balancer features', () => {
     const result = await execa('haproxy', ['-c', '-f', file], { reject: false, all: true });
     expect(result.all).toContain('Configuration file is valid');
     expect(result.exitCode).toBe(0);
+  });
+});
+
+describe('templates in strict mode', () => {
+  it('refuse to render a value the view does not have, instead of printing nothing', () => {
+    const templates = path.join(dir, 'strict-templates');
+    mkdirSync(templates);
+    for (const name of readdirSync(TEMPLATES_DIR).filter((n) => n.endsWith('.hbs'))) {
+      writeFileSync(path.join(templates, name), readFileSync(path.join(TEMPLATES_DIR, name), 'utf8'));
+    }
+    // As if a view field were renamed while the template still prints the old name.
+    writeFileSync(path.join(templates, 'http-backend.hbs'), readFileSync(path.join(TEMPLATES_DIR, 'http-backend.hbs'), 'utf8').replace('balance {{balance}}', 'balance {{balanceAlgorithm}}'));
+    const render = createRenderer(templates);
+    const state = parseEntries(new Map([['services/web/upstreams/a', '10.0.0.1:80']]), { reservedPorts: [] }).state;
+    expect(() => render(state, base)).toThrow(/"balanceAlgorithm" not defined/);
   });
 });
