@@ -1,8 +1,12 @@
 import { sendCommand } from './master-cli.js';
+import { refusalIn } from './runtime-answers.js';
 
 export class RuntimeApiError extends Error {}
 
-const FAILURE = /can't|cannot|no ongoing|unknown|error|failed|not found|permission denied|doesn't exist/i;
+/** A command HAProxy refused, with its answer in the message. */
+export function refused(command: string, refusal: string): RuntimeApiError {
+  return new RuntimeApiError(`"${command}" failed: ${refusal}`);
+}
 
 /**
  * HAProxy's runtime API on the worker's admin socket (management guide, section 9.3).
@@ -15,7 +19,8 @@ export class HaproxyRuntime {
     if (payload !== undefined && /\n\s*\n/.test(payload)) throw new RuntimeApiError('a payload may not contain an empty line');
     const text = payload === undefined ? command : `${command} <<\n${payload.trimEnd()}\n`;
     const answer = await sendCommand(this.socketPath, text);
-    if (FAILURE.test(answer)) throw new RuntimeApiError(`"${command}" failed: ${answer.trim().replace(/\s+/g, ' ')}`);
+    const refusal = refusalIn(answer);
+    if (refusal !== undefined) throw refused(command, refusal);
     return answer;
   }
 

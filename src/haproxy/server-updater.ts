@@ -2,7 +2,8 @@ import type { Logger } from '../log.js';
 import type { HealthCheck } from '../model/health-check.js';
 import type { ConfigServer } from '../render/servers.js';
 import type { ProbeCheck } from './health-probe.js';
-import { RuntimeApiError, type HaproxyRuntime } from './runtime.js';
+import { refused, RuntimeApiError, type HaproxyRuntime } from './runtime.js';
+import { refusalIn, SERVER_GONE } from './runtime-answers.js';
 import type { ServerLine, ServerPlan } from './server-plan.js';
 import type { ServerProver } from './server-prover.js';
 import { CommandBatch } from './command-batch.js';
@@ -10,8 +11,6 @@ import { CommandBatch } from './command-batch.js';
 /** The check of the service a proxy belongs to (undefined: unknown, HAProxy's checks decide). */
 export type CheckOf = (proxy: string) => HealthCheck | undefined;
 
-// Success answers are "New server registered.", "Server deleted.", "IP changed from ..." or nothing.
-const FAILURE = /no such|not accepted|must|only servers|already|can't|cannot|unknown|error|invalid|require|denied|failed|not (?:allowed|supported)/i;
 
 const DRAIN_POLL_MS = 250;
 
@@ -38,7 +37,7 @@ export class ServerUpdater {
     private readonly drainTimeoutMs: number,
     private readonly prover?: ServerProver,
   ) {
-    this.proofs = new CommandBatch((line) => this.runtime.raw(line), (answer) => FAILURE.test(answer));
+    this.proofs = new CommandBatch((line) => this.runtime.raw(line), (answer) => refusalIn(answer) !== undefined);
   }
 
   /** Throws on the first command HAProxy refuses; the caller then reloads, which resets every server. */
@@ -185,14 +184,15 @@ export class ServerUpdater {
 
   private async run(command: string): Promise<string> {
     const answer = await this.runtime.raw(command);
-    if (FAILURE.test(answer)) throw new RuntimeApiError(`"${command}" failed: ${answer.trim().replace(/\s+/g, ' ')}`);
+    const refusal = refusalIn(answer);
+    if (refusal !== undefined) throw refused(command, refusal);
     return answer;
   }
 
   /** A removed instance came back under the same name before its drain ended. */
   private async deleteNow(line: ServerLine): Promise<void> {
     const answer = await this.runtime.raw(`del server ${id(line)}`);
-    if (!/Server deleted|No such server/i.test(answer)) {
+    if (!SERVER_GONE.test(answer)) {
       throw new RuntimeApiError(`server ${id(line)} is still draining: ${answer.trim()}`);
     }
     this.draining.delete(id(line));
@@ -213,7 +213,7 @@ export class ServerUpdater {
       // forget() (a reload) may have come in between: the socket may belong to a new worker by now.
       if (this.draining.get(key) !== entry) continue;
       const answer = await this.runtime.raw(`del server ${key}`);
-      if (/Server deleted|No such (?:server|backend)/i.test(answer)) {
+      if (SERVER_GONE.test(answer)) {
         if (this.draining.get(key) === entry) this.draining.delete(key);
         this.logger.debug({ server: key }, 'drained server deleted');
       } else if (Date.now() >= entry.deadline && !entry.shutdown) {
