@@ -61,30 +61,22 @@ export function renderControllerMetrics(inputs: Omit<AdminInputs, 'serverStats'>
   return `${out.join('\n')}\n`;
 }
 
-const FIELD_REASONS = new Set([
+const FIELDS = new Set([
   'virtual_hosts', 'virtual_path', 'keep_virtual_path', 'balance', 'custom_settings', 'health_check_uri', 'health_check_port',
   'cookie', 'basic_auth_secrets', 'ssl_redirect', 'hsts', 'acme', 'external_port',
 ]);
 
 /**
- * A bounded class for a rejection: which setting was bad (`invalid_virtual_hosts`, `invalid_upstream`)
- * or what went wrong (`port_conflict`, `unknown_setting`, ...). The reason text itself holds the bad
- * value, so as a label it would be unbounded and could leak what an entry contains.
+ * A bounded class for a rejection: its code, and for a bad value which setting it was
+ * (`invalid_virtual_hosts`, `invalid_upstream`). The reason text itself holds the bad value, so as
+ * a label it would be unbounded and could leak what an entry contains.
  */
 export function rejectionReason(rejection: Rejection): string {
-  const { key, reason } = rejection;
-  if (reason === 'unexpected key layout') return 'key_layout';
-  if (reason.startsWith('unknown setting')) return 'unknown_setting';
-  if (/^more than \d+ services/.test(reason)) return 'too_many_services';
-  if (reason.includes('is already used by')) return 'port_conflict';
-  if (reason.includes('no external_port')) return 'missing_external_port';
-  if (reason.includes('no upstreams')) return 'no_upstreams';
-  if (key.startsWith('acme/challenges/') || key.startsWith('ACME_CHALLENGE_')) return 'invalid_challenge';
-  const parts = key.split('/');
+  if (rejection.code !== 'invalid_value') return rejection.code;
+  const parts = rejection.key.split('/');
   if (parts[2] === 'upstreams') return 'invalid_upstream';
-  if (parts.length === 2) return 'invalid_name';
   const field = parts[2] ?? '';
-  return FIELD_REASONS.has(field) ? `invalid_${field}` : 'other';
+  return FIELDS.has(field) ? `invalid_${field}` : 'other';
 }
 
 function countBy(values: readonly string[]): Map<string, number> {

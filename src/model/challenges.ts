@@ -21,8 +21,8 @@ export function parseChallenges(entries: Entries, env: Readonly<Record<string, s
   const rejected: Rejection[] = [];
   const add = (key: string, token: string, value: string) => {
     const keyAuthorization = value.trim();
-    if (!TOKEN.test(token)) rejected.push({ key, reason: 'ACME challenge token is not base64url' });
-    else if (!KEY_AUTHORIZATION.test(keyAuthorization)) rejected.push({ key, reason: 'ACME key authorization is not "<token>.<thumbprint>"' });
+    if (!TOKEN.test(token)) rejected.push({ key, code: 'invalid_challenge', reason: 'ACME challenge token is not base64url' });
+    else if (!KEY_AUTHORIZATION.test(keyAuthorization)) rejected.push({ key, code: 'invalid_challenge', reason: 'ACME key authorization is not "<token>.<thumbprint>"' });
     else challenges.set(token, keyAuthorization);
   };
   for (const [name, value] of Object.entries(env)) {

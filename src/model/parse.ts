@@ -1,4 +1,4 @@
-import type { DesiredState, Entries, HttpService, ParseResult, Rejection, TcpService, Upstream } from './types.js';
+import type { DesiredState, Entries, HttpService, ParseResult, Rejection, RejectionCode, TcpService, Upstream } from './types.js';
 import {
   EntryError, parseBalance, parseBoolean, parseCookie, parseHealthCheckUri,
   parseHostList, parseMaxAge, parseName, parsePathList, parsePort, parseSettingLines, parseUpstream,
@@ -48,7 +48,7 @@ export function parseEntries(entries: Entries, options: ParseOptions): ParseResu
     if (!service) continue;
     const owner = claimedPorts.get(service.externalPort);
     if (owner !== undefined) {
-      rejected.push(serviceRejection(`tcp-services/${raw.name}/external_port`, raw.name,
+      rejected.push(serviceRejection(`tcp-services/${raw.name}/external_port`, raw.name, 'port_conflict',
         `port ${service.externalPort} is already used by ${owner}`));
       continue;
     }
@@ -69,7 +69,7 @@ function groupByService(entries: Entries, rejected: Rejection[]) {
     const target = section === 'services' ? http : section === 'tcp-services' ? tcp : undefined;
     if (!target) continue; // other subtrees (certs, acme) belong to other sources
     if (!service || !field || rest.length > 0 || (field === 'upstreams') !== (instance !== undefined)) {
-      rejected.push({ key, reason: 'unexpected key layout' });
+      rejected.push({ key, code: 'key_layout', reason: 'unexpected key layout' });
       continue;
     }
     let raw = target.get(service);
@@ -98,7 +98,7 @@ function parseHttpService(raw: RawService, rejected: Rejection[]): HttpService |
     customSettings = field(raw.fields, 'custom_settings', base, (v) => parseSettingLines(v, 'custom_settings')) ?? [];
   } catch (error) {
     if (!(error instanceof KeyError)) throw error;
-    rejected.push(serviceRejection(error.key, name, error.message));
+    rejected.push(serviceRejection(error.key, name, 'invalid_value', error.message));
     return undefined;
   }
 
@@ -131,7 +131,7 @@ function basicAuthOf(fields: Fields, base: string, rejected: Rejection[]): Basic
     return field(fields, 'basic_auth_secrets', base, parseBasicAuthSecrets);
   } catch (error) {
     if (!(error instanceof KeyError)) throw error;
-    rejected.push({ key: error.key, reason: `${error.message}; the service is closed (401 to every request) until this is fixed` });
+    rejected.push({ key: error.key, code: 'invalid_value', reason: `${error.message}; the service is closed (401 to every request) until this is fixed` });
     return { users: [] };
   }
 }
@@ -148,18 +148,18 @@ function parseTcpService(raw: RawService, rejected: Rejection[]): TcpService | u
     customSettings = field(raw.fields, 'custom_settings', base, (v) => parseSettingLines(v, 'custom_settings')) ?? [];
   } catch (error) {
     if (!(error instanceof KeyError)) throw error;
-    rejected.push(serviceRejection(error.key, name, error.message));
+    rejected.push(serviceRejection(error.key, name, 'invalid_value', error.message));
     return undefined;
   }
   const upstreams = parseUpstreams(raw, base, rejected);
   // Kontena rule: a TCP service needs both a port and an instance; without them it is
   // not an error, just not ready yet, so it is reported as such rather than silently dropped.
   if (externalPort === undefined) {
-    rejected.push(serviceRejection(`${base}/external_port`, name, 'not served: no external_port set'));
+    rejected.push(serviceRejection(`${base}/external_port`, name, 'missing_external_port', 'not served: no external_port set'));
     return undefined;
   }
   if (upstreams.length === 0) {
-    rejected.push(serviceRejection(`${base}/upstreams`, name, 'not served: no upstreams'));
+    rejected.push(serviceRejection(`${base}/upstreams`, name, 'no_upstreams', 'not served: no upstreams'));
     return undefined;
   }
   return {
@@ -180,7 +180,7 @@ function parseUpstreams(raw: RawService, base: string, rejected: Rejection[]): U
       upstreams.push(parseUpstream(parseName(instance, 'instance'), value));
     } catch (error) {
       if (!(error instanceof EntryError)) throw error;
-      rejected.push({ key, reason: error.message });
+      rejected.push({ key, code: 'invalid_value', reason: error.message });
     }
   }
   return upstreams.sort((a, b) => compare(a.name, b.name));
@@ -210,7 +210,7 @@ function optional<T>(fields: Fields, name: string, base: string, parse: (raw: st
     return field(fields, name, base, parse);
   } catch (error) {
     if (!(error instanceof KeyError)) throw error;
-    rejected.push({ key: error.key, reason: `${error.message}; using the default` });
+    rejected.push({ key: error.key, code: 'invalid_value', reason: `${error.message}; using the default` });
     return undefined;
   }
 }
@@ -220,26 +220,26 @@ function checkName(raw: string, base: string, rejected: Rejection[]): string | u
     return parseName(raw, 'service');
   } catch (error) {
     if (!(error instanceof EntryError)) throw error;
-    rejected.push({ key: base, reason: error.message });
+    rejected.push({ key: base, code: 'invalid_name', reason: error.message });
     return undefined;
   }
 }
 
 function rejectUnknownFields(fields: Fields, known: ReadonlySet<string>, base: string, rejected: Rejection[]): void {
   for (const name of fields.keys()) {
-    if (!known.has(name)) rejected.push({ key: `${base}/${name}`, reason: 'unknown setting, ignored' });
+    if (!known.has(name)) rejected.push({ key: `${base}/${name}`, code: 'unknown_setting', reason: 'unknown setting, ignored' });
   }
 }
 
 function limit(services: RawService[], max: number, section: string, rejected: Rejection[]): RawService[] {
   for (const extra of services.slice(max)) {
-    rejected.push(serviceRejection(`${section}/${extra.name}`, extra.name, `more than ${max} services`));
+    rejected.push(serviceRejection(`${section}/${extra.name}`, extra.name, 'too_many_services', `more than ${max} services`));
   }
   return services.slice(0, max);
 }
 
-function serviceRejection(key: string, service: string, reason: string): Rejection {
-  return { key, reason, service };
+function serviceRejection(key: string, service: string, code: RejectionCode, reason: string): Rejection {
+  return { key, code, reason, service };
 }
 
 /** Byte-order comparison, so the output never depends on the machine's locale. */

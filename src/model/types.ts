@@ -52,9 +52,18 @@ export interface DesiredState {
   readonly tcp: readonly TcpService[];
 }
 
+/**
+ * Why an entry was left out, as a stable code: metrics and `edgelb check` switch on it, never on
+ * the reason's words (rewording a message must not change a metric).
+ */
+export type RejectionCode =
+  | 'invalid_value' | 'invalid_name' | 'key_layout' | 'unknown_setting' | 'too_many_services'
+  | 'port_conflict' | 'missing_external_port' | 'no_upstreams' | 'invalid_challenge';
+
 /** An entry left out of the desired state, with the etcd key (relative to the LB path) and why. */
 export interface Rejection {
   readonly key: string;
+  readonly code: RejectionCode;
   readonly reason: string;
   /** Set when the whole service was left out, not only this key. */
   readonly service?: string;

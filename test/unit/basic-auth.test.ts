@@ -83,7 +83,7 @@ describe('parseEntries: basic_auth_secrets', () => {
     expect(state.http.map((s) => s.name)).toEqual(['web']);
     expect(state.http[0]?.basicAuth).toEqual({ users: [] });
     expect(rejected).toEqual([
-      { key: 'services/web/basic_auth_secrets', reason: expect.stringMatching(/^line 2 is not .*closed \(401 to every request\)/) },
+      { key: 'services/web/basic_auth_secrets', code: 'invalid_value', reason: expect.stringMatching(/^line 2 is not .*closed \(401 to every request\)/) },
     ]);
     expect(JSON.stringify(rejected)).not.toContain('TopSecret');
   });

@@ -92,12 +92,12 @@ describe('parseEntries: rejections', () => {
   it('rejects a bad optional key but still serves the service with the default', () => {
     const { state, rejected } = parse({ 'services/web/virtual_path': '/', 'services/web/balance': 'fastest please' });
     expect(state.http[0]?.balance).toBe('roundrobin');
-    expect(rejected).toEqual([{ key: 'services/web/balance', reason: expect.stringMatching(/not a supported algorithm.*default/) }]);
+    expect(rejected).toEqual([{ key: 'services/web/balance', code: 'invalid_value', reason: expect.stringMatching(/not a supported algorithm.*default/) }]);
   });
 
   it('reports unknown settings instead of silently ignoring them', () => {
     const { rejected } = parse({ 'services/web/virtual_path': '/', 'services/web/colour': 'blue' });
-    expect(rejected).toEqual([{ key: 'services/web/colour', reason: 'unknown setting, ignored' }]);
+    expect(rejected).toEqual([{ key: 'services/web/colour', code: 'unknown_setting', reason: 'unknown setting, ignored' }]);
   });
 
   it('rejects values over the size limit', () => {
