@@ -323,8 +323,8 @@ export class Controller {
       this.counters.applies++;
       this.counters.runtimeUpdates++;
       const durationMs = elapsedMs(started);
-      // Only instances changed here: the services whose servers the plan touched (cheaper than diffStates at 10,000).
-      const changes = { added: [], removed: [], changed: touchedServices(plan) };
+      // Only instances changed here: the services whose sections differ (known from the diff, cheaper than diffStates at 10,000).
+      const changes = { added: [], removed: [], changed: (change?.sections ?? []).map((s) => s.service) };
       this.applied = { revision, state, certs, challenges };
       this.lastApply = { at: new Date().toISOString(), revision, action: 'runtime', durationMs, changes };
       logger.info(
@@ -458,12 +458,6 @@ export class Controller {
 /** Milliseconds since `started`, to 0.1 ms: a runtime apply takes a few. */
 function elapsedMs(started: number): number {
   return Math.round((performance.now() - started) * 10) / 10;
-}
-
-function touchedServices(plan: ServerPlan): string[] {
-  const proxies = new Set([...plan.add, ...plan.remove, ...plan.readdress].map((l) => l.proxy));
-  // Proxy names are http-<service> / tcp-<service> (render/view.ts).
-  return [...proxies].map((p) => p.replace(/^(http|tcp)-/, '$1:'));
 }
 
 function serverNames(plan: ServerPlan): Record<string, string[]> {

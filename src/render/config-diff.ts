@@ -4,6 +4,8 @@ import { httpBackendName, tcpProxyName } from './view.js';
 
 /** One service's section in two configs; undefined where a config does not have it. */
 export interface SectionChange {
+  /** The service, as `http:web` / `tcp:db`. */
+  readonly service: string;
   /** The proxy name (`http-web`, `tcp-db`). */
   readonly proxy: string;
   readonly before: string | undefined;
@@ -35,7 +37,7 @@ export function diffConfigs(before: RenderedConfig, after: RenderedConfig): Conf
   for (const key of before === after ? [] : changedServices(before.state, after.state)) {
     const old = before.sectionOf(key);
     const now = after.sectionOf(key);
-    if (old !== now) sections.push({ proxy: proxyName(key), before: old, after: now });
+    if (old !== now) sections.push({ service: key, proxy: proxyName(key), before: old, after: now });
   }
   return { ...change, settingsChanged: false, sections };
 }
