@@ -354,7 +354,7 @@ export class Controller {
     try {
       let result: CommitResult;
       // Results of first probes wait until the new worker runs (they would reach the old one).
-      updater?.beginCommit();
+      await updater?.beginCommit();
       try {
         if (unchecked) {
           const started = await this.options.applier.startUnchecked(rendered, servers);
@@ -364,7 +364,7 @@ export class Controller {
           // The next worker has none of the draining servers (the old one finishes them): stop
           // sending drain commands now, before the admin socket belongs to the new worker.
           updater?.forget();
-          result = await this.options.applier.commit(rendered, servers, updater?.pendingMoves());
+          result = await this.options.applier.commit(rendered, servers, updater?.pendingMoves(servers));
         }
         next = servers;
       } finally {

@@ -25,6 +25,8 @@ export class CommandBatch {
   private queue: Queued[] = [];
   private scheduled = false;
   private held = false;
+  /** Lines sent and not yet answered. */
+  private readonly inFlight = new Set<Promise<void>>();
 
   constructor(
     private readonly send: Send,
@@ -39,8 +41,10 @@ export class CommandBatch {
     });
   }
 
-  hold(): void {
+  /** Sends nothing more until `release`; resolves once the lines already sent are answered. */
+  async hold(): Promise<void> {
     this.held = true;
+    await Promise.allSettled([...this.inFlight]);
   }
 
   /** Sends what was held whose tag `keep` accepts; the others are dropped (resolved unsent). */
@@ -70,14 +74,19 @@ export class CommandBatch {
     let length = 0;
     for (const item of queued) {
       if (line.length > 0 && length + item.command.length + 2 > MAX_LINE) {
-        void this.sendLine(line);
+        this.track(this.sendLine(line));
         line = [];
         length = 0;
       }
       line.push(item);
       length += item.command.length + 2;
     }
-    if (line.length > 0) void this.sendLine(line);
+    if (line.length > 0) this.track(this.sendLine(line));
+  }
+
+  private track(sending: Promise<void>): void {
+    this.inFlight.add(sending);
+    void sending.finally(() => this.inFlight.delete(sending));
   }
 
   private async sendLine(items: readonly Queued[]): Promise<void> {
@@ -93,8 +102,9 @@ export class CommandBatch {
       return;
     }
     // HAProxy ran every command of the line; which one failed? Each again on its own (they are
-    // idempotent: a health state, an address), so only that one is reported.
-    await Promise.all(items.map((item) => this.sendLine([item])));
+    // idempotent: a health state, an address), so only that one is reported. One at a time: the
+    // admin socket takes few connections at once.
+    for (const item of items) await this.sendLine([item]);
   }
 }
 

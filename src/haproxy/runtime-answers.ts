@@ -19,6 +19,7 @@ export const SERVER_GONE = /Server deleted|No such (?:server|backend)/i;
  * `error.example.com`), so it is left out of the test.
  */
 export function refusalIn(answer: string): string | undefined {
-  const ownLeftOut = answer.replace(/'[^']*'/g, "''").replace(/(^|[\s(])\/\S+/g, '$1/');
+  // A quote inside a word ("Can't") opens no quoted name.
+  const ownLeftOut = answer.replace(/(^|[^\w'])'[^'\n]*'(?!\w)/g, "$1''").replace(/(^|[\s(])\/\S+/g, '$1/');
   return REFUSAL.test(ownLeftOut) ? answer.trim().replace(/\s+/g, ' ') : undefined;
 }

@@ -1,6 +1,6 @@
 import type { Logger } from '../log.js';
 import type { HealthCheck } from '../model/health-check.js';
-import type { ConfigServer } from '../render/servers.js';
+import { ipAddressOf, type ConfigServer } from '../render/servers.js';
 import type { ProbeCheck } from './health-probe.js';
 import { refused, RuntimeApiError, type HaproxyRuntime } from './runtime.js';
 import { refusalIn, SERVER_GONE } from './runtime-answers.js';
@@ -27,7 +27,7 @@ export class ServerUpdater {
   /** Servers proven healthy go into service together: one connection for all proven in one turn. */
   private readonly proofs: CommandBatch;
   /** Servers with a move waiting for its proof (see pendingMoves). */
-  private readonly moving = new Map<string, object>();
+  private readonly moving = new Map<string, { readonly tag: string }>();
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
 
@@ -79,8 +79,8 @@ export class ServerUpdater {
       if (check && this.prover) {
         // No command yet: the server keeps its old address (and its traffic) until the new one is proven.
         const server = id(line);
-        const tag = tagOf(server, line);
-        const move = {};
+        const tag = tagOf(server, line, check);
+        const move = { tag };
         // Only this move: a newer one for the same server may have started meanwhile.
         const moved = () => void (this.moving.get(server) === move && this.moving.delete(server));
         this.prover.prove({
@@ -119,24 +119,28 @@ export class ServerUpdater {
     if (!probe || !this.prover) return;
     this.prover.prove({
       id: server, target: { host: target.host, port: target.port }, check: probe, retry,
-      onProven: () => this.proofs.run(`set server ${server} health up`, tagOf(server, target)),
+      onProven: () => this.proofs.run(`set server ${server} health up`, tagOf(server, target, probe)),
     });
   }
 
   /**
-   * Servers whose move to a new address waits for its proof: the running worker has them at their
-   * old address, serving. A reload carries them as they are, so the move opens no gap there either.
+   * Servers whose move to a new address waits for its proof, and which `next` (the config being
+   * committed) still has at that address with that check: the running worker has them at their
+   * old address, serving. A reload carries them as they are, and the move finishes in the new
+   * worker (endCommit keeps exactly these), so it opens no gap there either.
    */
-  pendingMoves(): ReadonlySet<string> {
-    return new Set(this.moving.keys());
+  pendingMoves(next: readonly ConfigServer[]): ReadonlySet<string> {
+    const tags = tagsOf(next);
+    return new Set([...this.moving].filter(([, move]) => tags.has(move.tag)).map(([server]) => server));
   }
 
   /**
    * A start or reload is under way: results of first probes wait, since the admin socket may
    * belong to the next worker before they are sent, and that worker's states come from the file.
+   * Resolves once no line is on its way to the running worker any more.
    */
-  beginCommit(): void {
-    this.proofs.hold();
+  beginCommit(): Promise<void> {
+    return this.proofs.hold();
   }
 
   /**
@@ -149,9 +153,8 @@ export class ServerUpdater {
       this.proofs.release();
       return;
     }
-    const known = new Set(next.map((s) => tagOf(`${s.proxy}/${s.name}`, s)));
-    const checks = new Map(next.map((s) => [`${s.proxy}/${s.name}`, JSON.stringify(s.check)]));
-    this.prover?.retain((r) => known.has(tagOf(r.id, r.target)) && checks.get(r.id) === JSON.stringify(r.check));
+    const known = tagsOf(next);
+    this.prover?.retain((r) => known.has(tagOf(r.id, r.target, r.check)));
     this.proofs.release((tag) => tag === undefined || known.has(tag));
   }
 
@@ -225,9 +228,13 @@ export class ServerUpdater {
   }
 }
 
-/** A server at an address: what a probe's result is about. */
-function tagOf(server: string, target: { host: string; port: number }): string {
-  return `${server}@${target.host}:${target.port}`;
+/** A server at an address with a check: what a probe's result is about. */
+function tagOf(server: string, target: { host: string; port: number }, check: ProbeCheck | undefined): string {
+  return `${server}@${ipAddressOf(target.host) ?? target.host}:${target.port}#${JSON.stringify(check ?? null)}`;
+}
+
+function tagsOf(servers: readonly ConfigServer[]): Set<string> {
+  return new Set(servers.map((s) => tagOf(`${s.proxy}/${s.name}`, s, probeable(s.check))));
 }
 
 function probeable(check: HealthCheck | undefined): ProbeCheck | undefined {

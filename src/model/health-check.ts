@@ -21,7 +21,7 @@ export type HealthCheck =
 
 /** Check directives of a backend (configuration manual 2.6, 4.1 and 5.2) that custom_settings may set. */
 const CUSTOM_CHECK =
-  /^\s*(?:option\s+(?:httpchk|tcp-check|ssl-hello-chk|smtpchk|mysql-check|pgsql-check|redis-check|ldap-check|spop-check|external-check)|http-check|tcp-check|external-check|default-server\b.*\b(?:port|addr|check-ssl|check-send-proxy|agent-check)\b)\b/;
+  /^\s*(?:option\s+(?:httpchk|tcp-check|ssl-hello-chk|smtpchk|mysql-check|pgsql-check|redis-check|ldap-check|spop-check|external-check)|http-check|tcp-check|external-check|default-server\b.*(?:^|\s)(?:port|addr|check-ssl|check-send-proxy|agent-check)(?=\s|$))/;
 
 const cache = new WeakMap<HttpService | TcpService, HealthCheck>();
 

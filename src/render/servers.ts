@@ -63,9 +63,12 @@ export function checksByProxy(state: DesiredState, defaultsSettings: readonly st
  * The model keeps IPv6 in brackets (`[fd00::1]`, as the address is written); HAProxy's state
  * lines have it bare and shortest (RFC 5952), which the URL parser also gives.
  */
-function ipAddressOf(host: string): string | undefined {
+export function ipAddressOf(host: string): string | undefined {
   const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
   const family = isIP(bare);
   if (family === 0) return undefined;
-  return family === 6 ? new URL(`http://[${bare}]/`).hostname.slice(1, -1) : bare;
+  if (family === 4) return bare;
+  // HAProxy prints an IPv4-mapped address with its IPv4 part dotted; the URL parser would not.
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(bare);
+  return mapped ? `::ffff:${mapped[1]}` : new URL(`http://[${bare}]/`).hostname.slice(1, -1);
 }

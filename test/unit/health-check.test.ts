@@ -36,5 +36,7 @@ describe('healthCheckOf', () => {
     expect(healthCheckOf(web!, ['option httpchk GET /status'])).toMatchObject({ kind: 'haproxy-only' });
     expect(healthCheckOf(web!, ['default-server port 9999'])).toMatchObject({ kind: 'haproxy-only' });
     expect(healthCheckOf(web!, ['timeout check 5s'])).toEqual({ kind: 'http', path: '/health', port: undefined });
+    // Options whose names merely contain `addr` or `port` set nothing about the check.
+    expect(healthCheckOf(web!, ['default-server init-addr none agent-port 1'])).toEqual({ kind: 'http', path: '/health', port: undefined });
   });
 });

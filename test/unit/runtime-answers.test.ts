@@ -35,6 +35,9 @@ describe('refusalIn', () => {
     "Unknown map identifier 'x'. Please use #<id> or <file>.\n",
     'Permission denied\n',
     "'server' : unknown keyword 'frobnicate'.\n",
+    "Can't remove the certificate: certificate '/var/lib/edgelb/certs/a.pem' in use, can't be deleted!\n",
+    "Can't delete the entry: certificate '/var/lib/edgelb/certs/a.pem' does not exist!\n",
+    "certificate '/var/lib/edgelb/certs/a.pem' doesn't exist!\n",
   ])('a refusal: %j', (answer) => {
     expect(refusalIn(answer)).toBe(answer.trim().replace(/\s+/g, ' '));
   });

@@ -28,6 +28,13 @@ function setUp(answers: Record<string, ProbeResult[]>) {
   return { commands, probed, updater };
 }
 
+/** The servers of a config that has web-1 and web-2 where the moves below send them. */
+const everywhere = [
+  { proxy: 'http-web', name: 'web-1', host: '10.0.0.9', port: 8080, checkPort: undefined, check: connect },
+  { proxy: 'http-web', name: 'web-1', host: '10.0.0.9', port: 80, checkPort: undefined, check: connect },
+  { proxy: 'http-web', name: 'web-2', host: '10.0.0.8', port: 80, checkPort: undefined, check: connect },
+];
+
 describe('ServerUpdater with the first probe', () => {
   beforeEach(() => vi.useFakeTimers());
   afterEach(() => vi.useRealTimers());
@@ -60,7 +67,7 @@ describe('ServerUpdater with the first probe', () => {
     expect(commands).toEqual([]);
     await vi.advanceTimersByTimeAsync(30);
     expect(commands).toEqual(['set server http-web/web-1 addr 10.0.0.9 port 8080; set server http-web/web-1 health up']);
-    expect(updater.pendingMoves().size).toBe(0);
+    expect(updater.pendingMoves(everywhere).size).toBe(0);
   });
 
   it('moves a server whose new address never passes after the window, held down for HAProxy\'s checks', async () => {
@@ -125,11 +132,13 @@ describe('ServerUpdater with the first probe', () => {
     const { commands, updater } = setUp({ '10.0.0.9:80': [{ ok: false, reason: 'ECONNREFUSED' }, { ok: true }], '10.0.0.8:80': [{ ok: false, reason: 'ECONNREFUSED' }, { ok: true }] });
     await updater.apply({ add: [], remove: [], readdress: [line('web-1', '10.0.0.9'), line('web-2', '10.0.0.8')] }, () => connect);
     await vi.advanceTimersByTimeAsync(0);
-    expect([...updater.pendingMoves()].sort()).toEqual(['http-web/web-1', 'http-web/web-2']);
+    expect([...updater.pendingMoves(everywhere)].sort()).toEqual(['http-web/web-1', 'http-web/web-2']);
+    // A config that sends web-1 elsewhere again does not carry it at its old address: it reloads it there.
+    expect([...updater.pendingMoves([{ ...everywhere[1]!, host: '10.0.0.7' }, everywhere[2]!])]).toEqual(['http-web/web-2']);
     updater.beginCommit();
     // web-1 is now given by host name (not in the list); web-2 is still meant for 10.0.0.8.
     updater.endCommit([{ proxy: 'http-web', name: 'web-2', host: '10.0.0.8', port: 80, checkPort: undefined, check: connect }]);
-    expect([...updater.pendingMoves()]).toEqual(['http-web/web-2']);
+    expect([...updater.pendingMoves(everywhere)]).toEqual(['http-web/web-2']);
     await vi.advanceTimersByTimeAsync(100);
     expect(commands).toEqual(['set server http-web/web-2 addr 10.0.0.8 port 80; set server http-web/web-2 health up']);
   });
