@@ -288,7 +288,7 @@ export class Controller {
     let plan: ServerPlan = { add: [], remove: [], readdress: [] };
     if (configChanged) {
       if (!this.options.servers || !change) return false;
-      const decision = planServerChanges(change);
+      const decision = planServerChanges(change, this.options.renderSettings.defaultsSettings);
       if ('reloadBecause' in decision) {
         logger.debug({ revision, reason: decision.reloadBecause }, 'reload needed');
         return false;

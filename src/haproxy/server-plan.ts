@@ -64,10 +64,11 @@ export function layoutOf(text: string): ServerLayout {
  * how. Anything but added, removed or re-addressed servers (a route, a setting, a server's
  * options) needs a reload, and so does a server `add server` cannot create as the file would.
  * Only the sections that differ are looked into (diffConfigs): with 10,000 services, a few.
+ * `defaultsSettings` are KONTENA_LB_CUSTOM_SETTINGS, the lines of the `defaults` section.
  */
-export function planServerChanges(change: ConfigChange): PlanResult {
+export function planServerChanges(change: ConfigChange, defaultsSettings: readonly string[] = []): PlanResult {
   if (change.settingsChanged || change.headBefore !== change.headAfter) return { reloadBecause: 'routes or settings changed' };
-  if (headHasOwnDefaultServer(change.headAfter)) return { reloadBecause: DEFAULT_SERVER_REASON };
+  if (hasOwnDefaultServer(defaultsSettings.join('\n'))) return { reloadBecause: DEFAULT_SERVER_REASON };
   const changed: { before: ServerLayout; after: ServerLayout }[] = [];
   for (const section of change.sections) {
     if (section.before === undefined || section.after === undefined) return { reloadBecause: 'a service was added or removed' };
@@ -113,8 +114,7 @@ export function isEmptyPlan(plan: ServerPlan): boolean {
 }
 
 const DEFAULT_SERVER_REASON = 'a default-server line in custom settings would not apply to a server added at runtime';
-const DEFAULT_SERVER = /^\s+default-server\b(.*)$/gm;
-let lastHead: { text: string; own: boolean } | undefined;
+const DEFAULT_SERVER = /^\s*default-server\b(.*)$/gm;
 
 /**
  * Whether `text` has default-server options besides the template's init-addr (which only
@@ -123,12 +123,6 @@ let lastHead: { text: string; own: boolean } | undefined;
  */
 function hasOwnDefaultServer(text: string): boolean {
   return [...text.matchAll(DEFAULT_SERVER)].some((m) => (m[1] ?? '').replace(/\s*init-addr\s+\S+/, '').trim() !== '');
-}
-
-/** The head is the same string object while it does not change: scan it once, not per change. */
-function headHasOwnDefaultServer(head: string): boolean {
-  if (lastHead?.text !== head) lastHead = { text: head, own: hasOwnDefaultServer(head) };
-  return lastHead.own;
 }
 
 function notDynamic(line: ServerLine): string | undefined {

@@ -85,4 +85,10 @@ describe('planServerChanges', () => {
     expect(layout.skeleton).not.toContain('server s1');
     expect(layout.skeleton).toContain('server-state-file /x');
   });
+
+  it('reloads for an instance change when KONTENA_LB_CUSTOM_SETTINGS set default-server options (runtime servers ignore them), not for init-addr alone', () => {
+    const change = diffConfigs(configOf(base), configOf({ ...base, 'services/web/upstreams/web-3': '10.0.0.3:80' }));
+    expect(planServerChanges(change, ['default-server maxconn 50'])).toEqual({ reloadBecause: expect.stringContaining('default-server') });
+    expect(planServerChanges(change, ['default-server init-addr none', 'timeout check 3s'])).toHaveProperty('plan');
+  });
 });
