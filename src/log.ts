@@ -35,44 +35,33 @@ function lineAtATime(): pino.DestinationStream {
   let dropped = 0;
   /** The rest of a line a full pipe took only part of: written before anything else. */
   let tail: Buffer | undefined;
-  /** Writes what stdout takes now; returns what it did not (undefined: all written). */
-  const write = (buffer: Buffer): Buffer | undefined => {
-    let rest = buffer;
-    try {
-      while (rest.length > 0) rest = rest.subarray(writeSync(1, rest));
-      return undefined;
-    } catch {
-      // EAGAIN (full), EPIPE (no reader): traffic matters more than this line.
-      return rest;
-    }
+  /** Offers `buffer` to stdout: false when it took none of it; a part it did not take becomes the tail. */
+  const offer = (buffer: Buffer): boolean => {
+    const rest = writeWhatFits(buffer);
+    if (rest?.length === buffer.length) return false;
+    tail = rest;
+    return true;
   };
   return {
     write(line: string) {
-      if (tail) tail = write(tail);
+      if (tail) tail = writeWhatFits(tail);
       if (!tail && dropped > 0) {
         const notice = { level: 40, time: new Date().toISOString(), msg: 'log lines dropped: standard output was full', dropped };
-        // Whole or not at all: a notice cut short would corrupt the next line.
-        if (writeWhole(`${JSON.stringify(notice)}\n`)) dropped = 0;
+        if (offer(Buffer.from(`${JSON.stringify(notice)}\n`))) dropped = 0;
       }
-      if (tail || dropped > 0) {
-        dropped++;
-        return;
-      }
-      const rest = write(Buffer.from(line));
-      // Nothing of it written: dropped. Part of it: the rest goes out first next time.
-      if (rest && rest.length === Buffer.byteLength(line)) dropped++;
-      else tail = rest;
+      if (tail || dropped > 0 || !offer(Buffer.from(line))) dropped++;
     },
   };
 }
 
-/** Writes `text` (a short line: at most PIPE_BUF, so a pipe takes all of it or none); false when it could not. */
-function writeWhole(text: string): boolean {
+/** Writes what stdout takes now; returns what it did not (undefined: all of it). */
+function writeWhatFits(buffer: Buffer): Buffer | undefined {
+  let rest = buffer;
   try {
-    let rest = Buffer.from(text);
     while (rest.length > 0) rest = rest.subarray(writeSync(1, rest));
-    return true;
+    return undefined;
   } catch {
-    return false;
+    // EAGAIN (full), EPIPE (no reader): traffic matters more than this line.
+    return rest;
   }
 }

@@ -115,16 +115,10 @@ export class ConfigApplier {
   private async saveServerState(next: readonly ConfigServer[], moving: ReadonlySet<string>): Promise<readonly ConfigServer[]> {
     const { runtime, logger } = this.options;
     if (!runtime || !this.options.serverStateFile || !this.options.renderServerState) return [];
-    try {
-      const states = nextServerStates(await runtime.raw('show servers state'), next, moving);
-      await this.writeServerState(states);
-      return states.down;
-    } catch (error) {
-      // Without the file every server starts as healthy and is re-checked: worse, not broken.
-      logger.warn({ err: (error as Error).message }, 'cannot save server health states for the reload');
-      await this.clearServerState();
-      return [];
-    }
+    const failure = 'cannot save server health states for the reload';
+    const running = await runtime.raw('show servers state').catch((error: Error) => void logger.warn({ err: error.message }, failure));
+    // Without the running states every server starts as healthy and is re-checked: worse, not broken.
+    return this.writeServerState(running === undefined ? NO_SERVER_STATES : nextServerStates(running, next, moving), failure);
   }
 
   /**
@@ -137,19 +131,21 @@ export class ConfigApplier {
     if (!this.options.serverStateFile || !this.options.renderServerState) return [];
     const running = await this.options.runtime?.raw('show servers state').catch(() => undefined);
     const states = running === undefined ? freshServerStates(next) : nextServerStates(running, next);
+    return this.writeServerState(states, 'cannot write the server-state file: servers start unchecked');
+  }
+
+  /** Writes the file the next worker loads; returns the servers it starts down ([] when it cannot be written). */
+  private async writeServerState(states: NextServerStates, failure: string): Promise<readonly ConfigServer[]> {
+    const { serverStateFile, renderServerState, logger } = this.options;
+    if (!serverStateFile || !renderServerState) return [];
     try {
-      await this.writeServerState(states);
+      await writeFileAtomic(serverStateFile, renderServerState(states));
       return states.down;
     } catch (error) {
-      this.options.logger.warn({ err: (error as Error).message }, 'cannot write the server-state file: servers start unchecked');
+      logger.warn({ err: (error as Error).message }, failure);
       await this.clearServerState();
       return [];
     }
-  }
-
-  private async writeServerState(states: NextServerStates): Promise<void> {
-    const { serverStateFile, renderServerState } = this.options;
-    if (serverStateFile && renderServerState) await writeFileAtomic(serverStateFile, renderServerState(states));
   }
 
   /**

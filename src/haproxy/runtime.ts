@@ -3,9 +3,11 @@ import { refusalIn } from './runtime-answers.js';
 
 export class RuntimeApiError extends Error {}
 
-/** A command HAProxy refused, with its answer in the message. */
-export function refused(command: string, refusal: string): RuntimeApiError {
-  return new RuntimeApiError(`"${command}" failed: ${refusal}`);
+/** The answer to `command`, or a RuntimeApiError naming it when the answer is a refusal. */
+export function accepted(command: string, answer: string): string {
+  const refusal = refusalIn(answer);
+  if (refusal !== undefined) throw new RuntimeApiError(`"${command}" failed: ${refusal}`);
+  return answer;
 }
 
 /**
@@ -18,10 +20,7 @@ export class HaproxyRuntime {
   async run(command: string, payload?: string): Promise<string> {
     if (payload !== undefined && /\n\s*\n/.test(payload)) throw new RuntimeApiError('a payload may not contain an empty line');
     const text = payload === undefined ? command : `${command} <<\n${payload.trimEnd()}\n`;
-    const answer = await sendCommand(this.socketPath, text);
-    const refusal = refusalIn(answer);
-    if (refusal !== undefined) throw refused(command, refusal);
-    return answer;
+    return accepted(command, await sendCommand(this.socketPath, text));
   }
 
   /** The answer as it comes, for commands whose success and failure texts the caller knows better. */

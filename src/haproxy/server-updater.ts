@@ -2,7 +2,7 @@ import type { Logger } from '../log.js';
 import type { HealthCheck } from '../model/health-check.js';
 import { ipAddressOf, type ConfigServer } from '../render/servers.js';
 import type { ProbeCheck } from './health-probe.js';
-import { refused, RuntimeApiError, type HaproxyRuntime } from './runtime.js';
+import { accepted, RuntimeApiError, type HaproxyRuntime } from './runtime.js';
 import { refusalIn, SERVER_GONE } from './runtime-answers.js';
 import type { ServerLine, ServerPlan } from './server-plan.js';
 import type { ServerProver } from './server-prover.js';
@@ -60,18 +60,14 @@ export class ServerUpdater {
         continue;
       }
       if (draining) await this.deleteNow(line);
-      const checked = /(?:^|\s)check(?:\s|$)/.test(line.args);
-      // Weight 0 until the health state is forced down, so not one request reaches an unchecked server.
-      await this.run(
-        [
-          `add server ${id(line)} ${line.address} ${line.args}`.trimEnd(),
-          ...(checked
-            ? [`set server ${id(line)} weight 0`, `enable server ${id(line)}`, `set server ${id(line)} health down`,
-               `enable health ${id(line)}`, `set server ${id(line)} weight 100%`]
-            : [`enable server ${id(line)}`]),
-        ].join('; '),
-      );
-      if (checked) this.proveNew(line, checkOf(line.proxy));
+      // Every server line is health-checked (templates/server-check.hbs). Weight 0 until the
+      // health state is forced down, so not one request reaches an unchecked server.
+      await this.run([
+        `add server ${id(line)} ${line.address} ${line.args}`.trimEnd(),
+        `set server ${id(line)} weight 0`, `enable server ${id(line)}`, `set server ${id(line)} health down`,
+        `enable health ${id(line)}`, `set server ${id(line)} weight 100%`,
+      ].join('; '));
+      this.proveNew(line, checkOf(line.proxy));
       commands++;
     }
     for (const line of plan.readdress) {
@@ -160,12 +156,11 @@ export class ServerUpdater {
 
   /** A new address (and, for a drained server, service again), with no traffic before its checks pass. */
   private readdressCommands(line: ServerLine, fromMaintenance: boolean): string {
-    const checked = /(?:^|\s)check(?:\s|$)/.test(line.args);
     return [
-      ...(checked ? [`set server ${id(line)} weight 0`] : []),
+      `set server ${id(line)} weight 0`,
       `set server ${id(line)} addr ${line.host} port ${line.port}`,
       ...(fromMaintenance ? [`set server ${id(line)} state ready`] : []),
-      ...(checked ? [`set server ${id(line)} health down`, `set server ${id(line)} weight 100%`] : []),
+      `set server ${id(line)} health down`, `set server ${id(line)} weight 100%`,
     ].join('; ');
   }
 
@@ -186,10 +181,7 @@ export class ServerUpdater {
   }
 
   private async run(command: string): Promise<string> {
-    const answer = await this.runtime.raw(command);
-    const refusal = refusalIn(answer);
-    if (refusal !== undefined) throw refused(command, refusal);
-    return answer;
+    return accepted(command, await this.runtime.raw(command));
   }
 
   /** A removed instance came back under the same name before its drain ended. */
