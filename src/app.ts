@@ -14,7 +14,7 @@ import { HaproxyRuntime } from './haproxy/runtime.js';
 import { ServerUpdater } from './haproxy/server-updater.js';
 import { ServerProver } from './haproxy/server-prover.js';
 import { probeServer } from './haproxy/health-probe.js';
-import { createCrtListRenderer, createSectionRenderer, createServerStateRenderer, TEMPLATES_DIR } from './render/render.js';
+import { createCrtListRenderer, createSectionRenderer, createServerArgsRenderer, createServerStateRenderer, TEMPLATES_DIR } from './render/render.js';
 import type { RenderSettings } from './render/view.js';
 import type { ParseOptions } from './model/parse.js';
 import type { DesiredState } from './model/types.js';
@@ -132,6 +132,7 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
   });
   const controller = new Controller({
     render: createSectionRenderer(),
+    serverArgs: createServerArgsRenderer(),
     renderSettings: renderSettingsOf(config),
     parseOptions: parseOptionsOf(config),
     applier,

@@ -2,7 +2,7 @@ import { ControllerInputs, type VaultInput } from './controller-inputs.js';
 import type { ApplyAction, CommitResult, ConfigApplier } from './haproxy/apply.js';
 import type { CertFiles } from './haproxy/cert-files.js';
 import type { ChallengeMap } from './haproxy/challenge-map.js';
-import { isEmptyPlan, planServerChanges, type ServerPlan } from './haproxy/server-plan.js';
+import { EMPTY_SERVER_PLAN, isEmptyPlan, planServers, type ServerPlan } from './plan/server-plan.js';
 import type { ServerUpdater } from './haproxy/server-updater.js';
 import { sameChallenges, type Challenges } from './model/challenges.js';
 import type { Logger } from './log.js';
@@ -10,12 +10,11 @@ import { diffStates, fingerprintOf, isEmptyChange, type StateChanges } from './m
 import type { ParseOptions } from './model/parse.js';
 import type { Snapshot } from './model/snapshot.js';
 import { findService } from './model/state-changes.js';
-import type { DesiredState, Entries, EntryWarning, Rejection } from './model/types.js';
+import type { DesiredState, Entries, EntryWarning, HttpService, Rejection, TcpService, Upstream } from './model/types.js';
 import { EntryWarnings } from './model/warnings.js';
 import { legacyHint } from './model/legacy-directives.js';
 import { attributeErrors } from './render/attribute.js';
-import { diffConfigs, isSameConfig, type ConfigChange } from './render/config-diff.js';
-import type { RenderedConfig, SectionRenderer } from './render/render.js';
+import type { RenderedConfig, SectionRenderer, ServerArgsRenderer } from './render/render.js';
 import { checksByProxy, configServers, type ConfigServer } from './render/servers.js';
 import type { HealthCheck } from './model/health-check.js';
 import type { RenderSettings, TlsSettings } from './render/view.js';
@@ -31,6 +30,8 @@ export interface ControllerOptions {
   readonly applier: ConfigApplier;
   readonly certFiles: CertFiles;
   readonly challengeMap: ChallengeMap;
+  /** A server's arguments after its address, as the file has them (templates/server-args.hbs). */
+  readonly serverArgs: ServerArgsRenderer;
   /** Adds, drains and re-addresses servers through the runtime API; without it every change reloads. */
   readonly servers?: ServerUpdater;
   readonly logger: Logger;
@@ -281,19 +282,24 @@ export class Controller {
     const before = this.applied;
     const serving = applier.serving;
     if (!before || serving === undefined) return false;
-    // What HAProxy serves is the config this controller rendered (the usual case): compare section
-    // by section. Otherwise (just started from the last good file) compare the texts, once.
-    const change: ConfigChange | undefined = this.serving && serving === this.serving ? diffConfigs(this.serving, rendered) : undefined;
-    const configChanged = change ? !isSameConfig(change) : rendered.text !== serving.text;
-    let plan: ServerPlan = { add: [], remove: [], readdress: [] };
-    if (configChanged) {
-      if (!this.options.servers || !change) return false;
-      const decision = planServerChanges(change, this.options.renderSettings.defaultsSettings);
+    // What HAProxy serves is the config this controller rendered (the usual case): compare the
+    // states as data. Otherwise (just started from the last good file, or other settings) compare the texts, once.
+    let plan: ServerPlan = EMPTY_SERVER_PLAN;
+    let configChanged: boolean;
+    if (this.serving && serving === this.serving && this.serving.settingsKey === rendered.settingsKey) {
+      const serverArgs = (service: HttpService | TcpService, upstream: Upstream) => this.options.serverArgs(service, upstream, rendered.settings);
+      const decision = planServers(before.state, state, serverArgs, this.options.renderSettings.defaultsSettings);
       if ('reloadBecause' in decision) {
         logger.debug({ revision, reason: decision.reloadBecause }, 'reload needed');
         return false;
       }
       plan = decision.plan;
+      configChanged = !isEmptyPlan(plan);
+      if (configChanged && !this.options.servers) return false;
+    } else if (rendered.text !== serving.text) {
+      return false;
+    } else {
+      configChanged = false;
     }
     const certsChanged = !sameServed(before.certs, certs);
     const challengesChanged = !sameChallenges(before.challenges, challenges);
@@ -324,7 +330,7 @@ export class Controller {
       this.counters.runtimeUpdates++;
       const durationMs = elapsedMs(started);
       // Only instances changed here: the services whose sections differ (known from the diff, cheaper than diffStates at 10,000).
-      const changes = { added: [], removed: [], changed: (change?.sections ?? []).map((s) => s.service) };
+      const changes = { added: [], removed: [], changed: [...new Set([...plan.add, ...plan.remove, ...plan.readdress].map((s) => s.service))].sort() };
       this.applied = { revision, state, certs, challenges };
       this.lastApply = { at: new Date().toISOString(), revision, action: 'runtime', durationMs, changes };
       logger.info(

@@ -4,7 +4,7 @@ import { ipAddressOf, type ConfigServer } from '../render/servers.js';
 import type { ProbeCheck } from './health-probe.js';
 import { accepted, RuntimeApiError, type HaproxyRuntime } from './runtime.js';
 import { refusalIn, SERVER_GONE } from './runtime-answers.js';
-import type { ServerLine, ServerPlan } from './server-plan.js';
+import type { ServerSpec, ServerPlan } from '../plan/server-plan.js';
 import type { ServerProver } from './server-prover.js';
 import { CommandBatch } from './command-batch.js';
 
@@ -23,7 +23,7 @@ const DRAIN_POLL_MS = 250;
  * after `drainTimeoutMs` by closing what is left.
  */
 export class ServerUpdater {
-  private readonly draining = new Map<string, { line: ServerLine; deadline: number; shutdown: boolean }>();
+  private readonly draining = new Map<string, { line: ServerSpec; deadline: number; shutdown: boolean }>();
   /** Servers proven healthy go into service together: one connection for all proven in one turn. */
   private readonly proofs: CommandBatch;
   /** Servers with a move waiting for its proof (see pendingMoves). */
@@ -106,7 +106,7 @@ export class ServerUpdater {
     for (const server of servers) this.prove(`${server.proxy}/${server.name}`, server, server.check, retry);
   }
 
-  private proveNew(line: ServerLine, check: HealthCheck | undefined): void {
+  private proveNew(line: ServerSpec, check: HealthCheck | undefined): void {
     this.prove(id(line), line, check, true);
   }
 
@@ -155,7 +155,7 @@ export class ServerUpdater {
   }
 
   /** A new address (and, for a drained server, service again), with no traffic before its checks pass. */
-  private readdressCommands(line: ServerLine, fromMaintenance: boolean): string {
+  private readdressCommands(line: ServerSpec, fromMaintenance: boolean): string {
     return [
       `set server ${id(line)} weight 0`,
       `set server ${id(line)} addr ${line.host} port ${line.port}`,
@@ -185,7 +185,7 @@ export class ServerUpdater {
   }
 
   /** A removed instance came back under the same name before its drain ended. */
-  private async deleteNow(line: ServerLine): Promise<void> {
+  private async deleteNow(line: ServerSpec): Promise<void> {
     const answer = await this.runtime.raw(`del server ${id(line)}`);
     if (!SERVER_GONE.test(answer)) {
       throw new RuntimeApiError(`server ${id(line)} is still draining: ${answer.trim()}`);
@@ -233,7 +233,7 @@ function probeable(check: HealthCheck | undefined): ProbeCheck | undefined {
   return check === undefined || check.kind === 'haproxy-only' ? undefined : check;
 }
 
-function id(line: ServerLine): string {
+function id(line: ServerSpec): string {
   return `${line.proxy}/${line.name}`;
 }
 

@@ -1,11 +1,13 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import Handlebars from 'handlebars';
-import type { DesiredState, HttpService, TcpService } from '../model/types.js';
+import type { DesiredState, HttpService, TcpService, Upstream } from '../model/types.js';
 import { packageRoot } from '../util/package-root.js';
-import { changedServices, findService } from '../model/state-changes.js';
+import { changedServices, findService, sameValue } from '../model/state-changes.js';
 import type { NextServerStates } from './servers.js';
-import { buildHeadView, serverStateView, headKeyOf, httpBackendView, tcpServiceView, type RenderSettings } from './view.js';
+import {
+  buildHeadView, httpBackendView, serverStateView, serverViewOf, serviceHeadView, tcpServiceView, type RenderSettings,
+} from './view.js';
 
 export const TEMPLATES_DIR = path.join(packageRoot(), 'templates');
 
@@ -21,7 +23,8 @@ export interface RenderedConfig {
   /** The head, with a mark where the sections go: the same string object while it does not change. */
   readonly head: string;
   readonly state: DesiredState;
-  /** The settings it was rendered with (as a key): sections of the same service differ under other settings. */
+  /** The settings it was rendered with, and as a key: sections of the same service differ under other settings. */
+  readonly settings: RenderSettings;
   readonly settingsKey: string;
   /** The whole config text, joined on each read. */
   readonly text: string;
@@ -52,7 +55,7 @@ interface Head {
  * Compiles the templates once and returns a function from desired state to rendered config.
  * With 10,000 services, rendering everything for each change would cost close to a second, so
  * each service's section is kept per (immutable) service object and settings, and the head is
- * rendered again only when a changed service's routes or users changed (headKeyOf) or the
+ * rendered again only when what a changed service puts in the head changed (serviceHeadView) or the
  * settings did: the output is still exactly what a full render gives. What changed since the
  * previous render comes from changedServices (what the incremental parse recorded).
  */
@@ -89,7 +92,7 @@ export function createSectionRenderer(templatesDir: string = TEMPLATES_DIR): Sec
       // The same string object while nothing in it changes, so comparing heads is cheap.
       head = last?.headParts.text === text ? last.headParts : { text, before: text.slice(0, at), after: text.slice(at + SECTIONS_MARK.length) };
     }
-    last = new Rendering(state, settingsKey, head, sectionOf);
+    last = new Rendering(state, settings, settingsKey, head, sectionOf);
     return last;
   };
 }
@@ -110,7 +113,7 @@ function sameHead(before: DesiredState, after: DesiredState, changed: ReadonlySe
     const old = findService(before, key);
     const now = findService(after, key);
     if (!old || !now) return false;
-    if (old.kind === 'http' && headKeyOf(old) !== headKeyOf(now as HttpService)) return false;
+    if (old.kind === 'http' && !sameValue(serviceHeadView(old), serviceHeadView(now as HttpService))) return false;
   }
   return true;
 }
@@ -118,6 +121,7 @@ function sameHead(before: DesiredState, after: DesiredState, changed: ReadonlySe
 class Rendering implements RenderedConfig {
   constructor(
     readonly state: DesiredState,
+    readonly settings: RenderSettings,
     readonly settingsKey: string,
     readonly headParts: Head,
     private readonly section: (service: HttpService | TcpService) => string,
@@ -160,14 +164,23 @@ export function createServerStateRenderer(templatesDir: string = TEMPLATES_DIR):
   return (states) => template(serverStateView(states));
 }
 
-function compileTemplate(templatesDir: string, name: string): HandlebarsTemplateDelegate {
+/** A server's arguments after its address, as the config file has them: for `add server` (runtime API). */
+export type ServerArgsRenderer = (service: HttpService | TcpService, upstream: Upstream, settings: RenderSettings) => string;
+
+export function createServerArgsRenderer(templatesDir: string = TEMPLATES_DIR): ServerArgsRenderer {
+  const template = compileTemplate(templatesDir, undefined, '{{> server-args}}');
+  return (service, upstream, settings) => template({ ...serverViewOf(service, upstream), settings });
+}
+
+function compileTemplate(templatesDir: string, name: string | undefined, inline?: string): HandlebarsTemplateDelegate {
   const hbs = Handlebars.create();
   hbs.registerHelper('join', (list: readonly string[]) => list.join(' '));
   hbs.registerHelper('eq', (a: unknown, b: unknown) => a === b);
   hbs.registerPartial('check', readFileSync(path.join(templatesDir, 'server-check.hbs'), 'utf8'));
+  hbs.registerPartial('server-args', readFileSync(path.join(templatesDir, 'server-args.hbs'), 'utf8'));
   hbs.registerPartial('access-log-target', readFileSync(path.join(templatesDir, 'access-log-target.hbs'), 'utf8'));
   hbs.registerPartial('access-log-format', readFileSync(path.join(templatesDir, 'access-log-format.hbs'), 'utf8'));
-  const source = readFileSync(path.join(templatesDir, name), 'utf8');
+  const source = name === undefined ? inline! : readFileSync(path.join(templatesDir, name), 'utf8');
   // The output is a config file, not HTML: escaping would corrupt it. Values are made safe by the model.
   // Strict: a value the template prints but the view lacks (a renamed field) throws instead of
   // rendering as empty text; `{{#if}}` on an absent optional field stays allowed.

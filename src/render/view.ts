@@ -104,58 +104,62 @@ export function buildView(state: DesiredState, settings: RenderSettings): Config
   return { ...buildHeadView(state, settings), httpBackends: state.http.map(httpBackendView), tcpServices: state.tcp.map(tcpServiceView) };
 }
 
-/** What the head of the config depends on in one service: its routes and its users. */
-export function headKeyOf(service: HttpService): string {
-  return JSON.stringify([service.name, service.virtualHosts, service.virtualPaths, service.basicAuth ?? null]);
+/** The part of the head one HTTP service contributes: its ACLs, its routing rules (with their order) and its users. */
+export interface ServiceHeadView {
+  readonly acls: readonly AclView[];
+  readonly rules: readonly (RuleView & { readonly order: readonly (number | string)[] })[];
+  readonly userlist?: { readonly name: string; readonly users: readonly BasicAuthUser[] };
+}
+
+/**
+ * What one service puts in the head. The head view is built only from these, so the renderer can
+ * tell whether a changed service changes the head by comparing them: no hand-kept list of fields.
+ */
+export function serviceHeadView(service: HttpService): ServiceHeadView {
+  const acls: AclView[] = [];
+  const rules: (RuleView & { order: readonly (number | string)[] })[] = [];
+  const backend = httpBackendName(service.name);
+  const exact = service.virtualHosts.filter((h) => !h.wildcard).map((h) => h.name);
+  const suffixes = service.virtualHosts.filter((h) => h.wildcard).map((h) => `.${h.name}`);
+  const hostAcls: { name: string; specificity: number }[] = [];
+  if (exact.length > 0) {
+    for (const part of chunks(exact)) acls.push({ name: `host_${service.name}`, exactHosts: part });
+    hostAcls.push({ name: `host_${service.name}`, specificity: 0 });
+  }
+  if (suffixes.length > 0) {
+    for (const part of chunks(suffixes)) acls.push({ name: `hostwild_${service.name}`, hostSuffixes: part });
+    hostAcls.push({ name: `hostwild_${service.name}`, specificity: 1 });
+  }
+  const pathAcls = service.virtualPaths.map((path, i) => {
+    const name = `path${i}_${service.name}`;
+    acls.push(path === '/' ? { name, pathRoot: true } : { name, path });
+    return { name, length: path === '/' ? 0 : path.length };
+  });
+
+  // Order of use_backend rules is the routing precedence (HAProxy takes the first match):
+  // host+path, then host only, then path only; within a group exact hosts before wildcards,
+  // longer path prefixes before shorter ones, then the alphabetically first service.
+  if (hostAcls.length > 0 && pathAcls.length > 0) {
+    for (const h of hostAcls) {
+      for (const p of pathAcls) rules.push({ backend, conditions: [h.name, p.name], order: [0, h.specificity, -p.length, service.name] });
+    }
+  } else if (hostAcls.length > 0) {
+    for (const h of hostAcls) rules.push({ backend, conditions: [h.name], order: [1, h.specificity, 0, service.name] });
+  } else {
+    for (const p of pathAcls) rules.push({ backend, conditions: [p.name], order: [2, 0, -p.length, service.name] });
+  }
+  const users = service.basicAuth?.users ?? [];
+  return { acls, rules, ...(users.length > 0 ? { userlist: { name: userlistName(service.name), users } } : {}) };
 }
 
 export function buildHeadView(state: DesiredState, settings: RenderSettings): HeadView {
-  const acls: AclView[] = [];
-  const rules: (RuleView & { order: readonly (number | string)[] })[] = [];
-
-  for (const service of state.http) {
-    const backend = httpBackendName(service.name);
-    const exact = service.virtualHosts.filter((h) => !h.wildcard).map((h) => h.name);
-    const suffixes = service.virtualHosts.filter((h) => h.wildcard).map((h) => `.${h.name}`);
-    const hostAcls: { name: string; specificity: number }[] = [];
-    if (exact.length > 0) {
-      for (const part of chunks(exact)) acls.push({ name: `host_${service.name}`, exactHosts: part });
-      hostAcls.push({ name: `host_${service.name}`, specificity: 0 });
-    }
-    if (suffixes.length > 0) {
-      for (const part of chunks(suffixes)) acls.push({ name: `hostwild_${service.name}`, hostSuffixes: part });
-      hostAcls.push({ name: `hostwild_${service.name}`, specificity: 1 });
-    }
-    const pathAcls = service.virtualPaths.map((path, i) => {
-      const name = `path${i}_${service.name}`;
-      acls.push(path === '/' ? { name, pathRoot: true } : { name, path });
-      return { name, length: path === '/' ? 0 : path.length };
-    });
-
-    // Order of use_backend rules is the routing precedence (HAProxy takes the first match):
-    // host+path, then host only, then path only; within a group exact hosts before wildcards,
-    // longer path prefixes before shorter ones, then the alphabetically first service.
-    if (hostAcls.length > 0 && pathAcls.length > 0) {
-      for (const h of hostAcls) {
-        for (const p of pathAcls) {
-          rules.push({ backend, conditions: [h.name, p.name], order: [0, h.specificity, -p.length, service.name] });
-        }
-      }
-    } else if (hostAcls.length > 0) {
-      for (const h of hostAcls) rules.push({ backend, conditions: [h.name], order: [1, h.specificity, 0, service.name] });
-    } else {
-      for (const p of pathAcls) rules.push({ backend, conditions: [p.name], order: [2, 0, -p.length, service.name] });
-    }
-  }
-
-  rules.sort((a, b) => compareTuples(a.order, b.order));
+  const parts = state.http.map(serviceHeadView);
+  const rules = parts.flatMap((p) => p.rules).sort((a, b) => compareTuples(a.order, b.order));
   return {
     settings,
-    acls,
+    acls: parts.flatMap((p) => p.acls),
     rules: rules.map(({ backend, conditions }) => ({ backend, conditions })),
-    userlists: state.http
-      .filter((s) => (s.basicAuth?.users.length ?? 0) > 0)
-      .map((s) => ({ name: userlistName(s.name), users: s.basicAuth!.users })),
+    userlists: parts.flatMap((p) => (p.userlist ? [p.userlist] : [])),
   };
 }
 
@@ -181,7 +185,7 @@ export function httpBackendView(service: HttpService) {
       userlist: userlistName(service.name),
       closed: service.basicAuth.users.length === 0,
     },
-    servers: service.upstreams.map(serverView),
+    servers: service.upstreams.map((u) => serverViewOf(service, u)),
   };
 }
 
@@ -192,7 +196,7 @@ export function tcpServiceView(service: TcpService) {
     port: service.externalPort,
     balance: service.balance,
     customSettings: service.customSettings,
-    servers: service.upstreams.map(serverView),
+    servers: service.upstreams.map((u) => serverViewOf(service, u)),
   };
 }
 
@@ -203,8 +207,24 @@ const HTTP_CHECK_VIEW = {
   healthyStatus: `${HEALTHY_STATUS.min}-${HEALTHY_STATUS.max}`,
 } as const;
 
-function serverView(upstream: Upstream) {
-  return { name: upstream.name, address: `${upstream.host}:${upstream.port}` };
+/** One server of a service, as templates/server-args.hbs and the server line read it. */
+export interface ServerView {
+  readonly name: string;
+  readonly address: string;
+  /** health_check_port: where HAProxy's checks go (`port`); absent: the server's own port. */
+  readonly checkPort?: number;
+  /** The server's cookie value when the service is cookie-sticky. */
+  readonly cookie?: string;
+}
+
+export function serverViewOf(service: HttpService | TcpService, upstream: Upstream): ServerView {
+  const http = service.kind === 'http' ? service : undefined;
+  return {
+    name: upstream.name,
+    address: `${upstream.host}:${upstream.port}`,
+    ...(http?.healthCheckPort !== undefined ? { checkPort: http.healthCheckPort } : {}),
+    ...(http?.cookie !== undefined ? { cookie: upstream.name } : {}),
+  };
 }
 
 /** The rows of a server-state file: a started-down server names its check port (0: its own port). */

@@ -20,10 +20,11 @@ const MULTI_WORD = new Set(['join', 'balance']);
 export function templateLinePatterns(templatesDir = TEMPLATES_DIR): RegExp[] {
   const read = (name: string) => readFileSync(path.join(templatesDir, name), 'utf8').replace(/\{\{!--[\s\S]*?--\}\}\n?/g, '').replace(/\{\{![^}]*\}\}/g, '');
   const check = read('server-check.hbs').trim();
+  const serverArgs = read('server-args.hbs').trim().replaceAll('{{> check}}', check);
   const patterns: RegExp[] = [];
   // The access-log partials' lines stand on their own: their call lines write nothing themselves.
   for (const name of ['haproxy.cfg.hbs', 'http-backend.hbs', 'tcp-service.hbs', 'access-log-target.hbs', 'access-log-format.hbs']) {
-    for (const line of read(name).replaceAll('{{> check}}', check).split('\n')) {
+    for (const line of read(name).replaceAll('{{> server-args}}', serverArgs).replaceAll('{{> check}}', check).split('\n')) {
       const shape = lineShape(line.trimEnd());
       if (shape !== undefined) patterns.push(new RegExp(`^${shape}$`));
     }

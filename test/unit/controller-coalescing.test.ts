@@ -5,7 +5,7 @@ import type { CertFiles } from '../../src/haproxy/cert-files.js';
 import type { ChallengeMap } from '../../src/haproxy/challenge-map.js';
 import type { ConfigContent } from '../../src/haproxy/config-file.js';
 import { createLogger } from '../../src/log.js';
-import { createSectionRenderer } from '../../src/render/render.js';
+import { createSectionRenderer, createServerArgsRenderer } from '../../src/render/render.js';
 import { EntryStore } from '../../src/sources/entry-store.js';
 import { renderSettingsIn } from '../support/render-settings.js';
 
@@ -39,6 +39,7 @@ function setUp() {
   const challengeMap = { write: async () => undefined, applyRuntime: async () => 0 } as unknown as ChallengeMap;
   const controller = new Controller({
     render: createSectionRenderer(),
+    serverArgs: createServerArgsRenderer(),
     renderSettings: renderSettingsIn('/x'),
     parseOptions: { reservedPorts: [] },
     applier, certFiles, challengeMap,

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { HaproxyRuntime } from '../../src/haproxy/runtime.js';
-import type { ServerLine } from '../../src/haproxy/server-plan.js';
+import type { ServerSpec } from '../../src/plan/server-plan.js';
 import { ServerUpdater } from '../../src/haproxy/server-updater.js';
 import { createLogger } from '../../src/log.js';
 
@@ -8,7 +8,7 @@ import { createLogger } from '../../src/log.js';
 // HAProxy deletes it (no connection left), and after the drain timeout, its sessions closed.
 
 const ARGS = 'check inter 2000ms fastinter 250ms rise 2 fall 3';
-const line = (name: string, host: string): ServerLine => ({ proxy: 'http-web', name, host, port: 80, address: `${host}:80`, args: ARGS });
+const line = (name: string, host: string): ServerSpec => ({ service: 'http:web', proxy: 'http-web', name, host, port: 80, address: `${host}:80`, args: ARGS });
 
 /** A runtime whose `del server` answers "busy" until `idle` is set. */
 function fakeRuntime() {

@@ -1,29 +1,33 @@
 import { describe, expect, it } from 'vitest';
-import { layoutOf, planServerChanges } from '../../src/haproxy/server-plan.js';
+import type { HaproxyRuntime } from '../../src/haproxy/runtime.js';
+import { ServerUpdater } from '../../src/haproxy/server-updater.js';
+import { createLogger } from '../../src/log.js';
 import { parseEntries } from '../../src/model/parse.js';
-import { diffConfigs } from '../../src/render/config-diff.js';
-import { createSectionRenderer } from '../../src/render/render.js';
-import type { RenderSettings } from '../../src/render/view.js';
+import type { HttpService, TcpService, Upstream } from '../../src/model/types.js';
+import { planServers, type ServerPlanResult } from '../../src/plan/server-plan.js';
+import { createSectionRenderer, createServerArgsRenderer } from '../../src/render/render.js';
+import { renderSettingsIn } from '../support/render-settings.js';
 
-const settings: RenderSettings = {
-  httpPort: 8080,
-  adminSocket: '/s/haproxy.sock',
-  errorsDir: '/e',
-  challengeMap: '/s/acme.map',
-  globalSettings: [],
-  defaultsSettings: [],
-  hardStopAfter: '1h',
-  serverStateFile: '/s/server-state',
-  checkInterval: '2000ms',
-  checkFastInterval: '250ms',
-  acceptProxy: false,
-  tunnelTimeout: '1h',
-  accessLog: 'text',
-};
-const render = createSectionRenderer();
-const configOf = (entries: Record<string, string>) =>
-  render(parseEntries(new Map(Object.entries(entries)), { reservedPorts: [8080] }).state, settings);
-const textOf = (entries: Record<string, string>) => configOf(entries).text;
+// The typed plan (as haproxy-ingress's dynupdate_test.go): two sets of entries → the states
+// compared as data → either the exact runtime API commands, or a reload with its reason. The
+// commands come from the real ServerUpdater with a runtime that records what it is sent.
+
+const settings = renderSettingsIn('/s');
+const serverArgs = createServerArgsRenderer();
+const args = (service: HttpService | TcpService, upstream: Upstream) => serverArgs(service, upstream, settings);
+const stateOf = (entries: Record<string, string>) => parseEntries(new Map(Object.entries(entries)), { reservedPorts: [8080] }).state;
+const plan = (before: Record<string, string>, after: Record<string, string>, defaults: string[] = []): ServerPlanResult =>
+  planServers(stateOf(before), stateOf(after), args, defaults);
+
+async function commandsOf(result: ServerPlanResult): Promise<string[]> {
+  if (!('plan' in result)) throw new Error(`expected a runtime plan, got a reload: ${result.reloadBecause}`);
+  const sent: string[] = [];
+  const runtime = { raw: async (command: string) => (sent.push(command), '') } as unknown as HaproxyRuntime;
+  const updater = new ServerUpdater(runtime, createLogger('silent', false), 30_000);
+  await updater.apply(result.plan);
+  updater.stop();
+  return sent.flatMap((line) => line.split('; '));
+}
 
 const base = {
   'services/web/virtual_hosts': 'web.test',
@@ -32,63 +36,63 @@ const base = {
   'tcp-services/db/external_port': '5432',
   'tcp-services/db/upstreams/db-1': '10.0.1.1:5432',
 };
+const without = (entries: Record<string, string>, ...keys: string[]) =>
+  Object.fromEntries(Object.entries(entries).filter(([key]) => !keys.includes(key)));
+const CHECK = `check inter ${settings.checkInterval} fastinter ${settings.checkFastInterval} rise 2 fall 3`;
+const addCommands = (server: string, address: string, extra = '') => [
+  `add server ${server} ${address} ${CHECK}${extra}`, `set server ${server} weight 0`, `enable server ${server}`,
+  `set server ${server} health down`, `enable health ${server}`, `set server ${server} weight 100%`,
+];
 
-function plan(before: Record<string, string>, after: Record<string, string>) {
-  return planServerChanges(diffConfigs(configOf(before), configOf(after)));
-}
-
-const names = (lines: readonly { proxy: string; name: string }[]) => lines.map((l) => `${l.proxy}/${l.name}`);
-
-describe('planServerChanges', () => {
-  it('turns added, removed and moved instances into runtime operations, for HTTP and TCP services', () => {
-    const after = { ...base, 'services/web/upstreams/web-3': '10.0.0.3:80', 'tcp-services/db/upstreams/db-1': '10.0.1.9:6432' };
-    delete (after as Record<string, string>)['services/web/upstreams/web-1'];
-    const result = plan(base, after);
-    expect('plan' in result && {
-      add: names(result.plan.add), remove: names(result.plan.remove), readdress: names(result.plan.readdress),
-    }).toEqual({ add: ['http-web/web-3'], remove: ['http-web/web-1'], readdress: ['tcp-db/db-1'] });
-    if (!('plan' in result)) return;
-    // The server is created with the options the file has, health check included.
-    expect(result.plan.add[0]).toMatchObject({ host: '10.0.0.3', port: 80, address: '10.0.0.3:80' });
-    expect(result.plan.add[0]!.args).toMatch(/^check inter 2000ms fastinter 250ms rise 2 fall 3$/);
-    expect(result.plan.readdress[0]).toMatchObject({ host: '10.0.1.9', port: 6432 });
+describe('planServers: the exact runtime commands of each change', () => {
+  it.each([
+    ['an added instance', base, { ...base, 'services/web/upstreams/web-3': '10.0.0.3:80' }, addCommands('http-web/web-3', '10.0.0.3:80')],
+    ['a removed instance (drained)', base, without(base, 'services/web/upstreams/web-2'), ['set server http-web/web-2 state maint']],
+    ['a moved TCP instance', base, { ...base, 'tcp-services/db/upstreams/db-1': '10.0.1.9:6432' }, [
+      'set server tcp-db/db-1 weight 0', 'set server tcp-db/db-1 addr 10.0.1.9 port 6432',
+      'set server tcp-db/db-1 health down', 'set server tcp-db/db-1 weight 100%',
+    ]],
+    ['an IPv6 instance', base, { ...base, 'services/web/upstreams/web-6': '[fd00::6]:80' }, addCommands('http-web/web-6', '[fd00::6]:80')],
+    ['an instance checked on its health_check_port', { ...base, 'services/web/health_check_port': '8081' },
+      { ...base, 'services/web/health_check_port': '8081', 'services/web/upstreams/web-3': '10.0.0.3:80' },
+      addCommands('http-web/web-3', '10.0.0.3:80', ' port 8081')],
+    ['the first instance of an empty service', without(base, 'services/web/upstreams/web-1', 'services/web/upstreams/web-2'),
+      without(base, 'services/web/upstreams/web-2'), addCommands('http-web/web-1', '10.0.0.1:80')],
+    ['no change at all', base, base, []],
+  ])('%s', async (_, before, after, commands) => {
+    expect(await commandsOf(plan(before, after))).toEqual(commands);
   });
 
-  it('finds nothing to do for the same config', () => {
-    expect(plan(base, base)).toEqual({ plan: { add: [], remove: [], readdress: [] } });
-  });
-
-  it('scales a service from zero instances up and back down without a reload', () => {
-    const none = Object.fromEntries(Object.entries(base).filter(([key]) => !key.startsWith('services/web/upstreams/')));
-    expect(plan(none, base)).toHaveProperty('plan');
-    expect(plan(base, none)).toHaveProperty('plan');
+  it('adds a server with the arguments its line in the file has', () => {
+    const after = { ...base, 'services/web/health_check_port': '8081' };
+    const text = createSectionRenderer()(stateOf(after), settings).text;
+    const result = planServers(stateOf({ ...after, 'services/web/upstreams/web-2': '10.0.0.7:80' }), stateOf(after), args);
+    if (!('plan' in result)) throw new Error(result.reloadBecause);
+    const moved = result.plan.readdress[0]!;
+    expect(text).toContain(`    server ${moved.name} ${moved.address} ${moved.args}\n`);
   });
 
   it.each([
-    ['a new service', { 'services/api/virtual_path': '/api', 'services/api/upstreams/api-1': '10.0.2.1:80' }],
-    ['a changed route', { 'services/web/virtual_hosts': 'other.test' }],
-    ['a changed setting', { 'services/web/balance': 'leastconn' }],
-    ['server options changed (health check port)', { 'services/web/health_check_port': '8081' }],
-    ['an instance of a cookie-sticky service (add server has no cookie option)', { 'services/web/cookie': '', 'services/web/upstreams/web-3': '10.0.0.3:80' }],
-    ['an instance given by host name (a dynamic server never resolves names)', { 'services/web/upstreams/web-3': 'web-3.internal:80' }],
-    ['an instance of a service with its own default-server line (runtime servers ignore it)', { 'services/web/custom_settings': 'default-server maxconn 50', 'services/web/upstreams/web-3': '10.0.0.3:80' }],
-  ])('needs a reload for %s', (_, change) => {
-    const before = 'services/web/cookie' in change ? { ...base, 'services/web/cookie': '' }
-      : 'services/web/custom_settings' in change ? { ...base, 'services/web/custom_settings': change['services/web/custom_settings'] } : base;
-    const result = plan(before, { ...base, ...change });
-    expect(result).toHaveProperty('reloadBecause');
+    ['a new service', { 'services/api/virtual_path': '/api', 'services/api/upstreams/api-1': '10.0.2.1:80' }, /service http:api was added/],
+    ['a changed route', { 'services/web/virtual_hosts': 'other.test' }, /routes or settings of http:web/],
+    ['a changed setting', { 'services/web/balance': 'leastconn' }, /routes or settings of http:web/],
+    ['server options changed (health check port)', { 'services/web/health_check_port': '8081' }, /routes or settings/],
+    ['an instance given by host name (a dynamic server never resolves names)', { 'services/web/upstreams/web-3': 'web-3.internal:80' }, /host name/],
+  ])('reloads for %s', (_, change, reason) => {
+    expect(plan(base, { ...base, ...change })).toEqual({ reloadBecause: expect.stringMatching(reason) });
   });
 
-  it('does not mistake a server line in another section for an upstream', () => {
-    const layout = layoutOf('global\n    server-state-file /x\nfrontend f\n    bind :80\nbackend b\n    server s1 10.0.0.1:80 check\n');
-    expect([...layout.servers.keys()]).toEqual(['b']);
-    expect(layout.skeleton).not.toContain('server s1');
-    expect(layout.skeleton).toContain('server-state-file /x');
+  it.each([
+    ['a cookie-sticky service (add server has no cookie option)', { 'services/web/cookie': '' }, /cookie/],
+    ['a service with its own default-server line (runtime servers ignore it)', { 'services/web/custom_settings': 'default-server maxconn 50' }, /default-server/],
+  ])('reloads for an instance of %s', (_, setting, reason) => {
+    const before = { ...base, ...setting };
+    expect(plan(before, { ...before, 'services/web/upstreams/web-3': '10.0.0.3:80' })).toEqual({ reloadBecause: expect.stringMatching(reason) });
   });
 
-  it('reloads for an instance change when KONTENA_LB_CUSTOM_SETTINGS set default-server options (runtime servers ignore them), not for init-addr alone', () => {
-    const change = diffConfigs(configOf(base), configOf({ ...base, 'services/web/upstreams/web-3': '10.0.0.3:80' }));
-    expect(planServerChanges(change, ['default-server maxconn 50'])).toEqual({ reloadBecause: expect.stringContaining('default-server') });
-    expect(planServerChanges(change, ['default-server init-addr none', 'timeout check 3s'])).toHaveProperty('plan');
+  it('reloads for an instance change when KONTENA_LB_CUSTOM_SETTINGS set default-server options, not for init-addr alone', () => {
+    const after = { ...base, 'services/web/upstreams/web-3': '10.0.0.3:80' };
+    expect(plan(base, after, ['default-server maxconn 50'])).toEqual({ reloadBecause: expect.stringContaining('default-server') });
+    expect(plan(base, after, ['default-server init-addr none', 'timeout check 3s'])).toHaveProperty('plan');
   });
 });

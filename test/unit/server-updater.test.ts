@@ -1,15 +1,15 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { ProbeCheck, ProbeResult } from '../../src/haproxy/health-probe.js';
 import type { HaproxyRuntime } from '../../src/haproxy/runtime.js';
-import type { ServerLine } from '../../src/haproxy/server-plan.js';
+import type { ServerSpec } from '../../src/plan/server-plan.js';
 import { ServerProver } from '../../src/haproxy/server-prover.js';
 import { ServerUpdater } from '../../src/haproxy/server-updater.js';
 import type { HealthCheck } from '../../src/model/health-check.js';
 import { createLogger } from '../../src/log.js';
 
 const ARGS = 'check inter 2000ms fastinter 250ms rise 2 fall 3';
-const line = (name: string, host: string, port = 80): ServerLine =>
-  ({ proxy: 'http-web', name, host, port, address: `${host}:${port}`, args: ARGS });
+const line = (name: string, host: string, port = 80): ServerSpec =>
+  ({ service: 'http:web', proxy: 'http-web', name, host, port, address: `${host}:${port}`, args: ARGS });
 const connect: HealthCheck = { kind: 'connect', port: undefined };
 
 function setUp(answers: Record<string, ProbeResult[]>) {
