@@ -3,7 +3,7 @@ import { getFromUnixSocket, startAdminServer, type AdminServer } from './admin/s
 import { readServerStats } from './admin/haproxy-stats.js';
 import { ApplyRetry } from './apply-retry.js';
 import type { Config } from './config.js';
-import { Controller } from './controller.js';
+import { Controller } from './controller/controller.js';
 import { EtcdClient } from './etcd/client.js';
 import { ConfigApplier } from './haproxy/apply.js';
 import { HaproxyProcess } from './haproxy/process.js';
@@ -14,11 +14,13 @@ import { HaproxyRuntime } from './haproxy/runtime.js';
 import { ServerUpdater } from './haproxy/server-updater.js';
 import { ServerProver } from './haproxy/server-prover.js';
 import { probeServer } from './haproxy/health-probe.js';
-import { createCrtListRenderer, createSectionRenderer, createServerArgsRenderer, createServerStateRenderer, TEMPLATES_DIR } from './render/render.js';
-import type { RenderSettings } from './render/view.js';
-import type { ParseOptions } from './model/parse.js';
+import { createCrtListRenderer, createSectionRenderer, createServerArgsRenderer, createServerStateRenderer } from './render/render.js';
+import { parseOptionsOf, renderSettingsOf, settingsBaseOf, statePaths } from './pipeline/settings-of.js';
+
+export { parseOptionsOf, renderSettingsOf, statePaths };
 import type { DesiredState } from './model/types.js';
-import { CertsDirSource, certsFromFiles } from './sources/certs-dir.js';
+import { certsDirProvider, envCertProvider } from './sources/cert-providers.js';
+import type { CertOffer } from './tls/cert-provider.js';
 import { EtcdSource, type Snapshot } from './sources/etcd.js';
 import type { RawCert } from './tls/bundle.js';
 import { AcmeManager } from './tls/acme.js';
@@ -37,42 +39,6 @@ export interface Edgelb {
   stop(options?: { graceful?: boolean }): Promise<void>;
 }
 
-/** Paths inside the state dir; one place, so code and templates never repeat them. */
-export function statePaths(stateDir: string) {
-  return {
-    configFile: path.join(stateDir, 'haproxy.cfg'),
-    adminSocket: path.join(stateDir, 'haproxy.sock'),
-    masterSocket: path.join(stateDir, 'master.sock'),
-    masterPidFile: path.join(stateDir, 'haproxy.pid'),
-    certsDir: path.join(stateDir, 'certs'),
-    challengeMap: path.join(stateDir, 'acme-challenges.map'),
-    serverStateFile: path.join(stateDir, 'server-state'),
-    metricsSocket: path.join(stateDir, 'metrics.sock'),
-  };
-}
-
-export function renderSettingsOf(config: Config): RenderSettings {
-  return {
-    httpPort: config.httpPort,
-    adminSocket: statePaths(config.stateDir).adminSocket,
-    errorsDir: path.join(TEMPLATES_DIR, 'errors'),
-    challengeMap: statePaths(config.stateDir).challengeMap,
-    globalSettings: config.globalSettings,
-    defaultsSettings: config.customSettings,
-    hardStopAfter: config.hardStopAfter,
-    serverStateFile: statePaths(config.stateDir).serverStateFile,
-    checkInterval: `${config.checkIntervalMs}ms`,
-    checkFastInterval: `${Math.min(250, config.checkIntervalMs)}ms`,
-    metricsSocket: statePaths(config.stateDir).metricsSocket,
-    acceptProxy: config.acceptProxy,
-    tunnelTimeout: config.tunnelTimeout,
-    healthUri: config.healthUri,
-    accessLog: config.accessLog,
-    syslog: config.syslogTarget,
-    stats: config.statsPassword === undefined ? undefined : { port: config.statsPort, password: config.statsPassword },
-  };
-}
-
 /**
  * The controller's first probe of a new server: one attempt may take up to a second (less with a
  * shorter check interval); a starting instance is retried for two check intervals (at most 10 s),
@@ -80,11 +46,6 @@ export function renderSettingsOf(config: Config): RenderSettings {
  */
 export function proofTimings(checkIntervalMs: number): { timeoutMs: number; windowMs: number } {
   return { timeoutMs: Math.min(checkIntervalMs, 1000), windowMs: Math.min(2 * checkIntervalMs, 10_000) };
-}
-
-/** The ports the load balancer itself listens on, which no TCP service may take. */
-export function parseOptionsOf(config: Config): ParseOptions {
-  return { reservedPorts: [config.httpPort, config.httpsPort, config.statsPort, config.adminPort] };
 }
 
 /** Wires the pipeline: etcd source → controller (parse, render) → applier → supervised HAProxy. */
@@ -133,23 +94,21 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
   const controller = new Controller({
     render: createSectionRenderer(),
     serverArgs: createServerArgsRenderer(),
-    renderSettings: renderSettingsOf(config),
+    settings: settingsBaseOf(config),
     parseOptions: parseOptionsOf(config),
     applier,
-    certFiles: new CertFiles({ dir: paths.certsDir, renderCrtList: createCrtListRenderer(), runtime }),
+    certFiles: new CertFiles({ dir: paths.certsDir, crtList: paths.crtList, renderCrtList: createCrtListRenderer(), runtime }),
     challengeMap: new ChallengeMap(paths.challengeMap, runtime),
     servers,
     envChallenges: options.envChallenges,
-    tls: { port: config.httpsPort, http2: config.http2, minVersion: config.sslMinVersion, ciphers: config.sslCiphers },
     defaultCert: config.defaultCert,
-    envCerts: options.envCerts,
     vaultCerts: (entries) => vaultCertsFromEntries(entries, config.vaultKey),
     // ACME takes its domains from the controller's parse, never parsing the keyspace itself.
     onParsed: (state) => {
       parsedRoutes = state;
       acme?.offerServices(state);
     },
-    onApplyFailed: (error) => applyRetry.failed(error),
+    onApplyFailed: (error) => applyRetry.failed(error.message),
     logger: logger.child({ component: 'controller' }),
   });
   const client = new EtcdClient(config.etcd);
@@ -201,13 +160,11 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
     haproxyMetrics: () => getFromUnixSocket(paths.metricsSocket, '/metrics'),
     logger: logger.child({ component: 'admin' }),
   });
-  const certsDir = config.certsDir === undefined ? undefined : new CertsDirSource({
-    dir: config.certsDir,
-    logger: logger.child({ component: 'certs-dir' }),
-    onChange: (files) => controller.offerCertFiles(certsFromFiles(files)),
-  });
+  const offer = (certs: CertOffer) => controller.offerCerts(certs);
+  void envCertProvider(options.envCerts ?? []).start(offer);
+  const certsDir = config.certsDir === undefined ? undefined : certsDirProvider(config.certsDir, logger.child({ component: 'certs-dir' }));
   // The directory is read before etcd, so the first config already has its certificates.
-  (certsDir?.start() ?? Promise.resolve()).then(
+  (certsDir?.start(offer) ?? Promise.resolve()).then(
     () => source.start(),
     (error: Error) => {
       logger.error({ err: error.message }, 'cannot watch KONTENA_LB_CERTS_DIR; serving the other certificates');

@@ -1,4 +1,4 @@
-import type { ControllerStatus } from '../controller.js';
+import type { ControllerStatus } from '../controller/controller.js';
 import type { Rejection } from '../model/types.js';
 import { healthOf, type AdminInputs } from './status.js';
 

@@ -1,5 +1,5 @@
 import type { ProverCounters } from '../haproxy/server-prover.js';
-import type { ApplyRecord, ControllerStatus } from '../controller.js';
+import type { ApplyRecord, ControllerStatus } from '../controller/controller.js';
 import { FAILURE_HINTS, isConfigurationFailure } from '../etcd/errors.js';
 import type { EtcdSourceStatus } from '../sources/etcd.js';
 import type { EntryWarning, Rejection } from '../model/types.js';

@@ -13,8 +13,9 @@ export class CertFiles {
   readonly crtList: string;
   private written = new Map<string, string>();
 
-  constructor(private readonly options: { dir: string; renderCrtList: CrtListRenderer; runtime: HaproxyRuntime }) {
-    this.crtList = path.join(options.dir, 'crt-list');
+  /** `crtList` is a file in `dir` (statePaths): pruning keeps it. */
+  constructor(private readonly options: { dir: string; crtList: string; renderCrtList: CrtListRenderer; runtime: HaproxyRuntime }) {
+    this.crtList = options.crtList;
   }
 
   fileOf(cert: ServedCert): string {
@@ -39,8 +40,8 @@ export class CertFiles {
 
   /** Removes the files of certificates no longer served (once HAProxy no longer needs them). */
   async prune(set: CertSet): Promise<void> {
-    const keep = new Set([...set.served.map((c) => path.basename(this.fileOf(c))), 'crt-list']);
-    if (set.served.length === 0) keep.delete('crt-list');
+    const keep = new Set(set.served.map((c) => path.basename(this.fileOf(c))));
+    if (set.served.length > 0) keep.add(path.basename(this.crtList));
     const names = await readdir(this.options.dir).catch(() => [] as string[]);
     for (const name of names) {
       if (keep.has(name) || name.startsWith('.')) continue;

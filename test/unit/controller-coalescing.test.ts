@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { Controller } from '../../src/controller.js';
+import { Controller } from '../../src/controller/controller.js';
 import type { ConfigApplier } from '../../src/haproxy/apply.js';
 import type { CertFiles } from '../../src/haproxy/cert-files.js';
 import type { ChallengeMap } from '../../src/haproxy/challenge-map.js';
@@ -40,11 +40,10 @@ function setUp() {
   const controller = new Controller({
     render: createSectionRenderer(),
     serverArgs: createServerArgsRenderer(),
-    renderSettings: renderSettingsIn('/x'),
+    settings: { render: renderSettingsIn('/x'), tls: { port: 8443, http2: true, minVersion: 'TLSv1.2', ciphers: 'DEFAULT' }, crtList: '/x/crt-list' },
     parseOptions: { reservedPorts: [] },
     applier, certFiles, challengeMap,
     logger: createLogger('silent', false),
-    tls: { port: 8443, http2: true, minVersion: 'TLSv1.2', ciphers: 'DEFAULT' },
     lastGoodAfterMs: 60_000,
   });
   const store = new EntryStore();

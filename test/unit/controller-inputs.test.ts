@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ControllerInputs } from '../../src/controller-inputs.js';
+import { ControllerInputs } from '../../src/controller/inputs.js';
 import { parseEntries } from '../../src/model/parse.js';
 import type { Entries } from '../../src/model/types.js';
 import { EntryStore } from '../../src/sources/entry-store.js';

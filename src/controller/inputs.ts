@@ -1,22 +1,19 @@
-import { CHALLENGE_PREFIX, parseChallenges, type Challenges } from './model/challenges.js';
-import { SnapshotParser } from './model/incremental.js';
-import type { ParseOptions } from './model/parse.js';
-import { groupOf, type Snapshot } from './model/snapshot.js';
-import type { Entries, ParseResult, Rejection } from './model/types.js';
-import type { RawCert } from './tls/bundle.js';
+import { CHALLENGE_PREFIX, parseChallenges, type Challenges } from '../model/challenges.js';
+import { SnapshotParser } from '../model/incremental.js';
+import type { ParseOptions } from '../model/parse.js';
+import { groupOf, type Snapshot } from '../model/snapshot.js';
+import type { Entries, ParseResult, Rejection } from '../model/types.js';
+import type { CertOffer } from '../tls/cert-provider.js';
 
 /** The vault's certificates, and the keys under `certs/` that could not be used. */
-export interface VaultInput {
-  readonly certs: readonly RawCert[];
-  readonly rejected: readonly { readonly key: string; readonly reason: string }[];
-}
+export type VaultInput = Omit<CertOffer, 'kind'>;
 
 export interface SnapshotInputs {
   readonly parsed: ParseResult;
   readonly challenges: Challenges;
   readonly challengeRejections: readonly Rejection[];
-  /** The same object as last time while nothing under `certs/` changed. */
-  readonly vault: VaultInput;
+  /** The vault provider's offer: the same object as last time while nothing under `certs/` changed. */
+  readonly vault: CertOffer;
 }
 
 export interface ControllerInputsOptions {
@@ -28,11 +25,11 @@ export interface ControllerInputsOptions {
 }
 
 const VAULT_DIR = 'certs/';
-const NO_VAULT: VaultInput = Object.freeze({ certs: [], rejected: [] });
+const NO_VAULT: CertOffer = Object.freeze({ kind: 'vault', certs: [], rejected: [] });
 
 /**
  * What the controller needs from each snapshot: the parsed routes, the ACME challenge tokens
- * and the vault's certificates. Each is read again only when a key it depends on changed since
+ * and the vault provider's certificates (the vault is read from the same snapshot as the routes). Each is read again only when a key it depends on changed since
  * the previous snapshot (Snapshot.changedSince), and then only from its own groups.
  */
 export class ControllerInputs {
@@ -56,7 +53,8 @@ export class ControllerInputs {
       challengeRejections = read.rejected;
     }
     if (stale(VAULT_DIR) || vault === undefined) {
-      vault = this.options.vaultCerts?.(snapshot.under(VAULT_DIR)) ?? NO_VAULT;
+      const read = this.options.vaultCerts?.(snapshot.under(VAULT_DIR));
+      vault = read ? { kind: 'vault', certs: read.certs, rejected: read.rejected } : NO_VAULT;
     }
     const inputs = { parsed, challenges, challengeRejections, vault };
     this.last = { snapshot, inputs };

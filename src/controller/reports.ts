@@ -1,0 +1,61 @@
+import type { Logger } from '../log.js';
+import type { DesiredState, EntryWarning, Rejection } from '../model/types.js';
+import { EntryWarnings } from '../model/warnings.js';
+import type { CertOffer } from '../tls/cert-provider.js';
+import type { CertRejection, CertSet } from '../tls/store.js';
+import { ReportOnce } from '../util/report-once.js';
+
+/**
+ * Logs what the inputs could not use, each problem once while it lasts: rejected entries and
+ * challenge tokens, entry warnings, certificates refused. Keeps the current lists for /status.
+ */
+export class InputReports {
+  private rejectedNow: readonly Rejection[] = [];
+  private warningsNow: readonly EntryWarning[] = [];
+  private lastRejections: { parsed: readonly Rejection[]; challenges: readonly Rejection[] } | undefined;
+  private readonly entryWarnings = new EntryWarnings();
+  private readonly entryReports = new ReportOnce();
+  private readonly warningReports = new ReportOnce();
+  private readonly certReports = new ReportOnce();
+
+  constructor(private readonly logger: Logger) {}
+
+  get rejected(): readonly Rejection[] {
+    return this.rejectedNow;
+  }
+
+  get warnings(): readonly EntryWarning[] {
+    return this.warningsNow;
+  }
+
+  /** Nothing to do while both lists are the very ones of the last time (the parse reuses them). */
+  rejections(parsed: readonly Rejection[], challenges: readonly Rejection[]): void {
+    if (this.lastRejections?.parsed === parsed && this.lastRejections.challenges === challenges) return;
+    this.lastRejections = { parsed, challenges };
+    const rejected = challenges.length === 0 ? parsed : [...parsed, ...challenges];
+    this.rejectedNow = rejected;
+    this.entryReports.update(rejected, (r) => `${r.key}\u0000${r.reason}`, (r) =>
+      this.logger.warn({ key: r.key, code: r.code, reason: r.reason, ...(r.service ? { service: r.service } : {}) }, 'entry rejected'));
+  }
+
+  warningsOf(state: DesiredState): void {
+    const warnings = this.entryWarnings.update(state);
+    if (warnings === this.warningsNow) return;
+    this.warningsNow = warnings;
+    this.warningReports.update(warnings, (w) => `${w.key}\u0000${w.reason}`, (w) =>
+      this.logger.warn({ key: w.key, reason: w.reason }, 'entry warning'));
+  }
+
+  /** After a fresh selection: what the sources and the selection refused, and the selection's warnings. */
+  certificates(offers: Iterable<CertOffer>, set: CertSet): void {
+    const problems: (CertRejection & { level: 'warn' | 'error' })[] = [
+      ...[...offers].flatMap((o) => o.rejected.map((r) => ({ source: `${o.kind}:${r.key}`, reason: r.reason, level: 'error' as const }))),
+      ...set.rejected.map((r) => ({ ...r, level: 'error' as const })),
+      ...set.warnings.map((w) => ({ source: '', reason: w, level: 'warn' as const })),
+    ];
+    this.certReports.update(problems, (p) => `${p.source}\u0000${p.reason}`, (p) =>
+      p.level === 'error'
+        ? this.logger.error({ source: p.source, reason: p.reason }, 'certificate rejected')
+        : this.logger.warn({ reason: p.reason }, 'certificate warning'));
+  }
+}

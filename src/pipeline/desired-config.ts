@@ -1,0 +1,50 @@
+import type { Challenges } from '../model/challenges.js';
+import type { DesiredState, ParseResult, Rejection } from '../model/types.js';
+import type { RenderSettings, TlsSettings } from '../render/view.js';
+import type { CertSet } from '../tls/store.js';
+
+/** The HTTPS listener's settings as configured; the default certificate comes from what is served. */
+export type TlsOptions = Omit<TlsSettings, 'defaultCert' | 'crtList'>;
+
+/** The settings every render starts from, fixed for the life of the process (from Config). */
+export interface SettingsBase {
+  readonly render: RenderSettings;
+  readonly tls: TlsOptions;
+  /** Where the crt-list is written (haproxy/cert-files.ts). */
+  readonly crtList: string;
+}
+
+/** What the sources gave, read: the parsed entries, the challenge tokens, the selected certificates. */
+export interface DesiredInputs {
+  readonly parsed: ParseResult;
+  readonly challenges: { readonly challenges: Challenges; readonly rejected: readonly Rejection[] };
+  readonly certs: CertSet;
+}
+
+/** Everything one apply serves: `run`, `check` and `render` all get it from desiredConfig. */
+export interface DesiredConfig {
+  readonly state: DesiredState;
+  /** Entries and challenge tokens left out, with key, code and reason. */
+  readonly rejected: readonly Rejection[];
+  readonly challenges: Challenges;
+  readonly certs: CertSet;
+  readonly settings: RenderSettings;
+}
+
+/**
+ * The one desired-state function: sources read → what HAProxy should serve, with the settings to
+ * render it. Pure. The HTTPS listener exists only while at least one certificate is served, and
+ * names the default certificate (so a change of default is a config change).
+ */
+export function desiredConfig(inputs: DesiredInputs, base: SettingsBase): DesiredConfig {
+  const { parsed, challenges, certs } = inputs;
+  const rejected = challenges.rejected.length === 0 ? parsed.rejected : [...parsed.rejected, ...challenges.rejected];
+  return { state: parsed.state, rejected, challenges: challenges.challenges, certs, settings: renderSettingsFor(base, certs) };
+}
+
+/** The render settings for a set of served certificates; the base object itself when none is served. */
+export function renderSettingsFor(base: SettingsBase, certs: CertSet): RenderSettings {
+  const first = certs.served[0];
+  if (!first) return base.render;
+  return { ...base.render, tls: { ...base.tls, crtList: base.crtList, defaultCert: first.bundle.id } };
+}

@@ -1,0 +1,62 @@
+import path from 'node:path';
+import type { Config } from '../config.js';
+import type { ParseOptions } from '../model/parse.js';
+import { TEMPLATES_DIR } from '../render/render.js';
+import type { RenderSettings } from '../render/view.js';
+import type { SettingsBase, TlsOptions } from './desired-config.js';
+
+/** Paths inside the state dir; one place, so code and templates never repeat them. */
+export function statePaths(stateDir: string) {
+  return {
+    configFile: path.join(stateDir, 'haproxy.cfg'),
+    adminSocket: path.join(stateDir, 'haproxy.sock'),
+    masterSocket: path.join(stateDir, 'master.sock'),
+    masterPidFile: path.join(stateDir, 'haproxy.pid'),
+    certsDir: path.join(stateDir, 'certs'),
+    crtList: path.join(stateDir, 'certs', 'crt-list'),
+    challengeMap: path.join(stateDir, 'acme-challenges.map'),
+    serverStateFile: path.join(stateDir, 'server-state'),
+    metricsSocket: path.join(stateDir, 'metrics.sock'),
+  };
+}
+
+export function renderSettingsOf(config: Config): RenderSettings {
+  return {
+    httpPort: config.httpPort,
+    adminSocket: statePaths(config.stateDir).adminSocket,
+    errorsDir: path.join(TEMPLATES_DIR, 'errors'),
+    challengeMap: statePaths(config.stateDir).challengeMap,
+    globalSettings: config.globalSettings,
+    defaultsSettings: config.customSettings,
+    hardStopAfter: config.hardStopAfter,
+    serverStateFile: statePaths(config.stateDir).serverStateFile,
+    checkInterval: `${config.checkIntervalMs}ms`,
+    checkFastInterval: `${Math.min(250, config.checkIntervalMs)}ms`,
+    metricsSocket: statePaths(config.stateDir).metricsSocket,
+    acceptProxy: config.acceptProxy,
+    tunnelTimeout: config.tunnelTimeout,
+    healthUri: config.healthUri,
+    accessLog: config.accessLog,
+    syslog: config.syslogTarget,
+    stats: config.statsPassword === undefined ? undefined : { port: config.statsPort, password: config.statsPassword },
+  };
+}
+
+/** The ports the load balancer itself listens on, which no TCP service may take. */
+export function parseOptionsOf(config: Config): ParseOptions {
+  return { reservedPorts: [config.httpPort, config.httpsPort, config.statsPort, config.adminPort] };
+}
+
+/** The HTTPS listener as configured (used whenever at least one certificate is served). */
+export function tlsOptionsOf(config: Config): TlsOptions {
+  return { port: config.httpsPort, http2: config.http2, minVersion: config.sslMinVersion, ciphers: config.sslCiphers };
+}
+
+/** What every render of `run`, `check` and `render` starts from, with the state files under `stateDir`. */
+export function settingsBaseOf(config: Config, stateDir: string = config.stateDir): SettingsBase {
+  return {
+    render: renderSettingsOf({ ...config, stateDir }),
+    tls: tlsOptionsOf(config),
+    crtList: statePaths(stateDir).crtList,
+  };
+}
