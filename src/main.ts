@@ -135,6 +135,7 @@ const cliDeps: CliDeps = {
     process.exitCode = code;
   },
   searchPath: process.env.PATH ?? '',
+  env: process.env,
 };
 registerRenderCommand(program, cliDeps);
 registerCheckCommand(program, cliDeps);

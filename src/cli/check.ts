@@ -2,20 +2,20 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { parseOptionsOf, renderSettingsOf, statePaths } from '../app.js';
+import { HaproxyRuntime } from '../haproxy/runtime.js';
+import { CertFiles } from '../haproxy/cert-files.js';
+import type { DesiredConfig } from '../pipeline/desired-config.js';
+import { certOffersOnce, desiredFromEntries } from '../pipeline/from-entries.js';
+import { parseOptionsOf, settingsBaseOf, statePaths } from '../pipeline/settings-of.js';
 import { rejectionReason } from '../admin/metrics.js';
 import { locateExecutable, type Config } from '../config.js';
 import { validateConfigFile } from '../haproxy/validate.js';
-import { parseChallenges } from '../model/challenges.js';
 import { describeLegacyUse, findLegacyDirectives, type SettingsSection } from '../model/legacy-directives.js';
-import { parseEntries } from '../model/parse.js';
 import type { Entries } from '../model/types.js';
 import { parseSettingLines } from '../model/values.js';
 import { entryWarnings } from '../model/warnings.js';
 import { attributeErrors } from '../render/attribute.js';
-import { createRenderer } from '../render/render.js';
-import { selectCertificates } from '../tls/store.js';
-import { vaultCertsFromEntries } from '../tls/vault.js';
+import { createCrtListRenderer, createRenderer } from '../render/render.js';
 import { addSettingFlags, readEntries, type CliDeps } from './deps.js';
 import { count } from './progress.js';
 import { layoutTable } from './table.js';
@@ -84,53 +84,42 @@ Examples:
   edgelb check --service-name lb
   edgelb check --from-file entries.yaml --json`);
   command.action(async (flags: CheckFlags) => {
+    let haproxyOk: boolean | null = null;
+    let services = { http: 0, tcp: 0 };
     const config = deps.loadConfig(flags, { needsEtcd: flags.fromFile === undefined });
     const haproxyBin = flags.haproxy === false ? undefined : locateExecutable(config.haproxyBin, deps.searchPath) ??
       deps.fail(`cannot find ${JSON.stringify(config.haproxyBin)} to run "haproxy -c" (install haproxy, set KONTENA_LB_HAPROXY_BIN, or pass --no-haproxy)`, 2);
     const source = await readEntries(config, flags.fromFile, deps);
     const problems: CheckProblem[] = [];
-
-    const parsed = await deps.progress.step(`validating ${count(source.entries.size)} entries`, () => parseEntries(source.entries, parseOptionsOf(config)),
-      (p) => `${count(p.rejected.length)} rejected`);
-    for (const r of [...parsed.rejected, ...parseChallenges(source.entries).rejected]) {
-      problems.push({ kind: 'entry', subject: r.key, reason: rejectionReason(r), message: r.reason, ...(r.service ? { service: r.service } : {}) });
-    }
-    problems.push(...layoutProblems(source.entries), ...legacyProblems(source.entries, config));
-    for (const w of entryWarnings(parsed.state)) problems.push({ kind: 'warning', subject: w.key, reason: 'entry_warning', message: w.reason });
-    const vault = vaultCertsFromEntries(source.entries, config.vaultKey);
-    const certs = selectCertificates(vault.certs, { defaultCert: config.defaultCert });
-    for (const r of vault.rejected) problems.push({ kind: 'certificate', subject: r.key, reason: 'invalid_certificate', message: r.reason });
-    for (const r of certs.rejected) problems.push({ kind: 'certificate', subject: r.source, reason: 'invalid_certificate', message: r.reason });
-    for (const w of certs.warnings) problems.push({ kind: 'certificate', subject: 'certificates', reason: 'certificate_warning', message: w });
-
-    let haproxyOk: boolean | null = null;
-    if (haproxyBin !== undefined) {
-      const tmp = await mkdtemp(path.join(os.tmpdir(), 'edgelb-check-'));
-      try {
-        // Rendered against a scratch state dir: the challenge map must exist for haproxy -c to load it.
-        const settings = renderSettingsOf({ ...config, stateDir: tmp });
-        await writeFile(statePaths(tmp).challengeMap, '');
-        const text = await deps.progress.step('rendering', () => createRenderer()(parsed.state, settings), (t) => `${count(t.split('\n').length)} lines`);
-        const file = path.join(tmp, 'haproxy.cfg');
-        await writeFile(file, text);
-        const validation = await deps.progress.step('haproxy -c', () => validateConfigFile(haproxyBin, file), (v) => (v.ok ? 'valid' : `${v.errors.length} errors`));
-        haproxyOk = validation.ok;
-        const attribution = attributeErrors(text, validation.errors);
-        for (const [service, messages] of attribution.services) {
-          for (const message of messages) problems.push({ kind: 'haproxy', subject: service, reason: 'haproxy_rejected', message: withoutTempPath(message), service: service.replace(/^(http|tcp):/, '') });
-        }
-        for (const message of attribution.unattributed) {
-          problems.push({ kind: 'haproxy', subject: 'global settings', reason: 'haproxy_rejected', message: `${withoutTempPath(message)} (the whole config would be refused: check KONTENA_LB_GLOBAL_SETTINGS / KONTENA_LB_CUSTOM_SETTINGS / SYSLOG_TARGET)` });
-        }
-      } finally {
-        await rm(tmp, { recursive: true, force: true });
+    // Rendered against a scratch state dir: the challenge map, the certificates and the crt-list
+    // must exist for haproxy -c to load them, and nothing of a running edgelb may be touched.
+    const tmp = await mkdtemp(path.join(os.tmpdir(), 'edgelb-check-'));
+    try {
+      const offers = await certOffersOnce(deps.env, config.certsDir);
+      const base = settingsBaseOf(config, tmp);
+      const inputs = { entries: source.entries, parseOptions: parseOptionsOf(config), envChallenges: deps.env, vaultKey: config.vaultKey, defaultCert: config.defaultCert, offers };
+      const { desired, offers: allOffers } = await deps.progress.step(`validating ${count(source.entries.size)} entries`,
+        () => desiredFromEntries(inputs, base), (d) => `${count(d.desired.rejected.length)} rejected`);
+      for (const r of desired.rejected) {
+        problems.push({ kind: 'entry', subject: r.key, reason: rejectionReason(r), message: r.reason, ...(r.service ? { service: r.service } : {}) });
       }
+      problems.push(...layoutProblems(source.entries), ...legacyProblems(source.entries, config));
+      for (const w of entryWarnings(desired.state)) problems.push({ kind: 'warning', subject: w.key, reason: 'entry_warning', message: w.reason });
+      for (const o of allOffers) for (const r of o.rejected) problems.push({ kind: 'certificate', subject: r.key, reason: 'invalid_certificate', message: r.reason });
+      for (const r of desired.certs.rejected) problems.push({ kind: 'certificate', subject: r.source, reason: 'invalid_certificate', message: r.reason });
+      for (const w of desired.certs.warnings) problems.push({ kind: 'certificate', subject: 'certificates', reason: 'certificate_warning', message: w });
+      if (haproxyBin !== undefined) {
+        haproxyOk = await checkWithHaproxy(haproxyBin, desired, tmp, deps, problems);
+      }
+      services = { http: desired.state.http.length, tcp: desired.state.tcp.length };
+    } finally {
+      await rm(tmp, { recursive: true, force: true });
     }
 
     const report: CheckReport = {
       source: source.description,
       entries: source.entries.size,
-      services: { http: parsed.state.http.length, tcp: parsed.state.tcp.length },
+      services,
       haproxyOk,
       problems,
     };
@@ -138,6 +127,29 @@ Examples:
     else deps.out(`${humanReport(report).join('\n')}\n`);
     if (problems.some((p) => p.kind !== 'warning')) deps.exitCode(1);
   });
+}
+
+/**
+ * Writes what `edgelb run` would write (config, certificates, crt-list, challenge map) to the
+ * scratch dir and runs `haproxy -c` on it; HAProxy's errors become problems of their services.
+ */
+async function checkWithHaproxy(haproxyBin: string, desired: DesiredConfig, tmp: string, deps: CliDeps, problems: CheckProblem[]): Promise<boolean> {
+  const paths = statePaths(tmp);
+  await writeFile(paths.challengeMap, '');
+  const certFiles = new CertFiles({ dir: paths.certsDir, crtList: paths.crtList, renderCrtList: createCrtListRenderer(), runtime: new HaproxyRuntime(paths.adminSocket) });
+  if (desired.certs.served.length > 0) await certFiles.write(desired.certs);
+  const text = await deps.progress.step('rendering', () => createRenderer()(desired.state, desired.settings), (t) => `${count(t.split('\n').length)} lines`);
+  const file = path.join(tmp, 'haproxy.cfg');
+  await writeFile(file, text);
+  const validation = await deps.progress.step('haproxy -c', () => validateConfigFile(haproxyBin, file), (v) => (v.ok ? 'valid' : `${v.errors.length} errors`));
+  const attribution = attributeErrors(text, validation.errors);
+  for (const [service, messages] of attribution.services) {
+    for (const message of messages) problems.push({ kind: 'haproxy', subject: service, reason: 'haproxy_rejected', message: withoutTempPath(message), service: service.replace(/^(http|tcp):/, '') });
+  }
+  for (const message of attribution.unattributed) {
+    problems.push({ kind: 'haproxy', subject: 'global settings', reason: 'haproxy_rejected', message: `${withoutTempPath(message)} (the whole config would be refused: check KONTENA_LB_GLOBAL_SETTINGS / KONTENA_LB_CUSTOM_SETTINGS / KONTENA_LB_SSL_CIPHERS / SYSLOG_TARGET)` });
+  }
+  return validation.ok;
 }
 
 /** `parsing [/tmp/edgelb-check-x/haproxy.cfg:85] : unknown keyword` → `rendered config line 85: unknown keyword`. */

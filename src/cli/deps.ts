@@ -22,6 +22,8 @@ export interface CliDeps {
   readonly fail: (message: string, code?: number) => never;
   /** Sets the exit status for when the command returns (check: 1 when it found problems). */
   readonly exitCode: (code: number) => void;
+  /** The environment (SSL_CERTS, ACME_CHALLENGE_*), read by main.ts: check and render see the certificates run would serve. */
+  readonly env: Readonly<Record<string, string | undefined>>;
   /** PATH to look for haproxy in (`edgelb check`). */
   readonly searchPath: string;
   readonly etcdTimeoutMs?: number;

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import { parseOptionsOf, renderSettingsOf } from '../app.js';
-import { parseEntries } from '../model/parse.js';
+import { certOffersOnce, desiredFromEntries } from '../pipeline/from-entries.js';
+import { parseOptionsOf, settingsBaseOf } from '../pipeline/settings-of.js';
 import type { DesiredState } from '../model/types.js';
 import { createRenderer } from '../render/render.js';
 import type { RenderSettings } from '../render/view.js';
@@ -40,10 +40,11 @@ export function registerRenderCommand(program: Command, deps: CliDeps): void {
   addSettingFlags(command);
   command.addHelpText('after', `
 The config goes to stdout; nothing is written, started or reloaded. It is rendered by the same
-code as \`edgelb run\` (parse, validate, templates/haproxy.cfg.hbs) with the same settings, so it
-is what run would apply now, except for the HTTPS listener, which appears only while
-certificates are served (see \`edgelb cert list\`). Rejected entries are left out, as run leaves
-them out, and counted on stderr: \`edgelb check\` says why.
+code as \`edgelb run\` (parse, validate, select certificates, templates/haproxy.cfg.hbs) with the
+same settings, so it is what run would apply now: the HTTPS listener appears when the vault,
+SSL_CERTS or KONTENA_LB_CERTS_DIR hold a certificate run would serve (see \`edgelb cert list\`).
+Rejected entries are left out, as run leaves them out, and counted on stderr: \`edgelb check\`
+says why.
 
 An entries file holds keys relative to the load balancer's etcd path, flat or nested:
 
@@ -58,17 +59,17 @@ Examples:
   command.action(async (flags: RenderFlags) => {
     const config = deps.loadConfig(flags, { needsEtcd: flags.fromFile === undefined });
     const source = await readEntries(config, flags.fromFile, deps);
-    const parsed = await deps.progress.step(`validating ${count(source.entries.size)} entries`, () =>
-      parseEntries(source.entries, parseOptionsOf(config)),
-    (p) => `${count(p.state.http.length)} HTTP and ${count(p.state.tcp.length)} TCP services, ${count(p.rejected.length)} rejected`);
-    const input = flags.showSecrets
-      ? { state: parsed.state, settings: renderSettingsOf(config) }
-      : withoutSecrets(parsed.state, renderSettingsOf(config));
+    const offers = await certOffersOnce(deps.env, config.certsDir);
+    const inputs = { entries: source.entries, parseOptions: parseOptionsOf(config), envChallenges: deps.env, vaultKey: config.vaultKey, defaultCert: config.defaultCert, offers };
+    const { desired } = await deps.progress.step(`validating ${count(source.entries.size)} entries`, () => desiredFromEntries(inputs, settingsBaseOf(config)),
+      (d) => `${count(d.desired.state.http.length)} HTTP and ${count(d.desired.state.tcp.length)} TCP services, ${count(d.desired.rejected.length)} rejected`);
+    const input = flags.showSecrets ? desired : withoutSecrets(desired.state, desired.settings);
     const text = await deps.progress.step('rendering', () => createRenderer()(input.state, input.settings),
       (t) => `${count(t.split('\n').length)} lines`);
     deps.out(text);
-    if (parsed.rejected.length > 0) {
-      deps.warn(`edgelb: ${parsed.rejected.length} ${parsed.rejected.length === 1 ? 'entry was' : 'entries were'} rejected and left out; run "edgelb check" for the reasons`);
+    const rejected = desired.rejected.length;
+    if (rejected > 0) {
+      deps.warn(`edgelb: ${rejected} ${rejected === 1 ? 'entry was' : 'entries were'} rejected and left out; run "edgelb check" for the reasons`);
     }
   });
 }

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CheckReport } from '../../src/cli/check.js';
 import { parseEntriesText } from '../../src/cli/entries-file.js';
 import { TEMPLATES_DIR } from '../../src/render/render.js';
+import { makeLeaf } from '../support/certs.js';
 import { edgelbCommand } from '../support/edgelb-process.js';
 import { startEtcd, type EtcdServer } from '../support/etcd.js';
 import { startLbWith } from '../support/lb.js';
@@ -202,6 +203,19 @@ describe('edgelb check', () => {
     const bad = await edgelb(['check', ...FIXED, '--global-settings', 'not-a-global-keyword'], { ETCD_ENDPOINTS: etcd.endpoint, ETCD_PATH: prefix });
     expect(bad.exitCode).toBe(1);
     expect(bad.stdout).toMatch(/haproxy +global settings +haproxy_rejected +.*not-a-global-keyword.*the whole config would be refused/);
+  });
+
+  it('renders and checks the HTTPS listener run would serve: a cipher list HAProxy refuses fails check, as it would fail run', async () => {
+    const leaf = await makeLeaf({ names: ['www.example.com'] });
+    const env = { SSL_CERTS: leaf.bundlePem };
+    const rendered = await edgelb(['render', '--from-file', ENTRIES, ...FIXED], env);
+    expect(rendered.exitCode).toBe(0);
+    expect(rendered.stdout).toMatch(/^ +bind \S*:443 .*crt-list \/var\/lib\/edgelb\/certs\/crt-list/m);
+    const good = await edgelb(['check', '--from-file', ENTRIES, ...FIXED], env);
+    expect(good.exitCode).toBe(0);
+    const bad = await edgelb(['check', '--from-file', ENTRIES, ...FIXED, '--ssl-ciphers', 'NO-SUCH-CIPHER'], env);
+    expect(bad.exitCode).toBe(1);
+    expect(bad.stdout).toMatch(/haproxy +global settings +haproxy_rejected +.*cipher/i);
   });
 
   it('names every HAProxy 1.8 directive, in custom_settings and in the environment, with its replacement', async () => {
