@@ -1,0 +1,60 @@
+import { describe, expect, it } from 'vitest';
+import { planApply, type ApplyPlanInput } from '../../src/controller/apply-plan.js';
+import { parseEntries } from '../../src/model/parse.js';
+import { createSectionRenderer, createServerArgsRenderer } from '../../src/render/render.js';
+import type { CertSet } from '../../src/tls/store.js';
+import { EMPTY_CERT_SET } from '../../src/tls/store.js';
+import { renderSettingsIn } from '../support/render-settings.js';
+
+// The typed plan of one apply (pure): from what is applied and served to the desired config.
+
+const settings = renderSettingsIn('/s');
+const render = createSectionRenderer();
+const serverArgs = createServerArgsRenderer();
+const stateOf = (entries: Record<string, string>) => parseEntries(new Map(Object.entries(entries)), { reservedPorts: [] }).state;
+const web = { 'services/web/virtual_hosts': 'web.test', 'services/web/upstreams/web-1': '10.0.0.1:80' };
+const withTwo = { ...web, 'services/web/upstreams/web-2': '10.0.0.2:80' };
+const oneCert = { ...EMPTY_CERT_SET, served: [{ bundle: { id: 'a', pem: 'x' }, sni: ['web.test'], expired: false }] } as unknown as CertSet;
+
+function input(before: Record<string, string> | undefined, after: Record<string, string>, extra: Partial<ApplyPlanInput> = {}): ApplyPlanInput {
+  const applied = before && { revision: '1', state: stateOf(before), certs: EMPTY_CERT_SET, challenges: new Map() };
+  const ours = applied && render(applied.state, settings);
+  const state = stateOf(after);
+  return {
+    applied, serving: ours, ours, rendered: render(state, settings), state, certs: EMPTY_CERT_SET, challenges: new Map(),
+    serverArgs: (service, upstream) => serverArgs(service, upstream, settings), runtimeServers: true, ...extra,
+  };
+}
+
+describe('planApply', () => {
+  it('reloads (or starts) when nothing is applied yet', () => {
+    expect(planApply(input(undefined, web))).toEqual({ kind: 'reload', reason: 'nothing applied yet' });
+  });
+
+  it('finds nothing to do for the same entries', () => {
+    expect(planApply(input(web, web))).toEqual({ kind: 'unchanged' });
+  });
+
+  it('changes instances at runtime, or reloads when runtime server updates are off', () => {
+    expect(planApply(input(web, withTwo))).toMatchObject({ kind: 'runtime', certs: false, challenges: false, servers: { add: [{ name: 'web-2' }] } });
+    expect(planApply(input(web, withTwo, { runtimeServers: false }))).toEqual({ kind: 'reload', reason: expect.stringContaining('runtime server updates are off') });
+  });
+
+  it('changes certificates and challenge tokens at runtime', () => {
+    expect(planApply(input(web, web, { certs: oneCert }))).toMatchObject({ kind: 'runtime', certs: true, challenges: false });
+    expect(planApply(input(web, web, { challenges: new Map([['tok', 'tok.thumb']]) }))).toMatchObject({ kind: 'runtime', certs: false, challenges: true });
+  });
+
+  it('compares texts when HAProxy serves a config from an earlier run: equal is no change, different is a reload', () => {
+    const same = input(web, web);
+    expect(planApply({ ...same, serving: { text: same.rendered.text }, ours: undefined })).toEqual({ kind: 'unchanged' });
+    expect(planApply({ ...input(web, withTwo), serving: { text: 'other' }, ours: undefined }))
+      .toEqual({ kind: 'reload', reason: 'HAProxy serves a config from an earlier run' });
+  });
+
+  it('reloads for other settings', () => {
+    const changed = input(web, web);
+    const rendered = render(changed.state, { ...settings, checkInterval: '5000ms' });
+    expect(planApply({ ...changed, rendered })).toEqual({ kind: 'reload', reason: 'settings changed' });
+  });
+});

@@ -1,0 +1,134 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { Controller } from '../../src/controller/controller.js';
+import type { ConfigApplier } from '../../src/haproxy/apply.js';
+import type { CertFiles } from '../../src/haproxy/cert-files.js';
+import type { ChallengeMap } from '../../src/haproxy/challenge-map.js';
+import type { ConfigContent } from '../../src/haproxy/config-file.js';
+import type { ServerUpdater } from '../../src/haproxy/server-updater.js';
+import { createLogger } from '../../src/log.js';
+import type { ServerPlan } from '../../src/plan/server-plan.js';
+import { createSectionRenderer, createServerArgsRenderer } from '../../src/render/render.js';
+import { EntryStore } from '../../src/sources/entry-store.js';
+import { renderSettingsIn } from '../support/render-settings.js';
+
+// The controller's choice between the runtime API and a reload, with a fake applier and a fake
+// server updater (the real ones are tested against HAProxy in test/integration): what it runs,
+// what it falls back to, and what it records.
+
+function setUp(options: { refuseRuntime?: boolean; commitFailsAfterMs?: number } = {}) {
+  const events: string[] = [];
+  const plans: ServerPlan[] = [];
+  let serving: ConfigContent | undefined;
+  const applier = {
+    get serving() { return serving; },
+    startLastGood: async () => false,
+    flush: async () => undefined,
+    validate: async () => ({ ok: true, errors: [] }),
+    startUnchecked: async (config: ConfigContent) => {
+      serving = config;
+      events.push('start');
+      return { action: 'started', startedDown: [] };
+    },
+    commit: async (config: ConfigContent) => {
+      if (options.commitFailsAfterMs !== undefined) {
+        await new Promise((resolve) => setTimeout(resolve, options.commitFailsAfterMs));
+        throw new Error('ENOSPC: no space left on device');
+      }
+      serving = config;
+      events.push('reload');
+      return { action: 'reloaded', startedDown: [] };
+    },
+    adoptRuntimeChange: (config: ConfigContent) => {
+      serving = config;
+      events.push('adopt');
+    },
+  } as unknown as ConfigApplier;
+  const servers = {
+    apply: async (plan: ServerPlan) => {
+      plans.push(plan);
+      if (options.refuseRuntime) throw new Error('HAProxy refused: add server');
+      events.push('runtime');
+      return plan.add.length + plan.remove.length + plan.readdress.length;
+    },
+    beginCommit: async () => undefined,
+    endCommit: () => undefined,
+    forget: () => undefined,
+    pendingMoves: () => new Set<string>(),
+    proveStarted: () => undefined,
+  } as unknown as ServerUpdater;
+  const certFiles = { crtList: '/x/crt-list', write: async () => undefined, prune: async () => undefined, applyRuntime: async () => 0 } as unknown as CertFiles;
+  const challengeMap = { write: async () => undefined, applyRuntime: async () => 0 } as unknown as ChallengeMap;
+  const failures: Error[] = [];
+  const controller = new Controller({
+    render: createSectionRenderer(),
+    serverArgs: createServerArgsRenderer(),
+    settings: { render: renderSettingsIn('/x'), tls: { port: 8443, http2: true, minVersion: 'TLSv1.2', ciphers: 'DEFAULT' }, crtList: '/x/crt-list' },
+    parseOptions: { reservedPorts: [] },
+    applier, certFiles, challengeMap, servers,
+    logger: createLogger('silent', false),
+    lastGoodAfterMs: 60_000,
+    onApplyFailed: (error) => failures.push(error),
+  });
+  const store = new EntryStore();
+  let revision = 0;
+  const apply = async (entries: Record<string, string>) => {
+    store.replace(new Map(Object.entries(entries)));
+    controller.offer(store.seal(String(++revision)));
+    // Past the quiet time and any slow fake commit.
+    await vi.advanceTimersByTimeAsync(100);
+    await controller.whenIdle();
+  };
+  return { events, plans, controller, apply, failures };
+}
+
+const web = { 'services/web/virtual_hosts': 'web.test', 'services/web/upstreams/web-1': '10.0.0.1:80' };
+const withTwo = { ...web, 'services/web/upstreams/web-2': '10.0.0.2:80' };
+
+describe('Controller: runtime API or reload', () => {
+  beforeEach(() => vi.useFakeTimers({ now: 0, toFake: ['setTimeout', 'clearTimeout', 'Date', 'performance'] }));
+  afterEach(() => vi.useRealTimers());
+
+  it('starts, then adds an instance through the runtime API and records it as a runtime apply', async () => {
+    const { events, plans, controller, apply } = setUp();
+    await apply(web);
+    await apply(withTwo);
+    expect(events).toEqual(['start', 'runtime', 'adopt']);
+    expect(plans[0]!.add.map((s) => `${s.proxy}/${s.name} ${s.address}`)).toEqual(['http-web/web-2 10.0.0.2:80']);
+    const { lastApply, counters } = controller.status();
+    expect(lastApply).toMatchObject({ action: 'runtime', changes: { changed: ['http:web'] } });
+    expect(counters).toMatchObject({ starts: 1, runtimeUpdates: 1, reloads: 0 });
+    controller.stop();
+  });
+
+  it('falls back to a reload when the runtime API refuses, and says why', async () => {
+    const { events, controller, apply } = setUp({ refuseRuntime: true });
+    await apply(web);
+    await apply(withTwo);
+    expect(events).toEqual(['start', 'reload']);
+    expect(controller.status().lastApply).toMatchObject({ action: 'reloaded', reason: 'the runtime API refused a change' });
+    controller.stop();
+  });
+
+  it('reloads for a route change, with the plan\'s reason, and does nothing for the same entries', async () => {
+    const { events, controller, apply } = setUp();
+    await apply(web);
+    await apply({ ...web, 'services/web/virtual_hosts': 'other.test' });
+    expect(controller.status().lastApply).toMatchObject({ action: 'reloaded', reason: 'routes or settings of http:web changed' });
+    await apply({ ...web, 'services/web/virtual_hosts': 'other.test' });
+    expect(events).toEqual(['start', 'reload']);
+    expect(controller.status().counters).toMatchObject({ unchanged: 1 });
+    controller.stop();
+  });
+
+  it('records a failed apply with how long it took and hands the error (with its code) to the caller', async () => {
+    const { controller, apply, failures } = setUp({ commitFailsAfterMs: 40 });
+    await apply(web);
+    await apply({ ...web, 'services/web/virtual_hosts': 'other.test' });
+    const { lastApply, counters } = controller.status();
+    expect(lastApply).toMatchObject({ action: 'failed', error: 'ENOSPC: no space left on device' });
+    expect(lastApply!.durationMs).toBeGreaterThanOrEqual(40);
+    expect(counters.failures).toBe(1);
+    expect(failures.map((e) => e.message)).toEqual(['ENOSPC: no space left on device']);
+    controller.stop();
+  });
+});
