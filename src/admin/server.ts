@@ -1,7 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../log.js';
-import { renderControllerMetrics } from './metrics.js';
+import { createControllerMetrics } from './metrics.js';
 import { buildStatus, healthOf, type AdminInputs } from './status.js';
 
 export interface AdminServerOptions {
@@ -19,8 +19,6 @@ export interface AdminServer {
   close(): Promise<void>;
 }
 
-const PROMETHEUS_TEXT = 'text/plain; version=0.0.4; charset=utf-8';
-
 /**
  * The admin port: `/healthz` for probes, `/status` (JSON) for people and `edgelb status`,
  * `/metrics` for Prometheus. Plain node:http: three read-only GET routes need no framework.
@@ -28,6 +26,7 @@ const PROMETHEUS_TEXT = 'text/plain; version=0.0.4; charset=utf-8';
  */
 export function startAdminServer(options: AdminServerOptions): AdminServer {
   const { inputs, logger } = options;
+  const metrics = createControllerMetrics(inputs);
   const server = http.createServer((req, res) => {
     void handle(req, res).catch((error: Error) => {
       logger.error({ err: error.message, path: req.url }, 'admin request failed');
@@ -52,30 +51,25 @@ export function startAdminServer(options: AdminServerOptions): AdminServer {
       case '/status':
         return send(res, 200, 'application/json', json(await buildStatus(inputs)));
       case '/metrics':
-        return send(res, 200, PROMETHEUS_TEXT, await metricsText());
+        return send(res, 200, metrics.contentType, await metricsText());
       default:
         return send(res, 404, 'application/json', json({ error: `no such endpoint ${path}; try /healthz, /status or /metrics` }));
     }
   }
 
+  /** edgelb's own metrics, then HAProxy's exporter's text as it answered (its haproxy_* families). */
   async function metricsText(): Promise<string> {
-    const own = renderControllerMetrics(inputs);
     let haproxy = '';
-    let up = 0;
+    let up = false;
     if (inputs.haproxy.running) {
       try {
         haproxy = await options.haproxyMetrics();
-        up = 1;
+        up = true;
       } catch (error) {
         logger.debug({ err: (error as Error).message }, 'cannot read HAProxy metrics');
       }
     }
-    const scrape = [
-      '# HELP edgelb_haproxy_metrics_up 1 when the haproxy_* metrics below were read from HAProxy\'s exporter.',
-      '# TYPE edgelb_haproxy_metrics_up gauge',
-      `edgelb_haproxy_metrics_up ${up}`,
-    ].join('\n');
-    return `${own}${scrape}\n${haproxy}`;
+    return `${await metrics.scrape(up)}${haproxy}`;
   }
 
   const listening = new Promise<number>((resolve, reject) => {
