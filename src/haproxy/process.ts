@@ -1,6 +1,7 @@
 import { execa, type ResultPromise } from 'execa';
 import { createInterface } from 'node:readline';
 import type { Logger } from '../log.js';
+import { Backoff } from '../util/backoff.js';
 import { parseShowProc, sendCommand, type MasterProcessInfo } from './master-cli.js';
 import { findPreviousMaster, forgetMaster, isAlive, recordMaster } from './previous-master.js';
 
@@ -43,8 +44,7 @@ const POLL_MS = 10;
 export class HaproxyProcess {
   private child: ResultPromise | undefined;
   private stopping = false;
-  private restartAttempts = 0;
-  private restartTimer: NodeJS.Timeout | undefined;
+  private readonly restartSchedule = new RestartSchedule((reason) => this.restart(reason));
   private restarts = 0;
   private starting: Promise<void> | undefined;
 
@@ -75,7 +75,7 @@ export class HaproxyProcess {
     // `starting` first: spawn() awaits the hand-over checks before it sets `child`.
     if (this.starting) return this.starting;
     if (this.child) return Promise.resolve();
-    clearTimeout(this.restartTimer);
+    this.restartSchedule.cancel();
     this.starting = this.spawn().finally(() => {
       this.starting = undefined;
     });
@@ -111,7 +111,7 @@ export class HaproxyProcess {
       if (this.stopping) return;
       const reason = `HAProxy exited unexpectedly (${result.signal ?? `code ${result.exitCode}`})`;
       logger.error({ pid: child.pid }, reason);
-      this.scheduleRestart(reason);
+      this.restartSchedule.schedule(reason);
     });
 
     const deadline = Date.now() + START_TIMEOUT_MS;
@@ -190,7 +190,7 @@ export class HaproxyProcess {
   /** Stops HAProxy: SIGUSR1 lets workers finish their connections (graceful), SIGTERM does not. */
   async stop(options: { graceful?: boolean; timeoutMs?: number } = {}): Promise<void> {
     this.stopping = true;
-    clearTimeout(this.restartTimer);
+    this.restartSchedule.cancel();
     const child = this.child;
     if (!child) return;
     child.kill(options.graceful ? 'SIGUSR1' : 'SIGTERM');
@@ -201,25 +201,47 @@ export class HaproxyProcess {
     if (this.options.pidFile) await forgetMaster(this.options.pidFile);
   }
 
-  private scheduleRestart(reason: string): void {
-    // Fast first retry so a killed HAProxy is back within a second; capped backoff if it keeps dying.
-    const delay = Math.min(50 * 2 ** this.restartAttempts, 5000);
-    this.restartAttempts++;
-    const prepare = () => this.options.beforeRestart?.().catch(() => undefined) ?? Promise.resolve();
-    this.restartTimer = setTimeout(() => void prepare().then(() => {
-      if (this.stopping) return;
-      this.start()
-        .then(() => {
-          this.restarts++;
-          this.restartAttempts = 0;
-          this.options.logger.warn({ restarts: this.restarts }, 'HAProxy restarted with the last good config');
-          this.options.onRestart?.(reason);
-        })
-        .catch((error: Error) => {
-          this.options.logger.error({ err: error.message }, 'HAProxy restart failed');
-          if (!this.stopping && !this.child) this.scheduleRestart(reason);
-        });
-    }), delay);
+  /** One restart after HAProxy died; false when it must be tried again. */
+  private async restart(reason: string): Promise<boolean> {
+    await this.options.beforeRestart?.().catch(() => undefined);
+    if (this.stopping) return true;
+    try {
+      await this.start();
+    } catch (error) {
+      this.options.logger.error({ err: (error as Error).message }, 'HAProxy restart failed');
+      return this.stopping || this.child !== undefined;
+    }
+    this.restarts++;
+    this.options.logger.warn({ restarts: this.restarts }, 'HAProxy restarted with the last good config');
+    this.options.onRestart?.(reason);
+    return true;
+  }
+}
+
+/**
+ * When the supervisor starts HAProxy again: a fast first try (50 ms) so a killed HAProxy is back
+ * within a second, then the project's backoff up to 5 s while the starts keep failing (a config
+ * that no longer loads, a port taken), so a crash loop does not spin.
+ */
+export class RestartSchedule {
+  private readonly backoff = new Backoff({ firstMs: 50, maxMs: 5000 });
+  private timer: NodeJS.Timeout | undefined;
+
+  /** `attempt` resolves true once nothing is left to do (HAProxy runs, or it is being stopped). */
+  constructor(private readonly attempt: (reason: string) => Promise<boolean>) {}
+
+  schedule(reason: string): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      void this.attempt(reason).then((done) => {
+        if (done) this.backoff.reset();
+        else this.schedule(reason);
+      });
+    }, this.backoff.next());
+  }
+
+  cancel(): void {
+    clearTimeout(this.timer);
   }
 }
 
