@@ -1,10 +1,13 @@
+import { systemCodesOf } from './errors.js';
 import type { Logger } from './log.js';
 import { Backoff } from './util/backoff.js';
 
 // Failures of the machine rather than of the input: the same apply can succeed once the
 // operator frees space or makes the state dir writable again. A config HAProxy rejects is
 // not retried: the same input would fail the same way until the entries change.
-const ENVIRONMENTAL = /\b(ENOSPC|EDQUOT|EROFS|EACCES|EPERM|EIO|EMFILE|ENFILE|EBUSY)\b/;
+const ENVIRONMENTAL: ReadonlySet<string> = new Set(['ENOSPC', 'EDQUOT', 'EROFS', 'EACCES', 'EPERM', 'EIO', 'EMFILE', 'ENFILE', 'EBUSY']);
+/** The same codes as words in a message, for callers that still pass only the message. */
+const ENVIRONMENTAL_WORDS = new RegExp(`\\b(${[...ENVIRONMENTAL].join('|')})\\b`);
 
 export interface ApplyRetryOptions {
   /** Applies the newest input again. */
@@ -28,9 +31,16 @@ export class ApplyRetry {
     this.backoff = new Backoff({ firstMs: options.firstDelayMs ?? 500, maxMs: options.maxDelayMs ?? 10_000 });
   }
 
-  /** Called with the error of every failed apply. */
-  failed(error: string): void {
-    if (!ENVIRONMENTAL.test(error)) return;
+  /**
+   * Called with the error of every failed apply: retried when the system's code on it or on its
+   * `cause` (ENOSPC, EROFS, EACCES, ...) says the machine failed, whatever the message says.
+   */
+  failed(error: Error): void;
+  /** The message only: decided on the codes' words in it. Kept until every caller passes the Error. */
+  failed(message: string): void;
+  failed(error: Error | string): void {
+    const environmental = typeof error === 'string' ? ENVIRONMENTAL_WORDS.test(error) : systemCodesOf(error).some((code) => ENVIRONMENTAL.has(code));
+    if (!environmental) return;
     const now = Date.now();
     // A failure long after the previous one starts a new series: the last retry must have worked.
     if (now - this.lastFailureAt > 2 * this.backoff.policy.maxMs) this.backoff.reset();

@@ -1,3 +1,4 @@
+import { EdgelbError } from '../errors.js';
 import { sendCommand } from '../haproxy/master-cli.js';
 
 /** One server line of HAProxy's `show stat`: an instance and what its health check says. */
@@ -38,7 +39,7 @@ export async function readServerStats(adminSocket: string, timeoutMs = 2000): Pr
 export function parseShowStat(text: string): ServerStat[] {
   const lines = text.split('\n');
   const header = lines.find((l) => l.startsWith('# '));
-  if (!header) throw new Error(`unexpected answer to "show stat": ${JSON.stringify(text.slice(0, 80))}`);
+  if (!header) throw new EdgelbError('haproxy_answer_unreadable', `unexpected answer to "show stat": ${JSON.stringify(text.slice(0, 80))}`);
   const columns = new Map(header.slice(2).split(',').map((name, index) => [name, index]));
   const stats: ServerStat[] = [];
   for (const line of lines) {

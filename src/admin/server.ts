@@ -1,5 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { EdgelbError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { createControllerMetrics } from './metrics.js';
 import { buildStatus, healthOf, type AdminInputs } from './status.js';
@@ -111,11 +112,11 @@ export function getFromUnixSocket(socketPath: string, path: string, timeoutMs = 
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
         if (res.statusCode === 200) resolve(Buffer.concat(chunks).toString('utf8'));
-        else reject(new Error(`${socketPath}${path} answered ${res.statusCode}`));
+        else reject(new EdgelbError('http_status', `${socketPath}${path} answered ${res.statusCode}`));
       });
       res.on('error', reject);
     });
-    req.on('timeout', () => req.destroy(new Error(`${socketPath}${path}: no answer within ${timeoutMs} ms`)));
-    req.on('error', reject);
+    req.on('timeout', () => req.destroy(new EdgelbError('http_timeout', `${socketPath}${path}: no answer within ${timeoutMs} ms`)));
+    req.on('error', (error) => reject(error instanceof EdgelbError ? error : new EdgelbError('http_unreachable', error.message, { cause: error })));
   });
 }

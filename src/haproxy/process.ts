@@ -1,5 +1,6 @@
 import { execa, type ResultPromise } from 'execa';
 import { createInterface } from 'node:readline';
+import { EdgelbError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { Backoff } from '../util/backoff.js';
 import { parseShowProc, sendCommand, type MasterProcessInfo } from './master-cli.js';
@@ -26,7 +27,8 @@ export interface HaproxyProcessOptions {
   readonly stdout?: 'inherit' | number;
 }
 
-export class HaproxyError extends Error {}
+/** Starting or reloading HAProxy failed: the `haproxy_start_*`, `haproxy_reload_*` and `haproxy_not_running` codes. */
+export class HaproxyError extends EdgelbError {}
 
 // Generous: with 10,000 services HAProxy needs several seconds to parse and start on 2 busy CPUs.
 const START_TIMEOUT_MS = 60_000;
@@ -116,7 +118,7 @@ export class HaproxyProcess {
 
     const deadline = Date.now() + START_TIMEOUT_MS;
     while (Date.now() < deadline) {
-      if (exited) throw new HaproxyError(`HAProxy failed to start: ${lastAlert(stderrTail)}`);
+      if (exited) throw new HaproxyError('haproxy_start_failed', `HAProxy failed to start: ${lastAlert(stderrTail)}`);
       const info = await this.showProc().catch(() => undefined);
       // During a handover the socket may still be the previous master's until the new one binds it.
       if (info && info.masterPid === child.pid && info.workers.length > 0) {
@@ -131,7 +133,7 @@ export class HaproxyProcess {
       await sleep(POLL_MS);
     }
     await this.stop();
-    throw new HaproxyError(`HAProxy did not become ready within ${START_TIMEOUT_MS} ms`);
+    throw new HaproxyError('haproxy_start_timeout', `HAProxy did not become ready within ${START_TIMEOUT_MS} ms`);
   }
 
   /**
@@ -166,7 +168,7 @@ export class HaproxyProcess {
 
   /** Seamless reload; resolves once a new worker serves the config now in the file. */
   async reload(): Promise<void> {
-    if (!this.child) throw new HaproxyError('HAProxy is not running');
+    if (!this.child) throw new HaproxyError('haproxy_not_running', 'HAProxy is not running');
     const before = await this.showProc();
     // The master re-executes while answering, so the connection may end without a reply.
     await sendCommand(this.options.masterSocket, 'reload').catch(() => undefined);
@@ -174,13 +176,13 @@ export class HaproxyProcess {
     while (Date.now() < deadline) {
       const info = await this.showProc().catch(() => undefined);
       if (info) {
-        if (info.failedReloads > before.failedReloads) throw new HaproxyError('HAProxy refused the new config on reload');
+        if (info.failedReloads > before.failedReloads) throw new HaproxyError('haproxy_reload_refused', 'HAProxy refused the new config on reload');
         const fresh = info.workers.find((w) => !before.workers.some((old) => old.pid === w.pid));
         if (info.reloads > before.reloads && fresh) return;
       }
       await sleep(POLL_MS);
     }
-    throw new HaproxyError(`HAProxy reload did not complete within ${RELOAD_TIMEOUT_MS} ms`);
+    throw new HaproxyError('haproxy_reload_timeout', `HAProxy reload did not complete within ${RELOAD_TIMEOUT_MS} ms`);
   }
 
   showProc(): Promise<MasterProcessInfo> {

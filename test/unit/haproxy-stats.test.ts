@@ -36,5 +36,6 @@ describe('parseShowStat', () => {
 
   it('refuses an answer without the header (an error text, a refused command)', () => {
     expect(() => parseShowStat('Permission denied\n\n')).toThrow(/unexpected answer to "show stat"/);
+    expect(() => parseShowStat('Unknown command.\n')).toThrow(expect.objectContaining({ code: 'haproxy_answer_unreadable' }));
   });
 });
