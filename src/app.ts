@@ -108,7 +108,7 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
       parsedRoutes = state;
       acme?.offerServices(state);
     },
-    onApplyFailed: (error) => applyRetry.failed(error.message),
+    onApplyFailed: (error) => applyRetry.failed(error),
     logger: logger.child({ component: 'controller' }),
   });
   const client = new EtcdClient(config.etcd);

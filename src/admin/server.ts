@@ -1,7 +1,8 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { EdgelbError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { renderControllerMetrics } from './metrics.js';
+import { createControllerMetrics } from './metrics.js';
 import { buildStatus, healthOf, type AdminInputs } from './status.js';
 
 export interface AdminServerOptions {
@@ -19,8 +20,6 @@ export interface AdminServer {
   close(): Promise<void>;
 }
 
-const PROMETHEUS_TEXT = 'text/plain; version=0.0.4; charset=utf-8';
-
 /**
  * The admin port: `/healthz` for probes, `/status` (JSON) for people and `edgelb status`,
  * `/metrics` for Prometheus. Plain node:http: three read-only GET routes need no framework.
@@ -28,6 +27,7 @@ const PROMETHEUS_TEXT = 'text/plain; version=0.0.4; charset=utf-8';
  */
 export function startAdminServer(options: AdminServerOptions): AdminServer {
   const { inputs, logger } = options;
+  const metrics = createControllerMetrics(inputs);
   const server = http.createServer((req, res) => {
     void handle(req, res).catch((error: Error) => {
       logger.error({ err: error.message, path: req.url }, 'admin request failed');
@@ -52,30 +52,25 @@ export function startAdminServer(options: AdminServerOptions): AdminServer {
       case '/status':
         return send(res, 200, 'application/json', json(await buildStatus(inputs)));
       case '/metrics':
-        return send(res, 200, PROMETHEUS_TEXT, await metricsText());
+        return send(res, 200, metrics.contentType, await metricsText());
       default:
         return send(res, 404, 'application/json', json({ error: `no such endpoint ${path}; try /healthz, /status or /metrics` }));
     }
   }
 
+  /** edgelb's own metrics, then HAProxy's exporter's text as it answered (its haproxy_* families). */
   async function metricsText(): Promise<string> {
-    const own = renderControllerMetrics(inputs);
     let haproxy = '';
-    let up = 0;
+    let up = false;
     if (inputs.haproxy.running) {
       try {
         haproxy = await options.haproxyMetrics();
-        up = 1;
+        up = true;
       } catch (error) {
         logger.debug({ err: (error as Error).message }, 'cannot read HAProxy metrics');
       }
     }
-    const scrape = [
-      '# HELP edgelb_haproxy_metrics_up 1 when the haproxy_* metrics below were read from HAProxy\'s exporter.',
-      '# TYPE edgelb_haproxy_metrics_up gauge',
-      `edgelb_haproxy_metrics_up ${up}`,
-    ].join('\n');
-    return `${own}${scrape}\n${haproxy}`;
+    return `${await metrics.scrape(up)}${haproxy}`;
   }
 
   const listening = new Promise<number>((resolve, reject) => {
@@ -117,11 +112,11 @@ export function getFromUnixSocket(socketPath: string, path: string, timeoutMs = 
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
         if (res.statusCode === 200) resolve(Buffer.concat(chunks).toString('utf8'));
-        else reject(new Error(`${socketPath}${path} answered ${res.statusCode}`));
+        else reject(new EdgelbError('http_status', `${socketPath}${path} answered ${res.statusCode}`));
       });
       res.on('error', reject);
     });
-    req.on('timeout', () => req.destroy(new Error(`${socketPath}${path}: no answer within ${timeoutMs} ms`)));
-    req.on('error', reject);
+    req.on('timeout', () => req.destroy(new EdgelbError('http_timeout', `${socketPath}${path}: no answer within ${timeoutMs} ms`)));
+    req.on('error', (error) => reject(error instanceof EdgelbError ? error : new EdgelbError('http_unreachable', error.message, { cause: error })));
   });
 }

@@ -1,6 +1,7 @@
 import http from 'node:http';
 import type { Command } from 'commander';
 import type { StatusReport } from '../admin/status.js';
+import { EdgelbError } from '../errors.js';
 import type { CliDeps } from './deps.js';
 import { layoutTable } from './table.js';
 
@@ -55,10 +56,12 @@ function fetchText(url: string, timeoutMs: number): Promise<string> {
     const req = http.get(url, { timeout: timeoutMs }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => (res.statusCode === 200 ? resolve(Buffer.concat(chunks).toString('utf8')) : reject(new Error(`HTTP ${res.statusCode}`))));
+      res.on('end', () => (res.statusCode === 200 ? resolve(Buffer.concat(chunks).toString('utf8')) : reject(new EdgelbError('http_status', `HTTP ${res.statusCode}`))));
     });
-    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs / 1000} s`)));
-    req.on('error', (error: NodeJS.ErrnoException) => reject(new Error(error.code ?? error.message)));
+    req.on('timeout', () => req.destroy(new EdgelbError('http_timeout', `no answer within ${timeoutMs / 1000} s`)));
+    // The system's code (ECONNREFUSED) is the whole message: the operator's line says the rest.
+    req.on('error', (error: NodeJS.ErrnoException) =>
+      reject(error instanceof EdgelbError ? error : new EdgelbError('http_unreachable', error.code ?? error.message, { cause: error })));
   });
 }
 

@@ -1,3 +1,4 @@
+import { EdgelbError } from '../errors.js';
 import type { ConfigApplier } from '../haproxy/apply.js';
 import type { CertFiles } from '../haproxy/cert-files.js';
 import type { ChallengeMap } from '../haproxy/challenge-map.js';
@@ -217,7 +218,7 @@ export class Controller {
       const { services, unattributed } = attributeErrors(rendered.text, validation.errors);
       if (services.size === 0 || unattributed.length > 0 || round === MAX_ISOLATION_ROUNDS) {
         const why = [...unattributed, ...[...services.values()].flat(), ...settingsHints(settings)].join('; ');
-        this.recorder.failed(revision, started, diffStates(this.applied?.state, state), new Error(`HAProxy rejected the config: ${why}`));
+        this.recorder.failed(revision, started, diffStates(this.applied?.state, state), new EdgelbError('haproxy_config_rejected', `HAProxy rejected the config: ${why}`));
         return;
       }
       for (const [service, messages] of services) this.exclude(state, service, messages.join('; '));

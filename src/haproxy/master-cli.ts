@@ -1,7 +1,8 @@
 import net from 'node:net';
+import { EdgelbError } from '../errors.js';
 
-/** A failure talking to one of HAProxy's CLI sockets. */
-export class HaproxySocketError extends Error {}
+/** A failure talking to one of HAProxy's CLI sockets: `haproxy_socket_unreachable` or `haproxy_socket_timeout`. */
+export class HaproxySocketError extends EdgelbError {}
 
 /**
  * Sends one command to an HAProxy CLI socket (master or worker) and returns the answer.
@@ -14,13 +15,13 @@ export function sendCommand(socketPath: string, command: string, timeoutMs = 500
     const socket = net.createConnection(socketPath);
     const timer = setTimeout(() => {
       socket.destroy();
-      reject(new HaproxySocketError(`no answer from ${socketPath} to "${command}" within ${timeoutMs} ms`));
+      reject(new HaproxySocketError('haproxy_socket_timeout', `no answer from ${socketPath} to "${command}" within ${timeoutMs} ms`));
     }, timeoutMs);
     socket.on('connect', () => socket.end(`${command}\n`));
     socket.on('data', (chunk) => chunks.push(chunk));
     socket.on('error', (error) => {
       clearTimeout(timer);
-      reject(new HaproxySocketError(`${socketPath}: ${error.message}`));
+      reject(new HaproxySocketError('haproxy_socket_unreachable', `${socketPath}: ${error.message}`, { cause: error }));
     });
     socket.on('close', () => {
       clearTimeout(timer);

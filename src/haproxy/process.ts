@@ -1,6 +1,8 @@
 import { execa, type ResultPromise } from 'execa';
 import { createInterface } from 'node:readline';
+import { EdgelbError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { Backoff } from '../util/backoff.js';
 import { parseShowProc, sendCommand, type MasterProcessInfo } from './master-cli.js';
 import { findPreviousMaster, forgetMaster, isAlive, recordMaster } from './previous-master.js';
 
@@ -25,7 +27,8 @@ export interface HaproxyProcessOptions {
   readonly stdout?: 'inherit' | number;
 }
 
-export class HaproxyError extends Error {}
+/** Starting or reloading HAProxy failed: the `haproxy_start_*`, `haproxy_reload_*` and `haproxy_not_running` codes. */
+export class HaproxyError extends EdgelbError {}
 
 // Generous: with 10,000 services HAProxy needs several seconds to parse and start on 2 busy CPUs.
 const START_TIMEOUT_MS = 60_000;
@@ -43,8 +46,7 @@ const POLL_MS = 10;
 export class HaproxyProcess {
   private child: ResultPromise | undefined;
   private stopping = false;
-  private restartAttempts = 0;
-  private restartTimer: NodeJS.Timeout | undefined;
+  private readonly restartSchedule = new RestartSchedule((reason) => this.restart(reason));
   private restarts = 0;
   private starting: Promise<void> | undefined;
 
@@ -75,7 +77,7 @@ export class HaproxyProcess {
     // `starting` first: spawn() awaits the hand-over checks before it sets `child`.
     if (this.starting) return this.starting;
     if (this.child) return Promise.resolve();
-    clearTimeout(this.restartTimer);
+    this.restartSchedule.cancel();
     this.starting = this.spawn().finally(() => {
       this.starting = undefined;
     });
@@ -111,12 +113,12 @@ export class HaproxyProcess {
       if (this.stopping) return;
       const reason = `HAProxy exited unexpectedly (${result.signal ?? `code ${result.exitCode}`})`;
       logger.error({ pid: child.pid }, reason);
-      this.scheduleRestart(reason);
+      this.restartSchedule.schedule(reason);
     });
 
     const deadline = Date.now() + START_TIMEOUT_MS;
     while (Date.now() < deadline) {
-      if (exited) throw new HaproxyError(`HAProxy failed to start: ${lastAlert(stderrTail)}`);
+      if (exited) throw new HaproxyError('haproxy_start_failed', `HAProxy failed to start: ${lastAlert(stderrTail)}`);
       const info = await this.showProc().catch(() => undefined);
       // During a handover the socket may still be the previous master's until the new one binds it.
       if (info && info.masterPid === child.pid && info.workers.length > 0) {
@@ -131,7 +133,7 @@ export class HaproxyProcess {
       await sleep(POLL_MS);
     }
     await this.stop();
-    throw new HaproxyError(`HAProxy did not become ready within ${START_TIMEOUT_MS} ms`);
+    throw new HaproxyError('haproxy_start_timeout', `HAProxy did not become ready within ${START_TIMEOUT_MS} ms`);
   }
 
   /**
@@ -166,7 +168,7 @@ export class HaproxyProcess {
 
   /** Seamless reload; resolves once a new worker serves the config now in the file. */
   async reload(): Promise<void> {
-    if (!this.child) throw new HaproxyError('HAProxy is not running');
+    if (!this.child) throw new HaproxyError('haproxy_not_running', 'HAProxy is not running');
     const before = await this.showProc();
     // The master re-executes while answering, so the connection may end without a reply.
     await sendCommand(this.options.masterSocket, 'reload').catch(() => undefined);
@@ -174,13 +176,13 @@ export class HaproxyProcess {
     while (Date.now() < deadline) {
       const info = await this.showProc().catch(() => undefined);
       if (info) {
-        if (info.failedReloads > before.failedReloads) throw new HaproxyError('HAProxy refused the new config on reload');
+        if (info.failedReloads > before.failedReloads) throw new HaproxyError('haproxy_reload_refused', 'HAProxy refused the new config on reload');
         const fresh = info.workers.find((w) => !before.workers.some((old) => old.pid === w.pid));
         if (info.reloads > before.reloads && fresh) return;
       }
       await sleep(POLL_MS);
     }
-    throw new HaproxyError(`HAProxy reload did not complete within ${RELOAD_TIMEOUT_MS} ms`);
+    throw new HaproxyError('haproxy_reload_timeout', `HAProxy reload did not complete within ${RELOAD_TIMEOUT_MS} ms`);
   }
 
   showProc(): Promise<MasterProcessInfo> {
@@ -190,7 +192,7 @@ export class HaproxyProcess {
   /** Stops HAProxy: SIGUSR1 lets workers finish their connections (graceful), SIGTERM does not. */
   async stop(options: { graceful?: boolean; timeoutMs?: number } = {}): Promise<void> {
     this.stopping = true;
-    clearTimeout(this.restartTimer);
+    this.restartSchedule.cancel();
     const child = this.child;
     if (!child) return;
     child.kill(options.graceful ? 'SIGUSR1' : 'SIGTERM');
@@ -201,25 +203,47 @@ export class HaproxyProcess {
     if (this.options.pidFile) await forgetMaster(this.options.pidFile);
   }
 
-  private scheduleRestart(reason: string): void {
-    // Fast first retry so a killed HAProxy is back within a second; capped backoff if it keeps dying.
-    const delay = Math.min(50 * 2 ** this.restartAttempts, 5000);
-    this.restartAttempts++;
-    const prepare = () => this.options.beforeRestart?.().catch(() => undefined) ?? Promise.resolve();
-    this.restartTimer = setTimeout(() => void prepare().then(() => {
-      if (this.stopping) return;
-      this.start()
-        .then(() => {
-          this.restarts++;
-          this.restartAttempts = 0;
-          this.options.logger.warn({ restarts: this.restarts }, 'HAProxy restarted with the last good config');
-          this.options.onRestart?.(reason);
-        })
-        .catch((error: Error) => {
-          this.options.logger.error({ err: error.message }, 'HAProxy restart failed');
-          if (!this.stopping && !this.child) this.scheduleRestart(reason);
-        });
-    }), delay);
+  /** One restart after HAProxy died; false when it must be tried again. */
+  private async restart(reason: string): Promise<boolean> {
+    await this.options.beforeRestart?.().catch(() => undefined);
+    if (this.stopping) return true;
+    try {
+      await this.start();
+    } catch (error) {
+      this.options.logger.error({ err: (error as Error).message }, 'HAProxy restart failed');
+      return this.stopping || this.child !== undefined;
+    }
+    this.restarts++;
+    this.options.logger.warn({ restarts: this.restarts }, 'HAProxy restarted with the last good config');
+    this.options.onRestart?.(reason);
+    return true;
+  }
+}
+
+/**
+ * When the supervisor starts HAProxy again: a fast first try (50 ms) so a killed HAProxy is back
+ * within a second, then the project's backoff up to 5 s while the starts keep failing (a config
+ * that no longer loads, a port taken), so a crash loop does not spin.
+ */
+export class RestartSchedule {
+  private readonly backoff = new Backoff({ firstMs: 50, maxMs: 5000 });
+  private timer: NodeJS.Timeout | undefined;
+
+  /** `attempt` resolves true once nothing is left to do (HAProxy runs, or it is being stopped). */
+  constructor(private readonly attempt: (reason: string) => Promise<boolean>) {}
+
+  schedule(reason: string): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      void this.attempt(reason).then((done) => {
+        if (done) this.backoff.reset();
+        else this.schedule(reason);
+      });
+    }, this.backoff.next());
+  }
+
+  cancel(): void {
+    clearTimeout(this.timer);
   }
 }
 

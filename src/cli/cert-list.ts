@@ -1,0 +1,95 @@
+import path from 'node:path';
+import type { KvStore } from '../etcd/store.js';
+import { certsFromFiles, readCertsDir } from '../sources/certs-dir.js';
+import { readEnvCerts } from '../sources/env-certs.js';
+import type { CertSource } from '../tls/bundle.js';
+import { LEADER_KEY, parseState, STATE_DIR, type AcmeDomainState } from '../tls/acme-state.js';
+import { decryptBundle, isEncrypted, isValidVaultName, VaultError } from '../tls/vault.js';
+import { listUnder, loadSettings, withEtcd, type CertCliFlags, type CertCliSettings, type CertCommandDeps } from './cert-etcd.js';
+import { invalidRow, pendingAcmeRow, rowOf, type CertListRow } from './cert-rows.js';
+import { acmeTable, certTable } from './cert-tables.js';
+
+/** `edgelb cert list`: the vault, the ACME domains, and the certificates of the environment and the certs dir. */
+export async function listCerts(flags: CertCliFlags & { json?: boolean }, deps: CertCommandDeps): Promise<void> {
+  const now = deps.now?.() ?? new Date();
+  const settings = loadSettings(flags, deps);
+  const prefix = `${settings.etcdPath}/certs/`;
+  const statePrefix = `${settings.etcdPath}/${STATE_DIR}`;
+  const [stored, storedStates, leader] = await withEtcd(settings, deps, false, (store: KvStore) => Promise.all([
+    listUnder(store, prefix),
+    listUnder(store, statePrefix),
+    store.get(`${settings.etcdPath}/${LEADER_KEY}`),
+  ]));
+  const acmeStates = new Map<string, AcmeDomainState>();
+  for (const [key, value] of Object.entries(storedStates)) {
+    const domain = key.slice(statePrefix.length);
+    const state = parseState(value, domain);
+    if (state) acmeStates.set(domain, state);
+  }
+
+  const rows = vaultRows(stored, prefix, settings.vaultKey, now).map((row) => {
+    const state = row.name.startsWith('acme-') ? acmeStates.get(row.name.slice('acme-'.length)) : undefined;
+    return state ? { ...row, acme: state } : row;
+  });
+  for (const [domain, state] of [...acmeStates].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    if (!Object.hasOwn(stored, `${prefix}acme-${domain}`)) rows.push(pendingAcmeRow(domain, state, STATE_DIR));
+  }
+  rows.push(...(await localRows(settings, deps, now)));
+
+  if (flags.json) {
+    deps.out(JSON.stringify(rows, null, 2));
+    return;
+  }
+  if (rows.length === 0) {
+    deps.out(`no certificates in ${prefix}`);
+    return;
+  }
+  for (const line of certTable(rows)) deps.out(line);
+  if (acmeStates.size > 0) {
+    deps.out('');
+    for (const line of acmeTable([...acmeStates.values()], now)) deps.out(line);
+    deps.out(`ACME leader: ${leader ?? 'none (no replica is ordering certificates)'}`);
+  }
+}
+
+/** One row per vault entry, in key order; one that cannot be read or decrypted says why. */
+function vaultRows(stored: Record<string, string>, prefix: string, vaultKey: string | undefined, now: Date): CertListRow[] {
+  const rows: CertListRow[] = [];
+  for (const fullKey of Object.keys(stored).sort()) {
+    const name = fullKey.slice(prefix.length);
+    const value = stored[fullKey]!;
+    const source: CertSource = { kind: 'vault', ref: `certs/${name}` };
+    if (!isValidVaultName(name)) {
+      rows.push(invalidRow(name, source, isEncrypted(value), 'the name is not valid (use letters, digits, _ . -)'));
+      continue;
+    }
+    let pem: string;
+    try {
+      pem = decryptBundle(value, vaultKey);
+    } catch (error) {
+      if (!(error instanceof VaultError)) throw error;
+      rows.push(invalidRow(name, source, isEncrypted(value), error.message));
+      continue;
+    }
+    rows.push(rowOf(name, source, pem, isEncrypted(value), now));
+  }
+  return rows;
+}
+
+/** The certificates of SSL_CERTS / SSL_CERT_<name> and of the certs dir, when the settings name them. */
+async function localRows(settings: CertCliSettings, deps: CertCommandDeps, now: Date): Promise<CertListRow[]> {
+  const rows: CertListRow[] = [];
+  if (settings.env) {
+    for (const raw of readEnvCerts(settings.env)) rows.push(rowOf(raw.source.ref, raw.source, raw.pem, false, now));
+  }
+  if (settings.certsDir) {
+    let files: Map<string, string>;
+    try {
+      files = await readCertsDir(settings.certsDir);
+    } catch (error) {
+      deps.fail(`cannot read the certificate directory ${settings.certsDir}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    }
+    for (const raw of certsFromFiles(files)) rows.push(rowOf(path.basename(raw.source.ref), raw.source, raw.pem, false, now));
+  }
+  return rows;
+}
