@@ -9,6 +9,7 @@ import { BundleError, isExpired, parseBundle, type CertBundle, type CertSource }
 import { LEADER_KEY, parseState, STATE_DIR, type AcmeDomainState } from '../tls/acme-state.js';
 import { decryptBundle, encryptBundle, isEncrypted, isValidVaultName, VaultError } from '../tls/vault.js';
 import { flagProperty, SETTINGS } from '../config.js';
+import { hasFlag } from '../settings/flags.js';
 import { withStore } from './etcd-access.js';
 import { layoutTable } from './table.js';
 
@@ -52,7 +53,7 @@ export interface CertListRow {
 }
 
 /** The `edgelb run` settings that say which etcd and which prefix: every ETCD_* setting and the load balancer's name. */
-const CONNECTION_SETTINGS = SETTINGS.filter((s) => s.env.startsWith('ETCD_') || s.env === 'KONTENA_STACK_NAME' || s.env === 'KONTENA_SERVICE_NAME');
+const CONNECTION_SETTINGS = SETTINGS.filter(hasFlag).filter((s) => s.env.startsWith('ETCD_') || s.env === 'KONTENA_STACK_NAME' || s.env === 'KONTENA_SERVICE_NAME');
 
 const VAULT_HELP = `
 The vault is <etcd path>/certs/<name> in etcd. When KONTENA_LB_VAULT_KEY is set (in the
