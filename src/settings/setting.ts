@@ -64,7 +64,7 @@ function describe<T>(spec: Omit<SettingSpec<unknown>, 'schema'>, schema: Setting
     default: spec.default,
     shownDefault,
     help: spec.help,
-    docDefault: spec.docDefault ?? (spec.default === undefined ? '—' : `\`${spec.default}\``),
+    docDefault: spec.docDefault ?? (shownDefault === undefined ? '—' : `\`${shownDefault}\``),
     doc: spec.doc ?? spec.help,
     verbatim: spec.verbatim ?? false,
     schema,
