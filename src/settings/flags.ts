@@ -18,9 +18,10 @@ export function flagProperty(flag: string): string {
 /** `--<flag> <value>` for each setting, with its help, its variable and its default. */
 export function addSettingFlags(command: Command, settings: readonly Setting[]): void {
   for (const setting of settings.filter(hasFlag)) {
-    const option = new Option(`--${setting.flag} <value>`, `${setting.help} [env ${setting.env}]`);
-    // Only shown: the default is applied by the schema, so an unset flag leaves the variable in charge.
-    command.addOption(setting.shownDefault === undefined ? option : option.default(undefined, setting.shownDefault));
+    // The default is written into the help, not given to commander: the schema applies it, and
+    // a commander default would hide the environment variable behind an unset flag.
+    const shown = setting.shownDefault === undefined ? '' : ` (default: ${setting.shownDefault})`;
+    command.addOption(new Option(`--${setting.flag} <value>`, `${setting.help} [env ${setting.env}]${shown}`));
   }
 }
 

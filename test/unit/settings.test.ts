@@ -77,11 +77,13 @@ describe('setting flags', () => {
     addSettingFlags(command, SETTINGS);
     const options = new Map(command.options.map((o) => [o.long, o]));
     expect(options.size).toBe(SETTINGS.filter(hasFlag).length);
-    expect(options.get('--http-port')?.description).toBe('HTTP listening port [env KONTENA_LB_HTTP_PORT]');
-    expect(options.get('--http-port')?.defaultValueDescription).toBe('80');
+    expect(options.get('--http-port')?.description).toBe('HTTP listening port [env KONTENA_LB_HTTP_PORT] (default: 80)');
     // Only shown: an unset flag must not hide the environment variable.
     expect(options.get('--http-port')?.defaultValue).toBeUndefined();
-    expect(options.get('--etcd-path')?.defaultValueDescription).toBe('/kontena/haproxy/<lb-name>');
+    expect(options.get('--etcd-path')?.description).toMatch(/ \(default: \/kontena\/haproxy\/<lb-name>\)$/);
+    expect(options.get('--etcd-node')?.description).not.toContain('default:');
+    command.parse(['node', 'run'], { from: 'node' });
+    expect(withFlags({ KONTENA_LB_HTTP_PORT: '8080' }, command.opts(), SETTINGS).KONTENA_LB_HTTP_PORT).toBe('8080');
     expect(options.has('--etcd-password')).toBe(false);
   });
 });
