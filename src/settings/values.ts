@@ -20,7 +20,8 @@ export function parsedBy<T>(parse: (raw: string) => T): z.ZodType<T, string> {
       return parse(raw);
     } catch (error) {
       if (!(error instanceof ConfigError)) throw error;
-      context.issues.push({ code: 'custom', message: error.message, input: raw });
+      // The issue keeps the message only, never the value: it may be a secret.
+      context.issues.push({ code: 'custom', message: error.message, input: undefined });
       return z.NEVER;
     }
   });
