@@ -45,6 +45,7 @@ export function parseSettings(input: SettingsInput, options: { readonly platform
     text: (env) => (typeof values[env] === 'string' ? values[env] : undefined),
   };
   const config = Object.assign({}, ...GROUPS.map((g) => g.config(valuesOf(g.settings, values), context))) as Config;
+  // Across two groups (listeners, admin), so checked here once both are known.
   if ([config.httpPort, config.httpsPort, config.statsPort].includes(config.adminPort)) {
     throw new ConfigError(`KONTENA_LB_ADMIN_PORT ${config.adminPort} is already the HTTP, HTTPS or stats port; choose another`);
   }

@@ -60,6 +60,12 @@ describe('the settings schema', () => {
       .toThrow(/^KONTENA_LB_CHECK_INTERVAL must be a duration like 30s, 15m or 1h, got "often"$/);
   });
 
+  it('checks an ACME setting\'s syntax even while ACME is off, so a typo shows before it is needed', () => {
+    expect(() => loadConfig({ KONTENA_SERVICE_NAME: 'lb', KONTENA_LB_ACME_DIRECTORY: 'http://ca.example.com/dir' }, { checkFilesystem: false }))
+      .toThrow(/^KONTENA_LB_ACME_DIRECTORY must use https:\/\//);
+    expect(loadConfig({ KONTENA_SERVICE_NAME: 'lb', KONTENA_LB_ACME_LEADER_TTL: '5s' }, { checkFilesystem: false }).acme).toBeUndefined();
+  });
+
   it('reports the first bad setting in the README\'s order', () => {
     expect(() => loadConfig({ KONTENA_SERVICE_NAME: 'lb', LOG_LEVEL: 'loud', KONTENA_LB_HTTP_PORT: 'eighty' }, { checkFilesystem: false }))
       .toThrow(/^KONTENA_LB_HTTP_PORT/);
