@@ -2,18 +2,19 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import v8 from 'node:v8';
-import { Command, Option } from 'commander';
+import { Command } from 'commander';
 import { startEdgelb } from './app.js';
-import { ConfigError, flagProperty, loadConfig, SETTINGS, type SettingsInput } from './config.js';
+import { ConfigError, loadConfig, SETTINGS, type SettingsInput } from './config.js';
 import { registerCertCommands } from './cli/cert.js';
 import { registerCheckCommand } from './cli/check.js';
-import type { CliDeps } from './cli/deps.js';
+import { addSettingFlags, type CliDeps } from './cli/deps.js';
 import { createProgress } from './cli/progress.js';
 import { registerRenderCommand } from './cli/render.js';
 import { registerStatusCommand } from './cli/status.js';
 import { describeConnection } from './etcd/connection.js';
 import { platformFacts } from './etcd/platform.js';
 import { createLogger } from './log.js';
+import { withFlags } from './settings/flags.js';
 import { readEnvCerts } from './sources/env-certs.js';
 import { packageRoot } from './util/package-root.js';
 
@@ -21,13 +22,9 @@ import { packageRoot } from './util/package-root.js';
 
 const version = (JSON.parse(readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
 
-function settingsFrom(flags: Readonly<Record<string, string | undefined>> | object): SettingsInput {
-  const input: Record<string, string | undefined> = { ...process.env };
-  for (const setting of SETTINGS) {
-    const value = (flags as Record<string, string | undefined>)[flagProperty(setting.flag)];
-    if (value !== undefined) input[setting.env] = value;
-  }
-  return input;
+/** The environment with the command's setting flags written over it. */
+function settingsFrom(flags: Readonly<Record<string, unknown>>): SettingsInput {
+  return withFlags(process.env, flags, SETTINGS);
 }
 
 /** Inside a container the platform's etcd is at the default gateway (as with the Kontena image). */
@@ -66,10 +63,7 @@ const program = new Command('edgelb')
   .showHelpAfterError('(run with --help for usage)');
 
 const run = program.command('run').description('run the controller: watch etcd and keep HAProxy serving it');
-for (const setting of SETTINGS) {
-  const option = new Option(`--${setting.flag} <value>`, `${setting.help} [env ${setting.env}]`);
-  run.addOption('default' in setting ? option.default(undefined, setting.default) : option);
-}
+addSettingFlags(run);
 run.action(async (flags: Record<string, string | undefined>) => {
   // The controller's heap peaks at the start (a full parse and render, HAProxy's first states,
   // every server probed once: with 10,000 services some 60 MB more for a few seconds), and by

@@ -1,6 +1,7 @@
 import type { EtcdConnection } from '../etcd/connection.js';
 import type { KvStore } from '../etcd/store.js';
 import { flagProperty, SETTINGS } from '../config.js';
+import { hasFlag } from '../settings/flags.js';
 import { withStore } from './etcd-access.js';
 
 /** The flags `cert import` and `cert list` take to find etcd (camelCase, as commander names them): see CONNECTION_SETTINGS. */
@@ -27,7 +28,7 @@ export interface CertCommandDeps {
 }
 
 /** The `edgelb run` settings that say which etcd and which prefix: every ETCD_* setting and the load balancer's name. */
-export const CONNECTION_SETTINGS = SETTINGS.filter((s) => s.env.startsWith('ETCD_') || s.env === 'KONTENA_STACK_NAME' || s.env === 'KONTENA_SERVICE_NAME');
+export const CONNECTION_SETTINGS = SETTINGS.filter(hasFlag).filter((s) => s.env.startsWith('ETCD_') || s.env === 'KONTENA_STACK_NAME' || s.env === 'KONTENA_SERVICE_NAME');
 
 /** The settings from the environment with only the connection flags applied; a bad one becomes one line via deps.fail. */
 export function loadSettings(flags: CertCliFlags, deps: CertCommandDeps): CertCliSettings {

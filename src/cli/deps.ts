@@ -1,5 +1,6 @@
-import { Option, type Command } from 'commander';
+import type { Command } from 'commander';
 import { SETTINGS, type Config } from '../config.js';
+import { addSettingFlags as addFlags } from '../settings/flags.js';
 import type { Entries } from '../model/types.js';
 import { EntriesFileError, readEntriesFile } from './entries-file.js';
 import { withStore } from './etcd-access.js';
@@ -31,10 +32,7 @@ export interface CliDeps {
 
 /** Every `edgelb run` setting as a flag, so a dry run renders exactly what `run` would. */
 export function addSettingFlags(command: Command): void {
-  for (const setting of SETTINGS) {
-    const option = new Option(`--${setting.flag} <value>`, `${setting.help} [env ${setting.env}]`);
-    command.addOption('default' in setting ? option.default(undefined, setting.default) : option);
-  }
+  addFlags(command, SETTINGS);
 }
 
 export interface EntrySource {

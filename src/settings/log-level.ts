@@ -16,20 +16,23 @@ const RUBY_LOGGER_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error
 // words mean off, so DEBUG=false does not do the opposite of what it says.
 const DEBUG_OFF = new Set(['false', '0', 'no', 'off']);
 
-/**
- * LOG_LEVEL (a name or a Ruby Logger number) and DEBUG, as the Kontena image read them:
- * DEBUG on means at least debug (trace stays trace). A bad LOG_LEVEL stops edgelb even with
- * DEBUG set, so a typo is never hidden.
- */
-export function parseLogLevel(logLevel: string | undefined, debug: string | undefined): LogLevel {
-  const level = levelOf(logLevel ?? 'info');
-  const debugOn = debug !== undefined && debug !== '' && !DEBUG_OFF.has(debug.toLowerCase());
-  return debugOn && level !== 'trace' ? 'debug' : level;
-}
-
-function levelOf(raw: string): LogLevel {
+/** LOG_LEVEL: a level's name or a Ruby Logger number. */
+export function parseLogLevel(raw: string): LogLevel {
   const name = raw.toLowerCase();
   if ((LOG_LEVELS as readonly string[]).includes(name)) return name as LogLevel;
   if (/^[0-5]$/.test(raw)) return RUBY_LOGGER_LEVELS[Number(raw)]!;
   throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')} or a number 0-5 (0 debug, 1 info, 2 warn, 3 error, 4 and 5 fatal), got ${JSON.stringify(raw)}`);
+}
+
+/** DEBUG as the Kontena image read it: any value is on, except the usual "off" words. */
+export function isDebugOn(raw: string): boolean {
+  return raw !== '' && !DEBUG_OFF.has(raw.toLowerCase());
+}
+
+/**
+ * DEBUG on means at least debug (trace stays trace). LOG_LEVEL is parsed on its own first, so a
+ * bad LOG_LEVEL stops edgelb even with DEBUG set and a typo is never hidden.
+ */
+export function effectiveLogLevel(level: LogLevel, debugOn: boolean): LogLevel {
+  return debugOn && level !== 'trace' ? 'debug' : level;
 }
