@@ -19,32 +19,35 @@ export interface LegacyDirective {
 
 const header = (action: string, example?: string) => `http-${action}${example ? ` (e.g. ${example})` : ''}`;
 
+/** A proxy keyword HAProxy 2.1 removed. */
+const removed = (directive: string, replacement: string): LegacyDirective => ({ directive, section: 'proxy', removedIn: '2.1', replacement });
+
+/** `req<verb>`/`rsp<verb>` and its case-insensitive twin `reqi<verb>`/`rspi<verb>`, both removed in 2.1. */
+const withCaseless = (prefix: 'req' | 'rsp', verb: string, replacement: string, caseless = replacement): LegacyDirective[] =>
+  [removed(`${prefix}${verb}`, replacement), removed(`${prefix}i${verb}`, caseless)];
+
+const PASS = 'remove the line (it only skipped later req* rules)';
+const CASELESS_REGEX = '(start the regex with (?i) to ignore case)';
+
 export const LEGACY_DIRECTIVES: readonly LegacyDirective[] = [
-  { directive: 'reqadd', section: 'proxy', removedIn: '2.1', replacement: header('request add-header <name> <value>', 'reqadd X-Foo:\\ bar → http-request add-header X-Foo bar') },
-  { directive: 'reqdel', section: 'proxy', removedIn: '2.1', replacement: header('request del-header <name>') },
-  { directive: 'reqidel', section: 'proxy', removedIn: '2.1', replacement: header('request del-header <name>') },
-  { directive: 'reqrep', section: 'proxy', removedIn: '2.1', replacement: 'http-request replace-header <name> <regex> <replacement> for a header, http-request replace-path or replace-uri for the request line' },
-  { directive: 'reqirep', section: 'proxy', removedIn: '2.1', replacement: 'http-request replace-header <name> <regex> <replacement> (start the regex with (?i) to ignore case), or replace-path/replace-uri for the request line' },
-  { directive: 'reqallow', section: 'proxy', removedIn: '2.1', replacement: header('request allow if <condition>') },
-  { directive: 'reqiallow', section: 'proxy', removedIn: '2.1', replacement: header('request allow if <condition>') },
-  { directive: 'reqdeny', section: 'proxy', removedIn: '2.1', replacement: header('request deny if <condition>') },
-  { directive: 'reqideny', section: 'proxy', removedIn: '2.1', replacement: header('request deny if <condition>') },
-  { directive: 'reqpass', section: 'proxy', removedIn: '2.1', replacement: 'remove the line (it only skipped later req* rules)' },
-  { directive: 'reqipass', section: 'proxy', removedIn: '2.1', replacement: 'remove the line (it only skipped later req* rules)' },
-  { directive: 'reqtarpit', section: 'proxy', removedIn: '2.1', replacement: header('request tarpit if <condition>') },
-  { directive: 'reqitarpit', section: 'proxy', removedIn: '2.1', replacement: header('request tarpit if <condition>') },
-  { directive: 'rspadd', section: 'proxy', removedIn: '2.1', replacement: header('response add-header <name> <value>', 'rspadd X-Frame-Options:\\ DENY → http-response add-header X-Frame-Options DENY') },
-  { directive: 'rspdel', section: 'proxy', removedIn: '2.1', replacement: header('response del-header <name>') },
-  { directive: 'rspidel', section: 'proxy', removedIn: '2.1', replacement: header('response del-header <name>') },
-  { directive: 'rsprep', section: 'proxy', removedIn: '2.1', replacement: header('response replace-header <name> <regex> <replacement>') },
-  { directive: 'rspirep', section: 'proxy', removedIn: '2.1', replacement: 'http-response replace-header <name> <regex> <replacement> (start the regex with (?i) to ignore case)' },
-  { directive: 'rspdeny', section: 'proxy', removedIn: '2.1', replacement: header('response deny if <condition>') },
-  { directive: 'rspideny', section: 'proxy', removedIn: '2.1', replacement: header('response deny if <condition>') },
-  { directive: 'block', section: 'proxy', removedIn: '2.1', replacement: 'http-request deny with the same condition (block if X → http-request deny if X)' },
-  { directive: 'clitimeout', section: 'proxy', removedIn: '2.1', replacement: 'timeout client <time>' },
-  { directive: 'srvtimeout', section: 'proxy', removedIn: '2.1', replacement: 'timeout server <time>' },
-  { directive: 'contimeout', section: 'proxy', removedIn: '2.1', replacement: 'timeout connect <time>' },
-  { directive: 'option http-tunnel', section: 'proxy', removedIn: '2.1', replacement: 'remove the line (HAProxy 2.x forwards WebSockets and other upgraded connections itself; KONTENA_LB_TUNNEL_TIMEOUT sets their idle timeout)' },
+  removed('reqadd', header('request add-header <name> <value>', 'reqadd X-Foo:\\ bar → http-request add-header X-Foo bar')),
+  ...withCaseless('req', 'del', header('request del-header <name>')),
+  ...withCaseless('req', 'rep', 'http-request replace-header <name> <regex> <replacement> for a header, http-request replace-path or replace-uri for the request line',
+    `http-request replace-header <name> <regex> <replacement> ${CASELESS_REGEX}, or replace-path/replace-uri for the request line`),
+  ...withCaseless('req', 'allow', header('request allow if <condition>')),
+  ...withCaseless('req', 'deny', header('request deny if <condition>')),
+  ...withCaseless('req', 'pass', PASS),
+  ...withCaseless('req', 'tarpit', header('request tarpit if <condition>')),
+  removed('rspadd', header('response add-header <name> <value>', 'rspadd X-Frame-Options:\\ DENY → http-response add-header X-Frame-Options DENY')),
+  ...withCaseless('rsp', 'del', header('response del-header <name>')),
+  ...withCaseless('rsp', 'rep', header('response replace-header <name> <regex> <replacement>'),
+    `http-response replace-header <name> <regex> <replacement> ${CASELESS_REGEX}`),
+  ...withCaseless('rsp', 'deny', header('response deny if <condition>')),
+  removed('block', 'http-request deny with the same condition (block if X → http-request deny if X)'),
+  removed('clitimeout', 'timeout client <time>'),
+  removed('srvtimeout', 'timeout server <time>'),
+  removed('contimeout', 'timeout connect <time>'),
+  removed('option http-tunnel', 'remove the line (HAProxy 2.x forwards WebSockets and other upgraded connections itself; KONTENA_LB_TUNNEL_TIMEOUT sets their idle timeout)'),
   { directive: 'option forceclose', section: 'proxy', removedIn: '2.0', replacement: 'remove the line, or option httpclose if each connection must really be closed after one response' },
   { directive: 'option http_proxy', section: 'proxy', removedIn: '2.5', replacement: 'http-request set-dst and http-request set-uri' },
   { directive: 'monitor-net', section: 'proxy', replacement: 'http-request return status 200 if { src <network> } (or KONTENA_LB_HEALTH_URI for a health check path)' },
