@@ -23,6 +23,7 @@ import { Coalescer } from './coalescer.js';
 import { commitConfig } from './commit.js';
 import { Exclusions } from './exclusions.js';
 import { ControllerInputs, type VaultInput } from './inputs.js';
+import { event } from './log-events.js';
 import { ApplyRecorder, type ApplyCounters, type ApplyRecord } from './recorder.js';
 import { InputReports } from './reports.js';
 import { applyAtRuntime, servicesIn } from './runtime-apply.js';
@@ -151,9 +152,9 @@ export class Controller {
     const { applier, logger } = this.options;
     this.coalescer.runAlone(() => applier.startLastGood()
       .then((started) => {
-        if (started) logger.warn('etcd has not answered yet: serving the last good config from the state dir');
+        if (started) logger.warn(event('last_good.started'), 'etcd has not answered yet: serving the last good config from the state dir');
       })
-      .catch((error: Error) => logger.error({ err: error.message }, 'cannot start HAProxy with the last good config')));
+      .catch((error: Error) => logger.error({ ...event('last_good.failed'), err: error.message }, 'cannot start HAProxy with the last good config')));
   }
 
   private async applyLatest(): Promise<void> {
@@ -174,7 +175,7 @@ export class Controller {
       this.options.onParsed?.(parsed.state);
     } catch (error) {
       // A consumer of the routes (ACME) must not fail the apply of everything else.
-      this.options.logger.error({ err: (error as Error).message }, 'a consumer of the parsed routes failed');
+      this.options.logger.error({ ...event('routes.consumer_failed'), err: (error as Error).message }, 'a consumer of the parsed routes failed');
     }
     this.reports.rejections(parsed.rejected, challengeRejections);
     this.reports.warningsOf(parsed.state);
@@ -246,7 +247,7 @@ export class Controller {
       this.recorder.runtime(next.revision, started, { added: [], removed: [], changed: servicesIn(plan.servers) }, details);
       return true;
     } catch (error) {
-      this.options.logger.warn({ err: (error as Error).message }, 'runtime update not possible; reloading instead');
+      this.options.logger.warn({ ...event('apply.runtime_refused'), err: (error as Error).message }, 'runtime update not possible; reloading instead');
       return false;
     }
   }
@@ -273,7 +274,7 @@ export class Controller {
     this.exclusions.add(state, service, reason);
     // An HAProxy 1.8 directive in custom_settings is the usual cause after a move from the Kontena load balancer.
     const hint = legacyHint(findService(state, service)?.customSettings ?? [], 'proxy');
-    this.options.logger.error({ service, haproxyError: reason, ...(hint ? { hint } : {}) }, 'service left out: HAProxy rejected its settings');
+    this.options.logger.error({ ...event('service.excluded'), service, haproxyError: reason, ...(hint ? { hint } : {}) }, 'service left out: HAProxy rejected its settings');
   }
 }
 

@@ -1,6 +1,8 @@
 import type { ApplyAction } from '../haproxy/apply.js';
 import type { Logger } from '../log.js';
 import { isEmptyChange, type StateChanges } from '../model/diff.js';
+import { systemCodesOf } from '../errors.js';
+import { event } from './log-events.js';
 
 export interface ApplyRecord {
   readonly at: string;
@@ -38,14 +40,14 @@ export class ApplyRecorder {
 
   unchanged(revision: string): void {
     this.counts.unchanged++;
-    this.logger.debug({ revision }, 'no change to apply');
+    this.logger.debug({ ...event('apply.unchanged'), revision }, 'no change to apply');
   }
 
   runtime(revision: string, started: number, changes: StateChanges, details: Readonly<Record<string, unknown>>): void {
     this.counts.applies++;
     this.counts.runtimeUpdates++;
     const durationMs = this.record(revision, 'runtime', started, changes);
-    this.logger.info({ action: 'runtime', revision, durationMs, ...details }, 'applied through the runtime API (no reload)');
+    this.logger.info({ ...event('apply.runtime'), action: 'runtime', revision, durationMs, ...details }, 'applied through the runtime API (no reload)');
   }
 
   committed(action: ApplyAction, revision: string, started: number, changes: StateChanges, reason: string, details: Readonly<Record<string, unknown>>): void {
@@ -54,7 +56,7 @@ export class ApplyRecorder {
     if (action === 'started') this.counts.starts++;
     const durationMs = this.record(revision, action, started, changes, action === 'reloaded' ? { reason } : {});
     this.logger.info(
-      { action, revision, durationMs, ...(action === 'reloaded' ? { reason } : {}), ...compactChanges(changes), ...details },
+      { ...event(action === 'started' ? 'apply.started' : 'apply.reloaded'), action, revision, durationMs, ...(action === 'reloaded' ? { reason } : {}), ...compactChanges(changes), ...details },
       action === 'started' ? 'HAProxy started with the first config' : 'config applied (seamless reload)',
     );
   }
@@ -62,7 +64,7 @@ export class ApplyRecorder {
   failed(revision: string, started: number, changes: StateChanges | undefined, error: Error): void {
     this.counts.failures++;
     const durationMs = this.record(revision, 'failed', started, changes ?? NO_CHANGES, { error: error.message });
-    this.logger.error({ revision, durationMs, err: error.message }, 'apply failed; HAProxy keeps serving the last good config');
+    this.logger.error({ ...event('apply.failed'), revision, durationMs, err: error.message, ...codeOf(error) }, 'apply failed; HAProxy keeps serving the last good config');
     this.onFailed?.(error);
   }
 
@@ -73,6 +75,13 @@ export class ApplyRecorder {
     this.lastApply = { at: new Date().toISOString(), revision, action, durationMs, changes, ...extra };
     return durationMs;
   }
+}
+
+/** The stable code of a failure: edgelb's own (EdgelbError), else the system's (ENOSPC...). */
+function codeOf(error: Error): { code?: string } {
+  const own = (error as { code?: unknown }).code;
+  const code = typeof own === 'string' ? own : systemCodesOf(error)[0];
+  return code === undefined ? {} : { code };
 }
 
 /** Milliseconds since `started`, to 0.1 ms: a runtime apply takes a few. */

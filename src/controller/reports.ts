@@ -4,6 +4,7 @@ import { EntryWarnings } from '../model/warnings.js';
 import type { CertOffer } from '../tls/cert-provider.js';
 import type { CertRejection, CertSet } from '../tls/store.js';
 import { ReportOnce } from '../util/report-once.js';
+import { event } from './log-events.js';
 
 /**
  * Logs what the inputs could not use, each problem once while it lasts: rejected entries and
@@ -35,7 +36,7 @@ export class InputReports {
     const rejected = challenges.length === 0 ? parsed : [...parsed, ...challenges];
     this.rejectedNow = rejected;
     this.entryReports.update(rejected, (r) => `${r.key}\u0000${r.reason}`, (r) =>
-      this.logger.warn({ key: r.key, code: r.code, reason: r.reason, ...(r.service ? { service: r.service } : {}) }, 'entry rejected'));
+      this.logger.warn({ ...event('entry.rejected'), key: r.key, code: r.code, reason: r.reason, ...(r.service ? { service: r.service } : {}) }, 'entry rejected'));
   }
 
   warningsOf(state: DesiredState): void {
@@ -43,7 +44,7 @@ export class InputReports {
     if (warnings === this.warningsNow) return;
     this.warningsNow = warnings;
     this.warningReports.update(warnings, (w) => `${w.key}\u0000${w.reason}`, (w) =>
-      this.logger.warn({ key: w.key, reason: w.reason }, 'entry warning'));
+      this.logger.warn({ ...event('entry.warning'), key: w.key, reason: w.reason }, 'entry warning'));
   }
 
   /** After a fresh selection: what the sources and the selection refused, and the selection's warnings. */
@@ -55,7 +56,7 @@ export class InputReports {
     ];
     this.certReports.update(problems, (p) => `${p.source}\u0000${p.reason}`, (p) =>
       p.level === 'error'
-        ? this.logger.error({ source: p.source, reason: p.reason }, 'certificate rejected')
-        : this.logger.warn({ reason: p.reason }, 'certificate warning'));
+        ? this.logger.error({ ...event('certificate.rejected'), source: p.source, reason: p.reason }, 'certificate rejected')
+        : this.logger.warn({ ...event('certificate.warning'), reason: p.reason }, 'certificate warning'));
   }
 }
