@@ -1,0 +1,222 @@
+import { parseBasicAuthSecrets } from './basic-auth.js';
+import type { HttpService, TcpService, Upstream } from './types.js';
+import {
+  parseBalance, parseBoolean, parseCookie, parseHealthCheckUri, parseHostList, parseKeyAuthorization,
+  parseMaxAge, parseName, parsePathList, parsePort, parseSettingLines, parseUpstream,
+} from './values.js';
+
+/**
+ * Every etcd key edgelb reads or writes under the load balancer's path, in one table: the
+ * parser reads the per-service fields through it, `edgelb check` takes its directories from it,
+ * and scripts/keyspace-table.ts writes the README's key tables from it. Adding a per-service key
+ * is a row here, its validator in values.ts, its view and its template line.
+ */
+
+/** The directories and keys, relative to the load balancer's path. Nothing else spells them. */
+export const KEY_PATHS = Object.freeze({
+  services: 'services/',
+  tcpServices: 'tcp-services/',
+  certs: 'certs/',
+  acme: 'acme/',
+  acmeChallenges: 'acme/challenges/',
+  acmeState: 'acme/state/',
+  acmeReplicas: 'acme/replicas/',
+  acmeAcks: 'acme/acks/',
+  acmeAccount: 'acme/account',
+  acmeLeader: 'acme/leader',
+  /** Certificates the ACME leader obtained: `certs/acme-<domain>`, in the vault beside imported ones. */
+  acmeCerts: 'certs/acme-',
+  /** A service's instances: `<service dir>/<service>/upstreams/<instance>`. */
+  upstreams: 'upstreams',
+});
+
+/** The top-level directories, without their '/': a key anywhere else is read by nothing. */
+export const TOP_DIRS: readonly string[] = [KEY_PATHS.services, KEY_PATHS.tcpServices, KEY_PATHS.certs, KEY_PATHS.acme].map((dir) => dir.slice(0, -1));
+
+/** The kind of service a top-level directory (`services`) holds, or undefined for any other. */
+export function serviceKindOfDir(top: string): 'http' | 'tcp' | undefined {
+  return `${top}/` === KEY_PATHS.services ? 'http' : `${top}/` === KEY_PATHS.tcpServices ? 'tcp' : undefined;
+}
+
+/** Codes a single key is rejected with; types.ts adds those of rules across keys (limits, port conflicts). */
+export type KeyRejectionCode =
+  | 'invalid_value' | 'invalid_name' | 'key_layout' | 'unknown_setting'
+  | 'missing_external_port' | 'no_upstreams' | 'invalid_challenge';
+
+export type Scope = 'http' | 'tcp' | 'instance' | 'certificate' | 'acme';
+
+/**
+ * What an invalid value does. reject-service: the service is left out (keys that decide who may
+ * reach it, or what it lets through: serving it without them could route other hosts' traffic to
+ * it or drop an access rule). use-default: the key is skipped and the service served with the
+ * default. close-service: the service is served closed (left out, its host could fall through to
+ * another service's route and be served with no password at all). skip-instance: that instance is left out.
+ */
+export type InvalidEffect = 'reject-service' | 'use-default' | 'close-service' | 'skip-instance';
+
+/** What the README says of a key. */
+interface RowDoc {
+  /** Relative to its section's directory, as the README shows it: `virtual_hosts`, `upstreams/<instance>`. */
+  readonly key: string;
+  readonly scope: Scope;
+  /** The README's "value" column: what the value is and does. */
+  readonly doc: string;
+  /** The README's "default" column (for stored keys: who writes it). */
+  readonly defaultDoc: string;
+  /** A valid value (the unit test feeds it to the row's parser). */
+  readonly example: string;
+}
+
+/** A per-service field: fills property `prop` of the service (F) with `parse`'s result. */
+export interface FieldRow<F, P extends keyof F = keyof F> extends RowDoc {
+  readonly scope: 'http' | 'tcp';
+  readonly prop: P;
+  /** A validator from values.ts; `key` names the key in its messages. Throws EntryError. */
+  readonly parse: (raw: string, key: string) => F[P];
+  readonly invalid: Exclude<InvalidEffect, 'skip-instance'>;
+  readonly code: 'invalid_value';
+  /** The value when the key is absent, or why the service is not served without it. */
+  readonly absent: { readonly value: F[P] } | { readonly code: KeyRejectionCode; readonly reason: string };
+  /** For close-service: the value the service is served with while the key is invalid, and what the rejection adds. */
+  readonly closed?: { readonly value: F[P]; readonly note: string };
+}
+
+/** `upstreams/<instance>` = `host:port`: one running instance. */
+export interface InstanceRow extends RowDoc {
+  readonly scope: 'instance';
+  readonly parse: (instance: string, raw: string) => Upstream;
+  readonly invalid: 'skip-instance';
+  readonly code: 'invalid_value';
+  /** Set when the service is not served without a valid instance. */
+  readonly none?: { readonly code: KeyRejectionCode; readonly reason: string };
+}
+
+/** A key edgelb or the ACME leader writes (certificates, ACME state), read by tls/ and challenges.ts. */
+export interface StoredRow extends RowDoc {
+  readonly scope: 'certificate' | 'acme';
+  readonly parse?: (raw: string) => unknown;
+  readonly code?: KeyRejectionCode;
+}
+
+type AnyFieldRow<F> = { [P in keyof F]-?: FieldRow<F, P> }[keyof F];
+export type HttpFields = Omit<HttpService, 'kind' | 'name' | 'upstreams'>;
+export type TcpFields = Omit<TcpService, 'kind' | 'name' | 'upstreams'>;
+
+/**
+ * One service kind's keys: the README section and the parser's rows. Their order is the README's
+ * and the order of a service's rejections (after the all-or-nothing keys, which come first).
+ */
+export interface ServiceSection<F> {
+  readonly kind: 'http' | 'tcp';
+  readonly dir: string;
+  readonly title: string;
+  readonly rows: readonly (AnyFieldRow<F> | InstanceRow)[];
+}
+
+const field = <F>() => <P extends keyof F>(prop: P, row: Omit<FieldRow<F, P>, 'prop' | 'code'>): FieldRow<F, P> =>
+  ({ ...row, prop, code: 'invalid_value' });
+const http = field<HttpFields>();
+const tcp = field<TcpFields>();
+const instance = (row: Omit<InstanceRow, 'scope' | 'parse' | 'invalid' | 'code' | 'key'>): InstanceRow =>
+  ({ ...row, key: `${KEY_PATHS.upstreams}/<instance>`, scope: 'instance', parse: (name, raw) => parseUpstream(parseName(name, 'instance'), raw), invalid: 'skip-instance', code: 'invalid_value' });
+const byDefault = <T>(value: T) => ({ value });
+
+export const HTTP_SECTION = {
+  kind: 'http',
+  dir: KEY_PATHS.services,
+  title: 'HTTP services, `<path>/services/<service>/`:',
+  rows: [
+    http('virtualHosts', { key: 'virtual_hosts', scope: 'http', parse: parseHostList, invalid: 'reject-service', absent: byDefault([]), defaultDoc: '—', example: 'www.example.com, *.example.com',
+      doc: 'comma-separated host names; `*.example.com` matches every subdomain of example.com (not example.com itself)' }),
+    http('virtualPaths', { key: 'virtual_path', scope: 'http', parse: parsePathList, invalid: 'reject-service', absent: byDefault([]), defaultDoc: '—', example: '/api,/v1',
+      doc: 'comma-separated path prefixes; stripped before forwarding' }),
+    http('keepVirtualPath', { key: 'keep_virtual_path', scope: 'http', parse: parseBoolean, invalid: 'use-default', absent: byDefault(false), defaultDoc: '`false`', example: 'true',
+      doc: '`true` to forward the path unchanged' }),
+    http('balance', { key: 'balance', scope: 'http', parse: parseBalance, invalid: 'use-default', absent: byDefault('roundrobin'), defaultDoc: '`roundrobin`', example: 'leastconn',
+      doc: '`roundrobin`, `static-rr`, `leastconn`, `first`, `source`, `uri`, `random`, `url_param <p>`, `hdr(<h>)`' }),
+    http('customSettings', { key: 'custom_settings', scope: 'http', parse: parseSettingLines, invalid: 'reject-service', absent: byDefault([]), defaultDoc: '—', example: 'timeout server 2m',
+      doc: 'extra HAProxy lines for the service\'s backend, one per line; e.g. `*.foo.com` to `foo.com`: `acl wildcard hdr_reg(host) ^\\w*\\.foo.com` and `http-request redirect code 301 location http://foo.com%[capture.req.uri] if wildcard` (the older `redirect ... location` sends its location literally)' }),
+    http('healthCheckUri', { key: 'health_check_uri', scope: 'http', parse: parseHealthCheckUri, invalid: 'use-default', absent: byDefault(undefined), defaultDoc: 'TCP connect check', example: '/health',
+      doc: '`option httpchk GET <uri>`: 2xx/3xx means healthy' }),
+    http('healthCheckPort', { key: 'health_check_port', scope: 'http', parse: parsePort, invalid: 'use-default', absent: byDefault(undefined), defaultDoc: "the instance's port", example: '8081',
+      doc: 'port the health checks go to' }),
+    http('cookie', { key: 'cookie', scope: 'http', parse: parseCookie, invalid: 'use-default', absent: byDefault(undefined), defaultDoc: 'no stickiness', example: 'cookie JSESSIONID prefix nocache',
+      doc: "empty: sticky sessions with the load balancer's cookie `KONTENA_SERVERID`; otherwise a full HAProxy `cookie` line, e.g. `cookie JSESSIONID prefix nocache`" }),
+    http('basicAuth', { key: 'basic_auth_secrets', scope: 'http', parse: parseBasicAuthSecrets, invalid: 'close-service', absent: byDefault(undefined), defaultDoc: '— (open)', example: 'user admin insecure-password s3cret',
+      closed: { value: { users: [] }, note: 'the service is closed (401 to every request) until this is fixed' },
+      doc: 'HTTP basic auth: one `user <name> insecure-password <password>` or `user <name> password <hash>` per line, the hash a SHA-512, SHA-256 or MD5 crypt hash (`openssl passwd -6`) or a bcrypt hash (`$2a$`, `$2b$`, `$2y$`, cost 04–31, as Kontena\'s docs show). bcrypt works, but HAProxy runs a bcrypt verification on every request with credentials, holding one of its threads meanwhile (about 50 ms at cost 10): edgelb logs `entry warning` once for such a service (its key, the users and costs, never the hashes) and `edgelb check` lists it; prefer `openssl passwd -6`. Requests without valid credentials get `401` with `WWW-Authenticate: Basic realm="<service>"`. A line that cannot be used is logged (`entry rejected` with the line number and what is wrong, never the secret) and the service answers `401` to everyone until it is fixed, rather than being left open. Passwords are printable ASCII without spaces, quotes, `#` or `\\`; `groups` are not supported' }),
+    http('sslRedirect', { key: 'ssl_redirect', scope: 'http', parse: parseBoolean, invalid: 'use-default', absent: byDefault(false), defaultDoc: '`false`', example: 'true',
+      doc: '`true`: plain HTTP requests get a 301 to the same host, path and query over HTTPS (only while a certificate is served)' }),
+    http('hstsMaxAge', { key: 'hsts', scope: 'http', parse: parseMaxAge, invalid: 'use-default', absent: byDefault(undefined), defaultDoc: '—', example: '31536000',
+      doc: '`Strict-Transport-Security: max-age=<n>` on HTTPS responses (`0` sends nothing)' }),
+    http('acme', { key: 'acme', scope: 'http', parse: parseBoolean, invalid: 'use-default', absent: byDefault(false), defaultDoc: '`false`', example: 'true',
+      doc: '`true`: obtain a Let\'s Encrypt certificate for each exact host in `virtual_hosts` (needs `KONTENA_LB_ACME_EMAIL`)' }),
+    instance({ doc: '`host:port` (or `[ipv6]:port`) of one running instance', defaultDoc: '—', example: '10.81.0.5:8080' }),
+  ],
+} as const satisfies ServiceSection<HttpFields>;
+
+export const TCP_SECTION = {
+  kind: 'tcp',
+  dir: KEY_PATHS.tcpServices,
+  title: 'TCP services, `<path>/tcp-services/<service>/`:',
+  rows: [
+    tcp('externalPort', { key: 'external_port', scope: 'tcp', parse: parsePort, invalid: 'reject-service', defaultDoc: '— (required)', example: '5432',
+      absent: { code: 'missing_external_port', reason: 'not served: no external_port set' },
+      doc: 'the port the load balancer listens on for this service' }),
+    instance({ doc: '`host:port` of one running instance', defaultDoc: '— (at least one required)', example: '10.81.0.7:5432',
+      none: { code: 'no_upstreams', reason: 'not served: no upstreams' } }),
+    tcp('balance', { key: 'balance', scope: 'tcp', parse: parseBalance, invalid: 'use-default', absent: byDefault('leastconn'), defaultDoc: '`leastconn`', example: 'roundrobin',
+      doc: 'as above' }),
+    tcp('customSettings', { key: 'custom_settings', scope: 'tcp', parse: parseSettingLines, invalid: 'reject-service', absent: byDefault([]), defaultDoc: '—', example: 'timeout client 1h',
+      doc: "extra HAProxy lines for the service's `listen` section" }),
+  ],
+} as const satisfies ServiceSection<TcpFields>;
+
+/** Keys edgelb itself writes (`edgelb cert import`, the ACME leader, every replica), read back by tls/ and challenges.ts. */
+export const STORED_SECTION: { readonly title: string; readonly rows: readonly StoredRow[] } = {
+  title: 'Keys edgelb writes itself, `<path>/certs/` and `<path>/acme/`:',
+  rows: [
+    { key: `${KEY_PATHS.certs}<name>`, scope: 'certificate', defaultDoc: '`edgelb cert import`; the ACME leader as `certs/acme-<domain>`', example: '-----BEGIN CERTIFICATE-----',
+      doc: 'a PEM bundle (certificate, optional chain, private key), encrypted (AES-256-GCM) when `KONTENA_LB_VAULT_KEY` is set; `<name>` of letters, digits, `_`, `.`, `-`' },
+    { key: `${KEY_PATHS.acmeChallenges}<token>`, scope: 'acme', parse: parseKeyAuthorization, code: 'invalid_challenge', defaultDoc: 'the ACME leader', example: 'dGhlLXRva2Vu.thumbprint_1',
+      doc: 'the key authorization answered at `/.well-known/acme-challenge/<token>` (see [ACME challenges](#acme-challenges))' },
+    { key: `${KEY_PATHS.acmeState}<domain>`, scope: 'acme', defaultDoc: 'the ACME leader', example: '{"domain":"www.example.com","status":"valid"}',
+      doc: "the domain's ACME state (JSON): valid, pending (an order in progress) or failing, with the last error and the backoff" },
+    { key: KEY_PATHS.acmeAccount, scope: 'acme', defaultDoc: 'the ACME leader', example: '-----BEGIN PRIVATE KEY-----',
+      doc: "the ACME account's private key, encrypted like the vault" },
+    { key: KEY_PATHS.acmeLeader, scope: 'acme', defaultDoc: 'every replica (election)', example: 'lb-1',
+      doc: 'the replica elected to order certificates, on a lease of `KONTENA_LB_ACME_LEADER_TTL` seconds' },
+    { key: `${KEY_PATHS.acmeReplicas}<id>`, scope: 'acme', defaultDoc: 'every replica', example: 'lb-1',
+      doc: 'a running replica, on its own lease: the leader waits for its confirmations' },
+    { key: `${KEY_PATHS.acmeAcks}<token>/<id>`, scope: 'acme', defaultDoc: 'every replica', example: 'ok',
+      doc: 'replica `<id>` answers challenge `<token>` itself; the CA is asked to validate once every replica has' },
+  ],
+};
+
+type Props<S> = S extends { readonly rows: readonly (infer R)[] } ? (R extends { readonly prop: infer P } ? P : never) : never;
+/** Compiles only while every field of HttpService and TcpService has a row: the parser builds them from the rows. */
+export const EVERY_FIELD_HAS_A_ROW: [Exclude<keyof HttpFields, Props<typeof HTTP_SECTION>>, Exclude<keyof TcpFields, Props<typeof TCP_SECTION>>] extends [never, never] ? true : never = true;
+
+/** The rows of a section that fill a field of the service, in table order. */
+export function fieldRowsOf<F>(section: ServiceSection<F>): readonly AnyFieldRow<F>[] {
+  return section.rows.filter((row): row is AnyFieldRow<F> => row.scope !== 'instance');
+}
+
+/** The section's `upstreams/<instance>` row. */
+export function instanceRowOf<F>(section: ServiceSection<F>): InstanceRow {
+  const row = section.rows.find((r): r is InstanceRow => r.scope === 'instance');
+  if (!row) throw new Error(`the ${section.kind} section has no instance row`);
+  return row;
+}
+
+/** The key (under a service's directory) of the row that fills `prop`: for rules across keys, such as port conflicts. */
+export function keyOf<F>(section: ServiceSection<F>, prop: keyof F): string {
+  const row = fieldRowsOf(section).find((r) => r.prop === prop);
+  if (!row) throw new Error(`no row for ${String(prop)}`);
+  return row.key;
+}
+
+/** Every per-service field key of either kind (metric labels name the field of an invalid value). */
+export const SERVICE_FIELD_KEYS: ReadonlySet<string> = new Set(
+  [...fieldRowsOf<HttpFields>(HTTP_SECTION), ...fieldRowsOf<TcpFields>(TCP_SECTION)].map((row) => row.key),
+);
