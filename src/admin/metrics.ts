@@ -1,4 +1,5 @@
 import type { ControllerStatus } from '../controller.js';
+import { SERVICE_FIELD_KEYS } from '../model/keyspace.js';
 import type { Rejection } from '../model/types.js';
 import { healthOf, type AdminInputs } from './status.js';
 
@@ -61,10 +62,6 @@ export function renderControllerMetrics(inputs: Omit<AdminInputs, 'serverStats'>
   return `${out.join('\n')}\n`;
 }
 
-const FIELDS = new Set([
-  'virtual_hosts', 'virtual_path', 'keep_virtual_path', 'balance', 'custom_settings', 'health_check_uri', 'health_check_port',
-  'cookie', 'basic_auth_secrets', 'ssl_redirect', 'hsts', 'acme', 'external_port',
-]);
 
 /**
  * A bounded class for a rejection: its code, and for a bad value which setting it was
@@ -76,7 +73,7 @@ export function rejectionReason(rejection: Rejection): string {
   const parts = rejection.key.split('/');
   if (parts[2] === 'upstreams') return 'invalid_upstream';
   const field = parts[2] ?? '';
-  return FIELDS.has(field) ? `invalid_${field}` : 'other';
+  return SERVICE_FIELD_KEYS.has(field) ? `invalid_${field}` : 'other';
 }
 
 function countBy(values: readonly string[]): Map<string, number> {

@@ -220,3 +220,10 @@ export function keyOf<F>(section: ServiceSection<F>, prop: keyof F): string {
 export const SERVICE_FIELD_KEYS: ReadonlySet<string> = new Set(
   [...fieldRowsOf<HttpFields>(HTTP_SECTION), ...fieldRowsOf<TcpFields>(TCP_SECTION)].map((row) => row.key),
 );
+
+/** `<service dir><service>/<field>` split into its parts; undefined for any other key (instances included). */
+export function serviceFieldOf(key: string): { readonly kind: 'http' | 'tcp'; readonly service: string; readonly field: string } | undefined {
+  const [top = '', service, field, ...rest] = key.split('/');
+  const kind = serviceKindOfDir(top);
+  return kind && service && field && rest.length === 0 ? { kind, service, field } : undefined;
+}

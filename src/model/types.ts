@@ -1,4 +1,5 @@
 import type { BasicAuth } from './basic-auth.js';
+import type { KeyRejectionCode } from './keyspace.js';
 
 /** One running instance of a service, from `upstreams/<instance>` = `host:port`. */
 export interface Upstream {
@@ -57,8 +58,10 @@ export interface DesiredState {
  * the reason's words (rewording a message must not change a metric).
  */
 export type RejectionCode =
-  | 'invalid_value' | 'invalid_name' | 'key_layout' | 'unknown_setting' | 'too_many_services'
-  | 'port_conflict' | 'missing_external_port' | 'no_upstreams' | 'invalid_challenge';
+  // A single key, as its row in the key table says (keyspace.ts).
+  | KeyRejectionCode
+  // Rules across keys (parse.ts): the service limit, two TCP services on one port.
+  | 'too_many_services' | 'port_conflict';
 
 /** An entry left out of the desired state, with the etcd key (relative to the LB path) and why. */
 export interface Rejection {
