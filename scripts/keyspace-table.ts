@@ -1,7 +1,8 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { HTTP_SECTION, STORED_SECTION, TCP_SECTION, type InvalidEffect } from '../src/model/keyspace.js';
+import { HTTP_SECTION, STORED_SECTION, TCP_SECTION } from '../src/model/keyspace.js';
+import type { InvalidEffect, ServiceSection } from '../src/model/keyspace-rows.js';
 
 /**
  * Writes the README's etcd key tables from the key table (src/model/keyspace.ts), between the
@@ -24,7 +25,7 @@ const EFFECT: Readonly<Record<InvalidEffect, string>> = {
 
 /** The Markdown between the markers: one table per section of the key table. */
 export function keyspaceTables(): string {
-  const service = (section: typeof HTTP_SECTION | typeof TCP_SECTION) => [
+  const service = (section: ServiceSection) => [
     section.title,
     '',
     ...table(['key', 'value', 'default', 'an invalid value'],

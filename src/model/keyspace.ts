@@ -1,5 +1,6 @@
 import { parseBasicAuthSecrets } from './basic-auth.js';
-import type { HttpService, TcpService, Upstream } from './types.js';
+import { byDefault, fieldRow, fieldRowsOf, type InstanceRow, type ServiceSection, type StoredRow } from './keyspace-rows.js';
+import type { HostPattern, HttpService, TcpService } from './types.js';
 import {
   parseBalance, parseBoolean, parseCookie, parseHealthCheckUri, parseHostList, parseKeyAuthorization,
   parseMaxAge, parseName, parsePathList, parsePort, parseSettingLines, parseUpstream,
@@ -38,103 +39,25 @@ export function serviceKindOfDir(top: string): 'http' | 'tcp' | undefined {
   return `${top}/` === KEY_PATHS.services ? 'http' : `${top}/` === KEY_PATHS.tcpServices ? 'tcp' : undefined;
 }
 
-/** Codes a single key is rejected with; types.ts adds those of rules across keys (limits, port conflicts). */
-export type KeyRejectionCode =
-  | 'invalid_value' | 'invalid_name' | 'key_layout' | 'unknown_setting'
-  | 'missing_external_port' | 'no_upstreams' | 'invalid_challenge';
-
-export type Scope = 'http' | 'tcp' | 'instance' | 'certificate' | 'acme';
-
-/**
- * What an invalid value does. reject-service: the service is left out (keys that decide who may
- * reach it, or what it lets through: serving it without them could route other hosts' traffic to
- * it or drop an access rule). use-default: the key is skipped and the service served with the
- * default. close-service: the service is served closed (left out, its host could fall through to
- * another service's route and be served with no password at all). skip-instance: that instance is left out.
- */
-export type InvalidEffect = 'reject-service' | 'use-default' | 'close-service' | 'skip-instance';
-
-/** What the README says of a key. */
-interface RowDoc {
-  /** Relative to its section's directory, as the README shows it: `virtual_hosts`, `upstreams/<instance>`. */
-  readonly key: string;
-  readonly scope: Scope;
-  /** The README's "value" column: what the value is and does. */
-  readonly doc: string;
-  /** The README's "default" column (for stored keys: who writes it). */
-  readonly defaultDoc: string;
-  /** A valid value (the unit test feeds it to the row's parser). */
-  readonly example: string;
-}
-
-/** A per-service field: fills property `prop` of the service (F) with `parse`'s result. */
-export interface FieldRow<F, P extends keyof F = keyof F> extends RowDoc {
-  readonly scope: 'http' | 'tcp';
-  readonly prop: P;
-  /** A validator from values.ts; `key` names the key in its messages. Throws EntryError. */
-  readonly parse: (raw: string, key: string) => F[P];
-  readonly invalid: Exclude<InvalidEffect, 'skip-instance'>;
-  readonly code: 'invalid_value';
-  /** The value when the key is absent, or why the service is not served without it. */
-  readonly absent: { readonly value: F[P] } | { readonly code: KeyRejectionCode; readonly reason: string };
-  /** For close-service: the value the service is served with while the key is invalid, and what the rejection adds. */
-  readonly closed?: { readonly value: F[P]; readonly note: string };
-}
-
-/** `upstreams/<instance>` = `host:port`: one running instance. */
-export interface InstanceRow extends RowDoc {
-  readonly scope: 'instance';
-  readonly parse: (instance: string, raw: string) => Upstream;
-  readonly invalid: 'skip-instance';
-  readonly code: 'invalid_value';
-  /** Set when the service is not served without a valid instance. */
-  readonly none?: { readonly code: KeyRejectionCode; readonly reason: string };
-}
-
-/** A key edgelb or the ACME leader writes (certificates, ACME state), read by tls/ and challenges.ts. */
-export interface StoredRow extends RowDoc {
-  readonly scope: 'certificate' | 'acme';
-  readonly parse?: (raw: string) => unknown;
-  readonly code?: KeyRejectionCode;
-}
-
-type AnyFieldRow<F> = { [P in keyof F]-?: FieldRow<F, P> }[keyof F];
-export type HttpFields = Omit<HttpService, 'kind' | 'name' | 'upstreams'>;
-export type TcpFields = Omit<TcpService, 'kind' | 'name' | 'upstreams'>;
-
-/**
- * One service kind's keys: the README section and the parser's rows. Their order is the README's
- * and the order of a service's rejections (after the all-or-nothing keys, which come first).
- */
-export interface ServiceSection<F> {
-  readonly kind: 'http' | 'tcp';
-  readonly dir: string;
-  readonly title: string;
-  readonly rows: readonly (AnyFieldRow<F> | InstanceRow)[];
-}
-
-const field = <F>() => <P extends keyof F>(prop: P, row: Omit<FieldRow<F, P>, 'prop' | 'code'>): FieldRow<F, P> =>
-  ({ ...row, prop, code: 'invalid_value' });
-const http = field<HttpFields>();
-const tcp = field<TcpFields>();
+const http = fieldRow;
+const tcp = fieldRow;
 const instance = (row: Omit<InstanceRow, 'scope' | 'parse' | 'invalid' | 'code' | 'key'>): InstanceRow =>
   ({ ...row, key: `${KEY_PATHS.upstreams}/<instance>`, scope: 'instance', parse: (name, raw) => parseUpstream(parseName(name, 'instance'), raw), invalid: 'skip-instance', code: 'invalid_value' });
-const byDefault = <T>(value: T) => ({ value });
 
 export const HTTP_SECTION = {
   kind: 'http',
   dir: KEY_PATHS.services,
   title: 'HTTP services, `<path>/services/<service>/`:',
   rows: [
-    http('virtualHosts', { key: 'virtual_hosts', scope: 'http', parse: parseHostList, invalid: 'reject-service', absent: byDefault([]), defaultDoc: '—', example: 'www.example.com, *.example.com',
+    http('virtualHosts', { key: 'virtual_hosts', scope: 'http', parse: parseHostList, invalid: 'reject-service', absent: byDefault<readonly HostPattern[]>([]), defaultDoc: '—', example: 'www.example.com, *.example.com',
       doc: 'comma-separated host names; `*.example.com` matches every subdomain of example.com (not example.com itself)' }),
-    http('virtualPaths', { key: 'virtual_path', scope: 'http', parse: parsePathList, invalid: 'reject-service', absent: byDefault([]), defaultDoc: '—', example: '/api,/v1',
+    http('virtualPaths', { key: 'virtual_path', scope: 'http', parse: parsePathList, invalid: 'reject-service', absent: byDefault<readonly string[]>([]), defaultDoc: '—', example: '/api,/v1',
       doc: 'comma-separated path prefixes; stripped before forwarding' }),
     http('keepVirtualPath', { key: 'keep_virtual_path', scope: 'http', parse: parseBoolean, invalid: 'use-default', absent: byDefault(false), defaultDoc: '`false`', example: 'true',
       doc: '`true` to forward the path unchanged' }),
     http('balance', { key: 'balance', scope: 'http', parse: parseBalance, invalid: 'use-default', absent: byDefault('roundrobin'), defaultDoc: '`roundrobin`', example: 'leastconn',
       doc: '`roundrobin`, `static-rr`, `leastconn`, `first`, `source`, `uri`, `random`, `url_param <p>`, `hdr(<h>)`' }),
-    http('customSettings', { key: 'custom_settings', scope: 'http', parse: parseSettingLines, invalid: 'reject-service', absent: byDefault([]), defaultDoc: '—', example: 'timeout server 2m',
+    http('customSettings', { key: 'custom_settings', scope: 'http', parse: parseSettingLines, invalid: 'reject-service', absent: byDefault<readonly string[]>([]), defaultDoc: '—', example: 'timeout server 2m',
       doc: 'extra HAProxy lines for the service\'s backend, one per line; e.g. `*.foo.com` to `foo.com`: `acl wildcard hdr_reg(host) ^\\w*\\.foo.com` and `http-request redirect code 301 location http://foo.com%[capture.req.uri] if wildcard` (the older `redirect ... location` sends its location literally)' }),
     http('healthCheckUri', { key: 'health_check_uri', scope: 'http', parse: parseHealthCheckUri, invalid: 'use-default', absent: byDefault(undefined), defaultDoc: 'TCP connect check', example: '/health',
       doc: '`option httpchk GET <uri>`: 2xx/3xx means healthy' }),
@@ -153,7 +76,7 @@ export const HTTP_SECTION = {
       doc: '`true`: obtain a Let\'s Encrypt certificate for each exact host in `virtual_hosts` (needs `KONTENA_LB_ACME_EMAIL`)' }),
     instance({ doc: '`host:port` (or `[ipv6]:port`) of one running instance', defaultDoc: '—', example: '10.81.0.5:8080' }),
   ],
-} as const satisfies ServiceSection<HttpFields>;
+} as const satisfies ServiceSection;
 
 export const TCP_SECTION = {
   kind: 'tcp',
@@ -167,10 +90,10 @@ export const TCP_SECTION = {
       none: { code: 'no_upstreams', reason: 'not served: no upstreams' } }),
     tcp('balance', { key: 'balance', scope: 'tcp', parse: parseBalance, invalid: 'use-default', absent: byDefault('leastconn'), defaultDoc: '`leastconn`', example: 'roundrobin',
       doc: 'as above' }),
-    tcp('customSettings', { key: 'custom_settings', scope: 'tcp', parse: parseSettingLines, invalid: 'reject-service', absent: byDefault([]), defaultDoc: '—', example: 'timeout client 1h',
+    tcp('customSettings', { key: 'custom_settings', scope: 'tcp', parse: parseSettingLines, invalid: 'reject-service', absent: byDefault<readonly string[]>([]), defaultDoc: '—', example: 'timeout client 1h',
       doc: "extra HAProxy lines for the service's `listen` section" }),
   ],
-} as const satisfies ServiceSection<TcpFields>;
+} as const satisfies ServiceSection;
 
 /** Keys edgelb itself writes (`edgelb cert import`, the ACME leader, every replica), read back by tls/ and challenges.ts. */
 export const STORED_SECTION: { readonly title: string; readonly rows: readonly StoredRow[] } = {
@@ -193,32 +116,15 @@ export const STORED_SECTION: { readonly title: string; readonly rows: readonly S
   ],
 };
 
+export type HttpFields = Omit<HttpService, 'kind' | 'name' | 'upstreams'>;
+export type TcpFields = Omit<TcpService, 'kind' | 'name' | 'upstreams'>;
 type Props<S> = S extends { readonly rows: readonly (infer R)[] } ? (R extends { readonly prop: infer P } ? P : never) : never;
-/** Compiles only while every field of HttpService and TcpService has a row: the parser builds them from the rows. */
+/** Compiles only while every field types.ts declares has a row: the parser builds the services from the rows. */
 export const EVERY_FIELD_HAS_A_ROW: [Exclude<keyof HttpFields, Props<typeof HTTP_SECTION>>, Exclude<keyof TcpFields, Props<typeof TCP_SECTION>>] extends [never, never] ? true : never = true;
-
-/** The rows of a section that fill a field of the service, in table order. */
-export function fieldRowsOf<F>(section: ServiceSection<F>): readonly AnyFieldRow<F>[] {
-  return section.rows.filter((row): row is AnyFieldRow<F> => row.scope !== 'instance');
-}
-
-/** The section's `upstreams/<instance>` row. */
-export function instanceRowOf<F>(section: ServiceSection<F>): InstanceRow {
-  const row = section.rows.find((r): r is InstanceRow => r.scope === 'instance');
-  if (!row) throw new Error(`the ${section.kind} section has no instance row`);
-  return row;
-}
-
-/** The key (under a service's directory) of the row that fills `prop`: for rules across keys, such as port conflicts. */
-export function keyOf<F>(section: ServiceSection<F>, prop: keyof F): string {
-  const row = fieldRowsOf(section).find((r) => r.prop === prop);
-  if (!row) throw new Error(`no row for ${String(prop)}`);
-  return row.key;
-}
 
 /** Every per-service field key of either kind (metric labels name the field of an invalid value). */
 export const SERVICE_FIELD_KEYS: ReadonlySet<string> = new Set(
-  [...fieldRowsOf<HttpFields>(HTTP_SECTION), ...fieldRowsOf<TcpFields>(TCP_SECTION)].map((row) => row.key),
+  [...fieldRowsOf(HTTP_SECTION), ...fieldRowsOf(TCP_SECTION)].map((row) => row.key),
 );
 
 /** `<service dir><service>/<field>` split into its parts; undefined for any other key (instances included). */

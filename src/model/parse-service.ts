@@ -1,4 +1,5 @@
-import { fieldRowsOf, instanceRowOf, KEY_PATHS, type ServiceSection } from './keyspace.js';
+import { KEY_PATHS } from './keyspace.js';
+import { fieldRowsOf, instanceRowOf, type ServiceFields, type ServiceSection } from './keyspace-rows.js';
 import type { Rejection, Upstream } from './types.js';
 import { EntryError, parseName } from './values.js';
 
@@ -9,8 +10,8 @@ export interface RawService {
   readonly upstreams: ReadonlyMap<string, string>;
 }
 
-/** A service read through its section's rows: the fields of F, its name and its instances. */
-export type ReadService<F> = F & { readonly name: string; readonly upstreams: readonly Upstream[] };
+/** A service read through its section's rows: their fields, its name and its instances. */
+export type ReadService<S extends ServiceSection> = ServiceFields<S> & { readonly name: string; readonly upstreams: readonly Upstream[] };
 
 /**
  * Reads one service through the rows of its section (keyspace.ts), each key as its row says:
@@ -19,7 +20,7 @@ export type ReadService<F> = F & { readonly name: string; readonly upstreams: re
  * any other invalid key is reported and replaced by its default, or its closed value.
  * Rules across services (port conflicts, limits) are the caller's.
  */
-export function readService<F>(section: ServiceSection<F>, raw: RawService, rejected: Rejection[]): ReadService<F> | undefined {
+export function readService<S extends ServiceSection>(section: S, raw: RawService, rejected: Rejection[]): ReadService<S> | undefined {
   const base = `${section.dir}${raw.name}`;
   const name = checkName(raw.name, base, rejected);
   if (name === undefined) return undefined;
@@ -28,7 +29,7 @@ export function readService<F>(section: ServiceSection<F>, raw: RawService, reje
   for (const key of raw.fields.keys()) {
     if (!known.has(key)) rejected.push({ key: `${base}/${key}`, code: 'unknown_setting', reason: 'unknown setting, ignored' });
   }
-  const values = new Map<keyof F, unknown>();
+  const values = new Map<string, unknown>();
 
   // All-or-nothing keys first: nothing else of a service that is left out is worth reporting.
   for (const row of rows) {
@@ -81,10 +82,10 @@ export function readService<F>(section: ServiceSection<F>, raw: RawService, reje
 
   // In table order, which is the order of the service type's fields.
   const fields = Object.fromEntries(rows.map((row) => [row.prop, values.get(row.prop)]));
-  return { name, ...fields, upstreams } as ReadService<F>;
+  return { name, ...fields, upstreams } as ReadService<S>;
 }
 
-function readUpstreams<F>(section: ServiceSection<F>, raw: RawService, base: string, rejected: Rejection[]): Upstream[] {
+function readUpstreams(section: ServiceSection, raw: RawService, base: string, rejected: Rejection[]): Upstream[] {
   const row = instanceRowOf(section);
   const upstreams: Upstream[] = [];
   for (const [instance, value] of raw.upstreams) {

@@ -1,4 +1,5 @@
-import { HTTP_SECTION, KEY_PATHS, keyOf, serviceKindOfDir, TCP_SECTION } from './keyspace.js';
+import { HTTP_SECTION, KEY_PATHS, serviceKindOfDir, TCP_SECTION } from './keyspace.js';
+import { keyOf } from './keyspace-rows.js';
 import { compare, readService, type RawService } from './parse-service.js';
 import type { DesiredState, Entries, HttpService, ParseResult, Rejection, TcpService } from './types.js';
 

@@ -1,5 +1,6 @@
 import type { BasicAuth } from './basic-auth.js';
-import type { KeyRejectionCode } from './keyspace.js';
+import type { HTTP_SECTION, TCP_SECTION } from './keyspace.js';
+import type { KeyRejectionCode, ServiceFields } from './keyspace-rows.js';
 
 /** One running instance of a service, from `upstreams/<instance>` = `host:port`. */
 export interface Upstream {
@@ -14,7 +15,12 @@ export interface HostPattern {
   readonly wildcard: boolean;
 }
 
-export interface HttpService {
+/**
+ * Every field but kind, name and upstreams is read through a row of the key table (keyspace.ts),
+ * which gives its type: a key added there is a field here without a line in this file (the
+ * fields below are declared again for their documentation, and must agree with their rows).
+ */
+export interface HttpService extends ServiceFields<typeof HTTP_SECTION> {
   readonly kind: 'http';
   readonly name: string;
   readonly virtualHosts: readonly HostPattern[];
@@ -38,7 +44,8 @@ export interface HttpService {
   readonly upstreams: readonly Upstream[];
 }
 
-export interface TcpService {
+/** As HttpService: the fields come from the rows of TCP_SECTION (keyspace.ts). */
+export interface TcpService extends ServiceFields<typeof TCP_SECTION> {
   readonly kind: 'tcp';
   readonly name: string;
   readonly externalPort: number;

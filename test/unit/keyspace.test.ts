@@ -1,19 +1,17 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { BEGIN, END, keyspaceTables, README, withKeyspaceTables } from '../../scripts/keyspace-table.js';
-import {
-  fieldRowsOf, HTTP_SECTION, instanceRowOf, KEY_PATHS, keyOf, SERVICE_FIELD_KEYS, serviceFieldOf, STORED_SECTION, TCP_SECTION,
-  TOP_DIRS, type HttpFields, type ServiceSection, type TcpFields,
-} from '../../src/model/keyspace.js';
+import { HTTP_SECTION, KEY_PATHS, SERVICE_FIELD_KEYS, serviceFieldOf, STORED_SECTION, TCP_SECTION, TOP_DIRS } from '../../src/model/keyspace.js';
+import { fieldRowsOf, instanceRowOf, keyOf, type ServiceSection } from '../../src/model/keyspace-rows.js';
 import { parseEntries } from '../../src/model/parse.js';
 
-const sections = [['HTTP', HTTP_SECTION], ['TCP', TCP_SECTION]] as [string, ServiceSection<HttpFields | TcpFields>][];
+const sections = [['HTTP', HTTP_SECTION], ['TCP', TCP_SECTION]] as [string, ServiceSection][];
 const fieldRows = sections.flatMap(([, section]) => fieldRowsOf(section).map((row) => [`${section.dir}${row.key}`, section, row] as const));
 /** Refused by every validator: a control byte may reach no HAProxy line. */
 const INVALID = '\u0001bad';
 
 /** One service of `section` with every key set to its row's example. */
-function exampleEntries(section: ServiceSection<HttpFields | TcpFields>): Map<string, string> {
+function exampleEntries(section: ServiceSection): Map<string, string> {
   const entries = new Map<string, string>();
   for (const row of section.rows) {
     entries.set(`${section.dir}s/${row.scope === 'instance' ? `${KEY_PATHS.upstreams}/i1` : row.key}`, row.example);

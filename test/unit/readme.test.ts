@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { SETTINGS } from '../../src/config.js';
-import { fieldRowsOf, HTTP_SECTION, TCP_SECTION, type HttpFields, type TcpFields } from '../../src/model/keyspace.js';
+import { HTTP_SECTION, TCP_SECTION } from '../../src/model/keyspace.js';
+import { fieldRowsOf } from '../../src/model/keyspace-rows.js';
 import { parseEntries } from '../../src/model/parse.js';
 import { envNamesInSource } from '../support/env-names.js';
 
@@ -62,7 +63,7 @@ function entryKeys(heading: string): string[] {
 
 /** The keys the model accepts: the rows of the key table (src/model/keyspace.ts) that parse.ts reads through. */
 function acceptedFields(set: 'HTTP_FIELDS' | 'TCP_FIELDS'): string[] {
-  const rows = set === 'HTTP_FIELDS' ? fieldRowsOf<HttpFields>(HTTP_SECTION) : fieldRowsOf<TcpFields>(TCP_SECTION);
+  const rows = fieldRowsOf(set === 'HTTP_FIELDS' ? HTTP_SECTION : TCP_SECTION);
   return rows.map((row) => row.key);
 }
 
