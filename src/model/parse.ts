@@ -1,6 +1,6 @@
 import { HTTP_SECTION, KEY_PATHS, serviceKindOfDir, TCP_SECTION } from './keyspace.js';
 import { keyOf } from './keyspace-rows.js';
-import { compare, readService, type RawService } from './parse-service.js';
+import { compare, readService, sectionReader, type RawService } from './parse-service.js';
 import type { DesiredState, Entries, HttpService, ParseResult, Rejection, TcpService } from './types.js';
 
 export { compare } from './parse-service.js';
@@ -18,6 +18,8 @@ interface GroupedService extends RawService {
 
 const DEFAULT_MAX_SERVICES = 20_000;
 const EXTERNAL_PORT = keyOf(TCP_SECTION, 'externalPort');
+const HTTP = sectionReader(HTTP_SECTION);
+const TCP = sectionReader(TCP_SECTION);
 
 /**
  * Turns the raw etcd entries of one load balancer into a validated desired state.
@@ -33,16 +35,15 @@ export function parseEntries(entries: Entries, options: ParseOptions): ParseResu
 
   const http: HttpService[] = [];
   for (const raw of limit(groups.http, maxServices, HTTP_SECTION.dir, rejected)) {
-    const service = readService(HTTP_SECTION, raw, rejected);
-    if (service) http.push({ kind: 'http', ...service });
+    const service = readService(HTTP, raw, rejected);
+    if (service) http.push(service);
   }
 
   const tcp: TcpService[] = [];
   const claimedPorts = new Map<number, string>(options.reservedPorts.map((p) => [p, 'the load balancer itself']));
   for (const raw of limit(groups.tcp, maxServices, TCP_SECTION.dir, rejected)) {
-    const read = readService(TCP_SECTION, raw, rejected);
-    if (!read) continue;
-    const service: TcpService = { kind: 'tcp', ...read };
+    const service = readService(TCP, raw, rejected);
+    if (!service) continue;
     const owner = claimedPorts.get(service.externalPort);
     if (owner !== undefined) {
       rejected.push({ key: `${TCP_SECTION.dir}${raw.name}/${EXTERNAL_PORT}`, code: 'port_conflict',
