@@ -1,5 +1,5 @@
 import { parseBasicAuthSecrets } from './basic-auth.js';
-import { byDefault, fieldRow, fieldRowsOf, type InstanceRow, type ServiceSection, type StoredRow } from './keyspace-rows.js';
+import { byDefault, fieldRow, fieldRowsOf, type FieldRow, type InstanceRow, type ServiceSection, type StoredRow } from './keyspace-rows.js';
 import type { HostPattern, HttpService, TcpService } from './types.js';
 import {
   parseBalance, parseBoolean, parseCookie, parseHealthCheckUri, parseHostList, parseKeyAuthorization,
@@ -39,8 +39,9 @@ export function serviceKindOfDir(top: string): 'http' | 'tcp' | undefined {
   return `${top}/` === KEY_PATHS.services ? 'http' : `${top}/` === KEY_PATHS.tcpServices ? 'tcp' : undefined;
 }
 
-const http = fieldRow;
-const tcp = fieldRow;
+type RowOf<P extends string, T> = Omit<FieldRow<P, T>, 'prop' | 'code' | 'scope'>;
+const http = <P extends string, T>(prop: P, row: RowOf<P, T>) => fieldRow(prop, { ...row, scope: 'http' });
+const tcp = <P extends string, T>(prop: P, row: RowOf<P, T>) => fieldRow(prop, { ...row, scope: 'tcp' });
 const instance = (row: Omit<InstanceRow, 'scope' | 'parse' | 'invalid' | 'code' | 'key'>): InstanceRow =>
   ({ ...row, key: `${KEY_PATHS.upstreams}/<instance>`, scope: 'instance', parse: (name, raw) => parseUpstream(parseName(name, 'instance'), raw), invalid: 'skip-instance', code: 'invalid_value' });
 
@@ -49,30 +50,30 @@ export const HTTP_SECTION = {
   dir: KEY_PATHS.services,
   title: 'HTTP services, `<path>/services/<service>/`:',
   rows: [
-    http('virtualHosts', { key: 'virtual_hosts', scope: 'http', parse: parseHostList, invalid: 'reject-service', absent: byDefault<readonly HostPattern[]>([]), defaultDoc: '—', example: 'www.example.com, *.example.com',
+    http('virtualHosts', { key: 'virtual_hosts', parse: parseHostList, invalid: 'reject-service', absent: byDefault<readonly HostPattern[]>([]), defaultDoc: '—', example: 'www.example.com, *.example.com',
       doc: 'comma-separated host names; `*.example.com` matches every subdomain of example.com (not example.com itself)' }),
-    http('virtualPaths', { key: 'virtual_path', scope: 'http', parse: parsePathList, invalid: 'reject-service', absent: byDefault<readonly string[]>([]), defaultDoc: '—', example: '/api,/v1',
+    http('virtualPaths', { key: 'virtual_path', parse: parsePathList, invalid: 'reject-service', absent: byDefault<readonly string[]>([]), defaultDoc: '—', example: '/api,/v1',
       doc: 'comma-separated path prefixes; stripped before forwarding' }),
-    http('keepVirtualPath', { key: 'keep_virtual_path', scope: 'http', parse: parseBoolean, invalid: 'use-default', absent: byDefault(false), defaultDoc: '`false`', example: 'true',
+    http('keepVirtualPath', { key: 'keep_virtual_path', parse: parseBoolean, invalid: 'use-default', absent: byDefault(false), defaultDoc: '`false`', example: 'true',
       doc: '`true` to forward the path unchanged' }),
-    http('balance', { key: 'balance', scope: 'http', parse: parseBalance, invalid: 'use-default', absent: byDefault('roundrobin'), defaultDoc: '`roundrobin`', example: 'leastconn',
+    http('balance', { key: 'balance', parse: parseBalance, invalid: 'use-default', absent: byDefault('roundrobin'), defaultDoc: '`roundrobin`', example: 'leastconn',
       doc: '`roundrobin`, `static-rr`, `leastconn`, `first`, `source`, `uri`, `random`, `url_param <p>`, `hdr(<h>)`' }),
-    http('customSettings', { key: 'custom_settings', scope: 'http', parse: parseSettingLines, invalid: 'reject-service', absent: byDefault<readonly string[]>([]), defaultDoc: '—', example: 'timeout server 2m',
+    http('customSettings', { key: 'custom_settings', parse: parseSettingLines, invalid: 'reject-service', absent: byDefault<readonly string[]>([]), defaultDoc: '—', example: 'timeout server 2m',
       doc: 'extra HAProxy lines for the service\'s backend, one per line; e.g. `*.foo.com` to `foo.com`: `acl wildcard hdr_reg(host) ^\\w*\\.foo.com` and `http-request redirect code 301 location http://foo.com%[capture.req.uri] if wildcard` (the older `redirect ... location` sends its location literally)' }),
-    http('healthCheckUri', { key: 'health_check_uri', scope: 'http', parse: parseHealthCheckUri, invalid: 'use-default', absent: byDefault(undefined), defaultDoc: 'TCP connect check', example: '/health',
+    http('healthCheckUri', { key: 'health_check_uri', parse: parseHealthCheckUri, invalid: 'use-default', absent: byDefault(undefined), defaultDoc: 'TCP connect check', example: '/health',
       doc: '`option httpchk GET <uri>`: 2xx/3xx means healthy' }),
-    http('healthCheckPort', { key: 'health_check_port', scope: 'http', parse: parsePort, invalid: 'use-default', absent: byDefault(undefined), defaultDoc: "the instance's port", example: '8081',
+    http('healthCheckPort', { key: 'health_check_port', parse: parsePort, invalid: 'use-default', absent: byDefault(undefined), defaultDoc: "the instance's port", example: '8081',
       doc: 'port the health checks go to' }),
-    http('cookie', { key: 'cookie', scope: 'http', parse: parseCookie, invalid: 'use-default', absent: byDefault(undefined), defaultDoc: 'no stickiness', example: 'cookie JSESSIONID prefix nocache',
+    http('cookie', { key: 'cookie', parse: parseCookie, invalid: 'use-default', absent: byDefault(undefined), defaultDoc: 'no stickiness', example: 'cookie JSESSIONID prefix nocache',
       doc: "empty: sticky sessions with the load balancer's cookie `KONTENA_SERVERID`; otherwise a full HAProxy `cookie` line, e.g. `cookie JSESSIONID prefix nocache`" }),
-    http('basicAuth', { key: 'basic_auth_secrets', scope: 'http', parse: parseBasicAuthSecrets, invalid: 'close-service', absent: byDefault(undefined), defaultDoc: '— (open)', example: 'user admin insecure-password s3cret',
+    http('basicAuth', { key: 'basic_auth_secrets', parse: parseBasicAuthSecrets, invalid: 'close-service', absent: byDefault(undefined), defaultDoc: '— (open)', example: 'user admin insecure-password s3cret',
       closed: { value: { users: [] }, note: 'the service is closed (401 to every request) until this is fixed' },
       doc: 'HTTP basic auth: one `user <name> insecure-password <password>` or `user <name> password <hash>` per line, the hash a SHA-512, SHA-256 or MD5 crypt hash (`openssl passwd -6`) or a bcrypt hash (`$2a$`, `$2b$`, `$2y$`, cost 04–31, as Kontena\'s docs show). bcrypt works, but HAProxy runs a bcrypt verification on every request with credentials, holding one of its threads meanwhile (about 50 ms at cost 10): edgelb logs `entry warning` once for such a service (its key, the users and costs, never the hashes) and `edgelb check` lists it; prefer `openssl passwd -6`. Requests without valid credentials get `401` with `WWW-Authenticate: Basic realm="<service>"`. A line that cannot be used is logged (`entry rejected` with the line number and what is wrong, never the secret) and the service answers `401` to everyone until it is fixed, rather than being left open. Passwords are printable ASCII without spaces, quotes, `#` or `\\`; `groups` are not supported' }),
-    http('sslRedirect', { key: 'ssl_redirect', scope: 'http', parse: parseBoolean, invalid: 'use-default', absent: byDefault(false), defaultDoc: '`false`', example: 'true',
+    http('sslRedirect', { key: 'ssl_redirect', parse: parseBoolean, invalid: 'use-default', absent: byDefault(false), defaultDoc: '`false`', example: 'true',
       doc: '`true`: plain HTTP requests get a 301 to the same host, path and query over HTTPS (only while a certificate is served)' }),
-    http('hstsMaxAge', { key: 'hsts', scope: 'http', parse: parseMaxAge, invalid: 'use-default', absent: byDefault(undefined), defaultDoc: '—', example: '31536000',
+    http('hstsMaxAge', { key: 'hsts', parse: parseMaxAge, invalid: 'use-default', absent: byDefault(undefined), defaultDoc: '—', example: '31536000',
       doc: '`Strict-Transport-Security: max-age=<n>` on HTTPS responses (`0` sends nothing)' }),
-    http('acme', { key: 'acme', scope: 'http', parse: parseBoolean, invalid: 'use-default', absent: byDefault(false), defaultDoc: '`false`', example: 'true',
+    http('acme', { key: 'acme', parse: parseBoolean, invalid: 'use-default', absent: byDefault(false), defaultDoc: '`false`', example: 'true',
       doc: '`true`: obtain a Let\'s Encrypt certificate for each exact host in `virtual_hosts` (needs `KONTENA_LB_ACME_EMAIL`)' }),
     instance({ doc: '`host:port` (or `[ipv6]:port`) of one running instance', defaultDoc: '—', example: '10.81.0.5:8080' }),
   ],
@@ -83,14 +84,14 @@ export const TCP_SECTION = {
   dir: KEY_PATHS.tcpServices,
   title: 'TCP services, `<path>/tcp-services/<service>/`:',
   rows: [
-    tcp('externalPort', { key: 'external_port', scope: 'tcp', parse: parsePort, invalid: 'reject-service', defaultDoc: '— (required)', example: '5432',
+    tcp('externalPort', { key: 'external_port', parse: parsePort, invalid: 'reject-service', defaultDoc: '— (required)', example: '5432',
       absent: { code: 'missing_external_port', reason: 'not served: no external_port set' },
       doc: 'the port the load balancer listens on for this service' }),
     instance({ doc: '`host:port` of one running instance', defaultDoc: '— (at least one required)', example: '10.81.0.7:5432',
       none: { code: 'no_upstreams', reason: 'not served: no upstreams' } }),
-    tcp('balance', { key: 'balance', scope: 'tcp', parse: parseBalance, invalid: 'use-default', absent: byDefault('leastconn'), defaultDoc: '`leastconn`', example: 'roundrobin',
+    tcp('balance', { key: 'balance', parse: parseBalance, invalid: 'use-default', absent: byDefault('leastconn'), defaultDoc: '`leastconn`', example: 'roundrobin',
       doc: 'as above' }),
-    tcp('customSettings', { key: 'custom_settings', scope: 'tcp', parse: parseSettingLines, invalid: 'reject-service', absent: byDefault<readonly string[]>([]), defaultDoc: '—', example: 'timeout client 1h',
+    tcp('customSettings', { key: 'custom_settings', parse: parseSettingLines, invalid: 'reject-service', absent: byDefault<readonly string[]>([]), defaultDoc: '—', example: 'timeout client 1h',
       doc: "extra HAProxy lines for the service's `listen` section" }),
   ],
 } as const satisfies ServiceSection;
