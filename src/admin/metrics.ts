@@ -62,7 +62,6 @@ export function renderControllerMetrics(inputs: Omit<AdminInputs, 'serverStats'>
   return `${out.join('\n')}\n`;
 }
 
-
 /**
  * A bounded class for a rejection: its code, and for a bad value which setting it was
  * (`invalid_virtual_hosts`, `invalid_upstream`). The reason text itself holds the bad value, so as

@@ -167,7 +167,7 @@ function legacyProblems(entries: Entries, config: Config): CheckProblem[] {
     if (!field || !CUSTOM_SETTINGS_KEYS.has(field.field)) continue;
     let lines: string[];
     try {
-      lines = parseSettingLines(value, 'custom_settings');
+      lines = parseSettingLines(value, field.field);
     } catch {
       continue; // already reported as an invalid entry
     }
