@@ -1,6 +1,7 @@
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { ControllerStatus } from '../controller/controller.js';
 import type { ProverCounters } from '../haproxy/server-prover.js';
+import { SERVICE_FIELD_KEYS } from '../model/keyspace.js';
 import type { Rejection } from '../model/types.js';
 import type { EtcdSourceStatus } from '../sources/etcd.js';
 import { healthOf, type AdminInputs } from './status.js';
@@ -156,11 +157,6 @@ function register(registry: Registry, family: Family, scrape: () => Scrape): voi
   } });
 }
 
-const FIELDS = new Set([
-  'virtual_hosts', 'virtual_path', 'keep_virtual_path', 'balance', 'custom_settings', 'health_check_uri', 'health_check_port',
-  'cookie', 'basic_auth_secrets', 'ssl_redirect', 'hsts', 'acme', 'external_port',
-]);
-
 /**
  * A bounded class for a rejection: its code, and for a bad value which setting it was
  * (`invalid_virtual_hosts`, `invalid_upstream`). The reason text itself holds the bad value, so as
@@ -171,7 +167,7 @@ export function rejectionReason(rejection: Rejection): string {
   const parts = rejection.key.split('/');
   if (parts[2] === 'upstreams') return 'invalid_upstream';
   const field = parts[2] ?? '';
-  return FIELDS.has(field) ? `invalid_${field}` : 'other';
+  return SERVICE_FIELD_KEYS.has(field) ? `invalid_${field}` : 'other';
 }
 
 function countBy(values: readonly string[]): Map<string, number> {

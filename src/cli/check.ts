@@ -10,6 +10,8 @@ import { parseOptionsOf, settingsBaseOf, statePaths } from '../pipeline/settings
 import { rejectionReason } from '../admin/metrics.js';
 import { locateExecutable, type Config } from '../config.js';
 import { validateConfigFile } from '../haproxy/validate.js';
+import { HTTP_SECTION, serviceFieldOf, TCP_SECTION, TOP_DIRS } from '../model/keyspace.js';
+import { keyOf } from '../model/keyspace-rows.js';
 import { describeLegacyUse, findLegacyDirectives, type SettingsSection } from '../model/legacy-directives.js';
 import type { Entries } from '../model/types.js';
 import { parseSettingLines } from '../model/values.js';
@@ -52,7 +54,10 @@ export interface CheckReport {
   readonly problems: readonly CheckProblem[];
 }
 
-const KNOWN_SUBTREES = new Set(['services', 'tcp-services', 'certs', 'acme']);
+const KNOWN_SUBTREES: ReadonlySet<string> = new Set(TOP_DIRS);
+/** `services/, tcp-services/, certs/ or acme/`, for the layout problem's message. */
+const KNOWN_SUBTREES_TEXT = `${TOP_DIRS.slice(0, -1).map((dir) => `${dir}/`).join(', ')} or ${TOP_DIRS.at(-1)}/`;
+const CUSTOM_SETTINGS_KEYS: ReadonlySet<string> = new Set([keyOf(HTTP_SECTION, 'customSettings'), keyOf(TCP_SECTION, 'customSettings')]);
 
 /** `edgelb check`: validates the entries and the config they render to; exits 1 when anything would be left out. */
 export function registerCheckCommand(program: Command, deps: CliDeps): void {
@@ -170,15 +175,15 @@ function legacyProblems(entries: Entries, config: Config): CheckProblem[] {
     }
   };
   for (const [key, value] of entries) {
-    const match = /^(?:services|tcp-services)\/([^/]+)\/custom_settings$/.exec(key);
-    if (!match) continue;
+    const field = serviceFieldOf(key);
+    if (!field || !CUSTOM_SETTINGS_KEYS.has(field.field)) continue;
     let lines: string[];
     try {
-      lines = parseSettingLines(value, 'custom_settings');
+      lines = parseSettingLines(value, field.field);
     } catch {
       continue; // already reported as an invalid entry
     }
-    report(key, lines, 'proxy', match[1]);
+    report(key, lines, 'proxy', field.service);
   }
   report('KONTENA_LB_CUSTOM_SETTINGS', config.customSettings, 'proxy', undefined);
   report('KONTENA_LB_GLOBAL_SETTINGS', config.globalSettings, 'global', undefined);
@@ -191,7 +196,7 @@ function layoutProblems(entries: Entries): CheckProblem[] {
   for (const key of entries.keys()) {
     const top = key.split('/')[0] ?? '';
     if (!KNOWN_SUBTREES.has(top)) {
-      problems.push({ kind: 'layout', subject: key, reason: 'unknown_subtree', message: `nothing reads "${top}/": entries go under services/, tcp-services/, certs/ or acme/` });
+      problems.push({ kind: 'layout', subject: key, reason: 'unknown_subtree', message: `nothing reads "${top}/": entries go under ${KNOWN_SUBTREES_TEXT}` });
     }
   }
   return problems;

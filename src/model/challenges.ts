@@ -1,29 +1,29 @@
+import { KEY_PATHS } from './keyspace.js';
 import type { Entries, Rejection } from './types.js';
+import { EntryError, parseChallengeToken, parseKeyAuthorization } from './values.js';
 
 /** Where ACME HTTP-01 tokens are in etcd: `acme/challenges/<token>` (relative to the load balancer's path). */
-export const CHALLENGE_PREFIX = 'acme/challenges/';
+export const CHALLENGE_PREFIX = KEY_PATHS.acmeChallenges;
 
 /** ACME HTTP-01 tokens to answer: token → key authorization. */
 export type Challenges = ReadonlyMap<string, string>;
-
-// RFC 8555 section 8.3: the token is base64url; the key authorization is token "." thumbprint.
-const TOKEN = /^[A-Za-z0-9_-]{1,256}$/;
-const KEY_AUTHORIZATION = /^[A-Za-z0-9_.-]{1,600}$/;
 
 /**
  * Collects the challenge tokens from etcd (`acme/challenges/<token>`: the entries may be all of
  * them or only those under CHALLENGE_PREFIX) and the environment
  * (`ACME_CHALLENGE_<token>`, the Kontena way). Both end up in an HAProxy map file, so they are
- * held to base64url: nothing else may reach it.
+ * held to base64url (values.ts): nothing else may reach it.
  */
 export function parseChallenges(entries: Entries, env: Readonly<Record<string, string | undefined>> = {}): { challenges: Challenges; rejected: Rejection[] } {
   const challenges = new Map<string, string>();
   const rejected: Rejection[] = [];
   const add = (key: string, token: string, value: string) => {
-    const keyAuthorization = value.trim();
-    if (!TOKEN.test(token)) rejected.push({ key, code: 'invalid_challenge', reason: 'ACME challenge token is not base64url' });
-    else if (!KEY_AUTHORIZATION.test(keyAuthorization)) rejected.push({ key, code: 'invalid_challenge', reason: 'ACME key authorization is not "<token>.<thumbprint>"' });
-    else challenges.set(token, keyAuthorization);
+    try {
+      challenges.set(parseChallengeToken(token), parseKeyAuthorization(value));
+    } catch (error) {
+      if (!(error instanceof EntryError)) throw error;
+      rejected.push({ key, code: 'invalid_challenge', reason: error.message });
+    }
   };
   for (const [name, value] of Object.entries(env)) {
     if (name.startsWith('ACME_CHALLENGE_') && value !== undefined) add(name, name.slice('ACME_CHALLENGE_'.length), value);

@@ -1,3 +1,4 @@
+import { KEY_PATHS, serviceKindOfDir } from './keyspace.js';
 import type { Entries } from './types.js';
 
 /**
@@ -32,7 +33,7 @@ export interface Snapshot {
 }
 
 /** Directories with one group per entry below them: `services/<name>/...` is the group `services/<name>`. */
-export const SPLIT_DIRS: ReadonlySet<string> = new Set(['services', 'tcp-services', 'acme']);
+export const SPLIT_DIRS: ReadonlySet<string> = new Set([KEY_PATHS.services, KEY_PATHS.tcpServices, KEY_PATHS.acme].map((dir) => dir.slice(0, -1)));
 
 /** The group a key belongs to: see Snapshot. */
 export function groupOf(key: string): string {
@@ -54,15 +55,13 @@ export function topDirOf(key: string): string {
 export function serviceKeyOfGroup(group: string): string | undefined {
   const slash = group.indexOf('/');
   if (slash < 0) return undefined;
-  const top = group.slice(0, slash);
-  const kind = top === 'services' ? 'http' : top === 'tcp-services' ? 'tcp' : undefined;
+  const kind = serviceKindOfDir(group.slice(0, slash));
   return kind && `${kind}:${group.slice(slash + 1)}`;
 }
 
 /** Whether a changed group can change the parsed routes (a service's keys, or a stray key in their directories). */
 export function isServiceGroup(group: string): boolean {
-  const top = topDirOf(group);
-  return top === 'services' || top === 'tcp-services';
+  return serviceKindOfDir(topDirOf(group)) !== undefined;
 }
 
 /**

@@ -1,4 +1,6 @@
 import type { BasicAuth } from './basic-auth.js';
+import type { HTTP_SECTION, TCP_SECTION } from './keyspace.js';
+import type { KeyRejectionCode, ServiceFields } from './keyspace-rows.js';
 
 /** One running instance of a service, from `upstreams/<instance>` = `host:port`. */
 export interface Upstream {
@@ -13,7 +15,12 @@ export interface HostPattern {
   readonly wildcard: boolean;
 }
 
-export interface HttpService {
+/**
+ * Every field but kind, name and upstreams is read through a row of the key table (keyspace.ts),
+ * which gives its type: a key added there is a field here without a line in this file (the
+ * fields below are declared again for their documentation, and must agree with their rows).
+ */
+export interface HttpService extends ServiceFields<typeof HTTP_SECTION> {
   readonly kind: 'http';
   readonly name: string;
   readonly virtualHosts: readonly HostPattern[];
@@ -37,7 +44,8 @@ export interface HttpService {
   readonly upstreams: readonly Upstream[];
 }
 
-export interface TcpService {
+/** As HttpService: the fields come from the rows of TCP_SECTION (keyspace.ts). */
+export interface TcpService extends ServiceFields<typeof TCP_SECTION> {
   readonly kind: 'tcp';
   readonly name: string;
   readonly externalPort: number;
@@ -57,8 +65,10 @@ export interface DesiredState {
  * the reason's words (rewording a message must not change a metric).
  */
 export type RejectionCode =
-  | 'invalid_value' | 'invalid_name' | 'key_layout' | 'unknown_setting' | 'too_many_services'
-  | 'port_conflict' | 'missing_external_port' | 'no_upstreams' | 'invalid_challenge';
+  // A single key, as its row in the key table says (keyspace.ts).
+  | KeyRejectionCode
+  // Rules across keys (parse.ts): the service limit, two TCP services on one port.
+  | 'too_many_services' | 'port_conflict';
 
 /** An entry left out of the desired state, with the etcd key (relative to the LB path) and why. */
 export interface Rejection {

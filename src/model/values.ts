@@ -169,6 +169,24 @@ export function parseSettingLines(raw: string, what: string): string[] {
   return lines;
 }
 
+// RFC 8555 section 8.3: the token is base64url; the key authorization is token "." thumbprint.
+// Both end up in an HAProxy map file, so nothing else may reach it.
+const TOKEN = /^[A-Za-z0-9_-]{1,256}$/;
+const KEY_AUTHORIZATION = /^[A-Za-z0-9_.-]{1,600}$/;
+
+/** An ACME HTTP-01 challenge token (`acme/challenges/<token>`, `ACME_CHALLENGE_<token>`). */
+export function parseChallengeToken(token: string): string {
+  if (!TOKEN.test(token)) throw new EntryError('ACME challenge token is not base64url');
+  return token;
+}
+
+/** The value of a challenge token: its key authorization, `<token>.<thumbprint>`. */
+export function parseKeyAuthorization(raw: string): string {
+  const text = raw.trim();
+  if (!KEY_AUTHORIZATION.test(text)) throw new EntryError('ACME key authorization is not "<token>.<thumbprint>"');
+  return text;
+}
+
 function splitList(raw: string): string[] {
   if (Buffer.byteLength(raw) > LIMITS.valueBytes) throw new EntryError(`value is larger than ${LIMITS.valueBytes} bytes`);
   if (UNSAFE_IN_LINE.test(raw)) throw new EntryError('value contains a line break or control character');

@@ -1,4 +1,5 @@
 import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
+import { KEY_PATHS } from '../model/keyspace.js';
 import type { RawCert } from './bundle.js';
 
 /**
@@ -135,7 +136,7 @@ export function decryptBundle(stored: string, vaultKey: string | undefined): str
 
 /** Vault names: one path segment of letters, digits, '_', '.', '-'. */
 export const VAULT_NAME = /^[A-Za-z0-9_.-]+$/;
-const VAULT_DIR = 'certs/';
+const VAULT_DIR = KEY_PATHS.certs;
 
 export function isValidVaultName(name: string): boolean {
   return VAULT_NAME.test(name) && name !== '.' && name !== '..';

@@ -1,0 +1,115 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { BEGIN, END, keyspaceTables, README, withKeyspaceTables } from '../../scripts/keyspace-table.js';
+import { HTTP_SECTION, KEY_PATHS, SERVICE_FIELD_KEYS, serviceFieldOf, STORED_SECTION, TCP_SECTION, TOP_DIRS } from '../../src/model/keyspace.js';
+import { fieldRowsOf, instanceRowOf, keyOf, type ServiceSection } from '../../src/model/keyspace-rows.js';
+import { parseEntries } from '../../src/model/parse.js';
+
+const sections = [['HTTP', HTTP_SECTION], ['TCP', TCP_SECTION]] as [string, ServiceSection][];
+const fieldRows = sections.flatMap(([, section]) => fieldRowsOf(section).map((row) => [`${section.dir}${row.key}`, section, row] as const));
+/** Refused by every validator: a control byte may reach no HAProxy line. */
+const INVALID = '\u0001bad';
+
+/** One service of `section` with every key set to its row's example. */
+function exampleEntries(section: ServiceSection): Map<string, string> {
+  const entries = new Map<string, string>();
+  for (const row of section.rows) {
+    entries.set(`${section.dir}s/${row.scope === 'instance' ? `${KEY_PATHS.upstreams}/i1` : row.key}`, row.example);
+  }
+  return entries;
+}
+
+describe('the key table', () => {
+  it.each(fieldRows)('%s: its parser accepts its example', (_key, _section, row) => {
+    expect(() => row.parse(row.example, row.key)).not.toThrow();
+  });
+
+  it.each(sections)('%s: the instance row accepts its example', (_kind, section) => {
+    const row = instanceRowOf(section);
+    expect(row.parse('i1', row.example)).toMatchObject({ name: 'i1' });
+  });
+
+  it.each(STORED_SECTION.rows.filter((row) => row.parse).map((row) => [row.key, row] as const))('%s: its parser accepts its example', (_key, row) => {
+    expect(() => row.parse!(row.example)).not.toThrow();
+  });
+
+  it.each(sections)('%s: a service of every example is served with each parsed value in its field', (_kind, section) => {
+    const { state, rejected } = parseEntries(exampleEntries(section), { reservedPorts: [] });
+    expect(rejected).toEqual([]);
+    const service = (section.kind === 'http' ? state.http : state.tcp)[0]! as unknown as Record<string, unknown>;
+    // Every field of the service type comes from a row (and nothing else but kind, name and upstreams).
+    expect(Object.keys(service).sort()).toEqual(['kind', 'name', 'upstreams', ...fieldRowsOf(section).map((r) => String(r.prop))].sort());
+    for (const row of fieldRowsOf(section)) expect(service[String(row.prop)], row.key).toEqual(row.parse(row.example, row.key));
+  });
+
+  it.each(fieldRows)('%s: an invalid value does what the table says', (key, section, row) => {
+    expect(() => row.parse(INVALID, row.key)).toThrow();
+    const entries = exampleEntries(section);
+    entries.set(key.replace(section.dir, `${section.dir}s/`), INVALID);
+    const { state, rejected } = parseEntries(entries, { reservedPorts: [] });
+    const service = (section.kind === 'http' ? state.http : state.tcp)[0] as unknown as Record<string, unknown> | undefined;
+    const rejection = rejected.find((r) => r.key === `${section.dir}s/${row.key}`);
+    expect(rejection?.code).toBe(row.code);
+    if (row.invalid === 'reject-service') {
+      expect(service).toBeUndefined();
+      expect(rejection?.service).toBe('s');
+    } else {
+      expect(rejection?.service).toBeUndefined();
+      const expected = row.invalid === 'close-service' ? row.closed?.value : 'value' in row.absent ? row.absent.value : undefined;
+      expect(service?.[String(row.prop)]).toEqual(expected);
+    }
+  });
+
+  it.each(sections)('%s: an invalid instance is left out, the service served', (_kind, section) => {
+    const entries = exampleEntries(section);
+    entries.set(`${section.dir}s/${KEY_PATHS.upstreams}/bad`, INVALID);
+    const { state, rejected } = parseEntries(entries, { reservedPorts: [] });
+    const service = (section.kind === 'http' ? state.http : state.tcp)[0];
+    expect(service?.upstreams.map((u) => u.name)).toEqual(['i1']);
+    expect(rejected).toEqual([{ key: `${section.dir}s/${KEY_PATHS.upstreams}/bad`, code: 'invalid_value', reason: expect.any(String) }]);
+  });
+
+  it.each(fieldRows.filter(([, , row]) => !('value' in row.absent)))('%s: required, so absent leaves the service out with its code', (key, section, row) => {
+    expect(row.invalid, 'a required key has no default to fall back on').toBe('reject-service');
+    const entries = exampleEntries(section);
+    entries.delete(key.replace(section.dir, `${section.dir}s/`));
+    const { rejected } = parseEntries(entries, { reservedPorts: [] });
+    expect(rejected).toEqual([{ key: `${section.dir}s/${row.key}`, code: 'absent' in row && 'code' in row.absent ? row.absent.code : '', reason: expect.any(String), service: 's' }]);
+  });
+
+  it('names each per-service field key once per kind, and every field a metric label can name', () => {
+    for (const [, section] of sections) {
+      const keys = section.rows.map((r) => r.key);
+      expect(new Set(keys).size).toBe(keys.length);
+    }
+    expect([...SERVICE_FIELD_KEYS].sort()).toEqual([...new Set(fieldRows.map(([, , row]) => row.key))].sort());
+  });
+
+  it('finds the key of a field, and splits a service field key', () => {
+    expect(keyOf(TCP_SECTION, 'externalPort')).toBe('external_port');
+    expect(serviceFieldOf('tcp-services/db/custom_settings')).toEqual({ kind: 'tcp', service: 'db', field: 'custom_settings' });
+    expect(serviceFieldOf('services/web/upstreams/a')).toBeUndefined();
+    expect(serviceFieldOf('certs/web')).toBeUndefined();
+  });
+
+  it('lists every top-level directory, each key of the stored section under one of them', () => {
+    expect(TOP_DIRS).toEqual(['services', 'tcp-services', 'certs', 'acme']);
+    for (const row of STORED_SECTION.rows) expect(TOP_DIRS, row.key).toContain(row.key.split('/')[0]);
+  });
+});
+
+describe("the README's key tables", () => {
+  it('are the key table, as scripts/keyspace-table.ts writes them', () => {
+    const readme = readFileSync(README, 'utf8');
+    const block = readme.slice(readme.indexOf(BEGIN) + BEGIN.length, readme.indexOf(END));
+    expect(readme.indexOf(BEGIN), 'the begin marker').toBeGreaterThan(0);
+    expect(block.trim(), 'README.md differs from src/model/keyspace.ts: run node --import tsx scripts/keyspace-table.ts --write').toBe(keyspaceTables());
+    expect(withKeyspaceTables(readme)).toBe(readme);
+  });
+
+  it('have one row per key', () => {
+    const tables = keyspaceTables();
+    for (const [, section] of sections) for (const row of section.rows) expect(tables).toContain(`| \`${row.key}\` | ${row.doc} |`);
+    for (const row of STORED_SECTION.rows) expect(tables).toContain(`| \`${row.key}\` | ${row.doc} |`);
+  });
+});
