@@ -21,7 +21,7 @@ import type { DesiredState } from './model/types.js';
 import { CertsDirSource, certsFromFiles } from './sources/certs-dir.js';
 import { EtcdSource, type Snapshot } from './sources/etcd.js';
 import type { RawCert } from './tls/bundle.js';
-import { AcmeManager } from './tls/acme.js';
+import { AcmeManager } from './acme/manager.js';
 import { vaultCertsFromEntries } from './tls/vault.js';
 import { packageVersion } from './util/package-root.js';
 

@@ -6,7 +6,9 @@ import type { KvStore } from '../etcd/store.js';
 import { certsFromFiles, readCertsDir } from '../sources/certs-dir.js';
 import { readEnvCerts } from '../sources/env-certs.js';
 import { BundleError, isExpired, parseBundle, type CertBundle, type CertSource } from '../tls/bundle.js';
-import { LEADER_KEY, parseState, STATE_DIR, type AcmeDomainState } from '../tls/acme-state.js';
+import { readLeader } from '../acme/election.js';
+import { STATE_DIR } from '../acme/keys.js';
+import { parseState, type AcmeDomainState } from '../acme/state.js';
 import { decryptBundle, encryptBundle, isEncrypted, isValidVaultName, VaultError } from '../tls/vault.js';
 import { flagProperty, SETTINGS } from '../config.js';
 import { withStore } from './etcd-access.js';
@@ -161,7 +163,7 @@ async function listCerts(flags: CertCliFlags & { json?: boolean }, deps: CertCom
   const [stored, storedStates, leader] = await withEtcd(settings, deps, false, (store) => Promise.all([
     listUnder(store, prefix),
     listUnder(store, statePrefix),
-    store.get(`${settings.etcdPath}/${LEADER_KEY}`),
+    readLeader(store, settings.etcdPath),
   ]));
   const acmeStates = new Map<string, AcmeDomainState>();
   for (const [key, value] of Object.entries(storedStates)) {

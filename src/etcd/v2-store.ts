@@ -1,6 +1,6 @@
 import type { EtcdConnection } from './connection.js';
 import { EtcdFailure } from './errors.js';
-import type { FencedResult, KvChange, KvLease, KvListing, KvOp, KvStore, KvWatch, KvWatchHandlers } from './store.js';
+import type { FencedResult, KvFence, KvChange, KvLease, KvListing, KvOp, KvStore, KvWatch, KvWatchHandlers } from './store.js';
 import { V2Lease } from './v2-lease.js';
 import { failureOf, indexOf, succeeded, V2_CODES, V2Http, type V2Node, type V2Response } from './v2-http.js';
 
@@ -74,7 +74,8 @@ export class V2Store implements KvStore {
     return new V2Lease(this, ttlSeconds);
   }
 
-  async fencedWrite(fence: { key: string; value: string }, ops: readonly KvOp[]): Promise<FencedResult> {
+  async fencedWrite(fence: KvFence, ops: readonly KvOp[]): Promise<FencedResult> {
+    if (!('value' in fence)) throw new EtcdFailure('other', 'the etcd v2 API has no leases to fence a write on');
     if ((await this.get(fence.key)) !== fence.value) return { succeeded: false, revision: '0' };
     let revision = '0';
     for (const op of ops) {
@@ -98,7 +99,7 @@ export class V2Store implements KvStore {
   }
 
   /** One fenced op; undefined when its condition failed (a create that found the key). */
-  private async apply(op: KvOp, fence: { key: string; value: string }): Promise<V2Response | undefined> {
+  private async apply(op: KvOp, fence: { readonly key: string; readonly value: string }): Promise<V2Response | undefined> {
     switch (op.type) {
       case 'put':
         return this.write('PUT', op.key, { form: { value: op.value } });

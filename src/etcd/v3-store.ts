@@ -6,7 +6,7 @@ import type { EtcdConnection } from './connection.js';
 import { describeTls, EtcdFailure, firstLine, looksLikeTls } from './errors.js';
 import { probeTls } from './tls-probe.js';
 import { v3FaultHandling } from './v3-fault-handling.js';
-import type { FencedResult, KvChange, KvLease, KvListing, KvOp, KvStore, KvWatch, KvWatchHandlers } from './store.js';
+import type { FencedResult, KvFence, KvChange, KvLease, KvListing, KvOp, KvStore, KvWatch, KvWatchHandlers } from './store.js';
 
 /** The etcd v3 API through the etcd3 library (gRPC): watches resume by themselves across members. */
 export class V3Store implements KvStore {
@@ -115,8 +115,8 @@ export class V3Store implements KvStore {
     return new V3Lease(this, this.client.lease(ttlSeconds));
   }
 
-  async fencedWrite(fence: { key: string; value: string }, ops: readonly KvOp[]): Promise<FencedResult> {
-    let txn = this.client.if(fence.key, 'Value', '==', fence.value);
+  async fencedWrite(fence: KvFence, ops: readonly KvOp[]): Promise<FencedResult> {
+    let txn = 'lease' in fence ? this.client.if(fence.key, 'Lease', '==', fence.lease) : this.client.if(fence.key, 'Value', '==', fence.value);
     for (const op of ops) if (op.type === 'create') txn = txn.and(op.key, 'Create', '==', 0);
     const result = await this.call(() => txn.then(...ops.map((op) => {
       switch (op.type) {
