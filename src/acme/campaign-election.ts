@@ -32,8 +32,9 @@ const RETRY = { firstMs: 100, maxMs: 5000, jitter: true } as const;
  * campaign key still being attached to that lease (`fence()`), so a replica that lost leadership
  * without knowing it yet cannot overwrite the new leader's work. And leadership is only as good as
  * the last renewal: `isLeader()` turns false once the lease has not been renewed for 2/3 of the
- * TTL, before etcd could expire it; a leader that stays unsure that long steps down and campaigns
- * again (the library itself would report the lease lost only after twice the TTL).
+ * TTL, before etcd could expire it, and the leader steps down until a renewal shows the lease
+ * lived (the library itself reports the lease lost only when etcd says so, or after twice the TTL;
+ * then the campaign fails and a new one starts).
  */
 export class CampaignElection implements Election {
   private campaign: Campaign | undefined;
@@ -78,6 +79,7 @@ export class CampaignElection implements Election {
     clearInterval(this.watchdog);
     const campaign = this.campaign;
     this.campaign = undefined;
+    this.token = undefined;
     this.setLeading(false, 'resigned');
     // Revoking the lease deletes the campaign key: the next replica leads at once.
     await campaign?.resign().catch(() => undefined);
@@ -92,7 +94,10 @@ export class CampaignElection implements Election {
     const lease = leaseOf(campaign);
     this.lastRenewal = Date.now();
     lease.on('keepaliveSucceeded', () => {
-      if (campaign === this.campaign) this.lastRenewal = Date.now();
+      if (campaign !== this.campaign) return;
+      this.lastRenewal = Date.now();
+      // A renewal came late, but the lease (and so the campaign key) lived: still the leader.
+      if (this.token && !this.leading) this.setLeading(true, 'still the leader');
     });
     campaign.on('elected', () => void this.elected(campaign, lease));
     campaign.on('error', (error: Error) => {
@@ -120,6 +125,12 @@ export class CampaignElection implements Election {
       }
       this.token = { fence: { key, lease: leaseId }, relativeKey, revision: BigInt(created) };
       this.retry.reset();
+      this.lastRenewal = Date.now();
+      clearInterval(this.watchdog);
+      // Stepping down in time: no CA call and no write while unsure of the lease.
+      this.watchdog = setInterval(() => {
+        if (this.leading && !this.isLeader()) this.setLeading(false, 'lease not renewed in time');
+      }, this.ttlMs / 3);
       this.setLeading(true, 'elected');
     } catch (error) {
       if (campaign === this.campaign) this.abandon(`cannot read the campaign key: ${classifyV3(error as Error).message}`);
@@ -130,6 +141,8 @@ export class CampaignElection implements Election {
   private abandon(why: string): void {
     const campaign = this.campaign;
     this.campaign = undefined;
+    this.token = undefined;
+    clearInterval(this.watchdog);
     this.setLeading(false, why);
     void campaign?.resign().catch(() => undefined);
     if (this.stopped) return;
@@ -138,13 +151,6 @@ export class CampaignElection implements Election {
   }
 
   private setLeading(leading: boolean, why: string): void {
-    if (!leading) this.token = undefined;
-    clearInterval(this.watchdog);
-    if (leading) {
-      this.watchdog = setInterval(() => {
-        if (!this.isLeader()) this.abandon('lease not renewed in time');
-      }, this.ttlMs / 3);
-    }
     if (leading === this.leading) return;
     this.leading = leading;
     this.options.logger.info({ leader: leading, id: this.options.id, why }, leading ? 'ACME leader: this replica orders certificates' : 'ACME leader: no longer leading');

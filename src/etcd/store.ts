@@ -89,6 +89,11 @@ export interface KvStore {
   get(key: string): Promise<string | undefined>;
   put(key: string, value: string): Promise<void>;
   delete(key: string): Promise<void>;
+  /**
+   * True when a watch that dropped always comes back by itself, however long it stays down (v3:
+   * the etcd3 library's watcher). Otherwise a watch down for long is replaced by a fresh read.
+   */
+  readonly watchResumes?: boolean;
   /** Changes under `prefix` + '/' after `revision`, resuming by itself over dropped connections. */
   watch(prefix: string, revision: string, handlers: KvWatchHandlers): Promise<KvWatch>;
   lease(ttlSeconds: number): KvLease;

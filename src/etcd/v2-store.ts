@@ -1,6 +1,7 @@
 import type { EtcdConnection } from './connection.js';
 import { EtcdFailure } from './errors.js';
 import type { FencedResult, KvFence, KvChange, KvLease, KvListing, KvOp, KvStore, KvWatch, KvWatchHandlers } from './store.js';
+import { Backoff } from '../util/backoff.js';
 import { V2Lease } from './v2-lease.js';
 import { failureOf, indexOf, succeeded, V2_CODES, V2Http, type V2Node, type V2Response } from './v2-http.js';
 
@@ -10,6 +11,9 @@ import { failureOf, indexOf, succeeded, V2_CODES, V2Http, type V2Node, type V2Re
  * (power loss, partition) can hold the watch. Re-issuing loses nothing: see watchFrom().
  */
 const WATCH_REISSUE_MS = 30_000;
+
+/** A poll that failed is re-issued after 50 ms, doubling up to a second while the member stays away. */
+const WATCH_RETRY = { firstMs: 50, maxMs: 1000 } as const;
 
 /** The etcd v2 API: the keys a Kontena grid's agents write (etcd 2.3, or etcd 3.x with --enable-v2). */
 export class V2Store implements KvStore {
@@ -128,7 +132,7 @@ export class V2Store implements KvStore {
   private async watchFrom(prefix: string, waitIndex: bigint, handlers: KvWatchHandlers, control: { cancelled: boolean; abort: AbortController }): Promise<void> {
     let next = waitIndex;
     let connected = false;
-    let retryMs = 50;
+    const retry = new Backoff(WATCH_RETRY);
     while (!control.cancelled) {
       const poll = new AbortController();
       const stop = () => poll.abort();
@@ -152,7 +156,7 @@ export class V2Store implements KvStore {
             }
             if (!connected) handlers.onConnected?.();
             connected = true;
-            retryMs = 50;
+            retry.reset();
           },
         });
         if (control.cancelled) return;
@@ -179,10 +183,10 @@ export class V2Store implements KvStore {
             handlers.onLost(failure);
             return;
           }
-          if (connected || retryMs === 50) handlers.onInterrupted?.(failure);
+          const retryMs = retry.next();
+          if (connected || retryMs === WATCH_RETRY.firstMs) handlers.onInterrupted?.(failure);
           connected = false;
           await new Promise((resolve) => setTimeout(resolve, retryMs));
-          retryMs = Math.min(retryMs * 2, 1000);
         }
       } finally {
         clearTimeout(reissue);
