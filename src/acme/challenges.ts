@@ -2,6 +2,7 @@ import http from 'node:http';
 import type { KvLease, KvStore } from '../etcd/store.js';
 import type { Logger } from '../log.js';
 import type { Entries } from '../model/types.js';
+import { Backoff } from '../util/backoff.js';
 import { ACK_DIR, CHALLENGE_DIR, REPLICA_DIR } from './keys.js';
 
 export interface ChallengeAcksOptions {
@@ -34,6 +35,8 @@ export class ChallengeAcks {
   private readonly checking = new Set<string>();
   private readonly acked = new Set<string>();
   private retryTimer: NodeJS.Timeout | undefined;
+  /** Announcing again after a lost lease or a refused write. */
+  private readonly retry = new Backoff({ firstMs: 500, maxMs: 10_000 });
   private stopped = false;
 
   constructor(private readonly options: ChallengeAcksOptions) {}
@@ -78,7 +81,7 @@ export class ChallengeAcks {
       if (lease !== this.lease) return;
       this.lease = undefined;
       this.acked.clear(); // they went with the lease
-      this.retryTimer = setTimeout(() => void this.register(), 500);
+      this.retryTimer = setTimeout(() => void this.register(), this.retry.next());
     });
     try {
       await lease.put(`${prefix}/${REPLICA_DIR}${id}`, JSON.stringify({ httpPort }));
@@ -87,10 +90,12 @@ export class ChallengeAcks {
         return;
       }
       this.lease = lease;
+      this.retry.reset();
     } catch (error) {
-      logger.warn({ err: (error as Error).message }, 'ACME: cannot announce this replica in etcd; retrying');
+      const retryInMs = this.retry.next();
+      logger.warn({ err: (error as Error).message, retryInMs }, 'ACME: cannot announce this replica in etcd; retrying');
       lease.release();
-      this.retryTimer = setTimeout(() => void this.register(), 1000);
+      this.retryTimer = setTimeout(() => void this.register(), retryInMs);
     }
   }
 

@@ -1,6 +1,7 @@
 import type { KvFence, KvLease, KvStore } from '../etcd/store.js';
 import type { Logger } from '../log.js';
 import type { Snapshot } from '../model/snapshot.js';
+import { Backoff } from '../util/backoff.js';
 import type { Election } from './election.js';
 import { LEADER_KEY } from './keys.js';
 
@@ -40,10 +41,14 @@ export class LeaderElection implements Election {
   /** Until start(): observe() must not campaign for a manager that was never started. */
   private stopped = true;
   private readonly ttlMs: number;
+  /** Trying etcd again after a failed claim: from a second (or TTL/3 when shorter), up to TTL/3. */
+  private readonly retry: Backoff;
 
   constructor(private readonly options: LeaderElectionOptions) {
     if (!Number.isInteger(options.ttlSeconds) || options.ttlSeconds < 1) throw new RangeError('leader TTL must be a whole number of seconds, at least 1');
     this.ttlMs = options.ttlSeconds * 1000;
+    const firstMs = Math.min(1000, this.ttlMs / 3);
+    this.retry = new Backoff({ firstMs, maxMs: Math.max(firstMs, this.ttlMs / 3) });
   }
 
   start(): void {
@@ -123,11 +128,13 @@ export class LeaderElection implements Election {
       } else {
         this.setLeading(false, `${holder ?? 'another replica'} leads`);
       }
+      this.retry.reset();
       this.kick(this.ttlMs / 3);
     } catch (error) {
       if (this.stopped) return;
-      logger.warn({ err: (error as Error).message }, 'ACME leader election: cannot reach etcd; retrying');
-      this.kick(Math.min(1000, this.ttlMs / 3));
+      const retryInMs = this.retry.next();
+      logger.warn({ err: (error as Error).message, retryInMs }, 'ACME leader election: cannot reach etcd; retrying');
+      this.kick(retryInMs);
     }
   }
 
