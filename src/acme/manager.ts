@@ -70,7 +70,7 @@ export class AcmeManager {
     this.random = options.random ?? Math.random;
     this.wanted = new WantedDomains(options.envDomains ?? [], options.logger);
     const ttlSeconds = options.leaderTtlSeconds ?? 10;
-    this.election = createElection({
+    this.election = (options.election ?? createElection)({
       store: options.store, prefix: options.prefix, id: this.id, ttlSeconds, logger: options.logger,
       onChange: (leading) => this.onLeadership(leading),
     });

@@ -1,6 +1,7 @@
 import type { KvStore } from '../etcd/store.js';
 import type { Logger } from '../log.js';
 import type { SkippedDomain } from './domains.js';
+import type { Election, ElectionOptions } from './election.js';
 import type { AcmeConnectionOptions } from './issuer.js';
 import type { OrderBackoff } from './schedule.js';
 import type { AcmeDomainState } from './state.js';
@@ -50,6 +51,8 @@ export interface AcmeManagerOptions {
   readonly id?: string;
   readonly now?: () => Date;
   readonly random?: () => number;
+  /** Makes the election (default createElection: the store's API decides); unit tests give a fake. */
+  readonly election?: (options: ElectionOptions) => Election;
 }
 
 /** One domain in `status()`: its stored state, the certificate held for it, what happens next. */
