@@ -47,8 +47,9 @@ export interface EtcdSourceStatus {
  * earlier one (EntryStore), so that a change to one instance costs what it touches. A dropped
  * connection is resumed by the watch itself (from any member). A watch etcd ended (credentials
  * refused) is opened again from the last revision; only when etcd no longer has the history
- * since then (compacted, or a restored cluster) does the source start over with a fresh read. The same for the v3 and the v2 API; with ETCD_API=auto
- * and an empty prefix, both keyspaces are watched until the platform writes to one of them.
+ * since then (compacted, or a restored cluster) does the source start over with a fresh read.
+ * The same for the v3 and the v2 API; with ETCD_API=auto and an empty prefix, both keyspaces are
+ * watched until the platform writes to one of them.
  */
 export class EtcdSource {
   private readonly entries = new EntryStore();
