@@ -11,6 +11,21 @@ export class Interrupted extends Error {
   }
 }
 
+/** Why an attempt failed on our side of the CA's answers, as a stable code (logs and tests read the code). */
+export type AcmeErrorCode =
+  | 'authorization-not-pending'
+  | 'no-http-01-challenge'
+  | 'order-not-ready'
+  | 'certificate-mismatch'
+  | 'account-key-unusable';
+
+export class AcmeError extends Error {
+  constructor(readonly code: AcmeErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'AcmeError';
+  }
+}
+
 /** A promise that rejects when `signal` aborts; dispose() removes its listener. */
 export function interrupted(signal: AbortSignal): { promise: Promise<never>; dispose: () => void } {
   let fail: () => void = () => undefined;

@@ -3,7 +3,7 @@ import acme from 'acme-client';
 import type { Logger } from '../log.js';
 import { parseBundle } from '../tls/bundle.js';
 import { encryptBundle } from '../tls/vault.js';
-import { Interrupted, interrupted } from './interruption.js';
+import { AcmeError, Interrupted, interrupted } from './interruption.js';
 import { connectAcme, type AcmeConnection, type AcmeConnectionOptions } from './issuer.js';
 import { CERT_PREFIX, CHALLENGE_DIR } from './keys.js';
 import { failedState, type AttemptFailure, type OrderBackoff } from './schedule.js';
@@ -91,9 +91,9 @@ export async function runOrder(ctx: OrderContext, domain: string, reason: string
       const authorizations = await step(client.getAuthorizations(order));
       for (const authz of authorizations) {
         if (authz.status === 'valid') continue;
-        if (authz.status !== 'pending') throw new Error(`the authorization for ${authz.identifier.value} is ${authz.status}`);
+        if (authz.status !== 'pending') throw new AcmeError('authorization-not-pending', `the authorization for ${authz.identifier.value} is ${authz.status}`);
         const challenge = authz.challenges.find((c) => c.type === 'http-01');
-        if (!challenge) throw new Error(`the CA offers no http-01 challenge for ${authz.identifier.value}`);
+        if (!challenge) throw new AcmeError('no-http-01-challenge', `the CA offers no http-01 challenge for ${authz.identifier.value}`);
         const keyAuthorization = await client.getChallengeKeyAuthorization(challenge);
         guard();
         published.add(challenge.token);
@@ -114,7 +114,7 @@ export async function runOrder(ctx: OrderContext, domain: string, reason: string
       }
       order = await untilValid(client, order, step);
     }
-    if (order.status !== 'ready') throw new Error(`the order is ${order.status}, not ready to finalize`);
+    if (order.status !== 'ready') throw new AcmeError('order-not-ready', `the order is ${order.status}, not ready to finalize`);
 
     const key = ctx.keyType === 'rsa' ? await acme.crypto.createPrivateRsaKey(2048) : await acme.crypto.createPrivateEcdsaKey('P-256');
     const [, csr] = await acme.crypto.createCsr({ ...(domain.length <= 64 ? { commonName: domain } : {}), altNames: [domain] }, key);
@@ -126,7 +126,7 @@ export async function runOrder(ctx: OrderContext, domain: string, reason: string
 
     const pem = `${chain.trim()}\n${key.toString('utf8').trim()}\n`;
     const bundle = parseBundle(pem, { kind: 'acme', ref: `${CERT_PREFIX}${domain}` }, ctx.now());
-    if (!bundle.names.includes(domain)) throw new Error(`the CA issued a certificate for ${bundle.names.join(', ')}, not ${domain}`);
+    if (!bundle.names.includes(domain)) throw new AcmeError('certificate-mismatch', `the CA issued a certificate for ${bundle.names.join(', ')}, not ${domain}`);
     const stored = ctx.vaultKey ? encryptBundle(bundle.pem, ctx.vaultKey) : bundle.pem;
     guard();
     await storage.write(log, [

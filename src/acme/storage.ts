@@ -5,7 +5,7 @@ import { groupOf, type Snapshot } from '../model/snapshot.js';
 import type { Entries } from '../model/types.js';
 import { BundleError, parseBundle } from '../tls/bundle.js';
 import { decryptBundle, encryptBundle, VaultError } from '../tls/vault.js';
-import { Interrupted } from './interruption.js';
+import { AcmeError, Interrupted } from './interruption.js';
 import { ACCOUNT_KEY, ACK_DIR, CERT_PREFIX, CHALLENGE_DIR, STATE_DIR } from './keys.js';
 import type { HeldCert } from './schedule.js';
 import { parseState, serializeState, type AcmeDomainState } from './state.js';
@@ -79,7 +79,7 @@ export class AcmeStorage {
       try {
         return decryptBundle(stored, vaultKey);
       } catch (error) {
-        if (error instanceof VaultError) throw new Error(`the ACME account key at ${ACCOUNT_KEY} cannot be used: it ${error.message} (delete it to have a new account created)`, { cause: error });
+        if (error instanceof VaultError) throw new AcmeError('account-key-unusable', `the ACME account key at ${ACCOUNT_KEY} cannot be used: it ${error.message} (delete it to have a new account created)`, { cause: error });
         throw error;
       }
     };
