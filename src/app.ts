@@ -23,7 +23,7 @@ import { certsDirProvider, envCertProvider } from './sources/cert-providers.js';
 import type { CertOffer } from './tls/cert-provider.js';
 import { EtcdSource, type Snapshot } from './sources/etcd.js';
 import type { RawCert } from './tls/bundle.js';
-import { AcmeManager } from './tls/acme.js';
+import { AcmeManager } from './acme/manager.js';
 import { vaultCertsFromEntries } from './tls/vault.js';
 import { packageVersion } from './util/package-root.js';
 

@@ -3,7 +3,9 @@ import type { KvStore } from '../etcd/store.js';
 import { certsFromFiles, readCertsDir } from '../sources/certs-dir.js';
 import { readEnvCerts } from '../sources/env-certs.js';
 import type { CertSource } from '../tls/bundle.js';
-import { LEADER_KEY, parseState, STATE_DIR, type AcmeDomainState } from '../tls/acme-state.js';
+import { readLeader } from '../acme/election.js';
+import { STATE_DIR } from '../acme/keys.js';
+import { parseState, type AcmeDomainState } from '../acme/state.js';
 import { decryptBundle, isEncrypted, isValidVaultName, VaultError } from '../tls/vault.js';
 import { listUnder, loadSettings, withEtcd, type CertCliFlags, type CertCliSettings, type CertCommandDeps } from './cert-etcd.js';
 import { invalidRow, pendingAcmeRow, rowOf, type CertListRow } from './cert-rows.js';
@@ -18,7 +20,7 @@ export async function listCerts(flags: CertCliFlags & { json?: boolean }, deps: 
   const [stored, storedStates, leader] = await withEtcd(settings, deps, false, (store: KvStore) => Promise.all([
     listUnder(store, prefix),
     listUnder(store, statePrefix),
-    store.get(`${settings.etcdPath}/${LEADER_KEY}`),
+    readLeader(store, settings.etcdPath),
   ]));
   const acmeStates = new Map<string, AcmeDomainState>();
   for (const [key, value] of Object.entries(storedStates)) {

@@ -1,5 +1,5 @@
 import { BundleError, isExpired, parseBundle, type CertBundle, type CertSource } from '../tls/bundle.js';
-import type { AcmeDomainState } from '../tls/acme-state.js';
+import type { AcmeDomainState } from '../acme/state.js';
 
 /** One row of `edgelb cert list`; never holds key material. */
 export interface CertListRow {

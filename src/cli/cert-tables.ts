@@ -1,4 +1,4 @@
-import type { AcmeDomainState } from '../tls/acme-state.js';
+import type { AcmeDomainState } from '../acme/state.js';
 import type { CertListRow } from './cert-rows.js';
 import { layoutTable } from './table.js';
 

@@ -1,3 +1,4 @@
+import { KEY_PATHS } from '../model/keyspace.js';
 import { CHALLENGE_PREFIX, parseChallenges, type Challenges } from '../model/challenges.js';
 import { SnapshotParser } from '../model/incremental.js';
 import type { ParseOptions } from '../model/parse.js';
@@ -24,7 +25,7 @@ export interface ControllerInputsOptions {
   readonly vaultCerts?: (entries: Entries) => VaultInput;
 }
 
-const VAULT_DIR = 'certs/';
+const VAULT_DIR = KEY_PATHS.certs;
 const NO_VAULT: CertOffer = Object.freeze({ kind: 'vault', certs: [], rejected: [] });
 
 /**

@@ -1,8 +1,10 @@
+import { Etcd3 } from 'etcd3';
 import { decideApi, hasV3Api, type ApiDecision } from './choose-api.js';
 import type { EtcdConnection } from './connection.js';
 import { EtcdFailure } from './errors.js';
 import type { EtcdApi, KvStore } from './store.js';
 import { V2Store } from './v2-store.js';
+import { v3FaultHandling } from './v3-fault-handling.js';
 import { V3Store } from './v3-store.js';
 
 /**
@@ -33,7 +35,7 @@ export class EtcdClient {
   /** The store of `api` (made on first use; both may exist while ETCD_API=auto has not decided). */
   store(api: EtcdApi): KvStore {
     if (this.closed) throw new EtcdFailure('other', 'the etcd client is closed');
-    if (api === 'v3') return (this.v3 ??= new V3Store(this.connection));
+    if (api === 'v3') return (this.v3 ??= new V3Store(this.connection, createEtcd3(this.connection)));
     return (this.v2 ??= new V2Store(this.connection));
   }
 
@@ -89,6 +91,38 @@ export class EtcdClient {
     this.v3?.close();
     this.v2?.close();
   }
+}
+
+/**
+ * The one place an etcd3 (v3 API) client is made, for every part of edgelb that needs one: the
+ * connection settings (TLS, credentials) and the timings tuned for one long watch across members.
+ */
+export function createEtcd3(connection: EtcdConnection): Etcd3 {
+  return new Etcd3({
+    // No dialTimeout: etcd3 1.1.2 accepts the option but never reads it.
+    hosts: [...connection.endpoints],
+    ...(connection.tls ? {
+      credentials: {
+        // gRPC needs a root; without ETCD_CA_FILE the system's trust store is used (an empty buffer does not work).
+        rootCertificate: connection.tls.ca === undefined ? (undefined as unknown as Buffer) : Buffer.from(connection.tls.ca),
+        ...(connection.tls.key !== undefined ? { privateKey: Buffer.from(connection.tls.key) } : {}),
+        ...(connection.tls.cert !== undefined ? { certChain: Buffer.from(connection.tls.cert) } : {}),
+      },
+    } : {}),
+    ...(connection.auth ? { auth: { username: connection.auth.username, password: connection.auth.password } } : {}),
+    // gRPC's own reconnect backoff grows to 120 s and the library's watch backoff to 30 s: after
+    // a member dies, the watch would come back seconds late. Both stay near a second here.
+    // Keepalive pings notice a member that vanished without closing the connection (power
+    // loss, partition) within about 13 s; etcd accepts pings every 5 s or more.
+    grpcOptions: {
+      'grpc.initial_reconnect_backoff_ms': 100,
+      'grpc.max_reconnect_backoff_ms': 2000,
+      'grpc.keepalive_time_ms': 10_000,
+      'grpc.keepalive_timeout_ms': 3000,
+      'grpc.keepalive_permit_without_calls': 1,
+    },
+    faultHandling: v3FaultHandling(connection.endpoints.length),
+  });
 }
 
 /** Names the keyspace ETCD_API=auto was looking at when etcd refused, and the way out. */

@@ -46,6 +46,15 @@ export type KvOp =
   /** Every key under `key` (which ends in '/'). */
   | { readonly type: 'delete-prefix'; readonly key: string };
 
+/**
+ * What a leader's writes are conditional on (its fencing token): `key` still holds `value` (the
+ * v2 leader key), or `key` is still attached to lease `lease` (a v3 campaign key: the campaign's
+ * lease is the token, as in etcd's own concurrency package).
+ */
+export type KvFence =
+  | { readonly key: string; readonly value: string }
+  | { readonly key: string; readonly lease: string };
+
 export interface FencedResult {
   readonly succeeded: boolean;
   readonly revision: string;
@@ -80,17 +89,23 @@ export interface KvStore {
   get(key: string): Promise<string | undefined>;
   put(key: string, value: string): Promise<void>;
   delete(key: string): Promise<void>;
+  /**
+   * True when a watch that dropped always comes back by itself, however long it stays down (v3:
+   * the etcd3 library's watcher). Otherwise a watch down for long is replaced by a fresh read.
+   */
+  readonly watchResumes?: boolean;
   /** Changes under `prefix` + '/' after `revision`, resuming by itself over dropped connections. */
   watch(prefix: string, revision: string, handlers: KvWatchHandlers): Promise<KvWatch>;
   lease(ttlSeconds: number): KvLease;
   /**
-   * Applies `ops` only while `fence.key` holds `fence.value` (a leader's writes). v3 checks and
+   * Applies `ops` only while the fence holds (a leader's writes; v2 has no leases, so only a
+   * value fence). v3 checks and
    * writes in one transaction. v2 has no multi-key transactions: it checks the fence with a
    * quorum read, then writes in order, each create with `prevExist=false` and a delete of the
    * fence key itself with `prevValue`; a replica that loses leadership between the check and a
    * write can still complete that batch (leaders step down before their key can expire, so this
    * needs a stalled process).
    */
-  fencedWrite(fence: { readonly key: string; readonly value: string }, ops: readonly KvOp[]): Promise<FencedResult>;
+  fencedWrite(fence: KvFence, ops: readonly KvOp[]): Promise<FencedResult>;
   close(): void;
 }

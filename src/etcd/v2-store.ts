@@ -1,6 +1,7 @@
 import type { EtcdConnection } from './connection.js';
 import { EtcdFailure } from './errors.js';
-import type { FencedResult, KvChange, KvLease, KvListing, KvOp, KvStore, KvWatch, KvWatchHandlers } from './store.js';
+import type { FencedResult, KvFence, KvChange, KvLease, KvListing, KvOp, KvStore, KvWatch, KvWatchHandlers } from './store.js';
+import { Backoff } from '../util/backoff.js';
 import { V2Lease } from './v2-lease.js';
 import { failureOf, indexOf, succeeded, V2_CODES, V2Http, type V2Node, type V2Response } from './v2-http.js';
 
@@ -10,6 +11,9 @@ import { failureOf, indexOf, succeeded, V2_CODES, V2Http, type V2Node, type V2Re
  * (power loss, partition) can hold the watch. Re-issuing loses nothing: see watchFrom().
  */
 const WATCH_REISSUE_MS = 30_000;
+
+/** A poll that failed is re-issued after 50 ms, doubling up to a second while the member stays away. */
+const WATCH_RETRY = { firstMs: 50, maxMs: 1000 } as const;
 
 /** The etcd v2 API: the keys a Kontena grid's agents write (etcd 2.3, or etcd 3.x with --enable-v2). */
 export class V2Store implements KvStore {
@@ -74,7 +78,8 @@ export class V2Store implements KvStore {
     return new V2Lease(this, ttlSeconds);
   }
 
-  async fencedWrite(fence: { key: string; value: string }, ops: readonly KvOp[]): Promise<FencedResult> {
+  async fencedWrite(fence: KvFence, ops: readonly KvOp[]): Promise<FencedResult> {
+    if (!('value' in fence)) throw new EtcdFailure('other', 'the etcd v2 API has no leases to fence a write on');
     if ((await this.get(fence.key)) !== fence.value) return { succeeded: false, revision: '0' };
     let revision = '0';
     for (const op of ops) {
@@ -98,7 +103,7 @@ export class V2Store implements KvStore {
   }
 
   /** One fenced op; undefined when its condition failed (a create that found the key). */
-  private async apply(op: KvOp, fence: { key: string; value: string }): Promise<V2Response | undefined> {
+  private async apply(op: KvOp, fence: { readonly key: string; readonly value: string }): Promise<V2Response | undefined> {
     switch (op.type) {
       case 'put':
         return this.write('PUT', op.key, { form: { value: op.value } });
@@ -127,7 +132,7 @@ export class V2Store implements KvStore {
   private async watchFrom(prefix: string, waitIndex: bigint, handlers: KvWatchHandlers, control: { cancelled: boolean; abort: AbortController }): Promise<void> {
     let next = waitIndex;
     let connected = false;
-    let retryMs = 50;
+    const retry = new Backoff(WATCH_RETRY);
     while (!control.cancelled) {
       const poll = new AbortController();
       const stop = () => poll.abort();
@@ -151,7 +156,7 @@ export class V2Store implements KvStore {
             }
             if (!connected) handlers.onConnected?.();
             connected = true;
-            retryMs = 50;
+            retry.reset();
           },
         });
         if (control.cancelled) return;
@@ -178,10 +183,10 @@ export class V2Store implements KvStore {
             handlers.onLost(failure);
             return;
           }
-          if (connected || retryMs === 50) handlers.onInterrupted?.(failure);
+          const retryMs = retry.next();
+          if (connected || retryMs === WATCH_RETRY.firstMs) handlers.onInterrupted?.(failure);
           connected = false;
           await new Promise((resolve) => setTimeout(resolve, retryMs));
-          retryMs = Math.min(retryMs * 2, 1000);
         }
       } finally {
         clearTimeout(reissue);

@@ -1,59 +1,36 @@
 import { isBrokenCircuitError } from 'cockatiel';
 import {
-  EtcdAuthenticationFailedError, EtcdInvalidAuthTokenError, EtcdPermissionDeniedError, Etcd3, type Lease, type Watcher,
+  EtcdAuthenticationFailedError, EtcdInvalidAuthTokenError, EtcdPermissionDeniedError, type Etcd3, type Lease, type Namespace, type Watcher,
 } from 'etcd3';
+import { Backoff } from '../util/backoff.js';
 import type { EtcdConnection } from './connection.js';
 import { describeTls, EtcdFailure, firstLine, looksLikeTls } from './errors.js';
 import { probeTls } from './tls-probe.js';
-import { v3FaultHandling } from './v3-fault-handling.js';
-import type { FencedResult, KvChange, KvLease, KvListing, KvOp, KvStore, KvWatch, KvWatchHandlers } from './store.js';
+import type { FencedResult, KvFence, KvChange, KvLease, KvListing, KvOp, KvStore, KvWatch, KvWatchHandlers } from './store.js';
 
 /** The etcd v3 API through the etcd3 library (gRPC): watches resume by themselves across members. */
 export class V3Store implements KvStore {
   readonly api = 'v3' as const;
+  readonly watchResumes = true;
   readonly endpoints: readonly string[];
-  readonly client: Etcd3;
 
-  constructor(private readonly connection: EtcdConnection) {
+  /** Namespaces by prefix: one each, as each holds its own watch stream. */
+  private readonly namespaces = new Map<string, Namespace>();
+
+  constructor(private readonly connection: EtcdConnection, readonly client: Etcd3) {
     this.endpoints = connection.endpoints;
-    this.client = new Etcd3({
-      // No dialTimeout: etcd3 1.1.2 accepts the option but never reads it.
-      hosts: [...connection.endpoints],
-      ...(connection.tls ? {
-        credentials: {
-          // gRPC needs a root; without ETCD_CA_FILE the system's trust store is used (an empty buffer does not work).
-          rootCertificate: connection.tls.ca === undefined ? (undefined as unknown as Buffer) : Buffer.from(connection.tls.ca),
-          ...(connection.tls.key !== undefined ? { privateKey: Buffer.from(connection.tls.key) } : {}),
-          ...(connection.tls.cert !== undefined ? { certChain: Buffer.from(connection.tls.cert) } : {}),
-        },
-      } : {}),
-      ...(connection.auth ? { auth: { username: connection.auth.username, password: connection.auth.password } } : {}),
-      // gRPC's own reconnect backoff grows to 120 s and the library's watch backoff to 30 s: after
-      // a member dies, the watch would come back seconds late. Both stay near a second here.
-      // Keepalive pings notice a member that vanished without closing the connection (power
-      // loss, partition) within about 13 s; etcd accepts pings every 5 s or more.
-      grpcOptions: {
-        'grpc.initial_reconnect_backoff_ms': 100,
-        'grpc.max_reconnect_backoff_ms': 2000,
-        'grpc.keepalive_time_ms': 10_000,
-        'grpc.keepalive_timeout_ms': 3000,
-        'grpc.keepalive_permit_without_calls': 1,
-      },
-      faultHandling: v3FaultHandling(connection.endpoints.length),
-    });
   }
 
   async list(prefix: string): Promise<KvListing> {
-    const start = prefix.length + 1;
-    const listed = await this.call(() => this.client.getAll().prefix(`${prefix}/`).exec());
+    const listed = await this.call(() => this.namespace(prefix).getAll().exec());
     return {
-      entries: new Map((listed.kvs ?? []).map((kv) => [kv.key.toString('utf8').slice(start), kv.value.toString('utf8')])),
+      entries: new Map((listed.kvs ?? []).map((kv) => [kv.key.toString('utf8'), kv.value.toString('utf8')])),
       revision: String(listed.header.revision),
     };
   }
 
   async hasKeys(prefix: string): Promise<boolean> {
-    return (await this.call(() => this.client.getAll().prefix(`${prefix}/`).count())) > 0;
+    return (await this.call(() => this.namespace(prefix).getAll().count())) > 0;
   }
 
   async get(key: string): Promise<string | undefined> {
@@ -68,23 +45,34 @@ export class V3Store implements KvStore {
     await this.call(() => this.client.delete().key(key).exec());
   }
 
+  /**
+   * The library's watcher reconnects (to any member) and resumes from the last revision it saw,
+   * however long the connection stays down: the watch is never given up for a dropped connection,
+   * only when etcd cancels it (history compacted, access refused) or went back in revision.
+   */
   async watch(prefix: string, revision: string, handlers: KvWatchHandlers): Promise<KvWatch> {
-    const start = prefix.length + 1;
+    const namespace = this.namespace(prefix);
     const watcher: Watcher = await this.call(() =>
-      this.client.watch().prefix(`${prefix}/`).startRevision((BigInt(revision) + 1n).toString()).create());
+      namespace.watch().prefix('').startRevision((BigInt(revision) + 1n).toString()).create());
     let done = false;
+    let cancelled = false;
     let seen = BigInt(revision);
+    const nudge = new ResumeNudge(() => void namespace.getAll().count().catch(() => undefined));
     watcher.on('data', (response) => {
       seen = BigInt(response.header.revision);
+      // Keys come relative to the namespace (the prefix and its slash taken off).
       const changes: KvChange[] = response.events.map((event) => {
-        const key = event.kv.key.toString('utf8').slice(start);
+        const key = event.kv.key.toString('utf8');
         return event.type === 'Put' ? { type: 'put', key, value: event.kv.value.toString('utf8') } : { type: 'delete', key };
       });
       if (changes.length > 0) handlers.onChanges(changes, String(response.header.revision));
     });
-    // The library reconnects (to any member) and resumes from the last revision it saw.
-    watcher.on('disconnected', (error: Error) => handlers.onInterrupted?.(classifyV3(error)));
+    watcher.on('disconnected', (error: Error) => {
+      nudge.start();
+      handlers.onInterrupted?.(classifyV3(error));
+    });
     watcher.on('connected', (response: { header: { revision: string } }) => {
+      nudge.stop();
       // A cluster restored from an old backup or rebuilt empty has an older revision: resuming
       // would wait for a revision that means something else there. Read everything again.
       if (BigInt(response.header.revision) < seen) {
@@ -94,16 +82,22 @@ export class V3Store implements KvStore {
       }
       handlers.onConnected?.();
     });
-    // A cancelled watch (compacted past our revision, or refused) does not come back.
+    // A cancelled watch (compacted past our revision, or refused) does not come back. etcd 3.4
+    // cancels a compacted watch without a reason (the library gets only the compact revision,
+    // which it does not pass on), so the history is asked for itself.
     watcher.on('error', (error: Error) => {
       if (done) return;
       done = true;
-      const failure = classifyV3(error);
-      handlers.onLost(/compact/i.test(error.message) ? new EtcdFailure('history-lost', firstLine(error.message), { cause: error }) : failure);
+      nudge.stop();
+      void this.historyLost(namespace, seen, error).then((lost) => {
+        if (!cancelled) handlers.onLost(lost ?? classifyV3(error));
+      });
     });
     return {
       cancel: async () => {
         done = true;
+        cancelled = true;
+        nudge.stop();
         watcher.removeAllListeners();
         watcher.on('error', () => undefined);
         await watcher.cancel().catch(() => undefined);
@@ -115,8 +109,8 @@ export class V3Store implements KvStore {
     return new V3Lease(this, this.client.lease(ttlSeconds));
   }
 
-  async fencedWrite(fence: { key: string; value: string }, ops: readonly KvOp[]): Promise<FencedResult> {
-    let txn = this.client.if(fence.key, 'Value', '==', fence.value);
+  async fencedWrite(fence: KvFence, ops: readonly KvOp[]): Promise<FencedResult> {
+    let txn = 'lease' in fence ? this.client.if(fence.key, 'Lease', '==', fence.lease) : this.client.if(fence.key, 'Value', '==', fence.value);
     for (const op of ops) if (op.type === 'create') txn = txn.and(op.key, 'Create', '==', 0);
     const result = await this.call(() => txn.then(...ops.map((op) => {
       switch (op.type) {
@@ -134,6 +128,31 @@ export class V3Store implements KvStore {
 
   close(): void {
     this.client.close();
+  }
+
+  /**
+   * Whether etcd still has the history after `seen`: a read as of that revision is refused with
+   * ErrCompacted once it was compacted away. A 'history-lost' failure when so, else undefined.
+   */
+  private async historyLost(namespace: Namespace, seen: bigint, error: Error): Promise<EtcdFailure | undefined> {
+    if (error.message.includes(COMPACTED)) return new EtcdFailure('history-lost', firstLine(error.message), { cause: error });
+    try {
+      await namespace.getAll().revision(seen.toString()).limit(1).keys();
+      return undefined;
+    } catch (probe) {
+      const message = (probe as Error).message;
+      return message.includes(COMPACTED) ? new EtcdFailure('history-lost', `the watch was cancelled: ${firstLine(message)}`, { cause: error }) : undefined;
+    }
+  }
+
+  /** The keys under `prefix` + '/', with that taken off (etcd3's namespace, not slicing by hand). */
+  private namespace(prefix: string): Namespace {
+    let namespace = this.namespaces.get(prefix);
+    if (!namespace) {
+      namespace = this.client.namespace(`${prefix}/`);
+      this.namespaces.set(prefix, namespace);
+    }
+    return namespace;
   }
 
   /** Runs a request, turning whatever the library throws into an EtcdFailure with a code. */
@@ -188,6 +207,36 @@ class V3Lease implements KvLease {
     this.lease.on('keepaliveSucceeded', () => listener());
   }
 }
+
+/**
+ * While a watch is down, a cheap read now and then: the library renews an expired auth token only
+ * when a unary call is refused with it (never for its watch stream, which would retry the stale
+ * token for ever, e.g. after etcd restarted), so the read is what lets the watch resume.
+ */
+class ResumeNudge {
+  private timer: NodeJS.Timeout | undefined;
+  private readonly backoff = new Backoff({ firstMs: 5000, maxMs: 30_000 });
+
+  constructor(private readonly read: () => void) {}
+
+  start(): void {
+    if (this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.read();
+      this.start();
+    }, this.backoff.next());
+  }
+
+  stop(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.backoff.reset();
+  }
+}
+
+/** etcd's ErrCompacted (mvcc): the revision a watch asks for is gone from the history. */
+const COMPACTED = 'mvcc: required revision has been compacted';
 
 /**
  * etcd's own error strings (etcdserver/api/v3rpc/rpctypes) for credentials it cannot use at all,

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { splitDomainList } from '../tls/acme-domains.js';
-import { LETS_ENCRYPT_PRODUCTION } from '../tls/acme-state.js';
+import { splitDomainList } from '../acme/domains.js';
+import { LETS_ENCRYPT_PRODUCTION } from '../acme/issuer.js';
 import { ConfigError } from './config-error.js';
 import { group, readBySource, setting } from './setting.js';
 import { checked, durationMs, parsedBy, text } from './values.js';

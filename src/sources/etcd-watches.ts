@@ -30,7 +30,8 @@ const CREATE_TIMEOUT_MS = 10_000;
  */
 export class WatchSet {
   private readonly watches: KvWatch[] = [];
-  private readonly down = new Map<EtcdApi, NodeJS.Timeout>();
+  /** The watches down, each with its deadline to come back (none for a store whose watches always do). */
+  private readonly down = new Map<EtcdApi, NodeJS.Timeout | undefined>();
   private closed = false;
 
   constructor(private readonly events: WatchSetEvents, private readonly resumeTimeoutMs: number) {}
@@ -66,7 +67,7 @@ export class WatchSet {
     const creating = store.watch(prefix, revision, {
       onChanges: (changes, at) => this.closed || this.events.onChanges(api, changes, at),
       onLost: (failure) => this.closed || this.events.onLost(failure),
-      onInterrupted: (failure) => this.closed || this.interrupted(api, failure),
+      onInterrupted: (failure) => this.closed || this.interrupted(api, failure, store.watchResumes === true),
       onConnected: () => this.closed || this.resumed(api),
     });
     // A watch created after the deadline (or after close) is cancelled as soon as it exists.
@@ -83,19 +84,18 @@ export class WatchSet {
     }
   }
 
-  private interrupted(api: EtcdApi, failure: EtcdFailure): void {
+  private interrupted(api: EtcdApi, failure: EtcdFailure, resumes: boolean): void {
     if (this.down.has(api)) return;
     const wasUp = this.down.size === 0;
-    // A watch that cannot come back by itself (an expired auth token the stream keeps reusing,
-    // a member that answers but never resumes it) is started over from a fresh read.
-    this.down.set(api, setTimeout(() => this.closed || this.events.onStalled(), this.resumeTimeoutMs));
+    // A watch that may not come back by itself (a v2 member that answers but never resumes it)
+    // is started over from a fresh read; a v3 watch always resumes, from its last revision.
+    this.down.set(api, resumes ? undefined : setTimeout(() => this.closed || this.events.onStalled(), this.resumeTimeoutMs));
     if (wasUp) this.events.onDown(failure);
   }
 
   private resumed(api: EtcdApi): void {
-    const timer = this.down.get(api);
-    if (timer === undefined) return;
-    clearTimeout(timer);
+    if (!this.down.has(api)) return;
+    clearTimeout(this.down.get(api));
     this.down.delete(api);
     if (this.down.size === 0) this.events.onUp(api);
   }

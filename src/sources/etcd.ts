@@ -1,8 +1,9 @@
 import type { EtcdClient } from '../etcd/client.js';
 import { EtcdFailure, FAILURE_HINTS, isConfigurationFailure } from '../etcd/errors.js';
-import type { EtcdApi, KvChange } from '../etcd/store.js';
+import type { EtcdApi, KvChange, KvStore } from '../etcd/store.js';
 import type { Logger } from '../log.js';
 import type { Snapshot } from '../model/snapshot.js';
+import { Backoff } from '../util/backoff.js';
 import { EntryStore } from './entry-store.js';
 import { WatchSet, type WatchSetEvents, type WatchSpec } from './etcd-watches.js';
 
@@ -17,8 +18,12 @@ export interface EtcdSourceOptions {
   readonly prefix: string;
   readonly logger: Logger;
   readonly onSnapshot: (snapshot: Snapshot) => void;
+  /** Longest wait between two attempts (default 5 s; the first waits 100 ms). */
   readonly maxBackoffMs?: number;
-  /** How long a lost watch may take to resume by itself before the source reads everything again (default 5 s). */
+  /**
+   * How long a lost watch may take to resume by itself before the source reads everything again
+   * (default 5 s); not for a store whose watches always resume by themselves (v3).
+   */
   readonly resumeTimeoutMs?: number;
 }
 
@@ -39,10 +44,12 @@ export interface EtcdSourceStatus {
  * Reads the load balancer's keys once, then watches them from the next revision: never polls.
  * Every change is emitted as a snapshot of the whole keyspace (Traefik's provider model), so
  * consumers never apply deltas; it is read by group and says which groups changed since an
- * earlier one (EntryStore), so that a change to one instance costs what it touches. A dropped connection is resumed by the watch itself (from any member); when the
- * watch cannot resume (history compacted, credentials refused) the source starts over with a
- * fresh read, which is always correct. The same for the v3 and the v2 API; with ETCD_API=auto
- * and an empty prefix, both keyspaces are watched until the platform writes to one of them.
+ * earlier one (EntryStore), so that a change to one instance costs what it touches. A dropped
+ * connection is resumed by the watch itself (from any member). A watch etcd ended (credentials
+ * refused) is opened again from the last revision; only when etcd no longer has the history
+ * since then (compacted, or a restored cluster) does the source start over with a fresh read.
+ * The same for the v3 and the v2 API; with ETCD_API=auto and an empty prefix, both keyspaces are
+ * watched until the platform writes to one of them.
  */
 export class EtcdSource {
   private readonly entries = new EntryStore();
@@ -50,14 +57,18 @@ export class EtcdSource {
   private watches: WatchSet | undefined;
   private stopped = false;
   private restartTimer: NodeJS.Timeout | undefined;
-  private failures = 0;
+  /** The store watched (undefined while ETCD_API=auto watches both): a lost watch resumes on it. */
+  private watched: KvStore | undefined;
+  private readonly retry: Backoff;
   private generation = 0;
   private watching = false;
   private lastFailure: EtcdFailure | undefined;
   /** The failure last logged at its full level: the same one again is logged at debug only. */
   private reported: string | undefined;
 
-  constructor(private readonly options: EtcdSourceOptions) {}
+  constructor(private readonly options: EtcdSourceOptions) {
+    this.retry = new Backoff({ firstMs: 100, maxMs: options.maxBackoffMs ?? 5000 });
+  }
 
   start(): void {
     void this.connect();
@@ -101,6 +112,7 @@ export class EtcdSource {
       const store = client.store(decision.api);
       const listed = await store.list(prefix);
       if (!current()) return;
+      this.watched = store;
       this.entries.replace(listed.entries);
       this.revision = listed.revision;
       this.emit();
@@ -111,8 +123,28 @@ export class EtcdSource {
       }, 'watching etcd');
     } catch (error) {
       if (!current()) return;
-      this.scheduleRestart(this.backoff(), asFailure(error));
+      this.scheduleRestart(this.retry.next(), asFailure(error));
     }
+  }
+
+  /** Opens the watch again from the last revision read: nothing is read again. */
+  private async resume(store: KvStore): Promise<void> {
+    const generation = ++this.generation;
+    try {
+      await this.openWatches([{ store, revision: this.revision }], (_, changes, revision) => this.onChanges(changes, revision));
+      if (this.stopped || generation !== this.generation) return;
+      this.established({ api: store.api, revision: this.revision }, 'etcd watch resumed');
+    } catch (error) {
+      if (this.stopped || generation !== this.generation) return;
+      this.lost(asFailure(error));
+    }
+  }
+
+  /** A watch ended for good: resumed from the last revision, or everything read again when etcd lost the history since. */
+  private lost(failure: EtcdFailure): void {
+    const store = this.watched;
+    if (failure.code === 'history-lost' || !store) this.scheduleRestart(this.retry.next(), failure);
+    else this.scheduleRestart(this.retry.next(), failure, () => this.resume(store));
   }
 
   /**
@@ -125,6 +157,7 @@ export class EtcdSource {
     const stores = [client.store('v3'), client.store('v2')];
     const listed = await Promise.all(stores.map((store) => store.list(prefix)));
     if (!current()) return;
+    this.watched = undefined;
     this.entries.replace(new Map());
     this.revision = listed[0]!.revision;
     this.emit();
@@ -146,7 +179,7 @@ export class EtcdSource {
   private async openWatches(specs: readonly WatchSpec[], onChanges: WatchSetEvents['onChanges']): Promise<void> {
     const watches = new WatchSet({
       onChanges,
-      onLost: (failure) => this.scheduleRestart(this.backoff(), failure),
+      onLost: (failure) => this.lost(failure),
       onDown: (failure) => this.interrupted(failure),
       onUp: (api) => this.resumed(api),
       onStalled: () => this.scheduleRestart(0, 'the etcd watch did not resume by itself; reading everything again'),
@@ -167,7 +200,7 @@ export class EtcdSource {
   }
 
   private established(fields: Record<string, unknown>, message: string): void {
-    this.failures = 0;
+    this.retry.reset();
     this.lastFailure = undefined;
     this.reported = undefined;
     // A watch of the set may already have dropped while the others were being created.
@@ -189,7 +222,8 @@ export class EtcdSource {
     this.options.logger.info({ api, revision: this.revision }, 'etcd watch resumed');
   }
 
-  private scheduleRestart(delayMs: number, why: EtcdFailure | string): void {
+  /** Drops the watches and, after `delayMs`, reads everything again (or does `then`). */
+  private scheduleRestart(delayMs: number, why: EtcdFailure | string, then: () => Promise<void> = () => this.connect()): void {
     if (this.stopped) return;
     this.generation++;
     this.watching = false;
@@ -198,7 +232,7 @@ export class EtcdSource {
     this.logRestart(delayMs, why);
     void this.dropWatches();
     clearTimeout(this.restartTimer);
-    this.restartTimer = setTimeout(() => void this.connect(), delayMs);
+    this.restartTimer = setTimeout(() => void then(), delayMs);
   }
 
   /**
@@ -227,13 +261,6 @@ export class EtcdSource {
     const watches = this.watches;
     this.watches = undefined;
     await watches?.close();
-  }
-
-  /** Capped exponential backoff: 100 ms, 200 ms, ... up to maxBackoffMs (default 5 s). */
-  private backoff(): number {
-    const delay = Math.min(100 * 2 ** this.failures, this.options.maxBackoffMs ?? 5000);
-    this.failures++;
-    return delay;
   }
 
   private emit(): void {

@@ -5,7 +5,7 @@ import tls from 'node:tls';
 import { Command } from 'commander';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerCertCommands, type CertListRow } from '../../src/cli/cert.js';
-import { parseState } from '../../src/tls/acme-state.js';
+import { parseState } from '../../src/acme/state.js';
 import { isEncrypted } from '../../src/tls/vault.js';
 import { makeLeaf, removeCertFiles } from '../support/certs.js';
 import { startTestEdgelb, type TestEdgelb } from '../support/edgelb.js';

@@ -1,6 +1,6 @@
 import { SnapshotParser } from '../../src/model/incremental.js';
 import type { Snapshot } from '../../src/model/snapshot.js';
-import type { AcmeManager } from '../../src/tls/acme.js';
+import type { AcmeManager } from '../../src/acme/manager.js';
 
 /**
  * The source's snapshots for an AcmeManager running without a controller: its own keys, and

@@ -1,6 +1,6 @@
 import { createLogger } from '../../src/log.js';
 import { EtcdSource } from '../../src/sources/etcd.js';
-import { AcmeManager, type AcmeManagerOptions } from '../../src/tls/acme.js';
+import { AcmeManager, type AcmeManagerOptions } from '../../src/acme/manager.js';
 import { feedAcme } from './acme-feed.js';
 import { etcdClient } from './etcd-connection.js';
 

@@ -2,7 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import acme from 'acme-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectAcme } from '../../src/tls/acme-client.js';
+import { connectAcme } from '../../src/acme/issuer.js';
 import { freePort } from '../support/ports.js';
 
 // The acme-client wrapper against a tiny fake CA on loopback: errors in the CA's words, no

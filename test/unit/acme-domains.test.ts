@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseEntries } from '../../src/model/parse.js';
-import { acmeDomains, splitDomainList } from '../../src/tls/acme-domains.js';
+import { acmeDomains, splitDomainList } from '../../src/acme/domains.js';
 
 const stateOf = (entries: Record<string, string>) => parseEntries(new Map(Object.entries(entries)), { reservedPorts: [] }).state;
 

@@ -4,7 +4,7 @@ import type { KvStore } from '../../src/etcd/store.js';
 import { createLogger } from '../../src/log.js';
 import { SnapshotParser } from '../../src/model/incremental.js';
 import { EntryStore } from '../../src/sources/entry-store.js';
-import { AcmeManager } from '../../src/tls/acme.js';
+import { AcmeManager } from '../../src/acme/manager.js';
 
 // What the ACME manager takes in, without starting it (no leader, no CA): its domains from the
 // parsed routes it is handed (never a parse of its own), its stored state from its own keys,

@@ -1,8 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import {
-  backoffDelayMs, decide, failedState, isRateLimited, issuedState, jittered, parseRetryAfter, parseState, pendingState,
-  serializeState, type AcmeDomainState,
-} from '../../src/tls/acme-state.js';
+import { parseRetryAfter } from '../../src/acme/issuer.js';
+import { backoffDelayMs, decide, failedState, isRateLimited, jittered } from '../../src/acme/schedule.js';
+import { issuedState, parseState, pendingState, serializeState, type AcmeDomainState } from '../../src/acme/state.js';
 
 const DAY = 86_400_000;
 const now = new Date('2030-01-01T00:00:00Z');

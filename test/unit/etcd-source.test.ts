@@ -161,6 +161,39 @@ describe('EtcdSource', () => {
     await source.stop();
   });
 
+  it('with a store whose watches resume by themselves (v3), keeps the watch however long it is down; a watch etcd ended reopens from its revision without a read', async () => {
+    vi.useFakeTimers();
+    const client = new FakeClient();
+    const v3 = Object.assign(client.stores.v3, { watchResumes: true });
+    const { source, snapshots, last } = startSource(client);
+    await flush();
+    v3.emit([{ type: 'put', key: 'services/web/virtual_hosts', value: 'a.test' }]);
+    expect(v3.watchedFrom).toBe('10');
+
+    v3.handlers!.onInterrupted!(new EtcdFailure('unreachable', 'member gone'));
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(v3.lists).toBe(1);
+    expect(source.status().connected).toBe(false);
+    v3.handlers!.onConnected!();
+    expect(source.status().connected).toBe(true);
+
+    // Refused (a permission revoked and granted again): opened again from the last revision, after the backoff.
+    v3.handlers!.onLost(new EtcdFailure('permission', 'permission denied'));
+    await vi.advanceTimersByTimeAsync(100);
+    expect(v3.lists).toBe(1);
+    expect(v3.watchedFrom).toBe('11');
+    expect(source.status()).toMatchObject({ connected: true, failure: undefined });
+    v3.emit([{ type: 'put', key: 'services/web/upstreams/a', value: '10.0.0.1:80' }]);
+    expect(last()).toMatchObject({ revision: '12', entries: { 'services/web/virtual_hosts': 'a.test', 'services/web/upstreams/a': '10.0.0.1:80' } });
+    expect(snapshots).toHaveLength(3);
+
+    // Only a lost history is read again.
+    v3.handlers!.onLost(new EtcdFailure('history-lost', 'compacted'));
+    await vi.advanceTimersByTimeAsync(100);
+    expect(v3.lists).toBe(2);
+    await source.stop();
+  });
+
   it('retries a refused read with a growing backoff and reports the failure until it succeeds', async () => {
     vi.useFakeTimers();
     const client = new FakeClient();

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { EtcdFailure } from '../../src/etcd/errors.js';
 import type { KvLease, KvStore } from '../../src/etcd/store.js';
 import { createLogger } from '../../src/log.js';
-import { LeaderElection } from '../../src/tls/leader.js';
+import { LeaderElection } from '../../src/acme/lease-election.js';
 
 // The ACME leader election against a fake keyspace and a fake clock: it leads once its claim
 // holds the key, follows the key through snapshots, and ignores snapshots older than its claim

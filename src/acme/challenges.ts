@@ -2,10 +2,8 @@ import http from 'node:http';
 import type { KvLease, KvStore } from '../etcd/store.js';
 import type { Logger } from '../log.js';
 import type { Entries } from '../model/types.js';
-import { CHALLENGE_DIR } from './acme-state.js';
-
-export const REPLICA_DIR = 'acme/replicas/';
-export const ACK_DIR = 'acme/acks/';
+import { Backoff } from '../util/backoff.js';
+import { ACK_DIR, CHALLENGE_DIR, REPLICA_DIR } from './keys.js';
 
 export interface ChallengeAcksOptions {
   readonly store: KvStore;
@@ -37,6 +35,8 @@ export class ChallengeAcks {
   private readonly checking = new Set<string>();
   private readonly acked = new Set<string>();
   private retryTimer: NodeJS.Timeout | undefined;
+  /** Announcing again after a lost lease or a refused write. */
+  private readonly retry = new Backoff({ firstMs: 500, maxMs: 10_000 });
   private stopped = false;
 
   constructor(private readonly options: ChallengeAcksOptions) {}
@@ -81,7 +81,7 @@ export class ChallengeAcks {
       if (lease !== this.lease) return;
       this.lease = undefined;
       this.acked.clear(); // they went with the lease
-      this.retryTimer = setTimeout(() => void this.register(), 500);
+      this.retryTimer = setTimeout(() => void this.register(), this.retry.next());
     });
     try {
       await lease.put(`${prefix}/${REPLICA_DIR}${id}`, JSON.stringify({ httpPort }));
@@ -90,10 +90,12 @@ export class ChallengeAcks {
         return;
       }
       this.lease = lease;
+      this.retry.reset();
     } catch (error) {
-      logger.warn({ err: (error as Error).message }, 'ACME: cannot announce this replica in etcd; retrying');
+      const retryInMs = this.retry.next();
+      logger.warn({ err: (error as Error).message, retryInMs }, 'ACME: cannot announce this replica in etcd; retrying');
       lease.release();
-      this.retryTimer = setTimeout(() => void this.register(), 1000);
+      this.retryTimer = setTimeout(() => void this.register(), retryInMs);
     }
   }
 
@@ -146,3 +148,34 @@ export function fetchLocal(port: number, path: string, host: string): Promise<st
     request.on('error', reject);
   });
 }
+
+/**
+ * Waits until every replica that announced itself has confirmed that its HAProxy serves the
+ * token (ChallengeAcks), so that whichever replica the CA reaches answers. Replicas that do not
+ * confirm within `timeoutMs` are named in a warning, and the CA is asked anyway. `entries` gives
+ * the keys under `acme/` of the newest snapshot; `confirming` says whether this replica takes
+ * part (without any replica announced and none here there is nothing to wait for).
+ */
+export async function waitServed(
+  token: string,
+  options: { readonly entries: () => Entries; readonly confirming: boolean; readonly timeoutMs: number; readonly log: Logger; readonly signal: AbortSignal },
+): Promise<void> {
+  const { log, signal, timeoutMs } = options;
+  const started = Date.now();
+  while (!signal.aborted) {
+    const { replicas, missing } = ackStatus(options.entries(), token);
+    if (replicas.length === 0 && !options.confirming) return;
+    if (replicas.length > 0 && missing.length === 0) {
+      log.info({ token, replicas: replicas.length, afterMs: Date.now() - started }, 'ACME challenge served by every replica');
+      return;
+    }
+    if (Date.now() - started > timeoutMs) {
+      log.warn({ token, missing, waitedMs: Date.now() - started }, 'ACME: not every replica confirmed it serves the challenge token; asking the CA to validate anyway');
+      return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, SERVED_POLL_MS));
+  }
+}
+
+/** The snapshots bring the acknowledgements; this only bounds how late one is noticed. */
+const SERVED_POLL_MS = 25;

@@ -2,7 +2,10 @@ import http from 'node:http';
 import https from 'node:https';
 import tls from 'node:tls';
 import acme from 'acme-client';
-import { parseRetryAfter, type AttemptFailure } from './acme-state.js';
+import type { AttemptFailure } from './schedule.js';
+
+export const LETS_ENCRYPT_PRODUCTION = 'https://acme-v02.api.letsencrypt.org/directory';
+export const LETS_ENCRYPT_STAGING = 'https://acme-staging-v02.api.letsencrypt.org/directory';
 
 /**
  * An acme-client Client set up for edgelb, one per attempt:
@@ -135,6 +138,16 @@ function failureOf(response: { status: number; headers: Record<string, string | 
     return { message: oneLine(data.error.detail ?? 'the CA marked it invalid'), ...(data.error.type ? { type: data.error.type } : {}) };
   }
   return undefined;
+}
+
+/** Seconds (`120`) or an HTTP date; undefined when absent or unreadable. */
+export function parseRetryAfter(header: string | undefined, now: number): number | undefined {
+  if (header === undefined) return undefined;
+  const text = header.trim();
+  if (/^[0-9]+$/.test(text)) return Number(text) * 1000;
+  const at = Date.parse(text);
+  if (Number.isNaN(at)) return undefined;
+  return Math.max(0, at - now);
 }
 
 function trackErrors<A extends http.Agent>(agent: A, onError: (error: Error) => void): A {

@@ -1,9 +1,13 @@
-import type { KvLease, KvStore } from '../etcd/store.js';
+import type { KvFence, KvLease, KvStore } from '../etcd/store.js';
 import type { Logger } from '../log.js';
+import type { Snapshot } from '../model/snapshot.js';
+import { Backoff } from '../util/backoff.js';
+import type { Election } from './election.js';
+import { LEADER_KEY } from './keys.js';
 
 export interface LeaderElectionOptions {
   readonly store: KvStore;
-  /** The full etcd key the leader holds, e.g. `<lbPath>/acme/leader`. */
+  /** The full etcd key the leader holds: `<lbPath>/` + LEADER_KEY (follow() reads LEADER_KEY from snapshots). */
   readonly key: string;
   /** Unique per replica and per run; the key's value while this replica leads. */
   readonly id: string;
@@ -14,7 +18,7 @@ export interface LeaderElectionOptions {
 }
 
 /**
- * Leader election on an etcd lease (v3) or a TTL key (v2, see V2Lease): the leader is whoever
+ * Leader election on a TTL key, for the v2 API, which has no election of its own (see V2Lease): the leader is whoever
  * created `key` (create-if-absent), kept alive every TTL/3. When the leader stops it deletes the
  * key (others take over at once); when it dies or loses etcd, the key expires within the TTL.
  * Followers see the key in every snapshot of the prefix (observe()) and also retry every TTL/3,
@@ -26,7 +30,7 @@ export interface LeaderElectionOptions {
  * replica's id), so a replica that lost leadership without knowing it yet cannot overwrite the
  * new leader's work.
  */
-export class LeaderElection {
+export class LeaderElection implements Election {
   private leading = false;
   private lease: KvLease | undefined;
   private lastRenewal = 0;
@@ -37,10 +41,14 @@ export class LeaderElection {
   /** Until start(): observe() must not campaign for a manager that was never started. */
   private stopped = true;
   private readonly ttlMs: number;
+  /** Trying etcd again after a failed claim: from a second (or TTL/3 when shorter), up to TTL/3. */
+  private readonly retry: Backoff;
 
   constructor(private readonly options: LeaderElectionOptions) {
     if (!Number.isInteger(options.ttlSeconds) || options.ttlSeconds < 1) throw new RangeError('leader TTL must be a whole number of seconds, at least 1');
     this.ttlMs = options.ttlSeconds * 1000;
+    const firstMs = Math.min(1000, this.ttlMs / 3);
+    this.retry = new Backoff({ firstMs, maxMs: Math.max(firstMs, this.ttlMs / 3) });
   }
 
   start(): void {
@@ -54,7 +62,7 @@ export class LeaderElection {
   }
 
   /** The condition a leader's writes are fenced on. */
-  fence(): { readonly key: string; readonly value: string } {
+  fence(): KvFence {
     return { key: this.options.key, value: this.options.id };
   }
 
@@ -71,6 +79,11 @@ export class LeaderElection {
     } else if (this.leading && holder !== this.options.id) {
       this.setLeading(false, 'leader key taken over');
     }
+  }
+
+  /** The leader key in the newest snapshot (see observe()). */
+  follow(snapshot: Pick<Snapshot, 'get' | 'revision'>): void {
+    this.observe(snapshot.get(LEADER_KEY), snapshot.revision);
   }
 
   /** Gives up leadership (deleting the key, so another replica takes over at once) and stops campaigning. */
@@ -115,11 +128,13 @@ export class LeaderElection {
       } else {
         this.setLeading(false, `${holder ?? 'another replica'} leads`);
       }
+      this.retry.reset();
       this.kick(this.ttlMs / 3);
     } catch (error) {
       if (this.stopped) return;
-      logger.warn({ err: (error as Error).message }, 'ACME leader election: cannot reach etcd; retrying');
-      this.kick(Math.min(1000, this.ttlMs / 3));
+      const retryInMs = this.retry.next();
+      logger.warn({ err: (error as Error).message, retryInMs }, 'ACME leader election: cannot reach etcd; retrying');
+      this.kick(retryInMs);
     }
   }
 

@@ -1,5 +1,7 @@
 import { compare } from '../model/parse.js';
-import type { DesiredState } from '../model/types.js';
+import type { Logger } from '../log.js';
+import { changedServices, findService } from '../model/state-changes.js';
+import type { DesiredState, HttpService } from '../model/types.js';
 import { EntryError, parseHostPattern } from '../model/values.js';
 
 /** A name that was asked for but gets no ACME certificate, and why (one log line each). */
@@ -85,4 +87,71 @@ function unsupported(name: string): string | undefined {
   }
   if (!name.includes('.')) return 'not a fully qualified name (a public CA only issues for names under a public suffix)';
   return undefined;
+}
+
+/**
+ * The domains wanted, kept from the parsed routes the controller hands over (only the services
+ * that changed since the last routes are looked at) and KONTENA_LB_ACME_DOMAINS. Logs each name
+ * newly skipped and each change of the set once.
+ */
+export class WantedDomains {
+  /** The routes last offered, and those of its HTTP services that ask for certificates (acme: true), by name. */
+  private routes: DesiredState | undefined;
+  private readonly acmeServices = new Map<string, HttpService>();
+  private envDomains: readonly string[];
+  private desired: readonly string[] = [];
+  private skippedNow: readonly SkippedDomain[] = [];
+
+  constructor(envDomains: readonly string[], private readonly logger: Logger) {
+    this.envDomains = envDomains;
+  }
+
+  get domains(): readonly string[] {
+    return this.desired;
+  }
+
+  get skipped(): readonly SkippedDomain[] {
+    return this.skippedNow;
+  }
+
+  /** New routes; true when the domains wanted changed. */
+  offerRoutes(routes: DesiredState): boolean {
+    const first = this.routes === undefined;
+    let changed = false;
+    for (const key of changedServices(this.routes, routes)) {
+      if (!key.startsWith('http:')) continue;
+      const name = key.slice('http:'.length);
+      const service = findService(routes, key) as HttpService | undefined;
+      if (service?.acme) this.acmeServices.set(name, service);
+      if (service?.acme || this.acmeServices.delete(name)) changed = true;
+    }
+    this.routes = routes;
+    return (changed || first) && this.update();
+  }
+
+  /** KONTENA_LB_ACME_DOMAINS; true when the domains wanted changed. */
+  setEnvDomains(domains: readonly string[]): boolean {
+    this.envDomains = [...domains];
+    return this.update();
+  }
+
+  private update(): boolean {
+    const http = [...this.acmeServices.values()].sort((a, b) => compare(a.name, b.name));
+    const { domains, skipped } = acmeDomains({ http, tcp: [] }, this.envDomains);
+    const skippedKey = (list: readonly SkippedDomain[]) => list.map((s) => `${s.source}|${s.domain}|${s.reason}`).join('\n');
+    if (skippedKey(skipped) !== skippedKey(this.skippedNow)) {
+      const before = new Set(this.skippedNow.map((s) => `${s.source}|${s.domain}`));
+      for (const s of skipped) {
+        if (!before.has(`${s.source}|${s.domain}`)) this.logger.info({ domain: s.domain, source: s.source, reason: s.reason }, 'ACME: no certificate will be ordered for this name');
+      }
+    }
+    this.skippedNow = skipped;
+    if (domains.join(',') === this.desired.join(',')) return false;
+    const added = domains.filter((d) => !this.desired.includes(d));
+    const removed = this.desired.filter((d) => !domains.includes(d));
+    this.desired = domains;
+    this.logger.info({ domains, added, removed }, 'ACME domains changed');
+    if (removed.length > 0) this.logger.info({ removed }, 'ACME: no longer ordering for these names; their certificates stay in the vault until removed');
+    return true;
+  }
 }

@@ -1,0 +1,24 @@
+import { KEY_PATHS } from '../model/keyspace.js';
+
+/**
+ * Where ACME keeps its keys under the load balancer's etcd path, by the names its modules use.
+ * The paths themselves are written once, in the keyspace (model/keyspace.ts KEY_PATHS).
+ */
+
+/** Per-domain progress (JSON, see state.ts): a new leader resumes from it. */
+export const STATE_DIR = KEY_PATHS.acmeState;
+/** HTTP-01 key authorizations by token: every replica's HAProxy serves them. */
+export const CHALLENGE_DIR = KEY_PATHS.acmeChallenges;
+/** The ACME account key (encrypted with the vault key when there is one). */
+export const ACCOUNT_KEY = KEY_PATHS.acmeAccount;
+/** v2 only: the leader key, holding the leader's id (v3 uses etcd's election, ELECTION_NAME). */
+export const LEADER_KEY = KEY_PATHS.acmeLeader;
+/** v3 only: the etcd3 library's election `leader` in the namespace `acme/` (`election/<name>/<lease>`). */
+export const ELECTION_NAMESPACE = KEY_PATHS.acme;
+export const ELECTION_NAME = 'leader';
+/** Replicas announce themselves here (on their lease), with their HTTP port. */
+export const REPLICA_DIR = KEY_PATHS.acmeReplicas;
+/** `acme/acks/<token>/<replica>`: that replica's HAProxy serves the token. */
+export const ACK_DIR = KEY_PATHS.acmeAcks;
+/** Certificates land in the vault as `certs/acme-<domain>`, like any imported one. */
+export const CERT_PREFIX = KEY_PATHS.acmeCerts;
