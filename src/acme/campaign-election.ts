@@ -5,7 +5,7 @@ import type { Logger } from '../log.js';
 import type { Snapshot } from '../model/snapshot.js';
 import { Backoff } from '../util/backoff.js';
 import type { Election } from './election.js';
-import { ELECTION_NAME, ELECTION_NAMESPACE } from './keys.js';
+import { ELECTION_NAME, ELECTION_NAMESPACE, LEADER_KEY } from './keys.js';
 
 export interface CampaignElectionOptions {
   /** The etcd3 client (or a namespace of it) the load balancer's keys are read through. */
@@ -121,6 +121,17 @@ export class CampaignElection implements Election {
       if (campaign !== this.campaign) return;
       if (created === undefined) {
         this.abandon('the campaign key was gone when elected');
+        return;
+      }
+      // Replicas of an earlier edgelb lead by holding `acme/leader` on their lease. The leader holds
+      // it too (on the campaign's lease), so during a rolling upgrade an old and a new replica
+      // never lead at once: whichever holds it first leads, the other waits for it to expire.
+      const legacy = `${this.options.prefix}/${LEADER_KEY}`;
+      const { client, id } = this.options;
+      const held = await client.if(legacy, 'Create', '==', 0).then(client.put(legacy).value(id).lease(leaseId)).commit();
+      if (campaign !== this.campaign) return;
+      if (!held.succeeded && (await client.get(legacy).string()) !== id) {
+        this.abandon(`${LEADER_KEY} is held by a replica of an earlier version; waiting for it to expire`);
         return;
       }
       this.token = { fence: { key, lease: leaseId }, relativeKey, revision: BigInt(created) };

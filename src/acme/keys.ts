@@ -11,7 +11,7 @@ export const STATE_DIR = KEY_PATHS.acmeState;
 export const CHALLENGE_DIR = KEY_PATHS.acmeChallenges;
 /** The ACME account key (encrypted with the vault key when there is one). */
 export const ACCOUNT_KEY = KEY_PATHS.acmeAccount;
-/** v2 only: the leader key, holding the leader's id (v3 uses etcd's election, ELECTION_NAME). */
+/** v2: the leader key, holding the leader's id. v3 leads by etcd's election (ELECTION_NAME), and its leader holds this key too, so replicas of an earlier version (which lead through it) never lead beside it. */
 export const LEADER_KEY = KEY_PATHS.acmeLeader;
 /** v3 only: the etcd3 library's election `leader` in the namespace `acme/` (`election/<name>/<lease>`). */
 export const ELECTION_NAMESPACE = KEY_PATHS.acme;

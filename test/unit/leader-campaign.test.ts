@@ -50,6 +50,8 @@ class FakeCampaign extends EventEmitter {
 /** One election: campaigns queue by creation, the first one leads (etcd's oldest key). */
 class FakeElection {
   readonly queue: FakeCampaign[] = [];
+  /** `acme/leader`, which replicas of an earlier version lead through: a value on a lease. */
+  legacy: { value: string; lease: string } | undefined;
   private leases = 100;
 
   campaign(value: string): FakeCampaign {
@@ -62,6 +64,7 @@ class FakeElection {
   remove(campaign: FakeCampaign): void {
     const index = this.queue.indexOf(campaign);
     if (index < 0) return;
+    if (this.legacy?.lease === campaign.lease.id) this.legacy = undefined;
     this.queue.splice(index, 1);
     const next = this.queue[0];
     if (index === 0 && next) setTimeout(() => next.emit('elected'), 0);
@@ -70,9 +73,24 @@ class FakeElection {
   /** The etcd3 client as CampaignElection uses it: namespace → election → campaign, and get(key). */
   client(): Namespace {
     const election = { campaign: (value: string) => this.campaign(value) };
+    const put = (key: string) => ({ value: (value: string) => ({ lease: (lease: string) => ({ key, value, lease }) }) });
     return {
       namespace: () => ({ election: () => election }),
-      get: () => ({ exec: async () => ({ kvs: [{ create_revision: '7' }] }) }),
+      get: (key: string) => ({
+        exec: async () => ({ kvs: [{ create_revision: '7' }] }),
+        string: async () => (key.endsWith('/acme/leader') ? this.legacy?.value ?? null : null),
+      }),
+      put,
+      // The only transaction: create acme/leader on the campaign's lease unless it exists.
+      if: () => ({
+        then: (op: { value: string; lease: string }) => ({
+          commit: async () => {
+            if (this.legacy) return { succeeded: false };
+            this.legacy = { value: op.value, lease: op.lease };
+            return { succeeded: true };
+          },
+        }),
+      }),
     } as unknown as Namespace;
   }
 }
@@ -174,6 +192,24 @@ describe('CampaignElection', () => {
     await vi.advanceTimersByTimeAsync(10_000);
     expect(hub.queue.map((c) => c.value)).toEqual(['b']);
     await b.election.stop();
+  });
+
+  it('holds acme/leader while leading, and waits while a replica of an earlier version holds it (rolling upgrade)', async () => {
+    vi.useFakeTimers();
+    const hub = new FakeElection();
+    hub.legacy = { value: 'old-replica', lease: '1' };
+    const a = replica(hub, 'a');
+    a.election.start();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(a.election.isLeader()).toBe(false);
+    expect(a.changes).toEqual([]);
+    // The old replica stops (its lease expires): the next campaign leads and holds the key itself.
+    hub.legacy = undefined;
+    await vi.advanceTimersByTimeAsync(200);
+    expect(a.election.isLeader()).toBe(true);
+    expect(hub.legacy).toMatchObject({ value: 'a' });
+    await a.election.stop();
+    expect(hub.legacy).toBeUndefined();
   });
 
   it('a snapshot newer than the election without the campaign key ends leading', async () => {
