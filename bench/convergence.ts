@@ -30,8 +30,18 @@ import os from 'node:os';
 import { machineInfo, quantile, round } from './report.js';
 import path from 'node:path';
 import {
-  freePort, REPO_ROOT, request, sleep, startController, startEtcd, startSampleBackend, waitFor,
-  type LocalController, type LocalEtcd, type LogEntry, type SampleBackend,
+  freePort,
+  REPO_ROOT,
+  request,
+  sleep,
+  startController,
+  startEtcd,
+  startSampleBackend,
+  waitFor,
+  type LocalController,
+  type LocalEtcd,
+  type LogEntry,
+  type SampleBackend,
 } from '../scripts/lib/local-stack.js';
 import { keyPath, v2Request, type V2Reply } from '../test/support/etcd-v2.js';
 
@@ -282,7 +292,10 @@ export async function run(args: readonly string[]): Promise<number> {
     });
     for (const backend of [a, b]) {
       await waitFor(async () => (await request({ port: httpPort, path: '/', host: 'inst.bench.local', timeoutMs: 2000 })).backend === backend.name, {
-        timeoutMs: 60_000, intervalMs: 25, what: `the controller to start HAProxy and route inst.bench.local to ${backend.name}`, bail: checkAlive,
+        timeoutMs: 60_000,
+        intervalMs: 25,
+        what: `the controller to start HAProxy and route inst.bench.local to ${backend.name}`,
+        bail: checkAlive,
       });
     }
     await settle(setupRevision);
@@ -358,7 +371,12 @@ export async function run(args: readonly string[]): Promise<number> {
       if ((i + 1) % 10 === 0 || i + 1 === options.samples) log(`  ${i + 1}/${options.samples}`);
     }
 
-    const summaries = (['structural', 'instance-remove', 'instance-add'] as const).map((kind) => summarize(kind, samples.filter((s) => s.kind === kind)));
+    const summaries = (['structural', 'instance-remove', 'instance-add'] as const).map((kind) =>
+      summarize(
+        kind,
+        samples.filter((s) => s.kind === kind),
+      ),
+    );
     const machine = machineInfo();
     const command = `npm run bench -- convergence${args.length > 0 ? ` ${args.join(' ')}` : ''}`;
     const report = {
@@ -374,11 +392,13 @@ export async function run(args: readonly string[]): Promise<number> {
         percentiles: 'linear interpolation between closest ranks',
         structural: 'one etcd txn: services/s<i>/virtual_hosts = s<i>.bench.local and services/s<i>/upstreams/s<i>-1 = backend',
         instanceRemove: 'one etcd delete of services/inst/upstreams/u-b (instances on A and B); clock stops at the first of 10 consecutive answers from A',
-        instanceAdd: 'one etcd put of services/inst/upstreams/u-b = B; clock stops at the first answer from B, which gets traffic once the controller\'s probe has proven it healthy',
+        instanceAdd:
+          "one etcd put of services/inst/upstreams/u-b = B; clock stops at the first answer from B, which gets traffic once the controller's probe has proven it healthy",
         checkInterval: options.checkInterval,
-        etcdApi: options.api === 'v2'
-          ? 'v2: etcd --enable-v2, ETCD_API=v2, one form-encoded PUT/DELETE per key as a Kontena grid\'s agents write (structural: two PUTs)'
-          : 'v3',
+        etcdApi:
+          options.api === 'v2'
+            ? "v2: etcd --enable-v2, ETCD_API=v2, one form-encoded PUT/DELETE per key as a Kontena grid's agents write (structural: two PUTs)"
+            : 'v3',
       },
       machine,
       results: summaries,
@@ -406,7 +426,10 @@ export async function run(args: readonly string[]): Promise<number> {
 
 function summarize(kind: Kind, samples: readonly Sample[]): Summary {
   const sorted = samples.map((s) => s.ms).sort((x, y) => x - y);
-  const applyTimes = samples.map((s) => s.applyMs).filter((ms): ms is number => ms !== undefined).sort((x, y) => x - y);
+  const applyTimes = samples
+    .map((s) => s.applyMs)
+    .filter((ms): ms is number => ms !== undefined)
+    .sort((x, y) => x - y);
   return {
     kind,
     samples: sorted.length,

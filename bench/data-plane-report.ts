@@ -52,28 +52,32 @@ export interface PathSummary {
 export function summarize(rounds: readonly SideRound[]) {
   const roundNumbers = [...new Set(rounds.map((r) => r.round))];
   const rate = (n: number, s: Side) => rounds.find((r) => r.round === n && r.side === s)!.perSecond;
-  const ratios = Object.fromEntries(RATIOS.map(([a, b]) => {
-    const perRound = roundNumbers.map((n) => round3(rate(n, a) / rate(n, b)));
-    return [`${a}/${b}`, { median: round3(median(perRound)), perRound }];
-  })) as Record<`${(typeof RATIOS)[number][0]}/${(typeof RATIOS)[number][1]}`, { median: number; perRound: number[] }>;
-  const paths = Object.fromEntries(SIDES.map((side) => {
-    const list = rounds.filter((r) => r.side === side);
-    const requests = list.reduce((s, r) => s + r.requests, 0);
-    const perK = (k: keyof SideRound['cpuS']) => round2((1e6 * list.reduce((s, r) => s + r.cpuS[k], 0)) / Math.max(1, requests));
-    const lines = list.reduce((s, r) => s + r.accessLogLines, 0);
-    const summary: PathSummary = {
-      perSecond: spread(list.map((r) => r.perSecond)),
-      p50Ms: round2(median(list.map((r) => r.p50Ms))),
-      p99Ms: round2(median(list.map((r) => r.p99Ms))),
-      requests,
-      errors: list.reduce((s, r) => s + r.errors, 0),
-      cpuMsPerThousandRequests: { proxy: perK('proxy'), controller: perK('controller'), backend: perK('backend') },
-      machineBusy: round2(median(list.map((r) => r.machineBusy))),
-      accessLogLinesPerRequest: round3(lines / Math.max(1, requests)),
-      accessLogBytesPerLine: lines === 0 ? 0 : Math.round(list.reduce((s, r) => s + r.accessLogBytes, 0) / lines),
-    };
-    return [side, summary];
-  })) as Record<Side, PathSummary>;
+  const ratios = Object.fromEntries(
+    RATIOS.map(([a, b]) => {
+      const perRound = roundNumbers.map((n) => round3(rate(n, a) / rate(n, b)));
+      return [`${a}/${b}`, { median: round3(median(perRound)), perRound }];
+    }),
+  ) as Record<`${(typeof RATIOS)[number][0]}/${(typeof RATIOS)[number][1]}`, { median: number; perRound: number[] }>;
+  const paths = Object.fromEntries(
+    SIDES.map((side) => {
+      const list = rounds.filter((r) => r.side === side);
+      const requests = list.reduce((s, r) => s + r.requests, 0);
+      const perK = (k: keyof SideRound['cpuS']) => round2((1e6 * list.reduce((s, r) => s + r.cpuS[k], 0)) / Math.max(1, requests));
+      const lines = list.reduce((s, r) => s + r.accessLogLines, 0);
+      const summary: PathSummary = {
+        perSecond: spread(list.map((r) => r.perSecond)),
+        p50Ms: round2(median(list.map((r) => r.p50Ms))),
+        p99Ms: round2(median(list.map((r) => r.p99Ms))),
+        requests,
+        errors: list.reduce((s, r) => s + r.errors, 0),
+        cpuMsPerThousandRequests: { proxy: perK('proxy'), controller: perK('controller'), backend: perK('backend') },
+        machineBusy: round2(median(list.map((r) => r.machineBusy))),
+        accessLogLinesPerRequest: round3(lines / Math.max(1, requests)),
+        accessLogBytesPerLine: lines === 0 ? 0 : Math.round(list.reduce((s, r) => s + r.accessLogBytes, 0) / lines),
+      };
+      return [side, summary];
+    }),
+  ) as Record<Side, PathSummary>;
   const target = ratios['edgelb/haproxy'].median;
   // CPU per request varies less with the machine's other load than requests/s do.
   const cpu = (side: Side) => paths[side].cpuMsPerThousandRequests.proxy;
@@ -97,12 +101,17 @@ const LABELS: Record<Side, string> = {
   direct: 'direct to the backend',
 };
 
-export function markdown(r: DataPlaneResults, header: ReportHeader, o: { rounds: number; durationS: number; warmupS: number; connections: number; threads: number }): string {
+export function markdown(
+  r: DataPlaneResults,
+  header: ReportHeader,
+  o: { rounds: number; durationS: number; warmupS: number; connections: number; threads: number },
+): string {
   const row = (side: Side) => {
     const p = r.paths[side];
     return `| ${LABELS[side]} | ${p.perSecond.median} (${p.perSecond.min}–${p.perSecond.max}) | ${p.p50Ms} | ${p.p99Ms} | ${p.errors} | ${p.cpuMsPerThousandRequests.proxy} | ${p.cpuMsPerThousandRequests.controller} | ${p.cpuMsPerThousandRequests.backend} | ${p.accessLogLinesPerRequest}${p.accessLogBytesPerLine ? ` × ${p.accessLogBytesPerLine} B` : ''} |`;
   };
-  const ratio = (key: keyof DataPlaneResults['ratios']) => `${r.ratios[key].median.toFixed(3)} (rounds: ${r.ratios[key].perRound.map((x) => x.toFixed(3)).join(', ')})`;
+  const ratio = (key: keyof DataPlaneResults['ratios']) =>
+    `${r.ratios[key].median.toFixed(3)} (rounds: ${r.ratios[key].perRound.map((x) => x.toFixed(3)).join(', ')})`;
   return [
     '## Data plane: edgelb vs plain HAProxy, Caddy, nginx and the backend directly',
     '',
@@ -124,7 +133,10 @@ export function markdown(r: DataPlaneResults, header: ReportHeader, o: { rounds:
 
 /** spread() rounds to 0.1, too coarse for ratios near 1 and sub-millisecond latencies. */
 function median(values: readonly number[]): number {
-  return quantile([...values].sort((a, b) => a - b), 0.5);
+  return quantile(
+    [...values].sort((a, b) => a - b),
+    0.5,
+  );
 }
 
 function round2(v: number): number {

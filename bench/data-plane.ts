@@ -23,7 +23,15 @@ import { commandLine, runBench } from './lib/harness.js';
 import { explain, parseOptions, type IntOption } from './lib/args.js';
 import { cpuSeconds, descendants, haproxyProcesses } from './lib/processes.js';
 import {
-  startBackend, startCaddy, startNginxProxy, startPlainHaproxy, waitServed, BACKEND_NAME, CADDY_BIN, NGINX_BIN, type Running,
+  startBackend,
+  startCaddy,
+  startNginxProxy,
+  startPlainHaproxy,
+  waitServed,
+  BACKEND_NAME,
+  CADDY_BIN,
+  NGINX_BIN,
+  type Running,
 } from './lib/reference-proxies.js';
 import { startStack, type Stack } from './lib/stack.js';
 import { runWrk } from './lib/wrk.js';
@@ -59,7 +67,12 @@ export async function run(args: readonly string[]): Promise<number> {
   return runBench(NAME, TOTAL_BUDGET_MS, async (ctx) => {
     const { log } = ctx;
     const haproxyBin = locateExecutable('haproxy', process.env.PATH ?? '');
-    for (const [tool, bin] of [['haproxy', haproxyBin], ['wrk', locateExecutable('wrk', process.env.PATH ?? '')], ['nginx', NGINX_BIN], ['caddy', CADDY_BIN]] as const) {
+    for (const [tool, bin] of [
+      ['haproxy', haproxyBin],
+      ['wrk', locateExecutable('wrk', process.env.PATH ?? '')],
+      ['nginx', NGINX_BIN],
+      ['caddy', CADDY_BIN],
+    ] as const) {
       if (bin === undefined || locateExecutable(bin, '') === undefined) throw new Error(`${tool} is not installed (bash scripts/setup.sh installs it)`);
     }
     const dir = await mkdtemp(path.join(os.tmpdir(), 'edgelb-bench-data-plane-'));
@@ -81,7 +94,10 @@ export async function run(args: readonly string[]): Promise<number> {
     const backend = stopLater(await startBackend(path.join(dir, 'backend'), await freePort()));
     for (const side of ['edgelb', 'edgelb-off'] as const) {
       stacks[side] = await startStack({
-        name: `${NAME}-${side}`, from: o.from, log, stdoutFile: path.join(dir, `${side}.stdout`),
+        name: `${NAME}-${side}`,
+        from: o.from,
+        log,
+        stdoutFile: path.join(dir, `${side}.stdout`),
         env: { KONTENA_LB_ACCESS_LOG: side === 'edgelb' ? 'text' : 'off' },
       });
       ctx.defer(() => stacks[side].stop());
@@ -124,18 +140,33 @@ export async function run(args: readonly string[]): Promise<number> {
       const logFrom = p.accessLog ? (await stat(p.accessLog)).size : 0;
       const proxyPids = await p.proxyPids();
       const backendPids = await treePids(backend.child.pid);
-      const before = { proxy: await cpuSeconds(proxyPids), controller: await cpuSeconds(p.controllerPids()), backend: await cpuSeconds(backendPids), machine: await machineCpu() };
+      const before = {
+        proxy: await cpuSeconds(proxyPids),
+        controller: await cpuSeconds(p.controllerPids()),
+        backend: await cpuSeconds(backendPids),
+        machine: await machineCpu(),
+      };
       const result = await runWrk({ ...load, durationS: o.durationS });
-      const after = { proxy: await cpuSeconds(proxyPids), controller: await cpuSeconds(p.controllerPids()), backend: await cpuSeconds(backendPids), machine: await machineCpu() };
+      const after = {
+        proxy: await cpuSeconds(proxyPids),
+        controller: await cpuSeconds(p.controllerPids()),
+        backend: await cpuSeconds(backendPids),
+        machine: await machineCpu(),
+      };
       const logged = p.accessLog ? await accessLines(p.accessLog, logFrom, side === 'edgelb') : { lines: 0, bytes: 0 };
       return {
-        side, round,
+        side,
+        round,
         perSecond: round1(result.requestsPerSecond),
         requests: result.requests,
         errors: result.errors,
         p50Ms: result.p50Ms,
         p99Ms: result.p99Ms,
-        cpuS: { proxy: round2(after.proxy - before.proxy), controller: round2(after.controller - before.controller), backend: round2(after.backend - before.backend) },
+        cpuS: {
+          proxy: round2(after.proxy - before.proxy),
+          controller: round2(after.controller - before.controller),
+          backend: round2(after.backend - before.backend),
+        },
         machineBusy: round2((after.machine.busy - before.machine.busy) / Math.max(1, after.machine.total - before.machine.total)),
         accessLogLines: logged.lines,
         accessLogBytes: logged.bytes,
@@ -165,21 +196,25 @@ export async function run(args: readonly string[]): Promise<number> {
       method: {
         paths: {
           edgelb: `the real controller (${o.from === 'dist' ? 'node dist/src/main.js run' : 'node --import tsx src/main.ts run'}) with etcd 3.4 and its HAProxy (bench/lib/stack.ts), one service (Host ${HOST}) with the backend as its one instance; KONTENA_LB_ACCESS_LOG=text: HAProxy writes httplog lines to the controller's stdout, which is a file`,
-          haproxy: 'the same HAProxy binary, master-worker, with a hand-written config (bench/lib/reference-proxies.ts): edgelb\'s timeouts, option forwardfor, retries 2 and redispatch, one server with a 2 s health check, option httplog to its stdout (len 4096, as edgelb), a file',
+          haproxy:
+            "the same HAProxy binary, master-worker, with a hand-written config (bench/lib/reference-proxies.ts): edgelb's timeouts, option forwardfor, retries 2 and redispatch, one server with a 2 s health check, option httplog to its stdout (len 4096, as edgelb), a file",
           'edgelb-off': 'a second edgelb stack with KONTENA_LB_ACCESS_LOG=off',
           'haproxy-off': 'the plain HAProxy without log line or httplog',
-          caddy: 'caddy run with a Caddyfile: reverse_proxy to the backend (keep-alive, X-Forwarded-For by default), JSON access log to a file, admin and automatic HTTPS off',
+          caddy:
+            'caddy run with a Caddyfile: reverse_proxy to the backend (keep-alive, X-Forwarded-For by default), JSON access log to a file, admin and automatic HTTPS off',
           nginx: 'nginx (worker_processes auto) proxy_pass to an upstream with keepalive 64, X-Forwarded-For, the combined log format plus timings to a file',
           direct: 'wrk straight to the backend',
         },
         backend: `nginx (${NGINX_BIN}), one worker, \`return 200 "ok\\n"\` with an x-served-by header, no access log; every proxied path was checked to reach it before the run`,
         load: `wrk (/usr/bin/wrk): ${o.threads} threads, ${o.connections} keep-alive connections, GET / with Host ${HOST}, --latency; one path at a time`,
         rounds: `${o.rounds} rounds; in each, every path once, the order rotating between rounds and reversed every other round; per path ${o.warmupS} s warm-up (not counted) then ${o.durationS} s counted`,
-        ratios: 'per round, requests/s of one path divided by another\'s in the same round; the median of those',
-        latency: 'wrk\'s p50/p99 per path and round; the median over rounds',
-        cpu: 'utime+stime from /proc over each counted window: the proxy\'s processes (HAProxy master and workers, nginx master and workers, caddy), edgelb\'s controller, the backend; machine busy = 1 - idle share of /proc/stat over the window (wrk, proxy, backend and the rest of the machine together)',
-        accessLog: 'lines and bytes each proxy wrote to its access-log file during the counted window (edgelb: lines of its stdout file that are not the controller\'s JSON)',
-        backendNotTheBottleneck: 'the direct path serves several times the requests/s of any proxied path with the same wrk, and the backend\'s CPU per request is reported beside the proxies\'',
+        ratios: "per round, requests/s of one path divided by another's in the same round; the median of those",
+        latency: "wrk's p50/p99 per path and round; the median over rounds",
+        cpu: "utime+stime from /proc over each counted window: the proxy's processes (HAProxy master and workers, nginx master and workers, caddy), edgelb's controller, the backend; machine busy = 1 - idle share of /proc/stat over the window (wrk, proxy, backend and the rest of the machine together)",
+        accessLog:
+          "lines and bytes each proxy wrote to its access-log file during the counted window (edgelb: lines of its stdout file that are not the controller's JSON)",
+        backendNotTheBottleneck:
+          "the direct path serves several times the requests/s of any proxied path with the same wrk, and the backend's CPU per request is reported beside the proxies'",
         machineSharedWith: 'other work on the machine (see loadAverage)',
         backendName: BACKEND_NAME,
       },
@@ -196,7 +231,10 @@ async function accessLines(file: string, from: number, skipControllerLines: bool
     const size = (await handle.stat()).size;
     const buffer = Buffer.alloc(Math.max(0, size - from));
     await handle.read(buffer, 0, buffer.length, from);
-    const lines = buffer.toString('utf8').split('\n').filter((l) => l !== '' && !(skipControllerLines && l.startsWith('{')));
+    const lines = buffer
+      .toString('utf8')
+      .split('\n')
+      .filter((l) => l !== '' && !(skipControllerLines && l.startsWith('{')));
     return { lines: lines.length, bytes: lines.reduce((s, l) => s + Buffer.byteLength(l) + 1, 0) };
   } finally {
     await handle.close();

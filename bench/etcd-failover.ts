@@ -27,7 +27,7 @@
  * Which member holds the watch is read from each member's /metrics (etcd 3.4's v3 and v2
  * watcher gauges; nothing else watches).
  */
-import { Etcd3 } from 'etcd3';
+import type { Etcd3 } from 'etcd3';
 import { startBackends } from './lib/backends.js';
 import { commandLine, footer, runBench, spread, type BenchContext, type ReportHeader, type Spread } from './lib/harness.js';
 import { explain, parseOptions, type IntOption } from './lib/args.js';
@@ -117,7 +117,8 @@ export async function run(args: readonly string[]): Promise<number> {
         cluster: '3 etcd 3.4 members on loopback (etcd defaults: 100 ms heartbeat, 1000 ms election timeout); v2 phase with --enable-v2',
         controller: `${o.from === 'dist' ? 'node dist/src/main.js run' : 'node --import tsx src/main.ts run'} (child process), ETCD_ENDPOINTS = every member, ETCD_API = the phase's API`,
         load: `${o.keepalive} keep-alive + ${o.fresh} new-connection closed-loop clients on ${STEADY_HOST} for the whole phase; a failure is a connection error, a timeout, a non-2xx answer or another backend`,
-        change: 'services/moving/virtual_hosts set to a new host (one key; a seamless reload); served = first answer for that host from the service backend, a new connection every ~2 ms',
+        change:
+          'services/moving/virtual_hosts set to a new host (one key; a seamless reload); served = first answer for that host from the service backend, a new connection every ~2 ms',
         rounds: `per API: ${o.rounds} kill rounds, each after a baseline round (no kill); in turn a follower holding the controller's watch (from etcd /metrics), the leader while the watch is elsewhere, the leader holding the watch (leadership arranged with etcd's MoveLeader)`,
         write: 'through the running members only, a fresh client, a new attempt every 25 ms until one is acknowledged (a member without a leader holds writes)',
         leaderElection: 'kill → the change acknowledged; "beyond election" = acknowledged → served',
@@ -129,7 +130,13 @@ export async function run(args: readonly string[]): Promise<number> {
   });
 }
 
-async function runPhase(ctx: BenchContext, api: EtcdApi, o: { rounds: number; keepalive: number; fresh: number; from: 'source' | 'dist' }, steady: string, moving: string) {
+async function runPhase(
+  ctx: BenchContext,
+  api: EtcdApi,
+  o: { rounds: number; keepalive: number; fresh: number; from: 'source' | 'dist' },
+  steady: string,
+  moving: string,
+) {
   const { log } = ctx;
   log(`${NAME}: ${api}: starting a 3-member etcd cluster and the controller`);
   const cluster = await startEtcdCluster(3, { enableV2: api === 'v2' });
@@ -164,9 +171,15 @@ async function runPhase(ctx: BenchContext, api: EtcdApi, o: { rounds: number; ke
     await linkService(target, controller.prefix, 'moving', { virtualHosts: hostOf(round) });
     await addInstance(target, controller.prefix, 'moving', 'moving-1', moving);
   }
-  for (const [host, backend] of [[STEADY_HOST, 'steady'], [hostOf(round), 'moving']] as const) {
+  for (const [host, backend] of [
+    [STEADY_HOST, 'steady'],
+    [hostOf(round), 'moving'],
+  ] as const) {
     await waitFor(async () => (await request({ port: controller.httpPort, path: '/', host, timeoutMs: 2000 })).backend === backend, {
-      timeoutMs: 60_000, intervalMs: 25, what: `the controller to route ${host} to ${backend}`, bail: check,
+      timeoutMs: 60_000,
+      intervalMs: 25,
+      what: `the controller to route ${host} to ${backend}`,
+      bail: check,
     });
   }
 
@@ -205,10 +218,13 @@ async function runPhase(ctx: BenchContext, api: EtcdApi, o: { rounds: number; ke
     rounds.push({ api, kind: 'baseline', ...(await change(undefined)) });
 
     const target = TARGETS[r % TARGETS.length]!;
-    const watching = await waitFor(async () => {
-      const found = await watchingMembers(cluster, api);
-      return found.length > 0 && found;
-    }, { timeoutMs: 10_000, what: `a member to hold the controller's ${api} watch`, bail: check });
+    const watching = await waitFor(
+      async () => {
+        const found = await watchingMembers(cluster, api);
+        return found.length > 0 && found;
+      },
+      { timeoutMs: 10_000, what: `a member to hold the controller's ${api} watch`, bail: check },
+    );
     const watchMember = watching[0]!;
     const elsewhere = [0, 1, 2].filter((i) => i !== watchMember)[Math.floor(r / TARGETS.length) % 2]!;
     if (target === 'leader-watch') await moveLeader(cluster, watchMember);
@@ -228,7 +244,10 @@ async function runPhase(ctx: BenchContext, api: EtcdApi, o: { rounds: number; ke
     // The next round starts with the controller watching again (it may have moved to another member).
     await waitFor(async () => (await watchingMembers(cluster, api)).length > 0, { timeoutMs: 20_000, what: `the controller's ${api} watch`, bail: check });
     const entry: Round = {
-      api, kind: 'kill', target, victim,
+      api,
+      kind: 'kill',
+      target,
+      victim,
       victimWasLeader: victim === leader,
       victimHeldWatch: watching.includes(victim),
       ...measured,
@@ -237,7 +256,9 @@ async function runPhase(ctx: BenchContext, api: EtcdApi, o: { rounds: number; ke
       restartMs,
     };
     rounds.push(entry);
-    log(`  ${api} ${r + 1}/${o.rounds}: killed member ${victim} (${entry.victimWasLeader ? 'leader' : 'follower'}${entry.victimHeldWatch ? ', held the watch' : ''}): acknowledged after ${entry.ackMs} ms, served after ${entry.servedMs} ms (${entry.afterAckMs} ms after the acknowledgement); baseline ${rounds.at(-2)!.afterAckMs} ms`);
+    log(
+      `  ${api} ${r + 1}/${o.rounds}: killed member ${victim} (${entry.victimWasLeader ? 'leader' : 'follower'}${entry.victimHeldWatch ? ', held the watch' : ''}): acknowledged after ${entry.ackMs} ms, served after ${entry.servedMs} ms (${entry.afterAckMs} ms after the acknowledgement); baseline ${rounds.at(-2)!.afterAckMs} ms`,
+    );
   }
   loadResult = await load.stop();
   const problems = controller.problems.slice(0, 50);
@@ -284,9 +305,7 @@ async function startController(api: EtcdApi, cluster: EtcdCluster, from: 'source
     if (level >= 40 && problems.length < 200) problems.push(entry);
     if (level >= 50) log(`  edgelb: ${msg}`);
   };
-  const args = from === 'dist'
-    ? [path.join(REPO_ROOT, 'dist', 'src', 'main.js'), 'run']
-    : ['--import', 'tsx', path.join(REPO_ROOT, 'src', 'main.ts'), 'run'];
+  const args = from === 'dist' ? [path.join(REPO_ROOT, 'dist', 'src', 'main.js'), 'run'] : ['--import', 'tsx', path.join(REPO_ROOT, 'src', 'main.ts'), 'run'];
   let proc: Child;
   try {
     proc = spawnChild('edgelb', process.execPath, args, {
@@ -349,7 +368,9 @@ function summarize(api: EtcdApi, rounds: readonly Round[], load: LoadResult, pro
     watchLostMs: of(list, (r) => r.watchLostMs),
     watchResumedMs: of(list, (r) => r.watchResumedMs),
   });
-  const connectionErrors = Object.entries(load.reasons).filter(([r]) => !r.startsWith('status ') && r !== 'wrong backend').reduce((s, [, n]) => s + n, 0);
+  const connectionErrors = Object.entries(load.reasons)
+    .filter(([r]) => !r.startsWith('status ') && r !== 'wrong backend')
+    .reduce((s, [, n]) => s + n, 0);
   return {
     api,
     requests: load.requests,
@@ -373,7 +394,12 @@ function summarize(api: EtcdApi, rounds: readonly Round[], load: LoadResult, pro
 
 type PhaseSummary = ReturnType<typeof summarize>;
 
-function markdown(phases: readonly PhaseSummary[], store: readonly StoreSummary[], header: ReportHeader, o: { rounds: number; keepalive: number; fresh: number }): string {
+function markdown(
+  phases: readonly PhaseSummary[],
+  store: readonly StoreSummary[],
+  header: ReportHeader,
+  o: { rounds: number; keepalive: number; fresh: number },
+): string {
   const s = (v: Spread | undefined) => (v === undefined ? '-' : `${v.median} / ${v.p90} / ${v.max}`);
   const s4 = (v: Spread | undefined) => (v === undefined ? '-' : `${v.median} / ${v.p90} / ${v.p99} / ${v.max}`);
   const row = (api: string, label: string, g: PhaseSummary['kills']) =>
@@ -397,17 +423,22 @@ function markdown(phases: readonly PhaseSummary[], store: readonly StoreSummary[
     '|---|---:|---:|---:|---:|---:|',
     ...phases.map((p) => `| ${p.api} | ${p.requests} | **${p.failed}** | ${p.connectionErrors} | ${p.badAnswers} | ${p.pollDisruptions} |`),
     '',
-    ...(store.length === 0 ? [] : [
-      '### The etcd layer alone: a follower holding the watch killed, the change written at once',
-      '',
-      '| API | kills | change acknowledged ms | watch resumed ms | change delivered to the watch, after the kill ms | after the acknowledgement ms |',
-      '|---|---:|---:|---:|---:|---:|',
-      ...store.map((p) => `| ${p.api} | ${p.kills} | ${s4(p.ackMs)} | ${s4(p.resumedMs)} | ${s4(p.deliveredMs)} | ${s4(p.beyondMs)} |`),
-      '',
-      'median / p90 / p99 / max; no HAProxy, kills in quick succession (each member restarted, then the next kill at once). v2 fails over inside one request: no resume to time.',
-      '',
-    ]),
-    ...phases.map((p) => `- ${p.api}: controller watch lost ${s(p.watchMemberKills.watchLostMs)} ms and resumed ${s(p.watchMemberKills.watchResumedMs)} ms after its member was killed; member restart → serving ${s(p.restartMs)} ms`),
+    ...(store.length === 0
+      ? []
+      : [
+          '### The etcd layer alone: a follower holding the watch killed, the change written at once',
+          '',
+          '| API | kills | change acknowledged ms | watch resumed ms | change delivered to the watch, after the kill ms | after the acknowledgement ms |',
+          '|---|---:|---:|---:|---:|---:|',
+          ...store.map((p) => `| ${p.api} | ${p.kills} | ${s4(p.ackMs)} | ${s4(p.resumedMs)} | ${s4(p.deliveredMs)} | ${s4(p.beyondMs)} |`),
+          '',
+          'median / p90 / p99 / max; no HAProxy, kills in quick succession (each member restarted, then the next kill at once). v2 fails over inside one request: no resume to time.',
+          '',
+        ]),
+    ...phases.map(
+      (p) =>
+        `- ${p.api}: controller watch lost ${s(p.watchMemberKills.watchLostMs)} ms and resumed ${s(p.watchMemberKills.watchResumedMs)} ms after its member was killed; member restart → serving ${s(p.restartMs)} ms`,
+    ),
     `- ${o.rounds} kill rounds per API, each after a baseline round; ${o.keepalive} keep-alive + ${o.fresh} new-connection clients`,
     ...footer(header),
   ].join('\n');
@@ -456,20 +487,26 @@ async function runStorePhase(ctx: BenchContext, api: EtcdApi, kills: number): Pr
     });
     for (let i = 1; i <= kills; i++) {
       ctx.check();
-      const watching = await waitFor(async () => {
-        const found = await watchingMembers(cluster, api);
-        return found.length > 0 && found;
-      }, { timeoutMs: 10_000, what: `a member to hold the ${api} watch` });
+      const watching = await waitFor(
+        async () => {
+          const found = await watchingMembers(cluster, api);
+          return found.length > 0 && found;
+        },
+        { timeoutMs: 10_000, what: `a member to hold the ${api} watch` },
+      );
       const victim = watching[0]!;
       if ((await cluster.leaderIndex()) === victim) await moveLeader(cluster, [0, 1, 2].find((m) => m !== victim)!);
       resumedAt = undefined;
       const killedAt = Date.now();
       await cluster.kill(victim);
       const written = await writeThroughSurvivors(cluster, api, `${prefix}/k`, `v${i}`);
-      await waitFor(() => {
-        if (lost) throw new Error(`the ${api} watch was lost: ${lost.message}`);
-        return latest.value === `v${i}`;
-      }, { timeoutMs: 20_000, intervalMs: 1, what: `v${i} to reach the ${api} watch` });
+      await waitFor(
+        () => {
+          if (lost) throw new Error(`the ${api} watch was lost: ${lost.message}`);
+          return latest.value === `v${i}`;
+        },
+        { timeoutMs: 20_000, intervalMs: 1, what: `v${i} to reach the ${api} watch` },
+      );
       results.push({
         victim,
         ackMs: written.ackedAt - killedAt,

@@ -26,15 +26,18 @@ const BENCHMARKS: Readonly<Record<string, Benchmark>> = {
     load: () => import('./no-drops.js'),
   },
   'data-plane': {
-    description: 'requests/s and latency (wrk) through edgelb vs a plain HAProxy, Caddy, nginx and the backend directly, access logs on and off, rotating rounds, as ratios',
+    description:
+      'requests/s and latency (wrk) through edgelb vs a plain HAProxy, Caddy, nginx and the backend directly, access logs on and off, rotating rounds, as ratios',
     load: () => import('./data-plane.js'),
   },
   readdress: {
-    description: 'a single-instance service whose instance moves between two live addresses under load (a redeploy keeping its name): failed requests, move → traffic time',
+    description:
+      'a single-instance service whose instance moves between two live addresses under load (a redeploy keeping its name): failed requests, move → traffic time',
     load: () => import('./readdress.js'),
   },
   'etcd-failover': {
-    description: '3-member etcd cluster, a member (the watch\'s, or the leader) killed under load: failed requests, leader election, change delay after the kill',
+    description:
+      "3-member etcd cluster, a member (the watch's, or the leader) killed under load: failed requests, leader election, change delay after the kill",
     load: () => import('./etcd-failover.js'),
   },
   'reload-hygiene': {

@@ -36,7 +36,13 @@ const OPTIONS = {
   keepalive: { flag: '--keepalive', help: 'keep-alive clients', default: 8, min: 0, max: 64 },
   fresh: { flag: '--new', help: 'new-connection clients', default: 8, min: 0, max: 64 },
   structural: { flag: '--structural-percent', help: 'share of structural changes, %', default: 20, min: 0, max: 100 },
-  checkMs: { flag: '--check-interval-ms', help: 'KONTENA_LB_CHECK_INTERVAL, ms: how soon a churned instance takes traffic', default: 200, min: 100, max: 10_000 },
+  checkMs: {
+    flag: '--check-interval-ms',
+    help: 'KONTENA_LB_CHECK_INTERVAL, ms: how soon a churned instance takes traffic',
+    default: 200,
+    min: 100,
+    max: 10_000,
+  },
   spacingMs: { flag: '--spacing-ms', help: 'extra pause after each change is applied, ms', default: 0, min: 0, max: 10_000 },
   seed: { flag: '--seed', help: 'random seed for the sequence of changes', default: 1, min: 0, max: 2 ** 31 - 1 },
 } satisfies Record<string, IntOption>;
@@ -78,16 +84,16 @@ export async function run(args: readonly string[]): Promise<number> {
     const pick = <T>(list: readonly T[]): T => list[Math.floor(random() * list.length)]!;
 
     const loaded = Array.from({ length: o.services }, (_, i) => `load${i}`);
-    const backendNames = [
-      ...loaded.flatMap((s) => [`${s}-stable`, ...Array.from({ length: POOL }, (_, j) => `${s}-pool${j}`)]),
-      'extra-0', 'extra-1',
-    ];
+    const backendNames = [...loaded.flatMap((s) => [`${s}-stable`, ...Array.from({ length: POOL }, (_, j) => `${s}-pool${j}`)]), 'extra-0', 'extra-1'];
     log(`${NAME}: starting ${backendNames.length} backends, etcd and the controller`);
     const backends: Backends = await startBackends(backendNames);
     ctx.defer(() => backends.close());
     const dead = new Map(await Promise.all(loaded.map(async (s) => [s, `127.0.0.1:${await freePort()}`] as const)));
     const stack: Stack = await startStack({
-      name: NAME, from: o.from, log, env: { KONTENA_LB_CHECK_INTERVAL: `${o.checkMs}ms` },
+      name: NAME,
+      from: o.from,
+      log,
+      env: { KONTENA_LB_CHECK_INTERVAL: `${o.checkMs}ms` },
     });
     ctx.defer(() => stack.stop());
     const check = () => {
@@ -96,17 +102,22 @@ export async function run(args: readonly string[]): Promise<number> {
     };
 
     // Every loaded service with its stable instance and every slot filled.
-    const slots = new Map(loaded.map((s) => [s, Array.from({ length: o.slots }, (_, j) => backends.byName(`${s}-pool${j % POOL}`).address as string | undefined)]));
+    const slots = new Map(
+      loaded.map((s) => [s, Array.from({ length: o.slots }, (_, j) => backends.byName(`${s}-pool${j % POOL}`).address as string | undefined)]),
+    );
     const initial: Record<string, string> = {};
     for (const s of loaded) {
       initial[`services/${s}/virtual_hosts`] = `${s}.bench.local`;
       initial[`services/${s}/upstreams/stable`] = backends.byName(`${s}-stable`).address;
-      slots.get(s)!.forEach((address, j) => (initial[`services/${s}/upstreams/c${j}`] = address!));
+      for (const [j, address] of slots.get(s)!.entries()) initial[`services/${s}/upstreams/c${j}`] = address!;
     }
     await stack.waitApplied(await stack.write(initial), 60_000);
     for (const s of loaded) {
       await waitFor(async () => (await request({ port: stack.httpPort, path: '/', host: `${s}.bench.local`, timeoutMs: 2000 })).status === 200, {
-        timeoutMs: 30_000, intervalMs: 50, what: `${s}.bench.local to answer 200`, bail: check,
+        timeoutMs: 30_000,
+        intervalMs: 50,
+        what: `${s}.bench.local to answer 200`,
+        bail: check,
       });
     }
 
@@ -127,14 +138,18 @@ export async function run(args: readonly string[]): Promise<number> {
         const options: ChangeKind[] = [];
         if (extras.length < MAX_EXTRA_SERVICES) options.push('service-add');
         if (extras.length > 0) options.push('service-remove');
-        options.push(...loaded.some((s) => aliases.get(s)!.length > 0) ? ['alias-add', 'alias-remove'] as const : ['alias-add'] as const);
+        options.push(...(loaded.some((s) => aliases.get(s)!.length > 0) ? (['alias-add', 'alias-remove'] as const) : (['alias-add'] as const)));
         const kind = extras.length === 0 ? 'service-add' : pick(options);
         if (kind === 'service-add') {
           const name = `extra${nextExtra++}`;
           extras.push(name);
           return {
-            kind, what: name,
-            writes: { [`services/${name}/virtual_hosts`]: `${name}.bench.local`, [`services/${name}/upstreams/e1`]: backends.byName(`extra-${nextExtra % 2}`).address },
+            kind,
+            what: name,
+            writes: {
+              [`services/${name}/virtual_hosts`]: `${name}.bench.local`,
+              [`services/${name}/upstreams/e1`]: backends.byName(`extra-${nextExtra % 2}`).address,
+            },
           };
         }
         if (kind === 'service-remove') {
@@ -145,7 +160,11 @@ export async function run(args: readonly string[]): Promise<number> {
         const list = aliases.get(service)!;
         if (kind === 'alias-add') list.push(`alias${nextAlias++}.bench.local`);
         else list.splice(Math.floor(random() * list.length), 1);
-        return { kind, what: `${service}: ${[`${service}.bench.local`, ...list].join(',')}`, writes: { [`services/${service}/virtual_hosts`]: [`${service}.bench.local`, ...list].join(',') } };
+        return {
+          kind,
+          what: `${service}: ${[`${service}.bench.local`, ...list].join(',')}`,
+          writes: { [`services/${service}/virtual_hosts`]: [`${service}.bench.local`, ...list].join(',') },
+        };
       }
       const service = pick(loaded);
       const serviceSlots = slots.get(service)!;
@@ -199,7 +218,11 @@ export async function run(args: readonly string[]): Promise<number> {
         log(`  change ${i}: ${(error as Error).message}`);
       }
       changes.push({
-        i, kind, what, revision, writtenAt,
+        i,
+        kind,
+        what,
+        revision,
+        writtenAt,
         action: applied?.action ?? 'unconfirmed',
         coalesced: applied !== undefined && applied.revision !== revision,
         appliedAt: applied?.seenAt,
@@ -225,17 +248,39 @@ export async function run(args: readonly string[]): Promise<number> {
 
     const served = Object.fromEntries(backendNames.map((n) => [n, (countsAfter[n] ?? 0) - (countsBefore[n] ?? 0)]));
     const servedBy = {
-      stable: sum(Object.entries(served).filter(([n]) => n.endsWith('-stable')).map(([, v]) => v)),
-      churned: sum(Object.entries(served).filter(([n]) => n.includes('-pool')).map(([, v]) => v)),
+      stable: sum(
+        Object.entries(served)
+          .filter(([n]) => n.endsWith('-stable'))
+          .map(([, v]) => v),
+      ),
+      churned: sum(
+        Object.entries(served)
+          .filter(([n]) => n.includes('-pool'))
+          .map(([, v]) => v),
+      ),
     };
-    const results = summarize({ changes, load: loadResult, actions, haproxyLog, served, servedBy, stack, loadStartedAt, changesStartedAt, changesEndedAt, loadEndedAt, options: o });
+    const results = summarize({
+      changes,
+      load: loadResult,
+      actions,
+      haproxyLog,
+      served,
+      servedBy,
+      stack,
+      loadStartedAt,
+      changesStartedAt,
+      changesEndedAt,
+      loadEndedAt,
+      options: o,
+    });
     return {
       out: o.out,
       command: commandLine(NAME, args),
       method: {
         stack: `etcd 3.4 and the controller (${o.from === 'dist' ? 'node dist/src/main.js run' : 'node --import tsx src/main.ts run'}) as child processes, HAProxy supervised by the controller; backends: node:http servers in one worker thread (keep-alive timeout 120 s, longer than HAProxy keeps idle server connections)`,
         load: `${o.keepalive} keep-alive clients (one connection reused until the server closes it) + ${o.fresh} new-connection clients (Connection: close), closed loops with no pause, raw HTTP/1.1 over loopback from ${loadResult.threads} worker threads (bench/lib/http-load.ts); each client cycles through the ${o.services} loaded services' hosts; request timeout 10 s`,
-        failure: 'a connection error (refused, reset), a connection closed before the complete response (on a reused keep-alive connection too), a timeout, a status other than 2xx, or an x-served-by from another service\'s backend',
+        failure:
+          "a connection error (refused, reset), a connection closed before the complete response (on a reused keep-alive connection too), a timeout, a status other than 2xx, or an x-served-by from another service's backend",
         services: `${o.services} loaded services, each with a stable instance never touched and ${o.slots} churned slots (all filled at the start) over ${POOL} live backends of its own plus one dead address (nothing listens; chosen 1 in ${DEAD_ONE_IN})`,
         changes: `${o.changes} changes, one etcd transaction each; ~${100 - o.structural}% instance (add to an empty slot; remove or move a filled one, 50/50), ~${o.structural}% structural (add a service extra<n> (not loaded, at most ${MAX_EXTRA_SERVICES}), remove one, add or remove an alias virtual host of a loaded service); seed ${o.seed}`,
         pacing: `the next change is written once the controller has logged the apply of the previous one's revision (timeout ${APPLY_TIMEOUT_MS / 1000} s)${o.spacingMs > 0 ? `, then ${o.spacingMs} ms more` : ', no extra pause'}`,
@@ -271,8 +316,16 @@ function summarize(input: SummaryInput) {
   const byAction = count(changes.map((c) => c.action));
   const applyMs = (action: string) => spread(changes.filter((c) => c.action === action && c.applyMs !== undefined).map((c) => c.applyMs!));
   const visibleMs = (action: string) => spread(changes.filter((c) => c.action === action && c.appliedAt !== undefined).map((c) => c.appliedAt! - c.writtenAt));
-  const connectionErrors = sum(Object.entries(load.reasons).filter(([r]) => !r.startsWith('status ') && r !== 'wrong backend').map(([, n]) => n));
-  const bad = sum(Object.entries(load.reasons).filter(([r]) => r.startsWith('status ') || r === 'wrong backend').map(([, n]) => n));
+  const connectionErrors = sum(
+    Object.entries(load.reasons)
+      .filter(([r]) => !r.startsWith('status ') && r !== 'wrong backend')
+      .map(([, n]) => n),
+  );
+  const bad = sum(
+    Object.entries(load.reasons)
+      .filter(([r]) => r.startsWith('status ') || r === 'wrong backend')
+      .map(([, n]) => n),
+  );
   const attributed = load.failures.map((f) => attribute(f, changes, input.loadStartedAt));
   return {
     durationS: round1((input.loadEndedAt - input.loadStartedAt) / 1000),
@@ -293,16 +346,22 @@ function summarize(input: SummaryInput) {
     },
     controllerApplies: input.actions,
     /** Instance changes the runtime API could not apply, so the controller reloaded instead (its warning, by reason). */
-    runtimeFallbacks: count(input.stack.controllerProblems
-      .filter((p) => String(p.msg ?? '').startsWith('runtime update not possible'))
-      .map((p) => String(p.err ?? '').replace(/http-\S+\/\S+/g, '<server>'))),
+    runtimeFallbacks: count(
+      input.stack.controllerProblems
+        .filter((p) => String(p.msg ?? '').startsWith('runtime update not possible'))
+        .map((p) => String(p.err ?? '').replace(/http-\S+\/\S+/g, '<server>')),
+    ),
     servedBy: input.servedBy,
     servedByBackend: input.served,
     haproxyLog: input.haproxyLog,
     controllerProblems: input.stack.controllerProblems.slice(0, 50),
     failuresByChangeKind: count(attributed.map((f) => f.lastChange?.kind ?? 'before any change')),
     failures: attributed.slice(0, 200),
-    changeLog: changes.map((c) => ({ ...c, writtenAt: c.writtenAt - input.loadStartedAt, appliedAt: c.appliedAt === undefined ? undefined : c.appliedAt - input.loadStartedAt })),
+    changeLog: changes.map((c) => ({
+      ...c,
+      writtenAt: c.writtenAt - input.loadStartedAt,
+      appliedAt: c.appliedAt === undefined ? undefined : c.appliedAt - input.loadStartedAt,
+    })),
   };
 }
 
@@ -321,16 +380,26 @@ function attribute(f: Failure, changes: readonly Change[], t0: number) {
     reason: f.reason,
     ...(f.detail ? { detail: f.detail } : {}),
     lastChange: last && {
-      i: last.i, kind: last.kind, what: last.what, action: last.action,
+      i: last.i,
+      kind: last.kind,
+      what: last.what,
+      action: last.action,
       msSinceWrite: f.at - last.writtenAt,
       msSinceApplied: last.appliedAt === undefined ? undefined : f.at - last.appliedAt,
     },
   };
 }
 
-function markdown(r: ReturnType<typeof summarize>, header: ReportHeader, o: { keepalive: number; fresh: number; services: number; slots: number; checkMs: number }): string {
+function markdown(
+  r: ReturnType<typeof summarize>,
+  header: ReportHeader,
+  o: { keepalive: number; fresh: number; services: number; slots: number; checkMs: number },
+): string {
   const ms = (s: { median: number; p99: number; n: number }) => (s.n === 0 ? '-' : `${s.median} / ${s.p99}`);
-  const reasons = Object.entries(r.load.reasons).map(([k, v]) => `${k} ×${v}`).join(', ') || 'none';
+  const reasons =
+    Object.entries(r.load.reasons)
+      .map(([k, v]) => `${k} ×${v}`)
+      .join(', ') || 'none';
   const kinds = r.changes.byKind;
   const instance = (kinds['instance-add'] ?? 0) + (kinds['instance-remove'] ?? 0) + (kinds['instance-move'] ?? 0);
   const structural = r.changes.total - instance;
@@ -345,15 +414,33 @@ function markdown(r: ReturnType<typeof summarize>, header: ReportHeader, o: { ke
     `| non-2xx or wrong backend | ${r.badAnswers} |`,
     `| changes applied | ${r.changes.total} in ${r.changesDurationS} s: instance ${instance} (add ${kinds['instance-add'] ?? 0}, remove ${kinds['instance-remove'] ?? 0}, move ${kinds['instance-move'] ?? 0}), structural ${structural} (service add ${kinds['service-add'] ?? 0}, remove ${kinds['service-remove'] ?? 0}, alias host add ${kinds['alias-add'] ?? 0}, remove ${kinds['alias-remove'] ?? 0}) |`,
     `| applied as (controller log) | runtime API ${r.changes.byAction.runtime ?? 0}, reload ${r.changes.byAction.reloaded ?? 0}, failed ${r.changes.byAction.failed ?? 0}, no apply logged ${r.changes.byAction.unconfirmed ?? 0}; coalesced ${r.changes.coalesced} |`,
-    `| instance changes reloaded instead (controller: "runtime update not possible") | ${Object.entries(r.runtimeFallbacks).map(([k, v]) => `${v}× ${k}`).join('; ') || 'none'} |`,
+    `| instance changes reloaded instead (controller: "runtime update not possible") | ${
+      Object.entries(r.runtimeFallbacks)
+        .map(([k, v]) => `${v}× ${k}`)
+        .join('; ') || 'none'
+    } |`,
     `| controller apply time, median / p99 ms | runtime ${ms(r.changes.applyMs.runtime)}; reload ${ms(r.changes.applyMs.reloaded)} |`,
     `| etcd write → apply logged, median / p99 ms | runtime ${ms(r.changes.writeToAppliedLogMs.runtime)}; reload ${ms(r.changes.writeToAppliedLogMs.reloaded)} |`,
     `| request latency p50 / p99 / max ms | keep-alive ${r.load.keepalive.latency.p50Ms} / ${r.load.keepalive.latency.p99Ms} / ${r.load.keepalive.latency.maxMs}; new connection ${r.load.new.latency.p50Ms} / ${r.load.new.latency.p99Ms} / ${r.load.new.latency.maxMs} |`,
     `| served by churned instances | ${r.servedBy.churned} of ${r.servedBy.stable + r.servedBy.churned} (${pct(r.servedBy.churned, r.servedBy.stable + r.servedBy.churned)}) |`,
-    `| HAProxy access log | ${r.haproxyLog.accessLines} lines: ${Object.entries(r.haproxyLog.byStatusClass).map(([k, v]) => `${k} ${v}`).join(', ')}; retried ${r.haproxyLog.retried} (redispatched ${r.haproxyLog.redispatched}; a request sent to an instance that is not listening would be retried); abnormal terminations ${Object.entries(r.haproxyLog.abnormalTermination).map(([k, v]) => `${k} ×${v}`).join(', ') || 'none'}; log lines HAProxy dropped (current worker) ${r.haproxyLog.droppedLogsCurrentWorker ?? '-'}; HAProxy warnings ${r.haproxyLog.warnings}, alerts ${r.haproxyLog.alerts} |`,
+    `| HAProxy access log | ${r.haproxyLog.accessLines} lines: ${Object.entries(r.haproxyLog.byStatusClass)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(
+        ', ',
+      )}; retried ${r.haproxyLog.retried} (redispatched ${r.haproxyLog.redispatched}; a request sent to an instance that is not listening would be retried); abnormal terminations ${
+      Object.entries(r.haproxyLog.abnormalTermination)
+        .map(([k, v]) => `${k} ×${v}`)
+        .join(', ') || 'none'
+    }; log lines HAProxy dropped (current worker) ${r.haproxyLog.droppedLogsCurrentWorker ?? '-'}; HAProxy warnings ${r.haproxyLog.warnings}, alerts ${r.haproxyLog.alerts} |`,
     '',
     `- ${o.services} loaded services, each with a stable instance plus ${o.slots} churned slots; ${o.keepalive} keep-alive + ${o.fresh} new-connection clients, closed loops; KONTENA_LB_CHECK_INTERVAL=${o.checkMs}ms; each change written once the previous one's apply was logged`,
-    ...(r.failed > 0 ? [`- failures by the change last written before them: ${Object.entries(r.failuresByChangeKind).map(([k, v]) => `${k} ×${v}`).join(', ')} (details in the JSON)`] : []),
+    ...(r.failed > 0
+      ? [
+          `- failures by the change last written before them: ${Object.entries(r.failuresByChangeKind)
+            .map(([k, v]) => `${k} ×${v}`)
+            .join(', ')} (details in the JSON)`,
+        ]
+      : []),
     ...footer(header),
   ].join('\n');
 }

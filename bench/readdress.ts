@@ -46,10 +46,13 @@ export async function run(args: readonly string[]): Promise<number> {
       ctx.check();
       stack.checkAlive();
     };
-    const [alpha, bravo] = backends.list as [typeof backends.list[0], typeof backends.list[0]];
+    const [alpha, bravo] = backends.list as [(typeof backends.list)[0], (typeof backends.list)[0]];
     await stack.waitApplied(await stack.write({ 'services/move/virtual_hosts': HOST, 'services/move/upstreams/move-1': alpha.address }), 60_000);
     await waitFor(async () => (await request({ port: stack.httpPort, path: '/', host: HOST, timeoutMs: 2000 })).backend === alpha.name, {
-      timeoutMs: 30_000, intervalMs: 20, what: `${HOST} to be served by alpha`, bail: check,
+      timeoutMs: 30_000,
+      intervalMs: 20,
+      what: `${HOST} to be served by alpha`,
+      bail: check,
     });
     const actionsBefore = stack.actionCounts();
 
@@ -112,7 +115,10 @@ export async function run(args: readonly string[]): Promise<number> {
   });
 }
 
-function markdown(r: { moves: number; requests: number; failed: number; perSecond: number; movedMs: Spread; reloadsDuringMoves: number; runtimeApplies: number }, header: ReportHeader): string {
+function markdown(
+  r: { moves: number; requests: number; failed: number; perSecond: number; movedMs: Spread; reloadsDuringMoves: number; runtimeApplies: number },
+  header: ReportHeader,
+): string {
   return [
     '## Re-address under load: a single instance moved between two live addresses',
     '',

@@ -69,13 +69,19 @@ export async function run(args: readonly string[]): Promise<number> {
       ctx.check();
       stack.checkAlive();
     };
-    await stack.waitApplied(await stack.write({
-      'services/load0/virtual_hosts': HOST,
-      'services/load0/upstreams/a': backends.byName('load0-a').address,
-      'services/load0/upstreams/b': backends.byName('load0-b').address,
-    }), 60_000);
+    await stack.waitApplied(
+      await stack.write({
+        'services/load0/virtual_hosts': HOST,
+        'services/load0/upstreams/a': backends.byName('load0-a').address,
+        'services/load0/upstreams/b': backends.byName('load0-b').address,
+      }),
+      60_000,
+    );
     await waitFor(async () => (await request({ port: stack.httpPort, path: '/', host: HOST, timeoutMs: 2000 })).status === 200, {
-      timeoutMs: 30_000, intervalMs: 50, what: `${HOST} to answer 200`, bail: check,
+      timeoutMs: 30_000,
+      intervalMs: 50,
+      what: `${HOST} to answer 200`,
+      bail: check,
     });
 
     const controllerPid = stack.controller.process.pid;
@@ -144,7 +150,9 @@ export async function run(args: readonly string[]): Promise<number> {
         latest = { requests: s.requests, failed: s.failed };
         const taken = await sample(i === o.reloads ? 'end' : `after ${i}`, i);
         samples.push(taken);
-        log(`  ${i}/${o.reloads} reloads: ${taken.haproxyProcesses} HAProxy processes (old workers ${taken.showProc?.oldWorkers ?? '?'}), HAProxy RSS ${mib(taken.haproxyRssKiB)} MiB, controller RSS ${mib(taken.controllerRssKiB)} MiB; ${s.requests} requests, ${s.failed} failed`);
+        log(
+          `  ${i}/${o.reloads} reloads: ${taken.haproxyProcesses} HAProxy processes (old workers ${taken.showProc?.oldWorkers ?? '?'}), HAProxy RSS ${mib(taken.haproxyRssKiB)} MiB, controller RSS ${mib(taken.controllerRssKiB)} MiB; ${s.requests} requests, ${s.failed} failed`,
+        );
       }
     }
     loadResult = await load.stop();
@@ -154,11 +162,14 @@ export async function run(args: readonly string[]): Promise<number> {
     const settleStarted = Date.now();
     let settled: Sample | undefined;
     try {
-      await waitFor(async () => {
-        const s = await sample('settled', o.reloads);
-        settled = s;
-        return s.haproxyProcesses === 2 && (s.showProc === undefined || s.showProc.oldWorkers === 0);
-      }, { timeoutMs: o.settleS * 1000, intervalMs: 200, what: 'old HAProxy workers to exit', bail: check });
+      await waitFor(
+        async () => {
+          const s = await sample('settled', o.reloads);
+          settled = s;
+          return s.haproxyProcesses === 2 && (s.showProc === undefined || s.showProc.oldWorkers === 0);
+        },
+        { timeoutMs: o.settleS * 1000, intervalMs: 200, what: 'old HAProxy workers to exit', bail: check },
+      );
     } catch (error) {
       stack.checkAlive();
       log(`  ${(error as Error).message}`);
@@ -168,7 +179,17 @@ export async function run(args: readonly string[]): Promise<number> {
     // HAProxy's last access-log lines may still be in the controller's stdout pipe.
     await sleep(1000);
     const info = await stack.showInfo();
-    const results = summarize({ samples, applied, processesAfterReload, load: loadResult, stack, settleMs, settledOk: settled?.haproxyProcesses === 2, info, sampleEvery: o.sampleEvery });
+    const results = summarize({
+      samples,
+      applied,
+      processesAfterReload,
+      load: loadResult,
+      stack,
+      settleMs,
+      settledOk: settled?.haproxyProcesses === 2,
+      info,
+      sampleEvery: o.sampleEvery,
+    });
     log(`${NAME}: ${loadResult.requests} requests, ${loadResult.failed} failed`);
     return {
       out: o.out,
@@ -210,7 +231,9 @@ function summarize(input: SummaryInput) {
   const durations = applied.map((a) => a?.durationMs).filter((d): d is number => d !== undefined);
   const windows = [];
   for (let i = 0; i < durations.length; i += input.sampleEvery) windows.push(spread(durations.slice(i, i + input.sampleEvery)).median);
-  const connectionErrors = Object.entries(load.reasons).filter(([r]) => !r.startsWith('status ') && r !== 'wrong backend').reduce((s, [, n]) => s + n, 0);
+  const connectionErrors = Object.entries(load.reasons)
+    .filter(([r]) => !r.startsWith('status ') && r !== 'wrong backend')
+    .reduce((s, [, n]) => s + n, 0);
   return {
     reloads: applied.length,
     appliedAs: actions,
@@ -250,7 +273,10 @@ function markdown(r: ReturnType<typeof summarize>, header: ReportHeader, o: { ke
   const m = (kib: number | undefined) => mib(kib);
   const mem = (name: string, v: { start: number | undefined; end: number | undefined; max: number; afterLoad: number | undefined }) =>
     `| ${name} | ${m(v.start)} | ${m(v.end)} | ${m(v.max)} | ${m(v.afterLoad)} |`;
-  const reasons = Object.entries(r.load.reasons).map(([k, v]) => `${k} ×${v}`).join(', ') || 'none';
+  const reasons =
+    Object.entries(r.load.reasons)
+      .map(([k, v]) => `${k} ×${v}`)
+      .join(', ') || 'none';
   return [
     '## Reload hygiene: structural reloads under load',
     '',
@@ -264,10 +290,22 @@ function markdown(r: ReturnType<typeof summarize>, header: ReportHeader, o: { ke
     mem('HAProxy master RSS, MiB', r.memoryKiB.masterRss),
     mem('controller RSS, MiB', r.memoryKiB.controllerRss),
     '',
-    `- HAProxy processes counted right after each reload: ${Object.entries(r.processes.afterEachReload).map(([n, c]) => `${n} processes ${c}×`).join(', ')}`,
-    `- reloads: ${r.reloads} (${Object.entries(r.appliedAs).map(([k, v]) => `${k} ${v}`).join(', ')}); master reload counter ${r.masterReloadCounter.start ?? '?'} → ${r.masterReloadCounter.end ?? '?'}; controller apply per reload median ${r.reloadApplyMs.median} ms, p99 ${r.reloadApplyMs.p99} ms; median per ${r.reloadApplyMedianMsPerWindow.length > 1 ? 'window' : 'run'}: ${r.reloadApplyMedianMsPerWindow.join(', ')} ms`,
+    `- HAProxy processes counted right after each reload: ${Object.entries(r.processes.afterEachReload)
+      .map(([n, c]) => `${n} processes ${c}×`)
+      .join(', ')}`,
+    `- reloads: ${r.reloads} (${Object.entries(r.appliedAs)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(
+        ', ',
+      )}); master reload counter ${r.masterReloadCounter.start ?? '?'} → ${r.masterReloadCounter.end ?? '?'}; controller apply per reload median ${r.reloadApplyMs.median} ms, p99 ${r.reloadApplyMs.p99} ms; median per ${r.reloadApplyMedianMsPerWindow.length > 1 ? 'window' : 'run'}: ${r.reloadApplyMedianMsPerWindow.join(', ')} ms`,
     `- requests: ${r.requests} (keep-alive ${r.load.keepalive.requests}, new connection ${r.load.new.requests}), **failed ${r.failed}** (connection errors ${r.connectionErrors}): ${reasons}; latency p50 / p99 / max ${r.load.latency.p50Ms} / ${r.load.latency.p99Ms} / ${r.load.latency.maxMs} ms`,
-    `- HAProxy access log: ${r.haproxyLog.accessLines} lines (${Object.entries(r.haproxyLog.byStatusClass).map(([k, v]) => `${k} ${v}`).join(', ')}); abnormal terminations ${Object.entries(r.haproxyLog.abnormalTermination).map(([k, v]) => `${k} ×${v}`).join(', ') || 'none'}; alerts ${r.haproxyLog.alerts}`,
+    `- HAProxy access log: ${r.haproxyLog.accessLines} lines (${Object.entries(r.haproxyLog.byStatusClass)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ')}); abnormal terminations ${
+      Object.entries(r.haproxyLog.abnormalTermination)
+        .map(([k, v]) => `${k} ×${v}`)
+        .join(', ') || 'none'
+    }; alerts ${r.haproxyLog.alerts}`,
     `- ${o.keepalive} keep-alive + ${o.fresh} new-connection clients, closed loops; each reload adds or removes a service, written once the previous apply was logged; memory: VmRSS counts pages shared between the master and its workers once per process, Pss shares them out`,
     ...footer(header),
   ].join('\n');

@@ -30,8 +30,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { sendCommand } from '../src/haproxy/master-cli.js';
 import {
-  freePort, REPO_ROOT, request, startController, startEtcd, startSampleBackend, waitFor,
-  type LocalController, type LogEntry,
+  freePort,
+  REPO_ROOT,
+  request,
+  startController,
+  startEtcd,
+  startSampleBackend,
+  waitFor,
+  type LocalController,
+  type LogEntry,
 } from '../scripts/lib/local-stack.js';
 import { commandLine, footer, runBench, spread, type Spread } from './lib/harness.js';
 import { haproxyProcesses, memoryOf, totalMemory } from './lib/processes.js';
@@ -62,12 +69,18 @@ interface SizeResult {
   readonly reloadsDuringChanges: number;
   /** Every sample in order (remove, add, and the applies of both interleaved), to see warm-up and pauses. */
   readonly samples: {
-    readonly removeMs: readonly number[]; readonly addMs: readonly number[]; readonly addListedMs: readonly number[]; readonly controllerApplyMs: readonly number[];
+    readonly removeMs: readonly number[];
+    readonly addMs: readonly number[];
+    readonly addListedMs: readonly number[];
+    readonly controllerApplyMs: readonly number[];
   };
 }
 
 export async function run(args: readonly string[]): Promise<number> {
-  let sizes: { services: number; instances: number }[] = [{ services: 1000, instances: 3 }, { services: 10_000, instances: 3 }];
+  let sizes: { services: number; instances: number }[] = [
+    { services: 1000, instances: 3 },
+    { services: 10_000, instances: 3 },
+  ];
   let samples = 30;
   let acmeModes = [false, true];
   let from: 'source' | 'dist' = 'source';
@@ -123,28 +136,40 @@ export async function run(args: readonly string[]): Promise<number> {
         startToRouted: 'spawn of `edgelb run` → first request answered by a sample backend',
         memory: 'VmRSS of the controller once serving and after the instance changes; VmRSS and Pss summed over the HAProxy master and workers, once serving',
         acme: 'on: KONTENA_LB_ACME_EMAIL/DIRECTORY/DIRECTORY_CA pointing at a local pebble; no service asks for a certificate (the per-change cost of ACME being on, not of an order)',
-        controllerApply: 'the controller\'s own logged durationMs of each runtime apply (0.1 ms): from taking the snapshot to the runtime commands sent, after the 25 ms quiet time',
+        controllerApply:
+          "the controller's own logged durationMs of each runtime apply (0.1 ms): from taking the snapshot to the runtime commands sent, after the 25 ms quiet time",
         remove: 'etcd delete of an instance on backend B → first of 10 consecutive requests answered by A only',
-        add: 'etcd put of a new instance on B → the first request answered by B (it gets traffic once the controller\'s first probe of it passes); also → listed by HAProxy\'s runtime (show servers state)',
-        checks: 'KONTENA_LB_CHECK_INTERVAL=30s; instances other than the sample backends point at closed loopback ports; the changes start once the controller has logged nothing for 1 s (HAProxy reports those instances DOWN at the start) and has no first probe pending (/status)',
+        add: "etcd put of a new instance on B → the first request answered by B (it gets traffic once the controller's first probe of it passes); also → listed by HAProxy's runtime (show servers state)",
+        checks:
+          'KONTENA_LB_CHECK_INTERVAL=30s; instances other than the sample backends point at closed loopback ports; the changes start once the controller has logged nothing for 1 s (HAProxy reports those instances DOWN at the start) and has no first probe pending (/status)',
       },
       results: { sizes: results },
-      markdown: (header) => [
-        '## Scale: services × instances',
-        '',
-        '| services | instances | ACME | first apply ms | start → routed ms | controller RSS MiB: serving / after changes | HAProxy RSS / PSS MiB | remove → traffic: median / p99 ms | add → traffic: median / p99 ms | add → listed: median / p99 ms | controller apply: median / p99 ms | reloads during changes |',
-        '|---:|---:|:---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
-        ...results.map((r) => `| ${r.services} | ${r.instances} | ${r.acme ? 'on' : 'off'} | ${r.firstApplyMs ?? '-'} | ${Math.round(r.startToRoutedMs)} | ${r.controllerRssMiB} / ${r.controllerRssAfterMiB} | ${r.haproxyRssMiB} / ${r.haproxyPssMiB ?? '-'} | ${r.removeMs.median} / ${r.removeMs.p99} | ${r.addMs.median} / ${r.addMs.p99} | ${r.addListedMs.median} / ${r.addListedMs.p99} | ${r.controllerApplyMs.median} / ${r.controllerApplyMs.p99} | ${r.reloadsDuringChanges} |`),
-        '',
-        ...footer(header),
-        `- ${samples} samples of each instance change per size, one at a time`,
-      ].join('\n'),
+      markdown: (header) =>
+        [
+          '## Scale: services × instances',
+          '',
+          '| services | instances | ACME | first apply ms | start → routed ms | controller RSS MiB: serving / after changes | HAProxy RSS / PSS MiB | remove → traffic: median / p99 ms | add → traffic: median / p99 ms | add → listed: median / p99 ms | controller apply: median / p99 ms | reloads during changes |',
+          '|---:|---:|:---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+          ...results.map(
+            (r) =>
+              `| ${r.services} | ${r.instances} | ${r.acme ? 'on' : 'off'} | ${r.firstApplyMs ?? '-'} | ${Math.round(r.startToRoutedMs)} | ${r.controllerRssMiB} / ${r.controllerRssAfterMiB} | ${r.haproxyRssMiB} / ${r.haproxyPssMiB ?? '-'} | ${r.removeMs.median} / ${r.removeMs.p99} | ${r.addMs.median} / ${r.addMs.p99} | ${r.addListedMs.median} / ${r.addListedMs.p99} | ${r.controllerApplyMs.median} / ${r.controllerApplyMs.p99} | ${r.reloadsDuringChanges} |`,
+          ),
+          '',
+          ...footer(header),
+          `- ${samples} samples of each instance change per size, one at a time`,
+        ].join('\n'),
     };
   });
 }
 
 async function measureSize(
-  size: number, perService: number, samples: number, acme: boolean, from: 'source' | 'dist', log: (line: string) => void, check: () => void,
+  size: number,
+  perService: number,
+  samples: number,
+  acme: boolean,
+  from: 'source' | 'dist',
+  log: (line: string) => void,
+  check: () => void,
 ): Promise<SizeResult> {
   const tempDir = await mkdtemp(path.join(os.tmpdir(), `edgelb-bench-scale-${size}-`));
   let controller: LocalController | undefined;
@@ -161,10 +186,11 @@ async function measureSize(
     for (let i = 0; i < size; i++) {
       entries.push([`services/s${i}/virtual_hosts`, `s${i}.scale.local`]);
       // The first `sampled` services serve from A and B; the rest point at a closed port.
-      const ups = i < sampled
-        ? [a.address, b.address, a.address].slice(0, Math.max(2, perService)) // one on A and one on B at least
-        : Array.from({ length: perService }, (_, j) => `127.0.${j}.${(i % 250) + 1}:${closedPort}`);
-      ups.forEach((address, j) => entries.push([`services/s${i}/upstreams/s${i}-${j}`, address]));
+      const ups =
+        i < sampled
+          ? [a.address, b.address, a.address].slice(0, Math.max(2, perService)) // one on A and one on B at least
+          : Array.from({ length: perService }, (_, j) => `127.0.${j}.${(i % 250) + 1}:${closedPort}`);
+      for (const [j, address] of ups.entries()) entries.push([`services/s${i}/upstreams/s${i}-${j}`, address]);
     }
     log(`scale ${size}: writing ${entries.length} keys to etcd`);
     for (let i = 0; i < entries.length; i += 128) {
@@ -187,26 +213,39 @@ async function measureSize(
       Object.assign(env, { KONTENA_LB_ACME_EMAIL: 'bench@example.com', KONTENA_LB_ACME_DIRECTORY: pebble.directoryUrl, KONTENA_LB_ACME_DIRECTORY_CA: caFile });
     }
     const spawnedAt = performance.now();
-    controller = withEnv(env, () => startController({
-      from, etcdEndpoint: etcd!.endpoint, etcdPath: prefix, httpPort,
-      httpsPort: otherPorts.https, statsPort: otherPorts.stats, adminPort: otherPorts.admin, stateDir, logLevel: 'info',
-      onLog: (entry: LogEntry) => {
-        lastLogAt = performance.now();
-        if (entry.msg === 'ACME leader: this replica orders certificates') acmeLeads = true;
-        if (typeof entry.revision === 'string' && typeof entry.action === 'string') {
-          applies.push({ revision: entry.revision, action: entry.action, durationMs: typeof entry.durationMs === 'number' ? entry.durationMs : undefined });
-        }
-        // HAProxy's own alerts ("no server available" for the services on closed ports) are expected here.
-        if (typeof entry.level === 'number' && entry.level >= 50 && entry.haproxy === undefined) log(`  edgelb: ${String(entry.msg)} ${String(entry.err ?? '')}`);
-      },
-    }));
+    controller = withEnv(env, () =>
+      startController({
+        from,
+        etcdEndpoint: etcd!.endpoint,
+        etcdPath: prefix,
+        httpPort,
+        httpsPort: otherPorts.https,
+        statsPort: otherPorts.stats,
+        adminPort: otherPorts.admin,
+        stateDir,
+        logLevel: 'info',
+        onLog: (entry: LogEntry) => {
+          lastLogAt = performance.now();
+          if (entry.msg === 'ACME leader: this replica orders certificates') acmeLeads = true;
+          if (typeof entry.revision === 'string' && typeof entry.action === 'string') {
+            applies.push({ revision: entry.revision, action: entry.action, durationMs: typeof entry.durationMs === 'number' ? entry.durationMs : undefined });
+          }
+          // HAProxy's own alerts ("no server available" for the services on closed ports) are expected here.
+          if (typeof entry.level === 'number' && entry.level >= 50 && entry.haproxy === undefined)
+            log(`  edgelb: ${String(entry.msg)} ${String(entry.err ?? '')}`);
+        },
+      }),
+    );
     const lb = controller;
     const alive = () => {
       check();
       if (lb.process.exited) throw new Error(`the controller exited:\n${lb.process.tail()}`);
     };
     await waitFor(async () => (await request({ port: httpPort, path: '/', host: 's0.scale.local', timeoutMs: 2000 })).backend !== undefined, {
-      timeoutMs: 120_000, intervalMs: 20, what: `s0.scale.local to be routed with ${size} services`, bail: alive,
+      timeoutMs: 120_000,
+      intervalMs: 20,
+      what: `s0.scale.local to be routed with ${size} services`,
+      bail: alive,
     });
     const startToRoutedMs = performance.now() - spawnedAt;
     // The apply's log line may arrive just after HAProxy already answers.
@@ -219,10 +258,13 @@ async function measureSize(
     // controller's log just after the start: a burst that is not part of any change.
     await waitFor(() => performance.now() - lastLogAt > 1000, { timeoutMs: 120_000, intervalMs: 100, what: 'the start-up log burst to end', bail: alive });
     // ...and the controller probes every server once at a start (those on closed ports fail).
-    await waitFor(async () => {
-      const status = await (await fetch(`http://127.0.0.1:${otherPorts.admin}/status`)).json() as { probes?: { pending: number } };
-      return (status.probes?.pending ?? 0) === 0;
-    }, { timeoutMs: 120_000, intervalMs: 200, what: 'the first probes of the start to finish', bail: alive });
+    await waitFor(
+      async () => {
+        const status = (await (await fetch(`http://127.0.0.1:${otherPorts.admin}/status`)).json()) as { probes?: { pending: number } };
+        return (status.probes?.pending ?? 0) === 0;
+      },
+      { timeoutMs: 120_000, intervalMs: 200, what: 'the first probes of the start to finish', bail: alive },
+    );
 
     const haproxy = await haproxyProcesses(lb.process.pid);
     const pids = [haproxy.master, ...haproxy.workers].filter((p) => p !== undefined).map((p) => p.pid);
@@ -243,17 +285,20 @@ async function measureSize(
       const removed = await etcd.client.delete().key(`${prefix}/services/s${i}/upstreams/s${i}-1`);
       let streakStart = 0;
       let streak = 0;
-      await waitFor(async () => {
-        const sentAt = performance.now();
-        const reply = await request({ port: httpPort, path: '/', host, timeoutMs: 2000 });
-        if (reply.backend === 'alpha') {
-          if (streak === 0) streakStart = sentAt;
-          streak++;
-        } else {
-          streak = 0;
-        }
-        return streak >= 10;
-      }, { timeoutMs: 20_000, intervalMs: 1, what: `${host} to stop reaching bravo`, bail: alive });
+      await waitFor(
+        async () => {
+          const sentAt = performance.now();
+          const reply = await request({ port: httpPort, path: '/', host, timeoutMs: 2000 });
+          if (reply.backend === 'alpha') {
+            if (streak === 0) streakStart = sentAt;
+            streak++;
+          } else {
+            streak = 0;
+          }
+          return streak >= 10;
+        },
+        { timeoutMs: 20_000, intervalMs: 1, what: `${host} to stop reaching bravo`, bail: alive },
+      );
       removeMs.push(streakStart - t0);
       applyMs.push(await appliedDuration(applies, String(removed.header.revision), alive));
 
@@ -263,13 +308,16 @@ async function measureSize(
       const added = await etcd.client.put(`${prefix}/services/s${i}/upstreams/s${i}-new`).value(b.address);
       let listedAt: number | undefined;
       let reachedAt = 0;
-      await waitFor(async () => {
-        if (listedAt === undefined && (await sendCommand(socket, `show servers state http-s${i}`)).includes(` s${i}-new `)) listedAt = performance.now();
-        const sentAt = performance.now();
-        if ((await request({ port: httpPort, path: '/', host, timeoutMs: 2000 })).backend !== 'bravo') return false;
-        reachedAt = sentAt;
-        return true;
-      }, { timeoutMs: 20_000, intervalMs: 1, what: `${host} to reach s${i}-new on bravo`, bail: alive });
+      await waitFor(
+        async () => {
+          if (listedAt === undefined && (await sendCommand(socket, `show servers state http-s${i}`)).includes(` s${i}-new `)) listedAt = performance.now();
+          const sentAt = performance.now();
+          if ((await request({ port: httpPort, path: '/', host, timeoutMs: 2000 })).backend !== 'bravo') return false;
+          reachedAt = sentAt;
+          return true;
+        },
+        { timeoutMs: 20_000, intervalMs: 1, what: `${host} to reach s${i}-new on bravo`, bail: alive },
+      );
       addListedMs.push((listedAt ?? reachedAt) - t0);
       addMs.push(reachedAt - t0);
       applyMs.push(await appliedDuration(applies, String(added.header.revision), alive));
@@ -306,11 +354,16 @@ async function measureSize(
 }
 
 async function appliedDuration(
-  applies: readonly { revision: string; action: string; durationMs: number | undefined }[], revision: string, alive: () => void,
+  applies: readonly { revision: string; action: string; durationMs: number | undefined }[],
+  revision: string,
+  alive: () => void,
 ): Promise<number> {
   const target = BigInt(revision);
   const record = await waitFor(() => applies.find((x) => BigInt(x.revision) >= target), {
-    timeoutMs: 20_000, intervalMs: 2, what: `the apply of revision ${revision}`, bail: alive,
+    timeoutMs: 20_000,
+    intervalMs: 2,
+    what: `the apply of revision ${revision}`,
+    bail: alive,
   });
   return record.durationMs ?? NaN;
 }

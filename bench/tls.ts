@@ -68,7 +68,13 @@ function parseArgs(args: readonly string[]): Options | string {
   const values: Record<keyof typeof DEFAULTS, number> = { ...DEFAULTS };
   let out = path.join(REPO_ROOT, 'bench', 'results', 'tls.json');
   const flags: Record<string, keyof typeof DEFAULTS> = {
-    '--samples': 'samples', '-n': 'samples', '--clients': 'clients', '--duration': 'durationS', '--rounds': 'rounds', '--many': 'many', '--swaps': 'swaps',
+    '--samples': 'samples',
+    '-n': 'samples',
+    '--clients': 'clients',
+    '--duration': 'durationS',
+    '--rounds': 'rounds',
+    '--many': 'many',
+    '--swaps': 'swaps',
   };
   for (let i = 0; i < args.length; i++) {
     let arg = args[i]!;
@@ -194,9 +200,9 @@ export async function run(args: readonly string[]): Promise<number> {
     const one = await makeLeaf({ names: ['one.bench.test'], issuer: ca });
     const swapVersions: LeafCert[] = [];
     for (let i = 0; i < options.swaps + 1; i += 8) {
-      swapVersions.push(...(await Promise.all(
-        Array.from({ length: Math.min(8, options.swaps + 1 - i) }, () => makeLeaf({ names: ['swap.bench.test'], issuer: ca })),
-      )));
+      swapVersions.push(
+        ...(await Promise.all(Array.from({ length: Math.min(8, options.swaps + 1 - i) }, () => makeLeaf({ names: ['swap.bench.test'], issuer: ca })))),
+      );
     }
     const certGenerationMs = Math.round(performance.now() - certStarted);
     log(`tls: ${options.many + latencyLeaves.length + swapVersions.length + 1} certificates made in ${(certGenerationMs / 1000).toFixed(1)} s`);
@@ -213,14 +219,19 @@ export async function run(args: readonly string[]): Promise<number> {
       const lb = await startTestEdgelb(etcd!, { KONTENA_LB_CERTS_DIR: await certsDir(leaves), LOG_LEVEL: 'info' });
       lbs.push(lb);
       await lbReady(lb);
-      await settled(lb, await putKeys(etcd!, lb, {
-        'services/bench/virtual_hosts': 'swap.bench.test,one.bench.test',
-        'services/bench/upstreams/one': backend!.address,
-      }), 60_000);
+      await settled(
+        lb,
+        await putKeys(etcd!, lb, {
+          'services/bench/virtual_hosts': 'swap.bench.test,one.bench.test',
+          'services/bench/upstreams/one': backend!.address,
+        }),
+        60_000,
+      );
       await waitFor(() => lb.controller.status().certs.served.length === leaves.length, { timeoutMs: 60_000, what: `${leaves.length} certificates served` });
       const probe = leaves[Math.floor(leaves.length / 2)]!;
       await waitFor(async () => (await handshake(lb.config.httpsPort, { servername: probe.names[0] })).cert.fingerprint256 === fingerprintOf(probe.certPem), {
-        timeoutMs: 30_000, what: 'the HTTPS listener to serve the loaded certificates',
+        timeoutMs: 30_000,
+        what: 'the HTTPS listener to serve the loaded certificates',
       });
       return { lb, readyMs: Math.round(performance.now() - t0) };
     };
@@ -444,16 +455,26 @@ async function handshakeRate(lb: TestEdgelb, leaves: readonly LeafCert[], option
     return new Worker(WORKER, { eval: true, workerData: { port: lb.config.httpsPort, names, fingerprints, concurrency, durationMs, checkEvery: CHECK_EVERY } });
   });
   try {
-    await Promise.all(workers.map((w) => new Promise<void>((resolve, reject) => {
-      w.once('message', () => resolve());
-      w.once('error', reject);
-    })));
+    await Promise.all(
+      workers.map(
+        (w) =>
+          new Promise<void>((resolve, reject) => {
+            w.once('message', () => resolve());
+            w.once('error', reject);
+          }),
+      ),
+    );
     const cpuBefore = await haproxyCpuSeconds(lb);
     const clientBefore = process.cpuUsage();
-    const results = Promise.all(workers.map((w) => new Promise<WorkerResult>((resolve, reject) => {
-      w.once('message', (m: WorkerResult) => resolve(m));
-      w.once('error', reject);
-    })));
+    const results = Promise.all(
+      workers.map(
+        (w) =>
+          new Promise<WorkerResult>((resolve, reject) => {
+            w.once('message', (m: WorkerResult) => resolve(m));
+            w.once('error', reject);
+          }),
+      ),
+    );
     for (const w of workers) w.postMessage('go');
     const all = await results;
     const client = process.cpuUsage(clientBefore);
@@ -532,18 +553,14 @@ async function haproxyCpuSeconds(lb: TestEdgelb): Promise<number | undefined> {
 
 // ---------------------------------------------------------------- (c) swaps under load
 
-async function swapUnderLoad(
-  etcd: EtcdServer,
-  lb: TestEdgelb,
-  versions: readonly LeafCert[],
-  ca: CertAuthority,
-  checkAlive: () => void,
-): Promise<SwapResult> {
+async function swapUnderLoad(etcd: EtcdServer, lb: TestEdgelb, versions: readonly LeafCert[], ca: CertAuthority, checkAlive: () => void): Promise<SwapResult> {
   const port = lb.config.httpsPort;
   const serves = async (leaf: LeafCert, timeoutMs: number) => {
     const want = fingerprintOf(leaf.certPem);
     await waitFor(async () => (await handshake(port, { servername: 'swap.bench.test' })).cert.fingerprint256 === want, {
-      timeoutMs, intervalMs: POLL_INTERVAL_MS, what: 'swap.bench.test to be served the new certificate',
+      timeoutMs,
+      intervalMs: POLL_INTERVAL_MS,
+      what: 'swap.bench.test to be served the new certificate',
     });
   };
   await settled(lb, await putKeys(etcd, lb, { 'certs/swap': versions[0]!.bundlePem }));
@@ -551,7 +568,12 @@ async function swapUnderLoad(
   await lb.controller.whenIdle();
   const before = lb.controller.status().counters;
   const load = startHttpsLoad({
-    port, servername: 'swap.bench.test', backend: 'bench', newConnectionClients: 4, keepAliveClients: 2, ca: ca.certPem,
+    port,
+    servername: 'swap.bench.test',
+    backend: 'bench',
+    newConnectionClients: 4,
+    keepAliveClients: 2,
+    ca: ca.certPem,
   });
   const visible: number[] = [];
   const t0 = performance.now();
@@ -602,7 +624,6 @@ function summarize(values: readonly number[]): Stats {
   };
 }
 
-
 interface Report {
   readonly date: string;
   readonly command: string;
@@ -626,10 +647,18 @@ function markdown(report: Report, options: Options): string {
     '',
     '| measure | certificates loaded | n | median | p90 | p99 | min | max | notes |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---|',
-    ...latency.map((l) =>
-      `| (a) vault write → served to a client with that SNI (ms) | ${l.certsLoaded} | ${l.n} | ${ms(l.medianMs)} | ${ms(l.p90Ms)} | ${ms(l.p99Ms)} | ${ms(l.minMs)} | ${ms(l.maxMs)} | controller apply median ${ms(l.applyMedianMs)} ms; ${Object.entries(l.actions).map(([a, n]) => `${a} ×${n}`).join(', ')} |`),
-    ...handshakes.map((h) =>
-      `| (b) full TLS handshakes per second | ${h.certsLoaded} | ${h.handshakes} | **${h.perSecond}/s** | | | | | rounds ${h.rounds.map((r) => `${r}/s`).join(', ')}; ${h.clients} clients / ${h.threads} threads, ${h.durationS} s in all; handshake median ${ms(h.handshakeLatency.medianMs)} ms, p99 ${ms(h.handshakeLatency.p99Ms)} ms; HAProxy CPU ${h.haproxyCpuS ?? '-'} s (${h.perHaproxyCpuS ?? '-'} handshakes/CPU-s), client CPU ${h.clientCpuS} s; failures ${h.failures}, wrong cert ${h.wrongCert} of ${h.checked} checked, resumed ${h.resumed} |`),
+    ...latency.map(
+      (l) =>
+        `| (a) vault write → served to a client with that SNI (ms) | ${l.certsLoaded} | ${l.n} | ${ms(l.medianMs)} | ${ms(l.p90Ms)} | ${ms(l.p99Ms)} | ${ms(l.minMs)} | ${ms(l.maxMs)} | controller apply median ${ms(l.applyMedianMs)} ms; ${Object.entries(
+          l.actions,
+        )
+          .map(([a, n]) => `${a} ×${n}`)
+          .join(', ')} |`,
+    ),
+    ...handshakes.map(
+      (h) =>
+        `| (b) full TLS handshakes per second | ${h.certsLoaded} | ${h.handshakes} | **${h.perSecond}/s** | | | | | rounds ${h.rounds.map((r) => `${r}/s`).join(', ')}; ${h.clients} clients / ${h.threads} threads, ${h.durationS} s in all; handshake median ${ms(h.handshakeLatency.medianMs)} ms, p99 ${ms(h.handshakeLatency.p99Ms)} ms; HAProxy CPU ${h.haproxyCpuS ?? '-'} s (${h.perHaproxyCpuS ?? '-'} handshakes/CPU-s), client CPU ${h.clientCpuS} s; failures ${h.failures}, wrong cert ${h.wrongCert} of ${h.checked} checked, resumed ${h.resumed} |`,
+    ),
     `| (b) ratio: ${many?.certsLoaded ?? options.many} certificates / 1 | | | **${handshakeRatio.toFixed(3)}** | | | | | per HAProxy CPU-s: ${one?.perHaproxyCpuS && many?.perHaproxyCpuS ? (many.perHaproxyCpuS / one.perHaproxyCpuS).toFixed(3) : '-'} |`,
     `| (c) certificate swaps under HTTPS load: requests / **failures** | 1 + swapped | ${swap.swaps} swaps | ${swap.requests} / **${swap.failures}** | | | | | ${swap.newConnection.requests} new-connection + ${swap.keepAlive.requests} keep-alive requests in ${swap.durationS} s; ${swap.certsSeen} certificates seen; reloads ${swap.reloads}, runtime updates ${swap.runtimeUpdates} |`,
     `| (c) swap: vault write → new certificate served, under load (ms) | 1 | ${swap.swapVisibleMs.n} | ${ms(swap.swapVisibleMs.medianMs)} | ${ms(swap.swapVisibleMs.p90Ms)} | ${ms(swap.swapVisibleMs.p99Ms)} | ${ms(swap.swapVisibleMs.minMs)} | ${ms(swap.swapVisibleMs.maxMs)} | |`,

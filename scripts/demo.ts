@@ -13,8 +13,18 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import {
-  formatLogEntry, freePort, portIsFree, REPO_ROOT, request, startController, startEtcd, startSampleBackend, waitFor,
-  type LocalController, type LocalEtcd, type SampleBackend,
+  formatLogEntry,
+  freePort,
+  portIsFree,
+  REPO_ROOT,
+  request,
+  startController,
+  startEtcd,
+  startSampleBackend,
+  waitFor,
+  type LocalController,
+  type LocalEtcd,
+  type SampleBackend,
 } from './lib/local-stack.js';
 
 const PREFIX = '/kontena/haproxy/demo';
@@ -135,7 +145,11 @@ async function main(): Promise<number> {
     const stateDir = path.join(tempDir, 'state');
     await mkdir(etcdDir, { recursive: true, mode: 0o700 });
 
-    const etcd = await step('starting etcd', () => startEtcd(etcdDir), (e) => `${e.endpoint}, pid ${e.process.pid}`);
+    const etcd = await step(
+      'starting etcd',
+      () => startEtcd(etcdDir),
+      (e) => `${e.endpoint}, pid ${e.process.pid}`,
+    );
     demo.etcd = etcd;
     demo.onCleanup('etcd', () => etcd.stop());
 
@@ -197,34 +211,47 @@ async function main(): Promise<number> {
       (c) => `pid ${c.process.pid}, HTTP port ${httpPort}`,
     );
 
-    await step('registering routes in etcd', async () => {
-      const put = (key: string, value: string) => etcd.client.put(`${PREFIX}/${key}`).value(value);
-      await put('services/web/virtual_hosts', 'www.demo.local');
-      await put('services/web/upstreams/web-1', alpha.address);
-      await put('services/web/upstreams/web-2', bravo.address);
-      await put('services/api/virtual_path', '/api');
-      await put('services/api/upstreams/api-1', bravo.address);
-    }, () => 'services web and api');
+    await step(
+      'registering routes in etcd',
+      async () => {
+        const put = (key: string, value: string) => etcd.client.put(`${PREFIX}/${key}`).value(value);
+        await put('services/web/virtual_hosts', 'www.demo.local');
+        await put('services/web/upstreams/web-1', alpha.address);
+        await put('services/web/upstreams/web-2', bravo.address);
+        await put('services/api/virtual_path', '/api');
+        await put('services/api/upstreams/api-1', bravo.address);
+      },
+      () => 'services web and api',
+    );
 
     await step('waiting for the routes to answer', async () => {
       const deadline = Date.now() + ROUTE_DEADLINE_MS;
       const bail = () => {
         if (controller.process.exited) throw new Error(`edgelb exited:\n${controller.process.tail()}`);
       };
-      await waitFor(async () => {
-        const r = await request({ port: httpPort, path: '/', host: 'www.demo.local', timeoutMs: 2000 });
-        return r.status === 200 && (r.backend === 'alpha' || r.backend === 'bravo');
-      }, { timeoutMs: deadline - Date.now(), intervalMs: 25, bail, what: 'http://www.demo.local/ to answer from alpha or bravo' });
-      await waitFor(async () => {
-        const r = await request({ port: httpPort, path: '/api/hello', host: '127.0.0.1', timeoutMs: 2000 });
-        return r.status === 200 && r.backend === 'bravo';
-      }, { timeoutMs: Math.max(1000, deadline - Date.now()), intervalMs: 25, bail, what: '/api/hello to answer from bravo' });
+      await waitFor(
+        async () => {
+          const r = await request({ port: httpPort, path: '/', host: 'www.demo.local', timeoutMs: 2000 });
+          return r.status === 200 && (r.backend === 'alpha' || r.backend === 'bravo');
+        },
+        { timeoutMs: deadline - Date.now(), intervalMs: 25, bail, what: 'http://www.demo.local/ to answer from alpha or bravo' },
+      );
+      await waitFor(
+        async () => {
+          const r = await request({ port: httpPort, path: '/api/hello', host: '127.0.0.1', timeoutMs: 2000 });
+          return r.status === 200 && r.backend === 'bravo';
+        },
+        { timeoutMs: Math.max(1000, deadline - Date.now()), intervalMs: 25, bail, what: '/api/hello to answer from bravo' },
+      );
     });
 
     // A self-signed certificate for www.demo.local, for the operator to import into the vault:
     // the same `edgelb cert import` as in production, and HTTPS is served within a moment.
-    const tls = await step('making a demo certificate for www.demo.local (openssl)', () => makeDemoCertificate(tempDir),
-      (t) => path.relative(process.cwd(), t.bundle) || t.bundle);
+    const tls = await step(
+      'making a demo certificate for www.demo.local (openssl)',
+      () => makeDemoCertificate(tempDir),
+      (t) => path.relative(process.cwd(), t.bundle) || t.bundle,
+    );
 
     const etcdctl = `ETCDCTL_API=3 etcdctl --endpoints=${etcd.endpoint}`;
     const addAlpha = `${etcdctl} put ${PREFIX}/services/api/upstreams/api-2 ${alpha.address}`;
@@ -265,43 +292,65 @@ async function main(): Promise<number> {
     out(`  curl http://127.0.0.1:${adminPort}/metrics`);
 
     if (options.check) {
-      await step('checking the routes', async () => {
-        const seen = new Set<string>();
-        for (let i = 0; i < 6; i++) {
-          const r = await request({ port: httpPort, path: `/check/${i}`, host: 'WWW.demo.local:80' });
-          if (r.status !== 200 || !r.backend) throw new Error(`www.demo.local answered ${r.status} without a backend`);
-          if (r.backendPath !== `/check/${i}`) throw new Error(`web: backend received ${r.backendPath}, expected /check/${i}`);
-          seen.add(r.backend);
-        }
-        if (seen.size !== 2) throw new Error(`web: expected alpha and bravo to take turns, saw only ${[...seen].join(', ')}`);
-        const api = await request({ port: httpPort, path: '/api/hello?x=1', host: 'anything.example' });
-        if (api.status !== 200 || api.backend !== 'bravo' || api.backendPath !== '/hello?x=1') {
-          throw new Error(`api: got ${api.status} from ${api.backend ?? 'no backend'} for ${api.backendPath ?? '?'}`);
-        }
-        const none = await request({ port: httpPort, path: '/', host: 'nothing.example' });
-        if (none.status !== 503) throw new Error(`a request matching no service answered ${none.status}, expected 503`);
-      }, () => 'web: alpha+bravo, api: bravo with /api stripped, no route: 503');
+      await step(
+        'checking the routes',
+        async () => {
+          const seen = new Set<string>();
+          for (let i = 0; i < 6; i++) {
+            const r = await request({ port: httpPort, path: `/check/${i}`, host: 'WWW.demo.local:80' });
+            if (r.status !== 200 || !r.backend) throw new Error(`www.demo.local answered ${r.status} without a backend`);
+            if (r.backendPath !== `/check/${i}`) throw new Error(`web: backend received ${r.backendPath}, expected /check/${i}`);
+            seen.add(r.backend);
+          }
+          if (seen.size !== 2) throw new Error(`web: expected alpha and bravo to take turns, saw only ${[...seen].join(', ')}`);
+          const api = await request({ port: httpPort, path: '/api/hello?x=1', host: 'anything.example' });
+          if (api.status !== 200 || api.backend !== 'bravo' || api.backendPath !== '/hello?x=1') {
+            throw new Error(`api: got ${api.status} from ${api.backend ?? 'no backend'} for ${api.backendPath ?? '?'}`);
+          }
+          const none = await request({ port: httpPort, path: '/', host: 'nothing.example' });
+          if (none.status !== 503) throw new Error(`a request matching no service answered ${none.status}, expected 503`);
+        },
+        () => 'web: alpha+bravo, api: bravo with /api stripped, no route: 503',
+      );
 
-      await step('checking a live change (the printed etcdctl put)', async () => {
-        await runShell(addAlpha);
-        await waitFor(async () => {
-          const r = await request({ port: httpPort, path: '/api/x', host: 'localhost' });
-          return r.backend === 'alpha';
-        }, { timeoutMs: 15_000, intervalMs: 10, what: 'alpha to answer /api after the etcdctl put' });
-      }, () => 'alpha now serves /api too');
+      await step(
+        'checking a live change (the printed etcdctl put)',
+        async () => {
+          await runShell(addAlpha);
+          await waitFor(
+            async () => {
+              const r = await request({ port: httpPort, path: '/api/x', host: 'localhost' });
+              return r.backend === 'alpha';
+            },
+            { timeoutMs: 15_000, intervalMs: 10, what: 'alpha to answer /api after the etcdctl put' },
+          );
+        },
+        () => 'alpha now serves /api too',
+      );
 
-      await step('checking TLS (the printed cert import and curl)', async () => {
-        await runShell(importCert);
-        await waitFor(async () => {
-          const body = await runShell(curlTls).catch(() => undefined);
-          return body !== undefined && /alpha|bravo/.test(body);
-        }, { timeoutMs: 15_000, intervalMs: 50, what: `${curlTls} to answer from web` });
-      }, () => `https://www.demo.local:${httpsPort}/ answers with the demo certificate`);
+      await step(
+        'checking TLS (the printed cert import and curl)',
+        async () => {
+          await runShell(importCert);
+          await waitFor(
+            async () => {
+              const body = await runShell(curlTls).catch(() => undefined);
+              return body !== undefined && /alpha|bravo/.test(body);
+            },
+            { timeoutMs: 15_000, intervalMs: 50, what: `${curlTls} to answer from web` },
+          );
+        },
+        () => `https://www.demo.local:${httpsPort}/ answers with the demo certificate`,
+      );
 
-      await step('checking edgelb status (the printed command)', async () => {
-        const text = await runShell(status);
-        if (!/: healthy\n/.test(text) || !/\bweb +http +www\.demo\.local/.test(text)) throw new Error(`unexpected status output:\n${text}`);
-      }, () => 'healthy, services listed');
+      await step(
+        'checking edgelb status (the printed command)',
+        async () => {
+          const text = await runShell(status);
+          if (!/: healthy\n/.test(text) || !/\bweb +http +www\.demo\.local/.test(text)) throw new Error(`unexpected status output:\n${text}`);
+        },
+        () => 'healthy, services listed',
+      );
 
       out();
       out('OK');
@@ -350,9 +399,30 @@ async function makeDemoCertificate(dir: string): Promise<{ bundle: string; cert:
   const key = path.join(tlsDir, 'www.demo.local.key');
   const bundle = path.join(tlsDir, 'www.demo.local.pem');
   await new Promise<void>((resolve, reject) => {
-    execFile('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '30',
-      '-subj', '/CN=www.demo.local', '-addext', 'subjectAltName=DNS:www.demo.local', '-keyout', key, '-out', cert],
-    { timeout: 15_000 }, (error, _stdout, stderr) => (error ? reject(new Error(`openssl: ${stderr.trim() || error.message}`)) : resolve()));
+    execFile(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-days',
+        '30',
+        '-subj',
+        '/CN=www.demo.local',
+        '-addext',
+        'subjectAltName=DNS:www.demo.local',
+        '-keyout',
+        key,
+        '-out',
+        cert,
+      ],
+      { timeout: 15_000 },
+      (error, _stdout, stderr) => (error ? reject(new Error(`openssl: ${stderr.trim() || error.message}`)) : resolve()),
+    );
   });
   await writeFile(bundle, `${await readFile(cert, 'utf8')}${await readFile(key, 'utf8')}`, { mode: 0o600 });
   return { bundle, cert };

@@ -12,7 +12,8 @@ import type { InvalidEffect, ServiceSection } from '../src/model/keyspace-rows.j
  *   node --import tsx scripts/keyspace-table.ts --write  rewrites them in README.md
  */
 
-export const BEGIN = '<!-- keyspace:begin (generated from src/model/keyspace.ts by `node --import tsx scripts/keyspace-table.ts --write`: edit the rows there) -->';
+export const BEGIN =
+  '<!-- keyspace:begin (generated from src/model/keyspace.ts by `node --import tsx scripts/keyspace-table.ts --write`: edit the rows there) -->';
 export const END = '<!-- keyspace:end -->';
 export const README = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../README.md');
 
@@ -28,13 +29,18 @@ export function keyspaceTables(): string {
   const service = (section: ServiceSection) => [
     section.title,
     '',
-    ...table(['key', 'value', 'default', 'an invalid value'],
-      section.rows.map((row) => [`\`${row.key}\``, row.doc, row.defaultDoc, EFFECT[row.invalid]])),
+    ...table(
+      ['key', 'value', 'default', 'an invalid value'],
+      section.rows.map((row) => [`\`${row.key}\``, row.doc, row.defaultDoc, EFFECT[row.invalid]]),
+    ),
   ];
   const stored = [
     STORED_SECTION.title,
     '',
-    ...table(['key', 'value', 'written by'], STORED_SECTION.rows.map((row) => [`\`${row.key}\``, row.doc, row.defaultDoc])),
+    ...table(
+      ['key', 'value', 'written by'],
+      STORED_SECTION.rows.map((row) => [`\`${row.key}\``, row.doc, row.defaultDoc]),
+    ),
   ];
   return [...service(HTTP_SECTION), '', ...service(TCP_SECTION), '', ...stored].join('\n');
 }

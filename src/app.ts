@@ -1,4 +1,3 @@
-import path from 'node:path';
 import { getFromUnixSocket, startAdminServer, type AdminServer } from './admin/server.js';
 import { readServerStats } from './admin/haproxy-stats.js';
 import { ApplyRetry } from './apply-retry.js';
@@ -78,7 +77,12 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
   });
   const runtime = new HaproxyRuntime(paths.adminSocket);
   const applier = new ConfigApplier({
-    configFile: paths.configFile, haproxyBin: config.haproxyBin, haproxy, logger, runtime, serverStateFile: paths.serverStateFile,
+    configFile: paths.configFile,
+    haproxyBin: config.haproxyBin,
+    haproxy,
+    logger,
+    runtime,
+    serverStateFile: paths.serverStateFile,
     renderServerState: createServerStateRenderer(),
     writeDelayMs: options.configWriteDelayMs,
   });
@@ -154,8 +158,14 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
     port: config.adminPort,
     host: config.adminBind,
     inputs: {
-      version: packageVersion(), etcdPrefix: config.etcdPath, controller, haproxy, etcd: source,
-      renderSettings: renderSettingsOf(config), serverStats: () => readServerStats(paths.adminSocket), probes: prover,
+      version: packageVersion(),
+      etcdPrefix: config.etcdPath,
+      controller,
+      haproxy,
+      etcd: source,
+      renderSettings: renderSettingsOf(config),
+      serverStats: () => readServerStats(paths.adminSocket),
+      probes: prover,
     },
     haproxyMetrics: () => getFromUnixSocket(paths.metricsSocket, '/metrics'),
     logger: logger.child({ component: 'admin' }),

@@ -62,5 +62,7 @@ function prepareStateDir(dir: string): void {
 function findExecutable(bin: string, searchPath: string): string {
   const found = locateExecutable(bin, searchPath);
   if (found) return found;
-  throw new ConfigError(`KONTENA_LB_HAPROXY_BIN: cannot find an executable ${JSON.stringify(bin)}${bin.includes('/') ? '' : ' on PATH'} (install haproxy or set the path)`);
+  throw new ConfigError(
+    `KONTENA_LB_HAPROXY_BIN: cannot find an executable ${JSON.stringify(bin)}${bin.includes('/') ? '' : ' on PATH'} (install haproxy or set the path)`,
+  );
 }

@@ -71,7 +71,7 @@ run.action(async (flags: Record<string, string | undefined>) => {
   // keeps it near what is live; a change touches a few services, so its cost does not show.
   // Measured in BENCHMARKS.md ("Scale").
   v8.setFlagsFromString('--optimize-for-size');
-  let config;
+  let config: ReturnType<typeof loadConfig>;
   try {
     config = loadConfig(settingsFrom(flags), { platform });
   } catch (error) {
@@ -81,7 +81,10 @@ run.action(async (flags: Record<string, string | undefined>) => {
   const logger = createLogger(config.logLevel, process.stdout.isTTY === true);
   logger.info({ version, etcd: describeConnection(config.etcd), path: config.etcdPath, stateDir: config.stateDir }, 'edgelb starting');
   if (config.etcd.endpointsFrom === 'default gateway') {
-    logger.info({ endpoint: config.etcd.endpoints[0] }, 'neither ETCD_ENDPOINTS nor ETCD_NODE is set: using etcd on the container\'s default gateway, as the Kontena load balancer did');
+    logger.info(
+      { endpoint: config.etcd.endpoints[0] },
+      "neither ETCD_ENDPOINTS nor ETCD_NODE is set: using etcd on the container's default gateway, as the Kontena load balancer did",
+    );
   }
   if (config.etcd.auth && config.etcd.endpoints.some((url) => url.startsWith('http://'))) {
     logger.warn({ endpoints: config.etcd.endpoints }, 'the etcd password travels unencrypted over http:// endpoints: use https:// (with ETCD_CA_FILE)');

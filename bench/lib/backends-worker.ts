@@ -38,8 +38,7 @@ parentPort!.on('message', (message: BackendsMessage) => {
     parentPort!.postMessage({ type: 'counts', counts: Object.fromEntries(counts) });
   } else if (message.type === 'close') {
     for (const s of servers) s.closeAllConnections();
-    void Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve)))).then(() =>
-      parentPort!.postMessage({ type: 'closed' }));
+    void Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve)))).then(() => parentPort!.postMessage({ type: 'closed' }));
   }
 });
 parentPort!.postMessage({ type: 'ready', ports });

@@ -18,8 +18,10 @@ export interface Backends {
 
 export type BackendsMessage = { readonly type: 'counts' | 'close' };
 
-const isType = <T extends string, M>(type: T) => (m: unknown): m is { type: T } & M =>
-  typeof m === 'object' && m !== null && (m as { type?: unknown }).type === type;
+const isType =
+  <T extends string, M>(type: T) =>
+  (m: unknown): m is { type: T } & M =>
+    typeof m === 'object' && m !== null && (m as { type?: unknown }).type === type;
 
 export async function startBackends(names: readonly string[]): Promise<Backends> {
   const worker = startTsWorker(new URL('./backends-worker.ts', import.meta.url), names);

@@ -70,7 +70,10 @@ export async function runBench(name: string, budgetMs: number, body: (ctx: Bench
       command: header.command,
       method: output.method,
       machine: header.machine,
-      loadAverage: { ...header.loadAverage, note: '1, 5 and 15 minute load averages (os.loadavg) when the run started and ended; other work on the machine shares its CPUs' },
+      loadAverage: {
+        ...header.loadAverage,
+        note: '1, 5 and 15 minute load averages (os.loadavg) when the run started and ended; other work on the machine shares its CPUs',
+      },
       results: output.results,
     };
     await mkdir(path.dirname(output.out), { recursive: true });

@@ -132,7 +132,10 @@ class Connection {
     }
     const head = buf.subarray(0, headEnd).toString('latin1').split('\r\n');
     const statusLine = /^HTTP\/1\.([01]) (\d{3})/.exec(head[0] ?? '');
-    if (!statusLine) return this.fail(`bad status line ${JSON.stringify((head[0] ?? '').slice(0, 40))}`);
+    if (!statusLine) {
+      this.fail(`bad status line ${JSON.stringify((head[0] ?? '').slice(0, 40))}`);
+      return;
+    }
     const headers = new Map<string, string>();
     for (const line of head.slice(1)) {
       const colon = line.indexOf(':');
@@ -155,7 +158,10 @@ class Connection {
         const lineEnd = buf.indexOf('\r\n', at);
         if (lineEnd < 0) break;
         const size = parseInt(buf.subarray(at, lineEnd).toString('latin1'), 16);
-        if (Number.isNaN(size)) return this.fail('bad chunk size');
+        if (Number.isNaN(size)) {
+          this.fail('bad chunk size');
+          return;
+        }
         if (size === 0) {
           const trailerEnd = buf.indexOf(HEADER_END, lineEnd);
           const end = buf.subarray(lineEnd, lineEnd + 4).equals(HEADER_END) ? lineEnd + 4 : trailerEnd >= 0 ? trailerEnd + 4 : -1;
@@ -242,7 +248,7 @@ async function loop(kind: Kind, index: number): Promise<void> {
     const startedAt = Date.now();
     const started = performance.now();
     try {
-      if (!connection || !connection.usable) {
+      if (!connection?.usable) {
         connection?.destroy();
         connection = await Connection.open(config.port, config.timeoutMs);
         counters[kind].stats.connections++;

@@ -114,8 +114,10 @@ export interface RunningLoad {
   stop(): Promise<LoadResult>;
 }
 
-const isType = <T extends string>(type: T) => (m: unknown): m is { type: T; stats: WorkerStats } =>
-  typeof m === 'object' && m !== null && (m as { type?: unknown }).type === type;
+const isType =
+  <T extends string>(type: T) =>
+  (m: unknown): m is { type: T; stats: WorkerStats } =>
+    typeof m === 'object' && m !== null && (m as { type?: unknown }).type === type;
 
 export async function startLoad(options: LoadOptions): Promise<RunningLoad> {
   const totalLoops = options.keepAliveLoops + options.newConnectionLoops;
@@ -180,7 +182,11 @@ function combine(all: readonly WorkerStats[], durationS: number, threads: number
   const kind = (k: 'keepalive' | 'new', loops: number): KindResult & { histogram: Histogram } => {
     const histogram = new Histogram();
     const reasons: Record<string, number> = {};
-    let requests = 0, ok = 0, failed = 0, connections = 0, reusedRequests = 0;
+    let requests = 0,
+      ok = 0,
+      failed = 0,
+      connections = 0,
+      reusedRequests = 0;
     for (const s of all) {
       const c = s[k];
       requests += c.requests;

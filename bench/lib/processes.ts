@@ -46,8 +46,9 @@ export async function processInfo(pid: number): Promise<ProcessInfo | undefined>
 
 /** Every live process below `root` (children, their children, ...), not `root` itself. */
 export async function descendants(root: number): Promise<ProcessInfo[]> {
-  const all = (await Promise.all((await readdir('/proc')).filter((p) => /^\d+$/.test(p)).map((p) => processInfo(Number(p)))))
-    .filter((p): p is ProcessInfo => p !== undefined);
+  const all = (await Promise.all((await readdir('/proc')).filter((p) => /^\d+$/.test(p)).map((p) => processInfo(Number(p))))).filter(
+    (p): p is ProcessInfo => p !== undefined,
+  );
   const byParent = new Map<number, ProcessInfo[]>();
   for (const p of all) byParent.set(p.ppid, [...(byParent.get(p.ppid) ?? []), p]);
   const found: ProcessInfo[] = [];

@@ -26,10 +26,13 @@ export interface Running {
 
 /** Waits until GET / through `port` is answered 200 by the backend. */
 export async function waitServed(port: number, host: string, what: string, bail?: () => void): Promise<void> {
-  await waitFor(async () => {
-    const reply = await request({ port, path: '/', host, timeoutMs: 2000 });
-    return reply.status === 200 && reply.backend === BACKEND_NAME;
-  }, { timeoutMs: 60_000, intervalMs: 100, what: `${what} to answer through to the backend`, bail });
+  await waitFor(
+    async () => {
+      const reply = await request({ port, path: '/', host, timeoutMs: 2000 });
+      return reply.status === 200 && reply.backend === BACKEND_NAME;
+    },
+    { timeoutMs: 60_000, intervalMs: 100, what: `${what} to answer through to the backend`, bail },
+  );
 }
 
 function nginxCommon(dir: string, workers: number | 'auto'): string {
@@ -70,7 +73,10 @@ export async function startBackend(dir: string, port: number): Promise<Running> 
 `;
   const running = await startNginx('backend-nginx', dir, config, port, undefined);
   await waitFor(async () => (await request({ port, path: '/', host: 'backend', timeoutMs: 2000 })).backend === BACKEND_NAME, {
-    timeoutMs: 20_000, intervalMs: 50, what: 'the nginx backend', bail: () => {
+    timeoutMs: 20_000,
+    intervalMs: 50,
+    what: 'the nginx backend',
+    bail: () => {
       if (running.child.exited) throw new Error(`the nginx backend exited:\n${running.child.tail()}`);
     },
   });
@@ -109,7 +115,9 @@ export async function startCaddy(dir: string, port: number, backendPort: number)
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const accessLog = path.join(dir, 'access.log');
   const file = path.join(dir, 'Caddyfile');
-  await writeFile(file, `{
+  await writeFile(
+    file,
+    `{
 	admin off
 	auto_https off
 	storage file_system ${path.join(dir, 'data')}
@@ -125,7 +133,8 @@ http://:${port} {
 		format json
 	}
 }
-`);
+`,
+  );
   const child = spawnChild('caddy', CADDY_BIN, ['run', '--config', file, '--adapter', 'caddyfile'], {
     env: { ...process.env, HOME: dir, XDG_DATA_HOME: path.join(dir, 'data'), XDG_CONFIG_HOME: path.join(dir, 'config') },
     onStdoutLine: () => undefined,
@@ -141,11 +150,20 @@ http://:${port} {
  * written to its stdout, which is a file, as edgelb's is here. No ACME challenges, no runtime
  * API batching, nothing else edgelb adds.
  */
-export async function startPlainHaproxy(dir: string, port: number, backendPort: number, haproxyBin: string, accessLog: boolean, host: string): Promise<Running> {
+export async function startPlainHaproxy(
+  dir: string,
+  port: number,
+  backendPort: number,
+  haproxyBin: string,
+  accessLog: boolean,
+  host: string,
+): Promise<Running> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const file = path.join(dir, 'haproxy.cfg');
   const stdout = path.join(dir, 'stdout.log');
-  await writeFile(file, `global
+  await writeFile(
+    file,
+    `global
     stats socket ${path.join(dir, 'admin.sock')} mode 600 level admin
     hard-stop-after 1h
 
@@ -175,7 +193,8 @@ backend no-route
 
 backend web
     server web 127.0.0.1:${backendPort} check inter 2000ms
-`);
+`,
+  );
   const fd = openSync(stdout, 'a');
   try {
     const child = spawnChild(`haproxy${accessLog ? '' : '-off'}`, haproxyBin, ['-W', '-db', '-f', file], { stdoutFd: fd });

@@ -11,9 +11,7 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { sendCommand } from '../../src/haproxy/master-cli.js';
-import {
-  freePort, REPO_ROOT, spawnChild, startEtcd, type Child, type LocalEtcd, type LogEntry,
-} from '../../scripts/lib/local-stack.js';
+import { freePort, REPO_ROOT, spawnChild, startEtcd, type Child, type LocalEtcd, type LogEntry } from '../../scripts/lib/local-stack.js';
 
 export type ApplyAction = 'runtime' | 'reloaded' | 'started' | 'failed';
 
@@ -117,8 +115,16 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   const waiters: { target: bigint; resolve: (r: ApplyRecord) => void }[] = [];
   const controllerProblems: LogEntry[] = [];
   const haproxy = {
-    accessLines: 0, byStatusClass: {} as Record<string, number>, abnormalTermination: {} as Record<string, number>,
-    retried: 0, redispatched: 0, noServer: 0, otherLines: 0, warnings: 0, alerts: 0, notable: [] as HaproxyLine[],
+    accessLines: 0,
+    byStatusClass: {} as Record<string, number>,
+    abnormalTermination: {} as Record<string, number>,
+    retried: 0,
+    redispatched: 0,
+    noServer: 0,
+    otherLines: 0,
+    warnings: 0,
+    alerts: 0,
+    notable: [] as HaproxyLine[],
   };
   const keep = (line: string) => {
     if (haproxy.notable.length < NOTABLE_KEPT) haproxy.notable.push({ seenAt: Date.now(), line });
@@ -186,9 +192,8 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   try {
     if (options.stdoutFile !== undefined) stdoutFd = openSync(options.stdoutFile, 'a');
     const ports = { https: await freePort(undefined), stats: await freePort(undefined), admin: await freePort() };
-    const args = options.from === 'dist'
-      ? [path.join(REPO_ROOT, 'dist', 'src', 'main.js'), 'run']
-      : ['--import', 'tsx', path.join(REPO_ROOT, 'src', 'main.ts'), 'run'];
+    const args =
+      options.from === 'dist' ? [path.join(REPO_ROOT, 'dist', 'src', 'main.js'), 'run'] : ['--import', 'tsx', path.join(REPO_ROOT, 'src', 'main.ts'), 'run'];
     const readHaproxyLines = options.readHaproxyLines ?? true;
     // The same as scripts/lib/local-stack.ts startController, but HAProxy's lines (one per request
     // under load) are recognised before any JSON parse, and extra settings go into the environment.
@@ -261,12 +266,14 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       const ops = Object.entries(changes).map(([key, value]) =>
         value === null
           ? { request_delete_range: { key: Buffer.from(`${prefix}/${key}`) } }
-          : { request_put: { key: Buffer.from(`${prefix}/${key}`), value: Buffer.from(value) } });
+          : { request_put: { key: Buffer.from(`${prefix}/${key}`), value: Buffer.from(value) } },
+      );
       const result = await etcd!.client.kv.txn({ success: ops });
       return String(result.header.revision);
     },
     waitApplied(revision, timeoutMs) {
-      if (stdoutFd !== undefined) return Promise.reject(new Error('waitApplied: the controller\'s stdout goes to a file (stdoutFile), so its applies are not seen'));
+      if (stdoutFd !== undefined)
+        return Promise.reject(new Error("waitApplied: the controller's stdout goes to a file (stdoutFile), so its applies are not seen"));
       const target = BigInt(revision);
       const done = applies.find((a) => BigInt(a.revision) >= target);
       if (done) return Promise.resolve(done);
@@ -306,7 +313,12 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     async showInfo() {
       try {
         const text = await sendCommand(path.join(stateDir, 'haproxy.sock'), 'show info', 5000);
-        return Object.fromEntries(text.split('\n').filter((l) => l.includes(': ')).map((l) => [l.slice(0, l.indexOf(': ')), l.slice(l.indexOf(': ') + 2).trim()]));
+        return Object.fromEntries(
+          text
+            .split('\n')
+            .filter((l) => l.includes(': '))
+            .map((l) => [l.slice(0, l.indexOf(': ')), l.slice(l.indexOf(': ') + 2).trim()]),
+        );
       } catch {
         return {};
       }

@@ -29,8 +29,16 @@ export interface WrkResult {
 
 export async function runWrk(o: WrkOptions): Promise<WrkResult> {
   const args = [
-    '-t', String(o.threads), '-c', String(o.connections), '-d', `${o.durationS}s`, '--latency',
-    '-H', `Host: ${o.host}`, `http://127.0.0.1:${o.port}${o.path ?? '/'}`,
+    '-t',
+    String(o.threads),
+    '-c',
+    String(o.connections),
+    '-d',
+    `${o.durationS}s`,
+    '--latency',
+    '-H',
+    `Host: ${o.host}`,
+    `http://127.0.0.1:${o.port}${o.path ?? '/'}`,
   ];
   // execa stops it by its PID if it ever overruns; wrk ends by itself after -d.
   const result = await execa('wrk', args, { timeout: (o.durationS + 30) * 1000, reject: false, stdin: 'ignore' });

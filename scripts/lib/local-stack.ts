@@ -19,7 +19,7 @@ export const REPO_ROOT = (() => {
 })();
 
 export { freePort, sleep, waitFor } from './poll.js';
-import { freePort, sleep, waitFor } from './poll.js';
+import { freePort, waitFor } from './poll.js';
 
 /** Whether a listener could bind this port right now (on every interface, as HAProxy's `bind *:port`). */
 export function portIsFree(port: number): Promise<boolean> {
@@ -149,9 +149,7 @@ export function spawnChild(name: string, command: string, args: readonly string[
       // Anything left in its group (an orphaned HAProxy worker, say) goes too.
       if (groupAlive(pid)) {
         killGroup(pid, 'SIGKILL');
-        await waitFor(() => !groupAlive(pid), { timeoutMs: 5000, intervalMs: 20, what: `${name} process group to exit` }).catch(
-          () => undefined,
-        );
+        await waitFor(() => !groupAlive(pid), { timeoutMs: 5000, intervalMs: 20, what: `${name} process group to exit` }).catch(() => undefined);
       }
       liveGroups.delete(pid);
     },
@@ -196,11 +194,24 @@ export async function startEtcd(dataDir: string, { timeoutMs = 20_000, enableV2 
   const endpoint = `http://127.0.0.1:${clientPort}`;
   const peer = `http://127.0.0.1:${peerPort}`;
   const proc = spawnChild('etcd', 'etcd', [
-    '--name', 'edgelb-local', '--data-dir', dataDir,
-    '--listen-client-urls', endpoint, '--advertise-client-urls', endpoint,
-    '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer,
-    '--initial-cluster', `edgelb-local=${peer}`,
-    '--log-level', 'error', '--logger', 'zap',
+    '--name',
+    'edgelb-local',
+    '--data-dir',
+    dataDir,
+    '--listen-client-urls',
+    endpoint,
+    '--advertise-client-urls',
+    endpoint,
+    '--listen-peer-urls',
+    peer,
+    '--initial-advertise-peer-urls',
+    peer,
+    '--initial-cluster',
+    `edgelb-local=${peer}`,
+    '--log-level',
+    'error',
+    '--logger',
+    'zap',
     ...(enableV2 ? ['--enable-v2'] : []),
   ]);
   try {
@@ -358,9 +369,7 @@ export interface LocalController {
 export function startController(settings: ControllerSettings): LocalController {
   const logs: LogEntry[] = [];
   const args =
-    settings.from === 'dist'
-      ? [path.join(REPO_ROOT, 'dist', 'src', 'main.js'), 'run']
-      : ['--import', 'tsx', path.join(REPO_ROOT, 'src', 'main.ts'), 'run'];
+    settings.from === 'dist' ? [path.join(REPO_ROOT, 'dist', 'src', 'main.js'), 'run'] : ['--import', 'tsx', path.join(REPO_ROOT, 'src', 'main.ts'), 'run'];
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     ETCD_ENDPOINTS: settings.etcdEndpoint,

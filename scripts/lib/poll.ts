@@ -9,12 +9,7 @@ export function sleep(ms: number): Promise<void> {
 /** Polls until `check` returns something other than undefined/false; throws after the deadline or when `bail` throws. */
 export async function waitFor<T>(
   check: () => T | undefined | false | Promise<T | undefined | false>,
-  {
-    timeoutMs = 10_000,
-    intervalMs = 20,
-    what = 'condition',
-    bail,
-  }: { timeoutMs?: number; intervalMs?: number; what?: string; bail?: () => void } = {},
+  { timeoutMs = 10_000, intervalMs = 20, what = 'condition', bail }: { timeoutMs?: number; intervalMs?: number; what?: string; bail?: () => void } = {},
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;

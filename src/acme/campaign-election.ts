@@ -164,7 +164,10 @@ export class CampaignElection implements Election {
   private setLeading(leading: boolean, why: string): void {
     if (leading === this.leading) return;
     this.leading = leading;
-    this.options.logger.info({ leader: leading, id: this.options.id, why }, leading ? 'ACME leader: this replica orders certificates' : 'ACME leader: no longer leading');
+    this.options.logger.info(
+      { leader: leading, id: this.options.id, why },
+      leading ? 'ACME leader: this replica orders certificates' : 'ACME leader: no longer leading',
+    );
     this.options.onChange(leading);
   }
 }

@@ -142,7 +142,9 @@ export function fetchLocal(port: number, path: string, host: string): Promise<st
     const request = http.get({ host: '127.0.0.1', port, path, headers: { host }, timeout: 2000, agent: false }, (response) => {
       const chunks: Buffer[] = [];
       response.on('data', (c: Buffer) => chunks.push(c));
-      response.on('end', () => (response.statusCode === 200 ? resolve(Buffer.concat(chunks).toString('utf8')) : reject(new Error(`HTTP ${response.statusCode}`))));
+      response.on('end', () =>
+        response.statusCode === 200 ? resolve(Buffer.concat(chunks).toString('utf8')) : reject(new Error(`HTTP ${response.statusCode}`)),
+      );
     });
     request.on('timeout', () => request.destroy(new Error('timeout')));
     request.on('error', reject);
@@ -170,7 +172,10 @@ export async function waitServed(
       return;
     }
     if (Date.now() - started > timeoutMs) {
-      log.warn({ token, missing, waitedMs: Date.now() - started }, 'ACME: not every replica confirmed it serves the challenge token; asking the CA to validate anyway');
+      log.warn(
+        { token, missing, waitedMs: Date.now() - started },
+        'ACME: not every replica confirmed it serves the challenge token; asking the CA to validate anyway',
+      );
       return;
     }
     await new Promise((resolve) => setTimeout(resolve, SERVED_POLL_MS));

@@ -44,9 +44,7 @@ export function acmeDomains(state: DesiredState, envDomains: readonly string[]):
       return;
     }
     const domain = wildcard ? `*.${name}` : name;
-    const reason = wildcard
-      ? 'a wildcard: HTTP-01 cannot validate wildcard names (use a DNS-01 client and import the certificate)'
-      : unsupported(name);
+    const reason = wildcard ? 'a wildcard: HTTP-01 cannot validate wildcard names (use a DNS-01 client and import the certificate)' : unsupported(name);
     if (reason !== undefined) skip({ domain, source, reason });
     else wanted.add(domain);
   };
@@ -70,15 +68,16 @@ export function acmeDomains(state: DesiredState, envDomains: readonly string[]):
 
   return {
     domains: [...wanted].sort(compare),
-    skipped: [...skipped.values()]
-      .filter((s) => !wanted.has(s.domain))
-      .sort((a, b) => compare(a.domain, b.domain) || compare(a.source, b.source)),
+    skipped: [...skipped.values()].filter((s) => !wanted.has(s.domain)).sort((a, b) => compare(a.domain, b.domain) || compare(a.source, b.source)),
   };
 }
 
 /** Parses KONTENA_LB_ACME_DOMAINS: names separated by commas and/or white space. */
 export function splitDomainList(raw: string | undefined): string[] {
-  return (raw ?? '').split(/[\s,]+/).map((d) => d.trim()).filter(Boolean);
+  return (raw ?? '')
+    .split(/[\s,]+/)
+    .map((d) => d.trim())
+    .filter(Boolean);
 }
 
 function unsupported(name: string): string | undefined {
@@ -102,7 +101,10 @@ export class WantedDomains {
   private desired: readonly string[] = [];
   private skippedNow: readonly SkippedDomain[] = [];
 
-  constructor(envDomains: readonly string[], private readonly logger: Logger) {
+  constructor(
+    envDomains: readonly string[],
+    private readonly logger: Logger,
+  ) {
     this.envDomains = envDomains;
   }
 
@@ -142,7 +144,8 @@ export class WantedDomains {
     if (skippedKey(skipped) !== skippedKey(this.skippedNow)) {
       const before = new Set(this.skippedNow.map((s) => `${s.source}|${s.domain}`));
       for (const s of skipped) {
-        if (!before.has(`${s.source}|${s.domain}`)) this.logger.info({ domain: s.domain, source: s.source, reason: s.reason }, 'ACME: no certificate will be ordered for this name');
+        if (!before.has(`${s.source}|${s.domain}`))
+          this.logger.info({ domain: s.domain, source: s.source, reason: s.reason }, 'ACME: no certificate will be ordered for this name');
       }
     }
     this.skippedNow = skipped;

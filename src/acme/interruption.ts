@@ -12,15 +12,14 @@ export class Interrupted extends Error {
 }
 
 /** Why an attempt failed on our side of the CA's answers, as a stable code (logs and tests read the code). */
-export type AcmeErrorCode =
-  | 'authorization-not-pending'
-  | 'no-http-01-challenge'
-  | 'order-not-ready'
-  | 'certificate-mismatch'
-  | 'account-key-unusable';
+export type AcmeErrorCode = 'authorization-not-pending' | 'no-http-01-challenge' | 'order-not-ready' | 'certificate-mismatch' | 'account-key-unusable';
 
 export class AcmeError extends Error {
-  constructor(readonly code: AcmeErrorCode, message: string, options?: { cause?: unknown }) {
+  constructor(
+    readonly code: AcmeErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
     super(message, options);
     this.name = 'AcmeError';
   }
@@ -41,8 +40,11 @@ export function interrupted(signal: AbortSignal): { promise: Promise<never>; dis
 /** Waits for `work`, but no longer than `ms`. */
 export async function withDeadline(work: Promise<unknown>, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
-  await Promise.race([work.catch(() => undefined), new Promise((resolve) => {
-    timer = setTimeout(resolve, ms);
-  })]);
+  await Promise.race([
+    work.catch(() => undefined),
+    new Promise((resolve) => {
+      timer = setTimeout(resolve, ms);
+    }),
+  ]);
   clearTimeout(timer);
 }

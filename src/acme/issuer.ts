@@ -65,10 +65,13 @@ export function connectAcme(options: AcmeConnectionOptions): AcmeConnection {
     networkError = error;
   };
   const httpAgent = trackErrors(new http.Agent({ keepAlive: true }), onSocketError);
-  const httpsAgent = trackErrors(new https.Agent({
-    keepAlive: true,
-    ...(options.directoryCa ? { ca: [...tls.rootCertificates, options.directoryCa] } : {}),
-  }), onSocketError);
+  const httpsAgent = trackErrors(
+    new https.Agent({
+      keepAlive: true,
+      ...(options.directoryCa ? { ca: [...tls.rootCertificates, options.directoryCa] } : {}),
+    }),
+    onSocketError,
+  );
 
   const client = new acme.Client({
     directoryUrl: options.directoryUrl,

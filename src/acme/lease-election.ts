@@ -160,7 +160,10 @@ export class LeaderElection implements Election {
     // Only a leader needs to tell old snapshots from new ones; a follower reacts to any (and
     // after a restored cluster, whose revisions went back, a stale claim revision would hide them all).
     if (!leading) this.claimedAt = 0n;
-    this.options.logger.info({ leader: leading, id: this.options.id, why }, leading ? 'ACME leader: this replica orders certificates' : 'ACME leader: no longer leading');
+    this.options.logger.info(
+      { leader: leading, id: this.options.id, why },
+      leading ? 'ACME leader: this replica orders certificates' : 'ACME leader: no longer leading',
+    );
     this.options.onChange(leading);
   }
 }

@@ -72,17 +72,32 @@ export class AcmeManager {
     this.wanted = new WantedDomains(options.envDomains ?? [], options.logger);
     const ttlSeconds = options.leaderTtlSeconds ?? 10;
     this.election = (options.election ?? createElection)({
-      store: options.store, prefix: options.prefix, id: this.id, ttlSeconds, logger: options.logger,
+      store: options.store,
+      prefix: options.prefix,
+      id: this.id,
+      ttlSeconds,
+      logger: options.logger,
       onChange: (leading) => this.onLeadership(leading),
     });
     this.storage = new AcmeStorage({
-      store: options.store, prefix: options.prefix, logger: options.logger, now: this.now,
+      store: options.store,
+      prefix: options.prefix,
+      logger: options.logger,
+      now: this.now,
       ...(options.vaultKey !== undefined ? { vaultKey: options.vaultKey } : {}),
       fence: () => this.election.fence(),
     });
-    this.acks = options.httpPort === undefined ? undefined : new ChallengeAcks({
-      store: options.store, prefix: options.prefix, id: this.id, httpPort: options.httpPort, ttlSeconds, logger: options.logger,
-    });
+    this.acks =
+      options.httpPort === undefined
+        ? undefined
+        : new ChallengeAcks({
+            store: options.store,
+            prefix: options.prefix,
+            id: this.id,
+            httpPort: options.httpPort,
+            ttlSeconds,
+            logger: options.logger,
+          });
   }
 
   /** Starts campaigning for leadership; the leader orders what is due. */
@@ -234,7 +249,9 @@ export class AcmeManager {
     const { options } = this;
     const signal = this.abort.signal;
     return {
-      id: this.id, email: options.email, directoryUrl: options.directoryUrl,
+      id: this.id,
+      email: options.email,
+      directoryUrl: options.directoryUrl,
       ...(options.directoryCa !== undefined ? { directoryCa: options.directoryCa } : {}),
       ...(options.poll !== undefined ? { poll: options.poll } : {}),
       ...(options.requestTimeoutMs !== undefined ? { requestTimeoutMs: options.requestTimeoutMs } : {}),
@@ -245,9 +262,14 @@ export class AcmeManager {
       random: this.random,
       storage: this.storage,
       account: (log) => this.ensureAccount(log),
-      waitServed: (token, log, tokenSignal) => waitServed(token, {
-        entries: () => this.acmeKeys, confirming: this.acks !== undefined, timeoutMs: options.servedTimeoutMs ?? 10_000, log, signal: tokenSignal,
-      }),
+      waitServed: (token, log, tokenSignal) =>
+        waitServed(token, {
+          entries: () => this.acmeKeys,
+          confirming: this.acks !== undefined,
+          timeoutMs: options.servedTimeoutMs ?? 10_000,
+          log,
+          signal: tokenSignal,
+        }),
       signal,
       guard: () => {
         if (this.stopped || signal.aborted || epoch !== this.epoch) throw new Interrupted('stopping or no longer the leader');

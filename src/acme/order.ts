@@ -82,9 +82,21 @@ export async function runOrder(ctx: OrderContext, domain: string, reason: string
     if (!order) {
       order = await step(client.createOrder({ identifiers: [{ type: 'dns', value: domain }] }));
       log.info({ order: order.url, status: order.status }, 'ACME order created');
-      await storage.write(log, [storage.statePut(pendingState(storage.states.get(domain), domain, {
-        orderUrl: order.url, startedAt: ctx.now().toISOString(), tokens: [...published], by: ctx.id,
-      }, ctx.now()))]);
+      await storage.write(log, [
+        storage.statePut(
+          pendingState(
+            storage.states.get(domain),
+            domain,
+            {
+              orderUrl: order.url,
+              startedAt: ctx.now().toISOString(),
+              tokens: [...published],
+              by: ctx.id,
+            },
+            ctx.now(),
+          ),
+        ),
+      ]);
     }
 
     if (order.status === 'pending') {
@@ -100,11 +112,18 @@ export async function runOrder(ctx: OrderContext, domain: string, reason: string
         const state = storage.states.get(domain);
         await storage.write(log, [
           storage.put(`${CHALLENGE_DIR}${challenge.token}`, keyAuthorization),
-          storage.statePut(pendingState(state, domain, {
-            ...(state?.pending ?? { orderUrl: order.url, startedAt: ctx.now().toISOString(), by: ctx.id }),
-            by: ctx.id,
-            tokens: [...published],
-          }, ctx.now())),
+          storage.statePut(
+            pendingState(
+              state,
+              domain,
+              {
+                ...(state?.pending ?? { orderUrl: order.url, startedAt: ctx.now().toISOString(), by: ctx.id }),
+                by: ctx.id,
+                tokens: [...published],
+              },
+              ctx.now(),
+            ),
+          ),
         ]);
         log.info({ token: challenge.token }, 'ACME challenge published');
         await step(ctx.waitServed(challenge.token, log, signal));
@@ -126,7 +145,8 @@ export async function runOrder(ctx: OrderContext, domain: string, reason: string
 
     const pem = `${chain.trim()}\n${key.toString('utf8').trim()}\n`;
     const bundle = parseBundle(pem, { kind: 'acme', ref: `${CERT_PREFIX}${domain}` }, ctx.now());
-    if (!bundle.names.includes(domain)) throw new AcmeError('certificate-mismatch', `the CA issued a certificate for ${bundle.names.join(', ')}, not ${domain}`);
+    if (!bundle.names.includes(domain))
+      throw new AcmeError('certificate-mismatch', `the CA issued a certificate for ${bundle.names.join(', ')}, not ${domain}`);
     const stored = ctx.vaultKey ? encryptBundle(bundle.pem, ctx.vaultKey) : bundle.pem;
     guard();
     await storage.write(log, [
@@ -136,10 +156,16 @@ export async function runOrder(ctx: OrderContext, domain: string, reason: string
     ]);
     settled = true;
     storage.certs.set(domain, { notAfter: bundle.notAfter, fingerprint: bundle.fingerprint });
-    log.info({
-      key: `${CERT_PREFIX}${domain}`, notAfter: bundle.notAfter.toISOString(), fingerprint: bundle.fingerprint,
-      serial: new X509Certificate(chain).serialNumber, encrypted: ctx.vaultKey !== undefined,
-    }, 'ACME certificate stored');
+    log.info(
+      {
+        key: `${CERT_PREFIX}${domain}`,
+        notAfter: bundle.notAfter.toISOString(),
+        fingerprint: bundle.fingerprint,
+        serial: new X509Certificate(chain).serialNumber,
+        encrypted: ctx.vaultKey !== undefined,
+      },
+      'ACME certificate stored',
+    );
   } catch (error) {
     if (error instanceof Interrupted) {
       log.info({ why: error.message }, 'ACME: attempt interrupted; the pending order is resumed later');
@@ -180,11 +206,18 @@ async function recordFailure(ctx: OrderContext, domain: string, failure: Attempt
   } catch (writeError) {
     log.warn({ err: (writeError as Error).message }, 'ACME: cannot record the failure');
   }
-  log.warn({
-    err: failure.message, type: failure.type, status: failure.status, failures: state.failures,
-    retryInMs: delayMs, nextAttempt: state.nextAttempt,
-    ...(failure.retryAfterMs !== undefined ? { retryAfterMs: failure.retryAfterMs } : {}),
-  }, 'ACME attempt failed');
+  log.warn(
+    {
+      err: failure.message,
+      type: failure.type,
+      status: failure.status,
+      failures: state.failures,
+      retryInMs: delayMs,
+      nextAttempt: state.nextAttempt,
+      ...(failure.retryAfterMs !== undefined ? { retryAfterMs: failure.retryAfterMs } : {}),
+    },
+    'ACME attempt failed',
+  );
   return written;
 }
 

@@ -93,7 +93,7 @@ export interface HeldCert {
 
 export type Decision =
   | { readonly due: true; readonly reason: string }
-  | { readonly due: false; readonly reason: string; /** When to look again. */ readonly at: Date };
+  | { readonly due: false; readonly reason: string /** When to look again. */; readonly at: Date };
 
 /**
  * Whether to order for `domain` now. Order when there is no certificate, when it has fewer than
@@ -121,7 +121,11 @@ export function decide(
     // A renewal threshold longer than the certificates live would otherwise renew in a loop.
     const issuedAt = state?.issuedAt === undefined ? undefined : Date.parse(state.issuedAt);
     if (issuedAt !== undefined && cert.notAfter.getTime() > now.getTime() && issuedAt + minRenewIntervalMs > now.getTime()) {
-      return { due: false, reason: `renewed recently; KONTENA_LB_ACME_RENEW_DAYS (${renewDays}) is longer than the certificate lives`, at: new Date(issuedAt + minRenewIntervalMs) };
+      return {
+        due: false,
+        reason: `renewed recently; KONTENA_LB_ACME_RENEW_DAYS (${renewDays}) is longer than the certificate lives`,
+        at: new Date(issuedAt + minRenewIntervalMs),
+      };
     }
     const days = Math.floor((cert.notAfter.getTime() - now.getTime()) / 86_400_000);
     reason = days < 0 ? 'certificate expired' : `certificate expires in ${days} day(s), renewing (threshold ${renewDays})`;
@@ -129,7 +133,6 @@ export function decide(
   if (nextAttempt && nextAttempt.getTime() > now.getTime()) return { due: false, reason: waitReason, at: nextAttempt };
   return { due: true, reason };
 }
-
 
 export interface PassInput {
   /** The domains wanted, in order. */

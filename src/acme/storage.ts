@@ -79,7 +79,12 @@ export class AcmeStorage {
       try {
         return decryptBundle(stored, vaultKey);
       } catch (error) {
-        if (error instanceof VaultError) throw new AcmeError('account-key-unusable', `the ACME account key at ${ACCOUNT_KEY} cannot be used: it ${error.message} (delete it to have a new account created)`, { cause: error });
+        if (error instanceof VaultError)
+          throw new AcmeError(
+            'account-key-unusable',
+            `the ACME account key at ${ACCOUNT_KEY} cannot be used: it ${error.message} (delete it to have a new account created)`,
+            { cause: error },
+          );
         throw error;
       }
     };
@@ -107,16 +112,22 @@ export class AcmeStorage {
 
   /** A token, and the replicas' confirmations for it. */
   tokenDeletes(tokens: Iterable<string>): WriteOp[] {
-    return [...tokens].flatMap((token) => [
-      { op: { type: 'delete', key: this.key(`${CHALLENGE_DIR}${token}`) }, relative: `${CHALLENGE_DIR}${token}`, value: undefined },
-      { op: { type: 'delete-prefix', key: this.key(`${ACK_DIR}${token}/`) }, relative: `${ACK_DIR}${token}/`, value: undefined },
-    ] satisfies WriteOp[]);
+    return [...tokens].flatMap(
+      (token) =>
+        [
+          { op: { type: 'delete', key: this.key(`${CHALLENGE_DIR}${token}`) }, relative: `${CHALLENGE_DIR}${token}`, value: undefined },
+          { op: { type: 'delete-prefix', key: this.key(`${ACK_DIR}${token}/`) }, relative: `${ACK_DIR}${token}/`, value: undefined },
+        ] satisfies WriteOp[],
+    );
   }
 
   /** Writes `ops` in one fenced batch and takes the states written into memory at once. */
   async write(log: Logger, ops: readonly WriteOp[]): Promise<void> {
     if (ops.length === 0) return;
-    const result = await this.options.store.fencedWrite(this.fenceOrInterrupt(), ops.map((o) => o.op));
+    const result = await this.options.store.fencedWrite(
+      this.fenceOrInterrupt(),
+      ops.map((o) => o.op),
+    );
     if (!result.succeeded) throw new Interrupted('no longer the leader (fenced write refused)');
     const revision = BigInt(result.revision);
     if (revision > this.lastWriteRevision) this.lastWriteRevision = revision;

@@ -40,7 +40,12 @@ export function parseShowStat(text: string): ServerStat[] {
   const lines = text.split('\n');
   const header = lines.find((l) => l.startsWith('# '));
   if (!header) throw new EdgelbError('haproxy_answer_unreadable', `unexpected answer to "show stat": ${JSON.stringify(text.slice(0, 80))}`);
-  const columns = new Map(header.slice(2).split(',').map((name, index) => [name, index]));
+  const columns = new Map(
+    header
+      .slice(2)
+      .split(',')
+      .map((name, index) => [name, index]),
+  );
   const stats: ServerStat[] = [];
   for (const line of lines) {
     if (line.startsWith('#') || line.trim() === '') continue;

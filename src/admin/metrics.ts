@@ -28,12 +28,22 @@ interface Family {
 }
 
 const one = (value: number): Samples => [[{}, value]];
-const counter = (name: string, help: string, key: keyof ControllerStatus['counters']): Family =>
-  ({ name, type: 'counter', help, read: (s) => one(s.status.counters[key]) });
-const lastApply = (name: string, help: string, value: (last: NonNullable<ControllerStatus['lastApply']>) => number): Family =>
-  ({ name, type: 'gauge', help, read: (s) => (s.status.lastApply ? one(value(s.status.lastApply)) : []) });
-const perKind = (s: Scrape, count: (services: readonly { upstreams: readonly unknown[] }[]) => number): Samples =>
-  [[{ kind: 'http' }, count(s.status.state?.http ?? [])], [{ kind: 'tcp' }, count(s.status.state?.tcp ?? [])]];
+const counter = (name: string, help: string, key: keyof ControllerStatus['counters']): Family => ({
+  name,
+  type: 'counter',
+  help,
+  read: (s) => one(s.status.counters[key]),
+});
+const lastApply = (name: string, help: string, value: (last: NonNullable<ControllerStatus['lastApply']>) => number): Family => ({
+  name,
+  type: 'gauge',
+  help,
+  read: (s) => (s.status.lastApply ? one(value(s.status.lastApply)) : []),
+});
+const perKind = (s: Scrape, count: (services: readonly { upstreams: readonly unknown[] }[]) => number): Samples => [
+  [{ kind: 'http' }, count(s.status.state?.http ?? [])],
+  [{ kind: 'tcp' }, count(s.status.state?.tcp ?? [])],
+];
 
 /**
  * edgelb's metric families, in the order they are exposed. Names follow the Prometheus
@@ -42,7 +52,12 @@ const perKind = (s: Scrape, count: (services: readonly { upstreams: readonly unk
  */
 const FAMILIES: readonly Family[] = [
   { name: 'edgelb_info', type: 'gauge', help: 'edgelb version (always 1).', labels: ['version'], read: (s) => [[{ version: s.inputs.version }, 1]] },
-  { name: 'edgelb_up', type: 'gauge', help: '1 while HAProxy serves a validated config (the admin port /healthz answers 200).', read: (s) => one(healthOf(s.inputs).status === 'unavailable' ? 0 : 1) },
+  {
+    name: 'edgelb_up',
+    type: 'gauge',
+    help: '1 while HAProxy serves a validated config (the admin port /healthz answers 200).',
+    read: (s) => one(healthOf(s.inputs).status === 'unavailable' ? 0 : 1),
+  },
   counter('edgelb_applies_total', 'Configs applied: HAProxy started, reloaded, or updated through the runtime API.', 'applies'),
   counter('edgelb_reloads_total', 'Seamless reloads of HAProxy.', 'reloads'),
   counter('edgelb_starts_total', 'HAProxy starts by the controller (the first apply).', 'starts'),
@@ -50,40 +65,72 @@ const FAMILIES: readonly Family[] = [
   counter('edgelb_unchanged_total', 'Snapshots that rendered to the config already served (nothing applied).', 'unchanged'),
   counter('edgelb_apply_failures_total', 'Applies that failed; HAProxy kept serving the last good config.', 'failures'),
   {
-    name: 'edgelb_first_probes_total', type: 'counter', labels: ['result'],
-    help: 'The controller\'s first health checks of new or moved servers, by result: proven (put in service at once) or gave_up (left to HAProxy\'s checks).',
-    read: (s) => [[{ result: 'proven' }, s.probes.proven], [{ result: 'gave_up' }, s.probes.gaveUp]],
+    name: 'edgelb_first_probes_total',
+    type: 'counter',
+    labels: ['result'],
+    help: "The controller's first health checks of new or moved servers, by result: proven (put in service at once) or gave_up (left to HAProxy's checks).",
+    read: (s) => [
+      [{ result: 'proven' }, s.probes.proven],
+      [{ result: 'gave_up' }, s.probes.gaveUp],
+    ],
   },
-  { name: 'edgelb_first_probes_pending', type: 'gauge', help: 'Servers waiting for their first health check by the controller.', read: (s) => one(s.probes.pending) },
+  {
+    name: 'edgelb_first_probes_pending',
+    type: 'gauge',
+    help: 'Servers waiting for their first health check by the controller.',
+    read: (s) => one(s.probes.pending),
+  },
   lastApply('edgelb_last_apply_duration_seconds', 'How long the last apply took.', (last) => last.durationMs / 1000),
   lastApply('edgelb_last_apply_timestamp_seconds', 'When the last apply finished (Unix time).', (last) => Date.parse(last.at) / 1000),
   lastApply('edgelb_last_apply_success', '1 when the last apply succeeded, 0 when it failed.', (last) => (last.action === 'failed' ? 0 : 1)),
   { name: 'edgelb_etcd_connected', type: 'gauge', help: '1 while the etcd watch is established.', read: (s) => one(s.etcd.connected ? 1 : 0) },
   {
-    name: 'edgelb_etcd_api', type: 'gauge', labels: ['api'],
-    help: 'The etcd API the load balancer\'s keys are read with (1 for the one in use; both while ETCD_API=auto waits for the first write).',
+    name: 'edgelb_etcd_api',
+    type: 'gauge',
+    labels: ['api'],
+    help: "The etcd API the load balancer's keys are read with (1 for the one in use; both while ETCD_API=auto waits for the first write).",
     read: (s) => (s.etcd.api ? [s.etcd.api] : ['v3', 'v2']).map((api) => [{ api }, 1]),
   },
   {
-    name: 'edgelb_etcd_failure', type: 'gauge', labels: ['code'],
+    name: 'edgelb_etcd_failure',
+    type: 'gauge',
+    labels: ['code'],
     help: '1 while reading etcd keeps failing, by cause (auth, permission and tls need an operator).',
     read: (s) => (s.etcd.failure ? [[{ code: s.etcd.failure.code }, 1]] : []),
   },
   { name: 'edgelb_haproxy_running', type: 'gauge', help: '1 while the HAProxy master runs.', read: (s) => one(s.inputs.haproxy.running ? 1 : 0) },
-  { name: 'edgelb_haproxy_restarts_total', type: 'counter', help: 'Times HAProxy died and the supervisor started it again.', read: (s) => one(s.inputs.haproxy.restartCount) },
+  {
+    name: 'edgelb_haproxy_restarts_total',
+    type: 'counter',
+    help: 'Times HAProxy died and the supervisor started it again.',
+    read: (s) => one(s.inputs.haproxy.restartCount),
+  },
   { name: 'edgelb_services', type: 'gauge', help: 'Services served, by kind.', labels: ['kind'], read: (s) => perKind(s, (services) => services.length) },
   {
-    name: 'edgelb_upstreams', type: 'gauge', help: 'Instances (servers) configured, by kind.', labels: ['kind'],
+    name: 'edgelb_upstreams',
+    type: 'gauge',
+    help: 'Instances (servers) configured, by kind.',
+    labels: ['kind'],
     read: (s) => perKind(s, (services) => services.reduce((n, service) => n + service.upstreams.length, 0)),
   },
   {
-    name: 'edgelb_rejected_entries', type: 'gauge', labels: ['reason'],
+    name: 'edgelb_rejected_entries',
+    type: 'gauge',
+    labels: ['reason'],
     help: 'etcd entries left out of the config now, by reason class (the log line "entry rejected" has the key and full reason).',
-    read: (s) => [...countBy([...s.status.rejected.map(rejectionReason), ...s.status.excluded.map(() => 'haproxy_rejected')])].map(([reason, n]) => [{ reason }, n]),
+    read: (s) =>
+      [...countBy([...s.status.rejected.map(rejectionReason), ...s.status.excluded.map(() => 'haproxy_rejected')])].map(([reason, n]) => [{ reason }, n]),
   },
-  { name: 'edgelb_certificates_rejected', type: 'gauge', help: 'Certificate bundles that cannot be served now (log line "certificate rejected").', read: (s) => one(s.status.certs.rejected.length) },
   {
-    name: 'edgelb_certificate_expiry_timestamp_seconds', type: 'gauge', labels: ['id', 'source', 'name', 'served'],
+    name: 'edgelb_certificates_rejected',
+    type: 'gauge',
+    help: 'Certificate bundles that cannot be served now (log line "certificate rejected").',
+    read: (s) => one(s.status.certs.rejected.length),
+  },
+  {
+    name: 'edgelb_certificate_expiry_timestamp_seconds',
+    type: 'gauge',
+    labels: ['id', 'source', 'name', 'served'],
     help: 'notAfter of each known certificate (Unix time); subtract time() for the seconds left.',
     read: ({ status: { certs } }) => {
       const served = new Set(certs.served.map((c) => c.bundle.id));
@@ -94,7 +141,12 @@ const FAMILIES: readonly Family[] = [
       ]);
     },
   },
-  { name: 'edgelb_haproxy_metrics_up', type: 'gauge', help: '1 when the haproxy_* metrics below were read from HAProxy\'s exporter.', read: (s) => one(s.haproxyMetricsUp ? 1 : 0) },
+  {
+    name: 'edgelb_haproxy_metrics_up',
+    type: 'gauge',
+    help: "1 when the haproxy_* metrics below were read from HAProxy's exporter.",
+    read: (s) => one(s.haproxyMetricsUp ? 1 : 0),
+  },
 ];
 
 export interface ControllerMetrics {
@@ -142,19 +194,25 @@ function register(registry: Registry, family: Family, scrape: () => Scrape): voi
   const config = { name: family.name, help: family.help, labelNames: family.labels ?? [], registers: [registry] };
   const samples = () => family.read(scrape());
   if (family.type === 'counter') {
-    new Counter({ ...config, collect() {
-      this.reset();
-      for (const [labels, value] of samples()) this.inc(labels, value);
-    } });
+    new Counter({
+      ...config,
+      collect() {
+        this.reset();
+        for (const [labels, value] of samples()) this.inc(labels, value);
+      },
+    });
     return;
   }
-  new Gauge({ ...config, collect() {
-    this.reset();
-    const values = samples();
-    // An unlabelled gauge starts at 0 after reset(); "not known yet" must expose no sample at all.
-    if (values.length === 0 && !family.labels) this.remove({});
-    for (const [labels, value] of values) this.set(labels, value);
-  } });
+  new Gauge({
+    ...config,
+    collect() {
+      this.reset();
+      const values = samples();
+      // An unlabelled gauge starts at 0 after reset(); "not known yet" must expose no sample at all.
+      if (values.length === 0 && !family.labels) this.remove({});
+      for (const [labels, value] of values) this.set(labels, value);
+    },
+  });
 }
 
 /**

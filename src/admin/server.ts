@@ -81,8 +81,16 @@ export function startAdminServer(options: AdminServerOptions): AdminServer {
     });
   });
   listening.then(
-    (port) => logger.info({ address: `http://${options.host.includes(':') ? `[${options.host}]` : options.host}:${port}`, endpoints: ['/healthz', '/status', '/metrics'] }, 'admin port listening'),
-    (error: NodeJS.ErrnoException) => logger.error({ err: error.message, port: options.port, host: options.host }, 'cannot open the admin port (KONTENA_LB_ADMIN_PORT); serving traffic without /healthz, /status and /metrics'),
+    (port) =>
+      logger.info(
+        { address: `http://${options.host.includes(':') ? `[${options.host}]` : options.host}:${port}`, endpoints: ['/healthz', '/status', '/metrics'] },
+        'admin port listening',
+      ),
+    (error: NodeJS.ErrnoException) =>
+      logger.error(
+        { err: error.message, port: options.port, host: options.host },
+        'cannot open the admin port (KONTENA_LB_ADMIN_PORT); serving traffic without /healthz, /status and /metrics',
+      ),
   );
   return {
     listening,

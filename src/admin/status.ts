@@ -136,35 +136,41 @@ export async function buildStatus(inputs: AdminInputs): Promise<StatusReport> {
     statsError = 'HAProxy is not running';
   }
   const byServer = new Map(stats.map((s) => [`${s.proxy}/${s.server}`, s]));
-  const instance = (proxy: string) => (u: { name: string; host: string; port: number }): InstanceReport => {
-    const stat = byServer.get(`${proxy}/${u.name}`);
-    return {
-      name: u.name,
-      address: u.host.includes(':') ? `[${u.host}]:${u.port}` : `${u.host}:${u.port}`,
-      health: stat?.health ?? 'unknown',
-      check: stat?.check || null,
-      lastChangeSeconds: stat?.lastChangeSeconds ?? null,
-      currentSessions: stat?.currentSessions ?? null,
+  const instance =
+    (proxy: string) =>
+    (u: { name: string; host: string; port: number }): InstanceReport => {
+      const stat = byServer.get(`${proxy}/${u.name}`);
+      return {
+        name: u.name,
+        address: u.host.includes(':') ? `[${u.host}]:${u.port}` : `${u.host}:${u.port}`,
+        health: stat?.health ?? 'unknown',
+        check: stat?.check || null,
+        lastChangeSeconds: stat?.lastChangeSeconds ?? null,
+        currentSessions: stat?.currentSessions ?? null,
+      };
     };
-  };
   const state = status.state ?? { http: [], tcp: [] };
   const services: ServiceReport[] = [
-    ...state.http.map((s): ServiceReport => ({
-      kind: 'http',
-      name: s.name,
-      hosts: s.virtualHosts.map((h) => (h.wildcard ? `*.${h.name}` : h.name)),
-      paths: s.virtualPaths,
-      port: null,
-      instances: s.upstreams.map(instance(httpBackendName(s.name))),
-    })),
-    ...state.tcp.map((s): ServiceReport => ({
-      kind: 'tcp',
-      name: s.name,
-      hosts: [],
-      paths: [],
-      port: s.externalPort,
-      instances: s.upstreams.map(instance(tcpProxyName(s.name))),
-    })),
+    ...state.http.map(
+      (s): ServiceReport => ({
+        kind: 'http',
+        name: s.name,
+        hosts: s.virtualHosts.map((h) => (h.wildcard ? `*.${h.name}` : h.name)),
+        paths: s.virtualPaths,
+        port: null,
+        instances: s.upstreams.map(instance(httpBackendName(s.name))),
+      }),
+    ),
+    ...state.tcp.map(
+      (s): ServiceReport => ({
+        kind: 'tcp',
+        name: s.name,
+        hosts: [],
+        paths: [],
+        port: s.externalPort,
+        instances: s.upstreams.map(instance(tcpProxyName(s.name))),
+      }),
+    ),
   ];
   const defaultId = status.certs.served[0]?.bundle.id;
   const served = new Map(status.certs.served.map((c) => [c.bundle.id, c]));

@@ -28,7 +28,9 @@ export interface CertCommandDeps {
 }
 
 /** The `edgelb run` settings that say which etcd and which prefix: every ETCD_* setting and the load balancer's name. */
-export const CONNECTION_SETTINGS = SETTINGS.filter(hasFlag).filter((s) => s.env.startsWith('ETCD_') || s.env === 'KONTENA_STACK_NAME' || s.env === 'KONTENA_SERVICE_NAME');
+export const CONNECTION_SETTINGS = SETTINGS.filter(hasFlag).filter(
+  (s) => s.env.startsWith('ETCD_') || s.env === 'KONTENA_STACK_NAME' || s.env === 'KONTENA_SERVICE_NAME',
+);
 
 /** The settings from the environment with only the connection flags applied; a bad one becomes one line via deps.fail. */
 export function loadSettings(flags: CertCliFlags, deps: CertCommandDeps): CertCliSettings {
@@ -42,9 +44,17 @@ export function loadSettings(flags: CertCliFlags, deps: CertCommandDeps): CertCl
 
 /** Runs `work` on the load balancer's keyspace; any failure to reach etcd becomes one line via deps.fail. */
 export function withEtcd<T>(settings: CertCliSettings, deps: CertCommandDeps, forWriting: boolean, work: (store: KvStore) => Promise<T>): Promise<T> {
-  return withStore(settings.etcd, {
-    prefix: settings.etcdPath, forWriting, timeoutMs: deps.etcdTimeoutMs ?? 10_000, fail: deps.fail, failure: 'cannot reach etcd',
-  }, work);
+  return withStore(
+    settings.etcd,
+    {
+      prefix: settings.etcdPath,
+      forWriting,
+      timeoutMs: deps.etcdTimeoutMs ?? 10_000,
+      fail: deps.fail,
+      failure: 'cannot reach etcd',
+    },
+    work,
+  );
 }
 
 /** Every key under `dir` (ending in '/') as full key → value, as one read. */

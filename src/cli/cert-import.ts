@@ -38,8 +38,10 @@ export async function importCert(file: string, flags: CertImportFlags, deps: Cer
     await store.put(key, value);
     return previous !== undefined;
   });
-  deps.out(`${replaced ? 'replaced' : 'imported'} ${key}: ${bundle.names.join(', ')}, expires ${bundle.notAfter.toISOString()}, ` +
-    (settings.vaultKey ? 'encrypted' : 'NOT encrypted (KONTENA_LB_VAULT_KEY is not set)'));
+  deps.out(
+    `${replaced ? 'replaced' : 'imported'} ${key}: ${bundle.names.join(', ')}, expires ${bundle.notAfter.toISOString()}, ` +
+      (settings.vaultKey ? 'encrypted' : 'NOT encrypted (KONTENA_LB_VAULT_KEY is not set)'),
+  );
 }
 
 /** The first DNS name, `*` written as `wildcard`: *.example.com → wildcard.example.com. */

@@ -17,11 +17,9 @@ export async function listCerts(flags: CertCliFlags & { json?: boolean }, deps: 
   const settings = loadSettings(flags, deps);
   const prefix = `${settings.etcdPath}/certs/`;
   const statePrefix = `${settings.etcdPath}/${STATE_DIR}`;
-  const [stored, storedStates, leader] = await withEtcd(settings, deps, false, (store: KvStore) => Promise.all([
-    listUnder(store, prefix),
-    listUnder(store, statePrefix),
-    readLeader(store, settings.etcdPath),
-  ]));
+  const [stored, storedStates, leader] = await withEtcd(settings, deps, false, (store: KvStore) =>
+    Promise.all([listUnder(store, prefix), listUnder(store, statePrefix), readLeader(store, settings.etcdPath)]),
+  );
   const acmeStates = new Map<string, AcmeDomainState>();
   for (const [key, value] of Object.entries(storedStates)) {
     const domain = key.slice(statePrefix.length);

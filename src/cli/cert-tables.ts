@@ -22,13 +22,15 @@ export function certTable(rows: readonly CertListRow[]): string[] {
 export function acmeTable(states: readonly AcmeDomainState[], now: Date): string[] {
   const time = (iso: string | undefined) => iso?.replace(/\.\d{3}Z$/, 'Z') ?? '-';
   const header = ['ACME DOMAIN', 'STATUS', 'VALID UNTIL', 'FAILURES', 'NEXT ATTEMPT', 'LAST ERROR'];
-  const cells = [...states].sort((a, b) => (a.domain < b.domain ? -1 : a.domain > b.domain ? 1 : 0)).map((state) => [
-    state.domain,
-    state.status,
-    time(state.validUntil),
-    String(state.failures),
-    state.nextAttempt && Date.parse(state.nextAttempt) > now.getTime() ? time(state.nextAttempt) : '-',
-    state.lastError ? `${time(state.lastError.at)} ${state.lastError.message}` : '-',
-  ]);
+  const cells = [...states]
+    .sort((a, b) => (a.domain < b.domain ? -1 : a.domain > b.domain ? 1 : 0))
+    .map((state) => [
+      state.domain,
+      state.status,
+      time(state.validUntil),
+      String(state.failures),
+      state.nextAttempt && Date.parse(state.nextAttempt) > now.getTime() ? time(state.nextAttempt) : '-',
+      state.lastError ? `${time(state.lastError.at)} ${state.lastError.message}` : '-',
+    ]);
   return layoutTable(header, cells);
 }

@@ -13,10 +13,7 @@ load balancer, which needs the same key, decrypts them.`;
 
 /** Adds `edgelb cert import` and `edgelb cert list`. */
 export function registerCertCommands(program: Command, deps: CertCommandDeps): void {
-  const cert = program
-    .command('cert')
-    .description('manage the TLS certificates in the etcd vault')
-    .addHelpText('after', VAULT_HELP);
+  const cert = program.command('cert').description('manage the TLS certificates in the etcd vault').addHelpText('after', VAULT_HELP);
 
   const importCommand = cert
     .command('import <file>')
@@ -24,14 +21,17 @@ export function registerCertCommands(program: Command, deps: CertCommandDeps): v
     .option('--name <name>', 'vault name (letters, digits, _ . -); default: the first DNS name, * written as "wildcard"')
     .option('--allow-expired', 'store the bundle even though the certificate has expired');
   addEtcdFlags(importCommand);
-  importCommand.addHelpText('after', `
+  importCommand.addHelpText(
+    'after',
+    `
 The bundle is checked first (it parses, the key matches the certificate, the chain is in order)
 and refused with the reason when it is not valid. An existing entry of the same name is replaced.
 ${VAULT_HELP}
 
 Examples:
   edgelb cert import www.example.com.pem
-  edgelb cert import star.pem --name wildcard.example.com`);
+  edgelb cert import star.pem --name wildcard.example.com`,
+  );
   importCommand.action(async (file: string, flags: CertImportFlags) => {
     await importCert(file, flags, deps);
   });
@@ -41,7 +41,9 @@ Examples:
     .description('show the certificates in the vault: subject, names, expiry, status')
     .option('--json', 'print JSON instead of a table');
   addEtcdFlags(listCommand);
-  listCommand.addHelpText('after', `
+  listCommand.addHelpText(
+    'after',
+    `
 STATUS is valid, expired, or invalid:<reason> (does not parse, key does not match, chain out of
 order, cannot be decrypted, ...); an invalid entry is not served.
 
@@ -50,7 +52,8 @@ ACME domain's state (<etcd path>/acme/state/<domain>): valid, pending (an order 
 failing, the certificate's expiry, failures in a row, when the next attempt may happen and the
 CA's last error; and which replica currently orders (the ACME leader). A domain still waiting
 for its first certificate is listed with status pending or failing:<reason>.
-${VAULT_HELP}`);
+${VAULT_HELP}`,
+  );
   listCommand.action(async (flags: CertCliFlags & { json?: boolean }) => {
     await listCerts(flags, deps);
   });

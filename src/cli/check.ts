@@ -56,7 +56,9 @@ export interface CheckReport {
 
 const KNOWN_SUBTREES: ReadonlySet<string> = new Set(TOP_DIRS);
 /** `services/, tcp-services/, certs/ or acme/`, for the layout problem's message. */
-const KNOWN_SUBTREES_TEXT = `${TOP_DIRS.slice(0, -1).map((dir) => `${dir}/`).join(', ')} or ${TOP_DIRS.at(-1)}/`;
+const KNOWN_SUBTREES_TEXT = `${TOP_DIRS.slice(0, -1)
+  .map((dir) => `${dir}/`)
+  .join(', ')} or ${TOP_DIRS.at(-1)}/`;
 const CUSTOM_SETTINGS_KEYS: ReadonlySet<string> = new Set([keyOf(HTTP_SECTION, 'customSettings'), keyOf(TCP_SECTION, 'customSettings')]);
 
 /** `edgelb check`: validates the entries and the config they render to; exits 1 when anything would be left out. */
@@ -68,7 +70,9 @@ export function registerCheckCommand(program: Command, deps: CliDeps): void {
     .option('--json', 'print the report as JSON')
     .option('--no-haproxy', 'skip `haproxy -c` on the rendered config (when HAProxy is not installed here)');
   addSettingFlags(command);
-  command.addHelpText('after', `
+  command.addHelpText(
+    'after',
+    `
 Runs the same steps as \`edgelb run\`, short of applying: every entry is parsed and validated,
 the config is rendered and checked with \`haproxy -c\` (HAProxy's own parser), and the vault's
 certificates are decrypted and checked. Nothing is written outside a temporary directory.
@@ -87,13 +91,20 @@ could not run (settings, etcd, file).
 
 Examples:
   edgelb check --service-name lb
-  edgelb check --from-file entries.yaml --json`);
+  edgelb check --from-file entries.yaml --json`,
+  );
   command.action(async (flags: CheckFlags) => {
     let haproxyOk: boolean | null = null;
     let services = { http: 0, tcp: 0 };
     const config = deps.loadConfig(flags, { needsEtcd: flags.fromFile === undefined });
-    const haproxyBin = flags.haproxy === false ? undefined : locateExecutable(config.haproxyBin, deps.searchPath) ??
-      deps.fail(`cannot find ${JSON.stringify(config.haproxyBin)} to run "haproxy -c" (install haproxy, set KONTENA_LB_HAPROXY_BIN, or pass --no-haproxy)`, 2);
+    const haproxyBin =
+      flags.haproxy === false
+        ? undefined
+        : (locateExecutable(config.haproxyBin, deps.searchPath) ??
+          deps.fail(
+            `cannot find ${JSON.stringify(config.haproxyBin)} to run "haproxy -c" (install haproxy, set KONTENA_LB_HAPROXY_BIN, or pass --no-haproxy)`,
+            2,
+          ));
     const source = await readEntries(config, flags.fromFile, deps);
     const problems: CheckProblem[] = [];
     // Rendered against a scratch state dir: the challenge map, the certificates and the crt-list
@@ -102,15 +113,26 @@ Examples:
     try {
       const offers = await certOffersOnce(deps.env, config.certsDir);
       const base = settingsBaseOf(config, tmp);
-      const inputs = { entries: source.entries, parseOptions: parseOptionsOf(config), envChallenges: deps.env, vaultKey: config.vaultKey, defaultCert: config.defaultCert, offers };
-      const { desired, offers: allOffers } = await deps.progress.step(`validating ${count(source.entries.size)} entries`,
-        () => desiredFromEntries(inputs, base), (d) => `${count(d.desired.rejected.length)} rejected`);
+      const inputs = {
+        entries: source.entries,
+        parseOptions: parseOptionsOf(config),
+        envChallenges: deps.env,
+        vaultKey: config.vaultKey,
+        defaultCert: config.defaultCert,
+        offers,
+      };
+      const { desired, offers: allOffers } = await deps.progress.step(
+        `validating ${count(source.entries.size)} entries`,
+        () => desiredFromEntries(inputs, base),
+        (d) => `${count(d.desired.rejected.length)} rejected`,
+      );
       for (const r of desired.rejected) {
         problems.push({ kind: 'entry', subject: r.key, reason: rejectionReason(r), message: r.reason, ...(r.service ? { service: r.service } : {}) });
       }
       problems.push(...layoutProblems(source.entries), ...legacyProblems(source.entries, config));
       for (const w of entryWarnings(desired.state)) problems.push({ kind: 'warning', subject: w.key, reason: 'entry_warning', message: w.reason });
-      for (const o of allOffers) for (const r of o.rejected) problems.push({ kind: 'certificate', subject: r.key, reason: 'invalid_certificate', message: r.reason });
+      for (const o of allOffers)
+        for (const r of o.rejected) problems.push({ kind: 'certificate', subject: r.key, reason: 'invalid_certificate', message: r.reason });
       for (const r of desired.certs.rejected) problems.push({ kind: 'certificate', subject: r.source, reason: 'invalid_certificate', message: r.reason });
       for (const w of desired.certs.warnings) problems.push({ kind: 'certificate', subject: 'certificates', reason: 'certificate_warning', message: w });
       if (haproxyBin !== undefined) {
@@ -141,18 +163,43 @@ Examples:
 async function checkWithHaproxy(haproxyBin: string, desired: DesiredConfig, tmp: string, deps: CliDeps, problems: CheckProblem[]): Promise<boolean> {
   const paths = statePaths(tmp);
   await writeFile(paths.challengeMap, '');
-  const certFiles = new CertFiles({ dir: paths.certsDir, crtList: paths.crtList, renderCrtList: createCrtListRenderer(), runtime: new HaproxyRuntime(paths.adminSocket) });
+  const certFiles = new CertFiles({
+    dir: paths.certsDir,
+    crtList: paths.crtList,
+    renderCrtList: createCrtListRenderer(),
+    runtime: new HaproxyRuntime(paths.adminSocket),
+  });
   if (desired.certs.served.length > 0) await certFiles.write(desired.certs);
-  const text = await deps.progress.step('rendering', () => createRenderer()(desired.state, desired.settings), (t) => `${count(t.split('\n').length)} lines`);
+  const text = await deps.progress.step(
+    'rendering',
+    () => createRenderer()(desired.state, desired.settings),
+    (t) => `${count(t.split('\n').length)} lines`,
+  );
   const file = path.join(tmp, 'haproxy.cfg');
   await writeFile(file, text);
-  const validation = await deps.progress.step('haproxy -c', () => validateConfigFile(haproxyBin, file), (v) => (v.ok ? 'valid' : `${v.errors.length} errors`));
+  const validation = await deps.progress.step(
+    'haproxy -c',
+    () => validateConfigFile(haproxyBin, file),
+    (v) => (v.ok ? 'valid' : `${v.errors.length} errors`),
+  );
   const attribution = attributeErrors(text, validation.errors);
   for (const [service, messages] of attribution.services) {
-    for (const message of messages) problems.push({ kind: 'haproxy', subject: service, reason: 'haproxy_rejected', message: withoutTempPath(message), service: service.replace(/^(http|tcp):/, '') });
+    for (const message of messages)
+      problems.push({
+        kind: 'haproxy',
+        subject: service,
+        reason: 'haproxy_rejected',
+        message: withoutTempPath(message),
+        service: service.replace(/^(http|tcp):/, ''),
+      });
   }
   for (const message of attribution.unattributed) {
-    problems.push({ kind: 'haproxy', subject: 'global settings', reason: 'haproxy_rejected', message: `${withoutTempPath(message)} (the whole config would be refused: check KONTENA_LB_GLOBAL_SETTINGS / KONTENA_LB_CUSTOM_SETTINGS / KONTENA_LB_SSL_CIPHERS / SYSLOG_TARGET)` });
+    problems.push({
+      kind: 'haproxy',
+      subject: 'global settings',
+      reason: 'haproxy_rejected',
+      message: `${withoutTempPath(message)} (the whole config would be refused: check KONTENA_LB_GLOBAL_SETTINGS / KONTENA_LB_CUSTOM_SETTINGS / KONTENA_LB_SSL_CIPHERS / SYSLOG_TARGET)`,
+    });
   }
   return validation.ok;
 }
@@ -215,7 +262,8 @@ function humanReport(report: CheckReport): string[] {
   const problems = report.problems.length - warnings;
   const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
   lines.push('');
-  if (problems > 0) lines.push(`${plural(problems, 'problem')}: edgelb run would leave ${problems === 1 ? 'it' : 'them'} out and log each (see README, Troubleshooting)`);
+  if (problems > 0)
+    lines.push(`${plural(problems, 'problem')}: edgelb run would leave ${problems === 1 ? 'it' : 'them'} out and log each (see README, Troubleshooting)`);
   else lines.push('ok: nothing would be rejected');
   if (warnings > 0) lines.push(`${plural(warnings, 'warning')}: served as written; edgelb run logs each as "entry warning"`);
   return lines;

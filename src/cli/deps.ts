@@ -44,21 +44,35 @@ export interface EntrySource {
 /** Reads the entries once: from the file when given, else one range read of etcd (no watch). */
 export async function readEntries(config: Config, fromFile: string | undefined, deps: CliDeps): Promise<EntrySource> {
   if (fromFile !== undefined) {
-    const entries = await deps.progress.step(`reading ${fromFile}`, () => readEntriesFile(fromFile, config.etcdPath).catch((error: unknown) => {
-      if (error instanceof EntriesFileError) deps.fail(error.message, 2);
-      throw error;
-    }), (e) => `${count(e.size)} keys`);
+    const entries = await deps.progress.step(
+      `reading ${fromFile}`,
+      () =>
+        readEntriesFile(fromFile, config.etcdPath).catch((error: unknown) => {
+          if (error instanceof EntriesFileError) deps.fail(error.message, 2);
+          throw error;
+        }),
+      (e) => `${count(e.size)} keys`,
+    );
     return { entries, description: fromFile };
   }
   const endpoints = config.etcd.endpoints.join(',');
-  return deps.progress.step(`reading ${config.etcdPath}/ from etcd`, () => withStore(config.etcd, {
-    prefix: config.etcdPath,
-    forWriting: false,
-    timeoutMs: deps.etcdTimeoutMs ?? 10_000,
-    fail: (message) => deps.fail(message),
-    hint: 'check ETCD_ENDPOINTS, or use --from-file',
-  }, async (store) => {
-    const listed = await store.list(config.etcdPath);
-    return { entries: listed.entries, description: `etcd ${endpoints} (${store.api}) ${config.etcdPath}/ at revision ${listed.revision}` };
-  }), (source) => `${count(source.entries.size)} keys`);
+  return deps.progress.step(
+    `reading ${config.etcdPath}/ from etcd`,
+    () =>
+      withStore(
+        config.etcd,
+        {
+          prefix: config.etcdPath,
+          forWriting: false,
+          timeoutMs: deps.etcdTimeoutMs ?? 10_000,
+          fail: (message) => deps.fail(message),
+          hint: 'check ETCD_ENDPOINTS, or use --from-file',
+        },
+        async (store) => {
+          const listed = await store.list(config.etcdPath);
+          return { entries: listed.entries, description: `etcd ${endpoints} (${store.api}) ${config.etcdPath}/ at revision ${listed.revision}` };
+        },
+      ),
+    (source) => `${count(source.entries.size)} keys`,
+  );
 }

@@ -30,12 +30,15 @@ export async function withStore<T>(connection: EtcdConnection, access: StoreAcce
     timer = setTimeout(() => reject(new EtcdFailure('unreachable', `no answer within ${access.timeoutMs / 1000} s`)), access.timeoutMs);
   });
   try {
-    return await Promise.race([(async () => {
-      const decision = await client.choose(access.prefix);
-      // Undecided means the prefix is empty in both keyspaces: a read finds nothing in either.
-      const store = decision.api ? client.store(decision.api) : access.forWriting ? client.current() : client.store('v3');
-      return work(store);
-    })(), deadline]);
+    return await Promise.race([
+      (async () => {
+        const decision = await client.choose(access.prefix);
+        // Undecided means the prefix is empty in both keyspaces: a read finds nothing in either.
+        const store = decision.api ? client.store(decision.api) : access.forWriting ? client.current() : client.store('v3');
+        return work(store);
+      })(),
+      deadline,
+    ]);
   } catch (error) {
     const failure = error instanceof EtcdFailure ? error : undefined;
     const cause = failure && isConfigurationFailure(failure) ? `${FAILURE_HINTS[failure.code]}: ${failure.message}` : firstLine((error as Error).message);

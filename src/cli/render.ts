@@ -22,9 +22,7 @@ function withoutSecrets(state: DesiredState, settings: RenderSettings): { state:
   return {
     state: {
       ...state,
-      http: state.http.map((s) => (s.basicAuth
-        ? { ...s, basicAuth: { ...s.basicAuth, users: s.basicAuth.users.map((u) => ({ ...u, secret: HIDDEN })) } }
-        : s)),
+      http: state.http.map((s) => (s.basicAuth ? { ...s, basicAuth: { ...s.basicAuth, users: s.basicAuth.users.map((u) => ({ ...u, secret: HIDDEN })) } } : s)),
     },
     settings: settings.stats ? { ...settings, stats: { ...settings.stats, password: HIDDEN } } : settings,
   };
@@ -38,7 +36,9 @@ export function registerRenderCommand(program: Command, deps: CliDeps): void {
     .option('--from-file <file>', 'read the entries from a YAML or JSON file instead of etcd')
     .option('--show-secrets', 'print STATS_PASSWORD and basic-auth passwords instead of hiding them');
   addSettingFlags(command);
-  command.addHelpText('after', `
+  command.addHelpText(
+    'after',
+    `
 The config goes to stdout; nothing is written, started or reloaded. It is rendered by the same
 code as \`edgelb run\` (parse, validate, select certificates, templates/haproxy.cfg.hbs) with the
 same settings, so it is what run would apply now: the HTTPS listener appears when the vault,
@@ -55,17 +55,31 @@ An entries file holds keys relative to the load balancer's etcd path, flat or ne
 
 Examples:
   edgelb render --service-name lb > haproxy.cfg
-  edgelb render --from-file entries.yaml --http-port 8080 | less`);
+  edgelb render --from-file entries.yaml --http-port 8080 | less`,
+  );
   command.action(async (flags: RenderFlags) => {
     const config = deps.loadConfig(flags, { needsEtcd: flags.fromFile === undefined });
     const source = await readEntries(config, flags.fromFile, deps);
     const offers = await certOffersOnce(deps.env, config.certsDir);
-    const inputs = { entries: source.entries, parseOptions: parseOptionsOf(config), envChallenges: deps.env, vaultKey: config.vaultKey, defaultCert: config.defaultCert, offers };
-    const { desired } = await deps.progress.step(`validating ${count(source.entries.size)} entries`, () => desiredFromEntries(inputs, settingsBaseOf(config)),
-      (d) => `${count(d.desired.state.http.length)} HTTP and ${count(d.desired.state.tcp.length)} TCP services, ${count(d.desired.rejected.length)} rejected`);
+    const inputs = {
+      entries: source.entries,
+      parseOptions: parseOptionsOf(config),
+      envChallenges: deps.env,
+      vaultKey: config.vaultKey,
+      defaultCert: config.defaultCert,
+      offers,
+    };
+    const { desired } = await deps.progress.step(
+      `validating ${count(source.entries.size)} entries`,
+      () => desiredFromEntries(inputs, settingsBaseOf(config)),
+      (d) => `${count(d.desired.state.http.length)} HTTP and ${count(d.desired.state.tcp.length)} TCP services, ${count(d.desired.rejected.length)} rejected`,
+    );
     const input = flags.showSecrets ? desired : withoutSecrets(desired.state, desired.settings);
-    const text = await deps.progress.step('rendering', () => createRenderer()(input.state, input.settings),
-      (t) => `${count(t.split('\n').length)} lines`);
+    const text = await deps.progress.step(
+      'rendering',
+      () => createRenderer()(input.state, input.settings),
+      (t) => `${count(t.split('\n').length)} lines`,
+    );
     deps.out(text);
     const rejected = desired.rejected.length;
     if (rejected > 0) {

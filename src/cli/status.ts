@@ -16,10 +16,12 @@ export function registerStatusCommand(program: Command, deps: CliDeps): void {
   program
     .command('status')
     .description('show what the running edgelb serves: services, routes, instances and their health, certificates, last apply, errors')
-    .option('--json', 'print the admin port\'s /status JSON as it is')
-    .option('--admin-port <port>', 'the running edgelb\'s admin port [env KONTENA_LB_ADMIN_PORT]', undefined)
+    .option('--json', "print the admin port's /status JSON as it is")
+    .option('--admin-port <port>', "the running edgelb's admin port [env KONTENA_LB_ADMIN_PORT]", undefined)
     .option('--admin-bind <address>', 'the address it listens on [env KONTENA_LB_ADMIN_BIND]', undefined)
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Asks the edgelb running on this machine (its admin port, ${'`'}KONTENA_LB_ADMIN_PORT${'`'}, default 8404
 on 127.0.0.1) and prints its answer; nothing is read from etcd. Instance health is HAProxy's
 own (its health checks, from the runtime API's "show stat").
@@ -29,7 +31,8 @@ Exit status: 0 healthy, 1 serving but the last apply failed, or not serving, 2 e
 Examples:
   edgelb status
   edgelb status --json | jq '.services[] | {name, instances}'
-  docker exec edgelb edgelb status`)
+  docker exec edgelb edgelb status`,
+    )
     .action(async (flags: StatusFlags) => {
       const config = deps.loadConfig(flags, { needsEtcd: false });
       const host = config.adminBind === '0.0.0.0' ? '127.0.0.1' : config.adminBind === '::' ? '::1' : config.adminBind;
@@ -56,12 +59,15 @@ function fetchText(url: string, timeoutMs: number): Promise<string> {
     const req = http.get(url, { timeout: timeoutMs }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => (res.statusCode === 200 ? resolve(Buffer.concat(chunks).toString('utf8')) : reject(new EdgelbError('http_status', `HTTP ${res.statusCode}`))));
+      res.on('end', () =>
+        res.statusCode === 200 ? resolve(Buffer.concat(chunks).toString('utf8')) : reject(new EdgelbError('http_status', `HTTP ${res.statusCode}`)),
+      );
     });
     req.on('timeout', () => req.destroy(new EdgelbError('http_timeout', `no answer within ${timeoutMs / 1000} s`)));
     // The system's code (ECONNREFUSED) is the whole message: the operator's line says the rest.
     req.on('error', (error: NodeJS.ErrnoException) =>
-      reject(error instanceof EdgelbError ? error : new EdgelbError('http_unreachable', error.code ?? error.message, { cause: error })));
+      reject(error instanceof EdgelbError ? error : new EdgelbError('http_unreachable', error.code ?? error.message, { cause: error })),
+    );
   });
 }
 
@@ -70,34 +76,66 @@ export function formatStatus(report: StatusReport, url: string): string[] {
   const lines: string[] = [];
   const health = report.health.status === 'ok' ? 'healthy' : `${report.health.status.toUpperCase()}: ${report.health.reason}`;
   lines.push(`edgelb ${report.version} (${url}): ${health}`);
-  lines.push(`HAProxy:    ${report.haproxy.running ? `running, pid ${report.haproxy.pid}` : 'NOT RUNNING'}, ${report.haproxy.restarts} restarts${report.haproxy.statsError ? ` (health unknown: ${report.haproxy.statsError})` : ''}`);
+  lines.push(
+    `HAProxy:    ${report.haproxy.running ? `running, pid ${report.haproxy.pid}` : 'NOT RUNNING'}, ${report.haproxy.restarts} restarts${report.haproxy.statsError ? ` (health unknown: ${report.haproxy.statsError})` : ''}`,
+  );
   const etcd = report.etcd;
   const api = etcd.api ? `etcd ${etcd.api} API` : 'both etcd APIs (auto: waiting for the first write)';
-  lines.push(`etcd:       ${etcd.connected ? 'watching' : 'NOT CONNECTED'} ${etcd.prefix}/ through the ${api} at ${etcd.endpoints.join(',')}, applied revision ${etcd.revision ?? '-'}`);
+  lines.push(
+    `etcd:       ${etcd.connected ? 'watching' : 'NOT CONNECTED'} ${etcd.prefix}/ through the ${api} at ${etcd.endpoints.join(',')}, applied revision ${etcd.revision ?? '-'}`,
+  );
   if (etcd.error) lines.push(`            ${etcd.error.code}: ${etcd.error.message}`);
   const last = report.lastApply;
-  lines.push(`last apply: ${last ? `${last.action} at ${last.at} in ${last.durationMs} ms (revision ${last.revision})${last.error ? `: ${last.error}` : ''}` : 'none yet'}`);
+  lines.push(
+    `last apply: ${last ? `${last.action} at ${last.at} in ${last.durationMs} ms (revision ${last.revision})${last.error ? `: ${last.error}` : ''}` : 'none yet'}`,
+  );
   const c = report.counters;
   lines.push(`counters:   ${c.applies} applies, ${c.reloads} reloads, ${c.runtimeUpdates} runtime updates, ${c.failures} failures`);
 
   lines.push('');
   if (report.services.length === 0) lines.push('no services served');
   else {
-    lines.push(...layoutTable(['SERVICE', 'KIND', 'HOSTS / PORT', 'PATHS', 'INSTANCES UP'], report.services.map((s) => [
-      s.name, s.kind, s.kind === 'tcp' ? `:${s.port}` : s.hosts.join(',') || '-', s.paths.join(',') || '-',
-      `${s.instances.filter((i) => i.health === 'up').length}/${s.instances.length}`,
-    ])));
+    lines.push(
+      ...layoutTable(
+        ['SERVICE', 'KIND', 'HOSTS / PORT', 'PATHS', 'INSTANCES UP'],
+        report.services.map((s) => [
+          s.name,
+          s.kind,
+          s.kind === 'tcp' ? `:${s.port}` : s.hosts.join(',') || '-',
+          s.paths.join(',') || '-',
+          `${s.instances.filter((i) => i.health === 'up').length}/${s.instances.length}`,
+        ]),
+      ),
+    );
   }
   if (report.routes.length > 0) {
-    lines.push('', ...layoutTable(['ROUTE', 'HOST', 'PATH', 'SERVICE'], report.routes.map((r) => [String(r.order), r.hosts.join(',') || '*', r.path ?? '*', r.service])));
+    lines.push(
+      '',
+      ...layoutTable(
+        ['ROUTE', 'HOST', 'PATH', 'SERVICE'],
+        report.routes.map((r) => [String(r.order), r.hosts.join(',') || '*', r.path ?? '*', r.service]),
+      ),
+    );
   }
-  const instances = report.services.flatMap((s) => s.instances.map((i) => [s.name, i.name, i.address, i.health, i.check ?? '-', i.lastChangeSeconds === null ? '-' : `${i.lastChangeSeconds}s`]));
+  const instances = report.services.flatMap((s) =>
+    s.instances.map((i) => [s.name, i.name, i.address, i.health, i.check ?? '-', i.lastChangeSeconds === null ? '-' : `${i.lastChangeSeconds}s`]),
+  );
   if (instances.length > 0) lines.push('', ...layoutTable(['SERVICE', 'INSTANCE', 'ADDRESS', 'HEALTH', 'CHECK', 'SINCE'], instances));
   if (report.certificates.length > 0) {
-    lines.push('', ...layoutTable(['CERTIFICATE', 'SOURCE', 'NAMES', 'NOT AFTER', 'DAYS LEFT', 'SERVED'], report.certificates.map((cert) => [
-      cert.id, cert.source, cert.names.join(','), cert.notAfter.replace(/\.\d{3}Z$/, 'Z'), String(cert.daysLeft),
-      cert.served ? (cert.default ? 'yes (default)' : 'yes') : cert.expired ? 'no (expired)' : 'no',
-    ])));
+    lines.push(
+      '',
+      ...layoutTable(
+        ['CERTIFICATE', 'SOURCE', 'NAMES', 'NOT AFTER', 'DAYS LEFT', 'SERVED'],
+        report.certificates.map((cert) => [
+          cert.id,
+          cert.source,
+          cert.names.join(','),
+          cert.notAfter.replace(/\.\d{3}Z$/, 'Z'),
+          String(cert.daysLeft),
+          cert.served ? (cert.default ? 'yes (default)' : 'yes') : cert.expired ? 'no (expired)' : 'no',
+        ]),
+      ),
+    );
   }
   const problems = [
     ...report.rejected.map((r) => ['entry rejected', r.key, r.service ? `${r.reason} (service ${r.service} left out)` : r.reason]),

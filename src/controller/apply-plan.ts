@@ -16,11 +16,11 @@ export interface Applied {
 export type ApplyPlan =
   | { readonly kind: 'unchanged' }
   | {
-    readonly kind: 'runtime';
-    readonly servers: ServerPlan;
-    readonly certs: boolean;
-    readonly challenges: boolean;
-  }
+      readonly kind: 'runtime';
+      readonly servers: ServerPlan;
+      readonly certs: boolean;
+      readonly challenges: boolean;
+    }
   | { readonly kind: 'reload'; readonly reason: string };
 
 export interface ApplyPlanInput {

@@ -21,7 +21,10 @@ export class Coalescer {
   private idleWaiters: (() => void)[] = [];
   private stopped = false;
 
-  constructor(private readonly task: () => Promise<void>, private readonly options: CoalescerOptions) {}
+  constructor(
+    private readonly task: () => Promise<void>,
+    private readonly options: CoalescerOptions,
+  ) {}
 
   /** An input changed: run the task once the burst is over. */
   changed(): void {

@@ -25,7 +25,11 @@ export interface Committed {
  * HAProxy refused (the caller runs haproxy -c to find out why). Throws when the apply failed.
  */
 export async function commitConfig(
-  rendered: RenderedConfig, state: DesiredState, certs: CertSet, how: 'unchecked' | 'checked', targets: CommitTargets,
+  rendered: RenderedConfig,
+  state: DesiredState,
+  certs: CertSet,
+  how: 'unchecked' | 'checked',
+  targets: CommitTargets,
 ): Promise<Committed | undefined> {
   const { applier, servers: updater } = targets;
   const defaults = rendered.settings.defaultsSettings;

@@ -5,16 +5,14 @@ import type { ChallengeMap } from '../haproxy/challenge-map.js';
 import type { ServerUpdater } from '../haproxy/server-updater.js';
 import type { Logger } from '../log.js';
 import type { HealthCheck } from '../model/health-check.js';
-import { legacyHint } from '../model/legacy-directives.js';
+import { legacySettingsHints } from '../model/legacy-directives.js';
 import type { ParseOptions } from '../model/parse.js';
 import type { Snapshot } from '../model/snapshot.js';
-import { findService } from '../model/state-changes.js';
 import type { DesiredState, Entries, EntryWarning, Rejection } from '../model/types.js';
 import { diffStates } from '../model/diff.js';
 import { desiredConfig, type DesiredConfig, type SettingsBase } from '../pipeline/desired-config.js';
 import { attributeErrors } from '../render/attribute.js';
 import type { RenderedConfig, SectionRenderer, ServerArgsRenderer } from '../render/render.js';
-import type { RenderSettings } from '../render/view.js';
 import { certsByKind, type CertOffer, type CertSourceKind } from '../tls/cert-provider.js';
 import { CertSelection } from '../tls/cert-selection.js';
 import { EMPTY_CERT_SET, type CertSet } from '../tls/store.js';
@@ -93,7 +91,7 @@ export class Controller {
   private readonly coalescer: Coalescer;
   private readonly recorder: ApplyRecorder;
   private readonly reports: InputReports;
-  private readonly exclusions = new Exclusions();
+  private readonly exclusions: Exclusions;
   private readonly lastGoodTimer: NodeJS.Timeout;
 
   constructor(private readonly options: ControllerOptions) {
@@ -102,8 +100,10 @@ export class Controller {
     this.certSelection = new CertSelection(options.defaultCert);
     this.recorder = new ApplyRecorder(options.logger, options.onApplyFailed);
     this.reports = new InputReports(options.logger);
+    this.exclusions = new Exclusions(options.logger);
     this.coalescer = new Coalescer(() => this.applyLatest(), {
-      quietMs: options.quietMs, maxDelayMs: options.maxDelayMs,
+      quietMs: options.quietMs,
+      maxDelayMs: options.maxDelayMs,
       // Nothing is applied before etcd has answered once: HAProxy starts with the real routes.
       ready: () => this.etcd !== undefined,
     });
@@ -150,11 +150,14 @@ export class Controller {
   private startLastGood(): void {
     if (this.applied) return;
     const { applier, logger } = this.options;
-    this.coalescer.runAlone(() => applier.startLastGood()
-      .then((started) => {
-        if (started) logger.warn(event('last_good.started'), 'etcd has not answered yet: serving the last good config from the state dir');
-      })
-      .catch((error: Error) => logger.error({ ...event('last_good.failed'), err: error.message }, 'cannot start HAProxy with the last good config')));
+    this.coalescer.runAlone(() =>
+      applier
+        .startLastGood()
+        .then((started) => {
+          if (started) logger.warn(event('last_good.started'), 'etcd has not answered yet: serving the last good config from the state dir');
+        })
+        .catch((error: Error) => logger.error({ ...event('last_good.failed'), err: error.message }, 'cannot start HAProxy with the last good config')),
+    );
   }
 
   private async applyLatest(): Promise<void> {
@@ -193,7 +196,13 @@ export class Controller {
     for (let round = 0; round <= MAX_ISOLATION_ROUNDS; round++) {
       const rendered = render(state, settings);
       const plan = planApply({
-        applied: this.applied, serving: applier.serving, ours: this.ours, rendered, state, certs, challenges,
+        applied: this.applied,
+        serving: applier.serving,
+        ours: this.ours,
+        rendered,
+        state,
+        certs,
+        challenges,
         serverArgs: (service, upstream) => this.options.serverArgs(service, upstream, settings),
         runtimeServers: this.options.servers !== undefined,
       });
@@ -218,23 +227,28 @@ export class Controller {
       }
       const { services, unattributed } = attributeErrors(rendered.text, validation.errors);
       if (services.size === 0 || unattributed.length > 0 || round === MAX_ISOLATION_ROUNDS) {
-        const why = [...unattributed, ...[...services.values()].flat(), ...settingsHints(settings)].join('; ');
-        this.recorder.failed(revision, started, diffStates(this.applied?.state, state), new EdgelbError('haproxy_config_rejected', `HAProxy rejected the config: ${why}`));
+        const why = [...unattributed, ...[...services.values()].flat(), ...legacySettingsHints(settings.globalSettings, settings.defaultsSettings)].join('; ');
+        this.recorder.failed(
+          revision,
+          started,
+          diffStates(this.applied?.state, state),
+          new EdgelbError('haproxy_config_rejected', `HAProxy rejected the config: ${why}`),
+        );
         return;
       }
-      for (const [service, messages] of services) this.exclude(state, service, messages.join('; '));
+      for (const [service, messages] of services) this.exclusions.add(state, service, messages.join('; '));
       state = this.exclusions.apply(state);
     }
   }
 
   /** False when the runtime API refused something: the caller reloads instead. */
-  private async applyRuntime(
-    plan: Parameters<typeof applyAtRuntime>[0], rendered: RenderedConfig, next: Applied, started: number,
-  ): Promise<boolean> {
+  private async applyRuntime(plan: Parameters<typeof applyAtRuntime>[0], rendered: RenderedConfig, next: Applied, started: number): Promise<boolean> {
     const before = this.applied!;
     try {
       const { details } = await applyAtRuntime(plan, before, next.certs, next.challenges, {
-        servers: this.options.servers, certFiles: this.options.certFiles, challengeMap: this.options.challengeMap,
+        servers: this.options.servers,
+        certFiles: this.options.certFiles,
+        challengeMap: this.options.challengeMap,
         checkOf: (proxy) => this.checks.get(proxy),
       });
       if (servicesIn(plan.servers).length > 0) {
@@ -262,30 +276,12 @@ export class Controller {
       this.ours = rendered;
       this.applied = next;
       this.recorder.committed(committed.result.action, next.revision, started, changes, reason, {
-        services: next.state.http.length + next.state.tcp.length, certificates: next.certs.served.length,
+        services: next.state.http.length + next.state.tcp.length,
+        certificates: next.certs.served.length,
       });
     } catch (error) {
       this.recorder.failed(next.revision, started, changes, error as Error);
     }
     return true;
   }
-
-  private exclude(state: DesiredState, service: string, reason: string): void {
-    this.exclusions.add(state, service, reason);
-    // An HAProxy 1.8 directive in custom_settings is the usual cause after a move from the Kontena load balancer.
-    const hint = legacyHint(findService(state, service)?.customSettings ?? [], 'proxy');
-    this.options.logger.error({ ...event('service.excluded'), service, haproxyError: reason, ...(hint ? { hint } : {}) }, 'service left out: HAProxy rejected its settings');
-  }
-}
-
-/** HAProxy 1.8 directives in the environment's settings, named with their replacement. */
-function settingsHints(settings: RenderSettings): string[] {
-  return ([
-    ['KONTENA_LB_GLOBAL_SETTINGS', settings.globalSettings, 'global'],
-    ['KONTENA_LB_CUSTOM_SETTINGS', settings.defaultsSettings, 'proxy'],
-  ] as const)
-    .flatMap(([name, lines, section]) => {
-      const hint = legacyHint(lines, section);
-      return hint ? [`${name} ${hint}`] : [];
-    });
 }

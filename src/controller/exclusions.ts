@@ -1,12 +1,17 @@
+import type { Logger } from '../log.js';
 import { fingerprintOf } from '../model/diff.js';
+import { legacyHint } from '../model/legacy-directives.js';
 import { findService, serviceKey } from '../model/state-changes.js';
 import type { DesiredState } from '../model/types.js';
+import { event } from './log-events.js';
 
 /**
  * Services HAProxy rejected (usually for their custom_settings), left out so that every other
  * service is still applied, and remembered until their entries change.
  */
 export class Exclusions {
+  constructor(private readonly logger: Logger) {}
+
   /** By service key, with the fingerprint of the version HAProxy rejected. */
   private readonly excluded = new Map<string, { fingerprint: string; reason: string }>();
 
@@ -22,8 +27,15 @@ export class Exclusions {
     };
   }
 
+  /** Leaves `service` out until its entries change, and says so (with a hint for HAProxy 1.8 syntax). */
   add(state: DesiredState, service: string, reason: string): void {
     this.excluded.set(service, { fingerprint: fingerprintIn(state, service), reason });
+    // An HAProxy 1.8 directive in custom_settings is the usual cause after a move from the Kontena load balancer.
+    const hint = legacyHint(findService(state, service)?.customSettings ?? [], 'proxy');
+    this.logger.error(
+      { ...event('service.excluded'), service, haproxyError: reason, ...(hint ? { hint } : {}) },
+      'service left out: HAProxy rejected its settings',
+    );
   }
 
   list(): { service: string; reason: string }[] {

@@ -28,7 +28,10 @@ export class ApplyRecorder {
   private readonly counts = { applies: 0, reloads: 0, starts: 0, unchanged: 0, failures: 0, runtimeUpdates: 0 };
   private lastApply: ApplyRecord | undefined;
 
-  constructor(private readonly logger: Logger, private readonly onFailed?: (error: Error) => void) {}
+  constructor(
+    private readonly logger: Logger,
+    private readonly onFailed?: (error: Error) => void,
+  ) {}
 
   get last(): ApplyRecord | undefined {
     return this.lastApply;
@@ -56,7 +59,15 @@ export class ApplyRecorder {
     if (action === 'started') this.counts.starts++;
     const durationMs = this.record(revision, action, started, changes, action === 'reloaded' ? { reason } : {});
     this.logger.info(
-      { ...event(action === 'started' ? 'apply.started' : 'apply.reloaded'), action, revision, durationMs, ...(action === 'reloaded' ? { reason } : {}), ...compactChanges(changes), ...details },
+      {
+        ...event(action === 'started' ? 'apply.started' : 'apply.reloaded'),
+        action,
+        revision,
+        durationMs,
+        ...(action === 'reloaded' ? { reason } : {}),
+        ...compactChanges(changes),
+        ...details,
+      },
       action === 'started' ? 'HAProxy started with the first config' : 'config applied (seamless reload)',
     );
   }
@@ -64,13 +75,14 @@ export class ApplyRecorder {
   failed(revision: string, started: number, changes: StateChanges | undefined, error: Error): void {
     this.counts.failures++;
     const durationMs = this.record(revision, 'failed', started, changes ?? NO_CHANGES, { error: error.message });
-    this.logger.error({ ...event('apply.failed'), revision, durationMs, err: error.message, ...codeOf(error) }, 'apply failed; HAProxy keeps serving the last good config');
+    this.logger.error(
+      { ...event('apply.failed'), revision, durationMs, err: error.message, ...codeOf(error) },
+      'apply failed; HAProxy keeps serving the last good config',
+    );
     this.onFailed?.(error);
   }
 
-  private record(
-    revision: string, action: ApplyRecord['action'], started: number, changes: StateChanges, extra: Partial<ApplyRecord> = {},
-  ): number {
+  private record(revision: string, action: ApplyRecord['action'], started: number, changes: StateChanges, extra: Partial<ApplyRecord> = {}): number {
     const durationMs = elapsedMs(started);
     this.lastApply = { at: new Date().toISOString(), revision, action, durationMs, changes, ...extra };
     return durationMs;
@@ -90,7 +102,5 @@ function elapsedMs(started: number): number {
 }
 
 function compactChanges(changes: StateChanges): Partial<StateChanges> {
-  return isEmptyChange(changes)
-    ? {}
-    : Object.fromEntries(Object.entries(changes).filter(([, list]) => (list as string[]).length > 0));
+  return isEmptyChange(changes) ? {} : Object.fromEntries(Object.entries(changes).filter(([, list]) => (list as string[]).length > 0));
 }

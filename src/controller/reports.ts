@@ -35,16 +35,26 @@ export class InputReports {
     this.lastRejections = { parsed, challenges };
     const rejected = challenges.length === 0 ? parsed : [...parsed, ...challenges];
     this.rejectedNow = rejected;
-    this.entryReports.update(rejected, (r) => `${r.key}\u0000${r.reason}`, (r) =>
-      this.logger.warn({ ...event('entry.rejected'), key: r.key, code: r.code, reason: r.reason, ...(r.service ? { service: r.service } : {}) }, 'entry rejected'));
+    this.entryReports.update(
+      rejected,
+      (r) => `${r.key}\u0000${r.reason}`,
+      (r) =>
+        this.logger.warn(
+          { ...event('entry.rejected'), key: r.key, code: r.code, reason: r.reason, ...(r.service ? { service: r.service } : {}) },
+          'entry rejected',
+        ),
+    );
   }
 
   warningsOf(state: DesiredState): void {
     const warnings = this.entryWarnings.update(state);
     if (warnings === this.warningsNow) return;
     this.warningsNow = warnings;
-    this.warningReports.update(warnings, (w) => `${w.key}\u0000${w.reason}`, (w) =>
-      this.logger.warn({ ...event('entry.warning'), key: w.key, reason: w.reason }, 'entry warning'));
+    this.warningReports.update(
+      warnings,
+      (w) => `${w.key}\u0000${w.reason}`,
+      (w) => this.logger.warn({ ...event('entry.warning'), key: w.key, reason: w.reason }, 'entry warning'),
+    );
   }
 
   /** After a fresh selection: what the sources and the selection refused, and the selection's warnings. */
@@ -54,9 +64,13 @@ export class InputReports {
       ...set.rejected.map((r) => ({ ...r, level: 'error' as const })),
       ...set.warnings.map((w) => ({ source: '', reason: w, level: 'warn' as const })),
     ];
-    this.certReports.update(problems, (p) => `${p.source}\u0000${p.reason}`, (p) =>
-      p.level === 'error'
-        ? this.logger.error({ ...event('certificate.rejected'), source: p.source, reason: p.reason }, 'certificate rejected')
-        : this.logger.warn({ ...event('certificate.warning'), reason: p.reason }, 'certificate warning'));
+    this.certReports.update(
+      problems,
+      (p) => `${p.source}\u0000${p.reason}`,
+      (p) =>
+        p.level === 'error'
+          ? this.logger.error({ ...event('certificate.rejected'), source: p.source, reason: p.reason }, 'certificate rejected')
+          : this.logger.warn({ ...event('certificate.warning'), reason: p.reason }, 'certificate warning'),
+    );
   }
 }

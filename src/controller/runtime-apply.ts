@@ -22,7 +22,11 @@ export interface RuntimeTargets {
  * reloads, which puts every server, certificate and token back in line with the files.
  */
 export async function applyAtRuntime(
-  plan: RuntimePlan, before: Applied, certs: CertSet, challenges: Challenges, targets: RuntimeTargets,
+  plan: RuntimePlan,
+  before: Applied,
+  certs: CertSet,
+  challenges: Challenges,
+  targets: RuntimeTargets,
 ): Promise<{ operations: number; details: Record<string, unknown> }> {
   const { servers, certFiles, challengeMap } = targets;
   let operations = 0;
@@ -37,7 +41,8 @@ export async function applyAtRuntime(
     operations += await challengeMap.applyRuntime(before.challenges, challenges);
   }
   const details = {
-    operations, ...serverNames(plan.servers),
+    operations,
+    ...serverNames(plan.servers),
     ...(plan.certs ? { certificates: certs.served.length } : {}),
     ...(plan.challenges ? { challenges: challenges.size } : {}),
   };
@@ -52,7 +57,13 @@ export function servicesIn(plan: ServerPlan): string[] {
 function serverNames(plan: ServerPlan): Record<string, string[]> {
   const names = (specs: readonly ServerSpec[]) => specs.map((s) => `${s.proxy}/${s.name}`);
   return Object.fromEntries(
-    ([['serversAdded', plan.add], ['serversRemoved', plan.remove], ['serversReaddressed', plan.readdress]] as const)
+    (
+      [
+        ['serversAdded', plan.add],
+        ['serversRemoved', plan.remove],
+        ['serversReaddressed', plan.readdress],
+      ] as const
+    )
       .filter(([, specs]) => specs.length > 0)
       .map(([key, specs]) => [key, names(specs)]),
   );

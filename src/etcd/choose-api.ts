@@ -34,7 +34,9 @@ export function decideApi({ serverVersion, v2, v3Keys }: ApiProbe): ApiDecision 
     return {
       api: 'v3',
       reason: 'the prefix has keys in the v3 keyspace',
-      ...(v2 === 'present' ? { warning: 'the prefix also exists in the v2 keyspace, which edgelb does not read (set ETCD_API=v2 to read that one instead)' } : {}),
+      ...(v2 === 'present'
+        ? { warning: 'the prefix also exists in the v2 keyspace, which edgelb does not read (set ETCD_API=v2 to read that one instead)' }
+        : {}),
     };
   }
   if (v2 === 'present') return { api: 'v2', reason: 'the prefix exists only in the v2 keyspace' };

@@ -41,7 +41,11 @@ export class EtcdClient {
 
   /** The store in use; throws 'api-undecided' while ETCD_API=auto watches both. */
   current(): KvStore {
-    if (!this.chosen) throw new EtcdFailure('api-undecided', 'ETCD_API=auto: the prefix is empty in both the v2 and the v3 keyspace, so it is not known yet which one the platform writes to; set ETCD_API=v2 or ETCD_API=v3');
+    if (!this.chosen)
+      throw new EtcdFailure(
+        'api-undecided',
+        'ETCD_API=auto: the prefix is empty in both the v2 and the v3 keyspace, so it is not known yet which one the platform writes to; set ETCD_API=v2 or ETCD_API=v3',
+      );
     return this.store(this.chosen.api);
   }
 
@@ -63,7 +67,7 @@ export class EtcdClient {
     // Both keyspaces must answer: picking the one that does when the other refuses edgelb's
     // credentials could serve an empty keyspace instead of saying what is wrong.
     const [v2State, v3Keys] = await Promise.all([
-      v2.exists(prefix).then((exists) => (exists === undefined ? 'off' as const : exists ? 'present' as const : 'absent' as const), probing('v2')),
+      v2.exists(prefix).then((exists) => (exists === undefined ? ('off' as const) : exists ? ('present' as const) : ('absent' as const)), probing('v2')),
       v3Api ? (this.store('v3') as V3Store).hasKeys(prefix).catch(probing('v3')) : Promise.resolve(undefined),
     ]);
     const decision = decideApi({ serverVersion, v2: v2State, v3Keys });
@@ -101,14 +105,16 @@ export function createEtcd3(connection: EtcdConnection): Etcd3 {
   return new Etcd3({
     // No dialTimeout: etcd3 1.1.2 accepts the option but never reads it.
     hosts: [...connection.endpoints],
-    ...(connection.tls ? {
-      credentials: {
-        // gRPC needs a root; without ETCD_CA_FILE the system's trust store is used (an empty buffer does not work).
-        rootCertificate: connection.tls.ca === undefined ? (undefined as unknown as Buffer) : Buffer.from(connection.tls.ca),
-        ...(connection.tls.key !== undefined ? { privateKey: Buffer.from(connection.tls.key) } : {}),
-        ...(connection.tls.cert !== undefined ? { certChain: Buffer.from(connection.tls.cert) } : {}),
-      },
-    } : {}),
+    ...(connection.tls
+      ? {
+          credentials: {
+            // gRPC needs a root; without ETCD_CA_FILE the system's trust store is used (an empty buffer does not work).
+            rootCertificate: connection.tls.ca === undefined ? (undefined as unknown as Buffer) : Buffer.from(connection.tls.ca),
+            ...(connection.tls.key !== undefined ? { privateKey: Buffer.from(connection.tls.key) } : {}),
+            ...(connection.tls.cert !== undefined ? { certChain: Buffer.from(connection.tls.cert) } : {}),
+          },
+        }
+      : {}),
     ...(connection.auth ? { auth: { username: connection.auth.username, password: connection.auth.password } } : {}),
     // gRPC's own reconnect backoff grows to 120 s and the library's watch backoff to 30 s: after
     // a member dies, the watch would come back seconds late. Both stay near a second here.
@@ -129,6 +135,10 @@ export function createEtcd3(connection: EtcdConnection): Etcd3 {
 function probing(api: EtcdApi): (error: unknown) => never {
   return (error) => {
     const failure = error instanceof EtcdFailure ? error : new EtcdFailure('other', (error as Error).message, { cause: error });
-    throw new EtcdFailure(failure.code, `ETCD_API=auto, looking at the ${api} keyspace: ${failure.message} (set ETCD_API to the API the platform writes with to use only that one)`, { cause: failure });
+    throw new EtcdFailure(
+      failure.code,
+      `ETCD_API=auto, looking at the ${api} keyspace: ${failure.message} (set ETCD_API to the API the platform writes with to use only that one)`,
+      { cause: failure },
+    );
   };
 }

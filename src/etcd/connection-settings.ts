@@ -21,9 +21,16 @@ export function etcdConnection(
   const { endpoints, from } = endpointsOf(get('ETCD_ENDPOINTS'), get('ETCD_NODE'), tls !== undefined, platform);
   if (tls !== undefined) {
     const plain = endpoints.find((url) => url.startsWith('http://'));
-    if (plain) throw new ConfigError(`ETCD_CA_FILE, ETCD_CERT_FILE or ETCD_KEY_FILE is set, so the etcd endpoints must use https://, got ${JSON.stringify(plain)}`);
+    if (plain)
+      throw new ConfigError(`ETCD_CA_FILE, ETCD_CERT_FILE or ETCD_KEY_FILE is set, so the etcd endpoints must use https://, got ${JSON.stringify(plain)}`);
   }
-  return { endpoints, endpointsFrom: from, api: apiOf(get('ETCD_API') ?? 'auto'), tls, auth: credentials(get('ETCD_USERNAME'), password, get('ETCD_PASSWORD_FILE')) };
+  return {
+    endpoints,
+    endpointsFrom: from,
+    api: apiOf(get('ETCD_API') ?? 'auto'),
+    tls,
+    auth: credentials(get('ETCD_USERNAME'), password, get('ETCD_PASSWORD_FILE')),
+  };
 }
 
 function endpointsOf(
@@ -34,7 +41,10 @@ function endpointsOf(
 ): { endpoints: string[]; from: EtcdConnection['endpointsFrom'] } {
   const scheme = https ? 'https' : 'http';
   if (list !== undefined) {
-    const endpoints = list.split(',').map((e) => e.trim()).filter(Boolean);
+    const endpoints = list
+      .split(',')
+      .map((e) => e.trim())
+      .filter(Boolean);
     for (const url of endpoints) checkUrl(url, 'ETCD_ENDPOINTS');
     if (endpoints.length === 0) throw new ConfigError('ETCD_ENDPOINTS must list at least one URL like http://127.0.0.1:2379');
     return { endpoints, from: 'ETCD_ENDPOINTS' };
@@ -107,13 +117,13 @@ function tlsFiles(caFile: string | undefined, certFile: string | undefined, keyF
  * only show as a refused handshake at the first connection: say so at start, naming the files.
  */
 function checkKeyPair(certPem: string, keyPem: string, certFile: string, keyFile: string): void {
-  let key;
+  let key: ReturnType<typeof createPrivateKey>;
   try {
     key = createPrivateKey(keyPem);
   } catch {
     throw new ConfigError(`ETCD_KEY_FILE: ${keyFile} cannot be loaded as a private key (an encrypted key needs its passphrase removed)`);
   }
-  let cert;
+  let cert: X509Certificate;
   try {
     cert = new X509Certificate(certPem);
   } catch {

@@ -39,7 +39,7 @@ export function isConfigurationFailure(failure: EtcdFailure): boolean {
 /** What each code means, in the words the log line starts with. */
 export const FAILURE_HINTS: Readonly<Record<EtcdFailureCode, string>> = {
   auth: 'etcd refused the user name or password (check ETCD_USERNAME and ETCD_PASSWORD or ETCD_PASSWORD_FILE)',
-  permission: 'the etcd user may not read the load balancer\'s keys (grant its role read access to the prefix)',
+  permission: "the etcd user may not read the load balancer's keys (grant its role read access to the prefix)",
   tls: 'the TLS handshake with etcd failed (check ETCD_CA_FILE, ETCD_CERT_FILE and ETCD_KEY_FILE)',
   unreachable: 'no etcd member answered',
   'history-lost': 'etcd no longer has the history the watch needs; reading everything again',
@@ -50,7 +50,12 @@ export const FAILURE_HINTS: Readonly<Record<EtcdFailureCode, string>> = {
 
 /** Patterns of the TLS errors Node (v2) and gRPC (v3) report; both come from OpenSSL. */
 const TLS_PATTERNS = [
-  /certificate/i, /self[- ]signed/i, /unable to (get|verify)/i, /ssl|tls/i, /handshake/i, /wrong version number/i,
+  /certificate/i,
+  /self[- ]signed/i,
+  /unable to (get|verify)/i,
+  /ssl|tls/i,
+  /handshake/i,
+  /wrong version number/i,
   /ERR_TLS|ERR_SSL|DEPTH_ZERO|UNABLE_TO_VERIFY|CERT_/,
 ];
 
@@ -62,7 +67,8 @@ export function looksLikeTls(text: string): boolean {
 /** A refusal of edgelb's certificate: etcd (Go) ends the handshake with bad_certificate both when none comes and when it does not chain to its CA. */
 const CLIENT_REFUSED = /alert (bad certificate|certificate required|unknown ca|certificate (unknown|expired|revoked|unsupported))/i;
 /** Node's and gRPC's words (and codes) for a server certificate edgelb cannot verify. */
-const SERVER_UNTRUSTED = /unable to (verify|get (local )?issuer)|self[- ]signed|certificate has expired|Hostname\/IP does not match|UNABLE_TO_|DEPTH_ZERO|SELF_SIGNED|CERT_HAS_EXPIRED|ERR_TLS_CERT_ALTNAME/i;
+const SERVER_UNTRUSTED =
+  /unable to (verify|get (local )?issuer)|self[- ]signed|certificate has expired|Hostname\/IP does not match|UNABLE_TO_|DEPTH_ZERO|SELF_SIGNED|CERT_HAS_EXPIRED|ERR_TLS_CERT_ALTNAME/i;
 
 /**
  * A TLS failure as one line that says which side refused and which setting to look at, then
@@ -75,8 +81,10 @@ export function describeTls(message: string, code = ''): string {
     .replace(/\b[0-9A-F]+:error:[0-9A-F]+:SSL routines:[\w ]*:/g, '')
     .replace(/:[^\s:]*\.c:\d+:/g, ', ')
     .replace(/\.$/, '');
-  if (CLIENT_REFUSED.test(words) || /ALERT_BAD_CERTIFICATE|ALERT_CERTIFICATE_REQUIRED/.test(code)) return `etcd refused edgelb's client certificate, or its lack of one (ETCD_CERT_FILE and ETCD_KEY_FILE must hold a certificate issued by a CA the etcd members trust): ${words}`;
-  if (SERVER_UNTRUSTED.test(`${code} ${words}`)) return `edgelb does not trust the etcd server's certificate (ETCD_CA_FILE must hold the CA that issued it): ${words}`;
+  if (CLIENT_REFUSED.test(words) || /ALERT_BAD_CERTIFICATE|ALERT_CERTIFICATE_REQUIRED/.test(code))
+    return `etcd refused edgelb's client certificate, or its lack of one (ETCD_CERT_FILE and ETCD_KEY_FILE must hold a certificate issued by a CA the etcd members trust): ${words}`;
+  if (SERVER_UNTRUSTED.test(`${code} ${words}`))
+    return `edgelb does not trust the etcd server's certificate (ETCD_CA_FILE must hold the CA that issued it): ${words}`;
   return words;
 }
 

@@ -27,7 +27,10 @@ export function defaultGatewayOf(table: string): string | undefined {
     const [, destination, gateway, flags, , , , mask] = line.trim().split(/\s+/);
     if (destination !== '00000000' || mask !== '00000000' || gateway === undefined || !/^[0-9A-Fa-f]{8}$/.test(gateway)) continue;
     if ((Number.parseInt(flags ?? '0', 16) & 0x2) === 0) continue;
-    const bytes = gateway.match(/../g)!.map((hex) => Number.parseInt(hex, 16)).reverse();
+    const bytes = gateway
+      .match(/../g)!
+      .map((hex) => Number.parseInt(hex, 16))
+      .reverse();
     return bytes.join('.');
   }
   return undefined;

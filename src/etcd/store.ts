@@ -51,9 +51,7 @@ export type KvOp =
  * v2 leader key), or `key` is still attached to lease `lease` (a v3 campaign key: the campaign's
  * lease is the token, as in etcd's own concurrency package).
  */
-export type KvFence =
-  | { readonly key: string; readonly value: string }
-  | { readonly key: string; readonly lease: string };
+export type KvFence = { readonly key: string; readonly value: string } | { readonly key: string; readonly lease: string };
 
 export interface FencedResult {
   readonly succeeded: boolean;

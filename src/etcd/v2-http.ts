@@ -73,9 +73,7 @@ export class V2Http {
         ...(connection.tls?.key !== undefined ? { key: connection.tls.key } : {}),
       }),
     };
-    this.authorization = connection.auth
-      ? `Basic ${Buffer.from(`${connection.auth.username}:${connection.auth.password}`).toString('base64')}`
-      : undefined;
+    this.authorization = connection.auth ? `Basic ${Buffer.from(`${connection.auth.username}:${connection.auth.password}`).toString('base64')}` : undefined;
   }
 
   /** `GET /version` of the member in use: `{"etcdserver":"2.3.7",...}`. */
@@ -107,7 +105,10 @@ export class V2Http {
         const response = await this.once(this.endpoints[index]!, method, path, options);
         // A member without a leader answers 5xx: another member may have one.
         if (response.status >= 500) {
-          otherFailure = new EtcdFailure('unreachable', `${this.endpoints[index]} answered HTTP ${response.status}: ${response.body.message ?? ''} ${response.body.cause ?? ''}`.trim());
+          otherFailure = new EtcdFailure(
+            'unreachable',
+            `${this.endpoints[index]} answered HTTP ${response.status}: ${response.body.message ?? ''} ${response.body.cause ?? ''}`.trim(),
+          );
           continue;
         }
         this.current = index;
@@ -117,7 +118,6 @@ export class V2Http {
         const failure = classifyTransport(error as NodeJS.ErrnoException, this.endpoints[index]!);
         if (failure.code === 'tls') tlsFailure ??= failure;
         else otherFailure = failure;
-        continue;
       }
     }
     this.current = (this.current + 1) % this.endpoints.length;
@@ -130,40 +130,45 @@ export class V2Http {
     const body = options.form ? new URLSearchParams(options.form as Record<string, string>).toString() : undefined;
     const secure = url.protocol === 'https:';
     return new Promise((resolve, reject) => {
-      const request = (secure ? https : http).request(url, {
-        method,
-        agent: secure ? this.agents.https : this.agents.http,
-        signal: options.signal,
-        headers: {
-          ...(this.authorization ? { authorization: this.authorization } : {}),
-          ...(body !== undefined ? { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) } : {}),
+      const request = (secure ? https : http).request(
+        url,
+        {
+          method,
+          agent: secure ? this.agents.https : this.agents.http,
+          signal: options.signal,
+          headers: {
+            ...(this.authorization ? { authorization: this.authorization } : {}),
+            ...(body !== undefined ? { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) } : {}),
+          },
         },
-      }, (response) => {
-        const index = headerValue(response.headers['x-etcd-index']);
-        options.onHeaders?.(index);
-        const chunks: Buffer[] = [];
-        response.on('data', (chunk: Buffer) => chunks.push(chunk));
-        response.on('error', (error) => {
-          clearTimeout(timer);
-          reject(error);
-        });
-        response.on('end', () => {
-          clearTimeout(timer);
-          const text = Buffer.concat(chunks).toString('utf8');
-          let parsed: V2Response['body'];
-          try {
-            parsed = text.trim() === '' ? {} : JSON.parse(text) as V2Response['body'];
-          } catch {
-            // etcd 3.x with the v2 API off answers Go's plain "404 page not found".
-            parsed = { message: firstLine(text) };
-          }
-          resolve({ status: response.statusCode ?? 0, index, body: parsed, anonymous: this.authorization === undefined });
-        });
-      });
+        (response) => {
+          const index = headerValue(response.headers['x-etcd-index']);
+          options.onHeaders?.(index);
+          const chunks: Buffer[] = [];
+          response.on('data', (chunk: Buffer) => chunks.push(chunk));
+          response.on('error', (error) => {
+            clearTimeout(timer);
+            reject(error);
+          });
+          response.on('end', () => {
+            clearTimeout(timer);
+            const text = Buffer.concat(chunks).toString('utf8');
+            let parsed: V2Response['body'];
+            try {
+              parsed = text.trim() === '' ? {} : (JSON.parse(text) as V2Response['body']);
+            } catch {
+              // etcd 3.x with the v2 API off answers Go's plain "404 page not found".
+              parsed = { message: firstLine(text) };
+            }
+            resolve({ status: response.statusCode ?? 0, index, body: parsed, anonymous: this.authorization === undefined });
+          });
+        },
+      );
       const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-      const timer = timeoutMs > 0
-        ? setTimeout(() => request.destroy(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { code: 'ETIMEDOUT' })), timeoutMs)
-        : undefined;
+      const timer =
+        timeoutMs > 0
+          ? setTimeout(() => request.destroy(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { code: 'ETIMEDOUT' })), timeoutMs)
+          : undefined;
       request.on('error', (error) => {
         clearTimeout(timer);
         reject(error);
@@ -175,7 +180,10 @@ export class V2Http {
 
 /** `/a/b c` → `/a/b%20c`: each path segment encoded, the slashes kept. */
 function encodeKey(key: string): string {
-  return key.split('/').map((segment) => encodeURIComponent(segment)).join('/');
+  return key
+    .split('/')
+    .map((segment) => encodeURIComponent(segment))
+    .join('/');
 }
 
 function headerValue(value: string | string[] | undefined): string | undefined {
@@ -214,8 +222,8 @@ export function failureOf(response: V2Response, what: string): EtcdFailure {
     // errorCode 110); without credentials, with --client-cert-auth it takes the user named by the
     // client certificate's common name, else the guest role.
     const why = response.anonymous
-      ? 'no ETCD_USERNAME is set, and etcd lets no anonymous request read this key: set ETCD_USERNAME, or with client certificates give etcd a user named like the certificate\'s common name whose role covers the key'
-      : 'wrong user name or password, or the user\'s role does not cover this key';
+      ? "no ETCD_USERNAME is set, and etcd lets no anonymous request read this key: set ETCD_USERNAME, or with client certificates give etcd a user named like the certificate's common name whose role covers the key"
+      : "wrong user name or password, or the user's role does not cover this key";
     return new EtcdFailure('auth', `${what}: ${message ?? 'unauthorized'} (${why})`);
   }
   if (errorCode === V2_CODES.eventIndexCleared) return new EtcdFailure('history-lost', `${what}: ${message ?? ''} ${cause ?? ''}`.trim());

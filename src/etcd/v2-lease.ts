@@ -18,7 +18,10 @@ export class V2Lease implements KvLease {
   private readonly lostListeners: ((failure: EtcdFailure) => void)[] = [];
   private readonly renewedListeners: (() => void)[] = [];
 
-  constructor(private readonly store: V2Store, private readonly ttlSeconds: number) {}
+  constructor(
+    private readonly store: V2Store,
+    private readonly ttlSeconds: number,
+  ) {}
 
   async put(key: string, value: string): Promise<void> {
     this.assertLive();
@@ -44,8 +47,11 @@ export class V2Lease implements KvLease {
   async revoke(): Promise<void> {
     const keys = [...this.keys];
     this.stop();
-    await Promise.all(keys.map(([key, value]) =>
-      this.store.write('DELETE', key, { query: { prevValue: value } }, [V2_CODES.keyNotFound, V2_CODES.compareFailed]).catch(() => undefined)));
+    await Promise.all(
+      keys.map(([key, value]) =>
+        this.store.write('DELETE', key, { query: { prevValue: value } }, [V2_CODES.keyNotFound, V2_CODES.compareFailed]).catch(() => undefined),
+      ),
+    );
   }
 
   release(): void {

@@ -95,7 +95,12 @@ export class V2Store implements KvStore {
   }
 
   /** A write that must succeed; `allowed` error codes count as done (deleting what is gone). */
-  async write(method: 'PUT' | 'DELETE', key: string, options: { form?: Record<string, string>; query?: Record<string, string> }, allowed: number[] = []): Promise<V2Response> {
+  async write(
+    method: 'PUT' | 'DELETE',
+    key: string,
+    options: { form?: Record<string, string>; query?: Record<string, string> },
+    allowed: number[] = [],
+  ): Promise<V2Response> {
     const response = await this.http.keys(method, key, options);
     const code = response.body.errorCode;
     if (code !== undefined ? !allowed.includes(code) : !succeeded(response)) throw failureOf(response, `${method === 'PUT' ? 'writing' : 'deleting'} ${key}`);
@@ -129,7 +134,12 @@ export class V2Store implements KvStore {
    * the last 1000 events of the whole store; an index older than that ends the watch
    * ('history-lost') and the caller reads everything again.
    */
-  private async watchFrom(prefix: string, waitIndex: bigint, handlers: KvWatchHandlers, control: { cancelled: boolean; abort: AbortController }): Promise<void> {
+  private async watchFrom(
+    prefix: string,
+    waitIndex: bigint,
+    handlers: KvWatchHandlers,
+    control: { cancelled: boolean; abort: AbortController },
+  ): Promise<void> {
     let next = waitIndex;
     let connected = false;
     const retry = new Backoff(WATCH_RETRY);

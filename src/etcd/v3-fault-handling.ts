@@ -1,6 +1,13 @@
 import {
-  circuitBreaker, ConsecutiveBreaker, ExponentialBackoff, handleWhen, noJitterGenerator, noop,
-  type IBackoff, type IDefaultPolicyContext, type IPolicy,
+  circuitBreaker,
+  ConsecutiveBreaker,
+  ExponentialBackoff,
+  handleWhen,
+  noJitterGenerator,
+  noop,
+  type IBackoff,
+  type IDefaultPolicyContext,
+  type IPolicy,
 } from 'cockatiel';
 import { isRecoverableError, type IOptions } from 'etcd3';
 import { looksLikeTls } from './errors.js';
@@ -47,9 +54,10 @@ function countsAgainstMember(error: Error): boolean {
 
 export function v3FaultHandling(endpointCount: number): NonNullable<IOptions['faultHandling']> {
   return {
-    host: (): IPolicy<IDefaultPolicyContext> => (endpointCount > 1
-      ? circuitBreaker(handleWhen(countsAgainstMember), { halfOpenAfter: new ExponentialBackoff(CIRCUIT_OPEN), breaker: new ConsecutiveBreaker(1) })
-      : noop),
+    host: (): IPolicy<IDefaultPolicyContext> =>
+      endpointCount > 1
+        ? circuitBreaker(handleWhen(countsAgainstMember), { halfOpenAfter: new ExponentialBackoff(CIRCUIT_OPEN), breaker: new ConsecutiveBreaker(1) })
+        : noop,
     // The library calls next() on it once to get its first backoff: a factory is what it needs at run time.
     watchBackoff: new ExponentialBackoff(WATCH_BACKOFF) as unknown as IBackoff<unknown>,
   };

@@ -1,6 +1,12 @@
 import { isBrokenCircuitError } from 'cockatiel';
 import {
-  EtcdAuthenticationFailedError, EtcdInvalidAuthTokenError, EtcdPermissionDeniedError, type Etcd3, type Lease, type Namespace, type Watcher,
+  EtcdAuthenticationFailedError,
+  EtcdInvalidAuthTokenError,
+  EtcdPermissionDeniedError,
+  type Etcd3,
+  type Lease,
+  type Namespace,
+  type Watcher,
 } from 'etcd3';
 import { Backoff } from '../util/backoff.js';
 import type { EtcdConnection } from './connection.js';
@@ -17,7 +23,10 @@ export class V3Store implements KvStore {
   /** Namespaces by prefix: one each, as each holds its own watch stream. */
   private readonly namespaces = new Map<string, Namespace>();
 
-  constructor(private readonly connection: EtcdConnection, readonly client: Etcd3) {
+  constructor(
+    private readonly connection: EtcdConnection,
+    readonly client: Etcd3,
+  ) {
     this.endpoints = connection.endpoints;
   }
 
@@ -53,11 +62,22 @@ export class V3Store implements KvStore {
   async watch(prefix: string, revision: string, handlers: KvWatchHandlers): Promise<KvWatch> {
     const namespace = this.namespace(prefix);
     const watcher: Watcher = await this.call(() =>
-      namespace.watch().prefix('').startRevision((BigInt(revision) + 1n).toString()).create());
+      namespace
+        .watch()
+        .prefix('')
+        .startRevision((BigInt(revision) + 1n).toString())
+        .create(),
+    );
     let done = false;
     let cancelled = false;
     let seen = BigInt(revision);
-    const nudge = new ResumeNudge(() => void namespace.getAll().count().catch(() => undefined));
+    const nudge = new ResumeNudge(
+      () =>
+        void namespace
+          .getAll()
+          .count()
+          .catch(() => undefined),
+    );
     watcher.on('data', (response) => {
       seen = BigInt(response.header.revision);
       // Keys come relative to the namespace (the prefix and its slash taken off).
@@ -77,7 +97,9 @@ export class V3Store implements KvStore {
       // would wait for a revision that means something else there. Read everything again.
       if (BigInt(response.header.revision) < seen) {
         done = true;
-        handlers.onLost(new EtcdFailure('history-lost', `etcd is at revision ${response.header.revision}, behind the ${seen} already seen (a new or restored cluster)`));
+        handlers.onLost(
+          new EtcdFailure('history-lost', `etcd is at revision ${response.header.revision}, behind the ${seen} already seen (a new or restored cluster)`),
+        );
         return;
       }
       handlers.onConnected?.();
@@ -112,17 +134,23 @@ export class V3Store implements KvStore {
   async fencedWrite(fence: KvFence, ops: readonly KvOp[]): Promise<FencedResult> {
     let txn = 'lease' in fence ? this.client.if(fence.key, 'Lease', '==', fence.lease) : this.client.if(fence.key, 'Value', '==', fence.value);
     for (const op of ops) if (op.type === 'create') txn = txn.and(op.key, 'Create', '==', 0);
-    const result = await this.call(() => txn.then(...ops.map((op) => {
-      switch (op.type) {
-        case 'put':
-        case 'create':
-          return this.client.put(op.key).value(op.value);
-        case 'delete':
-          return this.client.delete().key(op.key);
-        case 'delete-prefix':
-          return this.client.delete().prefix(op.key);
-      }
-    })).commit());
+    const result = await this.call(() =>
+      txn
+        .then(
+          ...ops.map((op) => {
+            switch (op.type) {
+              case 'put':
+              case 'create':
+                return this.client.put(op.key).value(op.value);
+              case 'delete':
+                return this.client.delete().key(op.key);
+              default:
+                return this.client.delete().prefix(op.key);
+            }
+          }),
+        )
+        .commit(),
+    );
     return { succeeded: result.succeeded, revision: String(result.header.revision) };
   }
 
@@ -166,7 +194,9 @@ export class V3Store implements KvStore {
       // Without a token, etcd (--client-cert-auth) takes the certificate's common name as the user
       // name, whether or not such a user exists: say so, or "permission denied" names no one.
       if (failure.code === 'permission' && !this.connection.auth && this.connection.tls?.cert !== undefined) {
-        throw new EtcdFailure('permission', `${failure.message} (no ETCD_USERNAME is set: etcd took the client certificate's common name as the user name)`, { cause: error });
+        throw new EtcdFailure('permission', `${failure.message} (no ETCD_USERNAME is set: etcd took the client certificate's common name as the user name)`, {
+          cause: error,
+        });
       }
       throw failure;
     }
@@ -174,7 +204,10 @@ export class V3Store implements KvStore {
 }
 
 class V3Lease implements KvLease {
-  constructor(private readonly store: V3Store, private readonly lease: Lease) {}
+  constructor(
+    private readonly store: V3Store,
+    private readonly lease: Lease,
+  ) {}
 
   async put(key: string, value: string): Promise<void> {
     await this.store.call(() => this.lease.put(key).value(value).exec());
@@ -183,10 +216,9 @@ class V3Lease implements KvLease {
   async claim(key: string, value: string): Promise<{ created: boolean; holder: string | undefined; revision: string }> {
     const leaseId = await this.store.call(() => this.lease.grant());
     const { client } = this.store;
-    const result = await this.store.call(() => client.if(key, 'Create', '==', 0)
-      .then(client.put(key).value(value).lease(leaseId))
-      .else(client.get(key))
-      .commit());
+    const result = await this.store.call(() =>
+      client.if(key, 'Create', '==', 0).then(client.put(key).value(value).lease(leaseId)).else(client.get(key)).commit(),
+    );
     const holder = result.succeeded ? value : result.responses[0]?.response_range?.kvs?.[0]?.value?.toString('utf8');
     return { created: result.succeeded, holder, revision: String(result.header.revision) };
   }
@@ -253,7 +285,8 @@ export function classifyV3(error: Error): EtcdFailure {
   const message = firstLine(error.message);
   if (error instanceof EtcdAuthenticationFailedError) return new EtcdFailure('auth', `authentication failed: ${message}`, { cause: error });
   if (error instanceof EtcdPermissionDeniedError) return new EtcdFailure('permission', `permission denied: ${message}`, { cause: error });
-  if (error instanceof EtcdInvalidAuthTokenError || AUTH_SETUP_ERRORS.some((text) => message.includes(text))) return new EtcdFailure('auth', message, { cause: error });
+  if (error instanceof EtcdInvalidAuthTokenError || AUTH_SETUP_ERRORS.some((text) => message.includes(text)))
+    return new EtcdFailure('auth', message, { cause: error });
   if (looksLikeTls(message)) return new EtcdFailure('tls', describeTls(message), { cause: error });
   return new EtcdFailure('unreachable', message, { cause: error });
 }

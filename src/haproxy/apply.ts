@@ -31,12 +31,17 @@ export class ConfigApplier {
 
   constructor(
     private readonly options: {
-      configFile: string; haproxyBin: string; haproxy: HaproxyProcess; logger: Logger;
+      configFile: string;
+      haproxyBin: string;
+      haproxy: HaproxyProcess;
+      logger: Logger;
       /**
        * With all three, health and maintenance states survive a reload, and a server new to the
        * worker starts DOWN until proven healthy (the config template names the file).
        */
-      runtime?: HaproxyRuntime; serverStateFile?: string; renderServerState?: ServerStateRenderer;
+      runtime?: HaproxyRuntime;
+      serverStateFile?: string;
+      renderServerState?: ServerStateRenderer;
       /** How long after a runtime change the file is written (default 500 ms). */
       writeDelayMs?: number;
     },
@@ -196,7 +201,8 @@ export class ConfigApplier {
     // Best effort: a stale file costs a warning at most, while a throw here would report a
     // reload that worked as failed.
     await writeFileAtomic(serverStateFile, renderServerState(NO_SERVER_STATES)).catch((error: Error) =>
-      this.options.logger.warn({ err: error.message }, 'cannot reset the server-state file'));
+      this.options.logger.warn({ err: error.message }, 'cannot reset the server-state file'),
+    );
   }
 
   /** Writes the text as the candidate file and checks it with HAProxy's own parser. */

@@ -8,7 +8,10 @@ import type { HaproxyRuntime } from './runtime.js';
  * running HAProxy gets them through the runtime API (`add/set/del map`), never a reload.
  */
 export class ChallengeMap {
-  constructor(readonly file: string, private readonly runtime: HaproxyRuntime) {}
+  constructor(
+    readonly file: string,
+    private readonly runtime: HaproxyRuntime,
+  ) {}
 
   async write(challenges: Challenges): Promise<void> {
     const lines = [...challenges].map(([token, value]) => `${token} ${value}\n`).join('');

@@ -125,7 +125,8 @@ export class HaproxyProcess {
         logger.info({ pid: child.pid, worker: info.workers[0]?.pid }, 'HAProxy started');
         if (this.options.pidFile && child.pid !== undefined) {
           await recordMaster(this.options.pidFile, child.pid).catch((error: Error) =>
-            logger.warn({ err: error.message }, 'cannot record the HAProxy master pid in the state dir'));
+            logger.warn({ err: error.message }, 'cannot record the HAProxy master pid in the state dir'),
+          );
         }
         if (handover.previous !== undefined) this.watchPreviousExit(handover.previous);
         return;
@@ -148,7 +149,12 @@ export class HaproxyProcess {
     if (!pidFile) return { args: [] };
     const previous = await findPreviousMaster(pidFile, configFile);
     if (previous === undefined) return { args: [] };
-    const socketAnswers = adminSocket !== undefined && (await sendCommand(adminSocket, 'show info', 1000).then(() => true, () => false));
+    const socketAnswers =
+      adminSocket !== undefined &&
+      (await sendCommand(adminSocket, 'show info', 1000).then(
+        () => true,
+        () => false,
+      ));
     logger.warn(
       { previousPid: previous, takeOverSockets: socketAnswers },
       'an HAProxy master from a previous run is still serving; replacing it without a gap',
@@ -248,7 +254,8 @@ export class RestartSchedule {
 }
 
 // HAProxy tags routine reload and stop messages as warnings; they are not worth anyone's attention.
-const ROUTINE = /Former worker \(\d+\) exited with code 0|Exiting Master process|All workers exited|Proxy \S+ stopped|Stopping (frontend|backend|proxy)|exited with code 143/;
+const ROUTINE =
+  /Former worker \(\d+\) exited with code 0|Exiting Master process|All workers exited|Proxy \S+ stopped|Stopping (frontend|backend|proxy)|exited with code 143/;
 
 /**
  * A server edgelb itself started down (a new one, from the server-state file) or put in service
@@ -256,7 +263,8 @@ const ROUTINE = /Former worker \(\d+\) exited with code 0|Exiting Master process
  * the controller's own debug lines say the same with the probe's result. Also HAProxy's remark on
  * a carried state whose agent port it ignores (every server with health_check_port, each reload).
  */
-const OWN_STATE_CHANGE = /Server \S+ is (?:DOWN, changed from server-state after a reload|UP, changed from CLI)|server-state partially applied.*agent checks are not enabled/;
+const OWN_STATE_CHANGE =
+  /Server \S+ is (?:DOWN, changed from server-state after a reload|UP, changed from CLI)|server-state partially applied.*agent checks are not enabled/;
 
 function levelOf(line: string, stopping: boolean): 'error' | 'warn' | 'info' | 'debug' {
   if (OWN_STATE_CHANGE.test(line)) return 'debug';

@@ -4,11 +4,29 @@
  * empty answer or a statement ("New server registered.", "Server deleted.", "IP changed from ...",
  * "Transaction created for certificate ...!", "Success!"); a refusal says what is wrong.
  */
-const REFUSAL = new RegExp([
-  'no such', 'not found', "doesn't exist", 'unknown', 'no ongoing', // what it names is not there
-  'already', 'must', 'only servers', 'require', 'invalid', 'not accepted', // what was asked is not allowed
-  "can't", 'cannot', 'not (?:allowed|supported)', 'permission denied', 'denied', 'error', 'failed',
-].join('|'), 'i');
+const REFUSAL = new RegExp(
+  [
+    'no such',
+    'not found',
+    "doesn't exist",
+    'unknown',
+    'no ongoing', // what it names is not there
+    'already',
+    'must',
+    'only servers',
+    'require',
+    'invalid',
+    'not accepted', // what was asked is not allowed
+    "can't",
+    'cannot',
+    'not (?:allowed|supported)',
+    'permission denied',
+    'denied',
+    'error',
+    'failed',
+  ].join('|'),
+  'i',
+);
 
 /** `del server` answers of a server that is gone (deleted now, or before). */
 export const SERVER_GONE = /Server deleted|No such (?:server|backend)/i;

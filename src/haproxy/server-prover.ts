@@ -152,8 +152,9 @@ export class ServerProver {
     this.gaveUp++;
     const fields = { server: request.id, attempts: entry.attempts, reason: result.reason };
     // At a start every instance gets one attempt: thousands of dead ones would flood the log at info.
-    logger[request.retry ? 'info' : 'debug'](fields, 'instance failed its first health check: HAProxy\'s checks decide when it gets traffic');
-    await request.onGaveUp?.(result.reason).catch((error: Error) =>
-      logger.warn({ ...fields, err: error.message }, 'cannot hand the instance over to HAProxy\'s checks'));
+    logger[request.retry ? 'info' : 'debug'](fields, "instance failed its first health check: HAProxy's checks decide when it gets traffic");
+    await request
+      .onGaveUp?.(result.reason)
+      .catch((error: Error) => logger.warn({ ...fields, err: error.message }, "cannot hand the instance over to HAProxy's checks"));
   }
 }

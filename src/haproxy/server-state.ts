@@ -13,10 +13,21 @@ import type { ConfigServer, NextServerStates } from '../render/servers.js';
  */
 export function nextServerStates(running: string, next: readonly ConfigServer[], moving: ReadonlySet<string> = new Set()): NextServerStates {
   const lines = running.split('\n');
-  const header = lines.find((l) => l.startsWith('# '))?.slice(2).trim().split(/\s+/) ?? [];
+  const header =
+    lines
+      .find((l) => l.startsWith('# '))
+      ?.slice(2)
+      .trim()
+      .split(/\s+/) ?? [];
   const at = (name: string) => header.indexOf(name);
-  const [backend, server, addr, admin, port, checkPort] =
-    ['be_name', 'srv_name', 'srv_addr', 'srv_admin_state', 'srv_port', 'srv_check_port'].map(at) as [number, number, number, number, number, number];
+  const [backend, server, addr, admin, port, checkPort] = ['be_name', 'srv_name', 'srv_addr', 'srv_admin_state', 'srv_port', 'srv_check_port'].map(at) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
   if ([backend, server, addr, admin, port, checkPort].some((i) => i < 0)) return freshServerStates(next);
 
   const byId = new Map(next.map((s) => [`${s.proxy}/${s.name}`, s]));

@@ -11,7 +11,6 @@ import { CommandBatch } from './command-batch.js';
 /** The check of the service a proxy belongs to (undefined: unknown, HAProxy's checks decide). */
 export type CheckOf = (proxy: string) => HealthCheck | undefined;
 
-
 const DRAIN_POLL_MS = 250;
 
 /**
@@ -37,7 +36,10 @@ export class ServerUpdater {
     private readonly drainTimeoutMs: number,
     private readonly prover?: ServerProver,
   ) {
-    this.proofs = new CommandBatch((line) => this.runtime.raw(line), (answer) => refusalIn(answer) !== undefined);
+    this.proofs = new CommandBatch(
+      (line) => this.runtime.raw(line),
+      (answer) => refusalIn(answer) !== undefined,
+    );
   }
 
   /** Throws on the first command HAProxy refuses; the caller then reloads, which resets every server. */
@@ -62,11 +64,16 @@ export class ServerUpdater {
       if (draining) await this.deleteNow(line);
       // Every server line is health-checked (templates/server-check.hbs). Weight 0 until the
       // health state is forced down, so not one request reaches an unchecked server.
-      await this.run([
-        `add server ${id(line)} ${line.address} ${line.args}`.trimEnd(),
-        `set server ${id(line)} weight 0`, `enable server ${id(line)}`, `set server ${id(line)} health down`,
-        `enable health ${id(line)}`, `set server ${id(line)} weight 100%`,
-      ].join('; '));
+      await this.run(
+        [
+          `add server ${id(line)} ${line.address} ${line.args}`.trimEnd(),
+          `set server ${id(line)} weight 0`,
+          `enable server ${id(line)}`,
+          `set server ${id(line)} health down`,
+          `enable health ${id(line)}`,
+          `set server ${id(line)} weight 100%`,
+        ].join('; '),
+      );
       this.proveNew(line, checkOf(line.proxy));
       commands++;
     }
@@ -80,7 +87,10 @@ export class ServerUpdater {
         // Only this move: a newer one for the same server may have started meanwhile.
         const moved = () => void (this.moving.get(server) === move && this.moving.delete(server));
         this.prover.prove({
-          id: server, target: line, check, retry: true,
+          id: server,
+          target: line,
+          check,
+          retry: true,
           onProven: () => this.proofs.run(`set server ${server} addr ${line.host} port ${line.port}; set server ${server} health up`, tag).finally(moved),
           // Never proven: the address etcd gives is the instance's now; HAProxy's checks decide.
           onGaveUp: () => this.proofs.run(this.readdressCommands(line, false), tag).finally(moved),
@@ -114,7 +124,10 @@ export class ServerUpdater {
     const probe = probeable(check);
     if (!probe || !this.prover) return;
     this.prover.prove({
-      id: server, target: { host: target.host, port: target.port }, check: probe, retry,
+      id: server,
+      target: { host: target.host, port: target.port },
+      check: probe,
+      retry,
       onProven: () => this.proofs.run(`set server ${server} health up`, tagOf(server, target, probe)),
     });
   }
@@ -160,7 +173,8 @@ export class ServerUpdater {
       `set server ${id(line)} weight 0`,
       `set server ${id(line)} addr ${line.host} port ${line.port}`,
       ...(fromMaintenance ? [`set server ${id(line)} state ready`] : []),
-      `set server ${id(line)} health down`, `set server ${id(line)} weight 100%`,
+      `set server ${id(line)} health down`,
+      `set server ${id(line)} weight 100%`,
     ].join('; ');
   }
 
@@ -236,4 +250,3 @@ function probeable(check: HealthCheck | undefined): ProbeCheck | undefined {
 function id(line: ServerSpec): string {
   return `${line.proxy}/${line.name}`;
 }
-

@@ -23,4 +23,3 @@ export async function validateConfigFile(bin: string, file: string): Promise<Val
     });
   return { ok: false, errors: errors.length > 0 ? errors : [{ line: undefined, message: result.shortMessage ?? 'haproxy -c failed' }] };
 }
-

@@ -69,7 +69,9 @@ function parseUserLine(line: string, where: string): BasicAuthUser {
   }
   if (kind === 'password') {
     if (!CRYPT_HASHES.some((re) => re.test(secret)) && !BCRYPT_HASH.test(secret)) {
-      throw new EntryError(`${where}: the hash is not a SHA-512 ($6$), SHA-256 ($5$), MD5 ($1$) or bcrypt ($2a$, $2b$, $2y$, cost 04-31) crypt hash (make one with openssl passwd -6)`);
+      throw new EntryError(
+        `${where}: the hash is not a SHA-512 ($6$), SHA-256 ($5$), MD5 ($1$) or bcrypt ($2a$, $2b$, $2y$, cost 04-31) crypt hash (make one with openssl passwd -6)`,
+      );
     }
     return { name, kind, secret };
   }
@@ -86,6 +88,8 @@ export function bcryptWarning(auth: BasicAuth | undefined): string | undefined {
   const slow = (auth?.users ?? []).filter((u) => u.kind === 'password' && BCRYPT_HASH.test(u.secret));
   if (slow.length === 0) return undefined;
   const users = slow.map((u) => `${u.name} (cost ${u.secret.slice(4, 6)})`).join(', ');
-  return `bcrypt hashes (${users}): HAProxy runs a bcrypt verification on every request with credentials, holding ` +
-    'one of its threads while it computes (cost 10: about 50 ms per request, doubling with each step); a SHA-512 crypt hash (openssl passwd -6) takes about 1-2 ms';
+  return (
+    `bcrypt hashes (${users}): HAProxy runs a bcrypt verification on every request with credentials, holding ` +
+    'one of its threads while it computes (cost 10: about 50 ms per request, doubling with each step); a SHA-512 crypt hash (openssl passwd -6) takes about 1-2 ms'
+  );
 }

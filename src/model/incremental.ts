@@ -71,7 +71,9 @@ export function reparseGroups(
  * was not there or `compatible` says no. A fresh service equal to the old one keeps the old object.
  */
 function replaced<S extends HttpService | TcpService>(
-  list: readonly S[], fresh: readonly S[], compatible: (old: S, now: S) => boolean = () => true,
+  list: readonly S[],
+  fresh: readonly S[],
+  compatible: (old: S, now: S) => boolean = () => true,
 ): { list: readonly S[]; swapped: Set<string> } | undefined {
   if (fresh.length === 0) return { list, swapped: new Set() };
   let copy: S[] | undefined;
@@ -103,11 +105,13 @@ function rejectedGroupsOf(result: ParseResult): ReadonlySet<string> {
  */
 export function reuseUnchanged(previous: DesiredState | undefined, result: ParseResult): ParseResult {
   if (!previous) return result;
-  const pick = <S extends HttpService | TcpService>(list: readonly S[]) => (s: S): S => {
-    const index = indexOfName(list, s.name);
-    const old = index >= 0 ? list[index]! : undefined;
-    return old !== undefined && sameValue(old, s) ? old : s;
-  };
+  const pick =
+    <S extends HttpService | TcpService>(list: readonly S[]) =>
+    (s: S): S => {
+      const index = indexOfName(list, s.name);
+      const old = index >= 0 ? list[index]! : undefined;
+      return old !== undefined && sameValue(old, s) ? old : s;
+    };
   const http = result.state.http.map(pick(previous.http));
   const tcp = result.state.tcp.map(pick(previous.tcp));
   return Object.freeze({ state: Object.freeze({ http: Object.freeze(http), tcp: Object.freeze(tcp) }), rejected: result.rejected });

@@ -7,8 +7,13 @@ import type { Upstream } from './types.js';
 
 /** Codes a single key is rejected with; types.ts adds those of rules across keys (limits, port conflicts). */
 export type KeyRejectionCode =
-  | 'invalid_value' | 'invalid_name' | 'key_layout' | 'unknown_setting'
-  | 'missing_external_port' | 'no_upstreams' | 'invalid_challenge';
+  | 'invalid_value'
+  | 'invalid_name'
+  | 'key_layout'
+  | 'unknown_setting'
+  | 'missing_external_port'
+  | 'no_upstreams'
+  | 'invalid_challenge';
 
 export type Scope = 'http' | 'tcp' | 'instance' | 'certificate' | 'acme';
 

@@ -23,8 +23,10 @@ const header = (action: string, example?: string) => `http-${action}${example ? 
 const removed = (directive: string, replacement: string): LegacyDirective => ({ directive, section: 'proxy', removedIn: '2.1', replacement });
 
 /** `req<verb>`/`rsp<verb>` and its case-insensitive twin `reqi<verb>`/`rspi<verb>`, both removed in 2.1. */
-const withCaseless = (prefix: 'req' | 'rsp', verb: string, replacement: string, caseless = replacement): LegacyDirective[] =>
-  [removed(`${prefix}${verb}`, replacement), removed(`${prefix}i${verb}`, caseless)];
+const withCaseless = (prefix: 'req' | 'rsp', verb: string, replacement: string, caseless = replacement): LegacyDirective[] => [
+  removed(`${prefix}${verb}`, replacement),
+  removed(`${prefix}i${verb}`, caseless),
+];
 
 const PASS = 'remove the line (it only skipped later req* rules)';
 const CASELESS_REGEX = '(start the regex with (?i) to ignore case)';
@@ -32,28 +34,58 @@ const CASELESS_REGEX = '(start the regex with (?i) to ignore case)';
 export const LEGACY_DIRECTIVES: readonly LegacyDirective[] = [
   removed('reqadd', header('request add-header <name> <value>', 'reqadd X-Foo:\\ bar → http-request add-header X-Foo bar')),
   ...withCaseless('req', 'del', header('request del-header <name>')),
-  ...withCaseless('req', 'rep', 'http-request replace-header <name> <regex> <replacement> for a header, http-request replace-path or replace-uri for the request line',
-    `http-request replace-header <name> <regex> <replacement> ${CASELESS_REGEX}, or replace-path/replace-uri for the request line`),
+  ...withCaseless(
+    'req',
+    'rep',
+    'http-request replace-header <name> <regex> <replacement> for a header, http-request replace-path or replace-uri for the request line',
+    `http-request replace-header <name> <regex> <replacement> ${CASELESS_REGEX}, or replace-path/replace-uri for the request line`,
+  ),
   ...withCaseless('req', 'allow', header('request allow if <condition>')),
   ...withCaseless('req', 'deny', header('request deny if <condition>')),
   ...withCaseless('req', 'pass', PASS),
   ...withCaseless('req', 'tarpit', header('request tarpit if <condition>')),
   removed('rspadd', header('response add-header <name> <value>', 'rspadd X-Frame-Options:\\ DENY → http-response add-header X-Frame-Options DENY')),
   ...withCaseless('rsp', 'del', header('response del-header <name>')),
-  ...withCaseless('rsp', 'rep', header('response replace-header <name> <regex> <replacement>'),
-    `http-response replace-header <name> <regex> <replacement> ${CASELESS_REGEX}`),
+  ...withCaseless(
+    'rsp',
+    'rep',
+    header('response replace-header <name> <regex> <replacement>'),
+    `http-response replace-header <name> <regex> <replacement> ${CASELESS_REGEX}`,
+  ),
   ...withCaseless('rsp', 'deny', header('response deny if <condition>')),
   removed('block', 'http-request deny with the same condition (block if X → http-request deny if X)'),
   removed('clitimeout', 'timeout client <time>'),
   removed('srvtimeout', 'timeout server <time>'),
   removed('contimeout', 'timeout connect <time>'),
-  removed('option http-tunnel', 'remove the line (HAProxy 2.x forwards WebSockets and other upgraded connections itself; KONTENA_LB_TUNNEL_TIMEOUT sets their idle timeout)'),
-  { directive: 'option forceclose', section: 'proxy', removedIn: '2.0', replacement: 'remove the line, or option httpclose if each connection must really be closed after one response' },
+  removed(
+    'option http-tunnel',
+    'remove the line (HAProxy 2.x forwards WebSockets and other upgraded connections itself; KONTENA_LB_TUNNEL_TIMEOUT sets their idle timeout)',
+  ),
+  {
+    directive: 'option forceclose',
+    section: 'proxy',
+    removedIn: '2.0',
+    replacement: 'remove the line, or option httpclose if each connection must really be closed after one response',
+  },
   { directive: 'option http_proxy', section: 'proxy', removedIn: '2.5', replacement: 'http-request set-dst and http-request set-uri' },
-  { directive: 'monitor-net', section: 'proxy', replacement: 'http-request return status 200 if { src <network> } (or KONTENA_LB_HEALTH_URI for a health check path)' },
-  { directive: 'nbproc', section: 'global', removedIn: '2.5', replacement: 'remove the line (HAProxy 2.6 runs one process with a thread per CPU; nbthread sets the count)' },
+  {
+    directive: 'monitor-net',
+    section: 'proxy',
+    replacement: 'http-request return status 200 if { src <network> } (or KONTENA_LB_HEALTH_URI for a health check path)',
+  },
+  {
+    directive: 'nbproc',
+    section: 'global',
+    removedIn: '2.5',
+    replacement: 'remove the line (HAProxy 2.6 runs one process with a thread per CPU; nbthread sets the count)',
+  },
   // The proxy keyword; HAProxy 2.6 has a global `grace` of its own, which is valid.
-  { directive: 'grace', section: 'proxy', removedIn: '2.5', replacement: 'remove the line (KONTENA_LB_HARD_STOP_AFTER bounds how long old workers finish their connections)' },
+  {
+    directive: 'grace',
+    section: 'proxy',
+    removedIn: '2.5',
+    replacement: 'remove the line (KONTENA_LB_HARD_STOP_AFTER bounds how long old workers finish their connections)',
+  },
   { directive: 'tune.chksize', section: 'global', replacement: 'remove the line (HAProxy uses tune.bufsize for checks)' },
 ];
 
@@ -86,4 +118,16 @@ export function describeLegacyUse(use: LegacyUse): string {
 export function legacyHint(lines: readonly string[], section: SettingsSection): string | undefined {
   const uses = findLegacyDirectives(lines, section);
   return uses.length === 0 ? undefined : uses.map(describeLegacyUse).join('; ');
+}
+
+/** HAProxy 1.8 directives in the environment's settings, each named with its replacement. */
+export function legacySettingsHints(globalSettings: readonly string[], defaultsSettings: readonly string[]): string[] {
+  const settings = [
+    ['KONTENA_LB_GLOBAL_SETTINGS', globalSettings, 'global'],
+    ['KONTENA_LB_CUSTOM_SETTINGS', defaultsSettings, 'proxy'],
+  ] as const;
+  return settings.flatMap(([name, lines, section]) => {
+    const hint = legacyHint(lines, section);
+    return hint ? [`${name} ${hint}`] : [];
+  });
 }

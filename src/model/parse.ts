@@ -46,8 +46,12 @@ export function parseEntries(entries: Entries, options: ParseOptions): ParseResu
     if (!service) continue;
     const owner = claimedPorts.get(service.externalPort);
     if (owner !== undefined) {
-      rejected.push({ key: `${TCP_SECTION.dir}${raw.name}/${EXTERNAL_PORT}`, code: 'port_conflict',
-        reason: `port ${service.externalPort} is already used by ${owner}`, service: raw.name });
+      rejected.push({
+        key: `${TCP_SECTION.dir}${raw.name}/${EXTERNAL_PORT}`,
+        code: 'port_conflict',
+        reason: `port ${service.externalPort} is already used by ${owner}`,
+        service: raw.name,
+      });
       continue;
     }
     claimedPorts.set(service.externalPort, `tcp service ${service.name}`);

@@ -18,9 +18,7 @@ const MAX_CHAIN = 8;
  * other services being the very same objects. Later stages (render, ACME) then learn what
  * changed from changedServices without comparing 10,000 services.
  */
-export function derivedState(
-  base: DesiredState, http: readonly HttpService[], tcp: readonly TcpService[], changed: ReadonlySet<string>,
-): DesiredState {
+export function derivedState(base: DesiredState, http: readonly HttpService[], tcp: readonly TcpService[], changed: ReadonlySet<string>): DesiredState {
   const state: DesiredState = Object.freeze({ http: Object.freeze(http), tcp: Object.freeze(tcp) });
   derivations.set(state, { base: new WeakRef(base), changed });
   return state;
@@ -102,7 +100,7 @@ export function sameValue(a: unknown, b: unknown): boolean {
   const keys = Object.keys(a);
   if (keys.length !== Object.keys(b).length) return false;
   for (const key of keys) {
-    if (!Object.prototype.hasOwnProperty.call(b, key)) return false;
+    if (!Object.hasOwn(b, key)) return false;
     if (!sameValue((a as Record<string, unknown>)[key], (b as Record<string, unknown>)[key])) return false;
   }
   return true;

@@ -68,7 +68,8 @@ export type RejectionCode =
   // A single key, as its row in the key table says (keyspace.ts).
   | KeyRejectionCode
   // Rules across keys (parse.ts): the service limit, two TCP services on one port.
-  | 'too_many_services' | 'port_conflict';
+  | 'too_many_services'
+  | 'port_conflict';
 
 /** An entry left out of the desired state, with the etcd key (relative to the LB path) and why. */
 export interface Rejection {

@@ -151,14 +151,28 @@ export function parseCookie(raw: string): string {
 // Keywords that open a new section: a custom setting starting with one would move
 // every following line of the service into a section the templates did not write.
 const SECTION_KEYWORDS = new Set([
-  'global', 'defaults', 'frontend', 'backend', 'listen', 'userlist', 'peers', 'resolvers',
-  'cache', 'program', 'http-errors', 'ring', 'mailers',
+  'global',
+  'defaults',
+  'frontend',
+  'backend',
+  'listen',
+  'userlist',
+  'peers',
+  'resolvers',
+  'cache',
+  'program',
+  'http-errors',
+  'ring',
+  'mailers',
 ]);
 
 /** Extra HAProxy lines (custom_settings, KONTENA_LB_*_SETTINGS): one directive per line, no new sections. */
 export function parseSettingLines(raw: string, what: string): string[] {
   if (Buffer.byteLength(raw) > LIMITS.valueBytes) throw new EntryError(`${what} is larger than ${LIMITS.valueBytes} bytes`);
-  const lines = raw.split('\n').map((l) => l.replace(/\r$/, '').trim()).filter((l) => l !== '');
+  const lines = raw
+    .split('\n')
+    .map((l) => l.replace(/\r$/, '').trim())
+    .filter((l) => l !== '');
   if (lines.length > LIMITS.customSettingLines) throw new EntryError(`${what} has more than ${LIMITS.customSettingLines} lines`);
   for (const line of lines) {
     if (UNSAFE_IN_LINE.test(line)) throw new EntryError(`${what} contains a control character`);
@@ -190,7 +204,10 @@ export function parseKeyAuthorization(raw: string): string {
 function splitList(raw: string): string[] {
   if (Buffer.byteLength(raw) > LIMITS.valueBytes) throw new EntryError(`value is larger than ${LIMITS.valueBytes} bytes`);
   if (UNSAFE_IN_LINE.test(raw)) throw new EntryError('value contains a line break or control character');
-  return raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  return raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
 }
 
 function isIpv4(host: string): boolean {

@@ -42,9 +42,7 @@ const DEFAULT_SERVER_REASON = 'a default-server line in custom settings would no
  * recorded as changed are looked at (changedServices): with 10,000 services, a few.
  * `defaultsSettings` are KONTENA_LB_CUSTOM_SETTINGS, the lines of the `defaults` section.
  */
-export function planServers(
-  before: DesiredState, after: DesiredState, serverArgs: ServerArgs, defaultsSettings: readonly string[] = [],
-): ServerPlanResult {
+export function planServers(before: DesiredState, after: DesiredState, serverArgs: ServerArgs, defaultsSettings: readonly string[] = []): ServerPlanResult {
   const pairs: { old: HttpService | TcpService; now: HttpService | TcpService }[] = [];
   for (const key of before === after ? [] : changedServices(before, after)) {
     const old = findService(before, key);
@@ -86,8 +84,13 @@ export function proxyOf(service: HttpService | TcpService): string {
 function serverSpecOf(service: HttpService | TcpService, upstream: Upstream, serverArgs: ServerArgs): ServerSpec {
   const host = upstream.host.replace(/^\[(.*)\]$/, '$1');
   return {
-    service: serviceKey(service), proxy: proxyOf(service), name: upstream.name, host, port: upstream.port,
-    address: `${upstream.host}:${upstream.port}`, args: serverArgs(service, upstream),
+    service: serviceKey(service),
+    proxy: proxyOf(service),
+    name: upstream.name,
+    host,
+    port: upstream.port,
+    address: `${upstream.host}:${upstream.port}`,
+    args: serverArgs(service, upstream),
   };
 }
 

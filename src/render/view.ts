@@ -164,9 +164,7 @@ export function buildHeadView(state: DesiredState, settings: RenderSettings): He
 }
 
 export function httpBackendView(service: HttpService) {
-  const strip = service.keepVirtualPath
-    ? []
-    : service.virtualPaths.filter((p) => p !== '/').sort((a, b) => b.length - a.length || compare(a, b));
+  const strip = service.keepVirtualPath ? [] : service.virtualPaths.filter((p) => p !== '/').sort((a, b) => b.length - a.length || compare(a, b));
   return {
     name: httpBackendName(service.name),
     service: service.name,
@@ -232,7 +230,11 @@ export function serverStateView(states: NextServerStates) {
   return {
     carried: states.carried,
     down: states.down.map((s) => ({
-      proxy: s.proxy, name: s.name, host: s.host, port: s.port, checkPort: s.checkPort ?? 0,
+      proxy: s.proxy,
+      name: s.name,
+      host: s.host,
+      port: s.port,
+      checkPort: s.checkPort ?? 0,
     })),
   };
 }

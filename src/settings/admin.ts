@@ -4,19 +4,28 @@ import { checked, port } from './values.js';
 
 // edgelb's own HTTP server: /healthz, /status, /metrics.
 
-export const adminSettings = group({
-  adminPort: setting({
-    env: 'KONTENA_LB_ADMIN_PORT', flag: 'admin-port', default: '8404', schema: port,
-    help: 'admin HTTP port: /healthz, /status, /metrics',
-    doc: 'edgelb\'s admin HTTP port: `/healthz`, `/status` (JSON), `/metrics` (Prometheus); see [Admin port](#admin-port-health-status-metrics). Reserved: no TCP service may take it',
-  }),
-  adminBind: setting({
-    env: 'KONTENA_LB_ADMIN_BIND', flag: 'admin-bind', default: '127.0.0.1',
-    schema: (env) => checked(
-      (raw) => isIP(raw) !== 0 || raw === 'localhost',
-      (raw) => `${env} must be an IP address such as 127.0.0.1 or 0.0.0.0, got ${JSON.stringify(raw)}`,
-    ),
-    help: 'address the admin port listens on (0.0.0.0 for every interface)',
-    doc: 'the address the admin port listens on; `0.0.0.0` (or `::`) for every interface, e.g. for a Prometheus server elsewhere. `/status` lists every backend address: keep it off the internet',
-  }),
-}, (values) => values);
+export const adminSettings = group(
+  {
+    adminPort: setting({
+      env: 'KONTENA_LB_ADMIN_PORT',
+      flag: 'admin-port',
+      default: '8404',
+      schema: port,
+      help: 'admin HTTP port: /healthz, /status, /metrics',
+      doc: "edgelb's admin HTTP port: `/healthz`, `/status` (JSON), `/metrics` (Prometheus); see [Admin port](#admin-port-health-status-metrics). Reserved: no TCP service may take it",
+    }),
+    adminBind: setting({
+      env: 'KONTENA_LB_ADMIN_BIND',
+      flag: 'admin-bind',
+      default: '127.0.0.1',
+      schema: (env) =>
+        checked(
+          (raw) => isIP(raw) !== 0 || raw === 'localhost',
+          (raw) => `${env} must be an IP address such as 127.0.0.1 or 0.0.0.0, got ${JSON.stringify(raw)}`,
+        ),
+      help: 'address the admin port listens on (0.0.0.0 for every interface)',
+      doc: 'the address the admin port listens on; `0.0.0.0` (or `::`) for every interface, e.g. for a Prometheus server elsewhere. `/status` lists every backend address: keep it off the internet',
+    }),
+  },
+  (values) => values,
+);

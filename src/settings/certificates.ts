@@ -4,55 +4,78 @@ import { DEFAULT_CIPHERS, defaultCiphersFor, DEFAULT_TLS_MIN_VERSION, parseTlsMi
 
 // Where certificates come from, which one is the default, and what the HTTPS listener offers.
 
-export const certificateSettings = group({
-  sslCerts: readBySource({
-    env: 'SSL_CERTS', help: 'one or more PEM bundles concatenated',
-    doc: 'one or more PEM bundles concatenated (certificate, optional chain, private key last)',
+export const certificateSettings = group(
+  {
+    sslCerts: readBySource({
+      env: 'SSL_CERTS',
+      help: 'one or more PEM bundles concatenated',
+      doc: 'one or more PEM bundles concatenated (certificate, optional chain, private key last)',
+    }),
+    sslCertFamily: readBySource({
+      env: 'SSL_CERT_<name>',
+      help: 'one PEM bundle each',
+      doc: 'one PEM bundle each (how the platform injects vault secrets)',
+    }),
+    certsDir: setting({
+      env: 'KONTENA_LB_CERTS_DIR',
+      flag: 'certs-dir',
+      schema: absolutePath,
+      help: 'a directory of PEM bundles (*.pem), watched live',
+      doc: 'a directory of `*.pem` bundles, watched: add, replace or remove a file and it takes effect live',
+    }),
+    /** Secret: never logged. Environment only: a flag would show in `ps` and shell history. */
+    vaultKey: setting({
+      env: 'KONTENA_LB_VAULT_KEY',
+      schema: text,
+      help: 'the key certificates in the etcd vault are encrypted with',
+      doc: 'when set, certificates in the etcd vault are stored encrypted with it (AES-256-GCM) and plain ones are refused',
+    }),
+    defaultCert: setting({
+      env: 'KONTENA_LB_DEFAULT_CERT',
+      flag: 'default-cert',
+      schema: text,
+      help: 'certificate for clients without SNI or with an unknown name: vault name, SSL_CERT_ name, file name or host',
+      docDefault: 'the first valid certificate in a stable order',
+      doc: 'the certificate for clients without SNI or asking for a name nothing covers: a vault name, an `SSL_CERT_<name>` name, a file name (without `.pem`) or a host name it covers',
+    }),
+    http2: setting({
+      env: 'KONTENA_LB_HTTP2',
+      flag: 'http2',
+      default: 'true',
+      schema: boolean,
+      help: 'offer HTTP/2 by ALPN on the HTTPS port (true/false)',
+      doc: 'offer HTTP/2 by ALPN (`h2,http/1.1`) on the HTTPS port; `false` offers `http/1.1` only and refuses HTTP/2 even from clients that skip ALPN',
+    }),
+    /** The lowest TLS version the HTTPS listener accepts (HAProxy ssl-min-ver). */
+    sslMinVersion: setting({
+      env: 'KONTENA_LB_SSL_MIN_VERSION',
+      flag: 'ssl-min-version',
+      default: DEFAULT_TLS_MIN_VERSION,
+      schema: () => parsedBy(parseTlsMinVersion),
+      help: `lowest TLS version accepted on the HTTPS port: ${TLS_VERSIONS.slice(0, -1).join(', ')} or ${TLS_VERSIONS.at(-1)}`,
+      doc: `the lowest TLS version the HTTPS port accepts: ${TLS_VERSIONS.slice(0, -1)
+        .map((v) => `\`${v}\``)
+        .join(
+          ', ',
+        )} or \`${TLS_VERSIONS.at(-1)}\` (HAProxy \`ssl-min-ver\`). For clients that still need TLS 1.0/1.1 (the Kontena load balancer accepted TLS 1.0): with \`TLSv1.0\` or \`TLSv1.1\` and no \`KONTENA_LB_SSL_CIPHERS\`, the cipher list becomes Mozilla "old" ending in \`@SECLEVEL=0\`, because Debian 12's OpenSSL 3 refuses TLS 1.0 and 1.1 at its default security level and the default list has no cipher they can use. An explicit \`KONTENA_LB_SSL_CIPHERS\` for such clients needs \`@SECLEVEL=0\` too. \`@SECLEVEL=0\` lowers OpenSSL's security level for the whole HTTPS listener (every client, TLS 1.2 and 1.3 included, may then be offered the weak suites of the list): set a lower minimum only while such clients exist`,
+    }),
+    sslCiphers: setting({
+      env: 'KONTENA_LB_SSL_CIPHERS',
+      flag: 'ssl-ciphers',
+      schema: (env) =>
+        checked(
+          (raw) => /^[A-Za-z0-9_+:!@.=-]+$/.test(raw),
+          (raw) => `${env} must be an OpenSSL cipher list like ECDHE-RSA-AES128-GCM-SHA256:..., got ${JSON.stringify(raw)}`,
+        ),
+      help: "OpenSSL cipher list for TLS 1.2 and below (TLS 1.3 uses OpenSSL's suites)",
+      shownDefault: 'Mozilla intermediate (ECDHE with AES-GCM or ChaCha20); Mozilla old with a TLSv1.0 or TLSv1.1 minimum',
+      docDefault: `Mozilla "intermediate": \`${DEFAULT_CIPHERS}\`; with a \`TLSv1.0\`/\`TLSv1.1\` minimum, Mozilla "old" (the same plus CBC and SHA-1 suites and \`DES-CBC3-SHA\`) with \`:@SECLEVEL=0\``,
+      doc: "the cipher list for TLS 1.2 and below; TLS 1.3 uses OpenSSL's default suites. The `DHE-` suites are offered only with `tune.ssl.default-dh-param 2048` in `KONTENA_LB_GLOBAL_SETTINGS` (HAProxy 2.6 has no DH parameters otherwise)",
+    }),
+  },
+  ({ sslCerts: _sslCerts, sslCertFamily: _sslCertFamily, ...values }) => ({
+    ...values,
+    // The default list depends on the minimum version: TLS 1.0/1.1 clients need the old suites.
+    sslCiphers: values.sslCiphers ?? defaultCiphersFor(values.sslMinVersion),
   }),
-  sslCertFamily: readBySource({
-    env: 'SSL_CERT_<name>', help: 'one PEM bundle each', doc: 'one PEM bundle each (how the platform injects vault secrets)',
-  }),
-  certsDir: setting({
-    env: 'KONTENA_LB_CERTS_DIR', flag: 'certs-dir', schema: absolutePath,
-    help: 'a directory of PEM bundles (*.pem), watched live',
-    doc: 'a directory of `*.pem` bundles, watched: add, replace or remove a file and it takes effect live',
-  }),
-  /** Secret: never logged. Environment only: a flag would show in `ps` and shell history. */
-  vaultKey: setting({
-    env: 'KONTENA_LB_VAULT_KEY', schema: text,
-    help: 'the key certificates in the etcd vault are encrypted with',
-    doc: 'when set, certificates in the etcd vault are stored encrypted with it (AES-256-GCM) and plain ones are refused',
-  }),
-  defaultCert: setting({
-    env: 'KONTENA_LB_DEFAULT_CERT', flag: 'default-cert', schema: text,
-    help: 'certificate for clients without SNI or with an unknown name: vault name, SSL_CERT_ name, file name or host',
-    docDefault: 'the first valid certificate in a stable order',
-    doc: 'the certificate for clients without SNI or asking for a name nothing covers: a vault name, an `SSL_CERT_<name>` name, a file name (without `.pem`) or a host name it covers',
-  }),
-  http2: setting({
-    env: 'KONTENA_LB_HTTP2', flag: 'http2', default: 'true', schema: boolean,
-    help: 'offer HTTP/2 by ALPN on the HTTPS port (true/false)',
-    doc: 'offer HTTP/2 by ALPN (`h2,http/1.1`) on the HTTPS port; `false` offers `http/1.1` only and refuses HTTP/2 even from clients that skip ALPN',
-  }),
-  /** The lowest TLS version the HTTPS listener accepts (HAProxy ssl-min-ver). */
-  sslMinVersion: setting({
-    env: 'KONTENA_LB_SSL_MIN_VERSION', flag: 'ssl-min-version', default: DEFAULT_TLS_MIN_VERSION, schema: () => parsedBy(parseTlsMinVersion),
-    help: `lowest TLS version accepted on the HTTPS port: ${TLS_VERSIONS.slice(0, -1).join(', ')} or ${TLS_VERSIONS.at(-1)}`,
-    doc: `the lowest TLS version the HTTPS port accepts: ${TLS_VERSIONS.slice(0, -1).map((v) => `\`${v}\``).join(', ')} or \`${TLS_VERSIONS.at(-1)}\` (HAProxy \`ssl-min-ver\`). For clients that still need TLS 1.0/1.1 (the Kontena load balancer accepted TLS 1.0): with \`TLSv1.0\` or \`TLSv1.1\` and no \`KONTENA_LB_SSL_CIPHERS\`, the cipher list becomes Mozilla "old" ending in \`@SECLEVEL=0\`, because Debian 12's OpenSSL 3 refuses TLS 1.0 and 1.1 at its default security level and the default list has no cipher they can use. An explicit \`KONTENA_LB_SSL_CIPHERS\` for such clients needs \`@SECLEVEL=0\` too. \`@SECLEVEL=0\` lowers OpenSSL's security level for the whole HTTPS listener (every client, TLS 1.2 and 1.3 included, may then be offered the weak suites of the list): set a lower minimum only while such clients exist`,
-  }),
-  sslCiphers: setting({
-    env: 'KONTENA_LB_SSL_CIPHERS', flag: 'ssl-ciphers',
-    schema: (env) => checked(
-      (raw) => /^[A-Za-z0-9_+:!@.=-]+$/.test(raw),
-      (raw) => `${env} must be an OpenSSL cipher list like ECDHE-RSA-AES128-GCM-SHA256:..., got ${JSON.stringify(raw)}`,
-    ),
-    help: 'OpenSSL cipher list for TLS 1.2 and below (TLS 1.3 uses OpenSSL\'s suites)',
-    shownDefault: 'Mozilla intermediate (ECDHE with AES-GCM or ChaCha20); Mozilla old with a TLSv1.0 or TLSv1.1 minimum',
-    docDefault: `Mozilla "intermediate": \`${DEFAULT_CIPHERS}\`; with a \`TLSv1.0\`/\`TLSv1.1\` minimum, Mozilla "old" (the same plus CBC and SHA-1 suites and \`DES-CBC3-SHA\`) with \`:@SECLEVEL=0\``,
-    doc: 'the cipher list for TLS 1.2 and below; TLS 1.3 uses OpenSSL\'s default suites. The `DHE-` suites are offered only with `tune.ssl.default-dh-param 2048` in `KONTENA_LB_GLOBAL_SETTINGS` (HAProxy 2.6 has no DH parameters otherwise)',
-  }),
-}, ({ sslCerts: _sslCerts, sslCertFamily: _sslCertFamily, ...values }) => ({
-  ...values,
-  // The default list depends on the minimum version: TLS 1.0/1.1 clients need the old suites.
-  sslCiphers: values.sslCiphers ?? defaultCiphersFor(values.sslMinVersion),
-}));
+);

@@ -21,7 +21,9 @@ export function parseLogLevel(raw: string): LogLevel {
   const name = raw.toLowerCase();
   if ((LOG_LEVELS as readonly string[]).includes(name)) return name as LogLevel;
   if (/^[0-5]$/.test(raw)) return RUBY_LOGGER_LEVELS[Number(raw)]!;
-  throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')} or a number 0-5 (0 debug, 1 info, 2 warn, 3 error, 4 and 5 fatal), got ${JSON.stringify(raw)}`);
+  throw new ConfigError(
+    `LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')} or a number 0-5 (0 debug, 1 info, 2 warn, 3 error, 4 and 5 fatal), got ${JSON.stringify(raw)}`,
+  );
 }
 
 /** DEBUG as the Kontena image read it: any value is on, except the usual "off" words. */

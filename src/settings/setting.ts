@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import type { z } from 'zod';
 
 /**
  * One setting, described once: its environment name (the Kontena load balancer's), its flag, its
@@ -95,6 +95,9 @@ export interface SettingGroup<S extends Readonly<Record<string, Setting>> = Read
   readonly config: (values: ValuesOf<S>, context: GroupContext) => C;
 }
 
-export function group<S extends Readonly<Record<string, Setting>>, C>(settings: S, config: (values: ValuesOf<S>, context: GroupContext) => C): SettingGroup<S, C> {
+export function group<S extends Readonly<Record<string, Setting>>, C>(
+  settings: S,
+  config: (values: ValuesOf<S>, context: GroupContext) => C,
+): SettingGroup<S, C> {
   return { settings, config };
 }

@@ -7,8 +7,30 @@ import { ConfigError } from './config-error.js';
 // section 3.1 "log" and section 11 "Address formats".
 
 export const SYSLOG_FACILITIES = [
-  'kern', 'user', 'mail', 'daemon', 'auth', 'syslog', 'lpr', 'news', 'uucp', 'cron', 'auth2', 'ftp',
-  'ntp', 'audit', 'alert', 'cron2', 'local0', 'local1', 'local2', 'local3', 'local4', 'local5', 'local6', 'local7',
+  'kern',
+  'user',
+  'mail',
+  'daemon',
+  'auth',
+  'syslog',
+  'lpr',
+  'news',
+  'uucp',
+  'cron',
+  'auth2',
+  'ftp',
+  'ntp',
+  'audit',
+  'alert',
+  'cron2',
+  'local0',
+  'local1',
+  'local2',
+  'local3',
+  'local4',
+  'local5',
+  'local6',
+  'local7',
 ] as const;
 export const SYSLOG_LEVELS = ['emerg', 'alert', 'crit', 'err', 'warning', 'notice', 'info', 'debug'] as const;
 export const SYSLOG_FORMATS = ['local', 'rfc3164', 'rfc5424', 'priority', 'short', 'timed', 'iso', 'raw'] as const;
@@ -99,7 +121,8 @@ function parseAddress(text: string): Pick<SyslogTarget, 'protocol' | 'host' | 'i
 
 function port(text: string | undefined): number {
   if (text === undefined || text === '') return DEFAULT_PORT;
-  if (!/^[0-9]{1,5}$/.test(text) || Number(text) < 1 || Number(text) > 65535) fail(`has a port that is not a number between 1 and 65535: ${JSON.stringify(text)}`);
+  if (!/^[0-9]{1,5}$/.test(text) || Number(text) < 1 || Number(text) > 65535)
+    fail(`has a port that is not a number between 1 and 65535: ${JSON.stringify(text)}`);
   return Number(text);
 }
 

@@ -51,13 +51,17 @@ const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3600_000, d: 86_400_000 } as con
 
 /** `30s`, `15m`, `1h`, `2d`, `500ms` or plain milliseconds, as written (HAProxy takes the same syntax). */
 export const duration = (env: string): z.ZodType<string, string> =>
-  checked((raw) => DURATION.test(raw), (raw) => `${env} must be a duration like 30s, 15m or 1h, got ${quote(raw)}`);
+  checked(
+    (raw) => DURATION.test(raw),
+    (raw) => `${env} must be a duration like 30s, 15m or 1h, got ${quote(raw)}`,
+  );
 
 /** A duration in milliseconds, optionally bounded (`message` says the bounds). */
 export function durationMs(env: string, bounds?: { min: number; max: number; message: (raw: string) => string }): z.ZodType<number, string> {
-  const checkedDuration = bounds === undefined
-    ? duration(env)
-    : duration(env).refine((raw) => msOf(raw) >= bounds.min && msOf(raw) <= bounds.max, { error: (issue) => bounds.message(issue.input as string) });
+  const checkedDuration =
+    bounds === undefined
+      ? duration(env)
+      : duration(env).refine((raw) => msOf(raw) >= bounds.min && msOf(raw) <= bounds.max, { error: (issue) => bounds.message(issue.input as string) });
   return checkedDuration.transform(msOf);
 }
 

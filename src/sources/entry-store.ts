@@ -170,7 +170,10 @@ export class EntryStore {
  */
 class StoreSnapshot implements Snapshot {
   constructor(
-    private readonly store: EntryStore, private readonly seq: number, private readonly version: number, readonly revision: string,
+    private readonly store: EntryStore,
+    private readonly seq: number,
+    private readonly version: number,
+    readonly revision: string,
   ) {}
 
   get entries(): Entries {

@@ -34,7 +34,10 @@ export class WatchSet {
   private readonly down = new Map<EtcdApi, NodeJS.Timeout | undefined>();
   private closed = false;
 
-  constructor(private readonly events: WatchSetEvents, private readonly resumeTimeoutMs: number) {}
+  constructor(
+    private readonly events: WatchSetEvents,
+    private readonly resumeTimeoutMs: number,
+  ) {}
 
   /** True while every watch is up (none dropped and not yet resumed). */
   get up(): boolean {
@@ -71,14 +74,23 @@ export class WatchSet {
       onConnected: () => this.closed || this.resumed(api),
     });
     // A watch created after the deadline (or after close) is cancelled as soon as it exists.
-    void creating.then((watch) => {
-      if (this.closed) void watch.cancel();
-      else this.watches.push(watch);
-    }, () => undefined);
+    void creating.then(
+      (watch) => {
+        if (this.closed) void watch.cancel();
+        else this.watches.push(watch);
+      },
+      () => undefined,
+    );
     try {
-      await Promise.race([creating, new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new EtcdFailure('unreachable', `the ${api} watch was not created within ${CREATE_TIMEOUT_MS / 1000} s`)), CREATE_TIMEOUT_MS);
-      })]);
+      await Promise.race([
+        creating,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () => reject(new EtcdFailure('unreachable', `the ${api} watch was not created within ${CREATE_TIMEOUT_MS / 1000} s`)),
+            CREATE_TIMEOUT_MS,
+          );
+        }),
+      ]);
     } finally {
       clearTimeout(timer);
     }

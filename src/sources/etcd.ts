@@ -118,9 +118,17 @@ export class EtcdSource {
       this.emit();
       await this.openWatches([{ store, revision: this.revision }], (_, changes, revision) => this.onChanges(changes, revision));
       if (!current()) return;
-      this.established({
-        prefix, api: store.api, apiReason: decision.reason, endpoints: store.endpoints, revision: this.revision, keys: this.entries.size,
-      }, 'watching etcd');
+      this.established(
+        {
+          prefix,
+          api: store.api,
+          apiReason: decision.reason,
+          endpoints: store.endpoints,
+          revision: this.revision,
+          keys: this.entries.size,
+        },
+        'watching etcd',
+      );
     } catch (error) {
       if (!current()) return;
       this.scheduleRestart(this.retry.next(), asFailure(error));
@@ -161,15 +169,21 @@ export class EtcdSource {
     this.entries.replace(new Map());
     this.revision = listed[0]!.revision;
     this.emit();
-    await this.openWatches(stores.map((store, i) => ({ store, revision: listed[i]!.revision })), (api) => {
-      if (!current() || client.api) return;
-      client.decide(api, `the platform wrote to the prefix through the ${api} API first`);
-      logger.info({ prefix, api }, `etcd API decided: the platform writes with ${api}`);
-      this.generation++;
-      void this.dropWatches().then(() => this.connect());
-    });
+    await this.openWatches(
+      stores.map((store, i) => ({ store, revision: listed[i]!.revision })),
+      (api) => {
+        if (!current() || client.api) return;
+        client.decide(api, `the platform wrote to the prefix through the ${api} API first`);
+        logger.info({ prefix, api }, `etcd API decided: the platform writes with ${api}`);
+        this.generation++;
+        void this.dropWatches().then(() => this.connect());
+      },
+    );
     if (!current()) return;
-    this.established({ prefix, api: 'undecided', endpoints: client.connection.endpoints }, 'watching etcd: both the v3 and the v2 keyspace, until the platform writes to one');
+    this.established(
+      { prefix, api: 'undecided', endpoints: client.connection.endpoints },
+      'watching etcd: both the v3 and the v2 keyspace, until the platform writes to one',
+    );
   }
 
   /**
@@ -177,13 +191,16 @@ export class EtcdSource {
    * meanwhile closes it, and a closed set reports nothing (no late restart from a superseded one).
    */
   private async openWatches(specs: readonly WatchSpec[], onChanges: WatchSetEvents['onChanges']): Promise<void> {
-    const watches = new WatchSet({
-      onChanges,
-      onLost: (failure) => this.lost(failure),
-      onDown: (failure) => this.interrupted(failure),
-      onUp: (api) => this.resumed(api),
-      onStalled: () => this.scheduleRestart(0, 'the etcd watch did not resume by itself; reading everything again'),
-    }, this.options.resumeTimeoutMs ?? RESUME_TIMEOUT_MS);
+    const watches = new WatchSet(
+      {
+        onChanges,
+        onLost: (failure) => this.lost(failure),
+        onDown: (failure) => this.interrupted(failure),
+        onUp: (api) => this.resumed(api),
+        onStalled: () => this.scheduleRestart(0, 'the etcd watch did not resume by itself; reading everything again'),
+      },
+      this.options.resumeTimeoutMs ?? RESUME_TIMEOUT_MS,
+    );
     await this.dropWatches();
     this.watches = watches;
     await watches.open(this.options.prefix, specs);
@@ -212,7 +229,10 @@ export class EtcdSource {
     if (this.stopped) return;
     this.watching = false;
     this.lastFailure = failure;
-    this.options.logger.warn({ code: failure.code, err: failure.message, lastRevision: this.revision }, 'etcd watch lost; resuming from the last revision when a member answers');
+    this.options.logger.warn(
+      { code: failure.code, err: failure.message, lastRevision: this.revision },
+      'etcd watch lost; resuming from the last revision when a member answers',
+    );
   }
 
   private resumed(api: EtcdApi): void {
@@ -246,8 +266,12 @@ export class EtcdSource {
       return;
     }
     const fields = { retryInMs: delayMs, lastRevision: this.revision, code: why.code, err: why.message };
-    const message = why.code === 'history-lost' ? FAILURE_HINTS['history-lost']
-      : isConfigurationFailure(why) ? FAILURE_HINTS[why.code] : `cannot read from etcd: ${why.message}`;
+    const message =
+      why.code === 'history-lost'
+        ? FAILURE_HINTS['history-lost']
+        : isConfigurationFailure(why)
+          ? FAILURE_HINTS[why.code]
+          : `cannot read from etcd: ${why.message}`;
     // The code, not the message: the message names the member that answered, which changes from
     // one attempt to the next in a cluster.
     const key = why.code;

@@ -99,7 +99,10 @@ function namesOf(cert: X509Certificate): string[] {
   const san = cert.subjectAltName;
   // Without a subjectAltName the whole CN is the one name (a CN like "Acme Corp" then names no host).
   const names = san
-    ? san.split(/,\s*/).filter((e) => e.startsWith('DNS:')).map((e) => e.slice(4).toLowerCase())
+    ? san
+        .split(/,\s*/)
+        .filter((e) => e.startsWith('DNS:'))
+        .map((e) => e.slice(4).toLowerCase())
     : [(/(?:^|\n)CN=([^\n]+)/.exec(cert.subject)?.[1] ?? '').trim().toLowerCase()];
   return [...new Set(names)].filter((n) => /^(\*\.)?[a-z0-9-]+(\.[a-z0-9-]+)*$/.test(n));
 }
@@ -138,7 +141,10 @@ export class BundleParser {
 
 /** A file-name-safe id that stays the same for the same source. */
 function bundleId(source: CertSource): string {
-  const readable = source.ref.replace(/[^A-Za-z0-9_.-]+/g, '_').replace(/^[_.]+/, '').slice(-40);
+  const readable = source.ref
+    .replace(/[^A-Za-z0-9_.-]+/g, '_')
+    .replace(/^[_.]+/, '')
+    .slice(-40);
   const hash = createHash('sha256').update(`${source.kind}:${source.ref}`).digest('hex').slice(0, 8);
   return `${source.kind}-${readable}-${hash}`;
 }

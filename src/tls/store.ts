@@ -32,10 +32,7 @@ export const EMPTY_CERT_SET: CertSet = Object.freeze({ served: [], rejected: [],
  * filters on its crt-list line, so HAProxy never has to choose between two certificates for
  * a name. An expired bundle is served only for names no valid bundle covers.
  */
-export function selectCertificates(
-  raws: readonly RawCert[],
-  options: { defaultCert?: string; now?: Date; parser?: BundleParser } = {},
-): CertSet {
+export function selectCertificates(raws: readonly RawCert[], options: { defaultCert?: string; now?: Date; parser?: BundleParser } = {}): CertSet {
   const now = options.now ?? new Date();
   const rejected: CertRejection[] = [];
   const warnings: string[] = [];
@@ -100,7 +97,11 @@ function better(a: CertBundle, b: CertBundle, now: Date): boolean {
 /** KONTENA_LB_DEFAULT_CERT names a certificate by its vault name, env variable, file name or a host it covers. */
 function matchesName(bundle: CertBundle, wanted: string): boolean {
   const ref = bundle.source.ref;
-  const short = ref.replace(/^certs\//, '').replace(/^SSL_CERT_/, '').replace(/^.*\//, '').replace(/\.pem$/, '');
+  const short = ref
+    .replace(/^certs\//, '')
+    .replace(/^SSL_CERT_/, '')
+    .replace(/^.*\//, '')
+    .replace(/\.pem$/, '');
   return ref === wanted || short === wanted || bundle.names.includes(wanted.toLowerCase());
 }
 

@@ -3,7 +3,11 @@ import path from 'node:path';
 
 /** A file could not be written; `code` is the system's (ENOSPC, EROFS, EACCES, ...). */
 export class WriteError extends Error {
-  constructor(readonly file: string, readonly code: string | undefined, cause: Error) {
+  constructor(
+    readonly file: string,
+    readonly code: string | undefined,
+    cause: Error,
+  ) {
     super(`cannot write ${file}: ${cause.message}`, { cause });
   }
 }

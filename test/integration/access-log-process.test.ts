@@ -58,8 +58,8 @@ afterAll(async () => {
   await rm(stateDir, { recursive: true, force: true });
 });
 
-describe('edgelb run: the access log goes from HAProxy straight to edgelb\'s stdout', () => {
-  it('HAProxy\'s stdout is the very file edgelb\'s stdout is, not a pipe to the controller', async () => {
+describe("edgelb run: the access log goes from HAProxy straight to edgelb's stdout", () => {
+  it("HAProxy's stdout is the very file edgelb's stdout is, not a pipe to the controller", async () => {
     const { masters, workers } = await haproxyProcesses(path.join(stateDir, 'haproxy.cfg'));
     expect(masters).toHaveLength(1);
     expect(workers.length).toBeGreaterThan(0);
@@ -69,7 +69,7 @@ describe('edgelb run: the access log goes from HAProxy straight to edgelb\'s std
     for (const pid of [...masters, ...workers]) expect(await readlink(`/proc/${pid}/fd/1`), `HAProxy ${pid}`).toBe(edgelbStdout);
   });
 
-  it('keeps every line whole while requests and the controller\'s own log lines share the pipe', async () => {
+  it("keeps every line whole while requests and the controller's own log lines share the pipe", async () => {
     const ids = Array.from({ length: 400 }, () => randomUUID());
     let next = 0;
     const client = async () => {
@@ -99,7 +99,11 @@ describe('edgelb run: the access log goes from HAProxy straight to edgelb\'s std
       }
       (parsed.type === 'http' ? access : controller).push(parsed);
     }
-    for (const id of ids) expect(access.filter((e) => e.uri === `/p/${id}`), id).toHaveLength(1);
+    for (const id of ids)
+      expect(
+        access.filter((e) => e.uri === `/p/${id}`),
+        id,
+      ).toHaveLength(1);
     // The two processes did write at the same time: some of the controller's lines fall between access-log lines.
     const kinds = lines.map((l) => (l.includes('"type":"http"') ? 'access' : l.includes('"msg":') ? 'controller' : 'other'));
     const between = kinds.slice(kinds.indexOf('access'), kinds.lastIndexOf('access')).filter((k) => k === 'controller');
@@ -123,14 +127,18 @@ describe('edgelb run: the access log goes from HAProxy straight to edgelb\'s std
       expect(reply.status, 'the admin port answers while stdout is full').toBe(200);
       expect(Date.now() - started).toBeLessThan(2000);
     }
-    await waitFor(async () => {
-      const status = JSON.parse((await get(adminPort, '/status', 'localhost')).body) as { services: { name: string; instances: { name: string }[] }[] };
-      return status.services.find((x) => x.name === 'web')?.instances.some((x) => x.name === 'stalled-4') ?? false;
-    }, { timeoutMs: 10_000, what: 'the last change applied while stdout was full' });
+    await waitFor(
+      async () => {
+        const status = JSON.parse((await get(adminPort, '/status', 'localhost')).body) as { services: { name: string; instances: { name: string }[] }[] };
+        return status.services.find((x) => x.name === 'web')?.instances.some((x) => x.name === 'stalled-4') ?? false;
+      },
+      { timeoutMs: 10_000, what: 'the last change applied while stdout was full' },
+    );
     child!.stdout!.resume();
     await etcd.client.delete().key(`${prefix}/services/web/upstreams/stalled-0`);
     await waitFor(() => /"msg":"log lines dropped: standard output was full","dropped":\d+/.test(stdout), {
-      timeoutMs: 10_000, what: 'the notice of the dropped lines once stdout takes lines again',
+      timeoutMs: 10_000,
+      what: 'the notice of the dropped lines once stdout takes lines again',
     });
   });
 });

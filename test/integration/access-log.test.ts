@@ -5,9 +5,7 @@ import type { TestEdgelb } from '../support/edgelb.js';
 import { startEtcd, type EtcdServer } from '../support/etcd.js';
 import { get } from '../support/http.js';
 import { freePort } from '../support/ports.js';
-import {
-  closeBackends, expectRoute, startBackends, startEchoServer, startLbWith, tcpRoundTrip, type EchoServer,
-} from '../support/lb.js';
+import { closeBackends, expectRoute, startBackends, startEchoServer, startLbWith, tcpRoundTrip, type EchoServer } from '../support/lb.js';
 import { rawExchange } from '../support/requests.js';
 import { waitFor } from '../support/wait.js';
 
@@ -33,11 +31,17 @@ beforeAll(async () => {
     'services/web/upstreams/one': b.web.address,
   };
   for (const format of ['text', 'json', 'off'] as const) {
-    lbs[format] = await startLbWith(etcd, format === 'json' ? {
-      ...entries,
-      'tcp-services/echo/external_port': String(tcpPort),
-      'tcp-services/echo/upstreams/one': `127.0.0.1:${echo.port}`,
-    } : entries, format === 'text' ? {} : { KONTENA_LB_ACCESS_LOG: format });
+    lbs[format] = await startLbWith(
+      etcd,
+      format === 'json'
+        ? {
+            ...entries,
+            'tcp-services/echo/external_port': String(tcpPort),
+            'tcp-services/echo/upstreams/one': `127.0.0.1:${echo.port}`,
+          }
+        : entries,
+      format === 'text' ? {} : { KONTENA_LB_ACCESS_LOG: format },
+    );
     await expectRoute(lbs[format]!, '/', HOST, 'web');
   }
 });
@@ -49,7 +53,11 @@ afterAll(async () => {
   await etcd?.stop();
 });
 
-const linesOf = (lb: TestEdgelb) => lb.haproxyStdout().split('\n').filter((l) => l !== '');
+const linesOf = (lb: TestEdgelb) =>
+  lb
+    .haproxyStdout()
+    .split('\n')
+    .filter((l) => l !== '');
 
 /** Waits for the one stdout line that holds `marker`. */
 function lineWith(lb: TestEdgelb, marker: string): Promise<string> {
@@ -61,14 +69,23 @@ function request(lines: string[]): Buffer {
 }
 
 describe('KONTENA_LB_ACCESS_LOG=json', () => {
-  it('writes one JSON object per request with status, service and timings; the controller\'s log never sees it', async () => {
+  it("writes one JSON object per request with status, service and timings; the controller's log never sees it", async () => {
     const lb = lbs.json!;
     const id = randomUUID();
     expect((await get(lb.httpPort, `/json/${id}?q=1`, HOST)).status).toBe(200);
     const entry = JSON.parse(await lineWith(lb, id)) as Record<string, unknown>;
     expect(entry).toMatchObject({
-      type: 'http', client_ip: '127.0.0.1', frontend: 'http', backend: 'http-web', server: 'one',
-      method: 'GET', host: HOST, uri: `/json/${id}?q=1`, status: 200, termination_state: '----', retries: '0',
+      type: 'http',
+      client_ip: '127.0.0.1',
+      frontend: 'http',
+      backend: 'http-web',
+      server: 'one',
+      method: 'GET',
+      host: HOST,
+      uri: `/json/${id}?q=1`,
+      status: 200,
+      termination_state: '----',
+      retries: '0',
     });
     expect(entry.time).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
     expect(Math.abs(Date.parse(entry.time as string) - Date.now())).toBeLessThan(60_000);
@@ -88,23 +105,42 @@ describe('KONTENA_LB_ACCESS_LOG=json', () => {
     const before = linesOf(lb).length;
     // Each: the raw request, and (for those HAProxy accepts) the URI and Host the line must show.
     const cases: { what: string; bytes: Buffer; uri?: string; host?: string }[] = [
-      { what: 'quote, backslash, bracket, braces', bytes: request([`GET /h/${id}/1/a"b\\c]d{|}e HTTP/1.1`, `Host: ${HOST}`, 'Connection: close']), uri: `/h/${id}/1/a"b\\c]d{|}e` },
+      {
+        what: 'quote, backslash, bracket, braces',
+        bytes: request([`GET /h/${id}/1/a"b\\c]d{|}e HTTP/1.1`, `Host: ${HOST}`, 'Connection: close']),
+        uri: `/h/${id}/1/a"b\\c]d{|}e`,
+      },
       // HAProxy 2.6 takes a DEL in the URI or refuses it depending on where it falls.
       { what: 'DEL in the URI', bytes: request([`GET /h/${id}/2/\x7f HTTP/1.1`, `Host: ${HOST}`, 'Connection: close']) },
-      { what: 'a hostile Host header', bytes: request([`GET /h/${id}/3 HTTP/1.1`, 'Host: A"b\\c\x01\td', 'Connection: close']), uri: `/h/${id}/3`, host: 'a"b\\c\x01\td' },
-      { what: 'a Host that is not UTF-8', bytes: request([`GET /h/${id}/4 HTTP/1.1`, 'Host: x\xffy\xc3\xa9\xf0\x9f\x98\x80z', 'Connection: close']), uri: `/h/${id}/4` },
+      {
+        what: 'a hostile Host header',
+        bytes: request([`GET /h/${id}/3 HTTP/1.1`, 'Host: A"b\\c\x01\td', 'Connection: close']),
+        uri: `/h/${id}/3`,
+        host: 'a"b\\c\x01\td',
+      },
+      {
+        what: 'a Host that is not UTF-8',
+        bytes: request([`GET /h/${id}/4 HTTP/1.1`, 'Host: x\xffy\xc3\xa9\xf0\x9f\x98\x80z', 'Connection: close']),
+        uri: `/h/${id}/4`,
+      },
       // Long: the URI and the Host are cut before escaping (a control byte in the Host becomes 6 bytes).
-      { what: 'a long URI and Host of bytes that need escaping', bytes: request([`GET /h/${id}/5/${'"'.repeat(3000)} HTTP/1.1`, `Host: ${'\x01'.repeat(3000)}`, 'Connection: close']) },
+      {
+        what: 'a long URI and Host of bytes that need escaping',
+        bytes: request([`GET /h/${id}/5/${'"'.repeat(3000)} HTTP/1.1`, `Host: ${'\x01'.repeat(3000)}`, 'Connection: close']),
+      },
       { what: 'a quote as the method', bytes: request([`G"T /h/${id}/6 HTTP/1.1`, `Host: ${HOST}`, 'Connection: close']) },
       { what: 'a control byte in the URI', bytes: request([`GET /h/${id}/7/\x01 HTTP/1.1`, `Host: ${HOST}`, 'Connection: close']) },
       { what: 'bytes that are not UTF-8 in the URI', bytes: request([`GET /h/${id}/8/\xff\xfe HTTP/1.1`, `Host: ${HOST}`, 'Connection: close']) },
       { what: 'a TLS hello on the plain port', bytes: Buffer.from('16030100a5010000a10303', 'hex') },
     ];
     for (const c of cases) await rawExchange(lb.httpPort, c.bytes);
-    const lines = await waitFor(() => {
-      const all = linesOf(lb);
-      return all.length >= before + cases.length ? all.slice(before) : undefined;
-    }, { timeoutMs: 5000, what: `${cases.length} access-log lines (one per hostile request)` });
+    const lines = await waitFor(
+      () => {
+        const all = linesOf(lb);
+        return all.length >= before + cases.length ? all.slice(before) : undefined;
+      },
+      { timeoutMs: 5000, what: `${cases.length} access-log lines (one per hostile request)` },
+    );
     for (const line of lines) {
       expect(() => JSON.parse(line), line).not.toThrow();
       expect(Buffer.byteLength(line) + 1).toBeLessThanOrEqual(4096);
@@ -130,26 +166,35 @@ describe('KONTENA_LB_ACCESS_LOG=json', () => {
     const payload = Buffer.from(`tcp-${randomUUID()}`);
     const back = await waitFor(() => tcpRoundTrip(tcpPort, payload), { timeoutMs: 5000, what: 'an echo through the TCP service' });
     expect(back.equals(payload)).toBe(true);
-    const entry = await waitFor(() => linesOf(lb).filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>).find((e) => e.type === 'tcp'), {
-      timeoutMs: 5000, what: 'a tcp access-log line',
-    });
+    const entry = await waitFor(
+      () =>
+        linesOf(lb)
+          .filter((l) => l.startsWith('{'))
+          .map((l) => JSON.parse(l) as Record<string, unknown>)
+          .find((e) => e.type === 'tcp'),
+      {
+        timeoutMs: 5000,
+        what: 'a tcp access-log line',
+      },
+    );
     expect(entry).toMatchObject({ frontend: 'tcp-echo', backend: 'tcp-echo', server: 'one', client_ip: '127.0.0.1', retries: '0' });
     expect(entry.request_bytes).toBe(payload.length);
     expect(entry.response_bytes).toBe(payload.length);
     expect(entry.termination_state).toMatch(/^[-A-Za-z]{2}$/);
   });
 
-  it('writes nothing else to stdout but HAProxy\'s plain-text notices of each proxy a worker stops (the TCP service made a reload) and of a TCP service\'s server changing state (put in service by the first probe)', () => {
+  it("writes nothing else to stdout but HAProxy's plain-text notices of each proxy a worker stops (the TCP service made a reload) and of a TCP service's server changing state (put in service by the first probe)", () => {
     const other = linesOf(lbs.json!).filter((l) => !l.startsWith('{'));
     expect(other.length).toBeGreaterThan(0);
     for (const line of other) expect(line).toMatch(/^Proxy \S+ stopped \(cumulated conns: FE: \d+, BE: \d+\)\.$|^Server tcp-\S+ is (?:UP|DOWN), /);
   });
 
-  it('leaves HAProxy\'s messages to the controller\'s log, at their level: a server going down', async () => {
+  it("leaves HAProxy's messages to the controller's log, at their level: a server going down", async () => {
     const lb = lbs.json!;
     await lb.put('services/web/upstreams/gone', '127.0.0.1:1');
     const down = await waitFor(() => lb.logs.find((l) => l.component === 'haproxy' && /Server http-web\/gone is DOWN/.test(String(l.haproxy))), {
-      timeoutMs: 15_000, what: 'the DOWN message in the controller\'s log',
+      timeoutMs: 15_000,
+      what: "the DOWN message in the controller's log",
     });
     expect(down.level).toBe(40);
     await lb.del('services/web/upstreams/gone');
@@ -158,13 +203,17 @@ describe('KONTENA_LB_ACCESS_LOG=json', () => {
 });
 
 describe('KONTENA_LB_ACCESS_LOG=text (the default) and off', () => {
-  it('text: HAProxy\'s httplog line on its stdout, not in the controller\'s log; off: no line at all', async () => {
+  it("text: HAProxy's httplog line on its stdout, not in the controller's log; off: no line at all", async () => {
     const id = randomUUID();
     const path = `/text/${id}`;
     expect((await get(lbs.off!.httpPort, path, HOST)).status).toBe(200);
     expect((await get(lbs.text!.httpPort, path, HOST)).status).toBe(200);
     const line = await lineWith(lbs.text!, id);
-    expect(line).toMatch(new RegExp(`^127\\.0\\.0\\.1:\\d+ \\[[^\\]]+\\] http http-web/one \\d+/\\d+/\\d+/\\d+/\\d+ 200 \\d+ - - ---- \\d+/\\d+/\\d+/\\d+/0 0/0 "GET ${path} HTTP/1\\.1"$`));
+    expect(line).toMatch(
+      new RegExp(
+        `^127\\.0\\.0\\.1:\\d+ \\[[^\\]]+\\] http http-web/one \\d+/\\d+/\\d+/\\d+/\\d+ 200 \\d+ - - ---- \\d+/\\d+/\\d+/\\d+/0 0/0 "GET ${path} HTTP/1\\.1"$`,
+      ),
+    );
     expect(JSON.stringify(lbs.text!.logs)).not.toContain(id);
     // The off LB had the request first; the text LB's line is written by now, so would its be.
     expect(lbs.off!.haproxyStdout()).toBe('');

@@ -36,10 +36,13 @@ describe('ACME HTTP-01 challenge answering', () => {
   it('answers a token written to etcd, without a reload, and forgets it when deleted', async () => {
     const before = lb.controller.status().counters;
     await lb.put('acme/challenges/Tok_en-1', 'Tok_en-1.abcDEF_123-x');
-    const reply = await waitFor(async () => {
-      const r = await get(lb.httpPort, '/.well-known/acme-challenge/Tok_en-1', 'www.example.org:8080');
-      return r.status === 200 && r;
-    }, { what: 'the etcd token to be served' });
+    const reply = await waitFor(
+      async () => {
+        const r = await get(lb.httpPort, '/.well-known/acme-challenge/Tok_en-1', 'www.example.org:8080');
+        return r.status === 200 && r;
+      },
+      { what: 'the etcd token to be served' },
+    );
     expect(reply.body).toBe('Tok_en-1.abcDEF_123-x');
     await lb.del('acme/challenges/Tok_en-1');
     await waitFor(async () => (await get(lb.httpPort, '/.well-known/acme-challenge/Tok_en-1')).status === 404, { what: 'the token to go' });

@@ -74,7 +74,7 @@ beforeAll(async () => {
   etcd = await startEtcd({ enableV2: true });
   prefix = `/kontena/haproxy/acme-v2-${process.pid}`;
   const [portA, portB] = await Promise.all([freePort(), freePort()]);
-  dirs.push(...await Promise.all([0, 1].map(() => mkdtemp(path.join(os.tmpdir(), 'edgelb-acme-v2-')))));
+  dirs.push(...(await Promise.all([0, 1].map(() => mkdtemp(path.join(os.tmpdir(), 'edgelb-acme-v2-'))))));
   pebble = await startPebble({ httpPort: portB });
   pebbleRoot = await pebble.rootCa();
   const caFile = path.join(dirs[0]!, 'pebble-ca.pem');
@@ -108,10 +108,13 @@ describe('ACME and the vault over etcd v2', () => {
     await addInstance(v2Admin(etcd), prefix, 'shop', 'shop-1', `127.0.0.1:${backendPort}`);
 
     for (const lb of [lbA, lbB]) {
-      const answer = await waitFor(async () => {
-        const cert = await served(lb, domain, pebbleRoot).catch(() => undefined);
-        return cert?.names.includes(`DNS:${domain}`) && cert;
-      }, { timeoutMs: 30_000, intervalMs: 100, what: `${domain} served by ${lb.config.httpsPort}` });
+      const answer = await waitFor(
+        async () => {
+          const cert = await served(lb, domain, pebbleRoot).catch(() => undefined);
+          return cert?.names.includes(`DNS:${domain}`) && cert;
+        },
+        { timeoutMs: 30_000, intervalMs: 100, what: `${domain} served by ${lb.config.httpsPort}` },
+      );
       expect(answer.authorized).toBe(true);
     }
     // Stored in the v2 keyspace: state written by the leader, the certificate encrypted, tokens and acks gone.
@@ -129,18 +132,24 @@ describe('ACME and the vault over etcd v2', () => {
     const leaf = await makeLeaf({ names: ['vault-v2.example.com'] });
     const file = path.join(dirs[0]!, 'vault.pem');
     await writeFile(file, leaf.bundlePem);
-    expect(await cli(['cert', 'import', file])).toEqual([expect.stringMatching(/^imported .*\/certs\/vault-v2\.example\.com: vault-v2\.example\.com, expires .*, encrypted$/)]);
+    expect(await cli(['cert', 'import', file])).toEqual([
+      expect.stringMatching(/^imported .*\/certs\/vault-v2\.example\.com: vault-v2\.example\.com, expires .*, encrypted$/),
+    ]);
     expect(isEncrypted((await v2Value('certs/vault-v2.example.com'))!)).toBe(true);
     for (const lb of [lbA, lbB]) {
-      await waitFor(async () => (await served(lb, 'vault-v2.example.com', leaf.certPem).catch(() => undefined))?.authorized === true, { what: 'the vault bundle served' });
+      await waitFor(async () => (await served(lb, 'vault-v2.example.com', leaf.certPem).catch(() => undefined))?.authorized === true, {
+        what: 'the vault bundle served',
+      });
     }
   });
 
   it('a leader that stops hands over at once: its key is deleted with compare-and-delete and B takes it', async () => {
     const leaderBefore = await v2Value('acme/leader');
     expect(leaderBefore).toBeDefined();
-    const [leader, follower] = logsWithMsg(lbA, 'ACME leader: this replica orders certificates').length > logsWithMsg(lbA, 'ACME leader: no longer leading').length
-      ? [lbA, lbB] : [lbB, lbA];
+    const [leader, follower] =
+      logsWithMsg(lbA, 'ACME leader: this replica orders certificates').length > logsWithMsg(lbA, 'ACME leader: no longer leading').length
+        ? [lbA, lbB]
+        : [lbB, lbA];
     const stoppedAt = Date.now();
     await leader.stopAll();
     await waitFor(() => logsWithMsg(follower, 'ACME leader: this replica orders certificates').length > 0, { timeoutMs: 5000, what: 'the follower to lead' });

@@ -140,10 +140,13 @@ function handshake(port: number, servername: string, ca: string): Promise<Served
 }
 
 async function waitServed(lb: TestEdgelb, domain: string, check: (s: Served) => boolean, timeoutMs = 20_000): Promise<Served> {
-  return waitFor(async () => {
-    const served = await handshake(lb.config.httpsPort, domain, pebbleRoot);
-    return check(served) && served;
-  }, { timeoutMs, intervalMs: 50, what: `${domain} to be served on ${lb.config.httpsPort}` });
+  return waitFor(
+    async () => {
+      const served = await handshake(lb.config.httpsPort, domain, pebbleRoot);
+      return check(served) && served;
+    },
+    { timeoutMs, intervalMs: 50, what: `${domain} to be served on ${lb.config.httpsPort}` },
+  );
 }
 
 async function certList(args: string[]): Promise<string[]> {
@@ -216,9 +219,19 @@ describe('ACME issuance against pebble', () => {
     const onA = await waitServed(lbA, domain, (s) => s.names.includes(`DNS:${domain}`));
     const elapsedMs = Date.now() - started;
     const at = (msg: string) => Date.parse(String(messages(m.logs, msg, domain)[0]?.time)) - started;
-    const steps = ['ACME: ordering a certificate', 'ACME account ready', 'ACME order created', 'ACME challenge published',
-      'ACME challenge served by every replica', 'ACME challenge validated', 'ACME order finalized', 'ACME certificate stored'];
-    console.log(`[measure] acme=true written -> certificate served over TLS: ${elapsedMs} ms (${steps.map((step) => `${step.replace(/^ACME:? /, '')} +${at(step)}`).join(', ')})`);
+    const steps = [
+      'ACME: ordering a certificate',
+      'ACME account ready',
+      'ACME order created',
+      'ACME challenge published',
+      'ACME challenge served by every replica',
+      'ACME challenge validated',
+      'ACME order finalized',
+      'ACME certificate stored',
+    ];
+    console.log(
+      `[measure] acme=true written -> certificate served over TLS: ${elapsedMs} ms (${steps.map((step) => `${step.replace(/^ACME:? /, '')} +${at(step)}`).join(', ')})`,
+    );
     expect(onA.authorized, onA.error).toBe(true);
     const onB = await waitServed(lbB, domain, (s) => s.fingerprint === onA.fingerprint);
     expect(onB.authorized).toBe(true);
@@ -267,7 +280,10 @@ describe('ACME issuance against pebble', () => {
     let polling = true;
     const poller = (async () => {
       while (polling) {
-        await handshake(lbB.config.httpsPort, domain, pebbleRoot).then((s) => seen.add(s.fingerprint), (e: Error) => errors.push(e.message));
+        await handshake(lbB.config.httpsPort, domain, pebbleRoot).then(
+          (s) => seen.add(s.fingerprint),
+          (e: Error) => errors.push(e.message),
+        );
         await sleep(10);
       }
     })();
@@ -305,12 +321,18 @@ describe('replicas: one leader orders, another takes over', () => {
     await waitServed(lbA, 'blog.example.com', (s) => s.authorized);
     console.log(`[measure] two more domains (account exists) -> both served: ${Date.now() - started} ms`);
 
-    expect(messages(leader.logs, 'ACME order created').map((l) => l.domain).sort()).toEqual(['api.example.com', 'blog.example.com']);
+    expect(
+      messages(leader.logs, 'ACME order created')
+        .map((l) => l.domain)
+        .sort(),
+    ).toEqual(['api.example.com', 'blog.example.com']);
     expect(messages(follower.logs, 'ACME order created')).toEqual([]);
     expect(messages(follower.logs, 'ACME: ordering a certificate')).toEqual([]);
     expect(follower.manager.status().leader).toBe(false);
     // The follower sees the leader's state through etcd.
-    await waitFor(() => follower.manager.status().domains.find((d) => d.domain === 'blog.example.com')?.state?.status === 'valid', { what: 'follower to see the state' });
+    await waitFor(() => follower.manager.status().domains.find((d) => d.domain === 'blog.example.com')?.state?.status === 'valid', {
+      what: 'follower to see the state',
+    });
 
     const stoppedAt = Date.now();
     await leader.stop();
@@ -345,7 +367,9 @@ describe('replicas: one leader orders, another takes over', () => {
       const takeoverMs = Date.now() - killedAt;
       await waitServed(lbA, domain, (s) => s.authorized);
       const servedMs = Date.now() - killedAt;
-      console.log(`[measure] leader SIGKILLed mid-order (challenge published) -> other replica leads: ${takeoverMs} ms; certificate served: ${servedMs} ms (lease TTL ${TTL} s)`);
+      console.log(
+        `[measure] leader SIGKILLed mid-order (challenge published) -> other replica leads: ${takeoverMs} ms; certificate served: ${servedMs} ms (lease TTL ${TTL} s)`,
+      );
       expect(takeoverMs).toBeLessThan((TTL + 1.5) * 1000);
 
       // The new leader finished X's order rather than starting another one, then cleaned X's token up.
@@ -398,7 +422,10 @@ describe('failures never hammer the CA', () => {
       expect(state?.status).toBe('failing');
       expect(state?.lastError).toMatchObject({ type: 'urn:ietf:params:acme:error:badNonce', status: 400, message: expect.stringMatching(/nonce/i) });
       const rows = JSON.parse((await certList(['--json'])).join('\n')) as CertListRow[];
-      expect(rows.find((r) => r.name === `acme-${domain}`)).toMatchObject({ source: { kind: 'acme' }, status: expect.stringMatching(/^failing:JWS has an invalid anti-replay nonce/) });
+      expect(rows.find((r) => r.name === `acme-${domain}`)).toMatchObject({
+        source: { kind: 'acme' },
+        status: expect.stringMatching(/^failing:JWS has an invalid anti-replay nonce/),
+      });
       const failed = messages(m.logs, 'ACME attempt failed', domain);
       expect(failed[0]).toMatchObject({ err: expect.stringMatching(/nonce/i), failures: 1 });
       const starts = messages(m.logs, 'ACME: ordering a certificate', domain).map((l) => Date.parse(String(l.time)));
@@ -430,7 +457,9 @@ describe('failures never hammer the CA', () => {
       expect(attempts).toBeGreaterThanOrEqual(3);
       expect(attempts).toBeLessThanOrEqual(5);
       expect(connections).toBeLessThanOrEqual(attempts);
-      expect((await storedState(domain))?.lastError?.message).toMatch(new RegExp(`^cannot reach the ACME server at 127\\.0\\.0\\.1:${port}: .*(ECONNRESET|socket disconnected)`));
+      expect((await storedState(domain))?.lastError?.message).toMatch(
+        new RegExp(`^cannot reach the ACME server at 127\\.0\\.0\\.1:${port}: .*(ECONNRESET|socket disconnected)`),
+      );
     } finally {
       server.close();
     }
@@ -450,18 +479,30 @@ describe('failures never hammer the CA', () => {
         req.resume();
         posts.push(Date.now());
         res.writeHead(429, { 'content-type': 'application/problem+json', 'retry-after': '2', 'replay-nonce': `n${Date.now()}` });
-        res.end(JSON.stringify({ type: 'urn:ietf:params:acme:error:rateLimited', detail: 'too many new registrations (10) from this IP address in the last 3 hours', status: 429 }));
+        res.end(
+          JSON.stringify({
+            type: 'urn:ietf:params:acme:error:rateLimited',
+            detail: 'too many new registrations (10) from this IP address in the last 3 hours',
+            status: 429,
+          }),
+        );
       }
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     try {
       const domain = 'limited.example.com';
-      const m = startManager({ directoryUrl: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}/dir`, envDomains: [domain], backoff: { baseMs: 100, capMs: 200 } });
+      const m = startManager({
+        directoryUrl: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}/dir`,
+        envDomains: [domain],
+        backoff: { baseMs: 100, capMs: 200 },
+      });
       await waitFor(() => posts.length >= 2, { timeoutMs: 6000, what: 'a second attempt' });
       await m.stop();
       expect(posts[1]! - posts[0]!).toBeGreaterThanOrEqual(1900);
       expect((await storedState(domain))?.lastError).toMatchObject({
-        type: 'urn:ietf:params:acme:error:rateLimited', status: 429, message: expect.stringMatching(/^too many new registrations/),
+        type: 'urn:ietf:params:acme:error:rateLimited',
+        status: 429,
+        message: expect.stringMatching(/^too many new registrations/),
       });
       expect(messages(m.logs, 'ACME attempt failed', domain)[0]).toMatchObject({ retryAfterMs: 2000 });
     } finally {
@@ -478,11 +519,21 @@ interface Replica {
 /** An AcmeManager in a child process (test/support/acme-replica.ts), to be SIGKILLed. */
 function spawnReplica(options: Partial<AcmeManagerOptions>): Replica {
   const settings = {
-    endpoint: etcd.endpoint, prefix, email: 'ops@example.com', directoryUrl: pebble.directoryUrl, directoryCa: pebble.caPem,
-    httpPort: lbA.httpPort, ...FAST, ...options,
+    endpoint: etcd.endpoint,
+    prefix,
+    email: 'ops@example.com',
+    directoryUrl: pebble.directoryUrl,
+    directoryCa: pebble.caPem,
+    httpPort: lbA.httpPort,
+    ...FAST,
+    ...options,
   };
   const child = execa('node', ['--import', 'tsx', path.join(import.meta.dirname, '../support/acme-replica.ts')], {
-    env: { EDGELB_ACME_REPLICA: JSON.stringify(settings) }, reject: false, cleanup: true, buffer: false, stdin: 'ignore',
+    env: { EDGELB_ACME_REPLICA: JSON.stringify(settings) },
+    reject: false,
+    cleanup: true,
+    buffer: false,
+    stdin: 'ignore',
   });
   const logs: Record<string, unknown>[] = [];
   let partial = '';

@@ -9,7 +9,7 @@ import { startTestEdgelb, type TestEdgelb } from '../support/edgelb.js';
 import { startEtcd, type EtcdServer } from '../support/etcd.js';
 import { closeBackends, expectRoute, startBackends, startEchoServer, startLbWith, type EchoServer } from '../support/lb.js';
 import { freePort } from '../support/ports.js';
-import { parsePrometheusText, samplesOf, valueOf } from '../support/prometheus.js';
+import { parsePrometheusText, samplesOf, sampleValue } from '../support/prometheus.js';
 import { envCert } from '../support/tls.js';
 import { waitFor } from '../support/wait.js';
 
@@ -46,7 +46,10 @@ const MAIN = path.resolve(import.meta.dirname, '../../src/main.ts');
 /** `edgelb status` as an operator runs it, in a clean environment. */
 function edgelbStatus(port: number, ...args: string[]) {
   return execa('node', ['--import', 'tsx', MAIN, 'status', '--admin-port', String(port), ...args], {
-    env: { PATH: process.env.PATH ?? '' }, extendEnv: false, reject: false, timeout: 30_000,
+    env: { PATH: process.env.PATH ?? '' },
+    extendEnv: false,
+    reject: false,
+    timeout: 30_000,
   });
 }
 
@@ -65,18 +68,23 @@ beforeAll(async () => {
   cert = await makeLeaf({ names: ['admin.example.com'], days: 40 });
   deadPort = await freePort();
   tcpPort = await freePort();
-  lb = await startLbWith(etcd, {
-    'services/web/virtual_hosts': 'admin.example.com,*.admin.example.com',
-    'services/web/upstreams/web-1': backends.web1.address,
-    'services/web/upstreams/web-dead': `127.0.0.1:${deadPort}`,
-    'services/api/virtual_path': '/api',
-    'services/api/upstreams/api-1': backends.web1.address,
-    'services/bad/virtual_hosts': 'not a host!',
-    'services/bad/upstreams/x': backends.web1.address,
-    'services/web/upstreams/web-typo': 'nowhere',
-    'tcp-services/echo/external_port': String(tcpPort),
-    'tcp-services/echo/upstreams/echo-1': echo.address,
-  }, {}, { envCerts: [envCert('SSL_CERT_admin', cert.bundlePem)] });
+  lb = await startLbWith(
+    etcd,
+    {
+      'services/web/virtual_hosts': 'admin.example.com,*.admin.example.com',
+      'services/web/upstreams/web-1': backends.web1.address,
+      'services/web/upstreams/web-dead': `127.0.0.1:${deadPort}`,
+      'services/api/virtual_path': '/api',
+      'services/api/upstreams/api-1': backends.web1.address,
+      'services/bad/virtual_hosts': 'not a host!',
+      'services/bad/upstreams/x': backends.web1.address,
+      'services/web/upstreams/web-typo': 'nowhere',
+      'tcp-services/echo/external_port': String(tcpPort),
+      'tcp-services/echo/upstreams/echo-1': echo.address,
+    },
+    {},
+    { envCerts: [envCert('SSL_CERT_admin', cert.bundlePem)] },
+  );
   await expectRoute(lb, '/', 'admin.example.com', 'web1');
 });
 
@@ -98,11 +106,14 @@ describe('admin port', () => {
 
   it('reports services, routes in precedence order, instance health from HAProxy, certificates and rejections on /status', async () => {
     // The dead instance goes down after its health checks fail (fall 3, inter 2s).
-    const report = await waitFor(async () => {
-      const s = await status(lb);
-      const web = s.services.find((x) => x.name === 'web');
-      return web?.instances.find((i) => i.name === 'web-dead')?.health === 'down' && s;
-    }, { timeoutMs: 20_000, what: 'web-dead to be reported down' });
+    const report = await waitFor(
+      async () => {
+        const s = await status(lb);
+        const web = s.services.find((x) => x.name === 'web');
+        return web?.instances.find((i) => i.name === 'web-dead')?.health === 'down' && s;
+      },
+      { timeoutMs: 20_000, what: 'web-dead to be reported down' },
+    );
 
     expect(report.health.status).toBe('ok');
     expect(report.haproxy).toMatchObject({ running: true, restarts: 0, statsError: null });
@@ -138,28 +149,28 @@ describe('admin port', () => {
     expect(JSON.stringify(report)).not.toContain('PRIVATE KEY');
   });
 
-  it('serves Prometheus metrics: the controller\'s and HAProxy\'s own, in valid exposition format', async () => {
+  it("serves Prometheus metrics: the controller's and HAProxy's own, in valid exposition format", async () => {
     const reply = await admin(lb, '/metrics');
     expect(reply.status).toBe(200);
     expect(reply.type).toMatch(/^text\/plain; version=0\.0\.4/);
     const scrape = parsePrometheusText(reply.body);
     const counters = lb.controller.status().counters;
 
-    expect(valueOf(scrape, 'edgelb_up')).toBe(1);
-    expect(valueOf(scrape, 'edgelb_applies_total')).toBe(counters.applies);
-    expect(valueOf(scrape, 'edgelb_reloads_total')).toBe(counters.reloads);
-    expect(valueOf(scrape, 'edgelb_starts_total')).toBe(1);
-    expect(valueOf(scrape, 'edgelb_apply_failures_total')).toBe(0);
+    expect(sampleValue(scrape, 'edgelb_up')).toBe(1);
+    expect(sampleValue(scrape, 'edgelb_applies_total')).toBe(counters.applies);
+    expect(sampleValue(scrape, 'edgelb_reloads_total')).toBe(counters.reloads);
+    expect(sampleValue(scrape, 'edgelb_starts_total')).toBe(1);
+    expect(sampleValue(scrape, 'edgelb_apply_failures_total')).toBe(0);
     expect(scrape.types.get('edgelb_applies_total')).toBe('counter');
-    expect(valueOf(scrape, 'edgelb_etcd_connected')).toBe(1);
-    expect(valueOf(scrape, 'edgelb_etcd_api', { api: 'v3' })).toBe(1);
-    expect(valueOf(scrape, 'edgelb_haproxy_restarts_total')).toBe(0);
-    expect(valueOf(scrape, 'edgelb_last_apply_success')).toBe(1);
-    const duration = valueOf(scrape, 'edgelb_last_apply_duration_seconds');
+    expect(sampleValue(scrape, 'edgelb_etcd_connected')).toBe(1);
+    expect(sampleValue(scrape, 'edgelb_etcd_api', { api: 'v3' })).toBe(1);
+    expect(sampleValue(scrape, 'edgelb_haproxy_restarts_total')).toBe(0);
+    expect(sampleValue(scrape, 'edgelb_last_apply_success')).toBe(1);
+    const duration = sampleValue(scrape, 'edgelb_last_apply_duration_seconds');
     expect(duration).toBeGreaterThan(0);
     expect(duration).toBeLessThan(30);
-    expect(valueOf(scrape, 'edgelb_services', { kind: 'http' })).toBe(2);
-    expect(valueOf(scrape, 'edgelb_services', { kind: 'tcp' })).toBe(1);
+    expect(sampleValue(scrape, 'edgelb_services', { kind: 'http' })).toBe(2);
+    expect(sampleValue(scrape, 'edgelb_services', { kind: 'tcp' })).toBe(1);
 
     // Reasons are a bounded class, never the entry's text.
     expect(samplesOf(scrape, 'edgelb_rejected_entries').map((s) => [s.labels.reason, s.value])).toEqual([
@@ -169,22 +180,29 @@ describe('admin port', () => {
     expect(reply.body).not.toContain('not a host');
 
     const notAfter = new Date(lb.controller.status().certs.all[0]!.notAfter).getTime() / 1000;
-    expect(valueOf(scrape, 'edgelb_certificate_expiry_timestamp_seconds', { source: 'env', name: 'admin.example.com', served: 'true' })).toBe(Math.floor(notAfter));
+    expect(sampleValue(scrape, 'edgelb_certificate_expiry_timestamp_seconds', { source: 'env', name: 'admin.example.com', served: 'true' })).toBe(
+      Math.floor(notAfter),
+    );
 
     // HAProxy's built-in exporter, read from its unix socket.
-    expect(valueOf(scrape, 'edgelb_haproxy_metrics_up')).toBe(1);
+    expect(sampleValue(scrape, 'edgelb_haproxy_metrics_up')).toBe(1);
     expect(samplesOf(scrape, 'haproxy_process_nbproc').length + samplesOf(scrape, 'haproxy_process_start_time_seconds').length).toBeGreaterThan(0);
-    expect(valueOf(scrape, 'haproxy_server_status', { proxy: 'http-web', server: 'web-1', state: 'UP' })).toBe(1);
-    expect(valueOf(scrape, 'haproxy_backend_active_servers', { proxy: 'tcp-echo' })).toBe(1);
+    expect(sampleValue(scrape, 'haproxy_server_status', { proxy: 'http-web', server: 'web-1', state: 'UP' })).toBe(1);
+    expect(sampleValue(scrape, 'haproxy_backend_active_servers', { proxy: 'tcp-echo' })).toBe(1);
   });
 
   it('updates the rejected-entries metric when an entry is fixed', async () => {
     await lb.put('services/bad/virtual_hosts', 'bad.example.com');
-    await waitFor(async () => {
-      const scrape = parsePrometheusText((await admin(lb, '/metrics')).body);
-      return samplesOf(scrape, 'edgelb_rejected_entries', { reason: 'invalid_virtual_hosts' }).length === 0
-        && valueOf(scrape, 'edgelb_services', { kind: 'http' }) === 3;
-    }, { what: 'the fixed entry to leave edgelb_rejected_entries' });
+    await waitFor(
+      async () => {
+        const scrape = parsePrometheusText((await admin(lb, '/metrics')).body);
+        return (
+          samplesOf(scrape, 'edgelb_rejected_entries', { reason: 'invalid_virtual_hosts' }).length === 0 &&
+          sampleValue(scrape, 'edgelb_services', { kind: 'http' }) === 3
+        );
+      },
+      { what: 'the fixed entry to leave edgelb_rejected_entries' },
+    );
   });
 
   it('answers unknown paths with 404 and other methods with 405, both in JSON', async () => {
@@ -197,17 +215,26 @@ describe('admin port', () => {
 });
 
 describe('edgelb status', () => {
-  it('prints the running controller\'s services, routes, instances, certificates and problems; exit 0 when healthy', async () => {
-    await waitFor(async () => (await status(lb)).services.find((s) => s.name === 'web')?.instances.some((i) => i.health === 'down'), { timeoutMs: 20_000, what: 'web-dead down' });
+  it("prints the running controller's services, routes, instances, certificates and problems; exit 0 when healthy", async () => {
+    await waitFor(async () => (await status(lb)).services.find((s) => s.name === 'web')?.instances.some((i) => i.health === 'down'), {
+      timeoutMs: 20_000,
+      what: 'web-dead down',
+    });
     const result = await edgelbStatus(lb.config.adminPort);
     expect(result.stderr).toBe('');
     expect(result.exitCode).toBe(0);
     const lines = result.stdout.split('\n');
     expect(lines[0]).toMatch(/^edgelb \S+ \(http:\/\/127\.0\.0\.1:\d+\/status\): healthy$/);
     expect(lines).toContainEqual(expect.stringMatching(/^HAProxy: +running, pid \d+, 0 restarts$/));
-    expect(lines).toContainEqual(expect.stringMatching(/^etcd: +watching \/kontena\/haproxy\/\S+\/ through the etcd v3 API at http:\/\/127\.0\.0\.1:\d+, applied revision \d+$/));
+    expect(lines).toContainEqual(
+      expect.stringMatching(/^etcd: +watching \/kontena\/haproxy\/\S+\/ through the etcd v3 API at http:\/\/127\.0\.0\.1:\d+, applied revision \d+$/),
+    );
     expect(lines).toContainEqual(expect.stringMatching(/^SERVICE +KIND +HOSTS \/ PORT +PATHS +INSTANCES UP$/));
-    expect(lines).toContainEqual(expect.stringMatching(/^web +http +admin\.example\.com,\*\.admin\.example\.com +- +1\/3$|^web +http +admin\.example\.com,\*\.admin\.example\.com +- +1\/2$/));
+    expect(lines).toContainEqual(
+      expect.stringMatching(
+        /^web +http +admin\.example\.com,\*\.admin\.example\.com +- +1\/3$|^web +http +admin\.example\.com,\*\.admin\.example\.com +- +1\/2$/,
+      ),
+    );
     expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^echo +tcp +:${tcpPort} +- +1/1$`)));
     expect(lines).toContainEqual(expect.stringMatching(/^\d +admin\.example\.com +\* +web$/));
     expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^web +web-dead +127\\.0\\.0\\.1:${deadPort} +down +`)));
@@ -225,7 +252,9 @@ describe('edgelb status', () => {
     const result = await edgelbStatus(await freePort());
     expect(result.exitCode).toBe(2);
     expect(result.stdout).toBe('');
-    expect(result.stderr.trim()).toMatch(/^edgelb: cannot reach edgelb's admin port at http:\/\/127\.0\.0\.1:\d+\/status \(ECONNREFUSED\); is "edgelb run" running here with this KONTENA_LB_ADMIN_PORT\?$/);
+    expect(result.stderr.trim()).toMatch(
+      /^edgelb: cannot reach edgelb's admin port at http:\/\/127\.0\.0\.1:\d+\/status \(ECONNREFUSED\); is "edgelb run" running here with this KONTENA_LB_ADMIN_PORT\?$/,
+    );
   });
 });
 
@@ -236,14 +265,21 @@ describe('an admin port that cannot be opened', () => {
     const port = (taken.address() as { port: number }).port;
     let other: TestEdgelb | undefined;
     try {
-      other = await startLbWith(etcd, {
-        'services/web/virtual_hosts': 'taken.example.com',
-        'services/web/upstreams/web-1': backends.web1.address,
-      }, { KONTENA_LB_ADMIN_PORT: String(port) });
+      other = await startLbWith(
+        etcd,
+        {
+          'services/web/virtual_hosts': 'taken.example.com',
+          'services/web/upstreams/web-1': backends.web1.address,
+        },
+        { KONTENA_LB_ADMIN_PORT: String(port) },
+      );
       await expectRoute(other, '/', 'taken.example.com', 'web1');
       const line = await waitFor(() => other!.logs.find((l) => String(l.msg).startsWith('cannot open the admin port')), { what: 'the admin port error' });
       expect(line).toMatchObject({
-        level: 50, component: 'admin', port, host: '127.0.0.1',
+        level: 50,
+        component: 'admin',
+        port,
+        host: '127.0.0.1',
         msg: 'cannot open the admin port (KONTENA_LB_ADMIN_PORT); serving traffic without /healthz, /status and /metrics',
       });
       expect(String(line.err)).toContain('EADDRINUSE');
@@ -263,9 +299,9 @@ describe('admin port of a load balancer that is not serving', () => {
       expect(reply.status).toBe(503);
       expect(JSON.parse(reply.body)).toEqual({ status: 'unavailable', reason: 'HAProxy is not running (no config applied yet)' });
       const scrape = parsePrometheusText((await admin(down, '/metrics')).body);
-      expect(valueOf(scrape, 'edgelb_up')).toBe(0);
-      expect(valueOf(scrape, 'edgelb_etcd_connected')).toBe(0);
-      expect(valueOf(scrape, 'edgelb_haproxy_metrics_up')).toBe(0);
+      expect(sampleValue(scrape, 'edgelb_up')).toBe(0);
+      expect(sampleValue(scrape, 'edgelb_etcd_connected')).toBe(0);
+      expect(sampleValue(scrape, 'edgelb_haproxy_metrics_up')).toBe(0);
       expect(samplesOf(scrape, 'edgelb_last_apply_success')).toEqual([]);
       const report = await status(down);
       expect(report.haproxy).toMatchObject({ running: false, statsError: 'HAProxy is not running' });

@@ -15,8 +15,13 @@ import { waitFor } from '../support/wait.js';
 
 const HOST = 'private.foo.com';
 const PASSWORDS = {
-  alice: 'alice-Pa55:w0rd!', bob: 'bob-S3cret', carol: 'carol-S3cret', dave: 'dave-S3cret',
-  erin: 'erin-Bcrypt5', frank: 'frank-Bcrypt5', gina: 'gina-Bcrypt5',
+  alice: 'alice-Pa55:w0rd!',
+  bob: 'bob-S3cret',
+  carol: 'carol-S3cret',
+  dave: 'dave-S3cret',
+  erin: 'erin-Bcrypt5',
+  frank: 'frank-Bcrypt5',
+  gina: 'gina-Bcrypt5',
 };
 // Fixed bcrypt hashes of the passwords above, cost 04 (cheap for a test), made with python3's crypt
 // module (libxcrypt, the library HAProxy calls): one per prefix. That HAProxy lets the right
@@ -56,7 +61,8 @@ beforeAll(async () => {
   // Both instances take traffic once their first health check has passed.
   await expectRoute(lb, '/', 'other.foo.com', 'catchall');
   await waitFor(async () => (await request(lb.httpPort, { host: HOST, headers: basicAuth('alice', PASSWORDS.alice) })).backend === 'private', {
-    timeoutMs: 5000, what: 'the private service to answer',
+    timeoutMs: 5000,
+    what: 'the private service to answer',
   });
 });
 
@@ -111,7 +117,9 @@ describe('basic auth', () => {
   it('logs once that the bcrypt hashes cost a bcrypt run per request, naming users and costs, never the hashes; /status lists it', async () => {
     const warning = {
       key: 'services/private/basic_auth_secrets',
-      reason: expect.stringMatching(/^bcrypt hashes \(erin \(cost 04\), frank \(cost 04\), gina \(cost 04\)\): HAProxy runs a bcrypt verification on every request .*openssl passwd -6/),
+      reason: expect.stringMatching(
+        /^bcrypt hashes \(erin \(cost 04\), frank \(cost 04\), gina \(cost 04\)\): HAProxy runs a bcrypt verification on every request .*openssl passwd -6/,
+      ),
     };
     expect(logsWithMsg(lb, 'entry warning')).toEqual([expect.objectContaining(warning)]);
     const status = await httpGet(lb.config.adminPort, '/status');
@@ -140,6 +148,7 @@ describe('basic auth', () => {
     expect401(await get());
 
     const everything = JSON.stringify(lb.logs);
-    for (const secret of [...Object.values(PASSWORDS), 'Leaked-If-Logged', '$6$', '$5$', '$1$', '$2a$', '$2b$', '$2y$']) expect(everything).not.toContain(secret);
+    for (const secret of [...Object.values(PASSWORDS), 'Leaked-If-Logged', '$6$', '$5$', '$1$', '$2a$', '$2b$', '$2y$'])
+      expect(everything).not.toContain(secret);
   });
 });

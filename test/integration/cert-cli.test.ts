@@ -88,7 +88,9 @@ async function listJson(settings: Partial<CertCliSettings> = {}): Promise<CertLi
 describe('edgelb cert import', () => {
   it('stores a valid bundle encrypted, named after its first DNS name', async () => {
     const out = await cli(['cert', 'import', file('www.pem', www.bundlePem)]);
-    expect(out).toEqual([expect.stringMatching(/^imported \/kontena\/haproxy\/cli-test\/certs\/www\.example\.com: www\.example\.com, example\.com, expires \S+, encrypted$/)]);
+    expect(out).toEqual([
+      expect.stringMatching(/^imported \/kontena\/haproxy\/cli-test\/certs\/www\.example\.com: www\.example\.com, example\.com, expires \S+, encrypted$/),
+    ]);
     const value = (await stored('www.example.com'))!;
     expect(isEncrypted(value)).toBe(true);
     expect(value).not.toContain('PRIVATE KEY');
@@ -118,7 +120,9 @@ describe('edgelb cert import', () => {
   });
 
   it('refuses an invalid bundle with the reason, and writes nothing', async () => {
-    expect(await failure(['cert', 'import', file('nokey.pem', www.certPem)])).toBe(`${path.join(tmp, 'nokey.pem')} is not a valid certificate bundle: no private key in the bundle`);
+    expect(await failure(['cert', 'import', file('nokey.pem', www.certPem)])).toBe(
+      `${path.join(tmp, 'nokey.pem')} is not a valid certificate bundle: no private key in the bundle`,
+    );
     expect(await failure(['cert', 'import', file('mismatch.pem', www.certPem + wildcard.keyPem)])).toMatch(/the private key does not match the certificate$/);
     expect(await failure(['cert', 'import', file('garbage.pem', 'hello')])).toMatch(/no certificate in the bundle$/);
     const all = await etcd.client.getAll().prefix(`${PREFIX}/`).keys();
@@ -165,7 +169,9 @@ describe('edgelb cert list', () => {
     expect(lines[0]).toMatch(/^NAME\s+SOURCE\s+SUBJECT CN\s+ALT NAMES\s+NOT AFTER\s+DAYS LEFT\s+ENCRYPTED\s+STATUS$/);
     const byName = Object.fromEntries(lines.slice(1).map((line) => [line.split(/\s+/)[0], line]));
     expect(Object.keys(byName).sort()).toEqual(['broken', 'nested/x', 'old.example.com', 'other-key', 'plain', 'www.example.com']);
-    expect(byName['www.example.com']).toMatch(/^www\.example\.com\s+vault\s+www\.example\.com\s+www\.example\.com,example\.com\s+\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\s+(89|90)\s+yes\s+valid$/);
+    expect(byName['www.example.com']).toMatch(
+      /^www\.example\.com\s+vault\s+www\.example\.com\s+www\.example\.com,example\.com\s+\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\s+(89|90)\s+yes\s+valid$/,
+    );
     expect(byName['old.example.com']).toMatch(/2020-01-02T00:00:00Z\s+-\d+\s+yes\s+expired$/);
     expect(byName.plain).toMatch(/\s+no\s+invalid:not encrypted, but KONTENA_LB_VAULT_KEY is set/);
     expect(byName['other-key']).toMatch(/\s+yes\s+invalid:encrypted with a different KONTENA_LB_VAULT_KEY$/);
@@ -248,12 +254,17 @@ describe('failures and help', () => {
       },
     });
     await program.parseAsync(['cert', 'list', '--etcd-path', '/x/y', '--service-name', 'lb'], { from: 'user' });
-    expect(seen).toEqual([expect.objectContaining({ etcdEndpoints: undefined, etcdNode: undefined, etcdPath: '/x/y', stackName: undefined, serviceName: 'lb' })]);
+    expect(seen).toEqual([
+      expect.objectContaining({ etcdEndpoints: undefined, etcdNode: undefined, etcdPath: '/x/y', stackName: undefined, serviceName: 'lb' }),
+    ]);
   });
 
   it.each([
     [['cert', '--help'], /manage the TLS certificates in the etcd vault[\s\S]*import[\s\S]*list[\s\S]*KONTENA_LB_VAULT_KEY/],
-    [['cert', 'import', '--help'], /Usage: edgelb cert import \[options\] <file>[\s\S]*--name <name>[\s\S]*--allow-expired[\s\S]*--etcd-endpoints <value>[\s\S]*Examples:/],
+    [
+      ['cert', 'import', '--help'],
+      /Usage: edgelb cert import \[options\] <file>[\s\S]*--name <name>[\s\S]*--allow-expired[\s\S]*--etcd-endpoints <value>[\s\S]*Examples:/,
+    ],
     [['cert', 'list', '--help'], /Usage: edgelb cert list \[options\][\s\S]*--json[\s\S]*invalid:<reason>/],
   ])('%j explains itself', async (args, pattern) => {
     const lines: string[] = [];

@@ -46,7 +46,7 @@ describe('edgelb render', () => {
     const result = await edgelb(['render', '--from-file', ENTRIES, ...FIXED]);
     expect(result.stderr).toBe('');
     expect(result.exitCode).toBe(0);
-    const text = result.stdout.replaceAll(TEMPLATES_DIR, IMAGE_TEMPLATES) + '\n';
+    const text = `${result.stdout.replaceAll(TEMPLATES_DIR, IMAGE_TEMPLATES)}\n`;
     if (process.env.UPDATE_FIXTURES) writeFileSync(EXPECTED, text);
     expect(text).toBe(readFileSync(EXPECTED, 'utf8'));
     expect(text).toContain('backend http-docs'); // the flat keys
@@ -58,7 +58,7 @@ describe('edgelb render', () => {
     for (const [key, value] of entries) await etcd.client.put(`${PREFIX}/${key}`).value(value);
     const result = await edgelb(['render', ...FIXED], { ETCD_ENDPOINTS: etcd.endpoint, ETCD_PATH: PREFIX });
     expect(result.exitCode).toBe(0);
-    expect(result.stdout.replaceAll(TEMPLATES_DIR, IMAGE_TEMPLATES) + '\n').toBe(readFileSync(EXPECTED, 'utf8'));
+    expect(`${result.stdout.replaceAll(TEMPLATES_DIR, IMAGE_TEMPLATES)}\n`).toBe(readFileSync(EXPECTED, 'utf8'));
   });
 
   it('prints exactly the config a running controller applies for the same entries and settings', async () => {
@@ -66,10 +66,23 @@ describe('edgelb render', () => {
     const lb = await startLbWith(etcd, Object.fromEntries(entries));
     try {
       const c = lb.config;
-      const result = await edgelb(['render', '--from-file', ENTRIES, '--state-dir', c.stateDir, '--http-port', String(c.httpPort),
-        '--https-port', String(c.httpsPort), '--stats-port', String(c.statsPort), '--admin-port', String(c.adminPort)]);
+      const result = await edgelb([
+        'render',
+        '--from-file',
+        ENTRIES,
+        '--state-dir',
+        c.stateDir,
+        '--http-port',
+        String(c.httpPort),
+        '--https-port',
+        String(c.httpsPort),
+        '--stats-port',
+        String(c.statsPort),
+        '--admin-port',
+        String(c.adminPort),
+      ]);
       expect(result.exitCode).toBe(0);
-      expect(result.stdout + '\n').toBe(readFileSync(lb.configFile, 'utf8'));
+      expect(`${result.stdout}\n`).toBe(readFileSync(lb.configFile, 'utf8'));
     } finally {
       await lb.stopAll();
     }
@@ -94,20 +107,30 @@ describe('edgelb render', () => {
     expect(result.exitCode).toBe(0);
     expect(result.stdout).toContain('backend http-good');
     expect(result.stdout).not.toContain('http-badhost');
-    expect(result.stderr.trim().split('\n')).toEqual([
-      'edgelb: 10 entries were rejected and left out; run "edgelb check" for the reasons',
-    ]);
+    expect(result.stderr.trim().split('\n')).toEqual(['edgelb: 10 entries were rejected and left out; run "edgelb check" for the reasons']);
   });
 
   it('fails in one line with a hint: unreadable file, bad YAML, a list value, unreachable etcd, no LB name, a bad setting', async () => {
     const cases: [string[], Record<string, string>, RegExp][] = [
       [['render', '--from-file', path.join(tmp, 'missing.yaml')], {}, /^edgelb: cannot read .*missing\.yaml: ENOENT$/],
       [['render', '--from-file', file('bad.yaml', 'services: [unclosed')], {}, /^edgelb: .*bad\.yaml:1:\d+ is not valid YAML or JSON: /],
-      [['render', '--from-file', file('list.yaml', 'services/web/virtual_hosts: [a.com, b.com]')], {}, /^edgelb: .*services\/web\/virtual_hosts is a list; write the value as etcd holds it/],
+      [
+        ['render', '--from-file', file('list.yaml', 'services/web/virtual_hosts: [a.com, b.com]')],
+        {},
+        /^edgelb: .*services\/web\/virtual_hosts is a list; write the value as etcd holds it/,
+      ],
       [['render', '--from-file', file('scalar.yaml', '42')], {}, /^edgelb: .*must hold a mapping of etcd keys to values/],
-      [['render', '--etcd-endpoints', `http://127.0.0.1:${await freePort()}`, '--service-name', 'lb'], {}, /^edgelb: cannot read from etcd at http:\/\/127\.0\.0\.1:\d+: .* \(check ETCD_ENDPOINTS, or use --from-file\)$/],
+      [
+        ['render', '--etcd-endpoints', `http://127.0.0.1:${await freePort()}`, '--service-name', 'lb'],
+        {},
+        /^edgelb: cannot read from etcd at http:\/\/127\.0\.0\.1:\d+: .* \(check ETCD_ENDPOINTS, or use --from-file\)$/,
+      ],
       [['render'], {}, /^edgelb: set KONTENA_SERVICE_NAME \(with KONTENA_STACK_NAME\) or ETCD_PATH/],
-      [['render', '--from-file', ENTRIES, '--http-port', 'eighty'], {}, /^edgelb: KONTENA_LB_HTTP_PORT must be a port number between 1 and 65535, got "eighty"$/],
+      [
+        ['render', '--from-file', ENTRIES, '--http-port', 'eighty'],
+        {},
+        /^edgelb: KONTENA_LB_HTTP_PORT must be a port number between 1 and 65535, got "eighty"$/,
+      ],
     ];
     // Independent processes: run side by side (each pays for a Node start with tsx).
     const results = await Promise.all(cases.map(([args, env]) => edgelb(args, env)));
@@ -122,12 +145,23 @@ describe('edgelb render', () => {
   }, 120_000);
 
   it('shows progress on stderr when it is a terminal, and only then', async () => {
-    const big = file('big.yaml', Array.from({ length: 2000 }, (_, i) =>
-      `services/s${i}/virtual_hosts: s${i}.example.com\nservices/s${i}/upstreams/a: 10.0.${i >> 8}.${i & 255}:80\n`).join(''));
+    const big = file(
+      'big.yaml',
+      Array.from(
+        { length: 2000 },
+        (_, i) => `services/s${i}/virtual_hosts: s${i}.example.com\nservices/s${i}/upstreams/a: 10.0.${i >> 8}.${i & 255}:80\n`,
+      ).join(''),
+    );
     // `script` gives the command a pseudo-terminal; stdout goes to a file so only stderr reaches it.
     const out = path.join(tmp, 'big.cfg');
     const command = `node --import tsx ${MAIN} render --from-file ${big} ${FIXED.join(' ')} > ${out}`;
-    const tty = await execa('script', ['-qec', command, '/dev/null'], { reject: false, cwd: ROOT, env: { PATH: process.env.PATH ?? '' }, extendEnv: false, timeout: 60_000 });
+    const tty = await execa('script', ['-qec', command, '/dev/null'], {
+      reject: false,
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? '' },
+      extendEnv: false,
+      timeout: 60_000,
+    });
     expect(tty.exitCode).toBe(0);
     expect(tty.stdout).toMatch(/reading .*big\.yaml: 4,000 keys, [\d.]+ s/);
     expect(tty.stdout).toMatch(/validating 4,000 entries: 2,000 HTTP and 0 TCP services, 0 rejected/);
@@ -160,21 +194,23 @@ describe('edgelb check', () => {
     expect(report.haproxyOk).toBe(false);
     expect(report.services).toEqual({ http: 5, tcp: 0 }); // good, badup, badbalance, typo, haproxy (isolated by run)
     const found = report.problems.map((p) => [p.kind, p.subject, p.reason]);
-    expect(found).toEqual(expect.arrayContaining([
-      ['entry', 'services/badhost/virtual_hosts', 'invalid_virtual_hosts'],
-      ['entry', 'services/badpath/virtual_path', 'invalid_virtual_path'],
-      ['entry', 'services/badup/upstreams/badup-1', 'invalid_upstream'],
-      ['entry', 'services/badbalance/balance', 'invalid_balance'],
-      ['entry', 'services/typo/virtal_hosts', 'unknown_setting'],
-      ['entry', 'services/inject/virtual_hosts', 'invalid_virtual_hosts'],
-      ['entry', 'services/section/custom_settings', 'invalid_custom_settings'],
-      ['entry', 'services/layout/upstreams', 'key_layout'],
-      ['entry', 'tcp-services/clash/external_port', 'port_conflict'],
-      ['entry', 'tcp-services/noport/external_port', 'missing_external_port'],
-      ['layout', 'service/misspelt/virtual_hosts', 'unknown_subtree'],
-      ['certificate', 'certs/broken', 'invalid_certificate'],
-      ['haproxy', 'http:haproxy', 'haproxy_rejected'],
-    ]));
+    expect(found).toEqual(
+      expect.arrayContaining([
+        ['entry', 'services/badhost/virtual_hosts', 'invalid_virtual_hosts'],
+        ['entry', 'services/badpath/virtual_path', 'invalid_virtual_path'],
+        ['entry', 'services/badup/upstreams/badup-1', 'invalid_upstream'],
+        ['entry', 'services/badbalance/balance', 'invalid_balance'],
+        ['entry', 'services/typo/virtal_hosts', 'unknown_setting'],
+        ['entry', 'services/inject/virtual_hosts', 'invalid_virtual_hosts'],
+        ['entry', 'services/section/custom_settings', 'invalid_custom_settings'],
+        ['entry', 'services/layout/upstreams', 'key_layout'],
+        ['entry', 'tcp-services/clash/external_port', 'port_conflict'],
+        ['entry', 'tcp-services/noport/external_port', 'missing_external_port'],
+        ['layout', 'service/misspelt/virtual_hosts', 'unknown_subtree'],
+        ['certificate', 'certs/broken', 'invalid_certificate'],
+        ['haproxy', 'http:haproxy', 'haproxy_rejected'],
+      ]),
+    );
     expect(found).toHaveLength(13);
     const haproxy = report.problems.find((p) => p.kind === 'haproxy')!;
     expect(haproxy.message).toMatch(/^rendered config line \d+: unknown keyword 'no-such-keyword' in 'backend' section$/);
@@ -188,7 +224,9 @@ describe('edgelb check', () => {
     const lines = result.stdout.trimEnd().split('\n');
     expect(lines[1]).toBe('would serve 5 HTTP and 0 TCP services; haproxy -c: REFUSED');
     expect(lines[3]).toMatch(/^KIND +KEY \/ SERVICE +CLASS +REASON$/);
-    expect(lines.find((l) => l.includes('services/badhost/virtual_hosts'))).toMatch(/^entry +services\/badhost\/virtual_hosts +invalid_virtual_hosts +host "not a host!" is not a valid host name.*\(service badhost left out\)$/);
+    expect(lines.find((l) => l.includes('services/badhost/virtual_hosts'))).toMatch(
+      /^entry +services\/badhost\/virtual_hosts +invalid_virtual_hosts +host "not a host!" is not a valid host name.*\(service badhost left out\)$/,
+    );
     expect(lines.at(-1)).toBe('13 problems: edgelb run would leave them out and log each (see README, Troubleshooting)');
   });
 
@@ -219,14 +257,18 @@ describe('edgelb check', () => {
   });
 
   it('names every HAProxy 1.8 directive, in custom_settings and in the environment, with its replacement', async () => {
-    const legacy = file('legacy.json', JSON.stringify({
-      'services/web/virtual_hosts': 'web.test',
-      'services/web/upstreams/a': '10.0.0.1:80',
-      'services/web/custom_settings': 'reqadd X-Forwarded-Proto:\\ https if { ssl_fc }\nhttp-request set-header X-Ok 1\nrspadd X-Frame-Options:\\ DENY\nblock if { src 10.0.0.0/8 }',
-      'tcp-services/db/external_port': '5432',
-      'tcp-services/db/upstreams/a': '10.0.0.2:5432',
-      'tcp-services/db/custom_settings': 'option forceclose',
-    }));
+    const legacy = file(
+      'legacy.json',
+      JSON.stringify({
+        'services/web/virtual_hosts': 'web.test',
+        'services/web/upstreams/a': '10.0.0.1:80',
+        'services/web/custom_settings':
+          'reqadd X-Forwarded-Proto:\\ https if { ssl_fc }\nhttp-request set-header X-Ok 1\nrspadd X-Frame-Options:\\ DENY\nblock if { src 10.0.0.0/8 }',
+        'tcp-services/db/external_port': '5432',
+        'tcp-services/db/upstreams/a': '10.0.0.2:5432',
+        'tcp-services/db/custom_settings': 'option forceclose',
+      }),
+    );
     const env = ['--custom-settings', 'option http-tunnel', '--global-settings', 'nbproc 2'];
     const [json, human] = await Promise.all([
       edgelb(['check', '--from-file', legacy, '--json', ...env, ...FIXED]),
@@ -236,7 +278,13 @@ describe('edgelb check', () => {
     const report = JSON.parse(json.stdout) as CheckReport;
     const found = report.problems.filter((p) => p.kind === 'legacy').map((p) => [p.subject, p.message, p.service]);
     expect(found).toEqual([
-      ['services/web/custom_settings', expect.stringMatching(/^line 1: reqadd is HAProxy 1\.8 syntax that HAProxy 2\.6 refuses \(removed in 2\.1\); instead: http-request add-header <name> <value>/), 'web'],
+      [
+        'services/web/custom_settings',
+        expect.stringMatching(
+          /^line 1: reqadd is HAProxy 1\.8 syntax that HAProxy 2\.6 refuses \(removed in 2\.1\); instead: http-request add-header <name> <value>/,
+        ),
+        'web',
+      ],
       ['services/web/custom_settings', expect.stringMatching(/^line 3: rspadd .*; instead: http-response add-header <name> <value>/), 'web'],
       ['services/web/custom_settings', expect.stringMatching(/^line 4: block .*; instead: http-request deny with the same condition/), 'web'],
       ['tcp-services/db/custom_settings', expect.stringMatching(/^line 1: option forceclose .*\(removed in 2\.0\); instead: remove the line/), 'db'],
@@ -258,16 +306,21 @@ describe('edgelb check', () => {
 
   it('lists a bcrypt basic-auth hash as a warning, without the hash, and still exits 0', async () => {
     const hash = '$2b$04$.tkkPBiJGtmnTnwyM1BWBuD1Vgtep16tqZcbCuBTnKDfSXrW1DZUS';
-    const entries = file('bcrypt.json', JSON.stringify({
-      'services/web/virtual_hosts': 'web.test',
-      'services/web/upstreams/a': '10.0.0.1:80',
-      'services/web/basic_auth_secrets': `user erin password ${hash}`,
-    }));
+    const entries = file(
+      'bcrypt.json',
+      JSON.stringify({
+        'services/web/virtual_hosts': 'web.test',
+        'services/web/upstreams/a': '10.0.0.1:80',
+        'services/web/basic_auth_secrets': `user erin password ${hash}`,
+      }),
+    );
     const result = await edgelb(['check', '--from-file', entries, ...FIXED]);
     expect(result.exitCode).toBe(0);
     const lines = result.stdout.trimEnd().split('\n');
     expect(lines[1]).toBe('would serve 1 HTTP and 0 TCP services; haproxy -c: valid');
-    expect(lines.find((l) => l.startsWith('warning'))).toMatch(/^warning +services\/web\/basic_auth_secrets +entry_warning +bcrypt hashes \(erin \(cost 04\)\): HAProxy runs a bcrypt verification on every request .*openssl passwd -6\) takes about 1-2 ms$/);
+    expect(lines.find((l) => l.startsWith('warning'))).toMatch(
+      /^warning +services\/web\/basic_auth_secrets +entry_warning +bcrypt hashes \(erin \(cost 04\)\): HAProxy runs a bcrypt verification on every request .*openssl passwd -6\) takes about 1-2 ms$/,
+    );
     expect(lines.slice(-2)).toEqual(['ok: nothing would be rejected', '1 warning: served as written; edgelb run logs each as "entry warning"']);
     expect(result.stdout + result.stderr).not.toContain('$2b$');
   });
@@ -278,7 +331,9 @@ describe('edgelb check', () => {
     expect(skipped.stdout).toContain('haproxy -c: skipped');
     const missing = await edgelb(['check', '--from-file', ENTRIES, ...FIXED, '--haproxy-bin', '/nonexistent/haproxy']);
     expect(missing.exitCode).toBe(2);
-    expect(missing.stderr.trim()).toBe('edgelb: cannot find "/nonexistent/haproxy" to run "haproxy -c" (install haproxy, set KONTENA_LB_HAPROXY_BIN, or pass --no-haproxy)');
+    expect(missing.stderr.trim()).toBe(
+      'edgelb: cannot find "/nonexistent/haproxy" to run "haproxy -c" (install haproxy, set KONTENA_LB_HAPROXY_BIN, or pass --no-haproxy)',
+    );
   });
 });
 

@@ -35,7 +35,11 @@ beforeAll(async () => {
     'services/prefix/upstreams/p2': apps.p2!.address,
   });
   // Every instance takes traffic once its first health check has passed.
-  for (const [host, names] of [['default.foo.com', ['d1', 'd2']], ['custom.foo.com', ['c1', 'c2']], ['prefix.foo.com', ['p1', 'p2']]] as const) {
+  for (const [host, names] of [
+    ['default.foo.com', ['d1', 'd2']],
+    ['custom.foo.com', ['c1', 'c2']],
+    ['prefix.foo.com', ['p1', 'p2']],
+  ] as const) {
     await waitFor(async () => (await answeredBy(host, '', 6)).sort().join() === names.join(), { timeoutMs: 10_000, what: `${host} served by ${names}` });
   }
 });
@@ -103,7 +107,7 @@ describe('cookie as a full line: cookie JSESSIONID prefix nocache', () => {
 });
 
 describe('stickiness lasts while the instance is healthy', () => {
-  it('moves requests carrying a dead instance\'s cookie to a live one', async () => {
+  it("moves requests carrying a dead instance's cookie to a live one", async () => {
     await apps.d2!.close();
     await waitFor(async () => (await answeredBy('default.foo.com', 'KONTENA_SERVERID=d2', 4)).join() === 'd1', {
       timeoutMs: 15_000,

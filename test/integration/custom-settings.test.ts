@@ -25,7 +25,8 @@ beforeAll(async () => {
     'services/wild/custom_settings': '\n  acl wildcard hdr_reg(host) ^\\w*\\.foo.com\\w*\n  redirect code 301 location foo.com%[capture.req.uri] if wildcard\n',
     'services/modern/virtual_hosts': '*.bar.com',
     'services/modern/upstreams/one': b.modern.address,
-    'services/modern/custom_settings': 'acl wildcard hdr_reg(host) ^\\w*\\.bar.com\\w*\nhttp-request redirect code 301 location http://bar.com%[capture.req.uri] if wildcard',
+    'services/modern/custom_settings':
+      'acl wildcard hdr_reg(host) ^\\w*\\.bar.com\\w*\nhttp-request redirect code 301 location http://bar.com%[capture.req.uri] if wildcard',
   });
   await expectRoute(lb, '/x', 'foo.bar.foo.com', 'wild');
   await expectRoute(lb, '/x', 'a.b.bar.com', 'modern');
@@ -58,13 +59,16 @@ describe('custom_settings: *.foo.com -> foo.com', () => {
   });
 });
 
-describe('custom_settings for the Kontena load balancer\'s Host handling', () => {
-  it('strips the port from the Host header sent to the service, as the README\'s migration table says', async () => {
-    await settled(lb, await putKeys(etcd, lb, {
-      'services/strip/virtual_hosts': 'strip.test',
-      'services/strip/upstreams/one': b.modern.address,
-      'services/strip/custom_settings': 'http-request replace-header Host (.*):.* \\1',
-    }));
+describe("custom_settings for the Kontena load balancer's Host handling", () => {
+  it("strips the port from the Host header sent to the service, as the README's migration table says", async () => {
+    await settled(
+      lb,
+      await putKeys(etcd, lb, {
+        'services/strip/virtual_hosts': 'strip.test',
+        'services/strip/upstreams/one': b.modern.address,
+        'services/strip/custom_settings': 'http-request replace-header Host (.*):.* \\1',
+      }),
+    );
     await expectRoute(lb, '/strip-probe', 'strip.test:8080', 'modern');
     expect(b.modern.requests.filter((r) => r.url === '/strip-probe').at(-1)?.headers.host).toBe('strip.test');
   });
@@ -72,15 +76,20 @@ describe('custom_settings for the Kontena load balancer\'s Host handling', () =>
 
 describe('custom_settings with an HAProxy 1.8 directive', () => {
   it('leaves that service out, serves the others, and names the directive and its replacement in the log line', async () => {
-    await settled(lb, await putKeys(etcd, lb, {
-      'services/legacy/virtual_hosts': 'legacy.test',
-      'services/legacy/upstreams/one': b.modern.address,
-      'services/legacy/custom_settings': 'http-request set-header X-Ok 1\nrspadd X-Frame-Options:\\ DENY',
-    }));
+    await settled(
+      lb,
+      await putKeys(etcd, lb, {
+        'services/legacy/virtual_hosts': 'legacy.test',
+        'services/legacy/upstreams/one': b.modern.address,
+        'services/legacy/custom_settings': 'http-request set-header X-Ok 1\nrspadd X-Frame-Options:\\ DENY',
+      }),
+    );
     const lines = logsWithMsg(lb, 'service left out: HAProxy rejected its settings').filter((l) => l.service === 'http:legacy');
     expect(lines).toHaveLength(1);
     expect(lines[0]?.haproxyError).toMatch(/The 'rspadd' directive is not supported anymore since HAProxy 2\.1/);
-    expect(lines[0]?.hint).toMatch(/^line 2: rspadd is HAProxy 1\.8 syntax that HAProxy 2\.6 refuses \(removed in 2\.1\); instead: http-response add-header <name> <value>/);
+    expect(lines[0]?.hint).toMatch(
+      /^line 2: rspadd is HAProxy 1\.8 syntax that HAProxy 2\.6 refuses \(removed in 2\.1\); instead: http-response add-header <name> <value>/,
+    );
     expect(lb.controller.status().excluded.map((e) => e.service)).toEqual(['http:legacy']);
     await expectRoute(lb, '/x', 'a.b.bar.com', 'modern');
     expect((await request(lb.httpPort, { path: '/', host: 'legacy.test' })).status).toBe(503);
@@ -93,10 +102,13 @@ describe('KONTENA_LB_CUSTOM_SETTINGS with an HAProxy 1.8 directive', () => {
     try {
       await other.put('services/web/virtual_hosts', 'web.test');
       const failed = await waitFor(() => logsWithMsg(other, 'apply failed; HAProxy keeps serving the last good config')[0], {
-        timeoutMs: 15_000, what: 'the apply to fail',
+        timeoutMs: 15_000,
+        what: 'the apply to fail',
       });
       expect(failed.err).toMatch(/option 'http-tunnel' is not supported any more since HAProxy 2\.1/);
-      expect(failed.err).toMatch(/KONTENA_LB_CUSTOM_SETTINGS line 2: option http-tunnel is HAProxy 1\.8 syntax that HAProxy 2\.6 refuses \(removed in 2\.1\); instead: remove the line/);
+      expect(failed.err).toMatch(
+        /KONTENA_LB_CUSTOM_SETTINGS line 2: option http-tunnel is HAProxy 1\.8 syntax that HAProxy 2\.6 refuses \(removed in 2\.1\); instead: remove the line/,
+      );
     } finally {
       await other.stopAll();
     }

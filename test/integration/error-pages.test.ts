@@ -35,10 +35,11 @@ async function startRawServer(reply: string | undefined) {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     address: `127.0.0.1:${(server.address() as AddressInfo).port}`,
-    close: () => new Promise<void>((resolve) => {
-      for (const s of sockets) s.destroy();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
   };
 }
 
@@ -70,7 +71,11 @@ describe('error page files', () => {
     const template = readFileSync(path.join(TEMPLATES_DIR, 'haproxy.cfg.hbs'), 'utf8');
     const named = [...template.matchAll(/errorfile ([0-9]{3}) /g)].map((m) => m[1]).sort();
     expect(named).toEqual(Object.keys(PAGES).sort());
-    expect(readdirSync(ERRORS_DIR).filter((f) => f.endsWith('.http')).sort()).toEqual(named.map((c) => `${c}.http`));
+    expect(
+      readdirSync(ERRORS_DIR)
+        .filter((f) => f.endsWith('.http'))
+        .sort(),
+    ).toEqual(named.map((c) => `${c}.http`));
   });
 });
 
@@ -86,27 +91,37 @@ describe('error pages through HAProxy', () => {
     b = await startBackends('ok');
     garbage = await startRawServer('this is not HTTP\r\n\r\n');
     silent = await startRawServer(undefined);
-    lb = await startLbWith(etcd, {
-      'services/ok/virtual_hosts': 'ok.foo.com',
-      'services/ok/upstreams/one': b.ok.address,
-      'services/broken/virtual_hosts': 'broken.foo.com',
-      'services/broken/upstreams/one': garbage.address,
-      'services/slow/virtual_hosts': 'slow.foo.com',
-      'services/slow/custom_settings': 'timeout server 500ms',
-      'services/slow/upstreams/one': silent.address,
-      'services/empty/virtual_hosts': 'empty.foo.com',
-      'services/deny/virtual_hosts': 'deny.foo.com',
-      'services/deny/custom_settings': 'http-request deny deny_status 400 if { path /400 }\nhttp-request deny deny_status 408 if { path /408 }',
-      'services/deny/upstreams/one': b.ok.address,
-    }, {
-      // Short enough for the 408 test to run in about a second.
-      KONTENA_LB_CUSTOM_SETTINGS: 'timeout http-request 700ms',
-    });
+    lb = await startLbWith(
+      etcd,
+      {
+        'services/ok/virtual_hosts': 'ok.foo.com',
+        'services/ok/upstreams/one': b.ok.address,
+        'services/broken/virtual_hosts': 'broken.foo.com',
+        'services/broken/upstreams/one': garbage.address,
+        'services/slow/virtual_hosts': 'slow.foo.com',
+        'services/slow/custom_settings': 'timeout server 500ms',
+        'services/slow/upstreams/one': silent.address,
+        'services/empty/virtual_hosts': 'empty.foo.com',
+        'services/deny/virtual_hosts': 'deny.foo.com',
+        'services/deny/custom_settings': 'http-request deny deny_status 400 if { path /400 }\nhttp-request deny deny_status 408 if { path /408 }',
+        'services/deny/upstreams/one': b.ok.address,
+      },
+      {
+        // Short enough for the 408 test to run in about a second.
+        KONTENA_LB_CUSTOM_SETTINGS: 'timeout http-request 700ms',
+      },
+    );
     // Every instance takes traffic once its first health check (a TCP connect) has passed.
     await expectRoute(lb, '/', 'ok.foo.com', 'ok');
-    await waitFor(async () => (await request(lb.httpPort, { host: 'broken.foo.com' })).status === 502, { timeoutMs: 5000, what: 'the broken service to be up' });
+    await waitFor(async () => (await request(lb.httpPort, { host: 'broken.foo.com' })).status === 502, {
+      timeoutMs: 5000,
+      what: 'the broken service to be up',
+    });
     await waitFor(async () => (await request(lb.httpPort, { host: 'slow.foo.com' })).status === 504, { timeoutMs: 5000, what: 'the slow service to be up' });
-    await waitFor(async () => (await request(lb.httpPort, { path: '/400', host: 'deny.foo.com' })).status === 400, { timeoutMs: 5000, what: 'the deny service to be up' });
+    await waitFor(async () => (await request(lb.httpPort, { path: '/400', host: 'deny.foo.com' })).status === 400, {
+      timeoutMs: 5000,
+      what: 'the deny service to be up',
+    });
     b.ok.requests.length = 0;
   });
 

@@ -56,7 +56,9 @@ async function writeServices(api: EtcdApi, cluster: EtcdCluster, lb: TestEdgelb)
 }
 
 describe.each(['v3', 'v2'] as const)('etcd %s: a 3-member cluster, edgelb given every member, under load', (api) => {
-  it('the leader, a follower holding the watch, the leader holding it, each SIGKILLed under load: no request fails, and a change written right after is served', { timeout: 60_000 }, async () => {
+  it('the leader, a follower holding the watch, the leader holding it, each SIGKILLed under load: no request fails, and a change written right after is served', {
+    timeout: 60_000,
+  }, async () => {
     const cluster = await startEtcdCluster(3, { enableV2: api === 'v2' });
     clusters.push(cluster);
     const lb = await startTestEdgelb({ endpoint: cluster.endpoints.join(','), client: cluster.client }, { ETCD_API: api, LOG_LEVEL: 'info' });
@@ -65,7 +67,12 @@ describe.each(['v3', 'v2'] as const)('etcd %s: a 3-member cluster, edgelb given 
     await writeServices(api, cluster, lb);
     await expectRoute(lb, '/', 'web.test', 'a');
     await expectRoute(lb, '/', 'r0.moving.test', 'b');
-    const load = startLoad({ port: lb.httpPort, host: 'web.test', ok: (status, body) => status === 200 && body.includes('"backend":"a"'), maxDurationMs: 60_000 });
+    const load = startLoad({
+      port: lb.httpPort,
+      host: 'web.test',
+      ok: (status, body) => status === 200 && body.includes('"backend":"a"'),
+      maxDurationMs: 60_000,
+    });
     loads.push(load);
     await load.succeededSince(Date.now());
 
@@ -73,10 +80,13 @@ describe.each(['v3', 'v2'] as const)('etcd %s: a 3-member cluster, edgelb given 
     // while edgelb's watch is on another member, a follower holding the watch, the leader holding it.
     const kills: { victim: number; leader: boolean; heldWatch: boolean; electionMs: number; servedAfterKillMs: number; beyondElectionMs: number }[] = [];
     for (const kind of ['leader, watch elsewhere', 'follower holding the watch', 'leader holding the watch'] as const) {
-      const watching = await waitFor(async () => {
-        const found = await watchingMembers(cluster, api);
-        return found.length > 0 && found;
-      }, { timeoutMs: 10_000, what: `a member to hold edgelb's ${api} watch` });
+      const watching = await waitFor(
+        async () => {
+          const found = await watchingMembers(cluster, api);
+          return found.length > 0 && found;
+        },
+        { timeoutMs: 10_000, what: `a member to hold edgelb's ${api} watch` },
+      );
       const victim = kind === 'leader, watch elsewhere' ? [0, 1, 2].find((i) => !watching.includes(i))! : watching[0]!;
       if (kind === 'follower holding the watch') {
         if ((await cluster.leaderIndex()) === victim) await moveLeader(cluster, [0, 1, 2].find((i) => i !== victim)!);
@@ -90,32 +100,55 @@ describe.each(['v3', 'v2'] as const)('etcd %s: a 3-member cluster, edgelb given 
       // Written at once, while edgelb may still be moving its watch: the worst moment.
       const written = await writeThroughSurvivors(cluster, api, `${lb.prefix}/services/moving/virtual_hosts`, host);
       const servedAt = await waitFor(async () => (await get(lb.httpPort, '/', host)).backend === 'b' && Date.now(), {
-        timeoutMs: SERVED_WITHIN_MS + 5000, intervalMs: 5, what: `${host} to be served after member ${victim} was killed`,
+        timeoutMs: SERVED_WITHIN_MS + 5000,
+        intervalMs: 5,
+        what: `${host} to be served after member ${victim} was killed`,
       });
       kills.push({
-        victim, leader: victim === leader, heldWatch: watching.includes(victim),
-        electionMs: written.ackedAt - killedAt, servedAfterKillMs: servedAt - killedAt, beyondElectionMs: servedAt - written.ackedAt,
+        victim,
+        leader: victim === leader,
+        heldWatch: watching.includes(victim),
+        electionMs: written.ackedAt - killedAt,
+        servedAfterKillMs: servedAt - killedAt,
+        beyondElectionMs: servedAt - written.ackedAt,
       });
       await cluster.restart(victim);
       // The next kill finds edgelb watching again (its watch may have moved to another member).
-      await waitFor(async () => (await watchingMembers(cluster, api)).length > 0, { timeoutMs: 10_000, what: `edgelb's ${api} watch after member ${victim} rejoined` });
+      await waitFor(async () => (await watchingMembers(cluster, api)).length > 0, {
+        timeoutMs: 10_000,
+        what: `edgelb's ${api} watch after member ${victim} rejoined`,
+      });
     }
     await expectRoute(lb, '/', `r${kills.length}.moving.test`, 'b');
 
     const summary = await load.stop();
     for (const k of kills) {
       reportFault(`etcd-cluster-${api}-kill-member${k.victim}${k.leader ? '-leader' : ''}${k.heldWatch ? '-watch' : ''}`, {
-        electionMs: k.electionMs, servedAfterKillMs: k.servedAfterKillMs, beyondElectionMs: k.beyondElectionMs,
+        electionMs: k.electionMs,
+        servedAfterKillMs: k.servedAfterKillMs,
+        beyondElectionMs: k.beyondElectionMs,
       });
     }
-    reportFault(`etcd-cluster-${api}`, { failed: summary.failed, connectionErrors: summary.connectionErrors, badAnswers: summary.badAnswers, requests: summary.requests });
-    expect(kills.map((k) => [k.leader, k.heldWatch]), 'the leader with the watch elsewhere, a follower holding the watch, the leader holding it')
-      .toEqual([[true, false], [false, true], [true, true]]);
+    reportFault(`etcd-cluster-${api}`, {
+      failed: summary.failed,
+      connectionErrors: summary.connectionErrors,
+      badAnswers: summary.badAnswers,
+      requests: summary.requests,
+    });
+    expect(
+      kills.map((k) => [k.leader, k.heldWatch]),
+      'the leader with the watch elsewhere, a follower holding the watch, the leader holding it',
+    ).toEqual([
+      [true, false],
+      [false, true],
+      [true, true],
+    ]);
     // Resumed by the watch itself each time, not rescued by the 5 s re-read.
     expect(lb.logs.filter((l) => l.msg === 'the etcd watch did not resume by itself; reading everything again')).toEqual([]);
     expect(summary.connectionErrors, summary.examples.join('; ')).toBe(0);
     expect(summary.badAnswers, summary.examples.join('; ')).toBe(0);
     expect(summary.failed).toBe(0);
-    for (const k of kills) expect(k.beyondElectionMs, `member ${k.victim}: served ${k.beyondElectionMs} ms after etcd accepted the change`).toBeLessThan(SERVED_WITHIN_MS);
+    for (const k of kills)
+      expect(k.beyondElectionMs, `member ${k.victim}: served ${k.beyondElectionMs} ms after etcd accepted the change`).toBeLessThan(SERVED_WITHIN_MS);
   });
 });

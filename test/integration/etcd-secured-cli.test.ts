@@ -9,9 +9,7 @@ import { startEtcd, type EtcdServer } from '../support/etcd.js';
 import { get } from '../support/http.js';
 import { closeBackends, startBackends } from '../support/lb.js';
 import { freePort } from '../support/ports.js';
-import {
-  adminGet, keyMaterial, linkWebService, secretsDir, setUserPassword, tlsSettings, v2Value, type Api,
-} from '../support/secured-etcd.js';
+import { adminGet, keyMaterial, linkWebService, secretsDir, setUserPassword, tlsSettings, v2Value, type Api } from '../support/secured-etcd.js';
 import { waitFor } from '../support/wait.js';
 
 // The commands that talk to etcd (check, cert import, cert list, run), each as its own process
@@ -67,18 +65,34 @@ const edgelb = edgelbCommand;
 function flags(api: Api, overrides: { passwordFile?: string } = {}): string[] {
   const tls = tlsSettings(etcd);
   return [
-    '--etcd-endpoints', etcd.endpoint, '--etcd-api', api, '--etcd-path', users[api].prefix,
-    '--etcd-ca-file', tls.ETCD_CA_FILE!, '--etcd-cert-file', tls.ETCD_CERT_FILE!, '--etcd-key-file', tls.ETCD_KEY_FILE!,
-    '--etcd-username', users[api].username, '--etcd-password-file', overrides.passwordFile ?? users[api].file,
+    '--etcd-endpoints',
+    etcd.endpoint,
+    '--etcd-api',
+    api,
+    '--etcd-path',
+    users[api].prefix,
+    '--etcd-ca-file',
+    tls.ETCD_CA_FILE!,
+    '--etcd-cert-file',
+    tls.ETCD_CERT_FILE!,
+    '--etcd-key-file',
+    tls.ETCD_KEY_FILE!,
+    '--etcd-username',
+    users[api].username,
+    '--etcd-password-file',
+    overrides.passwordFile ?? users[api].file,
   ];
 }
 
 /** The connection as environment, with the password in ETCD_PASSWORD (environment only). */
 function environment(api: Api, overrides: { password?: string; tls?: Record<string, string> } = {}): Record<string, string> {
   return {
-    ETCD_ENDPOINTS: etcd.endpoint, ETCD_API: api, ETCD_PATH: users[api].prefix,
+    ETCD_ENDPOINTS: etcd.endpoint,
+    ETCD_API: api,
+    ETCD_PATH: users[api].prefix,
     ...(overrides.tls ?? tlsSettings(etcd)),
-    ETCD_USERNAME: users[api].username, ETCD_PASSWORD: overrides.password ?? users[api].password,
+    ETCD_USERNAME: users[api].username,
+    ETCD_PASSWORD: overrides.password ?? users[api].password,
   };
 }
 
@@ -106,9 +120,10 @@ describe.each(['v3', 'v2'] as const)('the CLI over etcd %s (TLS, client certific
     expect(imported.stderr).toBe('');
     expect(imported.exitCode).toBe(0);
     expect(imported.stdout).toMatch(new RegExp(`^imported ${user.prefix}/certs/import\\.secured\\.test: import\\.secured\\.test, expires `));
-    const stored = api === 'v3'
-      ? await etcd.client.get(`${user.prefix}/certs/import.secured.test`).string()
-      : await v2Value(etcd, `${user.prefix}/certs/import.secured.test`);
+    const stored =
+      api === 'v3'
+        ? await etcd.client.get(`${user.prefix}/certs/import.secured.test`).string()
+        : await v2Value(etcd, `${user.prefix}/certs/import.secured.test`);
     expect(stored).toContain('-----BEGIN CERTIFICATE-----');
 
     const listed = await edgelb(['cert', 'list', '--json', ...flags(api)]);
@@ -124,14 +139,34 @@ describe.each(['v3', 'v2'] as const)('the CLI over etcd %s (TLS, client certific
     const auth = `etcd refused the user name or password \\(check ETCD_USERNAME and ETCD_PASSWORD or ETCD_PASSWORD_FILE\\): `;
     const tls = `the TLS handshake with etcd failed \\(check ETCD_CA_FILE, ETCD_CERT_FILE and ETCD_KEY_FILE\\): (https://127\\.0\\.0\\.1:\\d+: )?etcd refused edgelb's client certificate`;
     const cases: [string, string[], Record<string, string>, number, RegExp][] = [
-      ['check, password file', ['check', ...FIXED, ...flags(api, { passwordFile: wrongFile })], {}, 2,
-        new RegExp(`^edgelb: cannot read from etcd at ${endpoint}: ${auth}.* \\(check ETCD_ENDPOINTS, or use --from-file\\)$`)],
-      ['cert list, ETCD_PASSWORD', ['cert', 'list'], environment(api, { password: WRONG_PASSWORD }), 1,
-        new RegExp(`^edgelb: cannot reach etcd at ${endpoint}: ${auth}`)],
-      ['cert import, ETCD_PASSWORD', ['cert', 'import', bundleFile, '--name', 'refused'], environment(api, { password: WRONG_PASSWORD }), 1,
-        new RegExp(`^edgelb: cannot reach etcd at ${endpoint}: ${auth}`)],
-      ['check, untrusted client certificate', ['check', ...FIXED], environment(api, { tls: tlsSettings(etcd, { client: etcd.tls!.untrustedClient }) }), 2,
-        new RegExp(`^edgelb: cannot read from etcd at ${endpoint}: ${tls}`)],
+      [
+        'check, password file',
+        ['check', ...FIXED, ...flags(api, { passwordFile: wrongFile })],
+        {},
+        2,
+        new RegExp(`^edgelb: cannot read from etcd at ${endpoint}: ${auth}.* \\(check ETCD_ENDPOINTS, or use --from-file\\)$`),
+      ],
+      [
+        'cert list, ETCD_PASSWORD',
+        ['cert', 'list'],
+        environment(api, { password: WRONG_PASSWORD }),
+        1,
+        new RegExp(`^edgelb: cannot reach etcd at ${endpoint}: ${auth}`),
+      ],
+      [
+        'cert import, ETCD_PASSWORD',
+        ['cert', 'import', bundleFile, '--name', 'refused'],
+        environment(api, { password: WRONG_PASSWORD }),
+        1,
+        new RegExp(`^edgelb: cannot reach etcd at ${endpoint}: ${auth}`),
+      ],
+      [
+        'check, untrusted client certificate',
+        ['check', ...FIXED],
+        environment(api, { tls: tlsSettings(etcd, { client: etcd.tls!.untrustedClient }) }),
+        2,
+        new RegExp(`^edgelb: cannot read from etcd at ${endpoint}: ${tls}`),
+      ],
     ];
     const results = await Promise.all(cases.map(([, args, env]) => edgelb(args, env)));
     for (const [i, [what, , , exitCode, pattern]] of cases.entries()) {

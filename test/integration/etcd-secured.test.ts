@@ -7,10 +7,8 @@ import { startTestEdgelb, type TestEdgelb } from '../support/edgelb.js';
 import { startEtcd, type EtcdServer } from '../support/etcd.js';
 import { CLIENT_CERT_NAME } from '../support/etcd-tls.js';
 import { closeBackends, expectRoute, lbReady, startBackends } from '../support/lb.js';
-import { parsePrometheusText, valueOf } from '../support/prometheus.js';
-import {
-  adminGet, grantPrefix, keyMaterial, linkWebService, secretsDir, setUserPassword, tlsSettings, type Api,
-} from '../support/secured-etcd.js';
+import { parsePrometheusText, sampleValue } from '../support/prometheus.js';
+import { adminGet, grantPrefix, keyMaterial, linkWebService, secretsDir, setUserPassword, tlsSettings, type Api } from '../support/secured-etcd.js';
 import { waitFor } from '../support/wait.js';
 
 // Secured etcd (TLS with client certificates, v3 RBAC and v2 auth) against the real etcd 3.4, for
@@ -67,14 +65,17 @@ async function status(lb: TestEdgelb): Promise<StatusReport> {
  * 503 naming the cause, /status and /metrics the code.
  */
 async function expectRefused(lb: TestEdgelb, code: EtcdFailureCode, cause: RegExp, healthReason: RegExp): Promise<void> {
-  const lines = await waitFor(() => {
-    const found = failureLines(lb);
-    return found.length >= 3 && found;
-  }, { timeoutMs: 10_000, what: `three failed attempts with code ${code}` });
+  const lines = await waitFor(
+    () => {
+      const found = failureLines(lb);
+      return found.length >= 3 && found;
+    },
+    { timeoutMs: 10_000, what: `three failed attempts with code ${code}` },
+  );
   for (const [index, line] of lines.entries()) {
-    expect(line, JSON.stringify(line)).toMatchObject(index === 0
-      ? { level: 50, code, msg: FAILURE_HINTS[code] }
-      : { level: 20, code, msg: `${FAILURE_HINTS[code]} (again)` });
+    expect(line, JSON.stringify(line)).toMatchObject(
+      index === 0 ? { level: 50, code, msg: FAILURE_HINTS[code] } : { level: 20, code, msg: `${FAILURE_HINTS[code]} (again)` },
+    );
     expect(String(line.err)).toMatch(cause);
     expect(String(line.err)).not.toMatch(/\n/);
   }
@@ -97,8 +98,8 @@ async function expectRefused(lb: TestEdgelb, code: EtcdFailureCode, cause: RegEx
   expect(etcd.error?.code).toBe(code);
   expect(etcd.error?.message).toMatch(cause);
   const metrics = parsePrometheusText((await adminGet(lb.config.adminPort, '/metrics')).body);
-  expect(valueOf(metrics, 'edgelb_etcd_failure', { code })).toBe(1);
-  expect(valueOf(metrics, 'edgelb_etcd_connected')).toBe(0);
+  expect(sampleValue(metrics, 'edgelb_etcd_failure', { code })).toBe(1);
+  expect(sampleValue(metrics, 'edgelb_etcd_connected')).toBe(0);
 }
 
 /** Connected and serving: /healthz 200, /status without an error, the route through HAProxy. */
@@ -209,14 +210,19 @@ describe.each(['v3', 'v2'] as const)('etcd %s with a user limited to the prefix 
 });
 
 describe('the client certificate as the etcd user (no ETCD_USERNAME)', () => {
-  it('refused while no user has the certificate\'s common name, on either API; served once the operator creates it', async () => {
+  it("refused while no user has the certificate's common name, on either API; served once the operator creates it", async () => {
     // etcd (--client-cert-auth) takes the common name as the user when a request has no token (v3)
     // or no basic auth (v2). The v2 and v3 keyspaces are separate: one prefix holds a route in each.
     const prefix = prefixFor('v3', 'common-name');
     await linkWebService(authEtcd, 'v3', prefix, 'web', 'web.cn.test', backends.a.address);
     await linkWebService(authEtcd, 'v2', prefix, 'web', 'web.cn.test', backends.a.address);
     const [v3, v2] = await Promise.all((['v3', 'v2'] as const).map((api) => startLb(authEtcd, api, prefix, tlsSettings(authEtcd))));
-    await expectRefused(v3!, 'permission', /permission denied.*no ETCD_USERNAME is set: etcd took the client certificate's common name as the user name/, /may not read/);
+    await expectRefused(
+      v3!,
+      'permission',
+      /permission denied.*no ETCD_USERNAME is set: etcd took the client certificate's common name as the user name/,
+      /may not read/,
+    );
     await expectRefused(v2!, 'auth', /no ETCD_USERNAME is set.*common name/, /ETCD_USERNAME/);
 
     await authEtcd.enableAuth({ prefix, username: CLIENT_CERT_NAME, password: 'unused-by-edgelb-5e0d' }); // a user (and role) in both APIs

@@ -82,7 +82,10 @@ describe('v2-only front (etcd 2.3 stand-in)', () => {
     expect(put.etcdIndex).toBe(index);
     expect(v2Json<V2KeyReply>(await v2Request(front, 'GET', keyPath(`${PREFIX}/front/a`)))?.node.value).toBe('one');
 
-    const watch = v2Request(front, 'GET', keyPath(`${PREFIX}/front`), { query: { wait: 'true', recursive: 'true', waitIndex: String(index + 1) }, timeoutMs: 20_000 });
+    const watch = v2Request(front, 'GET', keyPath(`${PREFIX}/front`), {
+      query: { wait: 'true', recursive: 'true', waitIndex: String(index + 1) },
+      timeoutMs: 20_000,
+    });
     await waitFor(async () => (await watchers(v2Admin(etcd))) === 1, { what: 'the watch to reach etcd' });
     await v2Request(v2Admin(etcd), 'PUT', keyPath(`${PREFIX}/front/b`), { form: { value: 'two' } });
     const event = v2Json<V2KeyReply>(await watch);
@@ -92,7 +95,10 @@ describe('v2-only front (etcd 2.3 stand-in)', () => {
 
   it('dropConnections cuts an open watch and its upstream request; new requests still work', async () => {
     const watch = v2Request(front, 'GET', keyPath(`${PREFIX}/dropped`), { query: { wait: 'true' }, timeoutMs: 20_000 });
-    const outcome = watch.then(() => 'answered', () => 'cut');
+    const outcome = watch.then(
+      () => 'answered',
+      () => 'cut',
+    );
     await waitFor(async () => (await watchers(v2Admin(etcd))) === 1, { what: 'the watch to reach etcd' });
     front.dropConnections();
     expect(await outcome).toBe('cut');
@@ -106,7 +112,7 @@ describe('v2-only front (etcd 2.3 stand-in)', () => {
     expect(front.requests.length).toBe(before); // the HTTP/2 preface never became an HTTP/1 request
   });
 
-  it('kontena-agent writes the platform\'s keys through it', async () => {
+  it("kontena-agent writes the platform's keys through it", async () => {
     const lb = `${PREFIX}/agent`;
     await linkService(front, lb, 'web', { virtualHosts: 'web.test' });
     await addInstance(front, lb, 'web', 'web-1', '10.81.0.1:80');
@@ -128,7 +134,10 @@ describe('v2-only front (etcd 2.3 stand-in)', () => {
     await unlinkService(front, lb, 'web', 'tcp');
     expect(await tree(front, lb)).toEqual({});
     const dirs = v2Json<V2KeyReply>(await v2Request(front, 'GET', `${keyPath(lb)}/`))?.node.nodes?.map((n) => [n.key, n.dir]);
-    expect(dirs?.sort()).toEqual([[`${lb}/services`, true], [`${lb}/tcp-services`, true]]);
+    expect(dirs?.sort()).toEqual([
+      [`${lb}/services`, true],
+      [`${lb}/tcp-services`, true],
+    ]);
   });
 });
 
@@ -199,7 +208,10 @@ describe('password auth (v3 RBAC and v2 auth)', () => {
     expect((await v2Request(asRoot, 'PUT', keyPath('/elsewhere/root'), { form: { value: 'ok' } })).status).toBe(201);
     // The platform's own write pattern works as the restricted user.
     await linkService(asUser, PREFIX, 'api', { virtualPath: '/api' });
-    expect(await tree(asUser, `${PREFIX}/services/api`)).toEqual({ [`${PREFIX}/services/api/balance`]: 'roundrobin', [`${PREFIX}/services/api/virtual_path`]: '/api' });
+    expect(await tree(asUser, `${PREFIX}/services/api`)).toEqual({
+      [`${PREFIX}/services/api/balance`]: 'roundrobin',
+      [`${PREFIX}/services/api/virtual_path`]: '/api',
+    });
   });
 
   it('TLS and auth together: the user needs both its certificate and its password', async () => {
@@ -224,10 +236,13 @@ describe('3-member cluster', () => {
     await cluster.kill(leader);
     expect(cluster.members[leader]!.running).toBe(false);
     const survivors = cluster.endpoints.filter((_, i) => i !== leader);
-    await waitFor(async () => {
-      await v3Put(survivors, {}, 'cluster/after-kill', 'written');
-      return true;
-    }, { timeoutMs: 15_000, what: 'a write through the survivors' });
+    await waitFor(
+      async () => {
+        await v3Put(survivors, {}, 'cluster/after-kill', 'written');
+        return true;
+      },
+      { timeoutMs: 15_000, what: 'a write through the survivors' },
+    );
     const v2Write = await v2Request({ endpoint: survivors[0]! }, 'PUT', keyPath('/cluster/v2'), { form: { value: 'written' } });
     expect(v2Write.status).toBe(201);
     expect(await cluster.leaderIndex()).not.toBe(leader);
@@ -235,7 +250,8 @@ describe('3-member cluster', () => {
     await cluster.restart(leader);
     const rejoined = cluster.endpoints[leader]!;
     expect(await v3Get(rejoined, {}, 'cluster/after-kill')).toBe('written');
-    await waitFor(async () => v2Json<V2KeyReply>(await v2Request({ endpoint: rejoined }, 'GET', keyPath('/cluster/v2')))?.node.value === 'written',
-      { what: 'the v2 write on the rejoined member' });
+    await waitFor(async () => v2Json<V2KeyReply>(await v2Request({ endpoint: rejoined }, 'GET', keyPath('/cluster/v2')))?.node.value === 'written', {
+      what: 'the v2 write on the rejoined member',
+    });
   });
 });

@@ -30,10 +30,13 @@ async function node(key: string): Promise<{ value?: string; expiration?: string 
 
 /** Waits until `key`'s expiration moved past `after` (the lease refreshed it). */
 async function refreshedAfter(key: string, after: string | undefined): Promise<string> {
-  return waitFor(async () => {
-    const expiration = (await node(key))?.expiration;
-    return expiration !== undefined && expiration !== after && expiration;
-  }, { timeoutMs: 5000, intervalMs: 50, what: `${key} to be refreshed` });
+  return waitFor(
+    async () => {
+      const expiration = (await node(key))?.expiration;
+      return expiration !== undefined && expiration !== after && expiration;
+    },
+    { timeoutMs: 5000, intervalMs: 50, what: `${key} to be refreshed` },
+  );
 }
 
 describe('V2Lease', () => {

@@ -6,7 +6,17 @@ import { startTestEdgelb } from '../support/edgelb.js';
 import { keyPath, v2Request } from '../support/etcd-v2.js';
 import { addInstance, linkService, linkTcpService, removeInstance, unlinkService } from '../support/kontena-agent.js';
 import {
-  appliedRevision, closeBackends, expectBackendSet, expectNoRoute, expectRoute, lbReady, logsWithMsg, settled, startBackends, startEchoServer, tcpRoundTrip,
+  appliedRevision,
+  closeBackends,
+  expectBackendSet,
+  expectNoRoute,
+  expectRoute,
+  lbReady,
+  logsWithMsg,
+  settled,
+  startBackends,
+  startEchoServer,
+  tcpRoundTrip,
   type EchoServer,
 } from '../support/lb.js';
 import { freePort } from '../support/ports.js';
@@ -41,7 +51,12 @@ afterAll(async () => {
 
 /** `resumeTimeoutMs`: how long a held-back watch may stay down before the source reads everything again. */
 async function startLb(overrides: Record<string, string> = {}, resumeTimeoutMs?: number): Promise<TestEdgelb> {
-  const lb = await startTestEdgelb(etcd, { ETCD_ENDPOINTS: front.endpoint, ...overrides }, undefined, resumeTimeoutMs === undefined ? {} : { etcdResumeTimeoutMs: resumeTimeoutMs });
+  const lb = await startTestEdgelb(
+    etcd,
+    { ETCD_ENDPOINTS: front.endpoint, ...overrides },
+    undefined,
+    resumeTimeoutMs === undefined ? {} : { etcdResumeTimeoutMs: resumeTimeoutMs },
+  );
   lbs.push(lb);
   await lbReady(lb);
   return lb;
@@ -80,7 +95,13 @@ describe('a Kontena grid: etcd 2.3, v2 only', () => {
       const port = await freePort();
       await linkTcpService(agent(), lb.prefix, 'db', { externalPort: port });
       await settled(lb, BigInt(await addInstance(agent(), lb.prefix, 'db', 'db-1', `127.0.0.1:${echo.port}`, 'tcp')));
-      await waitFor(() => tcpRoundTrip(port, Buffer.from('ping')).then((b) => b.toString() === 'ping').catch(() => false), { what: 'the TCP service to echo' });
+      await waitFor(
+        () =>
+          tcpRoundTrip(port, Buffer.from('ping'))
+            .then((b) => b.toString() === 'ping')
+            .catch(() => false),
+        { what: 'the TCP service to echo' },
+      );
     } finally {
       await echo.close();
     }
@@ -143,7 +164,7 @@ describe('other load balancers on the same etcd', () => {
 });
 
 describe('ETCD_API=auto on etcd 3.4 with the v2 API on', () => {
-  it('watches both keyspaces while the prefix is empty, and the platform\'s first v2 write decides', async () => {
+  it("watches both keyspaces while the prefix is empty, and the platform's first v2 write decides", async () => {
     const lb = await startTestEdgelb(etcd, {});
     lbs.push(lb);
     await lbReady(lb);

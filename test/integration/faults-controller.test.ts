@@ -66,10 +66,13 @@ describe('controller restart while HAProxy runs', () => {
       await second.waitForOutput('an HAProxy master from a previous run is still serving; replacing it without a gap');
       await second.waitForOutput('HAProxy started with the first config');
       const tookOverAt = Date.now();
-      await waitFor(async () => (await haproxyProcesses(configFile)).masters.length === 1 && !(await haproxyProcesses(configFile)).masters.includes(oldMaster), {
-        timeoutMs: 15_000,
-        what: 'the previous HAProxy master to exit',
-      });
+      await waitFor(
+        async () => (await haproxyProcesses(configFile)).masters.length === 1 && !(await haproxyProcesses(configFile)).masters.includes(oldMaster),
+        {
+          timeoutMs: 15_000,
+          what: 'the previous HAProxy master to exit',
+        },
+      );
       const oneMasterAt = Date.now();
       const { masters } = await haproxyProcesses(configFile);
       expect(masters).toEqual([Number(await readFile(path.join(stateDir, 'haproxy.pid'), 'utf8'))]);
@@ -77,13 +80,19 @@ describe('controller restart while HAProxy runs', () => {
       // The new controller drives the HAProxy that is left.
       await etcd.client.put(`${prefix}/services/other/virtual_hosts`).value('other.test');
       await etcd.client.put(`${prefix}/services/other/upstreams/one`).value(b.b.address);
-      await waitFor(async () => (await get(httpPort, '/', 'other.test')).backend === 'b', { timeoutMs: 15_000, what: 'a change applied by the new controller' });
+      await waitFor(async () => (await get(httpPort, '/', 'other.test')).backend === 'b', {
+        timeoutMs: 15_000,
+        what: 'a change applied by the new controller',
+      });
       await load.succeededSince(Date.now(), 20);
 
       const summary = await load.stop();
       reportFault('controller-sigkill-restart', {
-        failed: summary.failed, connectionErrors: summary.connectionErrors, requests: summary.requests,
-        takeoverMs: tookOverAt - killedAt, oldMasterGoneMs: oneMasterAt - killedAt,
+        failed: summary.failed,
+        connectionErrors: summary.connectionErrors,
+        requests: summary.requests,
+        takeoverMs: tookOverAt - killedAt,
+        oldMasterGoneMs: oneMasterAt - killedAt,
       });
       expect(summary.failed, summary.examples.join('; ')).toBe(0);
 

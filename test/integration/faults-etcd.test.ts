@@ -87,7 +87,9 @@ describe('etcd faults under load', () => {
     const second = await startTestEdgelb(etcd, {}, { stateDir: first.config.stateDir, prefix: first.prefix, httpPort: first.httpPort });
     running.push(second);
     const firstGood = await load.succeededSince(started);
-    await waitFor(() => logsWithMsg(second, 'etcd has not answered yet: serving the last good config from the state dir').length > 0, { what: 'the last-good log line' });
+    await waitFor(() => logsWithMsg(second, 'etcd has not answered yet: serving the last good config from the state dir').length > 0, {
+      what: 'the last-good log line',
+    });
 
     await etcd.restart();
     const etcdBack = Date.now();
@@ -121,7 +123,9 @@ describe('etcd faults under load', () => {
     const killedAt = Date.now();
     await etcd.halt(true);
     cleanups.push(() => etcd.restart().catch(() => undefined));
-    await waitFor(() => lb.logs.some((l) => /^etcd watch (lost|cancelled)|^cannot read from etcd/.test(String(l.msg))), { what: 'the controller to notice etcd is gone' });
+    await waitFor(() => lb.logs.some((l) => /^etcd watch (lost|cancelled)|^cannot read from etcd/.test(String(l.msg))), {
+      what: 'the controller to notice etcd is gone',
+    });
     await load.succeededSince(Date.now(), 20); // traffic flows while etcd is down
 
     await etcd.restart();
@@ -134,8 +138,11 @@ describe('etcd faults under load', () => {
 
     const summary = await load.stop();
     reportFault('etcd-killed-restarted-with-data', {
-      failed: summary.failed, connectionErrors: summary.connectionErrors, requests: summary.requests,
-      etcdDownMs: restartedAt - killedAt, recoveryMs: caughtUp - restartedAt,
+      failed: summary.failed,
+      connectionErrors: summary.connectionErrors,
+      requests: summary.requests,
+      etcdDownMs: restartedAt - killedAt,
+      recoveryMs: caughtUp - restartedAt,
     });
     expect(summary.failed, summary.examples.join('; ')).toBe(0);
   });
@@ -162,8 +169,11 @@ describe('etcd faults under load', () => {
 
     const summary = await load.stop();
     reportFault('etcd-restarted-without-data', {
-      failed: summary.failed, connectionErrors: summary.connectionErrors, badAnswers: summary.badAnswers,
-      requests: summary.requests, recoveryMs: converged - restartedAt,
+      failed: summary.failed,
+      connectionErrors: summary.connectionErrors,
+      badAnswers: summary.badAnswers,
+      requests: summary.requests,
+      recoveryMs: converged - restartedAt,
     });
     // A fresh etcd briefly holds no entries; if the controller reads it in that moment it serves what
     // etcd says (no route: a 503 page), never a connection error.
@@ -181,7 +191,9 @@ describe('etcd faults under load', () => {
     const before = lb.controller.status().revision;
 
     proxy.cut();
-    await waitFor(() => lb.logs.some((l) => /^etcd watch (lost|cancelled)|^cannot read from etcd/.test(String(l.msg))), { what: 'the controller to lose etcd' });
+    await waitFor(() => lb.logs.some((l) => /^etcd watch (lost|cancelled)|^cannot read from etcd/.test(String(l.msg))), {
+      what: 'the controller to lose etcd',
+    });
     // The pending change, then a compaction past it: the controller's revision is gone from etcd's history.
     const revision = await putKeys(etcd, lb, { 'services/other/virtual_hosts': 'other.test', 'services/other/upstreams/one': b.b.address });
     const compactTo = await putKeys(etcd, lb, { 'services/later/virtual_path': '/later' });
@@ -197,7 +209,9 @@ describe('etcd faults under load', () => {
 
     const summary = await load.stop();
     reportFault('etcd-compacted-while-partitioned', {
-      failed: summary.failed, requests: summary.requests, recoveryMs: converged - restoredAt,
+      failed: summary.failed,
+      requests: summary.requests,
+      recoveryMs: converged - restoredAt,
     });
     expect(summary.failed, summary.examples.join('; ')).toBe(0);
   });

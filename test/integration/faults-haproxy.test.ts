@@ -6,7 +6,17 @@ import type { Backend } from '../support/backend.js';
 import type { TestEdgelb, TestEdgelbOptions } from '../support/edgelb.js';
 import { startEtcd, type EtcdServer } from '../support/etcd.js';
 import { get } from '../support/http.js';
-import { appliedRevision, closeBackends, expectBackendSet, expectNoRoute, expectRoute, logsWithMsg, putKeys, startBackends, startLbWith } from '../support/lb.js';
+import {
+  appliedRevision,
+  closeBackends,
+  expectBackendSet,
+  expectNoRoute,
+  expectRoute,
+  logsWithMsg,
+  putKeys,
+  startBackends,
+  startLbWith,
+} from '../support/lb.js';
 import { reportFault, startLoad, type Load } from '../support/load.js';
 import { canMount, makeReadOnly, mountSmallDisk } from '../support/mounts.js';
 import { waitFor } from '../support/wait.js';
@@ -83,7 +93,11 @@ describe('HAProxy faults under load', () => {
     const back = load.outcomes.find((o) => o.ok && o.at > lastFailure)!.at;
     const recoveryMs = back - killedAt;
     reportFault('haproxy-sigkill', {
-      failed: summary.failed, connectionErrors: summary.connectionErrors, badAnswers: summary.badAnswers, requests: summary.requests, recoveryMs,
+      failed: summary.failed,
+      connectionErrors: summary.connectionErrors,
+      badAnswers: summary.badAnswers,
+      requests: summary.requests,
+      recoveryMs,
     });
     // Nothing listens between the kill and the restart, so requests then fail (HAProxy is down);
     // none before the kill, and the outage is over within a second.
@@ -128,7 +142,10 @@ describe.skipIf(!mountable)('state dir faults under load (needs root for mount)'
 
     const writableAt = Date.now();
     await readOnly.undo();
-    await waitFor(async () => (await get(lb.httpPort, '/', 'other.test')).backend === 'b', { timeoutMs: 15_000, what: 'the change to apply once the state dir is writable' });
+    await waitFor(async () => (await get(lb.httpPort, '/', 'other.test')).backend === 'b', {
+      timeoutMs: 15_000,
+      what: 'the change to apply once the state dir is writable',
+    });
     const recoveryMs = Date.now() - writableAt;
     expect(await tempFiles(lb.config.stateDir)).toEqual([]);
 
@@ -164,7 +181,10 @@ describe.skipIf(!mountable)('state dir faults under load (needs root for mount)'
 
     const freedAt = Date.now();
     await unlink(filler);
-    await waitFor(async () => (await get(lb.httpPort, '/', 'other.test')).backend === 'b', { timeoutMs: 15_000, what: 'the change to apply once space is freed' });
+    await waitFor(async () => (await get(lb.httpPort, '/', 'other.test')).backend === 'b', {
+      timeoutMs: 15_000,
+      what: 'the change to apply once space is freed',
+    });
     const recoveryMs = Date.now() - freedAt;
 
     const summary = await load.stop();

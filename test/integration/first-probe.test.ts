@@ -26,13 +26,17 @@ beforeAll(async () => {
   for (const name of ['first', 'added', 'sick', 'fresh', 'moveA', 'moveB']) apps[name] = await startApp({ name, healthPath: '/healthz' });
   apps.sick!.healthStatus = 500;
   refusedPort = await freePort();
-  lb = await startLbWith(etcd, {
-    'services/first/virtual_hosts': 'first.test',
-    'services/first/health_check_uri': '/healthz',
-    'services/first/upstreams/first': apps.first!.address,
-    'services/first/upstreams/sick': apps.sick!.address,
-    'services/first/upstreams/refused': `127.0.0.1:${refusedPort}`,
-  }, { KONTENA_LB_CHECK_INTERVAL: '60s' });
+  lb = await startLbWith(
+    etcd,
+    {
+      'services/first/virtual_hosts': 'first.test',
+      'services/first/health_check_uri': '/healthz',
+      'services/first/upstreams/first': apps.first!.address,
+      'services/first/upstreams/sick': apps.sick!.address,
+      'services/first/upstreams/refused': `127.0.0.1:${refusedPort}`,
+    },
+    { KONTENA_LB_CHECK_INTERVAL: '60s' },
+  );
 });
 
 afterAll(async () => {
@@ -57,13 +61,14 @@ describe('at the first start', () => {
 });
 
 describe('an instance added through the runtime API', () => {
-  it('gets traffic as soon as the probe passes, long before HAProxy\'s first check', async () => {
+  it("gets traffic as soon as the probe passes, long before HAProxy's first check", async () => {
     const reloads = lb.controller.status().counters.reloads;
     const revision = await putKeys(etcd, lb, { 'services/first/upstreams/added': apps.added!.address });
     await settled(lb, revision);
     // 5 s, where HAProxy's own first check is up to a minute away.
     await waitFor(async () => (await request(lb.httpPort, { host: 'first.test' })).backend === 'added', {
-      timeoutMs: 5000, what: 'the added instance to receive a request',
+      timeoutMs: 5000,
+      what: 'the added instance to receive a request',
     });
     expect(lb.controller.status().counters.reloads).toBe(reloads);
   });
@@ -125,7 +130,9 @@ describe('a re-address (a redeploy keeping the instance name)', () => {
 
 describe('what an operator sees', () => {
   it('counts the first probes in /status and /metrics', async () => {
-    const status = await (await fetch(`http://127.0.0.1:${lb.config.adminPort}/status`)).json() as { probes: { proven: number; gaveUp: number; pending: number } };
+    const status = (await (await fetch(`http://127.0.0.1:${lb.config.adminPort}/status`)).json()) as {
+      probes: { proven: number; gaveUp: number; pending: number };
+    };
     // first, added, fresh, the move's instance and its six moves were proven; sick, refused and
     // sick2 were not (still retried, or given up, depending on how long the tests took).
     expect(status.probes.proven).toBeGreaterThanOrEqual(10);

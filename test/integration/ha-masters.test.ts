@@ -166,8 +166,10 @@ describe('HA masters behind edgelb', () => {
     expect(load.failed.length, `failed requests: ${load.failed.join('; ')}`).toBeLessThanOrEqual(API_CLIENTS);
     expect(load.maxLatencyMs, 'slowest API request during the failover').toBeLessThan(5000);
 
-    console.log(`HA masters: ${victim} killed; ${orphans.length} nodes reconnected in ${reconnectedMs} ms; failures: ${load.failed.join("; ") || "none"}; ` +
-      `API ${load.ok} ok, ${load.failed.length} failed, slowest ${load.maxLatencyMs} ms`);
+    console.log(
+      `HA masters: ${victim} killed; ${orphans.length} nodes reconnected in ${reconnectedMs} ms; failures: ${load.failed.join('; ') || 'none'}; ` +
+        `API ${load.ok} ok, ${load.failed.length} failed, slowest ${load.maxLatencyMs} ms`,
+    );
     for (const node of nodes) node.stop();
     await Promise.all(running);
   });

@@ -47,12 +47,15 @@ afterAll(async () => {
 /** Polls until `count` requests in a row are answered by exactly `expected`. */
 async function expectServedBy(host: string, expected: string[], timeoutMs = 15_000): Promise<void> {
   let last: string[] = [];
-  await waitFor(async () => {
-    const seen = new Set<string>();
-    for (let i = 0; i < 6; i++) seen.add((await request(lb.httpPort, { host })).backend ?? 'none');
-    last = [...seen].sort();
-    return last.join() === [...expected].sort().join();
-  }, { timeoutMs, what: `${host} to be served by exactly [${expected}]` }).catch((error: Error) => {
+  await waitFor(
+    async () => {
+      const seen = new Set<string>();
+      for (let i = 0; i < 6; i++) seen.add((await request(lb.httpPort, { host })).backend ?? 'none');
+      last = [...seen].sort();
+      return last.join() === [...expected].sort().join();
+    },
+    { timeoutMs, what: `${host} to be served by exactly [${expected}]` },
+  ).catch((error: Error) => {
     throw new Error(`${error.message}; last: [${last}]`);
   });
 }
@@ -60,7 +63,8 @@ async function expectServedBy(host: string, expected: string[], timeoutMs = 15_0
 describe('health_check_uri', () => {
   it('checks GET <uri> on each instance', async () => {
     await waitFor(() => apps.u1!.requests.some((r) => r.url === '/healthz') && apps.u2!.requests.some((r) => r.url === '/healthz'), {
-      timeoutMs: 10_000, what: 'both instances to receive a health check',
+      timeoutMs: 10_000,
+      what: 'both instances to receive a health check',
     });
   });
 

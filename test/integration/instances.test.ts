@@ -78,7 +78,9 @@ describe('instance changes', () => {
     const [a, b] = [await backend('a'), await backend('b')];
     // static-rr is not a dynamic algorithm: HAProxy refuses `add server` in such a backend.
     const lb = await lbWith({
-      'services/web/virtual_hosts': 'web.test', 'services/web/balance': 'static-rr', 'services/web/upstreams/one': a.address,
+      'services/web/virtual_hosts': 'web.test',
+      'services/web/balance': 'static-rr',
+      'services/web/upstreams/one': a.address,
     });
     const before = lb.controller.status().counters;
     await settled(lb, await putKeys(etcd, lb, { 'services/web/upstreams/two': b.address }));
@@ -94,7 +96,9 @@ describe('instance changes', () => {
 
 describe('healthy-only routing', () => {
   const checked = (entries: Record<string, string>) => ({
-    'services/web/virtual_hosts': 'web.test', 'services/web/health_check_uri': '/health', ...entries,
+    'services/web/virtual_hosts': 'web.test',
+    'services/web/health_check_uri': '/health',
+    ...entries,
   });
 
   it('takes a failing instance out of rotation and puts it back once healthy', async () => {
@@ -143,10 +147,13 @@ describe('healthy-only routing', () => {
     await expectBackendSet(lb, '/', 'web.test', ['a', 'b']);
     a.healthy = false;
     b.healthy = false;
-    const reply = await waitFor(async () => {
-      const r = await get(lb.httpPort, '/', 'web.test');
-      return r.status === 503 && r;
-    }, { timeoutMs: 10_000, what: 'a 503 once both instances fail their checks' });
+    const reply = await waitFor(
+      async () => {
+        const r = await get(lb.httpPort, '/', 'web.test');
+        return r.status === 503 && r;
+      },
+      { timeoutMs: 10_000, what: 'a 503 once both instances fail their checks' },
+    );
     expect(reply.body).toContain('Service unavailable');
     // Fast, not a hang until a timeout: ten requests in a row, each well under a second.
     for (let i = 0; i < 10; i++) {
@@ -195,12 +202,15 @@ describe('draining', () => {
 
     // Start slow requests until one is in flight on a, then remove a.
     const inFlight: Promise<Awaited<ReturnType<typeof get>>>[] = [];
-    await waitFor(async () => {
-      const [beforeA, beforeB] = [a.requests(), b.requests()];
-      inFlight.push(get(lb.httpPort, '/slow?ms=1500', 'web.test'));
-      await waitFor(() => a.requests() > beforeA || b.requests() > beforeB, { timeoutMs: 2000, what: 'the slow request to arrive' });
-      return a.requests() > beforeA;
-    }, { timeoutMs: 8000, what: 'a slow request in flight on instance a' });
+    await waitFor(
+      async () => {
+        const [beforeA, beforeB] = [a.requests(), b.requests()];
+        inFlight.push(get(lb.httpPort, '/slow?ms=1500', 'web.test'));
+        await waitFor(() => a.requests() > beforeA || b.requests() > beforeB, { timeoutMs: 2000, what: 'the slow request to arrive' });
+        return a.requests() > beforeA;
+      },
+      { timeoutMs: 8000, what: 'a slow request in flight on instance a' },
+    );
     const reloads = lb.controller.status().counters.reloads;
     await settled(lb, await deleteKey(etcd, lb, 'services/web/upstreams/a'));
     await expectBackendSet(lb, '/', 'web.test', ['b']);
@@ -215,7 +225,8 @@ describe('draining', () => {
     const { statePaths } = await import('../../src/app.js');
     const runtime = new HaproxyRuntime(statePaths(lb.config.stateDir).adminSocket);
     await waitFor(async () => !(await runtime.raw('show servers state http-web')).includes(' a 127.0.0.1 '), {
-      timeoutMs: 15_000, what: 'the drained server to be deleted',
+      timeoutMs: 15_000,
+      what: 'the drained server to be deleted',
     });
   });
 });

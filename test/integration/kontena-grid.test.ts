@@ -89,7 +89,11 @@ describe('edgelb on a Kontena grid, configured only as the platform configures k
       buffer: false,
     });
     lb.all?.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
-    const line = (msg: string) => output.split('\n').filter((l) => l.includes(`"msg":"${msg}`)).map((l) => JSON.parse(l) as Record<string, unknown>);
+    const line = (msg: string) =>
+      output
+        .split('\n')
+        .filter((l) => l.includes(`"msg":"${msg}`))
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
 
     await waitFor(() => line('watching etcd').length > 0, { timeoutMs: 20_000, what: `edgelb to watch etcd; output so far:\n${output.slice(-2000)}` });
     expect(line('neither ETCD_ENDPOINTS nor ETCD_NODE is set')[0]).toMatchObject({ endpoint: `http://${net.gateway}:2379` });
@@ -106,10 +110,13 @@ describe('edgelb on a Kontena grid, configured only as the platform configures k
     expect(check.exitCode, `${check.stdout}\n${check.stderr}`).toBe(0);
     expect(check.stdout).toContain(`from etcd http://${net.gateway}:2379 (v2) ${prefix}/ at revision`);
 
-    const served = await waitFor(async () => {
-      const reply = await get('www.grid.test').catch(() => undefined);
-      return reply?.status === 200 && reply;
-    }, { timeoutMs: 15_000, what: 'www.grid.test to be served on the container\'s port 80' });
+    const served = await waitFor(
+      async () => {
+        const reply = await get('www.grid.test').catch(() => undefined);
+        return reply?.status === 200 && reply;
+      },
+      { timeoutMs: 15_000, what: "www.grid.test to be served on the container's port 80" },
+    );
     expect(JSON.parse(served.body)).toMatchObject({ backend: 'grid-web' });
 
     await unlinkService(v2Admin(etcd), prefix, 'web');

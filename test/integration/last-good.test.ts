@@ -32,10 +32,13 @@ describe('etcd unavailable at start', () => {
     await etcd.halt();
     const second = await startTestEdgelb(etcd, {}, { stateDir: first.config.stateDir, prefix: first.prefix, httpPort: first.httpPort });
     lbs.push(second);
-    const reply = await waitFor(async () => {
-      const r = await get(second.httpPort, '/', 'kept.test');
-      return r.backend === 'kept' && r;
-    }, { timeoutMs: 10_000, what: 'the last good config to be served while etcd is down' });
+    const reply = await waitFor(
+      async () => {
+        const r = await get(second.httpPort, '/', 'kept.test');
+        return r.backend === 'kept' && r;
+      },
+      { timeoutMs: 10_000, what: 'the last good config to be served while etcd is down' },
+    );
     expect(reply.status).toBe(200);
     await waitFor(() => second.logs.some((l) => l.msg === 'etcd has not answered yet: serving the last good config from the state dir'), {
       what: 'the log line saying why',
@@ -43,7 +46,10 @@ describe('etcd unavailable at start', () => {
 
     await etcd.restart();
     await etcd.client.put(`${first.prefix}/services/web/virtual_hosts`).value('moved.test');
-    await waitFor(async () => (await get(second.httpPort, '/', 'moved.test')).backend === 'kept', { timeoutMs: 20_000, what: 'convergence after etcd returns' });
+    await waitFor(async () => (await get(second.httpPort, '/', 'moved.test')).backend === 'kept', {
+      timeoutMs: 20_000,
+      what: 'convergence after etcd returns',
+    });
     expect((await get(second.httpPort, '/', 'kept.test')).status).toBe(503);
   });
 });

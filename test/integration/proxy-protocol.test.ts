@@ -30,14 +30,18 @@ beforeAll(async () => {
   const cert = await makeLeaf({ names: ['www.foo.com'] });
   // Not startLbWith: its readiness probe is a plain request, which this listener refuses.
   lb = await startTestEdgelb(etcd, { KONTENA_LB_ACCEPT_PROXY: 'true' }, undefined, { envCerts: [envCert('SSL_CERT_www', cert.bundlePem)] });
-  await settled(lb, await putKeys(etcd, lb, {
-    'services/web/virtual_hosts': 'www.foo.com',
-    'services/web/upstreams/one': b.web.address,
-    'tcp-services/echo/external_port': String(tcpPort),
-    'tcp-services/echo/upstreams/one': echo.address,
-  }));
+  await settled(
+    lb,
+    await putKeys(etcd, lb, {
+      'services/web/virtual_hosts': 'www.foo.com',
+      'services/web/upstreams/one': b.web.address,
+      'tcp-services/echo/external_port': String(tcpPort),
+      'tcp-services/echo/upstreams/one': echo.address,
+    }),
+  );
   await waitFor(async () => (await rawExchange(lb.httpPort, proxyV1Header('203.0.113.1', 50000, lb.httpPort) + GET)).status === 200, {
-    timeoutMs: 10_000, what: 'HAProxy to answer a request behind a PROXY header',
+    timeoutMs: 10_000,
+    what: 'HAProxy to answer a request behind a PROXY header',
   });
 });
 

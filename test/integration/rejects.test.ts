@@ -3,8 +3,17 @@ import type { Backend } from '../support/backend.js';
 import type { TestEdgelb } from '../support/edgelb.js';
 import { startEtcd, type EtcdServer } from '../support/etcd.js';
 import {
-  closeBackends, deleteKey, expectBackendSet, expectNoRoute, expectRoute, expectUnavailable, logsWithMsg, putKeys, settled,
-  startBackends, startLbWith,
+  closeBackends,
+  deleteKey,
+  expectBackendSet,
+  expectNoRoute,
+  expectRoute,
+  expectUnavailable,
+  logsWithMsg,
+  putKeys,
+  settled,
+  startBackends,
+  startLbWith,
 } from '../support/lb.js';
 import { get } from '../support/http.js';
 import { freePort } from '../support/ports.js';
@@ -180,7 +189,7 @@ describe('settings HAProxy rejects', () => {
 
   // HAProxy reports some errors only after parsing, without a line number and naming the proxy
   // with a capital P: "config : Proxy 'http-sticky': unable to find stick-table 'http-sticky'."
-  it('a service whose custom_settings fail HAProxy\'s post-parse checks (no line number) is left out; the others still apply', async () => {
+  it("a service whose custom_settings fail HAProxy's post-parse checks (no line number) is left out; the others still apply", async () => {
     const lb = await lbWith({
       'services/good/virtual_hosts': 'good.test',
       'services/good/upstreams/one': b.good.address,

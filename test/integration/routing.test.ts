@@ -3,8 +3,16 @@ import type { Backend } from '../support/backend.js';
 import type { TestEdgelb } from '../support/edgelb.js';
 import { startEtcd, type EtcdServer } from '../support/etcd.js';
 import {
-  closeBackends, expectBackendSet, expectNoRoute, expectReply, expectRoute, expectUnavailable, NO_ROUTE_TEXT, startBackends,
-  startLbWith, UNAVAILABLE_TEXT,
+  closeBackends,
+  expectBackendSet,
+  expectNoRoute,
+  expectReply,
+  expectRoute,
+  expectUnavailable,
+  NO_ROUTE_TEXT,
+  startBackends,
+  startLbWith,
+  UNAVAILABLE_TEXT,
 } from '../support/lb.js';
 
 // HTTP routing through a real HAProxy: each describe writes its services to its own etcd

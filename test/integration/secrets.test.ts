@@ -90,8 +90,15 @@ describe('secrets never reach the logs', () => {
     const output = edgelb.output();
     expect(output).toContain('entry rejected'); // the errors really happened
     const secrets = [
-      VAULT_KEY, STATS_PASSWORD, BASIC_PASSWORD, BAD_LINE_PASSWORD, BCRYPT_HASH, BCRYPT_HASH.slice(7),
-      ...keyMaterial(envCert.keyPem), ...keyMaterial(vaulted.keyPem), ...keyMaterial(plainInVault.keyPem),
+      VAULT_KEY,
+      STATS_PASSWORD,
+      BASIC_PASSWORD,
+      BAD_LINE_PASSWORD,
+      BCRYPT_HASH,
+      BCRYPT_HASH.slice(7),
+      ...keyMaterial(envCert.keyPem),
+      ...keyMaterial(vaulted.keyPem),
+      ...keyMaterial(plainInVault.keyPem),
     ];
     for (const secret of secrets) expect(output.includes(secret), `output contains a secret: ${secret.slice(0, 12)}...`).toBe(false);
 

@@ -28,10 +28,14 @@ describe('statistics page with STATS_PASSWORD', () => {
   let lb: TestEdgelb;
 
   beforeAll(async () => {
-    lb = await startLbWith(etcd, {
-      'services/web/virtual_hosts': 'www.foo.com',
-      'services/web/upstreams/web-1': b.web.address,
-    }, { STATS_PASSWORD: PASSWORD });
+    lb = await startLbWith(
+      etcd,
+      {
+        'services/web/virtual_hosts': 'www.foo.com',
+        'services/web/upstreams/web-1': b.web.address,
+      },
+      { STATS_PASSWORD: PASSWORD },
+    );
     await expectRoute(lb, '/', 'www.foo.com', 'web');
   });
 

@@ -27,10 +27,14 @@ beforeAll(async () => {
   syslog.on('message', (message) => datagrams.push(message.toString('utf8')));
   await new Promise<void>((resolve) => syslog.bind(0, '127.0.0.1', resolve));
   const port = (syslog.address() as AddressInfo).port;
-  lb = await startLbWith(etcd, {
-    'services/web/virtual_hosts': 'syslog.test',
-    'services/web/upstreams/one': b.web.address,
-  }, { SYSLOG_TARGET: `127.0.0.1:${port}` });
+  lb = await startLbWith(
+    etcd,
+    {
+      'services/web/virtual_hosts': 'syslog.test',
+      'services/web/upstreams/one': b.web.address,
+    },
+    { SYSLOG_TARGET: `127.0.0.1:${port}` },
+  );
   await expectRoute(lb, '/', 'syslog.test', 'web');
 });
 
@@ -46,14 +50,19 @@ describe('SYSLOG_TARGET', () => {
     const path = `/syslog-probe/${randomUUID()}`;
     expect((await get(lb.httpPort, path, 'syslog.test')).status).toBe(200);
     const line: string = await waitFor(() => datagrams.find((d) => d.includes(`GET ${path} HTTP/1.1`)), {
-      timeoutMs: 5000, what: `the access-log line for ${path} to reach the syslog listener (received: ${datagrams.length} datagrams)`,
+      timeoutMs: 5000,
+      what: `the access-log line for ${path} to reach the syslog listener (received: ${datagrams.length} datagrams)`,
     });
     // <PRI> = facility * 8 + severity: local1 (17) and info (6) make 142. HAProxy's default
     // "local" format: the priority, a timestamp, haproxy[pid]: and the httplog line (newline-terminated).
-    expect(line).toMatch(new RegExp(`^<142>\\w{3} [ \\d]\\d \\d\\d:\\d\\d:\\d\\d haproxy\\[\\d+\\]: 127\\.0\\.0\\.1:\\d+ .* http http-web/one .* 200 .*"GET ${path} HTTP/1\\.1"\n?$`));
+    expect(line).toMatch(
+      new RegExp(
+        `^<142>\\w{3} [ \\d]\\d \\d\\d:\\d\\d:\\d\\d haproxy\\[\\d+\\]: 127\\.0\\.0\\.1:\\d+ .* http http-web/one .* 200 .*"GET ${path} HTTP/1\\.1"\n?$`,
+      ),
+    );
   });
 
-  it('keeps the access log on HAProxy\'s stdout too, and out of the controller\'s log', async () => {
+  it("keeps the access log on HAProxy's stdout too, and out of the controller's log", async () => {
     const path = `/stdout-probe/${randomUUID()}`;
     expect((await get(lb.httpPort, path, 'syslog.test')).status).toBe(200);
     await waitFor(() => lb.haproxyStdout().includes(`"GET ${path} HTTP/1.1"`), { timeoutMs: 5000, what: 'the access-log line on stdout' });
@@ -61,7 +70,7 @@ describe('SYSLOG_TARGET', () => {
     expect(JSON.stringify(lb.logs)).not.toContain(path);
   });
 
-  it('sends HAProxy\'s messages there too: a server going down', async () => {
+  it("sends HAProxy's messages there too: a server going down", async () => {
     await lb.put('services/web/upstreams/gone', '127.0.0.1:1');
     await waitFor(() => datagrams.find((d) => /Server http-web\/gone is DOWN/.test(d)), { timeoutMs: 15_000, what: 'the DOWN message on syslog' });
     await lb.del('services/web/upstreams/gone');

@@ -2,9 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { TestEdgelb } from '../support/edgelb.js';
 import { startEtcd, type EtcdServer } from '../support/etcd.js';
-import {
-  deleteKey, putKeys, settled, startEchoServer, startLbWith, tcpRoundTrip, type EchoServer,
-} from '../support/lb.js';
+import { deleteKey, putKeys, settled, startEchoServer, startLbWith, tcpRoundTrip, type EchoServer } from '../support/lb.js';
 import { freePort } from '../support/ports.js';
 import { waitFor } from '../support/wait.js';
 
@@ -47,7 +45,11 @@ async function expectEcho(port: number, payload: Buffer): Promise<void> {
 /** Waits until the port no longer forwards: the connection is refused or closed without an echo. */
 async function expectNotForwarding(port: number): Promise<Error> {
   return waitFor(
-    () => tcpRoundTrip(port, Buffer.from('ping'), 1000).then(() => false, (error: Error) => error),
+    () =>
+      tcpRoundTrip(port, Buffer.from('ping'), 1000).then(
+        () => false,
+        (error: Error) => error,
+      ),
     { timeoutMs: 5000, what: `port ${port} to stop forwarding` },
   );
 }

@@ -54,9 +54,9 @@ function counters(lb: TestEdgelb) {
 
 describe('the encrypted vault (KONTENA_LB_VAULT_KEY set)', () => {
   it('serves encrypted values; plain ones, ones encrypted with another key and altered ones are rejected', async () => {
-    const [enc, plain, otherKey, altered] = await Promise.all(
+    const [enc, plain, otherKey, altered] = (await Promise.all(
       ['enc.test', 'plain.test', 'other-key.test', 'altered.test'].map((name) => makeLeaf({ names: [name], issuer: ca })),
-    ) as [LeafCert, LeafCert, LeafCert, LeafCert];
+    )) as [LeafCert, LeafCert, LeafCert, LeafCert];
     const sealed = encryptBundle(altered.bundlePem, VAULT_KEY);
     const tampered = sealed.slice(0, -10) + (sealed.at(-10) === 'A' ? 'B' : 'A') + sealed.slice(-9);
     const lb = await lbWith(
@@ -76,7 +76,11 @@ describe('the encrypted vault (KONTENA_LB_VAULT_KEY set)', () => {
     expect(reply.backendUrl).toBe('/sealed');
 
     // The rejected ones' names get the default (the one valid certificate), never their own.
-    for (const [name, leaf] of [['plain.test', plain], ['other-key.test', otherKey], ['altered.test', altered]] as const) {
+    for (const [name, leaf] of [
+      ['plain.test', plain],
+      ['other-key.test', otherKey],
+      ['altered.test', altered],
+    ] as const) {
       const seen = await handshake(port, { servername: name });
       expect(seen.cert.fingerprint256, name).toBe(fingerprintOf(enc.certPem));
       expect(seen.cert.fingerprint256).not.toBe(fingerprintOf(leaf.certPem));
@@ -145,12 +149,12 @@ describe('the watched directory (KONTENA_LB_CERTS_DIR)', () => {
 
 describe('certificate changes through the runtime API', () => {
   it('adding, replacing and removing a non-default certificate needs no reload, and open connections carry on', async () => {
-    const [extra1, extra2, moved, base2] = await Promise.all([
+    const [extra1, extra2, moved, base2] = (await Promise.all([
       makeLeaf({ names: ['extra.test'], issuer: ca }),
       makeLeaf({ names: ['extra.test'], issuer: ca }),
       makeLeaf({ names: ['moved.test'], issuer: ca }),
       makeLeaf({ names: ['base.test'], issuer: ca }),
-    ]) as [LeafCert, LeafCert, LeafCert, LeafCert];
+    ])) as [LeafCert, LeafCert, LeafCert, LeafCert];
     const lb = await lbWith({
       'services/web/virtual_hosts': 'base.test,extra.test,moved.test',
       'services/web/upstreams/one': b.web.address,
@@ -209,10 +213,10 @@ describe('certificate changes through the runtime API', () => {
   });
 
   it('wildcard and CRLF bundles go in at runtime too, and runtime changes keep working after a reload', async () => {
-    const [wild, crlf] = await Promise.all([
-      makeLeaf({ names: ['*.w.test'], issuer: ca }),
-      makeLeaf({ names: ['crlf.test'], issuer: ca }),
-    ]) as [LeafCert, LeafCert];
+    const [wild, crlf] = (await Promise.all([makeLeaf({ names: ['*.w.test'], issuer: ca }), makeLeaf({ names: ['crlf.test'], issuer: ca })])) as [
+      LeafCert,
+      LeafCert,
+    ];
     const lb = await lbWith({
       'services/web/virtual_hosts': 'base.test',
       'services/web/upstreams/one': b.web.address,

@@ -33,18 +33,21 @@ afterAll(async () => {
 describe('certificate swap under load', () => {
   it('replacing the served certificate (and adding/removing another) under constant HTTPS load fails no request', async () => {
     const ca = await makeCa('load test CA');
-    const [base, churn, ...versions] = await Promise.all([
+    const [base, churn, ...versions] = (await Promise.all([
       makeLeaf({ names: ['base.test'], issuer: ca }),
       makeLeaf({ names: ['churn.test'], issuer: ca }),
       ...Array.from({ length: 6 }, () => makeLeaf({ names: ['load.test'], issuer: ca })),
-    ]) as LeafCert[];
+    ])) as LeafCert[];
     lb = await startTestEdgelb(etcd, {}, undefined, { envCerts: [{ source: { kind: 'env', ref: 'SSL_CERT_base' }, pem: base!.bundlePem }] });
     await lbReady(lb);
-    await settled(lb, await putKeys(etcd, lb, {
-      'services/web/virtual_hosts': 'load.test',
-      'services/web/upstreams/one': b.web.address,
-      'certs/load': versions[0]!.bundlePem,
-    }));
+    await settled(
+      lb,
+      await putKeys(etcd, lb, {
+        'services/web/virtual_hosts': 'load.test',
+        'services/web/upstreams/one': b.web.address,
+        'certs/load': versions[0]!.bundlePem,
+      }),
+    );
     const port = lb.config.httpsPort;
     await expectServedCert(port, 'load.test', versions[0]!);
     const before = lb.controller.status().counters;
@@ -56,9 +59,7 @@ describe('certificate swap under load', () => {
     while ((Date.now() - started < LOAD_MS || swaps < 5) && swaps < MAX_SWAPS) {
       swaps++;
       const next = versions[swaps % versions.length]!;
-      const churnChange = swaps % 2 === 1
-        ? { 'certs/churn': churn!.bundlePem }
-        : undefined;
+      const churnChange = swaps % 2 === 1 ? { 'certs/churn': churn!.bundlePem } : undefined;
       await settled(lb, await putKeys(etcd, lb, { 'certs/load': next.bundlePem, ...churnChange }));
       if (!churnChange) await settled(lb, await deleteKey(etcd, lb, 'certs/churn'));
       await expectServedCert(port, 'load.test', next, { waitMs: 5000 });
@@ -84,25 +85,29 @@ describe('certificate swap under load', () => {
     // comes and goes. Verifying clients on both names fail on any other certificate: the default
     // served for a moment would count.
     const ca = await makeCa('moving names CA');
-    const [base, a, bLonger] = await Promise.all([
+    const [base, a, bLonger] = (await Promise.all([
       makeLeaf({ names: ['base.test'], issuer: ca }),
       makeLeaf({ names: ['a.test', 'x.test'], issuer: ca, days: 30 }),
       makeLeaf({ names: ['x.test'], issuer: ca, days: 90 }),
-    ]) as LeafCert[];
+    ])) as LeafCert[];
     const moving = await startTestEdgelb(etcd, {}, undefined, { envCerts: [{ source: { kind: 'env', ref: 'SSL_CERT_base' }, pem: base!.bundlePem }] });
     try {
       await lbReady(moving);
-      await settled(moving, await putKeys(etcd, moving, {
-        'services/web/virtual_hosts': 'a.test,x.test',
-        'services/web/upstreams/one': b.web.address,
-        'certs/a': a!.bundlePem,
-      }));
+      await settled(
+        moving,
+        await putKeys(etcd, moving, {
+          'services/web/virtual_hosts': 'a.test,x.test',
+          'services/web/upstreams/one': b.web.address,
+          'certs/a': a!.bundlePem,
+        }),
+      );
       const port = moving.config.httpsPort;
       await expectServedCert(port, 'a.test', a!);
       await expectServedCert(port, 'x.test', a!);
       const before = moving.controller.status().counters;
       const loads = ['a.test', 'x.test'].map((name) =>
-        startHttpsLoad({ port, servername: name, backend: 'web', newConnectionClients: 2, keepAliveClients: 0, ca: ca.certPem }));
+        startHttpsLoad({ port, servername: name, backend: 'web', newConnectionClients: 2, keepAliveClients: 0, ca: ca.certPem }),
+      );
       let moves = 0;
       try {
         await waitFor(() => loads.every((l) => l.stats().requests >= 20), { timeoutMs: 10_000, what: 'the load to get going' });

@@ -67,8 +67,9 @@ describe('HTTP/2 (KONTENA_LB_HTTP2 default: true)', () => {
   });
 
   it('refuses TLS 1.0 (KONTENA_LB_SSL_MIN_VERSION default: TLSv1.2)', async () => {
-    await expect(handshake(lb.config.httpsPort, { servername: 'h2.test', ...oldTlsClient('TLSv1') }))
-      .rejects.toMatchObject({ code: 'ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION' });
+    await expect(handshake(lb.config.httpsPort, { servername: 'h2.test', ...oldTlsClient('TLSv1') })).rejects.toMatchObject({
+      code: 'ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION',
+    });
   });
 
   it('a request over HTTP/2 is answered by the backend', async () => {
@@ -130,9 +131,9 @@ describe('KONTENA_LB_HTTP2=false and KONTENA_LB_SSL_CIPHERS', () => {
   });
 
   it('a TLS 1.2 cipher outside KONTENA_LB_SSL_CIPHERS is refused; the configured one is used', async () => {
-    await expect(
-      handshake(port, { servername: 'narrow.test', maxVersion: 'TLSv1.2', ciphers: 'ECDHE-RSA-AES128-GCM-SHA256' }),
-    ).rejects.toMatchObject({ code: 'ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE' });
+    await expect(handshake(port, { servername: 'narrow.test', maxVersion: 'TLSv1.2', ciphers: 'ECDHE-RSA-AES128-GCM-SHA256' })).rejects.toMatchObject({
+      code: 'ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE',
+    });
     await expect(
       handshake(port, { servername: 'narrow.test', maxVersion: 'TLSv1.2', ciphers: 'ECDHE-RSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-GCM-SHA256' }),
     ).rejects.toMatchObject({ code: 'ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE' });
@@ -191,8 +192,7 @@ describe('KONTENA_LB_SSL_MIN_VERSION', () => {
       const port = lb.config.httpsPort;
       await expectServedCert(port, 'old.test', leaf);
       expect((await handshake(port, { servername: 'old.test' })).protocol).toBe('TLSv1.3');
-      await expect(handshake(port, { servername: 'old.test', maxVersion: 'TLSv1.2' }))
-        .rejects.toMatchObject({ code: 'ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION' });
+      await expect(handshake(port, { servername: 'old.test', maxVersion: 'TLSv1.2' })).rejects.toMatchObject({ code: 'ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION' });
     } finally {
       await lb.stopAll();
     }
@@ -308,4 +308,3 @@ describe.runIf(can443)('ssl_redirect with KONTENA_LB_HTTPS_PORT=443', () => {
     }
   });
 });
-

@@ -85,7 +85,11 @@ describe('SNI', () => {
     await expectServedCert(port, 'dir.test', leaves.dir);
 
     // And an HTTPS request on each name reaches the service over the right certificate.
-    for (const [name, leaf] of [['env.test', leaves.env], ['vault.test', leaves.vault], ['dir.test', leaves.dir]] as const) {
+    for (const [name, leaf] of [
+      ['env.test', leaves.env],
+      ['vault.test', leaves.vault],
+      ['dir.test', leaves.dir],
+    ] as const) {
       const reply = await httpsGet(port, { servername: name, path: `/sni/${name}` });
       expect(reply.status, name).toBe(200);
       expect(reply.backend).toBe('web');
@@ -122,11 +126,9 @@ describe('the default certificate', () => {
     // The order is stable, not the order of arrival: directory certificates arriving later do not
     // take the default over.
     const dir = await certsDir({});
-    const later = await lbWith(
-      { 'certs/vault': leaves.vault.bundlePem, 'certs/wild': leaves.wild.bundlePem },
-      { KONTENA_LB_CERTS_DIR: dir },
-      [envCert('SSL_CERT_env', leaves.env.bundlePem)],
-    );
+    const later = await lbWith({ 'certs/vault': leaves.vault.bundlePem, 'certs/wild': leaves.wild.bundlePem }, { KONTENA_LB_CERTS_DIR: dir }, [
+      envCert('SSL_CERT_env', leaves.env.bundlePem),
+    ]);
     await expectServedCert(later.config.httpsPort, undefined, leaves.env);
     await writeFile(path.join(dir, 'b-current.pem'), leaves.dir.bundlePem);
     await writeFile(path.join(dir, 'a-expired.pem'), leaves.dirExpired.bundlePem);
@@ -136,7 +138,11 @@ describe('the default certificate', () => {
   });
 
   it('KONTENA_LB_DEFAULT_CERT picks the default by vault name, SSL_CERT_ name or host', async () => {
-    for (const [setting, leaf] of [['vault', leaves.vault], ['SSL_CERT_env', leaves.env], ['env.test', leaves.env]] as const) {
+    for (const [setting, leaf] of [
+      ['vault', leaves.vault],
+      ['SSL_CERT_env', leaves.env],
+      ['env.test', leaves.env],
+    ] as const) {
       const lb = await threeSources({ KONTENA_LB_DEFAULT_CERT: setting });
       const port = lb.config.httpsPort;
       await expectServedCert(port, undefined, leaf, { what: `KONTENA_LB_DEFAULT_CERT=${setting}: no SNI to get that certificate` });

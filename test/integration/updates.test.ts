@@ -5,8 +5,19 @@ import { startTestEdgelb, type TestEdgelb } from '../support/edgelb.js';
 import { startEtcd, type EtcdServer } from '../support/etcd.js';
 import { get } from '../support/http.js';
 import {
-  closeBackends, deleteKey, deletePrefix, expectBackendSet, expectNoRoute, expectRoute, expectUnavailable, lbReady,
-  logsWithMsg, putKeys, settled, startBackends, startLbWith,
+  closeBackends,
+  deleteKey,
+  deletePrefix,
+  expectBackendSet,
+  expectNoRoute,
+  expectRoute,
+  expectUnavailable,
+  lbReady,
+  logsWithMsg,
+  putKeys,
+  settled,
+  startBackends,
+  startLbWith,
 } from '../support/lb.js';
 import { waitFor } from '../support/wait.js';
 
@@ -268,4 +279,3 @@ describe('isolation and supervision', () => {
     expect(lb.controller.status().counters.failures).toBe(0);
   });
 });
-

@@ -71,7 +71,9 @@ describe('WebSockets', () => {
     const idleSince = Date.now();
     // The control load balancer closes its idle socket at its 1.2 s tunnel timeout: by then
     // both sockets have idled four times the 300 ms client and server timeouts.
-    await expect(Promise.race([short.closed, new Promise((_, fail) => setTimeout(() => fail(new Error('control socket never closed')), 8000))])).resolves.toBeTypeOf('number');
+    await expect(
+      Promise.race([short.closed, new Promise((_, fail) => setTimeout(() => fail(new Error('control socket never closed')), 8000))]),
+    ).resolves.toBeTypeOf('number');
     expect(Date.now() - idleSince).toBeGreaterThanOrEqual(1100);
     expect(kept.isOpen()).toBe(true);
     expect(await kept.echo('after a long silence')).toBe('m1:after a long silence');

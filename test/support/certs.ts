@@ -102,25 +102,62 @@ async function openssl(args: string[], cwd: string): Promise<void> {
 /** A self-signed root CA (EC P-256, 10 years). */
 export async function makeCa(name = 'edgelb test CA'): Promise<CertAuthority> {
   const dir = workDir(`ca-${name}`);
-  await openssl([
-    'req', '-x509', '-config', reqConfig(dir), ...newKeyArgs('ec'), '-nodes',
-    '-keyout', 'ca.key', '-out', 'ca.crt', '-subj', `/CN=${name}`, '-days', '3650',
-    '-addext', 'basicConstraints=critical,CA:TRUE',
-    '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
-  ], dir);
+  await openssl(
+    [
+      'req',
+      '-x509',
+      '-config',
+      reqConfig(dir),
+      ...newKeyArgs('ec'),
+      '-nodes',
+      '-keyout',
+      'ca.key',
+      '-out',
+      'ca.crt',
+      '-subj',
+      `/CN=${name}`,
+      '-days',
+      '3650',
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign',
+    ],
+    dir,
+  );
   return authority(dir, name, '', true);
 }
 
 /** An intermediate CA issued by `issuer`. */
 export async function makeIntermediate(issuer: CertAuthority, name = `${issuer.name} intermediate`): Promise<CertAuthority> {
   const dir = workDir(`int-${name}`);
-  await openssl([
-    'req', '-x509', '-config', reqConfig(dir), ...newKeyArgs('ec'), '-nodes',
-    '-keyout', 'ca.key', '-out', 'ca.crt', '-subj', `/CN=${name}`, '-days', '3650',
-    '-CA', issuer.certFile, '-CAkey', issuer.keyFile,
-    '-addext', 'basicConstraints=critical,CA:TRUE,pathlen:0',
-    '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
-  ], dir);
+  await openssl(
+    [
+      'req',
+      '-x509',
+      '-config',
+      reqConfig(dir),
+      ...newKeyArgs('ec'),
+      '-nodes',
+      '-keyout',
+      'ca.key',
+      '-out',
+      'ca.crt',
+      '-subj',
+      `/CN=${name}`,
+      '-days',
+      '3650',
+      '-CA',
+      issuer.certFile,
+      '-CAkey',
+      issuer.keyFile,
+      '-addext',
+      'basicConstraints=critical,CA:TRUE,pathlen:0',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign',
+    ],
+    dir,
+  );
   return authority(dir, name, issuer.chainPem, false);
 }
 
@@ -163,25 +200,73 @@ export async function makeLeaf(options: LeafOptions): Promise<LeafCert> {
   if (notBefore !== undefined || notAfter !== undefined) {
     const start = notBefore ?? new Date();
     const end = notAfter ?? new Date(start.getTime() + (options.days ?? 30) * 86_400_000);
-    await openssl(['req', '-new', '-config', config, ...newKeyArgs(keyType), '-nodes',
-      '-keyout', 'leaf.key', '-out', 'leaf.csr', '-subj', `/CN=${cn}`, ...extensions], dir);
+    await openssl(
+      ['req', '-new', '-config', config, ...newKeyArgs(keyType), '-nodes', '-keyout', 'leaf.key', '-out', 'leaf.csr', '-subj', `/CN=${cn}`, ...extensions],
+      dir,
+    );
     writeFileSync(path.join(dir, 'index.txt'), '');
     writeFileSync(path.join(dir, 'serial'), `${randomSerial()}\n`);
-    writeFileSync(path.join(dir, 'ca.cnf'), [
-      '[ca]', 'default_ca = test', '[test]', 'database = index.txt', 'new_certs_dir = .', 'serial = serial',
-      'default_md = sha256', 'policy = any', 'copy_extensions = copy', 'unique_subject = no',
-      '[any]', 'commonName = supplied', '',
-    ].join('\n'));
-    const signer = options.issuer
-      ? ['-cert', options.issuer.certFile, '-keyfile', options.issuer.keyFile]
-      : ['-selfsign', '-keyfile', 'leaf.key'];
-    await openssl(['ca', '-batch', '-notext', '-config', 'ca.cnf', ...signer, '-in', 'leaf.csr', '-out', 'leaf.crt',
-      '-startdate', asn1Time(start), '-enddate', asn1Time(end)], dir);
+    writeFileSync(
+      path.join(dir, 'ca.cnf'),
+      [
+        '[ca]',
+        'default_ca = test',
+        '[test]',
+        'database = index.txt',
+        'new_certs_dir = .',
+        'serial = serial',
+        'default_md = sha256',
+        'policy = any',
+        'copy_extensions = copy',
+        'unique_subject = no',
+        '[any]',
+        'commonName = supplied',
+        '',
+      ].join('\n'),
+    );
+    const signer = options.issuer ? ['-cert', options.issuer.certFile, '-keyfile', options.issuer.keyFile] : ['-selfsign', '-keyfile', 'leaf.key'];
+    await openssl(
+      [
+        'ca',
+        '-batch',
+        '-notext',
+        '-config',
+        'ca.cnf',
+        ...signer,
+        '-in',
+        'leaf.csr',
+        '-out',
+        'leaf.crt',
+        '-startdate',
+        asn1Time(start),
+        '-enddate',
+        asn1Time(end),
+      ],
+      dir,
+    );
   } else {
     const signer = options.issuer ? ['-CA', options.issuer.certFile, '-CAkey', options.issuer.keyFile] : [];
-    await openssl(['req', '-x509', '-config', config, ...newKeyArgs(keyType), '-nodes',
-      '-keyout', 'leaf.key', '-out', 'leaf.crt', '-subj', `/CN=${cn}`, '-days', String(options.days ?? 90),
-      ...signer, ...extensions], dir);
+    await openssl(
+      [
+        'req',
+        '-x509',
+        '-config',
+        config,
+        ...newKeyArgs(keyType),
+        '-nodes',
+        '-keyout',
+        'leaf.key',
+        '-out',
+        'leaf.crt',
+        '-subj',
+        `/CN=${cn}`,
+        '-days',
+        String(options.days ?? 90),
+        ...signer,
+        ...extensions,
+      ],
+      dir,
+    );
   }
   const certPem = withNewline(readFileSync(path.join(dir, 'leaf.crt'), 'utf8'));
   const keyPem = withNewline(readFileSync(path.join(dir, 'leaf.key'), 'utf8'));
@@ -205,18 +290,43 @@ export async function makeManyLeaves(
   const dir = workDir(`many-${prefix}${domain}`);
   const config = reqConfig(dir);
   const names = Array.from({ length: n }, (_, i) => `${prefix}${i}.${domain}`);
-  const command = (i: number) => [
-    'openssl', 'req', '-x509', '-config', config, ...newKeyArgs('ec'), '-nodes',
-    '-keyout', `${i}.key`, '-out', `${i}.crt`, '-subj', `/CN=${names[i]}`, '-days', String(options.days ?? 90),
-    '-CA', issuer.certFile, '-CAkey', issuer.keyFile,
-    '-addext', 'basicConstraints=critical,CA:FALSE', '-addext', `subjectAltName=DNS:${names[i]}`,
-  ].map(shellQuote).join(' ');
-  await Promise.all(Array.from({ length: concurrency }, async (_, worker) => {
-    const script = ['set -e'];
-    for (let i = worker; i < n; i += concurrency) script.push(command(i));
-    const result = await execa('sh', ['-s'], { cwd: dir, reject: false, input: `${script.join('\n')}\n` });
-    if (result.exitCode !== 0) throw new Error(`makeManyLeaves: openssl failed (${result.exitCode}): ${result.stderr?.replace(/^-+\n/gm, '') || result.message}`);
-  }));
+  const command = (i: number) =>
+    [
+      'openssl',
+      'req',
+      '-x509',
+      '-config',
+      config,
+      ...newKeyArgs('ec'),
+      '-nodes',
+      '-keyout',
+      `${i}.key`,
+      '-out',
+      `${i}.crt`,
+      '-subj',
+      `/CN=${names[i]}`,
+      '-days',
+      String(options.days ?? 90),
+      '-CA',
+      issuer.certFile,
+      '-CAkey',
+      issuer.keyFile,
+      '-addext',
+      'basicConstraints=critical,CA:FALSE',
+      '-addext',
+      `subjectAltName=DNS:${names[i]}`,
+    ]
+      .map(shellQuote)
+      .join(' ');
+  await Promise.all(
+    Array.from({ length: concurrency }, async (_, worker) => {
+      const script = ['set -e'];
+      for (let i = worker; i < n; i += concurrency) script.push(command(i));
+      const result = await execa('sh', ['-s'], { cwd: dir, reject: false, input: `${script.join('\n')}\n` });
+      if (result.exitCode !== 0)
+        throw new Error(`makeManyLeaves: openssl failed (${result.exitCode}): ${result.stderr?.replace(/^-+\n/gm, '') || result.message}`);
+    }),
+  );
   return names.map((name, i) => {
     const certPem = withNewline(readFileSync(path.join(dir, `${i}.crt`), 'utf8'));
     const keyPem = withNewline(readFileSync(path.join(dir, `${i}.key`), 'utf8'));
@@ -225,7 +335,7 @@ export async function makeManyLeaves(
 }
 
 function shellQuote(arg: string): string {
-  return /^[A-Za-z0-9_.,:=\/@+-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
+  return /^[A-Za-z0-9_.,:=/@+-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
 }
 
 /** ASN.1 GeneralizedTime as `openssl ca -startdate/-enddate` takes it: YYYYMMDDHHMMSSZ. */

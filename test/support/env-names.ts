@@ -4,7 +4,8 @@ import path from 'node:path';
 const ROOT = path.resolve(import.meta.dirname, '../..');
 
 /** The environment variable families edgelb reads (the README's configuration table must list each). */
-const NAME = /\b(KONTENA_LB_[A-Z0-9_]+|KONTENA_STACK_NAME|KONTENA_SERVICE_NAME|ETCD_[A-Z0-9_]+|STATS_PASSWORD|LOG_LEVEL|DEBUG|SYSLOG_TARGET|ACME_[A-Z0-9_]+|SSL_CERTS?[A-Z0-9_]*)\b/g;
+const NAME =
+  /\b(KONTENA_LB_[A-Z0-9_]+|KONTENA_STACK_NAME|KONTENA_SERVICE_NAME|ETCD_[A-Z0-9_]+|STATS_PASSWORD|LOG_LEVEL|DEBUG|SYSLOG_TARGET|ACME_[A-Z0-9_]+|SSL_CERTS?[A-Z0-9_]*)\b/g;
 
 /**
  * Mentioned in src/ without being read: OpenSSL's own variables, which env-certs.ts names only

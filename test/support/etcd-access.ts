@@ -51,11 +51,7 @@ export function newEtcdClient(
  * breaker stays open for 5 s after three refused attempts, which would make every restart
  * look 5 s slower than it is.
  */
-export async function withEtcdClient<T>(
-  hosts: string | readonly string[],
-  access: EtcdAccess,
-  use: (client: Etcd3) => Promise<T>,
-): Promise<T> {
+export async function withEtcdClient<T>(hosts: string | readonly string[], access: EtcdAccess, use: (client: Etcd3) => Promise<T>): Promise<T> {
   const client = newEtcdClient(hosts, access, { dialTimeout: 1000 });
   try {
     return await use(client);

@@ -37,12 +37,7 @@ export interface EtcdAuth {
  * user, then turns auth on. `access` is how to reach etcd before this call (TLS and, when auth
  * is already on, root).
  */
-export async function configureAuth(
-  endpoints: readonly string[],
-  access: EtcdAccess,
-  v2: boolean,
-  spec: AuthSpec,
-): Promise<EtcdAuth> {
+export async function configureAuth(endpoints: readonly string[], access: EtcdAccess, v2: boolean, spec: AuthSpec): Promise<EtcdAuth> {
   const firstTime = access.auth === undefined;
   const root = access.auth ?? { username: 'root', password: randomBytes(12).toString('hex') };
   const roleName = `${spec.username}-prefix`;
@@ -82,12 +77,18 @@ async function configureV2(endpoint: V2Target, plan: Plan): Promise<void> {
   if (plan.firstTime) {
     expectOk(await v2Request(admin, 'PUT', '/v2/auth/users/root', { json: { user: 'root', password: plan.root.password } }), 'create the v2 root user');
   }
-  expectOk(await v2Request(admin, 'PUT', `/v2/auth/roles/${plan.roleName}`, {
-    json: { role: plan.roleName, permissions: { kv: { read: patterns, write: patterns } } },
-  }), 'create the v2 role');
-  expectOk(await v2Request(admin, 'PUT', `/v2/auth/users/${plan.spec.username}`, {
-    json: { user: plan.spec.username, password: plan.spec.password, roles: [plan.roleName] },
-  }), 'create the v2 user');
+  expectOk(
+    await v2Request(admin, 'PUT', `/v2/auth/roles/${plan.roleName}`, {
+      json: { role: plan.roleName, permissions: { kv: { read: patterns, write: patterns } } },
+    }),
+    'create the v2 role',
+  );
+  expectOk(
+    await v2Request(admin, 'PUT', `/v2/auth/users/${plan.spec.username}`, {
+      json: { user: plan.spec.username, password: plan.spec.password, roles: [plan.roleName] },
+    }),
+    'create the v2 user',
+  );
   if (!plan.firstTime) return;
   expectOk(await v2Request(admin, 'PUT', '/v2/auth/enable'), 'enable v2 auth');
   // Enabling v2 auth creates a "guest" role with read and write on /* for requests without

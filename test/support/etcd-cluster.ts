@@ -51,15 +51,17 @@ export async function startEtcdCluster(size = 3, options: EtcdOptions = {}): Pro
   const ports: { name: string; clientPort: number; peerPort: number }[] = [];
   for (let i = 0; i < size; i++) ports.push({ name: `member${i}`, clientPort: await freePort(), peerPort: await freePort() });
   const initialCluster = ports.map((p) => `${p.name}=http://127.0.0.1:${p.peerPort}`).join(',');
-  const processes = ports.map((p) => etcdProcess({
-    ...p,
-    dataDir: path.join(baseDir, p.name),
-    initialCluster,
-    clusterToken: path.basename(baseDir),
-    enableV2: v2,
-    tls,
-    timing: options.timing,
-  } satisfies MemberSpec));
+  const processes = ports.map((p) =>
+    etcdProcess({
+      ...p,
+      dataDir: path.join(baseDir, p.name),
+      initialCluster,
+      clusterToken: path.basename(baseDir),
+      enableV2: v2,
+      tls,
+      timing: options.timing,
+    } satisfies MemberSpec),
+  );
   const endpoints = processes.map((p) => p.endpoint);
   const admin = adminClient(endpoints, tls, v2);
   const member = (i: number): EtcdProcess => {
@@ -119,14 +121,16 @@ export async function startEtcdCluster(size = 3, options: EtcdOptions = {}): Pro
  * is its own ID. Undefined while no running member reports itself as leader.
  */
 async function findLeader(processes: readonly EtcdProcess[], access: EtcdAccess): Promise<number | undefined> {
-  const statuses = await Promise.all(processes.map(async (p, index) => {
-    if (!p.running) return undefined;
-    try {
-      const status = await withEtcdClient(p.endpoint, access, (client) => client.maintenance.status());
-      return { index, self: String(status.header.member_id), leader: String(status.leader) };
-    } catch {
-      return undefined; // starting, or cut off: the others answer
-    }
-  }));
+  const statuses = await Promise.all(
+    processes.map(async (p, index) => {
+      if (!p.running) return undefined;
+      try {
+        const status = await withEtcdClient(p.endpoint, access, (client) => client.maintenance.status());
+        return { index, self: String(status.header.member_id), leader: String(status.leader) };
+      } catch {
+        return undefined; // starting, or cut off: the others answer
+      }
+    }),
+  );
   return statuses.find((s) => s !== undefined && s.leader !== '0' && s.self === s.leader)?.index;
 }

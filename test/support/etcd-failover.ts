@@ -26,11 +26,13 @@ const WATCHER_GAUGE: Readonly<Record<EtcdApi, RegExp>> = {
  * The test clients never watch, so in a test these are the members edgelb's watch is on.
  */
 export async function watchingMembers(cluster: EtcdCluster, api: EtcdApi): Promise<number[]> {
-  const counts = await Promise.all(cluster.members.map(async (member, index) => {
-    if (!member.running) return 0;
-    const text = await metricsOf(member.endpoint, cluster).catch(() => '');
-    return Number(WATCHER_GAUGE[api].exec(text)?.[1] ?? 0) > 0 ? index : -1;
-  }));
+  const counts = await Promise.all(
+    cluster.members.map(async (member, index) => {
+      if (!member.running) return 0;
+      const text = await metricsOf(member.endpoint, cluster).catch(() => '');
+      return Number(WATCHER_GAUGE[api].exec(text)?.[1] ?? 0) > 0 ? index : -1;
+    }),
+  );
   return counts.filter((index) => index >= 0);
 }
 
@@ -86,24 +88,25 @@ const ATTEMPT_TIMEOUT_MS = 3000;
  * etcd may record the value several times: harmless, the controller finds nothing changed.
  * A fresh client: a long-lived one could still be backing off from the member just killed.
  */
-export async function writeThroughSurvivors(
-  cluster: EtcdCluster, api: EtcdApi, key: string, value: string, timeoutMs = 20_000,
-): Promise<SurvivorWrite> {
+export async function writeThroughSurvivors(cluster: EtcdCluster, api: EtcdApi, key: string, value: string, timeoutMs = 20_000): Promise<SurvivorWrite> {
   const survivors = cluster.members.filter((m) => m.running).map((m) => m.endpoint);
   if (survivors.length === 0) throw new Error('writeThroughSurvivors: no member is running');
-  const client = api === 'v3'
-    ? newEtcdClient(survivors, cluster.adminAccess, { faultHandling: { host: () => noop, global: noop } })
-    : undefined;
+  const client = api === 'v3' ? newEtcdClient(survivors, cluster.adminAccess, { faultHandling: { host: () => noop, global: noop } }) : undefined;
   const abort = new AbortController();
   setMaxListeners(0, abort.signal); // one listener per attempt while the election lasts
   const attemptOn = async (endpoint: string): Promise<boolean> => {
     try {
       if (client) {
-        await client.put(key).value(value).options({ deadline: Date.now() + ATTEMPT_TIMEOUT_MS });
+        await client
+          .put(key)
+          .value(value)
+          .options({ deadline: Date.now() + ATTEMPT_TIMEOUT_MS });
         return true;
       }
       const reply = await v2Request({ endpoint, ...cluster.adminAccess }, 'PUT', keyPath(key), {
-        form: { value }, timeoutMs: ATTEMPT_TIMEOUT_MS, signal: abort.signal,
+        form: { value },
+        timeoutMs: ATTEMPT_TIMEOUT_MS,
+        signal: abort.signal,
       });
       return reply.status === 200 || reply.status === 201;
     } catch {
@@ -121,11 +124,13 @@ export async function writeThroughSurvivors(
       if (Date.now() - sentAt > timeoutMs) throw new Error(`etcd did not accept a write through ${survivors.join(', ')} within ${timeoutMs} ms`);
       const endpoint = survivors[attempts % survivors.length]!;
       attempts++;
-      pending.push(attemptOn(endpoint).then((ok) => {
-        if (!ok || ackedAt !== undefined) return;
-        ackedAt = Date.now();
-        acked();
-      }));
+      pending.push(
+        attemptOn(endpoint).then((ok) => {
+          if (!ok || ackedAt !== undefined) return;
+          ackedAt = Date.now();
+          acked();
+        }),
+      );
       await Promise.race([firstAck, sleep(ATTEMPT_EVERY_MS)]);
     }
     return { sentAt, ackedAt, attempts };

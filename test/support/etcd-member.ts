@@ -47,18 +47,33 @@ export function clientUrl(spec: MemberSpec): string {
 function etcdArgs(spec: MemberSpec): string[] {
   const endpoint = clientUrl(spec);
   const args = [
-    '--name', spec.name, '--data-dir', spec.dataDir,
-    '--listen-client-urls', endpoint, '--advertise-client-urls', endpoint,
+    '--name',
+    spec.name,
+    '--data-dir',
+    spec.dataDir,
+    '--listen-client-urls',
+    endpoint,
+    '--advertise-client-urls',
+    endpoint,
     // Peers stay on plain http: the tests are about what clients see.
-    '--listen-peer-urls', peerUrl(spec), '--initial-advertise-peer-urls', peerUrl(spec),
-    '--initial-cluster', spec.initialCluster, '--initial-cluster-state', 'new',
-    '--initial-cluster-token', spec.clusterToken,
-    '--log-level', 'error', '--logger', 'zap',
+    '--listen-peer-urls',
+    peerUrl(spec),
+    '--initial-advertise-peer-urls',
+    peerUrl(spec),
+    '--initial-cluster',
+    spec.initialCluster,
+    '--initial-cluster-state',
+    'new',
+    '--initial-cluster-token',
+    spec.clusterToken,
+    '--log-level',
+    'error',
+    '--logger',
+    'zap',
   ];
   if (spec.enableV2) args.push('--enable-v2');
   if (spec.tls) {
-    args.push('--cert-file', spec.tls.server.certFile, '--key-file', spec.tls.server.keyFile,
-      '--trusted-ca-file', spec.tls.caFile, '--client-cert-auth');
+    args.push('--cert-file', spec.tls.server.certFile, '--key-file', spec.tls.server.keyFile, '--trusted-ca-file', spec.tls.caFile, '--client-cert-auth');
   }
   if (spec.timing) {
     args.push('--heartbeat-interval', String(spec.timing.heartbeatMs), '--election-timeout', String(spec.timing.electionMs));

@@ -57,7 +57,10 @@ export function v2Request(target: V2Target, method: string, path: string, option
   const tls = target.tls;
   return new Promise((resolve, reject) => {
     const requestOptions: https.RequestOptions = {
-      method, headers, signal: options.signal, timeout: timeoutMs,
+      method,
+      headers,
+      signal: options.signal,
+      timeout: timeoutMs,
       agent: false, // one connection per request: no pooled socket outlives a test
       ...(tls && { ca: tls.ca, cert: tls.cert, key: tls.key }),
     };

@@ -39,7 +39,12 @@ export interface TcpServiceEnv {
 
 /** A v2 write etcd refused. `errorCode` is etcd's (100 key not found, 102 not a file, 110 unauthorized...). */
 export class KontenaWriteError extends Error {
-  constructor(readonly key: string, readonly status: number, readonly errorCode: number | undefined, message: string) {
+  constructor(
+    readonly key: string,
+    readonly status: number,
+    readonly errorCode: number | undefined,
+    message: string,
+  ) {
     super(`etcd v2 refused ${key}: ${status} ${message}`);
     this.name = 'KontenaWriteError';
   }
@@ -74,7 +79,12 @@ export async function linkTcpService(target: V2Target, prefix: string, name: str
 
 /** A container of the service started: `address` is `<overlay ip>:<internal port>`. */
 export async function addInstance(
-  target: V2Target, prefix: string, service: string, container: string, address: string, kind: ServiceKind = 'http',
+  target: V2Target,
+  prefix: string,
+  service: string,
+  container: string,
+  address: string,
+  kind: ServiceKind = 'http',
 ): Promise<number> {
   return set(target, `${dirOf(prefix, kind)}/${service}/upstreams/${container}`, address);
 }
@@ -83,9 +93,7 @@ export async function addInstance(
  * A container died. Kontena's Registrator always deleted under `services/`, even for a TCP
  * service (its TCP instances lingered); pass `kind` 'http' to reproduce that.
  */
-export async function removeInstance(
-  target: V2Target, prefix: string, service: string, container: string, kind: ServiceKind = 'http',
-): Promise<number> {
+export async function removeInstance(target: V2Target, prefix: string, service: string, container: string, kind: ServiceKind = 'http'): Promise<number> {
   return remove(target, `${dirOf(prefix, kind)}/${service}/upstreams/${container}`, false);
 }
 
@@ -94,9 +102,7 @@ export async function unlinkService(target: V2Target, prefix: string, name: stri
   return remove(target, `${dirOf(prefix, kind)}/${name}`, true);
 }
 
-async function configure(
-  target: V2Target, prefix: string, name: string, kind: ServiceKind, fields: Readonly<Record<string, string | null>>,
-): Promise<number> {
+async function configure(target: V2Target, prefix: string, name: string, kind: ServiceKind, fields: Readonly<Record<string, string | null>>): Promise<number> {
   await mkdir(target, dirOf(prefix, 'http'));
   await mkdir(target, dirOf(prefix, 'tcp'));
   for (const [field, value] of Object.entries(fields)) {

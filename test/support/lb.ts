@@ -102,12 +102,7 @@ export const NO_ROUTE_TEXT = 'No service for this address';
 export const UNAVAILABLE_TEXT = 'Service unavailable';
 
 function isHtml503(reply: Reply, text: string): boolean {
-  return (
-    reply.status === 503 &&
-    String(reply.headers['content-type']).startsWith('text/html') &&
-    reply.body.includes('503') &&
-    reply.body.includes(text)
-  );
+  return reply.status === 503 && String(reply.headers['content-type']).startsWith('text/html') && reply.body.includes('503') && reply.body.includes(text);
 }
 
 /** Expects the load balancer's own "no service for this address" page. */

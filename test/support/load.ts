@@ -136,6 +136,8 @@ function once(options: LoadOptions, agent: http.Agent): Promise<{ status: number
 
 /** One parseable line per fault for the lead to quote: `FAULT name=... failed=... recoveryMs=...`. */
 export function reportFault(name: string, figures: Record<string, number | string | undefined>): void {
-  const fields = Object.entries(figures).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`);
+  const fields = Object.entries(figures)
+    .filter(([, v]) => v !== undefined)
+    .map(([k, v]) => `${k}=${v}`);
   console.log(`FAULT name=${name} ${fields.join(' ')}`);
 }

@@ -43,21 +43,26 @@ export async function startPebble(options: PebbleOptions): Promise<Pebble> {
   await writeFile(path.join(dir, 'cert.pem'), leaf.certPem);
   await writeFile(path.join(dir, 'key.pem'), leaf.keyPem);
 
-  const [acmePort, managementPort, tlsPort, dnsPort, challtestManagementPort] = await Promise.all(
-    Array.from({ length: 5 }, () => freePort()),
+  const [acmePort, managementPort, tlsPort, dnsPort, challtestManagementPort] = await Promise.all(Array.from({ length: 5 }, () => freePort()));
+  await writeFile(
+    path.join(dir, 'pebble-config.json'),
+    JSON.stringify(
+      {
+        pebble: {
+          listenAddress: `127.0.0.1:${acmePort}`,
+          managementListenAddress: `127.0.0.1:${managementPort}`,
+          certificate: path.join(dir, 'cert.pem'),
+          privateKey: path.join(dir, 'key.pem'),
+          httpPort: options.httpPort,
+          tlsPort,
+          ocspResponderURL: '',
+          externalAccountBindingRequired: false,
+        },
+      },
+      null,
+      2,
+    ),
   );
-  await writeFile(path.join(dir, 'pebble-config.json'), JSON.stringify({
-    pebble: {
-      listenAddress: `127.0.0.1:${acmePort}`,
-      managementListenAddress: `127.0.0.1:${managementPort}`,
-      certificate: path.join(dir, 'cert.pem'),
-      privateKey: path.join(dir, 'key.pem'),
-      httpPort: options.httpPort,
-      tlsPort,
-      ocspResponderURL: '',
-      externalAccountBindingRequired: false,
-    },
-  }, null, 2));
 
   const output: string[] = [];
   const collect = (name: string, child: ResultPromise) => {
@@ -76,15 +81,32 @@ export async function startPebble(options: PebbleOptions): Promise<Pebble> {
   };
 
   try {
-    const challtestsrv = execa('pebble-challtestsrv', [
-      '-defaultIPv4', '127.0.0.1', '-defaultIPv6', '',
-      '-dns01', `127.0.0.1:${dnsPort}`, '-http01', '', '-https01', '', '-tlsalpn01', '',
-      '-management', `127.0.0.1:${challtestManagementPort}`,
-    ], { reject: false, cleanup: true, stdin: 'ignore', buffer: false });
+    const challtestsrv = execa(
+      'pebble-challtestsrv',
+      [
+        '-defaultIPv4',
+        '127.0.0.1',
+        '-defaultIPv6',
+        '',
+        '-dns01',
+        `127.0.0.1:${dnsPort}`,
+        '-http01',
+        '',
+        '-https01',
+        '',
+        '-tlsalpn01',
+        '',
+        '-management',
+        `127.0.0.1:${challtestManagementPort}`,
+      ],
+      { reject: false, cleanup: true, stdin: 'ignore', buffer: false },
+    );
     children.push(challtestsrv);
     collect('challtestsrv', challtestsrv);
     await waitFor(() => httpStatus(`http://127.0.0.1:${challtestManagementPort}/`).then(() => true), {
-      timeoutMs: 10_000, what: 'pebble-challtestsrv to start', bail: exited(challtestsrv, 'pebble-challtestsrv', output),
+      timeoutMs: 10_000,
+      what: 'pebble-challtestsrv to start',
+      bail: exited(challtestsrv, 'pebble-challtestsrv', output),
     });
 
     const pebble = execa('pebble', ['-config', path.join(dir, 'pebble-config.json'), '-dnsserver', `127.0.0.1:${dnsPort}`], {
@@ -104,7 +126,9 @@ export async function startPebble(options: PebbleOptions): Promise<Pebble> {
     collect('pebble', pebble);
     const directoryUrl = `https://127.0.0.1:${acmePort}/dir`;
     await waitFor(() => httpsGet(directoryUrl, ca.certPem).then((r) => r.status === 200), {
-      timeoutMs: 15_000, what: 'pebble to start', bail: exited(pebble, 'pebble', output),
+      timeoutMs: 15_000,
+      what: 'pebble to start',
+      bail: exited(pebble, 'pebble', output),
     });
     return {
       directoryUrl,
@@ -125,11 +149,14 @@ export async function startPebble(options: PebbleOptions): Promise<Pebble> {
 
 function exited(child: ResultPromise, name: string, output: string[]): () => void {
   let done = false;
-  void child.then(() => {
-    done = true;
-  }, () => {
-    done = true;
-  });
+  void child.then(
+    () => {
+      done = true;
+    },
+    () => {
+      done = true;
+    },
+  );
   return () => {
     if (done) throw new Error(`${name} exited: ${output.slice(-5).join(' | ')}`);
   };

@@ -59,7 +59,7 @@ export function samplesOf(scrape: Scrape, name: string, labels: Record<string, s
 }
 
 /** The value of the one sample of `name` matching `labels`; throws when there is not exactly one. */
-export function valueOf(scrape: Scrape, name: string, labels: Record<string, string> = {}): number {
+export function sampleValue(scrape: Scrape, name: string, labels: Record<string, string> = {}): number {
   const found = samplesOf(scrape, name, labels);
   if (found.length !== 1) throw new Error(`expected one sample ${name}${JSON.stringify(labels)}, found ${found.length}`);
   return found[0]!.value;

@@ -11,14 +11,30 @@ import type { RenderSettings } from '../../src/render/view.js';
 /** Render settings as edgelb run would build them, for a throwaway state dir (the files haproxy -c reads exist). */
 export function testRenderSettings(options: { tls?: boolean } = {}): RenderSettings & { stateDir: string } {
   const stateDir = mkdtempSync(path.join(os.tmpdir(), 'edgelb-render-'));
-  const config = loadConfig({
-    ETCD_PATH: '/kontena/haproxy/fuzz', KONTENA_LB_STATE_DIR: stateDir,
-    KONTENA_LB_HTTP_PORT: '18080', KONTENA_LB_HTTPS_PORT: '18443', KONTENA_LB_STATS_PORT: '18100', KONTENA_LB_ADMIN_PORT: '18404',
-  }, { checkFilesystem: false });
+  const config = loadConfig(
+    {
+      ETCD_PATH: '/kontena/haproxy/fuzz',
+      KONTENA_LB_STATE_DIR: stateDir,
+      KONTENA_LB_HTTP_PORT: '18080',
+      KONTENA_LB_HTTPS_PORT: '18443',
+      KONTENA_LB_STATS_PORT: '18100',
+      KONTENA_LB_ADMIN_PORT: '18404',
+    },
+    { checkFilesystem: false },
+  );
   const settings = renderSettingsOf(config);
   writeFileSync(settings.challengeMap, '');
   const tls = options.tls
-    ? { tls: { port: 18443, crtList: path.join(stateDir, 'crt-list'), http2: true, minVersion: 'TLSv1.2' as const, ciphers: 'ECDHE-RSA-AES128-GCM-SHA256', defaultCert: 'fuzz' } }
+    ? {
+        tls: {
+          port: 18443,
+          crtList: path.join(stateDir, 'crt-list'),
+          http2: true,
+          minVersion: 'TLSv1.2' as const,
+          ciphers: 'ECDHE-RSA-AES128-GCM-SHA256',
+          defaultCert: 'fuzz',
+        },
+      }
     : {};
   return { ...settings, ...tls, stateDir };
 }

@@ -21,17 +21,14 @@ const agent = new http.Agent({ keepAlive: false });
 export function request(port: number, options: RequestOptions = {}): Promise<Reply> {
   const { path = '/', host = 'localhost', headers = {}, timeoutMs = 5000 } = options;
   return new Promise((resolve, reject) => {
-    const req = http.request(
-      { host: '127.0.0.1', port, path, method: 'GET', headers: { host, ...headers }, agent, timeout: timeoutMs },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const body = Buffer.concat(chunks).toString('utf8');
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, body, ...backendOf(res.headers, body) });
-        });
-      },
-    );
+    const req = http.request({ host: '127.0.0.1', port, path, method: 'GET', headers: { host, ...headers }, agent, timeout: timeoutMs }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const body = Buffer.concat(chunks).toString('utf8');
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body, ...backendOf(res.headers, body) });
+      });
+    });
     req.on('timeout', () => req.destroy(new Error(`request timed out after ${timeoutMs} ms`)));
     req.on('error', reject);
     req.end();

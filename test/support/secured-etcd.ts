@@ -75,7 +75,10 @@ export async function grantPrefix(etcd: EtcdServer, api: Api, role: string, pref
     return;
   }
   const patterns = [`${prefix}/*`];
-  expectOk(await v2Request(v2Admin(etcd), 'PUT', `/v2/auth/roles/${role}`, { json: { role, grant: { kv: { read: patterns, write: patterns } } } }), `grant ${role} ${prefix}`);
+  expectOk(
+    await v2Request(v2Admin(etcd), 'PUT', `/v2/auth/roles/${role}`, { json: { role, grant: { kv: { read: patterns, write: patterns } } } }),
+    `grant ${role} ${prefix}`,
+  );
 }
 
 /** Whether the v2 key exists, as root (to see that a CLI write landed in the v2 keyspace). */

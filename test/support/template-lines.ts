@@ -18,7 +18,10 @@ const WORDS = `${WORD}(?: ${WORD})*`;
 const MULTI_WORD = new Set(['join', 'balance']);
 
 export function templateLinePatterns(templatesDir = TEMPLATES_DIR): RegExp[] {
-  const read = (name: string) => readFileSync(path.join(templatesDir, name), 'utf8').replace(/\{\{!--[\s\S]*?--\}\}\n?/g, '').replace(/\{\{![^}]*\}\}/g, '');
+  const read = (name: string) =>
+    readFileSync(path.join(templatesDir, name), 'utf8')
+      .replace(/\{\{!--[\s\S]*?--\}\}\n?/g, '')
+      .replace(/\{\{![^}]*\}\}/g, '');
   const check = read('server-check.hbs').trim();
   const serverArgs = read('server-args.hbs').trim().replaceAll('{{> check}}', check);
   const patterns: RegExp[] = [];
@@ -44,11 +47,11 @@ function lineShape(line: string): string | undefined {
   for (;;) {
     const match = /\{\{~?([^}]*?)~?\}\}/.exec(rest);
     if (!match) break;
-    out += escape(rest.slice(0, match.index));
+    out += escapeRegex(rest.slice(0, match.index));
     out += tagShape(match[1]!.trim());
     rest = rest.slice(match.index + match[0].length);
   }
-  return out + escape(rest);
+  return out + escapeRegex(rest);
 }
 
 function tagShape(tag: string): string {
@@ -67,11 +70,14 @@ function indent(line: string): string {
   return /^\s*/.exec(line)![0];
 }
 
-function escape(text: string): string {
+function escapeRegex(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 }
 
 /** The rendered lines no template line shape accounts for. */
 export function foreignLines(config: string, patterns: readonly RegExp[]): string[] {
-  return config.split('\n').map((l) => l.trimEnd()).filter((l) => l !== '' && !patterns.some((p) => p.test(l)));
+  return config
+    .split('\n')
+    .map((l) => l.trimEnd())
+    .filter((l) => l !== '' && !patterns.some((p) => p.test(l)));
 }

@@ -61,7 +61,10 @@ function summarize(cert: tls.PeerCertificate): CertSummary {
   return {
     subjectCN: cn(cert.subject),
     issuerCN: cn(cert.issuer),
-    names: (cert.subjectaltname ?? '').split(/,\s*/).filter((e) => e.startsWith('DNS:')).map((e) => e.slice(4)),
+    names: (cert.subjectaltname ?? '')
+      .split(/,\s*/)
+      .filter((e) => e.startsWith('DNS:'))
+      .map((e) => e.slice(4)),
     serialNumber: cert.serialNumber,
     fingerprint256: cert.fingerprint256,
     validTo: cert.valid_to,
@@ -71,7 +74,7 @@ function summarize(cert: tls.PeerCertificate): CertSummary {
 function chainOf(leaf: PeerCert): CertSummary[] {
   const chain: CertSummary[] = [];
   const seen = new Set<string>();
-  for (let cert: PeerCert | undefined = leaf; cert && cert.fingerprint256 && !seen.has(cert.fingerprint256); cert = cert.issuerCertificate) {
+  for (let cert: PeerCert | undefined = leaf; cert?.fingerprint256 && !seen.has(cert.fingerprint256); cert = cert.issuerCertificate) {
     seen.add(cert.fingerprint256);
     chain.push(summarize(cert));
   }
@@ -169,7 +172,11 @@ export async function expectServedCert(
         }
         return last.cert.fingerprint256 === want && last;
       },
-      { timeoutMs: options.waitMs ?? 10_000, intervalMs: 25, what: options.what ?? `SNI ${servername ?? '(none)'} to be served ${describeCert(certSummaryOf(leaf.certPem))}` },
+      {
+        timeoutMs: options.waitMs ?? 10_000,
+        intervalMs: 25,
+        what: options.what ?? `SNI ${servername ?? '(none)'} to be served ${describeCert(certSummaryOf(leaf.certPem))}`,
+      },
     );
   } catch (error) {
     const seen = lastError ? `the last handshake failed: ${(lastError as Error).message.trim()}` : `last served ${describeCert(last?.cert)}`;
@@ -183,7 +190,10 @@ export function certSummaryOf(pem: string): CertSummary {
   return {
     subjectCN: cn(cert.subject),
     issuerCN: cn(cert.issuer),
-    names: (cert.subjectAltName ?? '').split(/,\s*/).filter((e) => e.startsWith('DNS:')).map((e) => e.slice(4)),
+    names: (cert.subjectAltName ?? '')
+      .split(/,\s*/)
+      .filter((e) => e.startsWith('DNS:'))
+      .map((e) => e.slice(4)),
     serialNumber: cert.serialNumber,
     fingerprint256: cert.fingerprint256,
     validTo: cert.validTo,

@@ -59,10 +59,11 @@ export async function startV2OnlyFront(upstreamEndpoint: string, options: { read
     endpoint: `http://${options.host ?? '127.0.0.1'}:${(server.address() as AddressInfo).port}`,
     requests,
     dropConnections: () => server.closeAllConnections(),
-    stop: () => new Promise((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    }),
+    stop: () =>
+      new Promise((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
   };
 }
 

@@ -5,7 +5,7 @@ import { execa } from 'execa';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config.js';
 import { parseEntries } from '../../src/model/parse.js';
-import { createRenderer, TEMPLATES_DIR } from '../../src/render/render.js';
+import { createRenderer } from '../../src/render/render.js';
 import { renderSettingsIn } from '../support/render-settings.js';
 import type { RenderSettings } from '../../src/render/view.js';
 import type { AccessLogFormat } from '../../src/settings/access-log.js';
@@ -23,7 +23,13 @@ describe('KONTENA_LB_ACCESS_LOG', () => {
     expect(load({}).accessLog).toBe('text');
   });
 
-  it.each([['text', 'text'], ['json', 'json'], ['off', 'off'], ['JSON', 'json'], [' off ', 'off']])('reads %j as %s', (raw, value) => {
+  it.each([
+    ['text', 'text'],
+    ['json', 'json'],
+    ['off', 'off'],
+    ['JSON', 'json'],
+    [' off ', 'off'],
+  ])('reads %j as %s', (raw, value) => {
     expect(load({ KONTENA_LB_ACCESS_LOG: raw }).accessLog).toBe(value);
   });
 
@@ -35,12 +41,17 @@ describe('KONTENA_LB_ACCESS_LOG', () => {
 
 const settings = (accessLog: AccessLogFormat, extra: Partial<RenderSettings> = {}): RenderSettings =>
   renderSettingsIn(dir, { accessLog, metricsSocket: path.join(dir, 'metrics.sock'), stats: { port: 1000, password: 'secret' }, ...extra });
-const state = parseEntries(new Map(Object.entries({
-  'services/web/virtual_hosts': 'www.example.com',
-  'services/web/upstreams/a': '10.0.0.1:80',
-  'tcp-services/db/external_port': '5432',
-  'tcp-services/db/upstreams/a': '10.0.0.2:5432',
-})), { reservedPorts: [8080] }).state;
+const state = parseEntries(
+  new Map(
+    Object.entries({
+      'services/web/virtual_hosts': 'www.example.com',
+      'services/web/upstreams/a': '10.0.0.1:80',
+      'tcp-services/db/external_port': '5432',
+      'tcp-services/db/upstreams/a': '10.0.0.2:5432',
+    }),
+  ),
+  { reservedPorts: [8080] },
+).state;
 const render = createRenderer();
 
 /** The lines of section `header` (e.g. `frontend http`), without the header. */
@@ -48,13 +59,13 @@ function section(text: string, header: string): string[] {
   const start = text.indexOf(`\n${header}\n`);
   expect(start, `no section ${header}`).toBeGreaterThan(0);
   const rest = text.slice(start + header.length + 2);
-  return rest.slice(0, rest.search(/\n(?!    )|$/)).split('\n');
+  return rest.slice(0, rest.search(/\n(?! {4})|$/)).split('\n');
 }
 
 const TARGET = '    log stdout len 4096 format raw local0 info';
 
 describe('rendered access-log lines', () => {
-  it('text: HAProxy\'s httplog and tcplog, written by each client-facing proxy to its stdout', () => {
+  it("text: HAProxy's httplog and tcplog, written by each client-facing proxy to its stdout", () => {
     const text = render(state, settings('text'));
     expect(section(text, 'global').join('\n')).not.toMatch(/^ *log /m);
     expect(section(text, 'defaults')).toEqual(expect.arrayContaining(['    log global', '    option httplog', '    option dontlognull']));
@@ -65,7 +76,7 @@ describe('rendered access-log lines', () => {
     expect(text).not.toMatch(/log-format/);
   });
 
-  it('json: HAProxy\'s own log-format, an error-log-format, and the same targets', () => {
+  it("json: HAProxy's own log-format, an error-log-format, and the same targets", () => {
     const text = render(state, settings('json'));
     const defaults = section(text, 'defaults');
     expect(defaults.filter((l) => l.startsWith('    log-format \'{"time":')).length).toBe(1);
@@ -77,7 +88,7 @@ describe('rendered access-log lines', () => {
     expect(section(text, 'frontend metrics')).toContain('    http-request set-log-level silent');
   });
 
-  it('off: no access log anywhere, syslog keeps HAProxy\'s messages through defaults', () => {
+  it("off: no access log anywhere, syslog keeps HAProxy's messages through defaults", () => {
     const text = render(state, settings('off', { syslog: { host: '127.0.0.1', ipv6: false, port: 514, facility: 'local1', level: 'info' } }));
     expect(text).not.toMatch(/log stdout|option (http|tcp)log|log-format/);
     for (const proxy of ['frontend http', 'frontend metrics', 'listen stats', 'listen tcp-db']) expect(section(text, proxy), proxy).toContain('    no log');
@@ -103,10 +114,24 @@ describe('rendered access-log lines', () => {
 // its longest value: a client's string at 6 bytes per byte (a control byte becomes \u00XX), the
 // longest names edgelb gives (63-character service and instance names), 64-bit counters.
 const LONGEST: Record<string, string> = {
-  ci: 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff', cp: '65535', ft: `tcp-${'s'.repeat(63)}~`, f: `tcp-${'s'.repeat(63)}`,
-  b: `http-${'s'.repeat(63)}`, s: 'i'.repeat(63), ST: '-1', B: '18446744073709551615', U: '18446744073709551615',
-  TR: '-2147483648', Tw: '-2147483648', Tc: '-2147483648', Tr: '-2147483648', Ta: '-2147483648', Tt: '-2147483648',
-  tsc: '----', ts: '--', rc: '+2147483647',
+  ci: 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff',
+  cp: '65535',
+  ft: `tcp-${'s'.repeat(63)}~`,
+  f: `tcp-${'s'.repeat(63)}`,
+  b: `http-${'s'.repeat(63)}`,
+  s: 'i'.repeat(63),
+  ST: '-1',
+  B: '18446744073709551615',
+  U: '18446744073709551615',
+  TR: '-2147483648',
+  Tw: '-2147483648',
+  Tc: '-2147483648',
+  Tr: '-2147483648',
+  Ta: '-2147483648',
+  Tt: '-2147483648',
+  tsc: '----',
+  ts: '--',
+  rc: '+2147483647',
 };
 
 function longestLine(format: string): string {
@@ -131,8 +156,11 @@ describe('JSON access-log lines', () => {
   const formats = [...text.matchAll(/^ {4}((?:error-)?log-format) '(.*)'$/gm)].map((m) => ({ directive: m[1]!, format: m[2]! }));
 
   it('are three formats: HTTP, TCP and errors (refused requests, failed connections)', () => {
-    expect(formats.map((f) => `${f.directive} ${/"type":"([a-z-]+)"/.exec(f.format)?.[1]}`).sort())
-      .toEqual(['error-log-format error', 'log-format http', 'log-format tcp']);
+    expect(formats.map((f) => `${f.directive} ${/"type":"([a-z-]+)"/.exec(f.format)?.[1]}`).sort()).toEqual([
+      'error-log-format error',
+      'log-format http',
+      'log-format tcp',
+    ]);
   });
 
   it.each(['http', 'tcp', 'error'])('%s: parses as JSON, with the documented fields, within 4096 bytes at the longest', (type) => {
@@ -141,10 +169,45 @@ describe('JSON access-log lines', () => {
     const parsed = JSON.parse(line) as Record<string, unknown>;
     expect(Buffer.byteLength(line) + 1).toBeLessThanOrEqual(4096);
     const fields = {
-      http: ['time', 'type', 'client_ip', 'client_port', 'frontend', 'backend', 'server', 'method', 'host', 'uri', 'status', 'response_bytes', 'request_bytes',
-        'request_ms', 'queue_ms', 'connect_ms', 'response_ms', 'active_ms', 'total_ms', 'termination_state', 'retries'],
-      tcp: ['time', 'type', 'client_ip', 'client_port', 'frontend', 'backend', 'server', 'response_bytes', 'request_bytes',
-        'queue_ms', 'connect_ms', 'total_ms', 'termination_state', 'retries'],
+      http: [
+        'time',
+        'type',
+        'client_ip',
+        'client_port',
+        'frontend',
+        'backend',
+        'server',
+        'method',
+        'host',
+        'uri',
+        'status',
+        'response_bytes',
+        'request_bytes',
+        'request_ms',
+        'queue_ms',
+        'connect_ms',
+        'response_ms',
+        'active_ms',
+        'total_ms',
+        'termination_state',
+        'retries',
+      ],
+      tcp: [
+        'time',
+        'type',
+        'client_ip',
+        'client_port',
+        'frontend',
+        'backend',
+        'server',
+        'response_bytes',
+        'request_bytes',
+        'queue_ms',
+        'connect_ms',
+        'total_ms',
+        'termination_state',
+        'retries',
+      ],
       error: ['time', 'type', 'client_ip', 'client_port', 'frontend', 'status', 'termination_state', 'error'],
     }[type]!;
     expect(Object.keys(parsed)).toEqual(fields);

@@ -54,7 +54,9 @@ describe('connectAcme', () => {
   it("explains a CA error with the problem's detail, type and status", async () => {
     answer = { status: 403, body: { type: 'urn:ietf:params:acme:error:unauthorized', detail: 'Account creation on this CA\nis disabled', status: 403 } };
     expect(await failureOf(`${base}/dir`)).toEqual({
-      message: 'Account creation on this CA is disabled', type: 'urn:ietf:params:acme:error:unauthorized', status: 403,
+      message: 'Account creation on this CA is disabled',
+      type: 'urn:ietf:params:acme:error:unauthorized',
+      status: 403,
     });
   });
 

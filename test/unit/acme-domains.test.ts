@@ -18,8 +18,7 @@ describe('acmeDomains', () => {
 
   it('adds KONTENA_LB_ACME_DOMAINS, lower-cased, without a trailing dot, without duplicates, sorted', () => {
     const state = stateOf({ 'services/a/virtual_hosts': 'b.example.com', 'services/a/acme': 'true' });
-    expect(acmeDomains(state, ['Z.example.com.', 'b.example.com', ' a.example.com ', '']).domains)
-      .toEqual(['a.example.com', 'b.example.com', 'z.example.com']);
+    expect(acmeDomains(state, ['Z.example.com.', 'b.example.com', ' a.example.com ', '']).domains).toEqual(['a.example.com', 'b.example.com', 'z.example.com']);
   });
 
   it('skips wildcards with the reason (HTTP-01 cannot validate them), keeping the exact names', () => {
@@ -57,7 +56,13 @@ describe('acmeDomains', () => {
   });
 
   it('ignores a service whose acme value is invalid (the model rejects it and defaults to false)', () => {
-    const parsed = parseEntries(new Map([['services/a/virtual_hosts', 'a.example.com'], ['services/a/acme', 'yes please']]), { reservedPorts: [] });
+    const parsed = parseEntries(
+      new Map([
+        ['services/a/virtual_hosts', 'a.example.com'],
+        ['services/a/acme', 'yes please'],
+      ]),
+      { reservedPorts: [] },
+    );
     expect(parsed.rejected.map((r) => r.key)).toContain('services/a/acme');
     expect(acmeDomains(parsed.state, []).domains).toEqual([]);
   });

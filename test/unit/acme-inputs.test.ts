@@ -11,12 +11,16 @@ import { AcmeManager } from '../../src/acme/manager.js';
 // read again only when one of them changed.
 
 const logs: Record<string, unknown>[] = [];
-const logger = createLogger('debug', false, new Writable({
-  write(chunk: Buffer, _enc, done) {
-    for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) logs.push(JSON.parse(line) as Record<string, unknown>);
-    done();
-  },
-}));
+const logger = createLogger(
+  'debug',
+  false,
+  new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) logs.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  }),
+);
 
 function manager(): AcmeManager {
   return new AcmeManager({ store: {} as KvStore, prefix: '/lb', logger, email: 'ops@example.com', directoryUrl: 'https://acme.invalid/dir' });
@@ -64,14 +68,22 @@ describe('AcmeManager inputs', () => {
     acme.offerServices(next().routes);
     expect(acme.status().domains.map((d) => d.domain)).toEqual(['api.example.com']);
     expect(logs.filter((l) => l.msg === 'ACME domains changed').map((l) => l.domains)).toEqual([
-      ['web.example.com'], ['api.example.com', 'web.example.com'], ['api.example.com'],
+      ['web.example.com'],
+      ['api.example.com', 'web.example.com'],
+      ['api.example.com'],
     ]);
   });
 
   it('reads its stored state from its own keys, and not again while none of them changed', async () => {
     vi.useFakeTimers();
     const acme = manager();
-    const state = { domain: 'web.example.com', status: 'failing', failures: 2, updatedAt: '2026-01-01T00:00:00.000Z', lastError: { at: '2026-01-01T00:00:00.000Z', message: 'boom' } };
+    const state = {
+      domain: 'web.example.com',
+      status: 'failing',
+      failures: 2,
+      updatedAt: '2026-01-01T00:00:00.000Z',
+      lastError: { at: '2026-01-01T00:00:00.000Z', message: 'boom' },
+    };
     const { store, next } = keyspace({ ...base, 'acme/state/web.example.com': JSON.stringify(state) });
     const first = next();
     acme.offerServices(first.routes);

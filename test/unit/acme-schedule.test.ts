@@ -15,8 +15,16 @@ const cert = (daysLeft: number): HeldCert => ({ notAfter: new Date(now.getTime()
 
 function pass(overrides: Partial<PassInput>) {
   return planPass({
-    domains: [], states: new Map(), certs: new Map(), running: new Set(), concurrency: 2, now,
-    renewDays: 30, checkIntervalMs: 3600_000, random: mid, ...overrides,
+    domains: [],
+    states: new Map(),
+    certs: new Map(),
+    running: new Set(),
+    concurrency: 2,
+    now,
+    renewDays: 30,
+    checkIntervalMs: 3600_000,
+    random: mid,
+    ...overrides,
   });
 }
 

@@ -48,7 +48,9 @@ describe('failedState', () => {
     const first = failedState(pending, 'a.example.com', { message: 'Connection refused', type: 'urn:ietf:params:acme:error:connection' }, now, backoff, mid);
     expect(first.delayMs).toBe(60_000);
     expect(first.state).toMatchObject({
-      domain: 'a.example.com', status: 'failing', failures: 1,
+      domain: 'a.example.com',
+      status: 'failing',
+      failures: 1,
       pending: { orderUrl: 'https://ca/order/1' },
       lastError: { at: now.toISOString(), message: 'Connection refused', type: 'urn:ietf:params:acme:error:connection' },
       nextAttempt: '2030-01-01T00:01:00.000Z',
@@ -71,10 +73,19 @@ describe('failedState', () => {
 
   it('a success clears the failures, the error, the backoff and the pending order', () => {
     const failing = failedState(undefined, 'a.example.com', { message: 'x' }, now, backoff, mid).state;
-    const issued = issuedState({ ...failing, pending: { orderUrl: 'u', startedAt: '', tokens: [], by: 'r' } }, 'a.example.com', new Date(now.getTime() + 90 * DAY), now);
+    const issued = issuedState(
+      { ...failing, pending: { orderUrl: 'u', startedAt: '', tokens: [], by: 'r' } },
+      'a.example.com',
+      new Date(now.getTime() + 90 * DAY),
+      now,
+    );
     expect(issued).toEqual({
-      domain: 'a.example.com', status: 'valid', failures: 0, validUntil: '2030-04-01T00:00:00.000Z',
-      issuedAt: now.toISOString(), updatedAt: now.toISOString(),
+      domain: 'a.example.com',
+      status: 'valid',
+      failures: 0,
+      validUntil: '2030-04-01T00:00:00.000Z',
+      issuedAt: now.toISOString(),
+      updatedAt: now.toISOString(),
     });
   });
 });
@@ -82,7 +93,11 @@ describe('failedState', () => {
 describe('decide', () => {
   const cert = (daysLeft: number) => ({ notAfter: new Date(now.getTime() + daysLeft * DAY), fingerprint: 'F' });
   const valid = (issuedDaysAgo: number): AcmeDomainState => ({
-    domain: 'a', status: 'valid', failures: 0, issuedAt: new Date(now.getTime() - issuedDaysAgo * DAY).toISOString(), updatedAt: '',
+    domain: 'a',
+    status: 'valid',
+    failures: 0,
+    issuedAt: new Date(now.getTime() - issuedDaysAgo * DAY).toISOString(),
+    updatedAt: '',
   });
 
   it('orders at once when there is no certificate', () => {
@@ -103,14 +118,20 @@ describe('decide', () => {
   it('never orders before nextAttempt (backoff), and says why', () => {
     const failing = failedState(undefined, 'a', { message: 'the CA said no' }, now, backoff, mid).state;
     expect(decide(failing, undefined, now, 30)).toEqual({
-      due: false, reason: 'backing off after 1 failure(s): the CA said no', at: new Date(now.getTime() + 60_000),
+      due: false,
+      reason: 'backing off after 1 failure(s): the CA said no',
+      at: new Date(now.getTime() + 60_000),
     });
     expect(decide(failing, undefined, new Date(now.getTime() + 60_000), 30)).toMatchObject({ due: true });
   });
 
   it('does not renew in a loop when renewDays is longer than certificates live', () => {
     const justIssued = valid(0);
-    expect(decide(justIssued, cert(90), now, 9999)).toMatchObject({ due: false, reason: expect.stringMatching(/renewed recently/), at: new Date(now.getTime() + DAY) });
+    expect(decide(justIssued, cert(90), now, 9999)).toMatchObject({
+      due: false,
+      reason: expect.stringMatching(/renewed recently/),
+      at: new Date(now.getTime() + DAY),
+    });
     expect(decide(justIssued, cert(90), now, 9999, 0)).toMatchObject({ due: true });
     // An expired certificate is renewed whatever the interval.
     expect(decide(justIssued, cert(-1), now, 30)).toMatchObject({ due: true });

@@ -21,8 +21,16 @@ function input(before: Record<string, string> | undefined, after: Record<string,
   const ours = applied && render(applied.state, settings);
   const state = stateOf(after);
   return {
-    applied, serving: ours, ours, rendered: render(state, settings), state, certs: EMPTY_CERT_SET, challenges: new Map(),
-    serverArgs: (service, upstream) => serverArgs(service, upstream, settings), runtimeServers: true, ...extra,
+    applied,
+    serving: ours,
+    ours,
+    rendered: render(state, settings),
+    state,
+    certs: EMPTY_CERT_SET,
+    challenges: new Map(),
+    serverArgs: (service, upstream) => serverArgs(service, upstream, settings),
+    runtimeServers: true,
+    ...extra,
   };
 }
 
@@ -37,7 +45,10 @@ describe('planApply', () => {
 
   it('changes instances at runtime, or reloads when runtime server updates are off', () => {
     expect(planApply(input(web, withTwo))).toMatchObject({ kind: 'runtime', certs: false, challenges: false, servers: { add: [{ name: 'web-2' }] } });
-    expect(planApply(input(web, withTwo, { runtimeServers: false }))).toEqual({ kind: 'reload', reason: expect.stringContaining('runtime server updates are off') });
+    expect(planApply(input(web, withTwo, { runtimeServers: false }))).toEqual({
+      kind: 'reload',
+      reason: expect.stringContaining('runtime server updates are off'),
+    });
   });
 
   it('changes certificates and challenge tokens at runtime', () => {
@@ -48,8 +59,10 @@ describe('planApply', () => {
   it('compares texts when HAProxy serves a config from an earlier run: equal is no change, different is a reload', () => {
     const same = input(web, web);
     expect(planApply({ ...same, serving: { text: same.rendered.text }, ours: undefined })).toEqual({ kind: 'unchanged' });
-    expect(planApply({ ...input(web, withTwo), serving: { text: 'other' }, ours: undefined }))
-      .toEqual({ kind: 'reload', reason: 'HAProxy serves a config from an earlier run' });
+    expect(planApply({ ...input(web, withTwo), serving: { text: 'other' }, ours: undefined })).toEqual({
+      kind: 'reload',
+      reason: 'HAProxy serves a config from an earlier run',
+    });
   });
 
   it('reloads for other settings', () => {

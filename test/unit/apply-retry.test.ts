@@ -18,7 +18,12 @@ describe('ApplyRetry', () => {
   function retrier() {
     const retries: number[] = [];
     const started = Date.now();
-    const retry = new ApplyRetry({ retry: () => retries.push(Date.now() - started), logger: createLogger('silent', false), firstDelayMs: 100, maxDelayMs: 1000 });
+    const retry = new ApplyRetry({
+      retry: () => retries.push(Date.now() - started),
+      logger: createLogger('silent', false),
+      firstDelayMs: 100,
+      maxDelayMs: 1000,
+    });
     return { retry, retries };
   }
 

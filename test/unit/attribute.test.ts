@@ -3,9 +3,18 @@ import { parseShowProc } from '../../src/haproxy/master-cli.js';
 import { attributeErrors } from '../../src/render/attribute.js';
 
 const config = [
-  'global', '    maxconn 10', 'defaults', '    mode http', 'frontend http',
-  '    acl host_web var(txn.host) -m str a.com', '    acl path0_my_api path -m str /x',
-  'backend http-web', '    bogus 1', 'listen tcp-db', '    bind *:5432', '    server a 1.2.3.4:1 bad',
+  'global',
+  '    maxconn 10',
+  'defaults',
+  '    mode http',
+  'frontend http',
+  '    acl host_web var(txn.host) -m str a.com',
+  '    acl path0_my_api path -m str /x',
+  'backend http-web',
+  '    bogus 1',
+  'listen tcp-db',
+  '    bind *:5432',
+  '    server a 1.2.3.4:1 bad',
 ].join('\n');
 
 describe('attributeErrors', () => {
@@ -35,8 +44,13 @@ describe('parseShowProc', () => {
       '',
     ].join('\n');
     expect(parseShowProc(text)).toEqual({
-      masterPid: 2697, reloads: 3, failedReloads: 1,
-      workers: [{ pid: 2841, reloads: 0 }, { pid: 2700, reloads: 1 }],
+      masterPid: 2697,
+      reloads: 3,
+      failedReloads: 1,
+      workers: [
+        { pid: 2841, reloads: 0 },
+        { pid: 2700, reloads: 1 },
+      ],
     });
   });
 });

@@ -103,18 +103,27 @@ describe('bcrypt hashes', () => {
   });
 
   it('warns once per service, naming the users and costs but never the hashes', () => {
-    const { state, rejected } = parseEntries(new Map(Object.entries({
-      'services/web/virtual_hosts': 'www.foo.com',
-      'services/web/basic_auth_secrets': `user alice password ${BCRYPT}\nuser bob password ${SHA512}\nuser carol password ${BCRYPT.replace('$2b$10$', '$2y$12$')}`,
-      'services/fast/virtual_path': '/fast',
-      'services/fast/basic_auth_secrets': `user dave password ${SHA512}`,
-    })), { reservedPorts: [] });
+    const { state, rejected } = parseEntries(
+      new Map(
+        Object.entries({
+          'services/web/virtual_hosts': 'www.foo.com',
+          'services/web/basic_auth_secrets': `user alice password ${BCRYPT}\nuser bob password ${SHA512}\nuser carol password ${BCRYPT.replace('$2b$10$', '$2y$12$')}`,
+          'services/fast/virtual_path': '/fast',
+          'services/fast/basic_auth_secrets': `user dave password ${SHA512}`,
+        }),
+      ),
+      { reservedPorts: [] },
+    );
     expect(rejected).toEqual([]);
     const warnings = entryWarnings(state);
-    expect(warnings).toEqual([{
-      key: 'services/web/basic_auth_secrets',
-      reason: expect.stringMatching(/^bcrypt hashes \(alice \(cost 10\), carol \(cost 12\)\): HAProxy runs a bcrypt verification on every request .*openssl passwd -6/),
-    }]);
+    expect(warnings).toEqual([
+      {
+        key: 'services/web/basic_auth_secrets',
+        reason: expect.stringMatching(
+          /^bcrypt hashes \(alice \(cost 10\), carol \(cost 12\)\): HAProxy runs a bcrypt verification on every request .*openssl passwd -6/,
+        ),
+      },
+    ]);
     expect(JSON.stringify(warnings)).not.toMatch(/\$2[aby]\$|\$6\$/);
   });
 });

@@ -252,7 +252,10 @@ describe('CertsDirSource', () => {
 
 describe('certsFromFiles / readCertsDir', () => {
   it('makes dir-sourced raw certs in path order, ref = the file path', () => {
-    const files = new Map([['/c/b.pem', 'B'], ['/c/a.pem', 'A']]);
+    const files = new Map([
+      ['/c/b.pem', 'B'],
+      ['/c/a.pem', 'A'],
+    ]);
     expect(certsFromFiles(files)).toEqual([
       { source: { kind: 'dir', ref: '/c/a.pem' }, pem: 'A' },
       { source: { kind: 'dir', ref: '/c/b.pem' }, pem: 'B' },

@@ -10,12 +10,14 @@ describe('loadConfig: load balancer features', () => {
   });
 
   it('reads every setting', () => {
-    expect(load({
-      KONTENA_LB_ACCEPT_PROXY: 'true',
-      KONTENA_LB_TUNNEL_TIMEOUT: '30m',
-      KONTENA_LB_HEALTH_URI: '/health',
-      STATS_PASSWORD: 'pa$$:w0rd!',
-    })).toMatchObject({ acceptProxy: true, tunnelTimeout: '30m', healthUri: '/health', statsPassword: 'pa$$:w0rd!' });
+    expect(
+      load({
+        KONTENA_LB_ACCEPT_PROXY: 'true',
+        KONTENA_LB_TUNNEL_TIMEOUT: '30m',
+        KONTENA_LB_HEALTH_URI: '/health',
+        STATS_PASSWORD: 'pa$$:w0rd!',
+      }),
+    ).toMatchObject({ acceptProxy: true, tunnelTimeout: '30m', healthUri: '/health', statsPassword: 'pa$$:w0rd!' });
     expect(load({ STATS_PASSWORD: '' }).statsPassword).toBeUndefined();
   });
 

@@ -15,12 +15,16 @@ import { createLogger } from '../../src/log.js';
 let dir: string;
 let file: string;
 const logs: Record<string, unknown>[] = [];
-const logger = createLogger('debug', false, new Writable({
-  write(chunk: Buffer, _enc, done) {
-    for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) logs.push(JSON.parse(line) as Record<string, unknown>);
-    done();
-  },
-}));
+const logger = createLogger(
+  'debug',
+  false,
+  new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) logs.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  }),
+);
 
 beforeEach(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'edgelb-config-file-'));

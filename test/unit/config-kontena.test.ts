@@ -5,6 +5,7 @@ import { ConfigError, loadConfig } from '../../src/config.js';
 import { createRenderer } from '../../src/render/render.js';
 import { testRenderSettings } from '../support/render-check.js';
 import { DEFAULT_CIPHERS, OLD_CLIENT_CIPHERS } from '../../src/settings/tls.js';
+import type { SyslogTarget } from '../../src/settings/syslog-target.js';
 
 // The Kontena load balancer's own settings, read as it read them: LOG_LEVEL numbers and DEBUG,
 // SYSLOG_TARGET (the arguments of HAProxy's `log`), and the TLS minimum version.
@@ -22,8 +23,16 @@ function refusal(env: Record<string, string>): string {
 
 describe('LOG_LEVEL and DEBUG', () => {
   it.each([
-    ['0', 'debug'], ['1', 'info'], ['2', 'warn'], ['3', 'error'], ['4', 'fatal'], ['5', 'fatal'],
-    ['debug', 'debug'], ['WARN', 'warn'], ['trace', 'trace'], ['silent', 'silent'],
+    ['0', 'debug'],
+    ['1', 'info'],
+    ['2', 'warn'],
+    ['3', 'error'],
+    ['4', 'fatal'],
+    ['5', 'fatal'],
+    ['debug', 'debug'],
+    ['WARN', 'warn'],
+    ['trace', 'trace'],
+    ['silent', 'silent'],
   ])('LOG_LEVEL=%s is %s', (raw, level) => {
     expect(load({ LOG_LEVEL: raw }).logLevel).toBe(level);
   });
@@ -43,7 +52,9 @@ describe('LOG_LEVEL and DEBUG', () => {
   });
 
   it.each(['6', '-1', '1.5', 'verbose', 'info debug'])('refuses LOG_LEVEL=%s with one line, even with DEBUG set', (raw) => {
-    expect(refusal({ LOG_LEVEL: raw })).toBe(`LOG_LEVEL must be one of trace, debug, info, warn, error, fatal, silent or a number 0-5 (0 debug, 1 info, 2 warn, 3 error, 4 and 5 fatal), got ${JSON.stringify(raw)}`);
+    expect(refusal({ LOG_LEVEL: raw })).toBe(
+      `LOG_LEVEL must be one of trace, debug, info, warn, error, fatal, silent or a number 0-5 (0 debug, 1 info, 2 warn, 3 error, 4 and 5 fatal), got ${JSON.stringify(raw)}`,
+    );
     expect(refusal({ LOG_LEVEL: raw, DEBUG: '1' })).toMatch(/^LOG_LEVEL must be/);
   });
 });
@@ -75,7 +86,11 @@ describe('SYSLOG_TARGET', () => {
 
   it.each([
     ['an address HAProxy would not read', 'not_a_host!', /^SYSLOG_TARGET must start with an IPv4 address, an IPv6 address in brackets or a host name/],
-    ['a line break (a second config line)', '127.0.0.1 local0\n    stats socket /tmp/evil level admin', /^SYSLOG_TARGET has more words|^SYSLOG_TARGET level must be/],
+    [
+      'a line break (a second config line)',
+      '127.0.0.1 local0\n    stats socket /tmp/evil level admin',
+      /^SYSLOG_TARGET has more words|^SYSLOG_TARGET level must be/,
+    ],
     ['an extra directive after the levels', '127.0.0.1 local0 info info extra', /^SYSLOG_TARGET has more words than an address, a facility and two levels/],
     ['an unknown facility', '127.0.0.1 local8', /^SYSLOG_TARGET facility must be one of kern, user, .*, got "local8"$/],
     ['an unknown level', '127.0.0.1 local0 verbose', /^SYSLOG_TARGET level must be one of emerg, .*, got "verbose"$/],
@@ -103,30 +118,64 @@ describe('SYSLOG_TARGET against hostile values', () => {
   const render = createRenderer();
   const settings = testRenderSettings();
   afterAll(() => rmSync(settings.stateDir, { recursive: true, force: true }));
-  const LOG_LINE = /^    log (?:(?:udp|tcp)[46]?@)?(?:\[[0-9a-f:.]+\]|[0-9a-z.-]+):\d{1,5}(?: len \d+)?(?: format [a-z0-9]+)? [a-z0-9]+(?: [a-z]+(?: [a-z]+)?)?$/;
+  const LOG_LINE =
+    /^ {4}log (?:(?:udp|tcp)[46]?@)?(?:\[[0-9a-f:.]+\]|[0-9a-z.-]+):\d{1,5}(?: len \d+)?(?: format [a-z0-9]+)? [a-z0-9]+(?: [a-z]+(?: [a-z]+)?)?$/;
   const piece = fc.oneof(
-    fc.constantFrom('127.0.0.1', '[::1]:514', 'udp@', 'tcp@', 'logs.example.com', ':514', ' ', '\t', 'local0', 'info', 'len', '200', 'format', 'raw',
-      '\n', '\r', '#', '"', "'", '\\', '%[src]', '${HOME}', '\n    stats socket /tmp/x level admin', '\u0000', '\u2028', 'é', '[', ']', '@', ':'),
+    fc.constantFrom(
+      '127.0.0.1',
+      '[::1]:514',
+      'udp@',
+      'tcp@',
+      'logs.example.com',
+      ':514',
+      ' ',
+      '\t',
+      'local0',
+      'info',
+      'len',
+      '200',
+      'format',
+      'raw',
+      '\n',
+      '\r',
+      '#',
+      '"',
+      "'",
+      '\\',
+      '%[src]',
+      '${HOME}',
+      '\n    stats socket /tmp/x level admin',
+      '\u0000',
+      '\u2028',
+      'é',
+      '[',
+      ']',
+      '@',
+      ':',
+    ),
     fc.string({ maxLength: 6 }),
   );
   it('either stops edgelb with one line or renders exactly one log line of the expected shape', () => {
-    fc.assert(fc.property(fc.array(piece, { minLength: 1, maxLength: 8 }), (parts) => {
-      const raw = parts.join('');
-      let syslog;
-      try {
-        syslog = load({ SYSLOG_TARGET: raw }).syslogTarget;
-      } catch (error) {
-        expect(error).toBeInstanceOf(ConfigError);
-        expect((error as Error).message).not.toMatch(/[\n\r]/);
-        return;
-      }
-      if (syslog === undefined) return; // only whitespace: not set
-      const global = render({ http: [], tcp: [] }, { ...settings, syslog }).split('\ndefaults\n')[0]!;
-      const logLines = global.split('\n').filter((l) => /^\s*log /.test(l));
-      // The only log line of the global section (the access log's stdout line is the frontends').
-      expect(logLines).toHaveLength(1);
-      expect(logLines[0]).toMatch(LOG_LINE);
-    }), { numRuns: 500 });
+    fc.assert(
+      fc.property(fc.array(piece, { minLength: 1, maxLength: 8 }), (parts) => {
+        const raw = parts.join('');
+        let syslog: SyslogTarget | undefined;
+        try {
+          syslog = load({ SYSLOG_TARGET: raw }).syslogTarget;
+        } catch (error) {
+          expect(error).toBeInstanceOf(ConfigError);
+          expect((error as Error).message).not.toMatch(/[\n\r]/);
+          return;
+        }
+        if (syslog === undefined) return; // only whitespace: not set
+        const global = render({ http: [], tcp: [] }, { ...settings, syslog }).split('\ndefaults\n')[0]!;
+        const logLines = global.split('\n').filter((l) => /^\s*log /.test(l));
+        // The only log line of the global section (the access log's stdout line is the frontends').
+        expect(logLines).toHaveLength(1);
+        expect(logLines[0]).toMatch(LOG_LINE);
+      }),
+      { numRuns: 500 },
+    );
   });
 });
 
@@ -145,7 +194,7 @@ describe('KONTENA_LB_SSL_MIN_VERSION', () => {
     expect(load({ KONTENA_LB_SSL_MIN_VERSION: raw })).toMatchObject({ sslMinVersion: version, sslCiphers: ciphers });
   });
 
-  it('the list for TLS 1.0/1.1 clients lowers OpenSSL 3\'s security level, without which they cannot connect', () => {
+  it("the list for TLS 1.0/1.1 clients lowers OpenSSL 3's security level, without which they cannot connect", () => {
     expect(OLD_CLIENT_CIPHERS).toMatch(/:@SECLEVEL=0$/);
     expect(OLD_CLIENT_CIPHERS).toContain('ECDHE-RSA-AES128-SHA');
   });
@@ -155,6 +204,8 @@ describe('KONTENA_LB_SSL_MIN_VERSION', () => {
   });
 
   it.each(['SSLv3', 'TLSv1.4', '1.2', 'TLSv1.2 TLSv1.3'])('refuses %s with one line', (raw) => {
-    expect(refusal({ KONTENA_LB_SSL_MIN_VERSION: raw })).toBe(`KONTENA_LB_SSL_MIN_VERSION must be one of TLSv1.0, TLSv1.1, TLSv1.2, TLSv1.3, got ${JSON.stringify(raw)}`);
+    expect(refusal({ KONTENA_LB_SSL_MIN_VERSION: raw })).toBe(
+      `KONTENA_LB_SSL_MIN_VERSION must be one of TLSv1.0, TLSv1.1, TLSv1.2, TLSv1.3, got ${JSON.stringify(raw)}`,
+    );
   });
 });

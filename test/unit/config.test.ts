@@ -38,8 +38,10 @@ describe('loadConfig', () => {
 
   it('takes ETCD_NODE as a host on port 2379 and prefers ETCD_ENDPOINTS', () => {
     expect(loadConfig({ ...base, ETCD_NODE: '10.0.0.1' }, { checkFilesystem: false }).etcd.endpoints).toEqual(['http://10.0.0.1:2379']);
-    expect(loadConfig({ ...base, ETCD_NODE: '10.0.0.1', ETCD_ENDPOINTS: 'http://a:1, http://b:2' }, { checkFilesystem: false }).etcd.endpoints)
-      .toEqual(['http://a:1', 'http://b:2']);
+    expect(loadConfig({ ...base, ETCD_NODE: '10.0.0.1', ETCD_ENDPOINTS: 'http://a:1, http://b:2' }, { checkFilesystem: false }).etcd.endpoints).toEqual([
+      'http://a:1',
+      'http://b:2',
+    ]);
   });
 
   it.each([

@@ -20,7 +20,9 @@ function setUp(options: { refuseRuntime?: boolean; commitFailsAfterMs?: number }
   const plans: ServerPlan[] = [];
   let serving: ConfigContent | undefined;
   const applier = {
-    get serving() { return serving; },
+    get serving() {
+      return serving;
+    },
     startLastGood: async () => false,
     flush: async () => undefined,
     validate: async () => ({ ok: true, errors: [] }),
@@ -64,7 +66,10 @@ function setUp(options: { refuseRuntime?: boolean; commitFailsAfterMs?: number }
     serverArgs: createServerArgsRenderer(),
     settings: { render: renderSettingsIn('/x'), tls: { port: 8443, http2: true, minVersion: 'TLSv1.2', ciphers: 'DEFAULT' }, crtList: '/x/crt-list' },
     parseOptions: { reservedPorts: [] },
-    applier, certFiles, challengeMap, servers,
+    applier,
+    certFiles,
+    challengeMap,
+    servers,
     logger: createLogger('silent', false),
     lastGoodAfterMs: 60_000,
     onApplyFailed: (error) => failures.push(error),
@@ -109,7 +114,7 @@ describe('Controller: runtime API or reload', () => {
     controller.stop();
   });
 
-  it('reloads for a route change, with the plan\'s reason, and does nothing for the same entries', async () => {
+  it("reloads for a route change, with the plan's reason, and does nothing for the same entries", async () => {
     const { events, controller, apply } = setUp();
     await apply(web);
     await apply({ ...web, 'services/web/virtual_hosts': 'other.test' });

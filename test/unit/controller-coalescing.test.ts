@@ -16,7 +16,9 @@ function setUp() {
   const applies: { at: number; how: string; text: string }[] = [];
   let serving: ConfigContent | undefined;
   const applier = {
-    get serving() { return serving; },
+    get serving() {
+      return serving;
+    },
     startLastGood: async () => false,
     flush: async () => undefined,
     validate: async () => ({ ok: true, errors: [] }),
@@ -42,7 +44,9 @@ function setUp() {
     serverArgs: createServerArgsRenderer(),
     settings: { render: renderSettingsIn('/x'), tls: { port: 8443, http2: true, minVersion: 'TLSv1.2', ciphers: 'DEFAULT' }, crtList: '/x/crt-list' },
     parseOptions: { reservedPorts: [] },
-    applier, certFiles, challengeMap,
+    applier,
+    certFiles,
+    challengeMap,
     logger: createLogger('silent', false),
     lastGoodAfterMs: 60_000,
   });

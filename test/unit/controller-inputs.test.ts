@@ -39,7 +39,10 @@ describe('ControllerInputs', () => {
     const { read, vaultReads } = setup(base);
     const inputs = read();
     expect(inputs.parsed).toEqual(parseEntries(new Map(Object.entries(base)), options));
-    expect([...inputs.challenges]).toEqual([['envtoken', 'envtoken.thumb'], ['tok', 'tok.thumb']]);
+    expect([...inputs.challenges]).toEqual([
+      ['envtoken', 'envtoken.thumb'],
+      ['tok', 'tok.thumb'],
+    ]);
     expect(inputs.challengeRejections.map((r) => r.key)).toEqual(['acme/challenges/bad token']);
     expect(vaultReads.map((r) => [...r.keys()])).toEqual([['certs/site']]);
     expect(inputs.vault.certs).toHaveLength(1);

@@ -25,7 +25,25 @@ interface Instruction {
   readonly stage: number;
 }
 
-const KEYWORDS = new Set(['FROM', 'RUN', 'CMD', 'LABEL', 'EXPOSE', 'ENV', 'ADD', 'COPY', 'ENTRYPOINT', 'VOLUME', 'USER', 'WORKDIR', 'ARG', 'ONBUILD', 'STOPSIGNAL', 'HEALTHCHECK', 'SHELL']);
+const KEYWORDS = new Set([
+  'FROM',
+  'RUN',
+  'CMD',
+  'LABEL',
+  'EXPOSE',
+  'ENV',
+  'ADD',
+  'COPY',
+  'ENTRYPOINT',
+  'VOLUME',
+  'USER',
+  'WORKDIR',
+  'ARG',
+  'ONBUILD',
+  'STOPSIGNAL',
+  'HEALTHCHECK',
+  'SHELL',
+]);
 
 /** Dockerfile syntax: comments, line continuations with `\`, one instruction per logical line. */
 function parseDockerfile(text: string): Instruction[] {
@@ -53,18 +71,27 @@ function parseDockerfile(text: string): Instruction[] {
 }
 
 const dockerfile = parseDockerfile(read('docker/Dockerfile'));
-const args = new Map(dockerfile.filter((i) => i.keyword === 'ARG' && i.stage === -1).map((i) => {
-  const [name, value] = i.args.split('=');
-  return [name!, value ?? ''] as const;
-}));
+const args = new Map(
+  dockerfile
+    .filter((i) => i.keyword === 'ARG' && i.stage === -1)
+    .map((i) => {
+      const [name, value] = i.args.split('=');
+      return [name!, value ?? ''] as const;
+    }),
+);
 const expand = (text: string) => text.replace(/\$\{([A-Z_]+)\}/g, (_, name: string) => args.get(name) ?? '');
-const stages = dockerfile.filter((i) => i.keyword === 'FROM').map((i) => {
-  const [image, as, name] = expand(i.args).split(' ');
-  return { image: image!, name: as?.toUpperCase() === 'AS' ? name : undefined };
-});
+const stages = dockerfile
+  .filter((i) => i.keyword === 'FROM')
+  .map((i) => {
+    const [image, as, name] = expand(i.args).split(' ');
+    return { image: image!, name: as?.toUpperCase() === 'AS' ? name : undefined };
+  });
 const finalStage = stages.length - 1;
 const inStage = (stage: number, keyword: string) => dockerfile.filter((i) => i.stage === stage && i.keyword === keyword);
-const runs = (stage: number) => inStage(stage, 'RUN').flatMap((i) => i.args.split(/\s*(?:&&|;)\s*/)).map((c) => c.trim());
+const runs = (stage: number) =>
+  inStage(stage, 'RUN')
+    .flatMap((i) => i.args.split(/\s*(?:&&|;)\s*/))
+    .map((c) => c.trim());
 
 /** `COPY [--from=x] [--chown=...] src... dest` → its sources and destination. */
 function copyParts(i: Instruction) {
@@ -76,7 +103,9 @@ function copyParts(i: Instruction) {
 
 function dockerignoreAllows(file: string): boolean {
   let allowed = true;
-  for (const line of read('.dockerignore').split('\n').map((l) => l.trim())) {
+  for (const line of read('.dockerignore')
+    .split('\n')
+    .map((l) => l.trim())) {
     if (line === '' || line.startsWith('#')) continue;
     const negate = line.startsWith('!');
     const pattern = (negate ? line.slice(1) : line).replace(/\/$/, '');
@@ -94,7 +123,9 @@ describe('docker/Dockerfile', () => {
 
   it('is based on the official HAProxy image of the 2.x line the tests run', () => {
     const image = stages[finalStage]!.image;
-    const tested = /HAProxy version (\d+\.\d+)/.exec(execFileSync('haproxy', ['-v'], { encoding: 'utf8', env: { PATH: `${process.env.PATH}:/usr/sbin:/usr/local/sbin` } }))![1];
+    const tested = /HAProxy version (\d+\.\d+)/.exec(
+      execFileSync('haproxy', ['-v'], { encoding: 'utf8', env: { PATH: `${process.env.PATH}:/usr/sbin:/usr/local/sbin` } }),
+    )![1];
     expect(image).toMatch(/^haproxy:2\.\d+(-[a-z]+)?$/);
     expect(image.startsWith(`haproxy:${tested}`), `${image} vs the tested HAProxy ${tested}`).toBe(true);
   });
@@ -119,17 +150,26 @@ describe('docker/Dockerfile', () => {
       expect(dockerignoreAllows(source), `COPY ${source}: excluded by .dockerignore`).toBe(true);
     }
     for (const copy of copies.filter((c) => c.from !== undefined)) {
-      expect(stages.some((s) => s.name === copy.from), `COPY --from=${copy.from}: no such stage`).toBe(true);
+      expect(
+        stages.some((s) => s.name === copy.from),
+        `COPY --from=${copy.from}: no such stage`,
+      ).toBe(true);
     }
   });
 
   it('builds with the same commands as scripts/setup.sh, in the same order', () => {
-    const setup = read('scripts/setup.sh').split('\n').map((l) => l.trim()).filter((l) => /^npm (ci|run)\b/.test(l));
+    const setup = read('scripts/setup.sh')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => /^npm (ci|run)\b/.test(l));
     expect(setup).toEqual(['npm ci --no-audit --no-fund', 'npm run --silent build']);
     const build = stages.findIndex((s) => s.image.startsWith('node:'));
     const commands = runs(build);
     const positions = setup.map((command) => commands.indexOf(command));
-    expect(positions.every((p) => p >= 0), `build stage RUN steps: ${JSON.stringify(commands)}`).toBe(true);
+    expect(
+      positions.every((p) => p >= 0),
+      `build stage RUN steps: ${JSON.stringify(commands)}`,
+    ).toBe(true);
     expect([...positions].sort((a, b) => a - b)).toEqual(positions);
   });
 
@@ -139,14 +179,21 @@ describe('docker/Dockerfile', () => {
     const script = (JSON.parse(read('package.json')) as { scripts: { build: string } }).scripts.build;
     const tsconfig = /-p (\S+)/.exec(script)![1]!;
     const buildConfig = JSON.parse(read(tsconfig)) as { extends?: string; include: string[] };
-    const needed = ['package.json', 'package-lock.json', tsconfig, ...(buildConfig.extends ? [path.normalize(buildConfig.extends)] : []),
-      ...buildConfig.include.map((glob) => glob.split('/')[0]!)];
+    const needed = [
+      'package.json',
+      'package-lock.json',
+      tsconfig,
+      ...(buildConfig.extends ? [path.normalize(buildConfig.extends)] : []),
+      ...buildConfig.include.map((glob) => glob.split('/')[0]!),
+    ];
     for (const file of needed) expect(copied, `${file} is needed by the build`).toContain(file);
   });
 
   it('ships what edgelb reads at run time next to each other: package.json, node_modules, dist, templates', () => {
     const workdir = inStage(finalStage, 'WORKDIR').at(-1)!.args;
-    const dests = inStage(finalStage, 'COPY').map(copyParts).map((c) => path.posix.resolve(workdir, c.dest));
+    const dests = inStage(finalStage, 'COPY')
+      .map(copyParts)
+      .map((c) => path.posix.resolve(workdir, c.dest));
     for (const needed of ['package.json', 'node_modules', 'dist', 'templates']) {
       expect(dests, `${needed} in ${workdir}`).toContain(path.posix.join(workdir, needed));
     }
@@ -158,7 +205,7 @@ describe('docker/Dockerfile', () => {
     }
   });
 
-  it('runs as a non-root user, with a HEALTHCHECK on the admin port\'s /healthz', () => {
+  it("runs as a non-root user, with a HEALTHCHECK on the admin port's /healthz", () => {
     const user = dockerfile.filter((i) => i.keyword === 'USER').at(-1)!;
     expect(user.stage).toBe(finalStage);
     expect(['root', '0']).not.toContain(user.args);
@@ -196,14 +243,19 @@ describe('docker/stack-*.yml', () => {
   });
 
   it.each(files)('%s is a Kontena stack whose load balancer uses the edgelb image and only settings edgelb reads', (file) => {
-    const stack = parseYaml(read(`docker/${file}`)) as { stack: string; version: string; services: Record<string, { image?: string; environment?: string[] | Record<string, unknown>; secrets?: { name: string }[]; links?: string[] }> };
+    const stack = parseYaml(read(`docker/${file}`)) as {
+      stack: string;
+      version: string;
+      services: Record<string, { image?: string; environment?: string[] | Record<string, unknown>; secrets?: { name: string }[]; links?: string[] }>;
+    };
     expect(stack.stack).toMatch(/^[a-z0-9-]+\/[a-z0-9-]+$/);
     expect(stack.version).toMatch(/^\d+\.\d+\.\d+$/);
     const lbs = Object.entries(stack.services).filter(([, s]) => s.image?.startsWith('edgelb'));
     expect(lbs.length).toBe(1);
     const [lbName, lb] = lbs[0]!;
     const edgelbReads = envNamesInSource();
-    const knows = (name: string) => PLATFORM_VARIABLES.has(name) || edgelbReads.includes(name) || edgelbReads.some((n) => n.endsWith('_') && name.startsWith(n));
+    const knows = (name: string) =>
+      PLATFORM_VARIABLES.has(name) || edgelbReads.includes(name) || edgelbReads.some((n) => n.endsWith('_') && name.startsWith(n));
     const environment = Array.isArray(lb.environment)
       ? Object.fromEntries(lb.environment.map((e) => [e.split('=')[0]!, e.slice(e.indexOf('=') + 1)]))
       : Object.fromEntries(Object.entries(lb.environment ?? {}).map(([k, v]) => [k, String(v)]));

@@ -54,7 +54,7 @@ describe('readEnvCerts', () => {
     expect(() => namesOf(certs[1]!.pem)).toThrow(/no private key/);
   });
 
-  it('leaves out OpenSSL\'s own SSL_CERT_FILE and SSL_CERT_DIR when they hold paths', () => {
+  it("leaves out OpenSSL's own SSL_CERT_FILE and SSL_CERT_DIR when they hold paths", () => {
     expect(readEnvCerts({ SSL_CERT_FILE: '/etc/ssl/certs/ca-certificates.crt', SSL_CERT_DIR: '/etc/ssl/certs' })).toEqual([]);
     expect(readEnvCerts({ SSL_CERT_FILE: a.bundlePem }).map((cert) => cert.source.ref)).toEqual(['SSL_CERT_FILE']);
   });

@@ -25,7 +25,13 @@ describe('decideApi (ETCD_API=auto)', () => {
     expect(decision).toMatchObject({ api: 'v3', warning: expect.stringMatching(/also exists in the v2 keyspace.*ETCD_API=v2/) });
   });
 
-  it.each([['2.3.7', false], ['2.2.0', false], ['3.0.0', true], ['3.4.23', true], ['3.5.17', true]])('etcd %s has a v3 API: %s', (version, expected) => {
+  it.each([
+    ['2.3.7', false],
+    ['2.2.0', false],
+    ['3.0.0', true],
+    ['3.4.23', true],
+    ['3.5.17', true],
+  ])('etcd %s has a v3 API: %s', (version, expected) => {
     expect(hasV3Api(version)).toBe(expected);
   });
 });
@@ -37,7 +43,7 @@ describe('the default gateway (/proc/net/route)', () => {
     'eth0\t00000000\t010011AC\t0003\t0\t0\t0\t00000000\t0\t0\t0',
   ].join('\n');
 
-  it('reads the default route\'s gateway in the kernel\'s byte order', () => {
+  it("reads the default route's gateway in the kernel's byte order", () => {
     expect(defaultGatewayOf(table)).toBe('172.17.0.1');
   });
 
@@ -48,11 +54,12 @@ describe('the default gateway (/proc/net/route)', () => {
   });
 
   it('looks for it only inside a container (/.dockerenv, /run/.containerenv or $container)', () => {
-    const read = (files: Record<string, string>, env: Record<string, string> = {}) => platformFacts({
-      exists: (file) => file in files,
-      readFile: (file) => files[file],
-      env,
-    });
+    const read = (files: Record<string, string>, env: Record<string, string> = {}) =>
+      platformFacts({
+        exists: (file) => file in files,
+        readFile: (file) => files[file],
+        env,
+      });
     expect(read({ '/.dockerenv': '', '/proc/net/route': table })).toEqual({ inContainer: true, defaultGateway: '172.17.0.1' });
     expect(read({ '/run/.containerenv': '', '/proc/net/route': table })).toEqual({ inContainer: true, defaultGateway: '172.17.0.1' });
     expect(read({ '/proc/net/route': table }, { container: 'podman' })).toEqual({ inContainer: true, defaultGateway: '172.17.0.1' });

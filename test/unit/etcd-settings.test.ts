@@ -64,8 +64,10 @@ describe('etcd endpoints', () => {
   });
 
   it('prefers ETCD_ENDPOINTS over ETCD_NODE and the gateway', () => {
-    expect(etcdOf({ ETCD_ENDPOINTS: 'http://a:1,http://b:2', ETCD_NODE: 'c' }, inContainer))
-      .toMatchObject({ endpoints: ['http://a:1', 'http://b:2'], endpointsFrom: 'ETCD_ENDPOINTS' });
+    expect(etcdOf({ ETCD_ENDPOINTS: 'http://a:1,http://b:2', ETCD_NODE: 'c' }, inContainer)).toMatchObject({
+      endpoints: ['http://a:1', 'http://b:2'],
+      endpointsFrom: 'ETCD_ENDPOINTS',
+    });
   });
 
   it('uses the default gateway on port 2379 inside a container, and loopback outside one', () => {
@@ -80,7 +82,12 @@ describe('etcd endpoints', () => {
 });
 
 describe('ETCD_API', () => {
-  it.each([['auto', 'auto'], ['v3', 'v3'], ['V2', 'v2'], [undefined, 'auto']])('takes %j as %s', (raw, api) => {
+  it.each([
+    ['auto', 'auto'],
+    ['v3', 'v3'],
+    ['V2', 'v2'],
+    [undefined, 'auto'],
+  ])('takes %j as %s', (raw, api) => {
     expect(etcdOf({ ETCD_API: raw }).api).toBe(api);
   });
 
@@ -91,7 +98,12 @@ describe('ETCD_API', () => {
 
 describe('TLS files', () => {
   it('reads the CA, certificate and key, and makes the default endpoints https', () => {
-    const etcd = etcdOf({ ETCD_CA_FILE: file('ca.pem', CERT), ETCD_CERT_FILE: file('c.pem', client.certPem), ETCD_KEY_FILE: file('k.pem', client.keyPem), ETCD_NODE: '10.0.0.1' });
+    const etcd = etcdOf({
+      ETCD_CA_FILE: file('ca.pem', CERT),
+      ETCD_CERT_FILE: file('c.pem', client.certPem),
+      ETCD_KEY_FILE: file('k.pem', client.keyPem),
+      ETCD_NODE: '10.0.0.1',
+    });
     expect(etcd.tls).toEqual({ ca: CERT, cert: client.certPem, key: client.keyPem });
     expect(etcd.endpoints).toEqual(['https://10.0.0.1:2379']);
     expect(JSON.stringify(describeConnection(etcd))).not.toContain(client.keyPem.split('\n')[1]);
@@ -114,7 +126,9 @@ describe('TLS files', () => {
   });
 
   it('names an unreadable or wrong file without quoting it', () => {
-    expect(refusal({ ETCD_CA_FILE: path.join(tmp, 'missing.pem'), ETCD_ENDPOINTS: 'https://a:1' })).toMatch(/^ETCD_CA_FILE: cannot read .*missing\.pem \(ENOENT\)$/);
+    expect(refusal({ ETCD_CA_FILE: path.join(tmp, 'missing.pem'), ETCD_ENDPOINTS: 'https://a:1' })).toMatch(
+      /^ETCD_CA_FILE: cannot read .*missing\.pem \(ENOENT\)$/,
+    );
     const message = refusal({ ETCD_CERT_FILE: file('c3.pem', CERT), ETCD_KEY_FILE: file('notkey.pem', 'secret-key-material'), ETCD_ENDPOINTS: 'https://a:1' });
     expect(message).toMatch(/^ETCD_KEY_FILE: .* holds no PEM private key$/);
     expect(message).not.toContain('secret-key-material');
@@ -146,7 +160,8 @@ describe('credentials', () => {
   it('refuses an unreadable or multi-line password file without quoting it', () => {
     const unreadable = file('pw-unreadable', 'hunter2\n');
     chmodSync(unreadable, 0o000);
-    if (process.getuid?.() !== 0) expect(refusal({ ETCD_USERNAME: 'lb', ETCD_PASSWORD_FILE: unreadable })).toMatch(/^ETCD_PASSWORD_FILE: cannot read .* \(EACCES\)$/);
+    if (process.getuid?.() !== 0)
+      expect(refusal({ ETCD_USERNAME: 'lb', ETCD_PASSWORD_FILE: unreadable })).toMatch(/^ETCD_PASSWORD_FILE: cannot read .* \(EACCES\)$/);
     const text = refusal({ ETCD_USERNAME: 'lb', ETCD_PASSWORD_FILE: file('pw-lines', 'hunter2\nsecond\n') });
     expect(text).toBe('the etcd password must be one line (ETCD_PASSWORD_FILE holds more than one)');
   });

@@ -32,7 +32,11 @@ class FakeStore implements KvStore {
   async watch(_prefix: string, revision: string, handlers: KvWatchHandlers) {
     this.handlers = handlers;
     this.watchedFrom = revision;
-    return { cancel: async () => { if (this.handlers === handlers) this.handlers = undefined; } };
+    return {
+      cancel: async () => {
+        if (this.handlers === handlers) this.handlers = undefined;
+      },
+    };
   }
 
   /** A change arriving on the watch. */
@@ -44,7 +48,9 @@ class FakeStore implements KvStore {
   get = async () => undefined;
   put = async () => undefined;
   delete = async () => undefined;
-  lease = () => { throw new Error('not used'); };
+  lease = () => {
+    throw new Error('not used');
+  };
   fencedWrite = async () => ({ succeeded: true, revision: '0' });
   close = () => undefined;
 }
@@ -55,15 +61,23 @@ class FakeClient implements SourceClient {
   decision: ApiDecision = { api: 'v3', reason: 'test' };
   chosen: EtcdApi | undefined;
 
-  get api() { return this.chosen; }
-  get reason() { return this.chosen && 'test'; }
+  get api() {
+    return this.chosen;
+  }
+  get reason() {
+    return this.chosen && 'test';
+  }
   async choose(): Promise<ApiDecision> {
     if (this.chosen) return { api: this.chosen, reason: 'decided' };
     if (this.decision.api) this.chosen = this.decision.api;
     return this.decision;
   }
-  store(api: EtcdApi): KvStore { return this.stores[api]; }
-  decide(api: EtcdApi): void { this.chosen ??= api; }
+  store(api: EtcdApi): KvStore {
+    return this.stores[api];
+  }
+  decide(api: EtcdApi): void {
+    this.chosen ??= api;
+  }
 }
 
 const flush = () => vi.advanceTimersByTimeAsync(0);
@@ -107,7 +121,11 @@ describe('EtcdSource', () => {
     const client = new FakeClient();
     client.decision = { api: 'v2', reason: 'test' };
     const v2 = client.stores.v2;
-    v2.entries = new Map([['services/web/virtual_hosts', 'a.test'], ['services/web/upstreams/web-1', '10.0.0.1:80'], ['services/webx/virtual_hosts', 'x.test']]);
+    v2.entries = new Map([
+      ['services/web/virtual_hosts', 'a.test'],
+      ['services/web/upstreams/web-1', '10.0.0.1:80'],
+      ['services/webx/virtual_hosts', 'x.test'],
+    ]);
     const { source, snapshots, last } = startSource(client);
     await flush();
     expect(snapshots).toHaveLength(1);
@@ -202,11 +220,11 @@ describe('EtcdSource', () => {
     const { source, snapshots } = startSource(client);
     await flush();
     expect(source.status().failure?.code).toBe('auth');
-    await vi.advanceTimersByTimeAsync(100);  // 2nd attempt after 100 ms
+    await vi.advanceTimersByTimeAsync(100); // 2nd attempt after 100 ms
     await vi.advanceTimersByTimeAsync(199);
-    expect(snapshots).toHaveLength(0);       // 3rd not before 200 ms more
+    expect(snapshots).toHaveLength(0); // 3rd not before 200 ms more
     await vi.advanceTimersByTimeAsync(1);
-    await vi.advanceTimersByTimeAsync(400);  // 4th after 400 ms succeeds
+    await vi.advanceTimersByTimeAsync(400); // 4th after 400 ms succeeds
     expect(snapshots).toHaveLength(1);
     expect(source.status()).toMatchObject({ connected: true, failure: undefined });
     await source.stop();
@@ -247,7 +265,7 @@ describe('EtcdSource', () => {
     await source.stop();
   });
 
-  it('with ETCD_API=auto, is up only while both keyspaces\' watches are, and reads again when one does not come back', async () => {
+  it("with ETCD_API=auto, is up only while both keyspaces' watches are, and reads again when one does not come back", async () => {
     vi.useFakeTimers();
     const client = new FakeClient();
     client.decision = { api: undefined, reason: 'empty in both' };

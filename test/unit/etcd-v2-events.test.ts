@@ -10,7 +10,12 @@ const node = (key: string, extra: { value?: string; dir?: boolean } = {}) => ({ 
 
 describe('eventOf', () => {
   it.each([
-    ['a value set under the prefix', 'set', node(`${PREFIX}/services/web/upstreams/web-1`, { value: '10.0.0.1:80' }), { type: 'put', key: 'services/web/upstreams/web-1', value: '10.0.0.1:80' }],
+    [
+      'a value set under the prefix',
+      'set',
+      node(`${PREFIX}/services/web/upstreams/web-1`, { value: '10.0.0.1:80' }),
+      { type: 'put', key: 'services/web/upstreams/web-1', value: '10.0.0.1:80' },
+    ],
     ['a compare-and-swap', 'compareAndSwap', node(`${PREFIX}/acme/leader`, { value: 'b' }), { type: 'put', key: 'acme/leader', value: 'b' }],
     ['a key deleted', 'delete', node(`${PREFIX}/services/web/upstreams/web-1`), { type: 'delete', key: 'services/web/upstreams/web-1' }],
     ['a TTL key expired', 'expire', node(`${PREFIX}/acme/replicas/a`), { type: 'delete', key: 'acme/replicas/a' }],

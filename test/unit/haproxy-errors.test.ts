@@ -41,7 +41,12 @@ describe('HAProxy CLI socket errors', () => {
 
 describe('HaproxyProcess errors', () => {
   it('a reload of an HAProxy that does not run: haproxy_not_running', async () => {
-    const haproxy = new HaproxyProcess({ bin: 'haproxy', configFile: path.join(dir, 'haproxy.cfg'), masterSocket: path.join(dir, 'master.sock'), logger: createLogger('silent', false) });
+    const haproxy = new HaproxyProcess({
+      bin: 'haproxy',
+      configFile: path.join(dir, 'haproxy.cfg'),
+      masterSocket: path.join(dir, 'master.sock'),
+      logger: createLogger('silent', false),
+    });
     const error = await haproxy.reload().catch((e: unknown) => e);
     expect(error).toBeInstanceOf(HaproxyError);
     expect(error).toMatchObject({ code: 'haproxy_not_running' });

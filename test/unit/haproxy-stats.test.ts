@@ -10,14 +10,16 @@ const SAMPLE = readFileSync(path.resolve(import.meta.dirname, '../fixtures/hapro
 
 describe('parseShowStat', () => {
   it('reads every server row of a real HAProxy 2.6 answer by column name', () => {
-    expect(parseShowStat(SAMPLE).map((s) => [s.proxy, s.server, s.health, s.status, s.check, s.lastChangeSeconds, s.currentSessions, s.totalSessions])).toEqual([
-      ['http-web', 'web-1', 'drain', 'DRAIN', 'L4OK', 1, 0, 0],
-      ['http-web', 'web-dead', 'down', 'DOWN', 'L4CON', 16, 0, 0],
-      ['http-web', 'web-maint', 'maint', 'MAINT', '', 16, 0, 0],
-      ['http-web', 'web-nocheck', 'unchecked', 'no check', '', 16, 0, 0],
-      ['http-api', 'api-1', 'down', 'DOWN', 'L7STS', 15, 0, 0],
-      ['tcp-echo', 'echo-1', 'up', 'UP', 'L4OK', 16, 0, 0],
-    ]);
+    expect(parseShowStat(SAMPLE).map((s) => [s.proxy, s.server, s.health, s.status, s.check, s.lastChangeSeconds, s.currentSessions, s.totalSessions])).toEqual(
+      [
+        ['http-web', 'web-1', 'drain', 'DRAIN', 'L4OK', 1, 0, 0],
+        ['http-web', 'web-dead', 'down', 'DOWN', 'L4CON', 16, 0, 0],
+        ['http-web', 'web-maint', 'maint', 'MAINT', '', 16, 0, 0],
+        ['http-web', 'web-nocheck', 'unchecked', 'no check', '', 16, 0, 0],
+        ['http-api', 'api-1', 'down', 'DOWN', 'L7STS', 15, 0, 0],
+        ['tcp-echo', 'echo-1', 'up', 'UP', 'L4OK', 16, 0, 0],
+      ],
+    );
   });
 
   it('keeps the columns after a quoted field in place', () => {
@@ -30,7 +32,16 @@ describe('parseShowStat', () => {
     ].join('\n');
     expect(parseShowStat(text)).toEqual([
       { proxy: 'http-web', server: 'web-1', health: 'up', status: 'UP 1/3', check: 'L7OK', lastChangeSeconds: 4, currentSessions: 2, totalSessions: 9 },
-      { proxy: 'http-web', server: 'web-2', health: 'maint', status: 'MAINT (resolution)', check: '', lastChangeSeconds: undefined, currentSessions: 0, totalSessions: 0 },
+      {
+        proxy: 'http-web',
+        server: 'web-2',
+        health: 'maint',
+        status: 'MAINT (resolution)',
+        check: '',
+        lastChangeSeconds: undefined,
+        currentSessions: 0,
+        totalSessions: 0,
+      },
     ]);
   });
 

@@ -6,25 +6,32 @@ const stateOf = (entries: Record<string, string>) => parseEntries(new Map(Object
 
 describe('healthCheckOf', () => {
   it('is the HTTP check on health_check_uri (and health_check_port) when set', () => {
-    const [web] = stateOf({ 'services/web/upstreams/a': '10.0.0.1:80', 'services/web/health_check_uri': '/health', 'services/web/health_check_port': '9000' }).http;
+    const [web] = stateOf({
+      'services/web/upstreams/a': '10.0.0.1:80',
+      'services/web/health_check_uri': '/health',
+      'services/web/health_check_port': '9000',
+    }).http;
     expect(healthCheckOf(web!)).toEqual({ kind: 'http', path: '/health', port: 9000 });
   });
 
   it('is a TCP connect otherwise, to health_check_port when set', () => {
     const state = stateOf({
-      'services/web/upstreams/a': '10.0.0.1:80', 'services/web/health_check_port': '9000',
-      'tcp-services/db/external_port': '5432', 'tcp-services/db/upstreams/a': '10.0.0.1:5432',
+      'services/web/upstreams/a': '10.0.0.1:80',
+      'services/web/health_check_port': '9000',
+      'tcp-services/db/external_port': '5432',
+      'tcp-services/db/upstreams/a': '10.0.0.1:5432',
     });
     expect(healthCheckOf(state.http[0]!)).toEqual({ kind: 'connect', port: 9000 });
     expect(healthCheckOf(state.tcp[0]!)).toEqual({ kind: 'connect', port: undefined });
   });
 
-  it.each([
-    'option httpchk HEAD /ping', 'http-check expect status 204', 'option tcp-check', 'tcp-check connect port 9', 'option mysql-check user x',
-  ])('leaves the decision to HAProxy when custom_settings set the check: %s', (line) => {
-    const [web] = stateOf({ 'services/web/upstreams/a': '10.0.0.1:80', 'services/web/custom_settings': line }).http;
-    expect(healthCheckOf(web!)).toMatchObject({ kind: 'haproxy-only' });
-  });
+  it.each(['option httpchk HEAD /ping', 'http-check expect status 204', 'option tcp-check', 'tcp-check connect port 9', 'option mysql-check user x'])(
+    'leaves the decision to HAProxy when custom_settings set the check: %s',
+    (line) => {
+      const [web] = stateOf({ 'services/web/upstreams/a': '10.0.0.1:80', 'services/web/custom_settings': line }).http;
+      expect(healthCheckOf(web!)).toMatchObject({ kind: 'haproxy-only' });
+    },
+  );
 
   it('is not fooled by other custom settings', () => {
     const [web] = stateOf({ 'services/web/upstreams/a': '10.0.0.1:80', 'services/web/custom_settings': 'option http-server-close\ntimeout check 3s' }).http;

@@ -36,7 +36,7 @@ describe('probeServer', () => {
     expect(await probeServer({ host: '127.0.0.1', port }, { kind: 'connect', port: undefined }, 1000)).toEqual({ ok: false, reason: 'ECONNREFUSED' });
   });
 
-  it('sends the HTTP check\'s request line to the check port and accepts 200-399', async () => {
+  it("sends the HTTP check's request line to the check port and accepts 200-399", async () => {
     const ok = await listen(() => 'HTTP/1.1 204 No Content\r\n\r\n');
     expect(await probeServer({ host: '127.0.0.1', port: 1 }, { kind: 'http', path: '/health?x=1', port: ok.port }, 1000)).toEqual({ ok: true });
     expect(ok.requests).toEqual(['GET /health?x=1 HTTP/1.0\r\n\r\n']);
@@ -46,10 +46,19 @@ describe('probeServer', () => {
 
   it('fails an error status, an answer that is not HTTP, and a server that never answers', async () => {
     const failing = await listen(() => 'HTTP/1.1 503 Service Unavailable\r\n\r\n');
-    expect(await probeServer({ host: '127.0.0.1', port: failing.port }, { kind: 'http', path: '/', port: undefined }, 1000)).toEqual({ ok: false, reason: 'HTTP 503' });
+    expect(await probeServer({ host: '127.0.0.1', port: failing.port }, { kind: 'http', path: '/', port: undefined }, 1000)).toEqual({
+      ok: false,
+      reason: 'HTTP 503',
+    });
     const garbage = await listen(() => 'SSH-2.0-OpenSSH\r\n');
-    expect(await probeServer({ host: '127.0.0.1', port: garbage.port }, { kind: 'http', path: '/', port: undefined }, 1000)).toEqual({ ok: false, reason: 'not an HTTP answer' });
+    expect(await probeServer({ host: '127.0.0.1', port: garbage.port }, { kind: 'http', path: '/', port: undefined }, 1000)).toEqual({
+      ok: false,
+      reason: 'not an HTTP answer',
+    });
     const silent = await listen();
-    expect(await probeServer({ host: '127.0.0.1', port: silent.port }, { kind: 'http', path: '/', port: undefined }, 100)).toEqual({ ok: false, reason: 'no answer within 100 ms' });
+    expect(await probeServer({ host: '127.0.0.1', port: silent.port }, { kind: 'http', path: '/', port: undefined }, 100)).toEqual({
+      ok: false,
+      reason: 'no answer within 100 ms',
+    });
   });
 });

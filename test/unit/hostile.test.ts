@@ -19,54 +19,175 @@ interface Case {
 }
 
 const web = (field: string, value: string): Record<string, string> => ({
-  'services/web/upstreams/one': '127.0.0.1:8081', 'services/web/virtual_hosts': 'web.test', [`services/web/${field}`]: value,
+  'services/web/upstreams/one': '127.0.0.1:8081',
+  'services/web/virtual_hosts': 'web.test',
+  [`services/web/${field}`]: value,
 });
 
 const CASES: Case[] = [
-  { what: 'newline in virtual_hosts', entries: web('virtual_hosts', `web.test\n    ${INJECTED}`), rejected: { key: 'services/web/virtual_hosts', reason: /line break or control/ } },
-  { what: 'carriage return in virtual_hosts', entries: web('virtual_hosts', `web.test\r    ${INJECTED}`), rejected: { key: 'services/web/virtual_hosts', reason: /line break or control/ } },
+  {
+    what: 'newline in virtual_hosts',
+    entries: web('virtual_hosts', `web.test\n    ${INJECTED}`),
+    rejected: { key: 'services/web/virtual_hosts', reason: /line break or control/ },
+  },
+  {
+    what: 'carriage return in virtual_hosts',
+    entries: web('virtual_hosts', `web.test\r    ${INJECTED}`),
+    rejected: { key: 'services/web/virtual_hosts', reason: /line break or control/ },
+  },
   { what: "'#' in a host", entries: web('virtual_hosts', 'web.test#x'), rejected: { key: 'services/web/virtual_hosts', reason: /not a valid host name/ } },
-  { what: 'quote in a host', entries: web('virtual_hosts', 'web.test" if TRUE "'), rejected: { key: 'services/web/virtual_hosts', reason: /not a valid host name/ } },
-  { what: 'backslash in a host', entries: web('virtual_hosts', 'web\\.test'), rejected: { key: 'services/web/virtual_hosts', reason: /not a valid host name/ } },
-  { what: 'space inside a host name', entries: web('virtual_hosts', 'web.test if TRUE'), rejected: { key: 'services/web/virtual_hosts', reason: /not a valid host name/ } },
+  {
+    what: 'quote in a host',
+    entries: web('virtual_hosts', 'web.test" if TRUE "'),
+    rejected: { key: 'services/web/virtual_hosts', reason: /not a valid host name/ },
+  },
+  {
+    what: 'backslash in a host',
+    entries: web('virtual_hosts', 'web\\.test'),
+    rejected: { key: 'services/web/virtual_hosts', reason: /not a valid host name/ },
+  },
+  {
+    what: 'space inside a host name',
+    entries: web('virtual_hosts', 'web.test if TRUE'),
+    rejected: { key: 'services/web/virtual_hosts', reason: /not a valid host name/ },
+  },
   { what: 'NUL byte in a host', entries: web('virtual_hosts', 'web.test\u0000evil'), rejected: { key: 'services/web/virtual_hosts', reason: /control/ } },
   { what: 'other control bytes', entries: web('virtual_hosts', 'web.test\u001b[31m'), rejected: { key: 'services/web/virtual_hosts', reason: /control/ } },
-  { what: 'a 100 KB value', entries: web('virtual_hosts', 'a.test,'.repeat(15_000)), rejected: { key: 'services/web/virtual_hosts', reason: /larger than 65536 bytes/ } },
-  { what: 'a host label longer than 63', entries: web('virtual_hosts', `${'a'.repeat(64)}.test`), rejected: { key: 'services/web/virtual_hosts', reason: /RFC 1123/ } },
-  { what: 'a host name longer than 253', entries: web('virtual_hosts', Array.from({ length: 5 }, () => 'a'.repeat(60)).join('.')), rejected: { key: 'services/web/virtual_hosts', reason: /not a valid host name/ } },
-  { what: 'more than 100 hosts', entries: web('virtual_hosts', Array.from({ length: 101 }, (_, i) => `h${i}.test`).join(',')), rejected: { key: 'services/web/virtual_hosts', reason: /more than 100 hosts/ } },
-  { what: 'unicode look-alike host (Cyrillic e)', entries: web('virtual_hosts', 'w\u0435b.test'), rejected: { key: 'services/web/virtual_hosts', reason: /RFC 1123/ } },
+  {
+    what: 'a 100 KB value',
+    entries: web('virtual_hosts', 'a.test,'.repeat(15_000)),
+    rejected: { key: 'services/web/virtual_hosts', reason: /larger than 65536 bytes/ },
+  },
+  {
+    what: 'a host label longer than 63',
+    entries: web('virtual_hosts', `${'a'.repeat(64)}.test`),
+    rejected: { key: 'services/web/virtual_hosts', reason: /RFC 1123/ },
+  },
+  {
+    what: 'a host name longer than 253',
+    entries: web('virtual_hosts', Array.from({ length: 5 }, () => 'a'.repeat(60)).join('.')),
+    rejected: { key: 'services/web/virtual_hosts', reason: /not a valid host name/ },
+  },
+  {
+    what: 'more than 100 hosts',
+    entries: web('virtual_hosts', Array.from({ length: 101 }, (_, i) => `h${i}.test`).join(',')),
+    rejected: { key: 'services/web/virtual_hosts', reason: /more than 100 hosts/ },
+  },
+  {
+    what: 'unicode look-alike host (Cyrillic e)',
+    entries: web('virtual_hosts', 'w\u0435b.test'),
+    rejected: { key: 'services/web/virtual_hosts', reason: /RFC 1123/ },
+  },
   { what: 'fullwidth host', entries: web('virtual_hosts', '\uff57\uff45\uff42.test'), rejected: { key: 'services/web/virtual_hosts', reason: /RFC 1123/ } },
   { what: 'unicode line separator', entries: web('virtual_hosts', 'web.test\u2028evil'), rejected: { key: 'services/web/virtual_hosts', reason: /RFC 1123/ } },
   { what: 'path with a space', entries: web('virtual_path', '/a b'), rejected: { key: 'services/web/virtual_path', reason: /URL path characters/ } },
   { what: "path with '#'", entries: web('virtual_path', '/a#b'), rejected: { key: 'services/web/virtual_path', reason: /URL path characters/ } },
   { what: 'path with a quote', entries: web('virtual_path', '/a"b'), rejected: { key: 'services/web/virtual_path', reason: /URL path characters/ } },
   { what: 'path with a backslash', entries: web('virtual_path', '/a\\b'), rejected: { key: 'services/web/virtual_path', reason: /URL path characters/ } },
-  { what: 'path with a newline', entries: web('virtual_path', `/a\n    ${INJECTED}`), rejected: { key: 'services/web/virtual_path', reason: /line break or control/ } },
+  {
+    what: 'path with a newline',
+    entries: web('virtual_path', `/a\n    ${INJECTED}`),
+    rejected: { key: 'services/web/virtual_path', reason: /line break or control/ },
+  },
   { what: 'regex characters in a path are inert', entries: web('virtual_path', '/a.b$*+;=:@!~%41') },
-  { what: 'service named like a template block', entries: { 'services/{{#each}}/virtual_hosts': 'x.test' }, rejected: { key: 'services/{{#each}}', reason: /may only contain/ } },
-  { what: 'service named {{this}}', entries: { 'services/{{this}}/virtual_hosts': 'x.test' }, rejected: { key: 'services/{{this}}', reason: /may only contain/ } },
+  {
+    what: 'service named like a template block',
+    entries: { 'services/{{#each}}/virtual_hosts': 'x.test' },
+    rejected: { key: 'services/{{#each}}', reason: /may only contain/ },
+  },
+  {
+    what: 'service named {{this}}',
+    entries: { 'services/{{this}}/virtual_hosts': 'x.test' },
+    rejected: { key: 'services/{{this}}', reason: /may only contain/ },
+  },
   { what: 'service named "each" is just a name', entries: { 'services/each/virtual_hosts': 'x.test', 'services/each/upstreams/this': '127.0.0.1:1' } },
-  { what: 'service named "global" stays inside its backend', entries: { 'services/global/virtual_hosts': 'x.test', 'services/global/upstreams/else': '127.0.0.1:1' } },
-  { what: 'service name with a newline', entries: { [`services/web\n    ${INJECTED}/virtual_hosts`]: 'x.test' }, rejected: { key: `services/web\n    ${INJECTED}`, reason: /may only contain/ } },
-  { what: 'service name with a space', entries: { 'services/web evil/virtual_hosts': 'x.test' }, rejected: { key: 'services/web evil', reason: /may only contain/ } },
-  { what: 'service name longer than 63', entries: { [`services/${'s'.repeat(64)}/virtual_hosts`]: 'x.test' }, rejected: { key: `services/${'s'.repeat(64)}`, reason: /longer than 63/ } },
-  { what: 'instance name with a space', entries: web('upstreams/one two', '127.0.0.1:1'), rejected: { key: 'services/web/upstreams/one two', reason: /may only contain/ } },
-  { what: 'upstream with extra words', entries: web('upstreams/two', '127.0.0.1:80 backup'), rejected: { key: 'services/web/upstreams/two', reason: /not host:port|is not a number/ } },
-  { what: 'upstream with a newline', entries: web('upstreams/two', `127.0.0.1:80\n    ${INJECTED}`), rejected: { key: 'services/web/upstreams/two', reason: /not host:port|is not a number/ } },
-  { what: 'upstream host with a quote', entries: web('upstreams/two', 'a"b:80'), rejected: { key: 'services/web/upstreams/two', reason: /not a valid host name/ } },
-  { what: 'balance with a directive', entries: web('balance', `roundrobin\n    ${INJECTED}`), rejected: { key: 'services/web/balance', reason: /not a supported algorithm/ } },
+  {
+    what: 'service named "global" stays inside its backend',
+    entries: { 'services/global/virtual_hosts': 'x.test', 'services/global/upstreams/else': '127.0.0.1:1' },
+  },
+  {
+    what: 'service name with a newline',
+    entries: { [`services/web\n    ${INJECTED}/virtual_hosts`]: 'x.test' },
+    rejected: { key: `services/web\n    ${INJECTED}`, reason: /may only contain/ },
+  },
+  {
+    what: 'service name with a space',
+    entries: { 'services/web evil/virtual_hosts': 'x.test' },
+    rejected: { key: 'services/web evil', reason: /may only contain/ },
+  },
+  {
+    what: 'service name longer than 63',
+    entries: { [`services/${'s'.repeat(64)}/virtual_hosts`]: 'x.test' },
+    rejected: { key: `services/${'s'.repeat(64)}`, reason: /longer than 63/ },
+  },
+  {
+    what: 'instance name with a space',
+    entries: web('upstreams/one two', '127.0.0.1:1'),
+    rejected: { key: 'services/web/upstreams/one two', reason: /may only contain/ },
+  },
+  {
+    what: 'upstream with extra words',
+    entries: web('upstreams/two', '127.0.0.1:80 backup'),
+    rejected: { key: 'services/web/upstreams/two', reason: /not host:port|is not a number/ },
+  },
+  {
+    what: 'upstream with a newline',
+    entries: web('upstreams/two', `127.0.0.1:80\n    ${INJECTED}`),
+    rejected: { key: 'services/web/upstreams/two', reason: /not host:port|is not a number/ },
+  },
+  {
+    what: 'upstream host with a quote',
+    entries: web('upstreams/two', 'a"b:80'),
+    rejected: { key: 'services/web/upstreams/two', reason: /not a valid host name/ },
+  },
+  {
+    what: 'balance with a directive',
+    entries: web('balance', `roundrobin\n    ${INJECTED}`),
+    rejected: { key: 'services/web/balance', reason: /not a supported algorithm/ },
+  },
   { what: 'balance with a comment', entries: web('balance', 'roundrobin # x'), rejected: { key: 'services/web/balance', reason: /not a supported algorithm/ } },
-  { what: 'cookie with a directive', entries: web('cookie', 'cookie X insert\n    acl x always_true'), rejected: { key: 'services/web/cookie', reason: /line break or control/ } },
-  { what: 'cookie with a quote', entries: web('cookie', 'cookie X "insert"'), rejected: { key: 'services/web/cookie', reason: /must be empty or a line like/ } },
-  { what: 'health_check_uri with a space', entries: web('health_check_uri', '/health HTTP/1.1\\r\\nHost: x'), rejected: { key: 'services/web/health_check_uri', reason: /without spaces or quotes/ } },
+  {
+    what: 'cookie with a directive',
+    entries: web('cookie', 'cookie X insert\n    acl x always_true'),
+    rejected: { key: 'services/web/cookie', reason: /line break or control/ },
+  },
+  {
+    what: 'cookie with a quote',
+    entries: web('cookie', 'cookie X "insert"'),
+    rejected: { key: 'services/web/cookie', reason: /must be empty or a line like/ },
+  },
+  {
+    what: 'health_check_uri with a space',
+    entries: web('health_check_uri', '/health HTTP/1.1\\r\\nHost: x'),
+    rejected: { key: 'services/web/health_check_uri', reason: /without spaces or quotes/ },
+  },
   { what: 'hsts with extra words', entries: web('hsts', '31536000; includeSubDomains'), rejected: { key: 'services/web/hsts', reason: /max-age in seconds/ } },
-  { what: 'keep_virtual_path not a boolean', entries: web('keep_virtual_path', 'true\n'), },
-  { what: 'custom_settings opening a section', entries: web('custom_settings', 'timeout server 5s\nbackend evil'), rejected: { key: 'services/web/custom_settings', reason: /may not open a new section/ } },
-  { what: 'custom_settings with a NUL byte', entries: web('custom_settings', 'timeout server 5s\u0000'), rejected: { key: 'services/web/custom_settings', reason: /control character/ } },
-  { what: 'basic_auth_secrets with a directive', entries: web('basic_auth_secrets', `user a insecure-password pw\nbackend evil`), rejected: { key: 'services/web/basic_auth_secrets', reason: /./ } },
-  { what: 'tcp external_port with a comment', entries: { 'tcp-services/db/external_port': '9000 # x', 'tcp-services/db/upstreams/one': '127.0.0.1:5432' }, rejected: { key: 'tcp-services/db/external_port', reason: /not a number/ } },
-  { what: 'a key nested too deep', entries: { 'services/web/upstreams/one/two': '127.0.0.1:1' }, rejected: { key: 'services/web/upstreams/one/two', reason: /unexpected key layout/ } },
+  { what: 'keep_virtual_path not a boolean', entries: web('keep_virtual_path', 'true\n') },
+  {
+    what: 'custom_settings opening a section',
+    entries: web('custom_settings', 'timeout server 5s\nbackend evil'),
+    rejected: { key: 'services/web/custom_settings', reason: /may not open a new section/ },
+  },
+  {
+    what: 'custom_settings with a NUL byte',
+    entries: web('custom_settings', 'timeout server 5s\u0000'),
+    rejected: { key: 'services/web/custom_settings', reason: /control character/ },
+  },
+  {
+    what: 'basic_auth_secrets with a directive',
+    entries: web('basic_auth_secrets', `user a insecure-password pw\nbackend evil`),
+    rejected: { key: 'services/web/basic_auth_secrets', reason: /./ },
+  },
+  {
+    what: 'tcp external_port with a comment',
+    entries: { 'tcp-services/db/external_port': '9000 # x', 'tcp-services/db/upstreams/one': '127.0.0.1:5432' },
+    rejected: { key: 'tcp-services/db/external_port', reason: /not a number/ },
+  },
+  {
+    what: 'a key nested too deep',
+    entries: { 'services/web/upstreams/one/two': '127.0.0.1:1' },
+    rejected: { key: 'services/web/upstreams/one/two', reason: /unexpected key layout/ },
+  },
   {
     what: 'more services than the limit',
     entries: Object.fromEntries(Array.from({ length: 5 }, (_, i) => [`services/s${i}/virtual_hosts`, `s${i}.test`])),
@@ -95,7 +216,10 @@ describe('hostile entries', () => {
   });
 
   it('a rejection reason never repeats a basic-auth password', () => {
-    const { parsed } = parseAndRender(new Map(Object.entries({ ...good, ...web('basic_auth_secrets', 'user a insecure-password s3cret-pw extra words') })), settings);
+    const { parsed } = parseAndRender(
+      new Map(Object.entries({ ...good, ...web('basic_auth_secrets', 'user a insecure-password s3cret-pw extra words') })),
+      settings,
+    );
     expect(JSON.stringify(parsed.rejected)).not.toContain('s3cret-pw');
   });
 });

@@ -89,13 +89,40 @@ describe('reparseGroups', () => {
   // Keys of a few services and every kind of field, valid and not: whatever changes, the quick
   // parse either declines or gives exactly parseEntries' result.
   const services = ['services/web', 'services/api', 'services/bad', 'services/new', 'tcp-services/db', 'tcp-services/cache', 'tcp-services/new'];
-  const fields = ['virtual_hosts', 'virtual_path', 'balance', 'external_port', 'cookie', 'health_check_uri', 'upstreams/a', 'upstreams/web-1', 'upstreams/db-1', 'acme', 'nonsense'];
+  const fields = [
+    'virtual_hosts',
+    'virtual_path',
+    'balance',
+    'external_port',
+    'cookie',
+    'health_check_uri',
+    'upstreams/a',
+    'upstreams/web-1',
+    'upstreams/db-1',
+    'acme',
+    'nonsense',
+  ];
   const key = fc.oneof(
     { weight: 9, arbitrary: fc.tuple(fc.constantFrom(...services), fc.constantFrom(...fields)).map(([s, f]) => `${s}/${f}`) },
     { weight: 1, arbitrary: fc.constantFrom('services/web', 'certs/x', 'acme/challenges/t', 'services/web/upstreams/a/b', 'services//upstreams/a') },
   );
   const value = fc.oneof(
-    fc.constantFrom('10.0.0.5:80', '10.0.0.6:8080', '[fd00::1]:80', 'host.internal:81', 'bad', '5432', '6379', '7000', '80', 'x.test', '/p', 'true', 'leastconn', ''),
+    fc.constantFrom(
+      '10.0.0.5:80',
+      '10.0.0.6:8080',
+      '[fd00::1]:80',
+      'host.internal:81',
+      'bad',
+      '5432',
+      '6379',
+      '7000',
+      '80',
+      'x.test',
+      '/p',
+      'true',
+      'leastconn',
+      '',
+    ),
     fc.string({ maxLength: 12 }),
   );
   const change = fc.tuple(key, fc.option(value, { nil: undefined }));
@@ -120,7 +147,7 @@ describe('reparseGroups', () => {
     expect(answered).toBeGreaterThan(50);
   });
 
-  it('property: a SnapshotParser fed the source\'s snapshots always gives parseEntries\' result, through deletes, directory deletes and fresh reads', () => {
+  it("property: a SnapshotParser fed the source's snapshots always gives parseEntries' result, through deletes, directory deletes and fresh reads", () => {
     const step = fc.oneof(
       { weight: 8, arbitrary: change.map(([k, v]) => ({ kind: 'change' as const, key: k, value: v })) },
       { weight: 1, arbitrary: fc.constantFrom(...services, 'services', '').map((dir) => ({ kind: 'deleteDir' as const, dir })) },
@@ -159,8 +186,19 @@ describe('reuseUnchanged', () => {
 
 describe('createSectionRenderer', () => {
   const settings = {
-    httpPort: 8080, adminSocket: '/s', errorsDir: '/e', challengeMap: '/m', globalSettings: [], defaultsSettings: [],
-    hardStopAfter: '1h', serverStateFile: '/ss', checkInterval: '2000ms', checkFastInterval: '250ms', acceptProxy: false, tunnelTimeout: '1h', accessLog: 'text',
+    httpPort: 8080,
+    adminSocket: '/s',
+    errorsDir: '/e',
+    challengeMap: '/m',
+    globalSettings: [],
+    defaultsSettings: [],
+    hardStopAfter: '1h',
+    serverStateFile: '/ss',
+    checkInterval: '2000ms',
+    checkFastInterval: '250ms',
+    acceptProxy: false,
+    tunnelTimeout: '1h',
+    accessLog: 'text',
   } satisfies RenderSettings;
 
   it('renders from its caches exactly what a fresh renderer renders', () => {
@@ -191,9 +229,20 @@ describe('createSectionRenderer', () => {
   it('property: after any changes, the cached render matches a fresh full render, and a runtime plan changes nothing but server lines', () => {
     const serverArgs = createServerArgsRenderer();
     const args = (service: Parameters<typeof serverArgs>[0], upstream: Parameters<typeof serverArgs>[1]) => serverArgs(service, upstream, settings);
-    const withoutServers = (text: string) => text.split('\n').filter((line) => !line.startsWith('    server ')).join('\n');
-    const upstream = fc.tuple(fc.constantFrom('services/web', 'services/api', 'tcp-services/db'), fc.constantFrom('a', 'b', 'web-1', 'db-1'), fc.option(fc.constantFrom('10.0.0.5:80', '10.0.0.6:8080'), { nil: undefined }));
-    const setting = fc.tuple(fc.constantFrom('services/web/virtual_hosts', 'services/api/virtual_path', 'services/web/balance'), fc.constantFrom('x.test', '/v2', 'leastconn'));
+    const withoutServers = (text: string) =>
+      text
+        .split('\n')
+        .filter((line) => !line.startsWith('    server '))
+        .join('\n');
+    const upstream = fc.tuple(
+      fc.constantFrom('services/web', 'services/api', 'tcp-services/db'),
+      fc.constantFrom('a', 'b', 'web-1', 'db-1'),
+      fc.option(fc.constantFrom('10.0.0.5:80', '10.0.0.6:8080'), { nil: undefined }),
+    );
+    const setting = fc.tuple(
+      fc.constantFrom('services/web/virtual_hosts', 'services/api/virtual_path', 'services/web/balance'),
+      fc.constantFrom('x.test', '/v2', 'leastconn'),
+    );
     fc.assert(
       fc.property(fc.array(fc.oneof(upstream, setting), { minLength: 1, maxLength: 5 }), (changes) => {
         const render = createSectionRenderer();

@@ -5,7 +5,10 @@ import { HTTP_SECTION, KEY_PATHS, SERVICE_FIELD_KEYS, serviceFieldOf, STORED_SEC
 import { fieldRowsOf, instanceRowOf, keyOf, type ServiceSection } from '../../src/model/keyspace-rows.js';
 import { parseEntries } from '../../src/model/parse.js';
 
-const sections = [['HTTP', HTTP_SECTION], ['TCP', TCP_SECTION]] as [string, ServiceSection][];
+const sections = [
+  ['HTTP', HTTP_SECTION],
+  ['TCP', TCP_SECTION],
+] as [string, ServiceSection][];
 const fieldRows = sections.flatMap(([, section]) => fieldRowsOf(section).map((row) => [`${section.dir}${row.key}`, section, row] as const));
 /** Refused by every validator: a control byte may reach no HAProxy line. */
 const INVALID = '\u0001bad';
@@ -74,7 +77,9 @@ describe('the key table', () => {
     const entries = exampleEntries(section);
     entries.delete(key.replace(section.dir, `${section.dir}s/`));
     const { rejected } = parseEntries(entries, { reservedPorts: [] });
-    expect(rejected).toEqual([{ key: `${section.dir}s/${row.key}`, code: 'absent' in row && 'code' in row.absent ? row.absent.code : '', reason: expect.any(String), service: 's' }]);
+    expect(rejected).toEqual([
+      { key: `${section.dir}s/${row.key}`, code: 'absent' in row && 'code' in row.absent ? row.absent.code : '', reason: expect.any(String), service: 's' },
+    ]);
   });
 
   it('names each per-service field key once per kind, and every field a metric label can name', () => {

@@ -29,7 +29,11 @@ class FakeCampaign extends EventEmitter {
   readonly lease: FakeLease;
   resigned = false;
 
-  constructor(private readonly hub: FakeElection, readonly value: string, id: string) {
+  constructor(
+    private readonly hub: FakeElection,
+    readonly value: string,
+    id: string,
+  ) {
     super();
     this.lease = new FakeLease(id);
   }
@@ -78,11 +82,12 @@ class FakeElection {
       namespace: () => ({ election: () => election }),
       get: (key: string) => ({
         exec: async () => ({ kvs: [{ create_revision: '7' }] }),
-        string: async () => (key.endsWith('/acme/leader') ? this.legacy?.value ?? null : null),
+        string: async () => (key.endsWith('/acme/leader') ? (this.legacy?.value ?? null) : null),
       }),
       put,
       // The only transaction: create acme/leader on the campaign's lease unless it exists.
       if: () => ({
+        // biome-ignore lint/suspicious/noThenProperty: etcd3's transaction builder has then(), as this fake must
         then: (op: { value: string; lease: string }) => ({
           commit: async () => {
             if (this.legacy) return { succeeded: false };
@@ -126,7 +131,11 @@ describe('CampaignElection', () => {
     const a = replica(hub, 'a');
     const fencedWrite = vi.fn(async () => ({ succeeded: true, revision: '9' }));
     const storage = new AcmeStorage({
-      store: { fencedWrite } as unknown as KvStore, prefix: '/lb', logger, now: () => new Date(), fence: () => a.election.fence(),
+      store: { fencedWrite } as unknown as KvStore,
+      prefix: '/lb',
+      logger,
+      now: () => new Date(),
+      fence: () => a.election.fence(),
     });
     a.election.start();
     await vi.advanceTimersByTimeAsync(0);
@@ -134,7 +143,7 @@ describe('CampaignElection', () => {
     expect(fencedWrite).toHaveBeenCalledTimes(1);
 
     // No keepalive for 2/3 of the TTL: unsure of the lease, the leader steps down before etcd could expire it.
-    await vi.advanceTimersByTimeAsync((TTL * 1000 * 2) / 3 + TTL * 1000 / 3);
+    await vi.advanceTimersByTimeAsync((TTL * 1000 * 2) / 3 + (TTL * 1000) / 3);
     expect(a.election.isLeader()).toBe(false);
     expect(a.election.fence()).toBeUndefined();
     expect(a.changes).toEqual([true, false]);

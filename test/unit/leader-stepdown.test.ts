@@ -35,10 +35,16 @@ class FakeElection implements Election {
   }
 
   start(): void {}
-  isLeader(): boolean { return this.leading; }
-  fence(): KvFence | undefined { return this.leading ? { key: '/lb/acme/leader', value: this.id } : undefined; }
+  isLeader(): boolean {
+    return this.leading;
+  }
+  fence(): KvFence | undefined {
+    return this.leading ? { key: '/lb/acme/leader', value: this.id } : undefined;
+  }
   follow(): void {}
-  async stop(): Promise<void> { this.leading = false; }
+  async stop(): Promise<void> {
+    this.leading = false;
+  }
 }
 
 /** A keyspace that records the leader's calls; reading the account key waits until released. */
@@ -57,27 +63,49 @@ function fakeStore() {
       return { succeeded: true, revision: '2' };
     },
   } as unknown as KvStore;
-  return { store, calls, release: () => pending.splice(0).forEach((resolve) => resolve()) };
+  return {
+    store,
+    calls,
+    release: () => {
+      for (const resolve of pending.splice(0)) resolve();
+    },
+  };
 }
 
 function routes() {
   const entries = new EntryStore();
-  entries.replace(new Map([['services/web/virtual_hosts', 'web.example.com'], ['services/web/acme', 'true'], ['services/web/upstreams/a', '10.0.0.1:80']]));
+  entries.replace(
+    new Map([
+      ['services/web/virtual_hosts', 'web.example.com'],
+      ['services/web/acme', 'true'],
+      ['services/web/upstreams/a', '10.0.0.1:80'],
+    ]),
+  );
   return new SnapshotParser({ reservedPorts: [] }).parse(entries.seal('1')).state;
 }
 
 function startReplica(id: string) {
   const logs: Record<string, unknown>[] = [];
-  const logger = createLogger('debug', false, new Writable({
-    write(chunk: Buffer, _enc, done) {
-      for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) logs.push(JSON.parse(line) as Record<string, unknown>);
-      done();
-    },
-  }));
+  const logger = createLogger(
+    'debug',
+    false,
+    new Writable({
+      write(chunk: Buffer, _enc, done) {
+        for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) logs.push(JSON.parse(line) as Record<string, unknown>);
+        done();
+      },
+    }),
+  );
   const election = new FakeElection(id);
   const etcd = fakeStore();
   const manager = new AcmeManager({
-    store: etcd.store, prefix: '/lb', logger, email: 'ops@example.com', directoryUrl: 'https://acme.invalid/dir', id, election: election.make,
+    store: etcd.store,
+    prefix: '/lb',
+    logger,
+    email: 'ops@example.com',
+    directoryUrl: 'https://acme.invalid/dir',
+    id,
+    election: election.make,
   });
   manager.offerServices(routes());
   manager.start();
@@ -145,7 +173,14 @@ describe('LeaderElection (v2) step-down', () => {
     });
     const store = { lease, fencedWrite: async () => ({ succeeded: true, revision: '0' }) } as unknown as KvStore;
     const changes: boolean[] = [];
-    const election = new LeaderElection({ store, key: '/lb/acme/leader', id: 'me', ttlSeconds: 3, logger: createLogger('silent', false), onChange: (leading) => changes.push(leading) });
+    const election = new LeaderElection({
+      store,
+      key: '/lb/acme/leader',
+      id: 'me',
+      ttlSeconds: 3,
+      logger: createLogger('silent', false),
+      onChange: (leading) => changes.push(leading),
+    });
     election.start();
     await vi.advanceTimersByTimeAsync(0);
     expect(election.isLeader()).toBe(true);

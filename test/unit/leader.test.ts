@@ -31,7 +31,14 @@ describe('LeaderElection', () => {
     vi.useFakeTimers();
     const { store } = fakeStore([{ created: true, holder: 'me', revision: '10' }]);
     const changes: boolean[] = [];
-    const election = new LeaderElection({ store, key: '/lb/acme/leader', id: 'me', ttlSeconds: 3, logger: createLogger('silent', false), onChange: (leading) => changes.push(leading) });
+    const election = new LeaderElection({
+      store,
+      key: '/lb/acme/leader',
+      id: 'me',
+      ttlSeconds: 3,
+      logger: createLogger('silent', false),
+      onChange: (leading) => changes.push(leading),
+    });
     election.start();
     await vi.advanceTimersByTimeAsync(0);
     expect(election.isLeader()).toBe(true);
@@ -52,7 +59,14 @@ describe('LeaderElection', () => {
       { created: true, holder: 'me', revision: '10' },
       { created: true, holder: 'me', revision: '4' },
     ]);
-    const election = new LeaderElection({ store, key: '/lb/acme/leader', id: 'me', ttlSeconds: 30, logger: createLogger('silent', false), onChange: () => undefined });
+    const election = new LeaderElection({
+      store,
+      key: '/lb/acme/leader',
+      id: 'me',
+      ttlSeconds: 30,
+      logger: createLogger('silent', false),
+      onChange: () => undefined,
+    });
     election.start();
     await vi.advanceTimersByTimeAsync(0);
     expect(election.isLeader()).toBe(true);

@@ -54,14 +54,26 @@ describe('LEGACY_DIRECTIVES', () => {
   it.each(Object.entries(EXAMPLES))('finds %s in a line and names its replacement', (directive, { line, global }) => {
     const uses = findLegacyDirectives(['http-request set-header X-A b', `  ${line}`], global ? 'global' : 'proxy');
     expect(uses.map((u) => [u.line, u.directive.directive])).toEqual([[2, directive]]);
-    expect(describeLegacyUse(uses[0]!)).toMatch(new RegExp(`^line 2: ${directive.replace('.', '\\.')} is HAProxy 1\\.8 syntax that HAProxy 2\\.6 refuses( \\(removed in 2\\.\\d\\))?; instead: .+`));
+    expect(describeLegacyUse(uses[0]!)).toMatch(
+      new RegExp(`^line 2: ${directive.replace('.', '\\.')} is HAProxy 1\\.8 syntax that HAProxy 2\\.6 refuses( \\(removed in 2\\.\\d\\))?; instead: .+`),
+    );
   });
 
   it('finds nothing in lines HAProxy 2.6 accepts, including ones that merely mention an old keyword', () => {
-    expect(findLegacyDirectives([
-      'http-request add-header X-Foo bar', 'option httpclose', 'option http-server-close', 'timeout client 60s',
-      'acl block_me src 10.0.0.0/8', 'http-request deny if { hdr(x-reqadd) -m found }', 'option forwardfor',
-    ], 'proxy')).toEqual([]);
+    expect(
+      findLegacyDirectives(
+        [
+          'http-request add-header X-Foo bar',
+          'option httpclose',
+          'option http-server-close',
+          'timeout client 60s',
+          'acl block_me src 10.0.0.0/8',
+          'http-request deny if { hdr(x-reqadd) -m found }',
+          'option forwardfor',
+        ],
+        'proxy',
+      ),
+    ).toEqual([]);
     expect(legacyHint(['option httpclose'], 'proxy')).toBeUndefined();
   });
 
@@ -72,7 +84,10 @@ describe('LEGACY_DIRECTIVES', () => {
   });
 
   it('ignores case, as HAProxy does for keywords', () => {
-    expect(findLegacyDirectives(['REQADD X-A:\\ b', 'Option Http-Tunnel'], 'proxy').map((u) => u.directive.directive)).toEqual(['reqadd', 'option http-tunnel']);
+    expect(findLegacyDirectives(['REQADD X-A:\\ b', 'Option Http-Tunnel'], 'proxy').map((u) => u.directive.directive)).toEqual([
+      'reqadd',
+      'option http-tunnel',
+    ]);
   });
 
   it('describes every use in one hint', () => {
@@ -82,28 +97,36 @@ describe('LEGACY_DIRECTIVES', () => {
   });
 
   const haproxy = locateExecutable('haproxy', process.env.PATH ?? '');
-  it.runIf(haproxy !== undefined)('lists only directives the HAProxy 2.6 the tests run refuses (haproxy -c, in the section edgelb would put them)', async () => {
-    const settings = testRenderSettings();
-    const results = await Promise.all(Object.entries(EXAMPLES).map(async ([directive, { line, global }], index) => {
-      const entries = new Map([['services/legacy/virtual_hosts', 'legacy.test'], ['services/legacy/upstreams/a', '127.0.0.1:8080']]);
-      if (!global) entries.set('services/legacy/custom_settings', line);
-      const { config } = parseAndRender(entries, global ? { ...settings, globalSettings: [line] } : settings);
-      const file = path.join(settings.stateDir, `haproxy-${index}.cfg`);
-      await writeFile(file, config);
-      const validation = await validateConfigFile(haproxy!, file);
-      const attribution = attributeErrors(config, validation.errors);
-      return { directive, ok: validation.ok, service: [...attribution.services.keys()], errors: validation.errors.map((e) => e.message) };
-    }));
-    // The reason for the sections: a global `grace` is valid in 2.6, and must not be reported.
-    const graceFile = path.join(settings.stateDir, 'grace.cfg');
-    await writeFile(graceFile, parseAndRender(new Map(), { ...settings, globalSettings: ['grace 5s'] }).config);
-    const grace = await validateConfigFile(haproxy!, graceFile);
-    await rm(settings.stateDir, { recursive: true, force: true });
-    expect(grace, 'global grace 5s').toEqual({ ok: true, errors: [] });
-    for (const result of results) {
-      expect(result.ok, `${result.directive}: ${result.errors.join(' / ')}`).toBe(false);
-      // Refused where edgelb can say so: in the service's section, or (global lines) for the whole config.
-      expect(result.service, result.directive).toEqual(EXAMPLES[result.directive]!.global ? [] : ['http:legacy']);
-    }
-  });
+  it.runIf(haproxy !== undefined)(
+    'lists only directives the HAProxy 2.6 the tests run refuses (haproxy -c, in the section edgelb would put them)',
+    async () => {
+      const settings = testRenderSettings();
+      const results = await Promise.all(
+        Object.entries(EXAMPLES).map(async ([directive, { line, global }], index) => {
+          const entries = new Map([
+            ['services/legacy/virtual_hosts', 'legacy.test'],
+            ['services/legacy/upstreams/a', '127.0.0.1:8080'],
+          ]);
+          if (!global) entries.set('services/legacy/custom_settings', line);
+          const { config } = parseAndRender(entries, global ? { ...settings, globalSettings: [line] } : settings);
+          const file = path.join(settings.stateDir, `haproxy-${index}.cfg`);
+          await writeFile(file, config);
+          const validation = await validateConfigFile(haproxy!, file);
+          const attribution = attributeErrors(config, validation.errors);
+          return { directive, ok: validation.ok, service: [...attribution.services.keys()], errors: validation.errors.map((e) => e.message) };
+        }),
+      );
+      // The reason for the sections: a global `grace` is valid in 2.6, and must not be reported.
+      const graceFile = path.join(settings.stateDir, 'grace.cfg');
+      await writeFile(graceFile, parseAndRender(new Map(), { ...settings, globalSettings: ['grace 5s'] }).config);
+      const grace = await validateConfigFile(haproxy!, graceFile);
+      await rm(settings.stateDir, { recursive: true, force: true });
+      expect(grace, 'global grace 5s').toEqual({ ok: true, errors: [] });
+      for (const result of results) {
+        expect(result.ok, `${result.directive}: ${result.errors.join(' / ')}`).toBe(false);
+        // Refused where edgelb can say so: in the service's section, or (global lines) for the whole config.
+        expect(result.service, result.directive).toEqual(EXAMPLES[result.directive]!.global ? [] : ['http:legacy']);
+      }
+    },
+  );
 });

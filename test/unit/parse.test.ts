@@ -1,8 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseEntries } from '../../src/model/parse.js';
 
-const parse = (entries: Record<string, string>, reservedPorts = [80, 443, 1000]) =>
-  parseEntries(new Map(Object.entries(entries)), { reservedPorts });
+const parse = (entries: Record<string, string>, reservedPorts = [80, 443, 1000]) => parseEntries(new Map(Object.entries(entries)), { reservedPorts });
 
 describe('parseEntries: HTTP services', () => {
   it('parses a full service with defaults filled in', () => {
@@ -15,7 +14,10 @@ describe('parseEntries: HTTP services', () => {
     expect(rejected).toEqual([]);
     expect(state.http).toHaveLength(1);
     const web = state.http[0]!;
-    expect(web.virtualHosts).toEqual([{ name: 'www.foo.com', wildcard: false }, { name: 'foo.com', wildcard: true }]);
+    expect(web.virtualHosts).toEqual([
+      { name: 'www.foo.com', wildcard: false },
+      { name: 'foo.com', wildcard: true },
+    ]);
     expect(web.virtualPaths).toEqual(['/api', '/v1']);
     expect(web.balance).toBe('roundrobin');
     expect(web.keepVirtualPath).toBe(false);
@@ -76,7 +78,11 @@ describe('parseEntries: rejections', () => {
     ['custom settings with a control byte', { 'services/web/custom_settings': 'option a\u0000' }, 'services/web/custom_settings', /control/, true],
   ];
   it.each(cases)('%s', (_label, entries, key, reason, wholeService) => {
-    const { state, rejected } = parse({ ...entries, 'services/web/virtual_path': entries['services/web/virtual_path'] ?? '/web', 'services/ok/virtual_path': '/ok' });
+    const { state, rejected } = parse({
+      ...entries,
+      'services/web/virtual_path': entries['services/web/virtual_path'] ?? '/web',
+      'services/ok/virtual_path': '/ok',
+    });
     const rejection = rejected.find((r) => r.key === key);
     expect(rejection?.reason).toMatch(reason);
     expect(state.http.map((s) => s.name)).toEqual(wholeService ? ['ok'] : ['ok', 'web']);
@@ -131,9 +137,12 @@ describe('parseEntries: TCP services', () => {
 
   it('refuses a port the load balancer or another TCP service already uses', () => {
     const { state, rejected } = parse({
-      'tcp-services/a/external_port': '7000', 'tcp-services/a/upstreams/x': '10.0.0.1:1',
-      'tcp-services/b/external_port': '7000', 'tcp-services/b/upstreams/x': '10.0.0.1:1',
-      'tcp-services/c/external_port': '80', 'tcp-services/c/upstreams/x': '10.0.0.1:1',
+      'tcp-services/a/external_port': '7000',
+      'tcp-services/a/upstreams/x': '10.0.0.1:1',
+      'tcp-services/b/external_port': '7000',
+      'tcp-services/b/upstreams/x': '10.0.0.1:1',
+      'tcp-services/c/external_port': '80',
+      'tcp-services/c/upstreams/x': '10.0.0.1:1',
     });
     expect(state.tcp.map((s) => s.name)).toEqual(['a']);
     expect(rejected.map((r) => r.reason)).toEqual(['port 7000 is already used by tcp service a', 'port 80 is already used by the load balancer itself']);

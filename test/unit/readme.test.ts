@@ -19,7 +19,10 @@ function configurationTable(): Map<string, string[]> {
   const rows = new Map<string, string[]>();
   for (const line of section.split('\n')) {
     if (!line.startsWith('| `')) continue;
-    const cells = line.split(/(?<!\\)\|/).slice(1, -1).map((c) => c.trim());
+    const cells = line
+      .split(/(?<!\\)\|/)
+      .slice(1, -1)
+      .map((c) => c.trim());
     for (const name of cells[0]!.matchAll(/`([A-Z0-9_]+)(?:<[a-z]+>)?`/g)) rows.set(name[1]!, cells);
   }
   return rows;
@@ -78,7 +81,10 @@ describe('README entry tables', () => {
     expect([...documented].filter((k) => k !== 'upstreams').sort()).toEqual([...acceptedFields(set)].sort());
     for (const key of documented.filter((k) => k !== 'upstreams')) {
       const { rejected } = parseEntries(new Map([[`${section}/s/${key}`, 'x']]), { reservedPorts: [] });
-      expect(rejected.map((r) => r.reason), key).not.toContain('unknown setting, ignored');
+      expect(
+        rejected.map((r) => r.reason),
+        key,
+      ).not.toContain('unknown setting, ignored');
     }
   });
 });

@@ -40,7 +40,7 @@ const entries = {
 };
 const render = createRenderer();
 const state = parseEntries(new Map(Object.entries(entries)), { reservedPorts: [8080] }).state;
-const backend = (text: string, name: string) => /\nbackend [^\n]+\n(?:    [^\n]*\n)*/g.exec(text.slice(text.indexOf(`\nbackend ${name}\n`)))?.[0] ?? '';
+const backend = (text: string, name: string) => /\nbackend [^\n]+\n(?: {4}[^\n]*\n)*/g.exec(text.slice(text.indexOf(`\nbackend ${name}\n`)))?.[0] ?? '';
 
 describe('render: load balancer features', () => {
   it('turns every feature off by default', () => {
@@ -50,10 +50,17 @@ describe('render: load balancer features', () => {
   });
 
   it('accepts the PROXY protocol on the HTTP, HTTPS and TCP listeners', () => {
-    const tls = { port: 8443, crtList: path.join(dir, 'crt-list'), http2: true, minVersion: 'TLSv1.2' as const, ciphers: 'ECDHE-RSA-AES128-GCM-SHA256', defaultCert: 'x' };
+    const tls = {
+      port: 8443,
+      crtList: path.join(dir, 'crt-list'),
+      http2: true,
+      minVersion: 'TLSv1.2' as const,
+      ciphers: 'ECDHE-RSA-AES128-GCM-SHA256',
+      defaultCert: 'x',
+    };
     const text = render(state, { ...all, tls });
     expect(text).toContain('    bind *:8080 accept-proxy\n');
-    expect(text).toMatch(/\n    bind \*:8443 ssl crt-list .* accept-proxy\n/);
+    expect(text).toMatch(/\n {4}bind \*:8443 ssl crt-list .* accept-proxy\n/);
     expect(text).toContain('    bind *:5432 accept-proxy\n');
     // Not the statistics page: operators reach it directly, not through the cloud load balancer.
     expect(text).toContain('    bind *:1000\n');
@@ -70,7 +77,7 @@ describe('render: load balancer features', () => {
     const text = render(state, all);
     expect(backend(text, 'http-web')).toContain('    http-request auth realm web unless { http_auth(auth-web) }\n');
     expect(text).toContain('userlist auth-web\n    user alice insecure-password s3cret\n    user bob password $1$Ma9tw2hT$8YpAqWayq7afY9JYpLm2b1\n');
-    expect(backend(text, 'http-closed')).toMatch(/\n    http-request auth realm closed\n/);
+    expect(backend(text, 'http-closed')).toMatch(/\n {4}http-request auth realm closed\n/);
     expect(text).not.toContain('userlist auth-closed');
     expect(backend(text, 'http-open')).toMatch(/^\nbackend http-open\n/);
     expect(backend(text, 'http-open')).not.toContain('auth');
@@ -78,10 +85,15 @@ describe('render: load balancer features', () => {
 
   it('keeps every character config.ts and the model let through a password intact for HAProxy', async () => {
     const punctuation = '!$%&()*+,-./:;<=>?@[]^_`{|}~';
-    const withAll = parseEntries(new Map(Object.entries({
-      'services/web/virtual_hosts': 'www.foo.com',
-      'services/web/basic_auth_secrets': `user alice insecure-password a${punctuation}z`,
-    })), { reservedPorts: [8080] }).state;
+    const withAll = parseEntries(
+      new Map(
+        Object.entries({
+          'services/web/virtual_hosts': 'www.foo.com',
+          'services/web/basic_auth_secrets': `user alice insecure-password a${punctuation}z`,
+        }),
+      ),
+      { reservedPorts: [8080] },
+    ).state;
     writeFileSync(all.challengeMap, '');
     const file = path.join(dir, 'punctuation.cfg');
     writeFileSync(file, render(withAll, { ...all, stats: { port: 1000, password: `s${punctuation}z` } }));
@@ -90,7 +102,7 @@ describe('render: load balancer features', () => {
     expect(result.all).not.toMatch(/parsing \[/); // no warning about any line
   });
 
-  it('writes SYSLOG_TARGET as the global log line from its typed fields; the access log\'s stdout line is the frontends\'', async () => {
+  it("writes SYSLOG_TARGET as the global log line from its typed fields; the access log's stdout line is the frontends'", async () => {
     const cases: [string, string][] = [
       ['127.0.0.1', '    log 127.0.0.1:514 local1 info\n'],
       ['udp@[::1]:1514 local0', '    log udp@[::1]:1514 local0\n'],
@@ -101,7 +113,7 @@ describe('render: load balancer features', () => {
     for (const [raw, line] of cases) {
       const syslog = loadConfig({ ETCD_PATH: '/x', SYSLOG_TARGET: raw }, { checkFilesystem: false }).syslogTarget;
       const text = render(state, { ...base, syslog });
-      expect(text).toMatch(/\nglobal\n(    #[^\n]*\n)*    # SYSLOG_TARGET[^\n]*\n    log /);
+      expect(text).toMatch(/\nglobal\n( {4}#[^\n]*\n)* {4}# SYSLOG_TARGET[^\n]*\n {4}log /);
       expect(text).toContain('\nfrontend http\n    log stdout len 4096 format raw local0 info\n');
       expect(text).toContain(line);
       const file = path.join(dir, 'syslog.cfg');
@@ -119,7 +131,14 @@ describe('render: load balancer features', () => {
     writeFileSync(path.join(dir, 'crt-list'), `${path.join(dir, 'tls.pem')}\n`);
     for (const version of ['TLSv1.0', 'TLSv1.3'] as const) {
       const config = loadConfig({ ETCD_PATH: '/x', KONTENA_LB_SSL_MIN_VERSION: version }, { checkFilesystem: false });
-      const tls = { port: 8443, crtList: path.join(dir, 'crt-list'), http2: true, minVersion: config.sslMinVersion, ciphers: config.sslCiphers, defaultCert: 'x' };
+      const tls = {
+        port: 8443,
+        crtList: path.join(dir, 'crt-list'),
+        http2: true,
+        minVersion: config.sslMinVersion,
+        ciphers: config.sslCiphers,
+        defaultCert: 'x',
+      };
       const text = render(state, { ...base, tls });
       expect(text).toContain(` ssl-min-ver ${version} ciphers ${config.sslCiphers}\n`);
       const file = path.join(dir, 'tls.cfg');
@@ -147,7 +166,10 @@ describe('templates in strict mode', () => {
       writeFileSync(path.join(templates, name), readFileSync(path.join(TEMPLATES_DIR, name), 'utf8'));
     }
     // As if a view field were renamed while the template still prints the old name.
-    writeFileSync(path.join(templates, 'http-backend.hbs'), readFileSync(path.join(TEMPLATES_DIR, 'http-backend.hbs'), 'utf8').replace('balance {{balance}}', 'balance {{balanceAlgorithm}}'));
+    writeFileSync(
+      path.join(templates, 'http-backend.hbs'),
+      readFileSync(path.join(TEMPLATES_DIR, 'http-backend.hbs'), 'utf8').replace('balance {{balance}}', 'balance {{balanceAlgorithm}}'),
+    );
     const render = createRenderer(templates);
     const state = parseEntries(new Map([['services/web/upstreams/a', '10.0.0.1:80']]), { reservedPorts: [] }).state;
     expect(() => render(state, base)).toThrow(/"balanceAlgorithm" not defined/);

@@ -12,14 +12,39 @@ import { foreignLines, templateLinePatterns } from '../support/template-lines.js
 // documented exception, isolated by the controller when HAProxy rejects them).
 
 const HOSTILE = [
-  '\n', '\r', '\r\n', '#', '"', "'", '\\', ' ', '\t', '\u0000', '\u0007', '\u001b', '\u007f', '{{', '}}', '{{#each x}}', '{{this}}',
-  '\u0435', '\u2028', '\uff0e', ' if TRUE', '\n    use_backend http-x if TRUE', '%[src]', '${HOME}', '$HOME', ',', ':', '/', '*.', '..', '-',
+  '\n',
+  '\r',
+  '\r\n',
+  '#',
+  '"',
+  "'",
+  '\\',
+  ' ',
+  '\t',
+  '\u0000',
+  '\u0007',
+  '\u001b',
+  '\u007f',
+  '{{',
+  '}}',
+  '{{#each x}}',
+  '{{this}}',
+  '\u0435',
+  '\u2028',
+  '\uff0e',
+  ' if TRUE',
+  '\n    use_backend http-x if TRUE',
+  '%[src]',
+  '${HOME}',
+  '$HOME',
+  ',',
+  ':',
+  '/',
+  '*.',
+  '..',
+  '-',
 ];
-const fragment = fc.oneof(
-  fc.constantFrom(...HOSTILE),
-  fc.stringMatching(/^[a-z0-9]{1,8}$/),
-  fc.string({ maxLength: 6, unit: 'binary' }),
-);
+const fragment = fc.oneof(fc.constantFrom(...HOSTILE), fc.stringMatching(/^[a-z0-9]{1,8}$/), fc.string({ maxLength: 6, unit: 'binary' }));
 const junk = fc.array(fragment, { minLength: 1, maxLength: 4 }).map((parts) => parts.join(''));
 const label = fc.stringMatching(/^[a-z][a-z0-9]{0,5}$/);
 const name = fc.oneof({ weight: 4, arbitrary: fc.stringMatching(/^[a-z][a-z0-9._-]{0,6}[a-z0-9]$/) }, { weight: 1, arbitrary: junk });
@@ -56,7 +81,9 @@ const TCP_FIELDS: Record<string, fc.Arbitrary<string>> = {
 };
 
 const fieldsOf = (fields: Record<string, fc.Arbitrary<string>>) =>
-  fc.record(Object.fromEntries(Object.entries(fields).map(([k, v]) => [k, fc.oneof({ weight: 3, arbitrary: fc.constant(undefined) }, { weight: 2, arbitrary: v })])));
+  fc.record(
+    Object.fromEntries(Object.entries(fields).map(([k, v]) => [k, fc.oneof({ weight: 3, arbitrary: fc.constant(undefined) }, { weight: 2, arbitrary: v })])),
+  );
 
 const service = fc.record({
   tcp: fc.boolean(),
@@ -102,7 +129,14 @@ describe('rendering random entry sets', () => {
       const file = path.join(plain.stateDir, `fuzz-${i}.cfg`);
       await writeFile(file, config);
       const result = await execa('haproxy', ['-c', '-f', file], { reject: false, all: true, timeout: 20_000 });
-      if (result.exitCode !== 0) failures.push(`${file}: ${String(result.all).split('\n').filter((l) => /ALERT/.test(l)).slice(0, 3).join(' | ')}\nentries: ${JSON.stringify([...entries])}`);
+      if (result.exitCode !== 0)
+        failures.push(
+          `${file}: ${String(result.all)
+            .split('\n')
+            .filter((l) => /ALERT/.test(l))
+            .slice(0, 3)
+            .join(' | ')}\nentries: ${JSON.stringify([...entries])}`,
+        );
     };
     for (let i = 0; i < sets.length; i += 2) await Promise.all(sets.slice(i, i + 2).map((entries, j) => check(entries, i + j)));
     expect(failures).toEqual([]);

@@ -38,7 +38,14 @@ describe('render', () => {
   it('renders HTTPS, redirects and HSTS when certificates are served', () => {
     const entries = JSON.parse(readFileSync(path.join(fixtures, 'kontena.entries.json'), 'utf8')) as Record<string, string>;
     const tlsEntries = { ...entries, 'services/web/ssl_redirect': 'true', 'services/web/hsts': '31536000', 'services/api/ssl_redirect': 'true' };
-    const tls = { port: 443, crtList: '/var/lib/edgelb/certs/crt-list', http2: true, minVersion: 'TLSv1.2' as const, ciphers: 'ECDHE-RSA-AES128-GCM-SHA256', defaultCert: 'vault-web-1234' };
+    const tls = {
+      port: 443,
+      crtList: '/var/lib/edgelb/certs/crt-list',
+      http2: true,
+      minVersion: 'TLSv1.2' as const,
+      ciphers: 'ECDHE-RSA-AES128-GCM-SHA256',
+      defaultCert: 'vault-web-1234',
+    };
     const text = render(stateOf(tlsEntries), { ...settings, tls });
     const expectedFile = path.join(fixtures, 'kontena-tls.expected.cfg');
     if (process.env.UPDATE_FIXTURES) writeFileSync(expectedFile, text);
@@ -102,7 +109,10 @@ describe('render', () => {
       const file = path.join(dir, 'haproxy.cfg');
       const challengeMap = path.join(dir, 'acme.map');
       writeFileSync(challengeMap, '');
-      writeFileSync(file, render(stateOf(entries), { ...settings, challengeMap, adminSocket: path.join(dir, 's.sock'), errorsDir: path.join(TEMPLATES_DIR, 'errors') }));
+      writeFileSync(
+        file,
+        render(stateOf(entries), { ...settings, challengeMap, adminSocket: path.join(dir, 's.sock'), errorsDir: path.join(TEMPLATES_DIR, 'errors') }),
+      );
       const result = await execa('haproxy', ['-c', '-f', file], { reject: false, all: true });
       expect(result.all).toContain('Configuration file is valid');
       expect(result.exitCode).toBe(0);

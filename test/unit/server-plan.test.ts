@@ -22,7 +22,12 @@ const plan = (before: Record<string, string>, after: Record<string, string>, def
 async function commandsOf(result: ServerPlanResult): Promise<string[]> {
   if (!('plan' in result)) throw new Error(`expected a runtime plan, got a reload: ${result.reloadBecause}`);
   const sent: string[] = [];
-  const runtime = { raw: async (command: string) => (sent.push(command), '') } as unknown as HaproxyRuntime;
+  const runtime = {
+    raw: async (command: string) => {
+      sent.push(command);
+      return '';
+    },
+  } as unknown as HaproxyRuntime;
   const updater = new ServerUpdater(runtime, createLogger('silent', false), 30_000);
   await updater.apply(result.plan);
   updater.stop();
@@ -36,28 +41,45 @@ const base = {
   'tcp-services/db/external_port': '5432',
   'tcp-services/db/upstreams/db-1': '10.0.1.1:5432',
 };
-const without = (entries: Record<string, string>, ...keys: string[]) =>
-  Object.fromEntries(Object.entries(entries).filter(([key]) => !keys.includes(key)));
+const without = (entries: Record<string, string>, ...keys: string[]) => Object.fromEntries(Object.entries(entries).filter(([key]) => !keys.includes(key)));
 const CHECK = `check inter ${settings.checkInterval} fastinter ${settings.checkFastInterval} rise 2 fall 3`;
 const addCommands = (server: string, address: string, extra = '') => [
-  `add server ${server} ${address} ${CHECK}${extra}`, `set server ${server} weight 0`, `enable server ${server}`,
-  `set server ${server} health down`, `enable health ${server}`, `set server ${server} weight 100%`,
+  `add server ${server} ${address} ${CHECK}${extra}`,
+  `set server ${server} weight 0`,
+  `enable server ${server}`,
+  `set server ${server} health down`,
+  `enable health ${server}`,
+  `set server ${server} weight 100%`,
 ];
 
 describe('planServers: the exact runtime commands of each change', () => {
   it.each([
     ['an added instance', base, { ...base, 'services/web/upstreams/web-3': '10.0.0.3:80' }, addCommands('http-web/web-3', '10.0.0.3:80')],
     ['a removed instance (drained)', base, without(base, 'services/web/upstreams/web-2'), ['set server http-web/web-2 state maint']],
-    ['a moved TCP instance', base, { ...base, 'tcp-services/db/upstreams/db-1': '10.0.1.9:6432' }, [
-      'set server tcp-db/db-1 weight 0', 'set server tcp-db/db-1 addr 10.0.1.9 port 6432',
-      'set server tcp-db/db-1 health down', 'set server tcp-db/db-1 weight 100%',
-    ]],
+    [
+      'a moved TCP instance',
+      base,
+      { ...base, 'tcp-services/db/upstreams/db-1': '10.0.1.9:6432' },
+      [
+        'set server tcp-db/db-1 weight 0',
+        'set server tcp-db/db-1 addr 10.0.1.9 port 6432',
+        'set server tcp-db/db-1 health down',
+        'set server tcp-db/db-1 weight 100%',
+      ],
+    ],
     ['an IPv6 instance', base, { ...base, 'services/web/upstreams/web-6': '[fd00::6]:80' }, addCommands('http-web/web-6', '[fd00::6]:80')],
-    ['an instance checked on its health_check_port', { ...base, 'services/web/health_check_port': '8081' },
+    [
+      'an instance checked on its health_check_port',
+      { ...base, 'services/web/health_check_port': '8081' },
       { ...base, 'services/web/health_check_port': '8081', 'services/web/upstreams/web-3': '10.0.0.3:80' },
-      addCommands('http-web/web-3', '10.0.0.3:80', ' port 8081')],
-    ['the first instance of an empty service', without(base, 'services/web/upstreams/web-1', 'services/web/upstreams/web-2'),
-      without(base, 'services/web/upstreams/web-2'), addCommands('http-web/web-1', '10.0.0.1:80')],
+      addCommands('http-web/web-3', '10.0.0.3:80', ' port 8081'),
+    ],
+    [
+      'the first instance of an empty service',
+      without(base, 'services/web/upstreams/web-1', 'services/web/upstreams/web-2'),
+      without(base, 'services/web/upstreams/web-2'),
+      addCommands('http-web/web-1', '10.0.0.1:80'),
+    ],
     ['no change at all', base, base, []],
   ])('%s', async (_, before, after, commands) => {
     expect(await commandsOf(plan(before, after))).toEqual(commands);
@@ -84,7 +106,11 @@ describe('planServers: the exact runtime commands of each change', () => {
 
   it.each([
     ['a cookie-sticky service (add server has no cookie option)', { 'services/web/cookie': '' }, /cookie/],
-    ['a service with its own default-server line (runtime servers ignore it)', { 'services/web/custom_settings': 'default-server maxconn 50' }, /default-server/],
+    [
+      'a service with its own default-server line (runtime servers ignore it)',
+      { 'services/web/custom_settings': 'default-server maxconn 50' },
+      /default-server/,
+    ],
   ])('reloads for an instance of %s', (_, setting, reason) => {
     const before = { ...base, ...setting };
     expect(plan(before, { ...before, 'services/web/upstreams/web-3': '10.0.0.3:80' })).toEqual({ reloadBecause: expect.stringMatching(reason) });

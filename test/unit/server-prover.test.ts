@@ -126,7 +126,13 @@ describe('ServerProver', () => {
     const { probe } = scriptedProbe([passed, passed]);
     const prover = new ServerProver({ probe, logger: createLogger('silent', false), timeoutMs: 1000, windowMs: 4000 });
     const events: string[] = [];
-    prover.prove(request(events, { onProven: async () => { throw new Error('No such server.'); } }));
+    prover.prove(
+      request(events, {
+        onProven: async () => {
+          throw new Error('No such server.');
+        },
+      }),
+    );
     prover.prove(request(events, { id: 'http-web/web-2' }));
     await vi.advanceTimersByTimeAsync(0);
     expect(events).toEqual(['proven']);

@@ -4,8 +4,7 @@ import { parseEntries } from '../../src/model/parse.js';
 import { createServerStateRenderer } from '../../src/render/render.js';
 import { configServers } from '../../src/render/servers.js';
 
-const serversOf = (entries: Record<string, string>) =>
-  configServers(parseEntries(new Map(Object.entries(entries)), { reservedPorts: [] }).state);
+const serversOf = (entries: Record<string, string>) => configServers(parseEntries(new Map(Object.entries(entries)), { reservedPorts: [] }).state);
 
 const base = {
   'services/web/virtual_hosts': 'web.test',
@@ -15,14 +14,21 @@ const base = {
   'tcp-services/db/upstreams/db-1': '10.0.1.1:5432',
 };
 
-const header = '1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port';
+const header =
+  '1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port';
 const row = (backend: string, server: string, addr: string, port: number, adminState = 0) =>
   `3 ${backend} 1 ${server} ${addr} 2 ${adminState} 1 1 12 8 2 0 6 0 0 0 - ${port} - 0 0 - - 0`;
 
 describe('nextServerStates', () => {
   it('carries the states of servers the next config has at the same address; the others start down', () => {
-    const running = [header, row('http-web', 'web-1', '10.0.0.1', 80), row('http-web', 'web-2', '10.0.0.2', 80),
-      row('http-web', 'gone', '10.0.0.5', 80), row('tcp-db', 'db-1', '10.0.1.1', 5432), ''].join('\n');
+    const running = [
+      header,
+      row('http-web', 'web-1', '10.0.0.1', 80),
+      row('http-web', 'web-2', '10.0.0.2', 80),
+      row('http-web', 'gone', '10.0.0.5', 80),
+      row('tcp-db', 'db-1', '10.0.1.1', 5432),
+      '',
+    ].join('\n');
     const next = serversOf({ ...base, 'services/web/upstreams/web-2': '10.0.0.22:80', 'services/web/upstreams/web-3': '10.0.0.3:80' });
     const states = nextServerStates(running, next);
     expect(states.carried.map((l) => l.split(' ')[3])).toEqual(['web-1', 'db-1']);
@@ -81,13 +87,20 @@ describe('the server-state file', () => {
   const render = createServerStateRenderer();
 
   it('is a version line and a header when there is nothing to carry or start down', () => {
-    expect(render(NO_SERVER_STATES).split('\n').filter((l) => l !== '')).toEqual(header.split('\n'));
+    expect(
+      render(NO_SERVER_STATES)
+        .split('\n')
+        .filter((l) => l !== ''),
+    ).toEqual(header.split('\n'));
   });
 
   it('writes carried rows as HAProxy gave them and a stopped, unchecked row per server starting down, with its check port', () => {
     const next = serversOf({ ...base, 'services/web/health_check_port': '9000' });
     const text = render({ carried: [row('tcp-db', 'db-1', '10.0.1.1', 5432)], down: next.filter((s) => s.proxy === 'http-web') });
-    const rows = text.split('\n').filter((l) => l !== '' && !l.startsWith('#')).slice(1);
+    const rows = text
+      .split('\n')
+      .filter((l) => l !== '' && !l.startsWith('#'))
+      .slice(1);
     expect(rows).toEqual([
       row('tcp-db', 'db-1', '10.0.1.1', 5432),
       '0 http-web 0 web-1 10.0.0.1 0 0 1 1 0 1 0 0 6 0 0 0 - 80 - 0 9000 - - 0',

@@ -8,13 +8,25 @@ import type { HealthCheck } from '../../src/model/health-check.js';
 import { createLogger } from '../../src/log.js';
 
 const ARGS = 'check inter 2000ms fastinter 250ms rise 2 fall 3';
-const line = (name: string, host: string, port = 80): ServerSpec =>
-  ({ service: 'http:web', proxy: 'http-web', name, host, port, address: `${host}:${port}`, args: ARGS });
+const line = (name: string, host: string, port = 80): ServerSpec => ({
+  service: 'http:web',
+  proxy: 'http-web',
+  name,
+  host,
+  port,
+  address: `${host}:${port}`,
+  args: ARGS,
+});
 const connect: HealthCheck = { kind: 'connect', port: undefined };
 
 function setUp(answers: Record<string, ProbeResult[]>) {
   const commands: string[] = [];
-  const runtime = { raw: async (command: string) => { commands.push(command); return ''; } } as unknown as HaproxyRuntime;
+  const runtime = {
+    raw: async (command: string) => {
+      commands.push(command);
+      return '';
+    },
+  } as unknown as HaproxyRuntime;
   const probed: string[] = [];
   // Keyed by the address the check connects to: health_check_port when set.
   const probe = async (target: { host: string; port: number }, check: ProbeCheck): Promise<ProbeResult> => {
@@ -50,7 +62,7 @@ describe('ServerUpdater with the first probe', () => {
     ]);
   });
 
-  it('leaves an instance that fails the probe down: HAProxy\'s checks decide', async () => {
+  it("leaves an instance that fails the probe down: HAProxy's checks decide", async () => {
     const { commands, probed, updater } = setUp({});
     await updater.apply({ add: [line('web-2', '10.0.0.2')], remove: [], readdress: [] }, () => connect);
     await vi.advanceTimersByTimeAsync(10_000);
@@ -70,7 +82,7 @@ describe('ServerUpdater with the first probe', () => {
     expect(updater.pendingMoves(everywhere).size).toBe(0);
   });
 
-  it('moves a server whose new address never passes after the window, held down for HAProxy\'s checks', async () => {
+  it("moves a server whose new address never passes after the window, held down for HAProxy's checks", async () => {
     const { commands, updater } = setUp({});
     await updater.apply({ add: [], remove: [], readdress: [line('web-1', '10.0.0.9')] }, () => connect);
     await vi.advanceTimersByTimeAsync(3000);
@@ -81,7 +93,7 @@ describe('ServerUpdater with the first probe', () => {
     ]);
   });
 
-  it('moves at once, held down, when only HAProxy can run the service\'s check', async () => {
+  it("moves at once, held down, when only HAProxy can run the service's check", async () => {
     const { commands, probed, updater } = setUp({});
     await updater.apply({ add: [], remove: [], readdress: [line('web-1', '10.0.0.9')] }, () => ({ kind: 'haproxy-only', reason: 'custom' }));
     expect(commands).toHaveLength(1);
@@ -103,11 +115,14 @@ describe('ServerUpdater with the first probe', () => {
 
   it('puts servers a start or reload brought up down in service as each passes', async () => {
     const { commands, updater } = setUp({ '10.0.0.1:80': [{ ok: true }], '10.0.0.2:9000': [{ ok: true }] });
-    updater.proveStarted([
-      { proxy: 'http-web', name: 'web-1', host: '10.0.0.1', port: 80, checkPort: undefined, check: connect },
-      { proxy: 'http-web', name: 'web-2', host: '10.0.0.2', port: 80, checkPort: 9000, check: { kind: 'http', path: '/health', port: 9000 } },
-      { proxy: 'http-web', name: 'web-3', host: '10.0.0.3', port: 80, checkPort: undefined, check: connect },
-    ], false);
+    updater.proveStarted(
+      [
+        { proxy: 'http-web', name: 'web-1', host: '10.0.0.1', port: 80, checkPort: undefined, check: connect },
+        { proxy: 'http-web', name: 'web-2', host: '10.0.0.2', port: 80, checkPort: 9000, check: { kind: 'http', path: '/health', port: 9000 } },
+        { proxy: 'http-web', name: 'web-3', host: '10.0.0.3', port: 80, checkPort: undefined, check: connect },
+      ],
+      false,
+    );
     await vi.advanceTimersByTimeAsync(5000);
     // Proven in the same turn: one line, one connection.
     expect(commands).toEqual(['set server http-web/web-1 health up; set server http-web/web-2 health up']);
@@ -129,7 +144,10 @@ describe('ServerUpdater with the first probe', () => {
   });
 
   it('drops a pending move across a reload whose config no longer has the server at that address, and keeps one it still has', async () => {
-    const { commands, updater } = setUp({ '10.0.0.9:80': [{ ok: false, reason: 'ECONNREFUSED' }, { ok: true }], '10.0.0.8:80': [{ ok: false, reason: 'ECONNREFUSED' }, { ok: true }] });
+    const { commands, updater } = setUp({
+      '10.0.0.9:80': [{ ok: false, reason: 'ECONNREFUSED' }, { ok: true }],
+      '10.0.0.8:80': [{ ok: false, reason: 'ECONNREFUSED' }, { ok: true }],
+    });
     await updater.apply({ add: [], remove: [], readdress: [line('web-1', '10.0.0.9'), line('web-2', '10.0.0.8')] }, () => connect);
     await vi.advanceTimersByTimeAsync(0);
     expect([...updater.pendingMoves(everywhere)].sort()).toEqual(['http-web/web-1', 'http-web/web-2']);

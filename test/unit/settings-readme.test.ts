@@ -18,7 +18,9 @@ describe('the README settings table', () => {
   });
 
   it.each(SETTINGS.map((s) => [s.env, s] as const))('has a row for %s with its flag and default', (env, setting) => {
-    const row = settingsTable().split('\n').find((line) => line.startsWith(`| \`${env}\` |`));
+    const row = settingsTable()
+      .split('\n')
+      .find((line) => line.startsWith(`| \`${env}\` |`));
     expect(row).toBeDefined();
     expect(row).toContain(setting.flag === undefined ? '| (environment only) |' : `| \`--${setting.flag}\` |`);
     if (setting.default !== undefined) expect(row).toContain(`\`${setting.default}\``);

@@ -39,36 +39,78 @@ describe('the settings schema', () => {
   it('keeps the Config fields the rest of the code reads', () => {
     const config = loadConfig({ KONTENA_SERVICE_NAME: 'lb', KONTENA_LB_ACME_EMAIL: 'ops@example.com' }, { checkFilesystem: false });
     expect(Object.keys(config).sort()).toEqual([
-      'acceptProxy', 'accessLog', 'acme', 'adminBind', 'adminPort', 'certsDir', 'checkIntervalMs', 'customSettings', 'defaultCert',
-      'drainTimeoutMs', 'etcd', 'etcdPath', 'globalSettings', 'haproxyBin', 'hardStopAfter', 'healthUri', 'http2', 'httpPort',
-      'httpsPort', 'logLevel', 'sslCiphers', 'sslMinVersion', 'stateDir', 'statsPassword', 'statsPort', 'syslogTarget',
-      'tunnelTimeout', 'vaultKey',
+      'acceptProxy',
+      'accessLog',
+      'acme',
+      'adminBind',
+      'adminPort',
+      'certsDir',
+      'checkIntervalMs',
+      'customSettings',
+      'defaultCert',
+      'drainTimeoutMs',
+      'etcd',
+      'etcdPath',
+      'globalSettings',
+      'haproxyBin',
+      'hardStopAfter',
+      'healthUri',
+      'http2',
+      'httpPort',
+      'httpsPort',
+      'logLevel',
+      'sslCiphers',
+      'sslMinVersion',
+      'stateDir',
+      'statsPassword',
+      'statsPort',
+      'syslogTarget',
+      'tunnelTimeout',
+      'vaultKey',
     ]);
     expect(config.acme).toEqual({
-      email: 'ops@example.com', directoryUrl: 'https://acme-v02.api.letsencrypt.org/directory', domains: [], renewDays: 30,
-      checkIntervalMs: 3_600_000, leaderTtlSeconds: 10, directoryCa: undefined,
+      email: 'ops@example.com',
+      directoryUrl: 'https://acme-v02.api.letsencrypt.org/directory',
+      domains: [],
+      renewDays: 30,
+      checkIntervalMs: 3_600_000,
+      leaderTtlSeconds: 10,
+      directoryCa: undefined,
     });
-    expect(config).toMatchObject({ customSettings: [], globalSettings: [], accessLog: 'text', http2: true, acceptProxy: false, adminPort: 8404, adminBind: '127.0.0.1' });
+    expect(config).toMatchObject({
+      customSettings: [],
+      globalSettings: [],
+      accessLog: 'text',
+      http2: true,
+      acceptProxy: false,
+      adminPort: 8404,
+      adminBind: '127.0.0.1',
+    });
   });
 
   it('refuses a value with exactly one line naming the setting', () => {
-    expect(() => loadConfig({ KONTENA_SERVICE_NAME: 'lb', KONTENA_LB_ACME_RENEW_DAYS: '0' }, { checkFilesystem: false }))
-      .toThrow(/^KONTENA_LB_ACME_RENEW_DAYS must be a whole number of days \(1-999\), got "0"$/);
-    expect(() => loadConfig({ KONTENA_SERVICE_NAME: 'lb', KONTENA_LB_CHECK_INTERVAL: '50ms' }, { checkFilesystem: false }))
-      .toThrow(/^KONTENA_LB_CHECK_INTERVAL must be between 100ms and 1h, got "50ms"$/);
-    expect(() => loadConfig({ KONTENA_SERVICE_NAME: 'lb', KONTENA_LB_CHECK_INTERVAL: 'often' }, { checkFilesystem: false }))
-      .toThrow(/^KONTENA_LB_CHECK_INTERVAL must be a duration like 30s, 15m or 1h, got "often"$/);
+    expect(() => loadConfig({ KONTENA_SERVICE_NAME: 'lb', KONTENA_LB_ACME_RENEW_DAYS: '0' }, { checkFilesystem: false })).toThrow(
+      /^KONTENA_LB_ACME_RENEW_DAYS must be a whole number of days \(1-999\), got "0"$/,
+    );
+    expect(() => loadConfig({ KONTENA_SERVICE_NAME: 'lb', KONTENA_LB_CHECK_INTERVAL: '50ms' }, { checkFilesystem: false })).toThrow(
+      /^KONTENA_LB_CHECK_INTERVAL must be between 100ms and 1h, got "50ms"$/,
+    );
+    expect(() => loadConfig({ KONTENA_SERVICE_NAME: 'lb', KONTENA_LB_CHECK_INTERVAL: 'often' }, { checkFilesystem: false })).toThrow(
+      /^KONTENA_LB_CHECK_INTERVAL must be a duration like 30s, 15m or 1h, got "often"$/,
+    );
   });
 
-  it('checks an ACME setting\'s syntax even while ACME is off, so a typo shows before it is needed', () => {
-    expect(() => loadConfig({ KONTENA_SERVICE_NAME: 'lb', KONTENA_LB_ACME_DIRECTORY: 'http://ca.example.com/dir' }, { checkFilesystem: false }))
-      .toThrow(/^KONTENA_LB_ACME_DIRECTORY must use https:\/\//);
+  it("checks an ACME setting's syntax even while ACME is off, so a typo shows before it is needed", () => {
+    expect(() => loadConfig({ KONTENA_SERVICE_NAME: 'lb', KONTENA_LB_ACME_DIRECTORY: 'http://ca.example.com/dir' }, { checkFilesystem: false })).toThrow(
+      /^KONTENA_LB_ACME_DIRECTORY must use https:\/\//,
+    );
     expect(loadConfig({ KONTENA_SERVICE_NAME: 'lb', KONTENA_LB_ACME_LEADER_TTL: '5s' }, { checkFilesystem: false }).acme).toBeUndefined();
   });
 
-  it('reports the first bad setting in the README\'s order', () => {
-    expect(() => loadConfig({ KONTENA_SERVICE_NAME: 'lb', LOG_LEVEL: 'loud', KONTENA_LB_HTTP_PORT: 'eighty' }, { checkFilesystem: false }))
-      .toThrow(/^KONTENA_LB_HTTP_PORT/);
+  it("reports the first bad setting in the README's order", () => {
+    expect(() => loadConfig({ KONTENA_SERVICE_NAME: 'lb', LOG_LEVEL: 'loud', KONTENA_LB_HTTP_PORT: 'eighty' }, { checkFilesystem: false })).toThrow(
+      /^KONTENA_LB_HTTP_PORT/,
+    );
   });
 });
 

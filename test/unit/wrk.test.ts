@@ -23,7 +23,15 @@ Transfer/sec:      6.69MB
 describe('parseWrk', () => {
   it('reads requests/s, the count, latency percentiles and errors', () => {
     expect(parseWrk(OUTPUT)).toEqual({
-      requestsPerSecond: 41003.92, requests: 205047, seconds: 5, p50Ms: 0.612, p90Ms: 1.21, p99Ms: 11.84, maxMs: 58.2, errors: 7, non2xx: 4,
+      requestsPerSecond: 41003.92,
+      requests: 205047,
+      seconds: 5,
+      p50Ms: 0.612,
+      p90Ms: 1.21,
+      p99Ms: 11.84,
+      maxMs: 58.2,
+      errors: 7,
+      non2xx: 4,
     });
   });
 
