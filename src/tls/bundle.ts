@@ -1,8 +1,9 @@
-import { createHash, createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
+import { createHash, createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
+import type { CertSourceKind } from './cert-provider.js';
 
-/** Where a certificate came from, for logs and `edgelb cert list`. */
+/** Where a certificate came from, for logs and `edgelb cert list`: a provider, or ACME (which stores in the vault). */
 export interface CertSource {
-  readonly kind: 'env' | 'vault' | 'dir' | 'acme';
+  readonly kind: CertSourceKind | 'acme';
   /** The variable, etcd key or file it was read from. */
   readonly ref: string;
 }
