@@ -128,9 +128,13 @@ export class CampaignElection implements Election {
       // never lead at once: whichever holds it first leads, the other waits for it to expire.
       const legacy = `${this.options.prefix}/${LEADER_KEY}`;
       const { client, id } = this.options;
-      const held = await client.if(legacy, 'Create', '==', 0).then(client.put(legacy).value(id).lease(leaseId)).commit();
+      const take = () => client.put(legacy).value(id).lease(leaseId);
+      let held = await client.if(legacy, 'Create', '==', 0).then(take()).commit();
+      // Ours from an earlier campaign (a resign that failed): moved onto this campaign's lease, so it
+      // never outlives this leadership, nor expires under it.
+      if (!held.succeeded) held = await client.if(legacy, 'Value', '==', id).then(take()).commit();
       if (campaign !== this.campaign) return;
-      if (!held.succeeded && (await client.get(legacy).string()) !== id) {
+      if (!held.succeeded) {
         this.abandon(`${LEADER_KEY} is held by a replica of an earlier version; waiting for it to expire`);
         return;
       }

@@ -71,11 +71,12 @@ export class Coalescer {
   private start(task: () => Promise<void>): void {
     this.running = task().finally(() => {
       this.running = undefined;
-      if (this.dirty && !this.stopped) {
+      if (this.dirty && !this.stopped && this.options.ready()) {
         // Changes that arrived during the run are already past their quiet time.
         clearTimeout(this.timer);
         this.timer = setTimeout(() => this.kick(), 0);
       } else {
+        // Nothing to run yet (a change waits for etcd's first answer): idle until then.
         this.notifyIdle();
       }
     });

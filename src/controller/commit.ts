@@ -1,5 +1,6 @@
 import type { CommitResult, ConfigApplier } from '../haproxy/apply.js';
 import type { CertFiles } from '../haproxy/cert-files.js';
+import type { Logger } from '../log.js';
 import type { ServerUpdater } from '../haproxy/server-updater.js';
 import type { HealthCheck } from '../model/health-check.js';
 import type { DesiredState } from '../model/types.js';
@@ -11,6 +12,7 @@ export interface CommitTargets {
   readonly applier: ConfigApplier;
   readonly servers?: ServerUpdater;
   readonly certFiles: CertFiles;
+  readonly logger: Logger;
 }
 
 export interface Committed {
@@ -54,6 +56,7 @@ export async function commitConfig(
   if (!result) return undefined;
   // Servers new to this worker start DOWN; a reload's are new instances, so their probe is retried.
   updater?.proveStarted(result.startedDown, result.action === 'reloaded');
-  await targets.certFiles.prune(certs);
+  // HAProxy serves the new config now: a certificate file left behind is only untidy.
+  await targets.certFiles.prune(certs).catch((error: Error) => targets.logger.warn({ err: error.message }, 'cannot remove certificate files no longer served'));
   return { result, checks: checksByProxy(state, defaults) };
 }

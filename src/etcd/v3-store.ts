@@ -3,6 +3,7 @@ import {
   EtcdAuthenticationFailedError,
   EtcdInvalidAuthTokenError,
   EtcdPermissionDeniedError,
+  GRPCOutOfRangeError,
   type Etcd3,
   type Lease,
   type Namespace,
@@ -163,13 +164,15 @@ export class V3Store implements KvStore {
    * ErrCompacted once it was compacted away. A 'history-lost' failure when so, else undefined.
    */
   private async historyLost(namespace: Namespace, seen: bigint, error: Error): Promise<EtcdFailure | undefined> {
-    if (error.message.includes(COMPACTED)) return new EtcdFailure('history-lost', firstLine(error.message), { cause: error });
+    if (error instanceof GRPCOutOfRangeError) return new EtcdFailure('history-lost', firstLine(error.message), { cause: error });
     try {
       await namespace.getAll().revision(seen.toString()).limit(1).keys();
       return undefined;
     } catch (probe) {
-      const message = (probe as Error).message;
-      return message.includes(COMPACTED) ? new EtcdFailure('history-lost', `the watch was cancelled: ${firstLine(message)}`, { cause: error }) : undefined;
+      // etcd answers a read at a compacted revision with gRPC OUT_OF_RANGE (ErrCompacted): the library's class says so.
+      return probe instanceof GRPCOutOfRangeError
+        ? new EtcdFailure('history-lost', `the watch was cancelled: ${firstLine(probe.message)}`, { cause: error })
+        : undefined;
     }
   }
 
@@ -268,7 +271,6 @@ class ResumeNudge {
 }
 
 /** etcd's ErrCompacted (mvcc): the revision a watch asks for is gone from the history. */
-const COMPACTED = 'mvcc: required revision has been compacted';
 
 /**
  * etcd's own error strings (etcdserver/api/v3rpc/rpctypes) for credentials it cannot use at all,

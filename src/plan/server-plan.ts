@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import { changedServices, findService, sameValue, serviceKey } from '../model/state-changes.js';
 import type { DesiredState, HttpService, TcpService, Upstream } from '../model/types.js';
-import { httpBackendName, tcpProxyName } from '../render/view.js';
+import { httpBackendName, httpBackendView, serviceHeadView, tcpProxyName, tcpServiceView } from '../render/view.js';
 
 /** One server as the runtime API creates or moves it: the same arguments as its line in the file. */
 export interface ServerSpec {
@@ -48,7 +48,7 @@ export function planServers(before: DesiredState, after: DesiredState, serverArg
     const old = findService(before, key);
     const now = findService(after, key);
     if (!old || !now) return { reloadBecause: `service ${key} was ${old ? 'removed' : 'added'}` };
-    if (!sameValue({ ...old, upstreams: [] }, { ...now, upstreams: [] })) return { reloadBecause: `routes or settings of ${key} changed` };
+    if (!sameValue(renderedWithoutServers(old), renderedWithoutServers(now))) return { reloadBecause: `routes or settings of ${key} changed` };
     if (ownDefaultServerOptions(now.customSettings)) return { reloadBecause: DEFAULT_SERVER_REASON };
     pairs.push({ old, now });
   }
@@ -92,6 +92,15 @@ function serverSpecOf(service: HttpService | TcpService, upstream: Upstream, ser
     address: `${upstream.host}:${upstream.port}`,
     args: serverArgs(service, upstream),
   };
+}
+
+/**
+ * What the config shows of a service, its servers set aside: its section's view and its part of
+ * the head. A field no template reads (acme) changes nothing here, as it changes nothing in the file.
+ */
+function renderedWithoutServers(service: HttpService | TcpService): unknown {
+  if (service.kind === 'tcp') return { ...tcpServiceView(service), servers: [] };
+  return { ...httpBackendView(service), servers: [], head: serviceHeadView(service) };
 }
 
 const DEFAULT_SERVER = /^\s*default-server\b(.*)$/;

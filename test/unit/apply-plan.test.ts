@@ -65,6 +65,14 @@ describe('planApply', () => {
     });
   });
 
+  it('reloads when HAProxy serves a config of an earlier run that differs only in instances (nothing typed to compare it with)', () => {
+    const changed = input(web, withTwo);
+    expect(planApply({ ...changed, serving: { text: render(stateOf(web), settings).text } })).toEqual({
+      kind: 'reload',
+      reason: 'HAProxy serves a config from an earlier run',
+    });
+  });
+
   it('reloads for other settings', () => {
     const changed = input(web, web);
     const rendered = render(changed.state, { ...settings, checkInterval: '5000ms' });

@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { Coalescer } from '../../src/controller/coalescer.js';
 import { Controller } from '../../src/controller/controller.js';
 import type { ConfigApplier } from '../../src/haproxy/apply.js';
 import type { CertFiles } from '../../src/haproxy/cert-files.js';
@@ -60,6 +61,30 @@ function setUp() {
 }
 
 const service = (hosts: string) => ({ 'services/web/virtual_hosts': hosts, 'services/web/upstreams/web-1': '10.0.0.1:80' });
+
+describe('Coalescer', () => {
+  beforeEach(() => vi.useFakeTimers({ now: 0 }));
+  afterEach(() => vi.useRealTimers());
+
+  it('is idle after a task run alone while a change waits for its input to be ready', async () => {
+    let ready = false;
+    const runs: string[] = [];
+    const coalescer = new Coalescer(async () => void runs.push('task'), { ready: () => ready });
+    coalescer.changed(); // e.g. certificates offered before etcd answered
+    coalescer.runAlone(async () => void runs.push('alone'));
+    const idle = vi.fn();
+    void coalescer.whenIdle().then(idle);
+    await vi.advanceTimersByTimeAsync(100);
+    expect(runs).toEqual(['alone']);
+    expect(idle).toHaveBeenCalled();
+    ready = true;
+    coalescer.changed();
+    await vi.advanceTimersByTimeAsync(25);
+    await coalescer.whenIdle();
+    expect(runs).toEqual(['alone', 'task']);
+    coalescer.stop();
+  });
+});
 
 describe('Controller coalescing', () => {
   beforeEach(() => vi.useFakeTimers({ now: 0 }));

@@ -85,11 +85,16 @@ class FakeElection {
         string: async () => (key.endsWith('/acme/leader') ? (this.legacy?.value ?? null) : null),
       }),
       put,
-      // The only transaction: create acme/leader on the campaign's lease unless it exists.
-      if: () => ({
+      // The transactions: create acme/leader on the campaign's lease unless it exists, or move it
+      // onto that lease when it holds this replica's id.
+      if: (_key: string, target: string) => ({
         // biome-ignore lint/suspicious/noThenProperty: etcd3's transaction builder has then(), as this fake must
         then: (op: { value: string; lease: string }) => ({
           commit: async () => {
+            if (target === 'Value' && this.legacy?.value === op.value) {
+              this.legacy = { value: op.value, lease: op.lease };
+              return { succeeded: true };
+            }
             if (this.legacy) return { succeeded: false };
             this.legacy = { value: op.value, lease: op.lease };
             return { succeeded: true };
@@ -219,6 +224,18 @@ describe('CampaignElection', () => {
     expect(hub.legacy).toMatchObject({ value: 'a' });
     await a.election.stop();
     expect(hub.legacy).toBeUndefined();
+  });
+
+  it("takes back acme/leader left with its own id on an earlier lease, onto the new campaign's lease", async () => {
+    vi.useFakeTimers();
+    const hub = new FakeElection();
+    hub.legacy = { value: 'a', lease: '1' };
+    const a = replica(hub, 'a');
+    a.election.start();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(a.election.isLeader()).toBe(true);
+    expect(hub.legacy).toEqual({ value: 'a', lease: a.campaign()!.lease.id });
+    await a.election.stop();
   });
 
   it('a snapshot newer than the election without the campaign key ends leading', async () => {

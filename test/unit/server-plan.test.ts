@@ -80,12 +80,19 @@ describe('planServers: the exact runtime commands of each change', () => {
       without(base, 'services/web/upstreams/web-2'),
       addCommands('http-web/web-1', '10.0.0.1:80'),
     ],
+    [
+      'every instance of a service removed (each drained)',
+      base,
+      without(base, 'services/web/upstreams/web-1', 'services/web/upstreams/web-2'),
+      ['set server http-web/web-1 state maint', 'set server http-web/web-2 state maint'],
+    ],
+    ['a field no template reads (acme) changed', base, { ...base, 'services/web/acme': 'true' }, []],
     ['no change at all', base, base, []],
   ])('%s', async (_, before, after, commands) => {
     expect(await commandsOf(plan(before, after))).toEqual(commands);
   });
 
-  it('adds a server with the arguments its line in the file has', () => {
+  it('moves a server with the arguments its line in the file has', () => {
     const after = { ...base, 'services/web/health_check_port': '8081' };
     const text = createSectionRenderer()(stateOf(after), settings).text;
     const result = planServers(stateOf({ ...after, 'services/web/upstreams/web-2': '10.0.0.7:80' }), stateOf(after), args);
