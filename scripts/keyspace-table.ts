@@ -1,7 +1,8 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { HTTP_SECTION, STORED_SECTION, TCP_SECTION } from '../src/model/keyspace.js';
+import { HTTP_SECTION, TCP_SECTION } from '../src/model/keyspace.js';
+import { STORED_SECTION } from '../src/model/keyspace-stored.js';
 import type { InvalidEffect, ServiceSection } from '../src/model/keyspace-rows.js';
 
 /**

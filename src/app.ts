@@ -14,9 +14,8 @@ import { ServerUpdater } from './haproxy/server-updater.js';
 import { ServerProver } from './haproxy/server-prover.js';
 import { probeServer } from './haproxy/health-probe.js';
 import { createCrtListRenderer, createSectionRenderer, createServerArgsRenderer, createServerStateRenderer } from './render/render.js';
-import { parseOptionsOf, renderSettingsOf, settingsBaseOf, statePaths } from './pipeline/settings-of.js';
+import { parseOptionsOf, settingsBaseOf, statePaths } from './pipeline/settings-of.js';
 
-export { parseOptionsOf, renderSettingsOf, statePaths };
 import type { DesiredState } from './model/types.js';
 import { certsDirProvider, envCertProvider } from './sources/cert-providers.js';
 import type { CertOffer } from './tls/cert-provider.js';
@@ -61,6 +60,7 @@ export interface EnvironmentInputs {
 
 export function startEdgelb(config: Config, logger: Logger, options: EnvironmentInputs = {}): Edgelb {
   const paths = statePaths(config.stateDir);
+  const settingsBase = settingsBaseOf(config);
   if (config.statsPassword === undefined) {
     logger.info({ statsPort: config.statsPort }, 'statistics page off: set STATS_PASSWORD to turn it on');
   }
@@ -98,7 +98,7 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
   const controller = new Controller({
     render: createSectionRenderer(),
     serverArgs: createServerArgsRenderer(),
-    settings: settingsBaseOf(config),
+    settings: settingsBase,
     parseOptions: parseOptionsOf(config),
     applier,
     certFiles: new CertFiles({ dir: paths.certsDir, crtList: paths.crtList, renderCrtList: createCrtListRenderer(), runtime }),
@@ -163,7 +163,7 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
       controller,
       haproxy,
       etcd: source,
-      renderSettings: renderSettingsOf(config),
+      renderSettings: settingsBase.render,
       serverStats: () => readServerStats(paths.adminSocket),
       probes: prover,
     },

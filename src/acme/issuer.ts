@@ -5,7 +5,6 @@ import acme from 'acme-client';
 import type { AttemptFailure } from './schedule.js';
 
 export const LETS_ENCRYPT_PRODUCTION = 'https://acme-v02.api.letsencrypt.org/directory';
-export const LETS_ENCRYPT_STAGING = 'https://acme-staging-v02.api.letsencrypt.org/directory';
 
 /**
  * An acme-client Client set up for edgelb, one per attempt:

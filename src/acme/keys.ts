@@ -13,7 +13,10 @@ export const CHALLENGE_DIR = KEY_PATHS.acmeChallenges;
 export const ACCOUNT_KEY = KEY_PATHS.acmeAccount;
 /** v2: the leader key, holding the leader's id. v3 leads by etcd's election (ELECTION_NAME), and its leader holds this key too, so replicas of an earlier version (which lead through it) never lead beside it. */
 export const LEADER_KEY = KEY_PATHS.acmeLeader;
-/** v3 only: the etcd3 library's election `leader` in the namespace `acme/` (`election/<name>/<lease>`). */
+/**
+ * v3 only: the etcd3 library's election `leader` in the namespace `acme/`, which it keeps under
+ * `election/<name>/<lease>`: KEY_PATHS.acmeElection (checked by the keyspace unit test).
+ */
 export const ELECTION_NAMESPACE = KEY_PATHS.acme;
 export const ELECTION_NAME = 'leader';
 /** Replicas announce themselves here (on their lease), with their HTTP port. */

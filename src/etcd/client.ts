@@ -101,7 +101,7 @@ export class EtcdClient {
  * The one place an etcd3 (v3 API) client is made, for every part of edgelb that needs one: the
  * connection settings (TLS, credentials) and the timings tuned for one long watch across members.
  */
-export function createEtcd3(connection: EtcdConnection): Etcd3 {
+function createEtcd3(connection: EtcdConnection): Etcd3 {
   return new Etcd3({
     // No dialTimeout: etcd3 1.1.2 accepts the option but never reads it.
     hosts: [...connection.endpoints],

@@ -35,6 +35,8 @@ export const KEY_PATHS = Object.freeze({
   acmeAcks: 'acme/acks/',
   acmeAccount: 'acme/account',
   acmeLeader: 'acme/leader',
+  /** v3: etcd's election (the etcd3 library's Election `leader` in the namespace `acme/`), one key per candidate. */
+  acmeElection: 'acme/election/leader/',
   /** Certificates the ACME leader obtained: `certs/acme-<domain>`, in the vault beside imported ones. */
   acmeCerts: 'certs/acme-',
   /** A service's instances: `<service dir>/<service>/upstreams/<instance>`. */
@@ -219,64 +221,6 @@ export const TCP_SECTION = {
     }),
   ],
 } as const satisfies ServiceSection;
-
-/** Keys edgelb itself writes (`edgelb cert import`, the ACME leader, every replica), read back by tls/ and challenges.ts. */
-export const STORED_SECTION: { readonly title: string; readonly rows: readonly StoredRow[] } = {
-  title: 'Keys edgelb writes itself, `<path>/certs/` and `<path>/acme/`:',
-  rows: [
-    {
-      key: `${KEY_PATHS.certs}<name>`,
-      scope: 'certificate',
-      defaultDoc: '`edgelb cert import`; the ACME leader as `certs/acme-<domain>`',
-      example: '-----BEGIN CERTIFICATE-----',
-      doc: 'a PEM bundle (certificate, optional chain, private key), encrypted (AES-256-GCM) when `KONTENA_LB_VAULT_KEY` is set; `<name>` of letters, digits, `_`, `.`, `-`',
-    },
-    {
-      key: `${KEY_PATHS.acmeChallenges}<token>`,
-      scope: 'acme',
-      parse: parseKeyAuthorization,
-      code: 'invalid_challenge',
-      defaultDoc: 'the ACME leader',
-      example: 'dGhlLXRva2Vu.thumbprint_1',
-      doc: 'the key authorization answered at `/.well-known/acme-challenge/<token>` (see [ACME challenges](#acme-challenges))',
-    },
-    {
-      key: `${KEY_PATHS.acmeState}<domain>`,
-      scope: 'acme',
-      defaultDoc: 'the ACME leader',
-      example: '{"domain":"www.example.com","status":"valid"}',
-      doc: "the domain's ACME state (JSON): valid, pending (an order in progress) or failing, with the last error and the backoff",
-    },
-    {
-      key: KEY_PATHS.acmeAccount,
-      scope: 'acme',
-      defaultDoc: 'the ACME leader',
-      example: '-----BEGIN PRIVATE KEY-----',
-      doc: "the ACME account's private key, encrypted like the vault's bundles when `KONTENA_LB_VAULT_KEY` is set",
-    },
-    {
-      key: KEY_PATHS.acmeLeader,
-      scope: 'acme',
-      defaultDoc: 'every replica (election)',
-      example: 'lb-1-4f2a',
-      doc: 'the id of the replica elected to order certificates, on a lease of `KONTENA_LB_ACME_LEADER_TTL` seconds',
-    },
-    {
-      key: `${KEY_PATHS.acmeReplicas}<id>`,
-      scope: 'acme',
-      defaultDoc: 'every replica',
-      example: '{"httpPort":80}',
-      doc: 'a running replica (JSON: its HTTP port), on its own lease: the leader waits for its confirmations',
-    },
-    {
-      key: `${KEY_PATHS.acmeAcks}<token>/<id>`,
-      scope: 'acme',
-      defaultDoc: 'every replica',
-      example: '1764646800000',
-      doc: 'when (Unix ms) replica `<id>` found that it answers challenge `<token>` itself; the CA is asked to validate once every replica has',
-    },
-  ],
-};
 
 export type HttpFields = Omit<HttpService, 'kind' | 'name' | 'upstreams'>;
 export type TcpFields = Omit<TcpService, 'kind' | 'name' | 'upstreams'>;

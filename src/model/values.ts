@@ -60,7 +60,7 @@ export function parseHostList(raw: string): HostPattern[] {
 }
 
 /** A path prefix: starts with '/', no spaces, quotes, '#', '?' or backslashes; trailing '/' dropped. */
-export function parsePathPrefix(raw: string): string {
+function parsePathPrefix(raw: string): string {
   const path = raw.trim();
   if (!PATH.test(path) || path.length > LIMITS.lineLength) {
     throw new EntryError(`path ${JSON.stringify(raw)} must start with '/' and contain only URL path characters`);
@@ -123,7 +123,7 @@ export function parseBoolean(raw: string): boolean {
 }
 
 /** A single-line value such as a health check URI or a cookie line. */
-export function parseSingleLine(raw: string, what: string): string {
+function parseSingleLine(raw: string, what: string): string {
   const text = raw.trim();
   if (UNSAFE_IN_LINE.test(text)) throw new EntryError(`${what} contains a line break or control character`);
   if (text.length > LIMITS.lineLength) throw new EntryError(`${what} is longer than ${LIMITS.lineLength} characters`);

@@ -43,7 +43,7 @@ export function desiredConfig(inputs: DesiredInputs, base: SettingsBase): Desire
 }
 
 /** The render settings for a set of served certificates; the base object itself when none is served. */
-export function renderSettingsFor(base: SettingsBase, certs: CertSet): RenderSettings {
+function renderSettingsFor(base: SettingsBase, certs: CertSet): RenderSettings {
   const first = certs.served[0];
   if (!first) return base.render;
   return { ...base.render, tls: { ...base.tls, crtList: base.crtList, defaultCert: first.bundle.id } };

@@ -48,7 +48,7 @@ export function parseOptionsOf(config: Config): ParseOptions {
 }
 
 /** The HTTPS listener as configured (used whenever at least one certificate is served). */
-export function tlsOptionsOf(config: Config): TlsOptions {
+function tlsOptionsOf(config: Config): TlsOptions {
   return { port: config.httpsPort, http2: config.http2, minVersion: config.sslMinVersion, ciphers: config.sslCiphers };
 }
 

@@ -77,7 +77,7 @@ export function isEmptyPlan(plan: ServerPlan): boolean {
 }
 
 /** The proxy a service's servers belong to (a backend, or a TCP service's listen section). */
-export function proxyOf(service: HttpService | TcpService): string {
+function proxyOf(service: HttpService | TcpService): string {
   return service.kind === 'http' ? httpBackendName(service.name) : tcpProxyName(service.name);
 }
 

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readServerStats } from '../../src/admin/haproxy-stats.js';
-import { statePaths } from '../../src/app.js';
+import { statePaths } from '../../src/pipeline/settings-of.js';
 import { startApp, type App } from '../support/apps.js';
 import type { TestEdgelb } from '../support/edgelb.js';
 import { startEtcd, type EtcdServer } from '../support/etcd.js';

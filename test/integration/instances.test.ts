@@ -222,7 +222,7 @@ describe('draining', () => {
     // Once idle, the drained server is deleted from HAProxy (idle pooled connections to it are
     // purged after HAProxy's pool-purge-delay, 5 s by default, so this can take a few seconds).
     const { HaproxyRuntime } = await import('../../src/haproxy/runtime.js');
-    const { statePaths } = await import('../../src/app.js');
+    const { statePaths } = await import('../../src/pipeline/settings-of.js');
     const runtime = new HaproxyRuntime(statePaths(lb.config.stateDir).adminSocket);
     await waitFor(async () => !(await runtime.raw('show servers state http-web')).includes(' a 127.0.0.1 '), {
       timeoutMs: 15_000,

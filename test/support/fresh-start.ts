@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { renderSettingsOf } from '../../src/app.js';
+import { renderSettingsOf } from '../../src/pipeline/settings-of.js';
 import { parseEntries } from '../../src/model/parse.js';
 import { createRenderer } from '../../src/render/render.js';
 import type { TestEdgelb } from './edgelb.js';

@@ -1,7 +1,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { renderSettingsOf } from '../../src/app.js';
+import { renderSettingsOf } from '../../src/pipeline/settings-of.js';
 import { loadConfig } from '../../src/config.js';
 import { parseEntries } from '../../src/model/parse.js';
 import type { Entries, ParseResult } from '../../src/model/types.js';

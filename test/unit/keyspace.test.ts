@@ -1,7 +1,10 @@
 import { readFileSync } from 'node:fs';
+import { Election } from 'etcd3';
+import { ELECTION_NAME, ELECTION_NAMESPACE } from '../../src/acme/keys.js';
 import { describe, expect, it } from 'vitest';
 import { BEGIN, END, keyspaceTables, README, withKeyspaceTables } from '../../scripts/keyspace-table.js';
-import { HTTP_SECTION, KEY_PATHS, SERVICE_FIELD_KEYS, serviceFieldOf, STORED_SECTION, TCP_SECTION, TOP_DIRS } from '../../src/model/keyspace.js';
+import { HTTP_SECTION, KEY_PATHS, SERVICE_FIELD_KEYS, serviceFieldOf, TCP_SECTION, TOP_DIRS } from '../../src/model/keyspace.js';
+import { STORED_SECTION } from '../../src/model/keyspace-stored.js';
 import { fieldRowsOf, instanceRowOf, keyOf, type ServiceSection } from '../../src/model/keyspace-rows.js';
 import { parseEntries } from '../../src/model/parse.js';
 
@@ -116,5 +119,9 @@ describe("the README's key tables", () => {
     const tables = keyspaceTables();
     for (const [, section] of sections) for (const row of section.rows) expect(tables).toContain(`| \`${row.key}\` | ${row.doc} |`);
     for (const row of STORED_SECTION.rows) expect(tables).toContain(`| \`${row.key}\` | ${row.doc} |`);
+  });
+
+  it("names the key etcd3's Election writes for the ACME leader (the library builds it)", () => {
+    expect(`${ELECTION_NAMESPACE}${Election.prefix}/${ELECTION_NAME}/`).toBe(KEY_PATHS.acmeElection);
   });
 });

@@ -1,0 +1,69 @@
+import { KEY_PATHS } from './keyspace.js';
+import type { StoredRow } from './keyspace-rows.js';
+import { parseKeyAuthorization } from './values.js';
+
+/** The keys edgelb writes itself (the vault, ACME): documented with the rest of the keyspace. */
+/** Keys edgelb itself writes (`edgelb cert import`, the ACME leader, every replica), read back by tls/ and challenges.ts. */
+export const STORED_SECTION: { readonly title: string; readonly rows: readonly StoredRow[] } = {
+  title: 'Keys edgelb writes itself, `<path>/certs/` and `<path>/acme/`:',
+  rows: [
+    {
+      key: `${KEY_PATHS.certs}<name>`,
+      scope: 'certificate',
+      defaultDoc: '`edgelb cert import`; the ACME leader as `certs/acme-<domain>`',
+      example: '-----BEGIN CERTIFICATE-----',
+      doc: 'a PEM bundle (certificate, optional chain, private key), encrypted (AES-256-GCM) when `KONTENA_LB_VAULT_KEY` is set; `<name>` of letters, digits, `_`, `.`, `-`',
+    },
+    {
+      key: `${KEY_PATHS.acmeChallenges}<token>`,
+      scope: 'acme',
+      parse: parseKeyAuthorization,
+      code: 'invalid_challenge',
+      defaultDoc: 'the ACME leader',
+      example: 'dGhlLXRva2Vu.thumbprint_1',
+      doc: 'the key authorization answered at `/.well-known/acme-challenge/<token>` (see [ACME challenges](#acme-challenges))',
+    },
+    {
+      key: `${KEY_PATHS.acmeState}<domain>`,
+      scope: 'acme',
+      defaultDoc: 'the ACME leader',
+      example: '{"domain":"www.example.com","status":"valid"}',
+      doc: "the domain's ACME state (JSON): valid, pending (an order in progress) or failing, with the last error and the backoff",
+    },
+    {
+      key: KEY_PATHS.acmeAccount,
+      scope: 'acme',
+      defaultDoc: 'the ACME leader',
+      example: '-----BEGIN PRIVATE KEY-----',
+      doc: "the ACME account's private key, encrypted like the vault's bundles when `KONTENA_LB_VAULT_KEY` is set",
+    },
+    {
+      key: KEY_PATHS.acmeLeader,
+      scope: 'acme',
+      defaultDoc: 'every replica (election)',
+      example: 'lb-1-4f2a',
+      doc: 'the id of the replica elected to order certificates, on a lease of `KONTENA_LB_ACME_LEADER_TTL` seconds (with etcd v3 the leader holds it on its campaign lease, for replicas of earlier versions)',
+    },
+    {
+      key: `${KEY_PATHS.acmeElection}<lease id>`,
+      scope: 'acme',
+      defaultDoc: 'every replica (v3)',
+      example: 'lb-1-4f2a',
+      doc: "with etcd v3, each replica's candidacy in etcd's own election (the oldest key leads), on its lease; its lease fences the leader's writes",
+    },
+    {
+      key: `${KEY_PATHS.acmeReplicas}<id>`,
+      scope: 'acme',
+      defaultDoc: 'every replica',
+      example: '{"httpPort":80}',
+      doc: 'a running replica (JSON: its HTTP port), on its own lease: the leader waits for its confirmations',
+    },
+    {
+      key: `${KEY_PATHS.acmeAcks}<token>/<id>`,
+      scope: 'acme',
+      defaultDoc: 'every replica',
+      example: '1764646800000',
+      doc: 'when (Unix ms) replica `<id>` found that it answers challenge `<token>` itself; the CA is asked to validate once every replica has',
+    },
+  ],
+};
