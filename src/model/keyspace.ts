@@ -1,5 +1,5 @@
 import { parseBasicAuthSecrets } from './basic-auth.js';
-import { byDefault, fieldRow, fieldRowsOf, type FieldRow, type InstanceRow, type ServiceSection, } from './keyspace-rows.js';
+import { byDefault, fieldRow, fieldRowsOf, type FieldRow, type InstanceRow, type ServiceSection } from './keyspace-rows.js';
 import type { HostPattern, HttpService, TcpService } from './types.js';
 import {
   parseBalance,
