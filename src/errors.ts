@@ -33,10 +33,13 @@ export type ErrorCode =
   /** An HTTP endpoint could not be connected to (the Node error's code is the message). */
   | 'http_unreachable';
 
-/** A failure with a stable code; the message is one line for people and logs, never a secret. */
-export class EdgelbError extends Error {
+/**
+ * A failure with a stable code from a catalog (`C`); the message is one line for people and logs,
+ * never a secret. Each area has its catalog: ErrorCode here, EtcdFailureCode, AcmeErrorCode.
+ */
+export class CodedError<C extends string> extends Error {
   constructor(
-    readonly code: ErrorCode,
+    readonly code: C,
     message: string,
     options?: { cause?: unknown },
   ) {
@@ -44,6 +47,9 @@ export class EdgelbError extends Error {
     this.name = new.target.name;
   }
 }
+
+/** A failure of edgelb's own (HAProxy, the admin port, the config) with a code of ErrorCode. */
+export class EdgelbError extends CodedError<ErrorCode> {}
 
 /**
  * The Node system error codes (`ENOSPC`, `EACCES`, ...) on `error` and along its `cause` chain,
@@ -53,7 +59,7 @@ export function systemCodesOf(error: unknown): string[] {
   const codes: string[] = [];
   for (let at = error, depth = 0; at instanceof Error && depth < 8; at = at.cause, depth++) {
     const code = (at as NodeJS.ErrnoException).code;
-    if (typeof code === 'string' && !(at instanceof EdgelbError)) codes.push(code);
+    if (typeof code === 'string' && !(at instanceof CodedError)) codes.push(code);
   }
   return codes;
 }

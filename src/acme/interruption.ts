@@ -1,3 +1,4 @@
+import { CodedError } from '../errors.js';
 /**
  * Ending an attempt early: leadership ended, the manager stops, or the domain is no longer
  * wanted. An interrupted attempt does not count as a failure; its pending order is resumed later.
@@ -14,16 +15,7 @@ export class Interrupted extends Error {
 /** Why an attempt failed on our side of the CA's answers, as a stable code (logs and tests read the code). */
 export type AcmeErrorCode = 'authorization-not-pending' | 'no-http-01-challenge' | 'order-not-ready' | 'certificate-mismatch' | 'account-key-unusable';
 
-export class AcmeError extends Error {
-  constructor(
-    readonly code: AcmeErrorCode,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-    this.name = 'AcmeError';
-  }
-}
+export class AcmeError extends CodedError<AcmeErrorCode> {}
 
 /** A promise that rejects when `signal` aborts; dispose() removes its listener. */
 export function interrupted(signal: AbortSignal): { promise: Promise<never>; dispose: () => void } {

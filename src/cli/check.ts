@@ -5,8 +5,8 @@ import type { Command } from 'commander';
 import { HaproxyRuntime } from '../haproxy/runtime.js';
 import { CertFiles } from '../haproxy/cert-files.js';
 import type { DesiredConfig } from '../pipeline/desired-config.js';
-import { certOffersOnce, desiredFromEntries } from '../pipeline/from-entries.js';
-import { parseOptionsOf, settingsBaseOf, statePaths } from '../pipeline/settings-of.js';
+import { desiredFromEntries, entriesInputsOf } from '../pipeline/from-entries.js';
+import { settingsBaseOf, statePaths } from '../pipeline/settings-of.js';
 import { rejectionReason } from '../admin/metrics.js';
 import { locateExecutable, type Config } from '../config.js';
 import { validateConfigFile } from '../haproxy/validate.js';
@@ -111,16 +111,8 @@ Examples:
     // must exist for haproxy -c to load them, and nothing of a running edgelb may be touched.
     const tmp = await mkdtemp(path.join(os.tmpdir(), 'edgelb-check-'));
     try {
-      const offers = await certOffersOnce(deps.env, config.certsDir);
       const base = settingsBaseOf(config, tmp);
-      const inputs = {
-        entries: source.entries,
-        parseOptions: parseOptionsOf(config),
-        envChallenges: deps.env,
-        vaultKey: config.vaultKey,
-        defaultCert: config.defaultCert,
-        offers,
-      };
+      const inputs = await entriesInputsOf(config, source.entries, deps.env);
       const { desired, offers: allOffers } = await deps.progress.step(
         `validating ${count(source.entries.size)} entries`,
         () => desiredFromEntries(inputs, base),

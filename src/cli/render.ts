@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import { certOffersOnce, desiredFromEntries } from '../pipeline/from-entries.js';
-import { parseOptionsOf, settingsBaseOf } from '../pipeline/settings-of.js';
+import { desiredFromEntries, entriesInputsOf } from '../pipeline/from-entries.js';
+import { settingsBaseOf } from '../pipeline/settings-of.js';
 import type { DesiredState } from '../model/types.js';
 import { createRenderer } from '../render/render.js';
 import type { RenderSettings } from '../render/view.js';
@@ -60,15 +60,7 @@ Examples:
   command.action(async (flags: RenderFlags) => {
     const config = deps.loadConfig(flags, { needsEtcd: flags.fromFile === undefined });
     const source = await readEntries(config, flags.fromFile, deps);
-    const offers = await certOffersOnce(deps.env, config.certsDir);
-    const inputs = {
-      entries: source.entries,
-      parseOptions: parseOptionsOf(config),
-      envChallenges: deps.env,
-      vaultKey: config.vaultKey,
-      defaultCert: config.defaultCert,
-      offers,
-    };
+    const inputs = await entriesInputsOf(config, source.entries, deps.env);
     const { desired } = await deps.progress.step(
       `validating ${count(source.entries.size)} entries`,
       () => desiredFromEntries(inputs, settingsBaseOf(config)),

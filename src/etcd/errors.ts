@@ -1,3 +1,4 @@
+import { CodedError } from '../errors.js';
 /**
  * Why talking to etcd failed, as a stable code: retries, `/healthz`, metric labels and tests
  * decide by the code, never by words in a message. The message is one line for the log and
@@ -20,16 +21,7 @@ export type EtcdFailureCode =
   | 'api-undecided'
   | 'other';
 
-export class EtcdFailure extends Error {
-  constructor(
-    readonly code: EtcdFailureCode,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-    this.name = 'EtcdFailure';
-  }
-}
+export class EtcdFailure extends CodedError<EtcdFailureCode> {}
 
 /** Failures an operator has to fix (the credentials, the certificates): `/healthz` reports them. */
 export function isConfigurationFailure(failure: EtcdFailure): boolean {

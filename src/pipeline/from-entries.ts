@@ -1,3 +1,4 @@
+import type { Config } from '../config.js';
 import { parseChallenges } from '../model/challenges.js';
 import { parseEntries, type ParseOptions } from '../model/parse.js';
 import type { Entries } from '../model/types.js';
@@ -7,6 +8,7 @@ import { certsByKind, type CertOffer, type CertSourceKind } from '../tls/cert-pr
 import { selectCertificates } from '../tls/store.js';
 import { vaultCertsFromEntries } from '../tls/vault.js';
 import { desiredConfig, type DesiredConfig, type SettingsBase } from './desired-config.js';
+import { parseOptionsOf } from './settings-of.js';
 
 export interface EntriesInputs {
   readonly entries: Entries;
@@ -34,8 +36,20 @@ export function desiredFromEntries(inputs: EntriesInputs, base: SettingsBase): {
 }
 
 /** The environment's and the certificate directory's certificates, read once (no watching). */
-export async function certOffersOnce(env: Readonly<Record<string, string | undefined>>, certsDir: string | undefined): Promise<CertOffer[]> {
+async function certOffersOnce(env: Readonly<Record<string, string | undefined>>, certsDir: string | undefined): Promise<CertOffer[]> {
   const offers: CertOffer[] = [{ kind: 'env', certs: readEnvCerts(env), rejected: [] }];
   if (certsDir !== undefined) offers.push({ kind: 'dir', certs: certsFromFiles(await readCertsDir(certsDir)), rejected: [] });
   return offers;
+}
+
+/** What `check` and `render` read for one set of entries: the settings' parse options and keys, and every provider's certificates. */
+export async function entriesInputsOf(config: Config, entries: Entries, env: Readonly<Record<string, string | undefined>>): Promise<EntriesInputs> {
+  return {
+    entries,
+    parseOptions: parseOptionsOf(config),
+    envChallenges: env,
+    vaultKey: config.vaultKey,
+    defaultCert: config.defaultCert,
+    offers: await certOffersOnce(env, config.certsDir),
+  };
 }

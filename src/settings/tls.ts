@@ -6,7 +6,7 @@ export type TlsVersion = (typeof TLS_VERSIONS)[number];
 export const DEFAULT_TLS_MIN_VERSION: TlsVersion = 'TLSv1.2';
 
 /** Mozilla's "intermediate" TLS 1.2 suite: forward secrecy and AEAD ciphers only. */
-export const DEFAULT_CIPHERS = [
+const INTERMEDIATE_CIPHERS = [
   'ECDHE-ECDSA-AES128-GCM-SHA256',
   'ECDHE-RSA-AES128-GCM-SHA256',
   'ECDHE-ECDSA-AES256-GCM-SHA384',
@@ -15,7 +15,8 @@ export const DEFAULT_CIPHERS = [
   'ECDHE-RSA-CHACHA20-POLY1305',
   'DHE-RSA-AES128-GCM-SHA256',
   'DHE-RSA-AES256-GCM-SHA384',
-].join(':');
+];
+export const DEFAULT_CIPHERS = INTERMEDIATE_CIPHERS.join(':');
 
 /**
  * Mozilla's "old" suite (server-side TLS guidelines 5.7), for clients that only speak TLS 1.0
@@ -24,14 +25,7 @@ export const DEFAULT_CIPHERS = [
  * security level 1 and above (their handshake signatures use SHA-1/MD5).
  */
 export const OLD_CLIENT_CIPHERS = [
-  'ECDHE-ECDSA-AES128-GCM-SHA256',
-  'ECDHE-RSA-AES128-GCM-SHA256',
-  'ECDHE-ECDSA-AES256-GCM-SHA384',
-  'ECDHE-RSA-AES256-GCM-SHA384',
-  'ECDHE-ECDSA-CHACHA20-POLY1305',
-  'ECDHE-RSA-CHACHA20-POLY1305',
-  'DHE-RSA-AES128-GCM-SHA256',
-  'DHE-RSA-AES256-GCM-SHA384',
+  ...INTERMEDIATE_CIPHERS,
   'DHE-RSA-CHACHA20-POLY1305',
   'ECDHE-ECDSA-AES128-SHA256',
   'ECDHE-RSA-AES128-SHA256',
