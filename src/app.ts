@@ -13,7 +13,13 @@ import { HaproxyRuntime } from './haproxy/runtime.js';
 import { ServerUpdater } from './haproxy/server-updater.js';
 import { ServerProver } from './haproxy/server-prover.js';
 import { probeServer } from './haproxy/health-probe.js';
-import { createCrtListRenderer, createSectionRenderer, createServerArgsRenderer, createServerStateRenderer } from './render/render.js';
+import {
+  createChallengeMapRenderer,
+  createCrtListRenderer,
+  createSectionRenderer,
+  createServerArgsRenderer,
+  createServerStateRenderer,
+} from './render/render.js';
 import { parseOptionsOf, settingsBaseOf, statePaths } from './pipeline/settings-of.js';
 
 import type { DesiredState } from './model/types.js';
@@ -102,7 +108,7 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
     parseOptions: parseOptionsOf(config),
     applier,
     certFiles: new CertFiles({ dir: paths.certsDir, crtList: paths.crtList, renderCrtList: createCrtListRenderer(), runtime }),
-    challengeMap: new ChallengeMap(paths.challengeMap, runtime),
+    challengeMap: new ChallengeMap(paths.challengeMap, runtime, createChallengeMapRenderer()),
     servers,
     envChallenges: options.envChallenges,
     defaultCert: config.defaultCert,

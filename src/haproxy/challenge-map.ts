@@ -1,5 +1,6 @@
 import type { Challenges } from '../model/challenges.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
+import type { ChallengeMapRenderer } from '../render/render.js';
 import type { HaproxyRuntime } from './runtime.js';
 
 /**
@@ -11,11 +12,11 @@ export class ChallengeMap {
   constructor(
     readonly file: string,
     private readonly runtime: HaproxyRuntime,
+    private readonly renderMap: ChallengeMapRenderer,
   ) {}
 
   async write(challenges: Challenges): Promise<void> {
-    const lines = [...challenges].map(([token, value]) => `${token} ${value}\n`).join('');
-    await writeFileAtomic(this.file, lines, 0o600);
+    await writeFileAtomic(this.file, this.renderMap(challenges), 0o600);
   }
 
   async applyRuntime(before: Challenges, after: Challenges): Promise<number> {

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import Handlebars from 'handlebars';
+import type { Challenges } from '../model/challenges.js';
 import type { DesiredState, HttpService, TcpService, Upstream } from '../model/types.js';
 import { packageRoot } from '../util/package-root.js';
 import { changedServices, findService, sameValue } from '../model/state-changes.js';
@@ -152,6 +153,14 @@ export type CrtListRenderer = (certs: readonly { file: string; sni: readonly str
 export function createCrtListRenderer(templatesDir: string = TEMPLATES_DIR): CrtListRenderer {
   const template = compileTemplate(templatesDir, 'crt-list.hbs');
   return (certs) => template({ certs });
+}
+
+/** The ACME challenge map file (templates/challenge-map.hbs). */
+export type ChallengeMapRenderer = (challenges: Challenges) => string;
+
+export function createChallengeMapRenderer(templatesDir: string = TEMPLATES_DIR): ChallengeMapRenderer {
+  const template = compileTemplate(templatesDir, 'challenge-map.hbs');
+  return (challenges) => template({ challenges: [...challenges].map(([token, keyAuthorization]) => ({ token, keyAuthorization })) });
 }
 
 /** The server-state file for the next worker (see templates/server-state.hbs). */
