@@ -18,7 +18,7 @@ import { parseSettingLines } from '../model/values.js';
 import { entryWarnings } from '../model/warnings.js';
 import { attributeErrors } from '../render/attribute.js';
 import { createCrtListRenderer, createRenderer } from '../render/render.js';
-import { addSettingFlags, readEntries, type CliDeps } from './deps.js';
+import { addEntrySourceFlags, readEntries, type CliDeps } from './deps.js';
 import { count } from './progress.js';
 import { layoutTable } from './table.js';
 
@@ -66,10 +66,9 @@ export function registerCheckCommand(program: Command, deps: CliDeps): void {
   const command = program
     .command('check')
     .description('validate the entries in etcd (or a file) and the HAProxy config they render to; list what would be rejected and why')
-    .option('--from-file <file>', 'read the entries from a YAML or JSON file instead of etcd')
     .option('--json', 'print the report as JSON')
     .option('--no-haproxy', 'skip `haproxy -c` on the rendered config (when HAProxy is not installed here)');
-  addSettingFlags(command);
+  addEntrySourceFlags(command);
   command.addHelpText(
     'after',
     `

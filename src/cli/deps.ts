@@ -35,6 +35,13 @@ export function addSettingFlags(command: Command): void {
   addFlags(command, SETTINGS);
 }
 
+/** The flags `render` and `check` share: where the entries come from, and every `run` setting. */
+export function addEntrySourceFlags(command: Command): Command {
+  command.option('--from-file <file>', 'read the entries from a YAML or JSON file instead of etcd');
+  addSettingFlags(command);
+  return command;
+}
+
 export interface EntrySource {
   readonly entries: Entries;
   /** `etcd http://...:2379 /kontena/haproxy/lb at revision 42` or the file name. */

@@ -4,7 +4,7 @@ import { settingsBaseOf } from '../pipeline/settings-of.js';
 import type { DesiredState } from '../model/types.js';
 import { createRenderer } from '../render/render.js';
 import type { RenderSettings } from '../render/view.js';
-import { addSettingFlags, readEntries, type CliDeps } from './deps.js';
+import { addEntrySourceFlags, readEntries, type CliDeps } from './deps.js';
 import { count } from './progress.js';
 
 interface RenderFlags extends Record<string, unknown> {
@@ -33,9 +33,8 @@ export function registerRenderCommand(program: Command, deps: CliDeps): void {
   const command = program
     .command('render')
     .description('print the HAProxy config for the entries in etcd (or a file), without applying anything')
-    .option('--from-file <file>', 'read the entries from a YAML or JSON file instead of etcd')
     .option('--show-secrets', 'print STATS_PASSWORD and basic-auth passwords instead of hiding them');
-  addSettingFlags(command);
+  addEntrySourceFlags(command);
   command.addHelpText(
     'after',
     `
