@@ -30,6 +30,11 @@ const BENCHMARKS: Readonly<Record<string, Benchmark>> = {
       'requests/s and latency (wrk) through edgelb vs a plain HAProxy, Caddy, nginx and the backend directly, access logs on and off, rotating rounds, as ratios',
     load: () => import('./data-plane.js'),
   },
+  policies: {
+    description:
+      'requests/s of a service with rate limit, allow list, headers and CORS vs the same service with none, alternating rounds, as a ratio (issue 15)',
+    load: () => import('./policies.js'),
+  },
   readdress: {
     description:
       'a single-instance service whose instance moves between two live addresses under load (a redeploy keeping its name): failed requests, move → traffic time',
