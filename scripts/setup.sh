@@ -17,7 +17,7 @@ for tool in node npm; do
 done
 
 # The tools the tests, the demo and the benchmarks run (wrk, nginx and caddy: npm run bench -- data-plane).
-TOOLS=(haproxy etcd etcdctl pebble wrk nginx caddy)
+TOOLS=(haproxy etcd etcdctl pebble wrk nginx caddy chromium)
 missing=()
 for tool in "${TOOLS[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
@@ -41,7 +41,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   fi
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
-  apt-get install -y -q haproxy etcd-server etcd-client pebble wrk nginx-light caddy
+  apt-get install -y -q haproxy etcd-server etcd-client pebble wrk nginx-light caddy chromium
   if [ -n "$own_policy" ]; then
     rm -f "$own_policy"
     trap - EXIT
