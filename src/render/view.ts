@@ -2,6 +2,7 @@ import type { BasicAuthUser } from '../model/basic-auth.js';
 import type { DesiredState, HttpService, TcpService, Upstream } from '../model/types.js';
 import { compare } from '../model/parse.js';
 import { HEALTHY_STATUS, HTTP_CHECK } from '../model/health-check.js';
+import { accessView } from './policy-view.js';
 import type { NextServerStates } from './servers.js';
 import type { AccessLogFormat } from '../settings/access-log.js';
 import type { SyslogTarget } from '../settings/syslog-target.js';
@@ -25,6 +26,8 @@ export interface RenderSettings {
   readonly checkFastInterval: string;
   /** Accept the PROXY protocol on the HTTP, HTTPS and TCP listeners (behind an L4 load balancer). */
   readonly acceptProxy: boolean;
+  /** KONTENA_LB_TRUSTED_PROXIES: X-Forwarded-For names the client on their connections only (none: never). */
+  readonly trustedProxies?: readonly string[];
   /** HAProxy `timeout tunnel`: how long an idle WebSocket or other upgraded connection stays open. */
   readonly tunnelTimeout: string;
   /** KONTENA_LB_HEALTH_URI, answered 200 by HAProxy itself; absent: that path is routed like any other. */
@@ -169,6 +172,7 @@ export function httpBackendView(service: HttpService) {
     name: httpBackendName(service.name),
     service: service.name,
     balance: service.balance,
+    access: accessView(service),
     stripPrefixes: strip.length > 0 ? strip.map(regexLiteral).join('|') : undefined,
     sslRedirect: service.sslRedirect,
     hstsMaxAge: service.hstsMaxAge,
@@ -193,6 +197,7 @@ export function tcpServiceView(service: TcpService) {
     service: service.name,
     port: service.externalPort,
     balance: service.balance,
+    access: accessView(service),
     customSettings: service.customSettings,
     servers: service.upstreams.map((u) => serverViewOf(service, u)),
   };

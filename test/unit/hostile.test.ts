@@ -178,6 +178,25 @@ const CASES: Case[] = [
     entries: web('basic_auth_secrets', `user a insecure-password pw\nbackend evil`),
     rejected: { key: 'services/web/basic_auth_secrets', reason: /./ },
   },
+  // ip_allow, ip_deny: an unusable list closes the service (403 to everyone) instead of leaving it open.
+  ...['ip_allow', 'ip_deny'].flatMap((key) => [
+    { what: `${key} with a directive`, entries: web(key, `10.0.0.1\n    ${INJECTED}`), rejected: { key: `services/web/${key}`, reason: /control.*closed/ } },
+    { what: `${key} with a condition`, entries: web(key, '10.0.0.1 if TRUE'), rejected: { key: `services/web/${key}`, reason: /not an IPv4.*closed/ } },
+    { what: `${key} with a comment`, entries: web(key, '10.0.0.1#x'), rejected: { key: `services/web/${key}`, reason: /not an IPv4/ } },
+    { what: `${key} with a sample expression`, entries: web(key, '%[src]'), rejected: { key: `services/web/${key}`, reason: /not an IPv4/ } },
+    { what: `${key} with an IPv6 zone`, entries: web(key, 'fe80::1%eth0'), rejected: { key: `services/web/${key}`, reason: /not an IPv4/ } },
+    { what: `${key} with a host name`, entries: web(key, 'evil.example.com'), rejected: { key: `services/web/${key}`, reason: /not an IPv4/ } },
+    { what: `${key} empty`, entries: web(key, ' , '), rejected: { key: `services/web/${key}`, reason: /lists no address/ } },
+    {
+      what: `tcp ${key} with a directive`,
+      entries: {
+        'tcp-services/db/external_port': '9000',
+        'tcp-services/db/upstreams/one': '127.0.0.1:5432',
+        [`tcp-services/db/${key}`]: `10.0.0.1\nbackend evil`,
+      },
+      rejected: { key: `tcp-services/db/${key}`, reason: /control.*refused/ },
+    },
+  ]),
   {
     what: 'tcp external_port with a comment',
     entries: { 'tcp-services/db/external_port': '9000 # x', 'tcp-services/db/upstreams/one': '127.0.0.1:5432' },

@@ -75,9 +75,24 @@ const HTTP_FIELDS: Record<string, fc.Arbitrary<string>> = {
   hsts: orJunk(fc.integer({ min: 0, max: 63_072_000 }).map(String)),
   basic_auth_secrets: orJunk(fc.constantFrom('user admin insecure-password pw1', 'user ops insecure-password x2\nuser dev insecure-password y3')),
 };
+const addresses = orJunk(
+  list(
+    fc.oneof(
+      fc.ipV4(),
+      fc.ipV4().map((a) => `${a}/${a.length % 33}`),
+      fc.ipV6(),
+      fc.ipV6().map((a) => `${a}/${a.length % 129}`),
+    ),
+    4,
+  ),
+);
+HTTP_FIELDS.ip_allow = addresses;
+HTTP_FIELDS.ip_deny = addresses;
 const TCP_FIELDS: Record<string, fc.Arbitrary<string>> = {
   external_port: orJunk(fc.integer({ min: 20_000, max: 30_000 }).map(String)),
   balance: HTTP_FIELDS.balance!,
+  ip_allow: addresses,
+  ip_deny: addresses,
 };
 
 const fieldsOf = (fields: Record<string, fc.Arbitrary<string>>) =>

@@ -1,0 +1,31 @@
+import type { AddressList } from '../model/address-list.js';
+
+/**
+ * The views of a service's access and header policies (issue 15): what http-backend.hbs and
+ * tcp-service.hbs read to write them. Built from the service's validated fields only.
+ */
+
+/**
+ * HAProxy reads at most 64 words on a config line (MAX_LINE_ARGS), so a long address list is
+ * split over several lines of one ACL: lines with the same ACL name are ORed (configuration
+ * manual 2.6, 7.2 "Using ACLs to form conditions").
+ */
+const WORDS_PER_LINE = 50;
+
+function chunked(list: readonly string[]): string[][] {
+  const parts: string[][] = [];
+  for (let i = 0; i < list.length; i += WORDS_PER_LINE) parts.push(list.slice(i, i + WORDS_PER_LINE));
+  return parts;
+}
+
+/** ip_allow and ip_deny as ACL lines; `closed` when either could not be used. Undefined: no rule. */
+export function accessView(service: { readonly ipAllow: AddressList | undefined; readonly ipDeny: AddressList | undefined }) {
+  const { ipAllow, ipDeny } = service;
+  if (ipAllow === undefined && ipDeny === undefined) return undefined;
+  if ((ipAllow && 'closed' in ipAllow) || (ipDeny && 'closed' in ipDeny)) return { closed: true, allow: [], deny: [] };
+  return {
+    closed: false,
+    allow: ipAllow && 'addresses' in ipAllow ? chunked(ipAllow.addresses) : [],
+    deny: ipDeny && 'addresses' in ipDeny ? chunked(ipDeny.addresses) : [],
+  };
+}
