@@ -1,4 +1,5 @@
 import type { AddressList } from '../model/address-list.js';
+import type { HeaderRule } from '../model/header-rules.js';
 
 /**
  * The views of a service's access and header policies (issue 15): what http-backend.hbs and
@@ -28,4 +29,13 @@ export function accessView(service: { readonly ipAllow: AddressList | undefined;
     allow: ipAllow && 'addresses' in ipAllow ? chunked(ipAllow.addresses) : [],
     deny: ipDeny && 'addresses' in ipDeny ? chunked(ipDeny.addresses) : [],
   };
+}
+
+/**
+ * request_headers, response_headers. The value goes between single quotes, where HAProxy's
+ * tokenizer reads it literally; it is then a log-format string (configuration manual 2.6,
+ * 8.2.4), where only `%` means something: doubled, it is a literal `%`.
+ */
+export function headerRulesView(rules: readonly HeaderRule[]) {
+  return rules.map((rule) => ({ action: rule.action, name: rule.name, quoted: rule.value?.replaceAll('%', '%%') }));
 }

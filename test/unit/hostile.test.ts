@@ -197,6 +197,20 @@ const CASES: Case[] = [
       rejected: { key: `tcp-services/db/${key}`, reason: /control.*refused/ },
     },
   ]),
+  // request_headers, response_headers: the service is served without them.
+  ...['request_headers', 'response_headers'].flatMap((key) => [
+    { what: `${key} with a directive`, entries: web(key, `set X-A b\n    ${INJECTED}`), rejected: { key: `services/web/${key}`, reason: /line 2 is not/ } },
+    { what: `${key} with a CR`, entries: web(key, `set X-A b\r    ${INJECTED}`), rejected: { key: `services/web/${key}`, reason: /control/ } },
+    { what: `${key} closing the quote`, entries: web(key, "set X-A b' if TRUE '"), rejected: { key: `services/web/${key}`, reason: /without "'"/ } },
+    { what: `${key} with a backslash`, entries: web(key, 'set X-A b\\'), rejected: { key: `services/web/${key}`, reason: /without "'" or/ } },
+    {
+      what: `${key} with a name holding a condition`,
+      entries: web(key, 'del X-A if TRUE'),
+      rejected: { key: `services/web/${key}`, reason: /del takes a header name only/ },
+    },
+    { what: `${key} with a comment in the name`, entries: web(key, 'set X#A b'), rejected: { key: `services/web/${key}`, reason: /header name/ } },
+    { what: `${key} with a sample expression is sent literally`, entries: web(key, 'set X-A %[src] #x "y" ${HOME}') },
+  ]),
   {
     what: 'tcp external_port with a comment',
     entries: { 'tcp-services/db/external_port': '9000 # x', 'tcp-services/db/upstreams/one': '127.0.0.1:5432' },

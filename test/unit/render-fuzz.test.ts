@@ -86,6 +86,13 @@ const addresses = orJunk(
     4,
   ),
 );
+const headerLine = fc.oneof(
+  fc.tuple(fc.constantFrom('set', 'add'), fc.stringMatching(/^[A-Za-z][A-Za-z0-9-]{0,8}$/), fc.stringMatching(/^[ -&(-[\]-~]{1,12}$/)).map((p) => p.join(' ')),
+  fc.stringMatching(/^[A-Za-z][A-Za-z0-9-]{0,8}$/).map((n) => `del ${n}`),
+);
+const headerLines = orJunk(fc.array(orJunk(headerLine), { minLength: 1, maxLength: 3 }).map((l) => l.join('\n')));
+HTTP_FIELDS.request_headers = headerLines;
+HTTP_FIELDS.response_headers = headerLines;
 HTTP_FIELDS.ip_allow = addresses;
 HTTP_FIELDS.ip_deny = addresses;
 const TCP_FIELDS: Record<string, fc.Arbitrary<string>> = {
