@@ -1,6 +1,8 @@
 import { CLOSED_LIST, parseAddressList, type AddressList } from './address-list.js';
+import { parseCorsHeaders, parseCorsMethods, parseCorsOrigins, type CorsOrigins } from './cors.js';
 import { parseHeaderRules, type HeaderRule } from './header-rules.js';
 import { byDefault, fieldRow } from './keyspace-rows.js';
+import { parseBoolean } from './values.js';
 
 /**
  * The key table's rows for who may reach a service and what its requests and responses carry
@@ -57,6 +59,46 @@ export const ACCESS_HTTP_ROWS = [
     defaultDoc: '—',
     example: 'set Cache-Control no-cache, no-store\nadd X-Frame-Options DENY\ndel Server',
     doc: "changes to the instances' responses, as `request_headers`",
+  }),
+  fieldRow('corsOrigins', {
+    scope: 'http',
+    key: 'cors_origins',
+    parse: parseCorsOrigins,
+    invalid: 'use-default',
+    absent: byDefault<CorsOrigins | undefined>(undefined),
+    defaultDoc: '— (no CORS headers)',
+    example: 'https://app.example.com, http://localhost:3000',
+    doc: "CORS: `*` (any origin) or comma-separated origins (`https://app.example.com`, `http://localhost:3000`, at most 100). HAProxy answers a preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`) itself: `204` with `Access-Control-Allow-Origin` (the origin, or `*`), `-Methods`, `-Headers`, `Access-Control-Max-Age: 600`, or `403` for another origin; responses to an allowed origin carry `Access-Control-Allow-Origin` (replacing the instance's), and with a list `Vary: Origin`. No credentials (`Access-Control-Allow-Credentials`) are allowed",
+  }),
+  fieldRow('corsMethods', {
+    scope: 'http',
+    key: 'cors_methods',
+    parse: parseCorsMethods,
+    invalid: 'use-default',
+    absent: byDefault<readonly string[]>(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']),
+    defaultDoc: '`GET,HEAD,POST,PUT,PATCH,DELETE`',
+    example: 'GET,POST',
+    doc: 'with `cors_origins`: the methods a preflight may allow, comma-separated, of `GET`, `HEAD`, `POST`, `PUT`, `PATCH`, `DELETE`, `OPTIONS`',
+  }),
+  fieldRow('corsHeaders', {
+    scope: 'http',
+    key: 'cors_headers',
+    parse: parseCorsHeaders,
+    invalid: 'use-default',
+    absent: byDefault<readonly string[]>(['Content-Type', 'Authorization']),
+    defaultDoc: '`Content-Type,Authorization`',
+    example: 'Content-Type,X-Requested-With',
+    doc: 'with `cors_origins`: the request headers a preflight may allow, comma-separated header names (at most 50)',
+  }),
+  fieldRow('compression', {
+    scope: 'http',
+    key: 'compression',
+    parse: parseBoolean,
+    invalid: 'use-default',
+    absent: byDefault(false),
+    defaultDoc: '`false`',
+    example: 'true',
+    doc: "`true`: HAProxy compresses responses of text types (`text/html`, `text/plain`, `text/css`, `text/javascript`, `application/javascript`, `application/json`, `application/xml`, `image/svg+xml`) with gzip or deflate when the client's `Accept-Encoding` asks for it; responses already compressed, and clients that do not ask, get them as the instance sent them",
   }),
 ] as const;
 

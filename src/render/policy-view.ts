@@ -1,5 +1,7 @@
 import type { AddressList } from '../model/address-list.js';
+import type { CorsOrigins } from '../model/cors.js';
 import type { HeaderRule } from '../model/header-rules.js';
+import type { HttpService } from '../model/types.js';
 
 /**
  * The views of a service's access and header policies (issue 15): what http-backend.hbs and
@@ -38,4 +40,32 @@ export function accessView(service: { readonly ipAllow: AddressList | undefined;
  */
 export function headerRulesView(rules: readonly HeaderRule[]) {
   return rules.map((rule) => ({ action: rule.action, name: rule.name, quoted: rule.value?.replaceAll('%', '%%') }));
+}
+
+/** cors_origins (with cors_methods, cors_headers): undefined when the service answers no CORS. */
+export function corsView(service: {
+  readonly corsOrigins: CorsOrigins | undefined;
+  readonly corsMethods: readonly string[];
+  readonly corsHeaders: readonly string[];
+}) {
+  const { corsOrigins } = service;
+  if (corsOrigins === undefined) return undefined;
+  return {
+    any: 'any' in corsOrigins,
+    origins: 'origins' in corsOrigins ? chunked(corsOrigins.origins) : [],
+    // One word each: a list separated by commas alone is a valid header value (RFC 7230 7).
+    methods: service.corsMethods.join(','),
+    headers: service.corsHeaders.join(','),
+  };
+}
+
+/** Everything of an HTTP service's policies that http-backend.hbs reads: one spread in its view. */
+export function httpPoliciesView(service: HttpService) {
+  return {
+    access: accessView(service),
+    cors: corsView(service),
+    requestHeaders: headerRulesView(service.requestHeaders),
+    responseHeaders: headerRulesView(service.responseHeaders),
+    compression: service.compression,
+  };
 }

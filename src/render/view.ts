@@ -2,7 +2,7 @@ import type { BasicAuthUser } from '../model/basic-auth.js';
 import type { DesiredState, HttpService, TcpService, Upstream } from '../model/types.js';
 import { compare } from '../model/parse.js';
 import { HEALTHY_STATUS, HTTP_CHECK } from '../model/health-check.js';
-import { accessView, headerRulesView } from './policy-view.js';
+import { accessView, httpPoliciesView } from './policy-view.js';
 import type { NextServerStates } from './servers.js';
 import type { AccessLogFormat } from '../settings/access-log.js';
 import type { SyslogTarget } from '../settings/syslog-target.js';
@@ -172,9 +172,7 @@ export function httpBackendView(service: HttpService) {
     name: httpBackendName(service.name),
     service: service.name,
     balance: service.balance,
-    access: accessView(service),
-    requestHeaders: headerRulesView(service.requestHeaders),
-    responseHeaders: headerRulesView(service.responseHeaders),
+    ...httpPoliciesView(service),
     stripPrefixes: strip.length > 0 ? strip.map(regexLiteral).join('|') : undefined,
     sslRedirect: service.sslRedirect,
     hstsMaxAge: service.hstsMaxAge,

@@ -211,6 +211,47 @@ const CASES: Case[] = [
     { what: `${key} with a comment in the name`, entries: web(key, 'set X#A b'), rejected: { key: `services/web/${key}`, reason: /header name/ } },
     { what: `${key} with a sample expression is sent literally`, entries: web(key, 'set X-A %[src] #x "y" ${HOME}') },
   ]),
+  // cors_origins, cors_methods, cors_headers, compression: the service is served without them.
+  {
+    what: 'cors_origins with a directive',
+    entries: web('cors_origins', `https://a.test\n    ${INJECTED}`),
+    rejected: { key: 'services/web/cors_origins', reason: /control/ },
+  },
+  {
+    what: 'cors_origins with a condition',
+    entries: web('cors_origins', 'https://a.test if TRUE'),
+    rejected: { key: 'services/web/cors_origins', reason: /not an origin/ },
+  },
+  {
+    what: 'cors_origins with a sample expression',
+    entries: web('cors_origins', 'https://%[src]'),
+    rejected: { key: 'services/web/cors_origins', reason: /not an origin/ },
+  },
+  {
+    what: 'cors_origins with a quote',
+    entries: web('cors_origins', 'https://a.test"'),
+    rejected: { key: 'services/web/cors_origins', reason: /not an origin/ },
+  },
+  {
+    what: 'cors_methods with a condition',
+    entries: { ...web('cors_origins', '*'), 'services/web/cors_methods': 'GET if TRUE' },
+    rejected: { key: 'services/web/cors_methods', reason: /is not one of/ },
+  },
+  {
+    what: 'cors_headers with a comment',
+    entries: { ...web('cors_origins', '*'), 'services/web/cors_headers': 'X-A #x' },
+    rejected: { key: 'services/web/cors_headers', reason: /not a header name/ },
+  },
+  {
+    what: 'cors_headers with a sample expression',
+    entries: { ...web('cors_origins', '*'), 'services/web/cors_headers': '%[src]' },
+    rejected: { key: 'services/web/cors_headers', reason: /not a header name/ },
+  },
+  {
+    what: 'compression with a directive',
+    entries: web('compression', `true\n    ${INJECTED}`),
+    rejected: { key: 'services/web/compression', reason: /not true or false/ },
+  },
   {
     what: 'tcp external_port with a comment',
     entries: { 'tcp-services/db/external_port': '9000 # x', 'tcp-services/db/upstreams/one': '127.0.0.1:5432' },

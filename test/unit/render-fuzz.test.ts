@@ -93,6 +93,18 @@ const headerLine = fc.oneof(
 const headerLines = orJunk(fc.array(orJunk(headerLine), { minLength: 1, maxLength: 3 }).map((l) => l.join('\n')));
 HTTP_FIELDS.request_headers = headerLines;
 HTTP_FIELDS.response_headers = headerLines;
+HTTP_FIELDS.cors_origins = orJunk(
+  fc.oneof(
+    fc.constant('*'),
+    list(
+      fc.tuple(fc.constantFrom('http', 'https'), label, fc.constantFrom('', ':3000')).map(([s, h, p]) => `${s}://${h}.test${p}`),
+      3,
+    ),
+  ),
+);
+HTTP_FIELDS.cors_methods = orJunk(list(fc.constantFrom('GET', 'post', 'PUT', 'DELETE', 'OPTIONS'), 3));
+HTTP_FIELDS.cors_headers = orJunk(list(fc.stringMatching(/^[A-Za-z][A-Za-z0-9-]{0,8}$/), 3));
+HTTP_FIELDS.compression = orJunk(fc.constantFrom('true', 'false'));
 HTTP_FIELDS.ip_allow = addresses;
 HTTP_FIELDS.ip_deny = addresses;
 const TCP_FIELDS: Record<string, fc.Arbitrary<string>> = {
