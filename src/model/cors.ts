@@ -1,4 +1,5 @@
-import { EntryError, LIMITS } from './values.js';
+import { HEADER_NAME } from './header-rules.js';
+import { EntryError, LIMITS, parseHostPattern } from './values.js';
 
 /**
  * cors_origins, cors_methods, cors_headers (HTTP services): the CORS answers HAProxy gives
@@ -11,12 +12,8 @@ export type CorsOrigins = { readonly any: true } | { readonly origins: readonly 
 
 export const MAX_ORIGINS = 100;
 
-const LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
-const IPV4 = /^(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])){3}$/;
 // An origin as browsers send it (RFC 6454 7): scheme, host, and a port when not the default.
-const ORIGIN = /^(https?):\/\/([^:/]+)(?::([0-9]{1,5}))?$/;
-// RFC 7230 3.2.6 tokens, less the characters HAProxy's tokenizer reads as syntax ('#', '$', '%', "'").
-const TOKEN = /^[A-Za-z0-9!&*+.^_`|~-]{1,64}$/;
+const ORIGIN = /^(https?):\/\/([a-z0-9.-]+)(?::([0-9]{1,5}))?$/;
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 
 function listOf(raw: string, key: string): string[] {
@@ -33,13 +30,22 @@ function listOf(raw: string, key: string): string[] {
 function parseOrigin(raw: string): string {
   const origin = raw.toLowerCase();
   const match = ORIGIN.exec(origin);
-  const host = match?.[2] ?? '';
-  const hostOk = IPV4.test(host) || (host.length <= 253 && host.split('.').every((l) => LABEL.test(l)));
+  const hostOk = match !== null && isPlainHost(match[2]!);
   const port = match?.[3];
   if (!match || !hostOk || (port !== undefined && (Number(port) < 1 || Number(port) > 65535))) {
     throw new EntryError(`${JSON.stringify(raw)} is not an origin like https://app.example.com or http://localhost:3000`);
   }
   return origin;
+}
+
+/** An RFC 1123 host name (an IPv4 address is one too), not a `*.` pattern. */
+function isPlainHost(host: string): boolean {
+  try {
+    return !parseHostPattern(host).wildcard;
+  } catch (error) {
+    if (error instanceof EntryError) return false;
+    throw error;
+  }
 }
 
 export function parseCorsOrigins(raw: string, key: string): CorsOrigins {
@@ -66,7 +72,7 @@ export function parseCorsHeaders(raw: string, key: string): string[] {
   const names = listOf(raw, key);
   if (names.length > 50) throw new EntryError(`${key} lists more than 50 headers`);
   for (const name of names) {
-    if (!TOKEN.test(name)) throw new EntryError(`${key}: ${JSON.stringify(name)} is not a header name (letters, digits and !&*+.^_\`|~-)`);
+    if (!HEADER_NAME.test(name)) throw new EntryError(`${key}: ${JSON.stringify(name)} is not a header name (letters, digits and !&*+.^_\`|~-)`);
   }
   return names;
 }

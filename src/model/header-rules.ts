@@ -18,8 +18,8 @@ export interface HeaderRule {
 
 export const MAX_HEADER_RULES = 50;
 
-// RFC 7230 3.2.6 token characters, less '#', '$', '%' and "'": those mean something to HAProxy's tokenizer.
-const NAME = /^[A-Za-z0-9!&*+.^_`|~-]{1,64}$/;
+/** A header name: RFC 7230 3.2.6 token characters, less '#', '$', '%' and "'" (HAProxy's tokenizer reads them as syntax). */
+export const HEADER_NAME = /^[A-Za-z0-9!&*+.^_`|~-]{1,64}$/;
 // Printable ASCII and spaces (RFC 7230 field-content without obs-text), less "'" and '\'.
 const VALUE = /^[\u0020-\u0026\u0028-\u005b\u005d-\u007e]*$/;
 const LINE = /^(set|add|del)[ \t]+(\S+)(?:[ \t]+(.*))?$/;
@@ -48,7 +48,7 @@ function parseRule(line: string, where: string): HeaderRule {
   const action = match[1] as HeaderRule['action'];
   const name = match[2]!;
   const value = match[3]?.trim();
-  if (!NAME.test(name)) {
+  if (!HEADER_NAME.test(name)) {
     throw new EntryError(`${where}: header name ${JSON.stringify(name)} may only contain letters, digits and !&*+.^_\`|~- (at most 64)`);
   }
   if (RESERVED.has(name.toLowerCase())) throw new EntryError(`${where}: ${name} is HAProxy's to manage and cannot be changed`);

@@ -1,3 +1,4 @@
+import { aclLineChunks } from './acl-lines.js';
 import type { AddressList } from '../model/address-list.js';
 import type { CorsOrigins } from '../model/cors.js';
 import type { HeaderRule } from '../model/header-rules.js';
@@ -8,19 +9,6 @@ import type { HttpService } from '../model/types.js';
  * tcp-service.hbs read to write them. Built from the service's validated fields only.
  */
 
-/**
- * HAProxy reads at most 64 words on a config line (MAX_LINE_ARGS), so a long address list is
- * split over several lines of one ACL: lines with the same ACL name are ORed (configuration
- * manual 2.6, 7.2 "Using ACLs to form conditions").
- */
-const WORDS_PER_LINE = 50;
-
-function chunked(list: readonly string[]): string[][] {
-  const parts: string[][] = [];
-  for (let i = 0; i < list.length; i += WORDS_PER_LINE) parts.push(list.slice(i, i + WORDS_PER_LINE));
-  return parts;
-}
-
 /** ip_allow and ip_deny as ACL lines; `closed` when either could not be used. Undefined: no rule. */
 export function accessView(service: { readonly ipAllow: AddressList | undefined; readonly ipDeny: AddressList | undefined }) {
   const { ipAllow, ipDeny } = service;
@@ -28,8 +16,8 @@ export function accessView(service: { readonly ipAllow: AddressList | undefined;
   if ((ipAllow && 'closed' in ipAllow) || (ipDeny && 'closed' in ipDeny)) return { closed: true, allow: [], deny: [] };
   return {
     closed: false,
-    allow: ipAllow && 'addresses' in ipAllow ? chunked(ipAllow.addresses) : [],
-    deny: ipDeny && 'addresses' in ipDeny ? chunked(ipDeny.addresses) : [],
+    allow: ipAllow && 'addresses' in ipAllow ? aclLineChunks(ipAllow.addresses) : [],
+    deny: ipDeny && 'addresses' in ipDeny ? aclLineChunks(ipDeny.addresses) : [],
   };
 }
 
@@ -52,7 +40,7 @@ export function corsView(service: {
   if (corsOrigins === undefined) return undefined;
   return {
     any: 'any' in corsOrigins,
-    origins: 'origins' in corsOrigins ? chunked(corsOrigins.origins) : [],
+    origins: 'origins' in corsOrigins ? aclLineChunks(corsOrigins.origins) : [],
     // One word each: a list separated by commas alone is a valid header value (RFC 7230 7).
     methods: service.corsMethods.join(','),
     headers: service.corsHeaders.join(','),

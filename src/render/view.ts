@@ -2,6 +2,7 @@ import type { BasicAuthUser } from '../model/basic-auth.js';
 import type { DesiredState, HttpService, TcpService, Upstream } from '../model/types.js';
 import { compare } from '../model/parse.js';
 import { HEALTHY_STATUS, HTTP_CHECK } from '../model/health-check.js';
+import { aclLineChunks } from './acl-lines.js';
 import { accessView, httpPoliciesView } from './policy-view.js';
 import type { NextServerStates } from './servers.js';
 import type { AccessLogFormat } from '../settings/access-log.js';
@@ -126,11 +127,11 @@ export function serviceHeadView(service: HttpService): ServiceHeadView {
   const suffixes = service.virtualHosts.filter((h) => h.wildcard).map((h) => `.${h.name}`);
   const hostAcls: { name: string; specificity: number }[] = [];
   if (exact.length > 0) {
-    for (const part of chunks(exact)) acls.push({ name: `host_${service.name}`, exactHosts: part });
+    for (const part of aclLineChunks(exact)) acls.push({ name: `host_${service.name}`, exactHosts: part });
     hostAcls.push({ name: `host_${service.name}`, specificity: 0 });
   }
   if (suffixes.length > 0) {
-    for (const part of chunks(suffixes)) acls.push({ name: `hostwild_${service.name}`, hostSuffixes: part });
+    for (const part of aclLineChunks(suffixes)) acls.push({ name: `hostwild_${service.name}`, hostSuffixes: part });
     hostAcls.push({ name: `hostwild_${service.name}`, specificity: 1 });
   }
   const pathAcls = service.virtualPaths.map((path, i) => {
@@ -251,19 +252,6 @@ export function serverStateView(states: NextServerStates) {
  */
 export function regexLiteral(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, (c) => `[${c}]`);
-}
-
-/**
- * HAProxy reads at most 64 words on a config line (MAX_LINE_ARGS) and silently drops the rest
- * with an alert, so a long host list is split over several lines of the same ACL: lines with
- * one ACL name are ORed (configuration manual, 7.2 "Using ACLs to form conditions").
- */
-const WORDS_PER_ACL_LINE = 50;
-
-function chunks(list: readonly string[]): string[][] {
-  const parts: string[][] = [];
-  for (let i = 0; i < list.length; i += WORDS_PER_ACL_LINE) parts.push(list.slice(i, i + WORDS_PER_ACL_LINE));
-  return parts;
 }
 
 function compareTuples(a: readonly (number | string)[], b: readonly (number | string)[]): number {
