@@ -1,4 +1,5 @@
 import { parseBasicAuthSecrets } from './basic-auth.js';
+import { ACCESS_HTTP_ROWS, ACCESS_TCP_ROWS } from './keyspace-access.js';
 import { byDefault, fieldRow, fieldRowsOf, type FieldRow, type InstanceRow, type ServiceSection } from './keyspace-rows.js';
 import type { HostPattern, HttpService, TcpService } from './types.js';
 import {
@@ -176,6 +177,8 @@ export const HTTP_SECTION = {
       example: 'true',
       doc: "`true`: obtain a Let's Encrypt certificate for each exact host in `virtual_hosts` (needs `KONTENA_LB_ACME_EMAIL`)",
     }),
+    // Access and header policies (issue 15): keyspace-access.ts.
+    ...ACCESS_HTTP_ROWS,
     instance({ doc: '`host:port` (or `[ipv6]:port`) of one running instance', defaultDoc: '—', example: '10.81.0.5:8080' }),
   ],
 } as const satisfies ServiceSection;
@@ -218,6 +221,8 @@ export const TCP_SECTION = {
       example: 'timeout client 1h',
       doc: "extra HAProxy lines for the service's `listen` section",
     }),
+    // Access policies (issue 15): keyspace-access.ts.
+    ...ACCESS_TCP_ROWS,
   ],
 } as const satisfies ServiceSection;
 

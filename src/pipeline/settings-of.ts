@@ -34,6 +34,7 @@ export function renderSettingsOf(config: Config): RenderSettings {
     checkFastInterval: `${Math.min(250, config.checkIntervalMs)}ms`,
     metricsSocket: statePaths(config.stateDir).metricsSocket,
     acceptProxy: config.acceptProxy,
+    trustedProxies: config.trustedProxies,
     tunnelTimeout: config.tunnelTimeout,
     healthUri: config.healthUri,
     accessLog: config.accessLog,

@@ -2,6 +2,8 @@ import type { BasicAuthUser } from '../model/basic-auth.js';
 import type { DesiredState, HttpService, TcpService, Upstream } from '../model/types.js';
 import { compare } from '../model/parse.js';
 import { HEALTHY_STATUS, HTTP_CHECK } from '../model/health-check.js';
+import { aclLineChunks } from './acl-lines.js';
+import { accessView, httpPoliciesView } from './policy-view.js';
 import type { NextServerStates } from './servers.js';
 import type { AccessLogFormat } from '../settings/access-log.js';
 import type { SyslogTarget } from '../settings/syslog-target.js';
@@ -25,6 +27,8 @@ export interface RenderSettings {
   readonly checkFastInterval: string;
   /** Accept the PROXY protocol on the HTTP, HTTPS and TCP listeners (behind an L4 load balancer). */
   readonly acceptProxy: boolean;
+  /** KONTENA_LB_TRUSTED_PROXIES: X-Forwarded-For names the client on their connections only (none: never). */
+  readonly trustedProxies?: readonly string[];
   /** HAProxy `timeout tunnel`: how long an idle WebSocket or other upgraded connection stays open. */
   readonly tunnelTimeout: string;
   /** KONTENA_LB_HEALTH_URI, answered 200 by HAProxy itself; absent: that path is routed like any other. */
@@ -123,11 +127,11 @@ export function serviceHeadView(service: HttpService): ServiceHeadView {
   const suffixes = service.virtualHosts.filter((h) => h.wildcard).map((h) => `.${h.name}`);
   const hostAcls: { name: string; specificity: number }[] = [];
   if (exact.length > 0) {
-    for (const part of chunks(exact)) acls.push({ name: `host_${service.name}`, exactHosts: part });
+    for (const part of aclLineChunks(exact)) acls.push({ name: `host_${service.name}`, exactHosts: part });
     hostAcls.push({ name: `host_${service.name}`, specificity: 0 });
   }
   if (suffixes.length > 0) {
-    for (const part of chunks(suffixes)) acls.push({ name: `hostwild_${service.name}`, hostSuffixes: part });
+    for (const part of aclLineChunks(suffixes)) acls.push({ name: `hostwild_${service.name}`, hostSuffixes: part });
     hostAcls.push({ name: `hostwild_${service.name}`, specificity: 1 });
   }
   const pathAcls = service.virtualPaths.map((path, i) => {
@@ -169,6 +173,7 @@ export function httpBackendView(service: HttpService) {
     name: httpBackendName(service.name),
     service: service.name,
     balance: service.balance,
+    ...httpPoliciesView(service),
     stripPrefixes: strip.length > 0 ? strip.map(regexLiteral).join('|') : undefined,
     sslRedirect: service.sslRedirect,
     hstsMaxAge: service.hstsMaxAge,
@@ -193,6 +198,7 @@ export function tcpServiceView(service: TcpService) {
     service: service.name,
     port: service.externalPort,
     balance: service.balance,
+    access: accessView(service),
     customSettings: service.customSettings,
     servers: service.upstreams.map((u) => serverViewOf(service, u)),
   };
@@ -246,19 +252,6 @@ export function serverStateView(states: NextServerStates) {
  */
 export function regexLiteral(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, (c) => `[${c}]`);
-}
-
-/**
- * HAProxy reads at most 64 words on a config line (MAX_LINE_ARGS) and silently drops the rest
- * with an alert, so a long host list is split over several lines of the same ACL: lines with
- * one ACL name are ORed (configuration manual, 7.2 "Using ACLs to form conditions").
- */
-const WORDS_PER_ACL_LINE = 50;
-
-function chunks(list: readonly string[]): string[][] {
-  const parts: string[][] = [];
-  for (let i = 0; i < list.length; i += WORDS_PER_ACL_LINE) parts.push(list.slice(i, i + WORDS_PER_ACL_LINE));
-  return parts;
 }
 
 function compareTuples(a: readonly (number | string)[], b: readonly (number | string)[]): number {

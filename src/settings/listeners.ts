@@ -1,11 +1,29 @@
+import { parseAddresses } from '../model/address-list.js';
+import { EntryError } from '../model/values.js';
 import { ConfigError } from './config-error.js';
 import { group, setting } from './setting.js';
-import { boolean, checked, duration, port } from './values.js';
+import { boolean, checked, duration, parsedBy, port } from './values.js';
 
 // The ports HAProxy listens on for clients, and what those listeners do for every service.
 
 // HAProxy's monitor-uri takes it unquoted: a plain path, no spaces, quotes, '#' or query.
 const HEALTH_URI = /^\/[A-Za-z0-9._~%!$&*+,;=:@/-]{0,255}$/;
+// They go on one `src` ACL pattern list of the frontend, which HAProxy reads up to 64 words of.
+const MAX_TRUSTED_PROXIES = 50;
+
+/** KONTENA_LB_TRUSTED_PROXIES: the same address and CIDR syntax as ip_allow (model/address-list.ts). */
+const trustedProxies = (env: string) =>
+  parsedBy((raw) => {
+    try {
+      const list = parseAddresses(raw, env);
+      if (list.length > MAX_TRUSTED_PROXIES) throw new ConfigError(`${env} lists more than ${MAX_TRUSTED_PROXIES} addresses`);
+      return list;
+    } catch (error) {
+      if (error instanceof EntryError) throw new ConfigError(`${env}: ${error.message}`);
+      throw error;
+    }
+  });
+
 // It goes unquoted into `stats auth stats:<password>`: printable ASCII without spaces, quotes,
 // '#' or backslashes, or it could end the line's token early or add syntax.
 const STATS_PASSWORD = /^[!$%&()*+,\-./0-9:;<=>?@A-Z[\]^_`a-z{|}~]{1,256}$/;
@@ -63,6 +81,15 @@ export const listenerSettings = group(
       schema: boolean,
       help: 'expect the PROXY protocol on the HTTP, HTTPS and TCP listeners (true/false)',
       doc: '`true`: the HTTP, HTTPS and TCP-service listeners expect the PROXY protocol (v1 or v2) on every connection, so `X-Forwarded-For` and the logs carry the real client address when edgelb sits behind an L4 load balancer. Connections without the header are refused, health checks of that load balancer included; the statistics port is not affected',
+    }),
+    /** The proxies whose X-Forwarded-For names the client (ip_allow, ip_deny); none by default. */
+    trustedProxies: setting({
+      env: 'KONTENA_LB_TRUSTED_PROXIES',
+      flag: 'trusted-proxies',
+      schema: trustedProxies,
+      help: 'comma-separated addresses/CIDRs of proxies whose X-Forwarded-For names the client',
+      docDefault: "— (none: the connection's address is the client)",
+      doc: 'comma-separated addresses and CIDRs (at most 50) of the proxies in front of edgelb: for a request on a connection from one of them, the client address that `ip_allow`/`ip_deny` check (and `X-Forwarded-For` to the instances) is the last address of the `X-Forwarded-For` it sent. Requests from anyone else keep their connection address, whatever `X-Forwarded-For` they send. HTTP only; behind an L4 load balancer use `KONTENA_LB_ACCEPT_PROXY` instead',
     }),
     /** HAProxy `timeout tunnel` (WebSockets and other upgraded connections). */
     tunnelTimeout: setting({

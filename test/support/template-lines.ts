@@ -16,6 +16,12 @@ const WORD = `[^\\s"'#\\\\]+`;
 const WORDS = `${WORD}(?: ${WORD})*`;
 // Inserted values that are several words by design.
 const MULTI_WORD = new Set(['join', 'balance']);
+// Inserted values the template puts between single quotes, where HAProxy's tokenizer reads
+// everything up to the next "'" literally (configuration manual 2.6, 2.2): spaces may appear, but
+// no quote, backslash or control byte; and as log-format strings (8.2.4), no '%' that is not
+// doubled (header values: request_headers, response_headers).
+const QUOTED = new Set(['quoted']);
+const QUOTED_TEXT = `(?:[^'\\\\\\u0000-\\u001f\\u007f%]|%%)+`;
 
 export function templateLinePatterns(templatesDir = TEMPLATES_DIR): RegExp[] {
   const read = (name: string) =>
@@ -63,6 +69,7 @@ function tagShape(tag: string): string {
   if (/^(#with\b|\/with$)/.test(tag)) return '';
   const helper = tag.split(/\s+/)[0]!;
   const field = tag.split('.').at(-1)!;
+  if (QUOTED.has(field)) return QUOTED_TEXT;
   return MULTI_WORD.has(helper) || MULTI_WORD.has(field) ? WORDS : WORD;
 }
 

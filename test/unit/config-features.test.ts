@@ -9,6 +9,17 @@ describe('loadConfig: load balancer features', () => {
     expect(load({})).toMatchObject({ acceptProxy: false, tunnelTimeout: '1h', healthUri: undefined, statsPassword: undefined });
   });
 
+  it('KONTENA_LB_TRUSTED_PROXIES: none by default, a list of addresses and CIDRs, one line naming it for a bad one', () => {
+    expect(load({}).trustedProxies).toBeUndefined();
+    expect(load({ KONTENA_LB_TRUSTED_PROXIES: '' }).trustedProxies).toBeUndefined();
+    expect(load({ KONTENA_LB_TRUSTED_PROXIES: '10.0.0.0/8, 127.0.0.3,::1' }).trustedProxies).toEqual(['10.0.0.0/8', '127.0.0.3', '::1']);
+    expect(() => load({ KONTENA_LB_TRUSTED_PROXIES: '10.0.0.1 if TRUE' })).toThrow(
+      /^KONTENA_LB_TRUSTED_PROXIES: "10.0.0.1 if TRUE" is not an IPv4 or IPv6 address/,
+    );
+    const many = Array.from({ length: 51 }, (_, i) => `10.0.0.${i}`).join(',');
+    expect(() => load({ KONTENA_LB_TRUSTED_PROXIES: many })).toThrow(/^KONTENA_LB_TRUSTED_PROXIES lists more than 50 addresses$/);
+  });
+
   it('reads every setting', () => {
     expect(
       load({

@@ -178,6 +178,80 @@ const CASES: Case[] = [
     entries: web('basic_auth_secrets', `user a insecure-password pw\nbackend evil`),
     rejected: { key: 'services/web/basic_auth_secrets', reason: /./ },
   },
+  // ip_allow, ip_deny: an unusable list closes the service (403 to everyone) instead of leaving it open.
+  ...['ip_allow', 'ip_deny'].flatMap((key) => [
+    { what: `${key} with a directive`, entries: web(key, `10.0.0.1\n    ${INJECTED}`), rejected: { key: `services/web/${key}`, reason: /control.*closed/ } },
+    { what: `${key} with a condition`, entries: web(key, '10.0.0.1 if TRUE'), rejected: { key: `services/web/${key}`, reason: /not an IPv4.*closed/ } },
+    { what: `${key} with a comment`, entries: web(key, '10.0.0.1#x'), rejected: { key: `services/web/${key}`, reason: /not an IPv4/ } },
+    { what: `${key} with a sample expression`, entries: web(key, '%[src]'), rejected: { key: `services/web/${key}`, reason: /not an IPv4/ } },
+    { what: `${key} with an IPv6 zone`, entries: web(key, 'fe80::1%eth0'), rejected: { key: `services/web/${key}`, reason: /not an IPv4/ } },
+    { what: `${key} with a host name`, entries: web(key, 'evil.example.com'), rejected: { key: `services/web/${key}`, reason: /not an IPv4/ } },
+    { what: `${key} empty`, entries: web(key, ' , '), rejected: { key: `services/web/${key}`, reason: /lists no address/ } },
+    {
+      what: `tcp ${key} with a directive`,
+      entries: {
+        'tcp-services/db/external_port': '9000',
+        'tcp-services/db/upstreams/one': '127.0.0.1:5432',
+        [`tcp-services/db/${key}`]: `10.0.0.1\nbackend evil`,
+      },
+      rejected: { key: `tcp-services/db/${key}`, reason: /control.*refused/ },
+    },
+  ]),
+  // request_headers, response_headers: the service is served without them.
+  ...['request_headers', 'response_headers'].flatMap((key) => [
+    { what: `${key} with a directive`, entries: web(key, `set X-A b\n    ${INJECTED}`), rejected: { key: `services/web/${key}`, reason: /line 2 is not/ } },
+    { what: `${key} with a CR`, entries: web(key, `set X-A b\r    ${INJECTED}`), rejected: { key: `services/web/${key}`, reason: /control/ } },
+    { what: `${key} closing the quote`, entries: web(key, "set X-A b' if TRUE '"), rejected: { key: `services/web/${key}`, reason: /without "'"/ } },
+    { what: `${key} with a backslash`, entries: web(key, 'set X-A b\\'), rejected: { key: `services/web/${key}`, reason: /without "'" or/ } },
+    {
+      what: `${key} with a name holding a condition`,
+      entries: web(key, 'del X-A if TRUE'),
+      rejected: { key: `services/web/${key}`, reason: /del takes a header name only/ },
+    },
+    { what: `${key} with a comment in the name`, entries: web(key, 'set X#A b'), rejected: { key: `services/web/${key}`, reason: /header name/ } },
+    { what: `${key} with a sample expression is sent literally`, entries: web(key, 'set X-A %[src] #x "y" ${HOME}') },
+  ]),
+  // cors_origins, cors_methods, cors_headers, compression: the service is served without them.
+  {
+    what: 'cors_origins with a directive',
+    entries: web('cors_origins', `https://a.test\n    ${INJECTED}`),
+    rejected: { key: 'services/web/cors_origins', reason: /control/ },
+  },
+  {
+    what: 'cors_origins with a condition',
+    entries: web('cors_origins', 'https://a.test if TRUE'),
+    rejected: { key: 'services/web/cors_origins', reason: /not an origin/ },
+  },
+  {
+    what: 'cors_origins with a sample expression',
+    entries: web('cors_origins', 'https://%[src]'),
+    rejected: { key: 'services/web/cors_origins', reason: /not an origin/ },
+  },
+  {
+    what: 'cors_origins with a quote',
+    entries: web('cors_origins', 'https://a.test"'),
+    rejected: { key: 'services/web/cors_origins', reason: /not an origin/ },
+  },
+  {
+    what: 'cors_methods with a condition',
+    entries: { ...web('cors_origins', '*'), 'services/web/cors_methods': 'GET if TRUE' },
+    rejected: { key: 'services/web/cors_methods', reason: /is not one of/ },
+  },
+  {
+    what: 'cors_headers with a comment',
+    entries: { ...web('cors_origins', '*'), 'services/web/cors_headers': 'X-A #x' },
+    rejected: { key: 'services/web/cors_headers', reason: /not a header name/ },
+  },
+  {
+    what: 'cors_headers with a sample expression',
+    entries: { ...web('cors_origins', '*'), 'services/web/cors_headers': '%[src]' },
+    rejected: { key: 'services/web/cors_headers', reason: /not a header name/ },
+  },
+  {
+    what: 'compression with a directive',
+    entries: web('compression', `true\n    ${INJECTED}`),
+    rejected: { key: 'services/web/compression', reason: /not true or false/ },
+  },
   {
     what: 'tcp external_port with a comment',
     entries: { 'tcp-services/db/external_port': '9000 # x', 'tcp-services/db/upstreams/one': '127.0.0.1:5432' },

@@ -75,9 +75,43 @@ const HTTP_FIELDS: Record<string, fc.Arbitrary<string>> = {
   hsts: orJunk(fc.integer({ min: 0, max: 63_072_000 }).map(String)),
   basic_auth_secrets: orJunk(fc.constantFrom('user admin insecure-password pw1', 'user ops insecure-password x2\nuser dev insecure-password y3')),
 };
+const addresses = orJunk(
+  list(
+    fc.oneof(
+      fc.ipV4(),
+      fc.ipV4().map((a) => `${a}/${a.length % 33}`),
+      fc.ipV6(),
+      fc.ipV6().map((a) => `${a}/${a.length % 129}`),
+    ),
+    4,
+  ),
+);
+const headerLine = fc.oneof(
+  fc.tuple(fc.constantFrom('set', 'add'), fc.stringMatching(/^[A-Za-z][A-Za-z0-9-]{0,8}$/), fc.stringMatching(/^[ -&(-[\]-~]{1,12}$/)).map((p) => p.join(' ')),
+  fc.stringMatching(/^[A-Za-z][A-Za-z0-9-]{0,8}$/).map((n) => `del ${n}`),
+);
+const headerLines = orJunk(fc.array(orJunk(headerLine), { minLength: 1, maxLength: 3 }).map((l) => l.join('\n')));
+HTTP_FIELDS.request_headers = headerLines;
+HTTP_FIELDS.response_headers = headerLines;
+HTTP_FIELDS.cors_origins = orJunk(
+  fc.oneof(
+    fc.constant('*'),
+    list(
+      fc.tuple(fc.constantFrom('http', 'https'), label, fc.constantFrom('', ':3000')).map(([s, h, p]) => `${s}://${h}.test${p}`),
+      3,
+    ),
+  ),
+);
+HTTP_FIELDS.cors_methods = orJunk(list(fc.constantFrom('GET', 'post', 'PUT', 'DELETE', 'OPTIONS'), 3));
+HTTP_FIELDS.cors_headers = orJunk(list(fc.stringMatching(/^[A-Za-z][A-Za-z0-9-]{0,8}$/), 3));
+HTTP_FIELDS.compression = orJunk(fc.constantFrom('true', 'false'));
+HTTP_FIELDS.ip_allow = addresses;
+HTTP_FIELDS.ip_deny = addresses;
 const TCP_FIELDS: Record<string, fc.Arbitrary<string>> = {
   external_port: orJunk(fc.integer({ min: 20_000, max: 30_000 }).map(String)),
   balance: HTTP_FIELDS.balance!,
+  ip_allow: addresses,
+  ip_deny: addresses,
 };
 
 const fieldsOf = (fields: Record<string, fc.Arbitrary<string>>) =>

@@ -65,6 +65,7 @@ describe('the settings schema', () => {
       'statsPassword',
       'statsPort',
       'syslogTarget',
+      'trustedProxies',
       'tunnelTimeout',
       'vaultKey',
     ]);
