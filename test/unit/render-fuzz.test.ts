@@ -74,10 +74,14 @@ const HTTP_FIELDS: Record<string, fc.Arbitrary<string>> = {
   ssl_redirect: orJunk(fc.constantFrom('true', 'false')),
   hsts: orJunk(fc.integer({ min: 0, max: 63_072_000 }).map(String)),
   basic_auth_secrets: orJunk(fc.constantFrom('user admin insecure-password pw1', 'user ops insecure-password x2\nuser dev insecure-password y3')),
+  // Per-client limits (issue 15).
+  rate_limit: orJunk(fc.tuple(fc.integer({ min: 1, max: 1_000_000 }), fc.constantFrom('500ms', '1s', '10s', '1m', '60m', '1h')).map(([n, p]) => `${n}/${p}`)),
+  conn_limit: orJunk(fc.integer({ min: 1, max: 100_000 }).map(String)),
 };
 const TCP_FIELDS: Record<string, fc.Arbitrary<string>> = {
   external_port: orJunk(fc.integer({ min: 20_000, max: 30_000 }).map(String)),
   balance: HTTP_FIELDS.balance!,
+  conn_limit: HTTP_FIELDS.conn_limit!,
 };
 
 const fieldsOf = (fields: Record<string, fc.Arbitrary<string>>) =>
