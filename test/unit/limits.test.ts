@@ -78,7 +78,7 @@ describe('rendered limits', () => {
 
   it('counts each limited service in its own stick table, under the peers section', () => {
     expect(config).toMatch(/^ {4}localpeer edgelb$/m);
-    expect(config).toContain(`peers edgelb\n    bind unix@${settings.peerSocket}\n    server edgelb\n`);
+    expect(config).toContain(`peers edgelb\n    peer edgelb unix@${settings.peerSocket}\n`);
     const rated = section('backend http-rated');
     expect(rated).toContain('stick-table type ipv6 size 100k expire 500ms store http_req_rate(500ms) peers edgelb');
     // Retry-After in whole seconds, rounded up.
