@@ -3,6 +3,7 @@ import net from 'node:net';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { StatusReport } from '../../src/admin/status.js';
 import type { Backend } from '../support/backend.js';
 import type { TestEdgelb } from '../support/edgelb.js';
 import { startEtcd, type EtcdServer } from '../support/etcd.js';
@@ -252,5 +253,28 @@ describe('conn_limit', () => {
     const reasons = Object.fromEntries(lb.controller.status().rejected.map((r) => [r.key, r.reason]));
     expect(reasons['services/shut/conn_limit']).toMatch(/closed \(403/);
     expect(reasons['tcp-services/closed/conn_limit']).toMatch(/refused/);
+  });
+});
+
+describe('/status', () => {
+  it("lists each service's limits, and which are closed", async () => {
+    const report = await new Promise<StatusReport>((resolve, reject) => {
+      http
+        .get({ host: '127.0.0.1', port: lb.config.adminPort, path: '/status', timeout: 5000 }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')) as StatusReport));
+        })
+        .on('error', reject);
+    });
+    const limits = Object.fromEntries(report.services.map((s) => [`${s.kind}:${s.name}`, s.limits]));
+    expect(limits).toMatchObject({
+      'http:rated': { rate: { requests: 5, periodMs: 60_000 }, connections: null, closed: false },
+      'http:held': { rate: null, connections: 2, closed: false },
+      'http:shut': { rate: null, connections: null, closed: true },
+      'http:loose': null,
+      'tcp:db': { rate: null, connections: 2, closed: false },
+      'tcp:closed': { rate: null, connections: null, closed: true },
+    });
   });
 });
