@@ -21,7 +21,8 @@ export const README = path.resolve(path.dirname(fileURLToPath(import.meta.url)),
 const EFFECT: Readonly<Record<InvalidEffect, string>> = {
   'reject-service': 'the service is left out',
   'use-default': 'ignored: the default applies',
-  'close-service': 'the service answers `401` to everyone',
+  // A close-service row says how its service is closed (its `closed.note`); this is the fallback.
+  'close-service': 'the service is closed',
   'skip-instance': 'the instance is left out',
 };
 
@@ -32,7 +33,7 @@ export function keyspaceTables(): string {
     '',
     ...table(
       ['key', 'value', 'default', 'an invalid value'],
-      section.rows.map((row) => [`\`${row.key}\``, row.doc, row.defaultDoc, EFFECT[row.invalid]]),
+      section.rows.map((row) => [`\`${row.key}\``, row.doc, row.defaultDoc, ('closed' in row && row.closed?.note) || EFFECT[row.invalid]]),
     ),
   ];
   const stored = [
