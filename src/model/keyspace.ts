@@ -185,7 +185,7 @@ export const HTTP_SECTION = {
       absent: byDefault<RateLimit | undefined>(undefined),
       defaultDoc: '— (no limit)',
       example: '100/10s',
-      doc: '`<requests>/<period>` per client address (1–1000000 requests, a period up to `1h` in `ms`, `s`, `m` or `h`): more in any such period get `429 Too Many Requests` with `Retry-After: <period in seconds>`; the counters survive reloads (but for one less than 5 s after the previous one)',
+      doc: '`<requests>/<period>` per client address (1–1000000 requests, a period up to `1h` in `ms`, `s`, `m` or `h`): more in any such period get `429 Too Many Requests` with `Retry-After: <period in seconds>` (refused requests count too: a client that keeps sending too fast stays limited); the counters survive reloads (but for one less than 5 s after the previous one)',
     }),
     http('connLimit', {
       key: 'conn_limit',
