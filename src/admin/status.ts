@@ -1,4 +1,5 @@
 import type { ProverCounters } from '../haproxy/server-prover.js';
+import { CLOSED_CONN_LIMIT, type RateLimit } from '../model/limits.js';
 import type { ApplyRecord, ControllerStatus } from '../controller/controller.js';
 import { FAILURE_HINTS, isConfigurationFailure } from '../etcd/errors.js';
 import type { EtcdSourceStatus } from '../sources/etcd.js';
@@ -38,7 +39,22 @@ export interface ServiceReport {
   readonly hosts: readonly string[];
   readonly paths: readonly string[];
   readonly port: number | null;
+  /** rate_limit and conn_limit (issue 15); null: neither. */
+  readonly limits: LimitsReport | null;
   readonly instances: readonly InstanceReport[];
+}
+
+/** A service's per-client limits; `closed`: its conn_limit was invalid, so it refuses everyone. */
+export interface LimitsReport {
+  readonly rate: RateLimit | null;
+  readonly connections: number | null;
+  readonly closed: boolean;
+}
+
+function limitsReportOf(rate: RateLimit | undefined, connections: number | undefined): LimitsReport | null {
+  if (rate === undefined && connections === undefined) return null;
+  const closed = connections === CLOSED_CONN_LIMIT;
+  return { rate: rate ?? null, connections: closed ? null : (connections ?? null), closed };
 }
 
 export interface RouteReport {
@@ -158,6 +174,7 @@ export async function buildStatus(inputs: AdminInputs): Promise<StatusReport> {
         hosts: s.virtualHosts.map((h) => (h.wildcard ? `*.${h.name}` : h.name)),
         paths: s.virtualPaths,
         port: null,
+        limits: limitsReportOf(s.rateLimit, s.connLimit),
         instances: s.upstreams.map(instance(httpBackendName(s.name))),
       }),
     ),
@@ -168,6 +185,7 @@ export async function buildStatus(inputs: AdminInputs): Promise<StatusReport> {
         hosts: [],
         paths: [],
         port: s.externalPort,
+        limits: limitsReportOf(undefined, s.connLimit),
         instances: s.upstreams.map(instance(tcpProxyName(s.name))),
       }),
     ),

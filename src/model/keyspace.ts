@@ -1,5 +1,6 @@
 import { parseBasicAuthSecrets } from './basic-auth.js';
 import { ACCESS_HTTP_ROWS, ACCESS_TCP_ROWS } from './keyspace-access.js';
+import { CLOSED_CONN_LIMIT, parseConnLimit, parseRateLimit, type RateLimit } from './limits.js';
 import { byDefault, fieldRow, fieldRowsOf, type FieldRow, type InstanceRow, type ServiceSection } from './keyspace-rows.js';
 import type { HostPattern, HttpService, TcpService } from './types.js';
 import {
@@ -179,6 +180,26 @@ export const HTTP_SECTION = {
     }),
     // Access and header policies (issue 15): keyspace-access.ts.
     ...ACCESS_HTTP_ROWS,
+    // Per-client limits (issue 15), counted in stick tables that survive reloads (limits.ts).
+    http('rateLimit', {
+      key: 'rate_limit',
+      parse: parseRateLimit,
+      invalid: 'use-default',
+      absent: byDefault<RateLimit | undefined>(undefined),
+      defaultDoc: '— (no limit)',
+      example: '100/10s',
+      doc: '`<requests>/<period>` per client address (1–1000000 requests, a period up to `1h` in `ms`, `s`, `m` or `h`): more in any such period get `429 Too Many Requests` with `Retry-After: <period in seconds>` (refused requests count too: a client that keeps sending too fast stays limited); the counters survive reloads (but for one less than 5 s after the previous one)',
+    }),
+    http('connLimit', {
+      key: 'conn_limit',
+      parse: parseConnLimit,
+      invalid: 'close-service',
+      absent: byDefault<number | undefined>(undefined),
+      defaultDoc: '— (no limit)',
+      example: '20',
+      closed: { value: CLOSED_CONN_LIMIT, note: 'the service is closed (403 to every request) until this is fixed' },
+      doc: 'the most requests one client address may have in progress at once (1–100000; a WebSocket holds one while open): more get `429 Too Many Requests`. An invalid value closes the service (403) rather than leaving it unlimited',
+    }),
     instance({ doc: '`host:port` (or `[ipv6]:port`) of one running instance', defaultDoc: '—', example: '10.81.0.5:8080' }),
   ],
 } as const satisfies ServiceSection;
@@ -223,6 +244,17 @@ export const TCP_SECTION = {
     }),
     // Access policies (issue 15): keyspace-access.ts.
     ...ACCESS_TCP_ROWS,
+    // Per-client limits (issue 15), counted in a stick table that survives reloads (limits.ts).
+    tcp('connLimit', {
+      key: 'conn_limit',
+      parse: parseConnLimit,
+      invalid: 'close-service',
+      absent: byDefault<number | undefined>(undefined),
+      defaultDoc: '— (no limit)',
+      example: '10',
+      closed: { value: CLOSED_CONN_LIMIT, note: 'the service is closed (every connection refused) until this is fixed' },
+      doc: 'the most concurrent connections one client address may hold (1–100000): more are refused (closed at once). An invalid value closes the service rather than leaving it unlimited',
+    }),
   ],
 } as const satisfies ServiceSection;
 

@@ -1,4 +1,5 @@
 import type { BasicAuth } from './basic-auth.js';
+import type { RateLimit } from './limits.js';
 import type { HTTP_SECTION, TCP_SECTION } from './keyspace.js';
 import type { KeyRejectionCode, ServiceFields } from './keyspace-rows.js';
 
@@ -41,6 +42,10 @@ export interface HttpService extends ServiceFields<typeof HTTP_SECTION> {
   readonly hstsMaxAge: number | undefined;
   /** Obtain Let's Encrypt certificates for the exact virtual hosts. */
   readonly acme: boolean;
+  /** rate_limit: requests per client address and period; undefined: no limit. */
+  readonly rateLimit: RateLimit | undefined;
+  /** conn_limit: concurrent requests per client address; 0: closed (the value was invalid); undefined: no limit. */
+  readonly connLimit: number | undefined;
   readonly upstreams: readonly Upstream[];
 }
 
@@ -51,6 +56,8 @@ export interface TcpService extends ServiceFields<typeof TCP_SECTION> {
   readonly externalPort: number;
   readonly balance: string;
   readonly customSettings: readonly string[];
+  /** conn_limit: concurrent connections per client address; 0: closed (the value was invalid); undefined: no limit. */
+  readonly connLimit: number | undefined;
   readonly upstreams: readonly Upstream[];
 }
 

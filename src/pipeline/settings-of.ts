@@ -16,6 +16,7 @@ export function statePaths(stateDir: string) {
     crtList: path.join(stateDir, 'certs', 'crt-list'),
     challengeMap: path.join(stateDir, 'acme-challenges.map'),
     serverStateFile: path.join(stateDir, 'server-state'),
+    peerSocket: path.join(stateDir, 'peers.sock'),
     metricsSocket: path.join(stateDir, 'metrics.sock'),
   };
 }
@@ -30,6 +31,7 @@ export function renderSettingsOf(config: Config): RenderSettings {
     defaultsSettings: config.customSettings,
     hardStopAfter: config.hardStopAfter,
     serverStateFile: statePaths(config.stateDir).serverStateFile,
+    peerSocket: statePaths(config.stateDir).peerSocket,
     checkInterval: `${config.checkIntervalMs}ms`,
     checkFastInterval: `${Math.min(250, config.checkIntervalMs)}ms`,
     metricsSocket: statePaths(config.stateDir).metricsSocket,

@@ -4,6 +4,7 @@ import { compare } from '../model/parse.js';
 import { HEALTHY_STATUS, HTTP_CHECK } from '../model/health-check.js';
 import { aclLineChunks } from './acl-lines.js';
 import { accessView, httpPoliciesView } from './policy-view.js';
+import { limitsViewOf } from './limits-view.js';
 import type { NextServerStates } from './servers.js';
 import type { AccessLogFormat } from '../settings/access-log.js';
 import type { SyslogTarget } from '../settings/syslog-target.js';
@@ -19,6 +20,8 @@ export interface RenderSettings {
   readonly globalSettings: readonly string[];
   readonly defaultsSettings: readonly string[];
   readonly hardStopAfter: string;
+  /** The local peer's socket: the next worker inherits the stick tables' counters through it on reload. */
+  readonly peerSocket: string;
   /** Where edgelb leaves `show servers state` for the next worker, so health survives a reload. */
   readonly serverStateFile: string;
   /** Health-check timings of every server line, e.g. `2000ms`. */
@@ -183,6 +186,7 @@ export function httpBackendView(service: HttpService) {
     cookieLine: service.cookie,
     cookieDefault: service.cookie === '',
     customSettings: service.customSettings,
+    limits: limitsViewOf(service),
     auth: service.basicAuth && {
       realm: service.name,
       userlist: userlistName(service.name),
@@ -200,6 +204,7 @@ export function tcpServiceView(service: TcpService) {
     balance: service.balance,
     access: accessView(service),
     customSettings: service.customSettings,
+    limits: limitsViewOf(service),
     servers: service.upstreams.map((u) => serverViewOf(service, u)),
   };
 }

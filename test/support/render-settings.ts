@@ -16,6 +16,7 @@ export function renderSettingsIn(dir: string, overrides: Partial<RenderSettings>
     defaultsSettings: [],
     hardStopAfter: '1h',
     serverStateFile: path.join(dir, 'server-state'),
+    peerSocket: path.join(dir, 'peers.sock'),
     checkInterval: '2000ms',
     checkFastInterval: '250ms',
     acceptProxy: false,

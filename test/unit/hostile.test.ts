@@ -252,6 +252,40 @@ const CASES: Case[] = [
     entries: web('compression', `true\n    ${INJECTED}`),
     rejected: { key: 'services/web/compression', reason: /not true or false/ },
   },
+  // Per-client limits (issue 15): only digits and a unit reach the template.
+  {
+    what: 'rate_limit with a rule after it',
+    entries: web('rate_limit', `10/1s }\n    ${INJECTED}`),
+    rejected: { key: 'services/web/rate_limit', reason: /<requests>\/<period>/ },
+  },
+  {
+    what: 'rate_limit with a space',
+    entries: web('rate_limit', '10/1s if TRUE'),
+    rejected: { key: 'services/web/rate_limit', reason: /<requests>\/<period>/ },
+  },
+  { what: 'rate_limit of no requests', entries: web('rate_limit', '0/1s'), rejected: { key: 'services/web/rate_limit', reason: /1 to 1000000 requests/ } },
+  { what: 'rate_limit over the most requests', entries: web('rate_limit', '1000001/1s'), rejected: { key: 'services/web/rate_limit', reason: /1 to 1000000/ } },
+  { what: 'rate_limit of a zero period', entries: web('rate_limit', '10/0s'), rejected: { key: 'services/web/rate_limit', reason: /positive and at most 1h/ } },
+  { what: 'rate_limit of a period over an hour', entries: web('rate_limit', '10/61m'), rejected: { key: 'services/web/rate_limit', reason: /at most 1h/ } },
+  {
+    what: 'rate_limit with a negative count',
+    entries: web('rate_limit', '-1/1s'),
+    rejected: { key: 'services/web/rate_limit', reason: /<requests>\/<period>/ },
+  },
+  { what: 'rate_limit in days', entries: web('rate_limit', '10/1d'), rejected: { key: 'services/web/rate_limit', reason: /<requests>\/<period>/ } },
+  {
+    what: 'conn_limit with a condition',
+    entries: web('conn_limit', '5 } || TRUE'),
+    rejected: { key: 'services/web/conn_limit', reason: /whole number from 1 to 100000.*closed/ },
+  },
+  { what: 'conn_limit of zero', entries: web('conn_limit', '0'), rejected: { key: 'services/web/conn_limit', reason: /whole number/ } },
+  { what: 'conn_limit over the most', entries: web('conn_limit', '100001'), rejected: { key: 'services/web/conn_limit', reason: /whole number/ } },
+  { what: 'conn_limit as a fraction', entries: web('conn_limit', '1.5'), rejected: { key: 'services/web/conn_limit', reason: /whole number/ } },
+  {
+    what: 'tcp conn_limit with a newline',
+    entries: { 'tcp-services/db/external_port': '9000', 'tcp-services/db/upstreams/one': '127.0.0.1:5432', 'tcp-services/db/conn_limit': `5\n${INJECTED}` },
+    rejected: { key: 'tcp-services/db/conn_limit', reason: /whole number.*refused/ },
+  },
   {
     what: 'tcp external_port with a comment',
     entries: { 'tcp-services/db/external_port': '9000 # x', 'tcp-services/db/upstreams/one': '127.0.0.1:5432' },

@@ -194,6 +194,7 @@ describe('createSectionRenderer', () => {
     defaultsSettings: [],
     hardStopAfter: '1h',
     serverStateFile: '/ss',
+    peerSocket: '/peers.sock',
     checkInterval: '2000ms',
     checkFastInterval: '250ms',
     acceptProxy: false,

@@ -74,6 +74,9 @@ const HTTP_FIELDS: Record<string, fc.Arbitrary<string>> = {
   ssl_redirect: orJunk(fc.constantFrom('true', 'false')),
   hsts: orJunk(fc.integer({ min: 0, max: 63_072_000 }).map(String)),
   basic_auth_secrets: orJunk(fc.constantFrom('user admin insecure-password pw1', 'user ops insecure-password x2\nuser dev insecure-password y3')),
+  // Per-client limits (issue 15).
+  rate_limit: orJunk(fc.tuple(fc.integer({ min: 1, max: 1_000_000 }), fc.constantFrom('500ms', '1s', '10s', '1m', '60m', '1h')).map(([n, p]) => `${n}/${p}`)),
+  conn_limit: orJunk(fc.integer({ min: 1, max: 100_000 }).map(String)),
 };
 const addresses = orJunk(
   list(
@@ -112,6 +115,7 @@ const TCP_FIELDS: Record<string, fc.Arbitrary<string>> = {
   balance: HTTP_FIELDS.balance!,
   ip_allow: addresses,
   ip_deny: addresses,
+  conn_limit: HTTP_FIELDS.conn_limit!,
 };
 
 const fieldsOf = (fields: Record<string, fc.Arbitrary<string>>) =>

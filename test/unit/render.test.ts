@@ -17,6 +17,7 @@ const settings: RenderSettings = {
   defaultsSettings: ['option http-ignore-probes'],
   hardStopAfter: '1h',
   serverStateFile: '/var/lib/edgelb/server-state',
+  peerSocket: '/var/lib/edgelb/peers.sock',
   checkInterval: '2000ms',
   checkFastInterval: '250ms',
   acceptProxy: false,
