@@ -16,6 +16,7 @@ import { locateExecutable } from '../src/config.js';
 import { freePort } from '../scripts/lib/local-stack.js';
 import { explain, type IntOption, parseOptions } from './lib/args.js';
 import { commandLine, footer, runBench, spread } from './lib/harness.js';
+import { quantile } from './report.js';
 import { BACKEND_NAME, NGINX_BIN, startBackend, waitServed } from './lib/reference-proxies.js';
 import { startStack } from './lib/stack.js';
 import { runWrk, type WrkResult } from './lib/wrk.js';
@@ -94,8 +95,10 @@ export async function run(args: readonly string[]): Promise<number> {
       log(`  round ${r}/${o.rounds}: plain ${plain.requestsPerSecond}/s, policies ${policies.requestsPerSecond}/s, ratio ${ratio}`);
     }
     check();
+    const ratios = [...rounds.map((r) => r.ratio)].sort((a, b) => a - b);
     const results = {
-      ratio: spread(rounds.map((r) => r.ratio)),
+      // Three decimals: spread() rounds to 0.1, too coarse for a ratio against 0.9.
+      ratio: { median: Math.round(quantile(ratios, 0.5) * 1000) / 1000, min: ratios[0] ?? Number.NaN, max: ratios.at(-1) ?? Number.NaN },
       plainPerSecond: spread(rounds.map((r) => r.plain.requestsPerSecond)),
       policiesPerSecond: spread(rounds.map((r) => r.policies.requestsPerSecond)),
       plainP99Ms: spread(rounds.map((r) => r.plain.p99Ms)),
