@@ -36,7 +36,7 @@ const PAGE_HEADERS = {
 /** The read-only dashboard at `/`: a server-rendered page, its two static files, and `/events` (server-sent events). */
 export function createDashboard(options: DashboardOptions): Dashboard {
   const { inputs, logger } = options;
-  const assets = loadAssets();
+  const assets = assetsOrNone(logger);
   const history = new ApplyHistory(() => inputs.controller.status().lastApply);
   const streams = new Set<NodeJS.Timeout>();
   if (options.password === undefined && !isLoopbackBind(options.bind)) {
@@ -116,6 +116,19 @@ export function createDashboard(options: DashboardOptions): Dashboard {
       streams.clear();
     },
   };
+}
+
+/**
+ * A missing file (an install that left out src/admin/dashboard/public) must not stop the admin
+ * port: the page is then served as plain HTML, without live updates.
+ */
+function assetsOrNone(logger: Logger): ReadonlyMap<string, Asset> {
+  try {
+    return loadAssets();
+  } catch (error) {
+    logger.warn({ err: (error as Error).message }, 'the dashboard files are missing; serving the dashboard without live updates');
+    return new Map();
+  }
 }
 
 function sendText(res: http.ServerResponse, status: number, body: string): void {

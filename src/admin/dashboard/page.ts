@@ -31,9 +31,7 @@ export function renderPage(data: DashboardData, assets: ReadonlyMap<string, Asse
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>edgelb dashboard</title>
-<link rel="icon" href="${assetUrl(assets, 'favicon.svg')}" type="image/svg+xml">
-<link rel="stylesheet" href="${assetUrl(assets, 'dashboard.css')}">
-<script type="module" src="${assetUrl(assets, 'dashboard.js')}"></script>
+${links(assets)}
 </head>
 <body>
 <header>
@@ -46,4 +44,13 @@ ${parts}
 </body>
 </html>
 `;
+}
+
+/** The front end's tags; left out when its files are missing, so the page still reads as plain HTML. */
+function links(assets: ReadonlyMap<string, Asset>): string {
+  const tags: string[] = [];
+  if (assets.has('favicon.svg')) tags.push(`<link rel="icon" href="${assetUrl(assets, 'favicon.svg')}" type="image/svg+xml">`);
+  if (assets.has('dashboard.css')) tags.push(`<link rel="stylesheet" href="${assetUrl(assets, 'dashboard.css')}">`);
+  if (assets.has('dashboard.js')) tags.push(`<script type="module" src="${assetUrl(assets, 'dashboard.js')}"></script>`);
+  return tags.join('\n');
 }

@@ -26,7 +26,7 @@ export function renderSections(data: DashboardData): Record<SectionId, string> {
     ),
     instances: table(
       'Instances, with health as HAProxy checks it',
-      ['Instance', 'Service', 'Address', 'Health', 'Last check', 'Since', 'Sessions'],
+      ['Instance', 'Service', 'Address', 'Health', 'Last check', 'Since', 'Sessions', 'Sessions/s'],
       status.services.flatMap((s) => s.instances.map((i) => instanceRow(s, i))),
       'No instances yet.',
     ),
