@@ -1,6 +1,8 @@
 import http from 'node:http';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { isLoopbackBind } from '../../src/admin/dashboard/auth.js';
+import { LiveFeed, type Sections } from '../../src/admin/dashboard/feed.js';
+import { ApplyHistory } from '../../src/admin/dashboard/history.js';
 import { renderSections } from '../../src/admin/dashboard/sections.js';
 import { startAdminServer, type AdminServer } from '../../src/admin/server.js';
 import type { AdminInputs, StatusReport } from '../../src/admin/status.js';
@@ -177,5 +179,41 @@ describe('the dashboard sections', () => {
     expect(sections.instances).toMatch(/class="badge bad"[^>]*><span aria-hidden="true">✖ <\/span>down</);
     expect(sections.instances).toContain('<th scope="row">');
     expect(sections.acme).toContain('off');
+  });
+});
+
+describe('the live feed and the apply history', () => {
+  it('renders once per tick for every stream, and only while one is open', async () => {
+    vi.useFakeTimers();
+    try {
+      let renders = 0;
+      const feed = new LiveFeed(async () => ({ overview: String(++renders) }) as unknown as Sections, 20, logger);
+      const seen: string[][] = [[], []];
+      const stops = seen.map((list) => feed.subscribe((s) => list.push(s.overview)));
+      await vi.advanceTimersByTimeAsync(100);
+      // 100 ms of 20 ms ticks, plus the first render at once: both streams got the same six.
+      expect(renders).toBe(6);
+      expect(seen[0]).toEqual(['1', '2', '3', '4', '5', '6']);
+      expect(seen[1]).toEqual(seen[0]);
+      for (const stop of stops) stop();
+      await vi.advanceTimersByTimeAsync(1000);
+      expect(renders).toBe(6);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('keeps each apply once, newest first, up to its size', () => {
+    let last: { at: string; revision: string } | undefined;
+    const history = new ApplyHistory(() => last as never, 2, 60_000);
+    try {
+      for (const revision of ['1', '1', '2', '3']) {
+        last = { at: `2026-01-01T00:00:0${revision}Z`, revision };
+        history.sample();
+      }
+      expect(history.list().map((r) => r.revision)).toEqual(['3', '2']);
+    } finally {
+      history.stop();
+    }
   });
 });

@@ -6,6 +6,7 @@ import { assetHeaders, loadAssets, type Asset } from './assets.js';
 import { dashboardAccess, DASHBOARD_USER, isLoopbackBind } from './auth.js';
 import { ApplyHistory } from './history.js';
 import { renderPage } from './page.js';
+import { LiveFeed, type Sections } from './feed.js';
 import { renderSections, type DashboardData, type SectionId } from './sections.js';
 
 export interface DashboardOptions {
@@ -38,7 +39,7 @@ export function createDashboard(options: DashboardOptions): Dashboard {
   const { inputs, logger } = options;
   const assets = assetsOrNone(logger);
   const history = new ApplyHistory(() => inputs.controller.status().lastApply);
-  const streams = new Set<NodeJS.Timeout>();
+  const feed = new LiveFeed(async () => renderSections(await data()), options.tickMs ?? 1000, logger);
   if (options.password === undefined && !isLoopbackBind(options.bind)) {
     logger.warn(
       { bind: options.bind },
@@ -82,38 +83,21 @@ export function createDashboard(options: DashboardOptions): Dashboard {
     if (req.method === 'HEAD') return void res.end();
     // The stream outlives the admin server's request timeout by design.
     req.socket.setTimeout(0);
-    let sent: Partial<Record<SectionId, string>> = {};
-    let busy = false;
-    const tick = async () => {
-      if (busy) return;
-      busy = true;
-      try {
-        const sections = renderSections(await data());
-        const changed = Object.fromEntries(Object.entries(sections).filter(([id, html]) => sent[id as SectionId] !== html));
-        sent = sections;
-        // `retry`: the browser reconnects after 2 s when edgelb restarts.
-        if (Object.keys(changed).length > 0) res.write(`retry: 2000\nevent: sections\ndata: ${JSON.stringify(changed)}\n\n`);
-      } catch (error) {
-        logger.debug({ err: (error as Error).message }, 'dashboard update failed');
-      } finally {
-        busy = false;
-      }
-    };
-    const timer = setInterval(() => void tick(), options.tickMs ?? 1000);
-    streams.add(timer);
-    void tick();
-    res.on('close', () => {
-      clearInterval(timer);
-      streams.delete(timer);
+    let sent: Partial<Sections> = {};
+    const unsubscribe = feed.subscribe((sections) => {
+      const changed = Object.fromEntries(Object.entries(sections).filter(([id, html]) => sent[id as SectionId] !== html));
+      sent = sections;
+      // `retry`: the browser reconnects after 2 s when edgelb restarts.
+      if (Object.keys(changed).length > 0) res.write(`retry: 2000\nevent: sections\ndata: ${JSON.stringify(changed)}\n\n`);
     });
+    res.on('close', unsubscribe);
   }
 
   return {
     handle,
     close() {
       history.stop();
-      for (const timer of streams) clearInterval(timer);
-      streams.clear();
+      feed.stop();
     },
   };
 }

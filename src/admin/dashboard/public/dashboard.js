@@ -24,7 +24,8 @@ function start() {
       target.innerHTML = html;
       sizeBars(target);
     }
-    say(`Live: updated ${new Date().toLocaleTimeString()}`);
+    // A constant text: the status region is announced by screen readers on every change.
+    say('Live: updates as edgelb changes');
   });
   events.addEventListener('open', () => say('Live: connected'));
   // EventSource reconnects by itself (the server asks for 2 s); say so meanwhile.
