@@ -179,6 +179,33 @@ describe('the dashboard sections', () => {
     expect(sections.instances).toMatch(/class="badge bad"[^>]*><span aria-hidden="true">✖ <\/span>down</);
     expect(sections.instances).toContain('<th scope="row">');
     expect(sections.acme).toContain('off');
+    const acme = renderSections({
+      status,
+      applies: [],
+      acme: {
+        leader: true,
+        skipped: [{ domain: 'x.test', reason: 'not routed', source: 'services/x' }],
+        domains: [
+          {
+            domain: 'a.test',
+            state: {
+              domain: 'a.test',
+              status: 'failing',
+              failures: 2,
+              lastError: { at: '2026-01-01T00:00:00Z', message: 'rate <limited>' },
+              updatedAt: '2026-01-01T00:00:00Z',
+            },
+            certificate: undefined,
+            running: false,
+            next: 'retry at 01:00',
+          },
+        ],
+      },
+    }).acme;
+    expect(acme).toContain('this replica is the leader');
+    expect(acme).toMatch(/badge bad[^>]*><span aria-hidden="true">✖ <\/span>failing</);
+    expect(acme).toContain('rate &#60;limited&#62;');
+    expect(acme).toContain('not routed (services/x)');
   });
 });
 
