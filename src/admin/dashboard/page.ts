@@ -6,6 +6,7 @@ import { renderSections, type DashboardData, type SectionId } from './sections.j
 const TITLES: Readonly<Record<SectionId, string>> = {
   overview: 'Overview',
   services: 'Services',
+  routes: 'Route order',
   instances: 'Instances',
   applies: 'Applies',
   rejected: 'Rejected entries',

@@ -11,7 +11,7 @@ export interface DashboardData {
 }
 
 /** The page's parts by element id: rendered whole on the server, replaced one by one live. */
-export const SECTION_IDS = ['overview', 'services', 'instances', 'applies', 'rejected', 'certificates', 'etcd', 'acme'] as const;
+export const SECTION_IDS = ['overview', 'services', 'routes', 'instances', 'applies', 'rejected', 'certificates', 'etcd', 'acme'] as const;
 export type SectionId = (typeof SECTION_IDS)[number];
 
 export function renderSections(data: DashboardData): Record<SectionId, string> {
@@ -23,6 +23,12 @@ export function renderSections(data: DashboardData): Record<SectionId, string> {
       ['Service', 'Kind', 'Hosts', 'Paths', 'TCP port', 'Instances up'],
       status.services.map(serviceRow),
       'No services yet.',
+    ),
+    routes: table(
+      'HTTP routes in the order HAProxy tries them: the first that matches wins',
+      ['Order', 'Hosts', 'Path', 'Service'],
+      status.routes.map((r) => [esc(r.order), list(r.hosts), esc(r.path ?? 'any'), esc(r.service)]),
+      'No HTTP routes.',
     ),
     instances: table(
       'Instances, with health as HAProxy checks it',
