@@ -6,6 +6,9 @@ export function esc(value: unknown): string {
 /** A table with a caption and column headers; `rows` are already-escaped cells. */
 export function table(caption: string, headers: readonly string[], rows: readonly (readonly string[])[], empty: string): string {
   if (rows.length === 0) return `<p class="empty">${esc(empty)}</p>`;
+  // A short row leaves its last cells under the wrong headers for a screen reader: a bug, not data.
+  const short = rows.find((cells) => cells.length !== headers.length);
+  if (short) throw new Error(`dashboard table "${caption}": a row has ${short.length} cells for ${headers.length} columns`);
   const head = headers.map((h) => `<th scope="col">${esc(h)}</th>`).join('');
   const body = rows.map((cells) => `<tr>${cells.map((c, i) => (i === 0 ? `<th scope="row">${c}</th>` : `<td>${c}</td>`)).join('')}</tr>`).join('\n');
   return `<table><caption>${esc(caption)}</caption><thead><tr>${head}</tr></thead><tbody>\n${body}\n</tbody></table>`;

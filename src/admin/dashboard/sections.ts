@@ -91,6 +91,7 @@ function instanceRow(s: ServiceReport, i: InstanceReport): string[] {
     esc(i.check ?? '—'),
     ago(i.lastChangeSeconds),
     esc(i.currentSessions ?? '—'),
+    esc(i.sessionRate ?? '—'),
   ];
 }
 
