@@ -175,6 +175,8 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
     },
     haproxyMetrics: () => getFromUnixSocket(paths.metricsSocket, '/metrics'),
     logger: logger.child({ component: 'admin' }),
+    password: config.adminPassword,
+    acme: () => acme?.status(),
   });
   const offer = (certs: CertOffer) => controller.offerCerts(certs);
   void envCertProvider(options.envCerts ?? []).start(offer);

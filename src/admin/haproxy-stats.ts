@@ -17,6 +17,8 @@ export interface ServerStat {
   readonly lastChangeSeconds: number | undefined;
   readonly currentSessions: number;
   readonly totalSessions: number;
+  /** Sessions per second over the last second (`rate`); for HTTP, roughly new connections. */
+  readonly sessionRate: number;
 }
 
 /**
@@ -65,6 +67,7 @@ export function parseShowStat(text: string): ServerStat[] {
       lastChangeSeconds: changed ? Number(changed) : undefined,
       currentSessions: Number(cell('scur')) || 0,
       totalSessions: Number(cell('stot')) || 0,
+      sessionRate: Number(cell('rate')) || 0,
     });
   }
   return stats;

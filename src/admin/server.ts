@@ -1,7 +1,9 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { EdgelbError } from '../errors.js';
+import type { AcmeStatus } from '../acme/manager.js';
 import type { Logger } from '../log.js';
+import { createDashboard } from './dashboard/dashboard.js';
 import { createControllerMetrics } from './metrics.js';
 import { buildStatus, healthOf, type AdminInputs } from './status.js';
 
@@ -12,6 +14,12 @@ export interface AdminServerOptions {
   /** HAProxy's own metrics (its built-in Prometheus exporter), appended to /metrics. */
   readonly haproxyMetrics: () => Promise<string>;
   readonly logger: Logger;
+  /** KONTENA_LB_ADMIN_PASSWORD: the dashboard's basic auth (user admin). */
+  readonly password?: string | undefined;
+  /** The ACME manager's view for the dashboard, when Let's Encrypt is on. */
+  readonly acme?: () => AcmeStatus | undefined;
+  /** How often the dashboard's event streams are brought up to date (default 1 s). */
+  readonly dashboardTickMs?: number;
 }
 
 export interface AdminServer {
@@ -22,12 +30,21 @@ export interface AdminServer {
 
 /**
  * The admin port: `/healthz` for probes, `/status` (JSON) for people and `edgelb status`,
- * `/metrics` for Prometheus. Plain node:http: three read-only GET routes need no framework.
+ * `/metrics` for Prometheus, and the dashboard at `/` (dashboard/). Plain node:http: a few
+ * read-only GET routes need no framework.
  * Bound to loopback unless KONTENA_LB_ADMIN_BIND says otherwise: /status names every backend.
  */
 export function startAdminServer(options: AdminServerOptions): AdminServer {
   const { inputs, logger } = options;
   const metrics = createControllerMetrics(inputs);
+  const dashboard = createDashboard({
+    inputs,
+    bind: options.host,
+    password: options.password,
+    logger,
+    ...(options.acme ? { acme: options.acme } : {}),
+    ...(options.dashboardTickMs !== undefined ? { tickMs: options.dashboardTickMs } : {}),
+  });
   const server = http.createServer((req, res) => {
     void handle(req, res).catch((error: Error) => {
       logger.error({ err: error.message, path: req.url }, 'admin request failed');
@@ -44,6 +61,7 @@ export function startAdminServer(options: AdminServerOptions): AdminServer {
       res.setHeader('Allow', 'GET, HEAD');
       return send(res, 405, 'application/json', json({ error: `${req.method} is not allowed; use GET` }));
     }
+    if (await dashboard.handle(req, res, path)) return;
     switch (path) {
       case '/healthz': {
         const health = healthOf(inputs);
@@ -54,7 +72,7 @@ export function startAdminServer(options: AdminServerOptions): AdminServer {
       case '/metrics':
         return send(res, 200, metrics.contentType, await metricsText());
       default:
-        return send(res, 404, 'application/json', json({ error: `no such endpoint ${path}; try /healthz, /status or /metrics` }));
+        return send(res, 404, 'application/json', json({ error: `no such endpoint ${path}; try /, /healthz, /status or /metrics` }));
     }
   }
 
@@ -83,7 +101,7 @@ export function startAdminServer(options: AdminServerOptions): AdminServer {
   listening.then(
     (port) =>
       logger.info(
-        { address: `http://${options.host.includes(':') ? `[${options.host}]` : options.host}:${port}`, endpoints: ['/healthz', '/status', '/metrics'] },
+        { address: `http://${options.host.includes(':') ? `[${options.host}]` : options.host}:${port}`, endpoints: ['/', '/healthz', '/status', '/metrics'] },
         'admin port listening',
       ),
     (error: NodeJS.ErrnoException) =>
@@ -96,6 +114,7 @@ export function startAdminServer(options: AdminServerOptions): AdminServer {
     listening,
     close: () =>
       new Promise((resolve) => {
+        dashboard.close();
         server.closeAllConnections();
         server.close(() => resolve());
         if (!server.listening) resolve();

@@ -31,6 +31,8 @@ export interface InstanceReport {
   readonly check: string | null;
   readonly lastChangeSeconds: number | null;
   readonly currentSessions: number | null;
+  /** Sessions per second over the last second, from HAProxy. */
+  readonly sessionRate: number | null;
 }
 
 export interface ServiceReport {
@@ -163,6 +165,7 @@ export async function buildStatus(inputs: AdminInputs): Promise<StatusReport> {
         check: stat?.check || null,
         lastChangeSeconds: stat?.lastChangeSeconds ?? null,
         currentSessions: stat?.currentSessions ?? null,
+        sessionRate: stat?.sessionRate ?? null,
       };
     };
   const state = status.state ?? { http: [], tcp: [] };

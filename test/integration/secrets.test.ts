@@ -1,4 +1,5 @@
 import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,6 +18,7 @@ import { waitFor } from '../support/wait.js';
 
 const VAULT_KEY = 'vault-key-that-must-never-be-printed-7f3a';
 const STATS_PASSWORD = 'St4tsPasswordNeverPrinted';
+const ADMIN_PASSWORD = 'AdminPasswordNeverPrinted';
 const BASIC_PASSWORD = 'BasicAuthPasswordNeverPrinted';
 const BAD_LINE_PASSWORD = 'MalformedLinePasswordNeverPrinted';
 // A bcrypt hash (of "erin-Bcrypt5", cost 04): edgelb warns about its cost, without the hash.
@@ -40,6 +42,22 @@ afterAll(async () => {
   await rm(stateDir, { recursive: true, force: true });
   removeCertFiles();
 });
+
+/** The dashboard's page, signed in as admin. */
+function dashboardPage(port: number, password: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const authorization = `Basic ${Buffer.from(`admin:${password}`).toString('base64')}`;
+    http
+      .get({ host: '127.0.0.1', port, path: '/', headers: { authorization }, timeout: 5000 }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          res.statusCode === 200 ? resolve(Buffer.concat(chunks).toString('utf8')) : reject(new Error(`dashboard answered ${res.statusCode}`)),
+        );
+      })
+      .on('error', reject);
+  });
+}
 
 /** The lines of a PEM private key that are pure key material (not the BEGIN/END armour). */
 function keyMaterial(pem: string): string[] {
@@ -68,10 +86,12 @@ describe('secrets never reach the logs', () => {
     await put('certs/garbage', 'edgelb-vault:v1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA');
     await put('certs/plain', plainInVault.bundlePem); // refused: the vault key is set, so plain bundles are not accepted
 
+    const env = await edgelbEnv(etcd.endpoint, prefix, httpPort, stateDir);
     edgelb = runEdgelb({
-      ...(await edgelbEnv(etcd.endpoint, prefix, httpPort, stateDir)),
+      ...env,
       KONTENA_LB_VAULT_KEY: VAULT_KEY,
       STATS_PASSWORD,
+      KONTENA_LB_ADMIN_PASSWORD: ADMIN_PASSWORD,
       SSL_CERT_env: envCert.bundlePem,
       LOG_LEVEL: 'debug',
     });
@@ -79,6 +99,10 @@ describe('secrets never reach the logs', () => {
     await edgelb.waitForOutput('certificate rejected');
     await edgelb.waitForOutput('services/bad/basic_auth_secrets');
     await edgelb.waitForOutput(/"msg":"entry warning".*services\/slow\/basic_auth_secrets|services\/slow\/basic_auth_secrets.*"msg":"entry warning"/);
+    // The dashboard shows the rejected and warned entries, never what made them secret.
+    const dashboard = await dashboardPage(Number(env.KONTENA_LB_ADMIN_PORT), ADMIN_PASSWORD);
+    expect(dashboard).toContain('services/bad/basic_auth_secrets');
+    expect(dashboard).toContain('services/slow/basic_auth_secrets');
     edgelb.child.kill('SIGHUP');
     await edgelb.waitForOutput('SIGHUP: re-reading etcd');
     // A broken vault value arriving while running, then a stop.
@@ -92,6 +116,7 @@ describe('secrets never reach the logs', () => {
     const secrets = [
       VAULT_KEY,
       STATS_PASSWORD,
+      ADMIN_PASSWORD,
       BASIC_PASSWORD,
       BAD_LINE_PASSWORD,
       BCRYPT_HASH,
@@ -101,6 +126,7 @@ describe('secrets never reach the logs', () => {
       ...keyMaterial(plainInVault.keyPem),
     ];
     for (const secret of secrets) expect(output.includes(secret), `output contains a secret: ${secret.slice(0, 12)}...`).toBe(false);
+    for (const secret of secrets) expect(dashboard.includes(secret), `the dashboard shows a secret: ${secret.slice(0, 12)}...`).toBe(false);
 
     // On disk: the state dir and the certificate dir 0700, every file holding a key or a password 0600.
     expect((await stat(stateDir)).mode & 0o777).toBe(0o700);

@@ -31,7 +31,17 @@ describe('parseShowStat', () => {
       '',
     ].join('\n');
     expect(parseShowStat(text)).toEqual([
-      { proxy: 'http-web', server: 'web-1', health: 'up', status: 'UP 1/3', check: 'L7OK', lastChangeSeconds: 4, currentSessions: 2, totalSessions: 9 },
+      {
+        proxy: 'http-web',
+        server: 'web-1',
+        health: 'up',
+        status: 'UP 1/3',
+        check: 'L7OK',
+        lastChangeSeconds: 4,
+        currentSessions: 2,
+        totalSessions: 9,
+        sessionRate: 0,
+      },
       {
         proxy: 'http-web',
         server: 'web-2',
@@ -41,6 +51,7 @@ describe('parseShowStat', () => {
         lastChangeSeconds: undefined,
         currentSessions: 0,
         totalSessions: 0,
+        sessionRate: 0,
       },
     ]);
   });

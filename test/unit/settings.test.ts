@@ -43,6 +43,7 @@ describe('the settings schema', () => {
       'accessLog',
       'acme',
       'adminBind',
+      'adminPassword',
       'adminPort',
       'certsDir',
       'checkIntervalMs',
