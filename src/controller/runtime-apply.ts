@@ -51,7 +51,7 @@ export async function applyAtRuntime(
 
 /** The services whose instances a plan changes, as `http:web` / `tcp:db`. */
 export function servicesIn(plan: ServerPlan): string[] {
-  return [...new Set([...plan.add, ...plan.remove, ...plan.readdress].map((s) => s.service))].sort();
+  return [...new Set([...plan.add, ...plan.remove, ...plan.readdress, ...plan.reweight].map((s) => s.service))].sort();
 }
 
 function serverNames(plan: ServerPlan): Record<string, string[]> {
@@ -62,6 +62,7 @@ function serverNames(plan: ServerPlan): Record<string, string[]> {
         ['serversAdded', plan.add],
         ['serversRemoved', plan.remove],
         ['serversReaddressed', plan.readdress],
+        ['serversReweighted', plan.reweight],
       ] as const
     )
       .filter(([, specs]) => specs.length > 0)

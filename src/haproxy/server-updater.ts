@@ -103,6 +103,12 @@ export class ServerUpdater {
       await this.run(this.readdressCommands(line, false));
       commands++;
     }
+    for (const line of plan.reweight) {
+      // Only the weight changed (weights/<instance>): new requests follow it at once, connections
+      // are kept (management guide 9.3, "set server <b>/<s> weight"; 0 takes no new requests).
+      await this.run(`set server ${id(line)} weight ${line.weight}`);
+      commands++;
+    }
     this.scheduleDrain();
     return commands;
   }
@@ -174,7 +180,9 @@ export class ServerUpdater {
       `set server ${id(line)} addr ${line.host} port ${line.port}`,
       ...(fromMaintenance ? [`set server ${id(line)} state ready`] : []),
       `set server ${id(line)} health down`,
-      `set server ${id(line)} weight 100%`,
+      // The line's weight, not `100%` (the weight the server was loaded or added with): the
+      // weight may have been changed at runtime since.
+      `set server ${id(line)} weight ${line.weight}`,
     ].join('; ');
   }
 

@@ -14,12 +14,15 @@ export interface ParseOptions {
 interface GroupedService extends RawService {
   readonly fields: Map<string, string>;
   readonly upstreams: Map<string, string>;
+  readonly options: Map<string, Map<string, string>>;
 }
 
 const DEFAULT_MAX_SERVICES = 20_000;
 const EXTERNAL_PORT = keyOf(TCP_SECTION, 'externalPort');
 const HTTP = sectionReader(HTTP_SECTION);
 const TCP = sectionReader(TCP_SECTION);
+/** The per-instance directories of each kind: `upstreams` and the instance options' (`weights`). */
+const OPTION_DIRS = { http: new Set(HTTP.options.map((row) => row.dir)), tcp: new Set(TCP.options.map((row) => row.dir)) };
 
 /**
  * Turns the raw etcd entries of one load balancer into a validated desired state.
@@ -69,18 +72,20 @@ function groupByService(entries: Entries, rejected: Rejection[]) {
     const [section = '', service, field, instance, ...rest] = key.split('/');
     const kind = serviceKindOfDir(section);
     if (!kind) continue; // other subtrees (certs, acme) belong to other sources
-    if (!service || !field || rest.length > 0 || (field === KEY_PATHS.upstreams) !== (instance !== undefined)) {
+    const perInstance = field === KEY_PATHS.upstreams || OPTION_DIRS[kind].has(field ?? '');
+    if (!service || !field || rest.length > 0 || perInstance !== (instance !== undefined)) {
       rejected.push({ key, code: 'key_layout', reason: 'unexpected key layout' });
       continue;
     }
     const target = kind === 'http' ? http : tcp;
     let raw = target.get(service);
     if (!raw) {
-      raw = { name: service, fields: new Map(), upstreams: new Map() };
+      raw = { name: service, fields: new Map(), upstreams: new Map(), options: new Map() };
       target.set(service, raw);
     }
-    if (instance !== undefined) raw.upstreams.set(instance, value);
-    else raw.fields.set(field, value);
+    if (instance === undefined) raw.fields.set(field, value);
+    else if (field === KEY_PATHS.upstreams) raw.upstreams.set(instance, value);
+    else raw.options.set(field, (raw.options.get(field) ?? new Map()).set(instance, value));
   }
   return { http: [...http.values()], tcp: [...tcp.values()] };
 }

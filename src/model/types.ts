@@ -3,7 +3,13 @@ import type { HTTP_SECTION, TCP_SECTION } from './keyspace.js';
 import type { KeyRejectionCode, ServiceFields } from './keyspace-rows.js';
 
 /** One running instance of a service, from `upstreams/<instance>` = `host:port`. */
-export interface Upstream {
+export interface Upstream extends UpstreamAddress {
+  /** `weights/<instance>`: 0–256, HAProxy's server `weight`; 0 takes it out of new traffic. */
+  readonly weight: number;
+}
+
+/** An instance as `upstreams/<instance>` gives it; its options (keyspace.ts, instance-option rows) come beside it. */
+export interface UpstreamAddress {
   readonly name: string;
   readonly host: string;
   readonly port: number;

@@ -213,6 +213,8 @@ export interface ServerView {
   readonly checkPort?: number;
   /** The server's cookie value when the service is cookie-sticky. */
   readonly cookie?: string;
+  /** weights/<instance>: 0–256. */
+  readonly weight: number;
 }
 
 export function serverViewOf(service: HttpService | TcpService, upstream: Upstream): ServerView {
@@ -220,6 +222,7 @@ export function serverViewOf(service: HttpService | TcpService, upstream: Upstre
   return {
     name: upstream.name,
     address: `${upstream.host}:${upstream.port}`,
+    weight: upstream.weight,
     ...(http?.healthCheckPort !== undefined ? { checkPort: http.healthCheckPort } : {}),
     ...(http?.cookie !== undefined ? { cookie: upstream.name } : {}),
   };

@@ -196,8 +196,30 @@ const CASES: Case[] = [
   },
 ];
 
+// ---- issue 15 routing keys (weights, timeouts, retries, backend protocol, canary) ----
+const weight = (value: string, dir = 'services/web'): Record<string, string> => ({ ...web('virtual_path', '/w'), [`${dir}/weights/one`]: value });
+const ROUTING_CASES: Case[] = [
+  { what: 'weight with a directive', entries: weight(`5\n    ${INJECTED}`), rejected: { key: 'services/web/weights/one', reason: /0 to 256/ } },
+  { what: 'weight with extra words', entries: weight('5 backup'), rejected: { key: 'services/web/weights/one', reason: /0 to 256/ } },
+  { what: 'weight negative', entries: weight('-1'), rejected: { key: 'services/web/weights/one', reason: /0 to 256/ } },
+  { what: 'weight over 256', entries: weight('257'), rejected: { key: 'services/web/weights/one', reason: /0 to 256/ } },
+  { what: 'weight as a percentage', entries: weight('50%'), rejected: { key: 'services/web/weights/one', reason: /0 to 256/ } },
+  { what: 'weight in hex', entries: weight('0x10'), rejected: { key: 'services/web/weights/one', reason: /0 to 256/ } },
+  {
+    what: 'tcp weight with a NUL byte',
+    entries: { 'tcp-services/db/external_port': '9000', 'tcp-services/db/upstreams/one': '127.0.0.1:5432', 'tcp-services/db/weights/one': '1\u0000' },
+    rejected: { key: 'tcp-services/db/weights/one', reason: /0 to 256/ },
+  },
+  {
+    what: 'a weights directory nested too deep',
+    entries: weight('5', 'services/web/weights/x'),
+    rejected: { key: 'services/web/weights/x/weights/one', reason: /unexpected key layout/ },
+  },
+];
+// ---- end of issue 15 routing keys ----
+
 describe('hostile entries', () => {
-  it.each(CASES)('$what', ({ entries, rejected, maxServices }) => {
+  it.each([...CASES, ...ROUTING_CASES])('$what', ({ entries, rejected, maxServices }) => {
     const { parsed, config } = parseAndRender(new Map(Object.entries({ ...good, ...entries })), settings, maxServices);
     if (rejected) {
       const found = parsed.rejected.find((r) => r.key === rejected.key);

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { BEGIN, END, keyspaceTables, README, withKeyspaceTables } from '../../scripts/keyspace-table.js';
 import { HTTP_SECTION, KEY_PATHS, SERVICE_FIELD_KEYS, serviceFieldOf, TCP_SECTION, TOP_DIRS } from '../../src/model/keyspace.js';
 import { STORED_SECTION } from '../../src/model/keyspace-stored.js';
-import { fieldRowsOf, instanceRowOf, keyOf, type ServiceSection } from '../../src/model/keyspace-rows.js';
+import { fieldRowsOf, instanceOptionRowsOf, instanceRowOf, keyOf, type ServiceSection } from '../../src/model/keyspace-rows.js';
 import { parseEntries } from '../../src/model/parse.js';
 
 const sections = [
@@ -20,7 +20,8 @@ const INVALID = '\u0001bad';
 function exampleEntries(section: ServiceSection): Map<string, string> {
   const entries = new Map<string, string>();
   for (const row of section.rows) {
-    entries.set(`${section.dir}s/${row.scope === 'instance' ? `${KEY_PATHS.upstreams}/i1` : row.key}`, row.example);
+    const key = row.scope === 'instance' ? `${KEY_PATHS.upstreams}/i1` : row.scope === 'instance-option' ? `${row.dir}/i1` : row.key;
+    entries.set(`${section.dir}s/${key}`, row.example);
   }
   return entries;
 }
@@ -74,6 +75,20 @@ describe('the key table', () => {
     expect(service?.upstreams.map((u) => u.name)).toEqual(['i1']);
     expect(rejected).toEqual([{ key: `${section.dir}s/${KEY_PATHS.upstreams}/bad`, code: 'invalid_value', reason: expect.any(String) }]);
   });
+
+  it.each(sections.flatMap(([kind, section]) => instanceOptionRowsOf(section).map((row) => [`${kind} ${row.key}`, section, row] as const)))(
+    '%s: its example fills the instance, an invalid value gives the default',
+    (_key, section, row) => {
+      const service = (s: ReturnType<typeof parseEntries>) => (section.kind === 'http' ? s.state.http : s.state.tcp)[0]!;
+      const good = parseEntries(exampleEntries(section), { reservedPorts: [] });
+      expect(service(good).upstreams[0]?.[row.prop]).toEqual(row.parse(row.example, row.key));
+      const entries = exampleEntries(section);
+      entries.set(`${section.dir}s/${row.dir}/i1`, INVALID);
+      const bad = parseEntries(entries, { reservedPorts: [] });
+      expect(service(bad).upstreams[0]?.[row.prop]).toEqual(row.absent.value);
+      expect(bad.rejected).toEqual([{ key: `${section.dir}s/${row.dir}/i1`, code: row.code, reason: expect.any(String) }]);
+    },
+  );
 
   it.each(fieldRows.filter(([, , row]) => !('value' in row.absent)))('%s: required, so absent leaves the service out with its code', (key, section, row) => {
     expect(row.invalid, 'a required key has no default to fall back on').toBe('reject-service');

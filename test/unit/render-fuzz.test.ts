@@ -62,6 +62,11 @@ const upstream = fc.oneof(
   { weight: 2, arbitrary: junk },
 );
 const orJunk = (good: fc.Arbitrary<string>) => fc.oneof({ weight: 3, arbitrary: good }, { weight: 1, arbitrary: junk });
+/** weights/<instance> (issue 15), for some instances. */
+const instanceWeight = fc.oneof(
+  { weight: 2, arbitrary: fc.constant(undefined) },
+  { weight: 1, arbitrary: orJunk(fc.integer({ min: 0, max: 256 }).map(String)) },
+);
 
 const HTTP_FIELDS: Record<string, fc.Arbitrary<string>> = {
   virtual_hosts: orJunk(list(host, 4)),
@@ -90,7 +95,7 @@ const service = fc.record({
   name,
   http: fieldsOf(HTTP_FIELDS),
   tcpFields: fieldsOf(TCP_FIELDS),
-  upstreams: fc.array(fc.tuple(name, upstream), { minLength: 1, maxLength: 3 }),
+  upstreams: fc.array(fc.tuple(name, upstream, instanceWeight), { minLength: 1, maxLength: 3 }),
 });
 
 const entrySet = (maxServices: number) =>
@@ -99,7 +104,10 @@ const entrySet = (maxServices: number) =>
     for (const s of services) {
       const base = `${s.tcp ? 'tcp-services' : 'services'}/${s.name}`;
       for (const [field, value] of Object.entries(s.tcp ? s.tcpFields : s.http)) if (value !== undefined) entries.set(`${base}/${field}`, value);
-      for (const [instance, address] of s.upstreams) entries.set(`${base}/upstreams/${instance}`, address);
+      for (const [instance, address, weight] of s.upstreams) {
+        entries.set(`${base}/upstreams/${instance}`, address);
+        if (weight !== undefined) entries.set(`${base}/weights/${instance}`, weight);
+      }
     }
     return entries;
   });

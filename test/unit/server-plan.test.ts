@@ -43,8 +43,8 @@ const base = {
 };
 const without = (entries: Record<string, string>, ...keys: string[]) => Object.fromEntries(Object.entries(entries).filter(([key]) => !keys.includes(key)));
 const CHECK = `check inter ${settings.checkInterval} fastinter ${settings.checkFastInterval} rise 2 fall 3`;
-const addCommands = (server: string, address: string, extra = '') => [
-  `add server ${server} ${address} ${CHECK}${extra}`,
+const addCommands = (server: string, address: string, extra = '', weight = 100) => [
+  `add server ${server} ${address} ${CHECK} weight ${weight}${extra}`,
   `set server ${server} weight 0`,
   `enable server ${server}`,
   `set server ${server} health down`,
@@ -64,7 +64,28 @@ describe('planServers: the exact runtime commands of each change', () => {
         'set server tcp-db/db-1 weight 0',
         'set server tcp-db/db-1 addr 10.0.1.9 port 6432',
         'set server tcp-db/db-1 health down',
-        'set server tcp-db/db-1 weight 100%',
+        'set server tcp-db/db-1 weight 100',
+      ],
+    ],
+    ['a changed weight (HTTP)', base, { ...base, 'services/web/weights/web-2': '0' }, ['set server http-web/web-2 weight 0']],
+    ['a changed weight (TCP)', base, { ...base, 'tcp-services/db/weights/db-1': '256' }, ['set server tcp-db/db-1 weight 256']],
+    ['a weight set back to the default (key deleted)', { ...base, 'services/web/weights/web-1': '7' }, base, ['set server http-web/web-1 weight 100']],
+    ['a weight written for an instance not there yet', base, { ...base, 'services/web/weights/web-9': '5' }, []],
+    [
+      'an added instance with its weight',
+      base,
+      { ...base, 'services/web/upstreams/web-3': '10.0.0.3:80', 'services/web/weights/web-3': '20' },
+      addCommands('http-web/web-3', '10.0.0.3:80', '', 20),
+    ],
+    [
+      'a moved instance whose weight changed too (one readdress, with the new weight)',
+      base,
+      { ...base, 'tcp-services/db/upstreams/db-1': '10.0.1.9:5432', 'tcp-services/db/weights/db-1': '3' },
+      [
+        'set server tcp-db/db-1 weight 0',
+        'set server tcp-db/db-1 addr 10.0.1.9 port 5432',
+        'set server tcp-db/db-1 health down',
+        'set server tcp-db/db-1 weight 3',
       ],
     ],
     ['an IPv6 instance', base, { ...base, 'services/web/upstreams/web-6': '[fd00::6]:80' }, addCommands('http-web/web-6', '[fd00::6]:80')],

@@ -1,0 +1,102 @@
+import { readFile } from 'node:fs/promises';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startCheckedBackend, type CheckedBackend } from '../support/checked-backend.js';
+import type { TestEdgelb } from '../support/edgelb.js';
+import { startEtcd, type EtcdServer } from '../support/etcd.js';
+import { get } from '../support/http.js';
+import { deleteKey, expectBackendSet, putKeys, sample, settled, startLbWith } from '../support/lb.js';
+
+// weights/<instance> (issue 15): a weight change goes through the runtime API (`set server
+// <b>/<s> weight <n>`), with no reload, and a weight of 0 takes an instance out of new traffic
+// while the requests it is serving finish.
+
+let etcd: EtcdServer;
+const running: TestEdgelb[] = [];
+const backends: CheckedBackend[] = [];
+
+async function backend(name: string): Promise<CheckedBackend> {
+  const b = await startCheckedBackend(name);
+  backends.push(b);
+  return b;
+}
+
+/** Reloads HAProxy's master has done: the counter a runtime update must leave alone. */
+async function masterReloads(lb: TestEdgelb): Promise<number> {
+  return (await lb.haproxy.showProc()).reloads;
+}
+
+beforeAll(async () => {
+  etcd = await startEtcd();
+});
+
+afterEach(async () => {
+  for (const lb of running.splice(0)) await lb.stopAll();
+  for (const b of backends.splice(0)) await b.close();
+});
+
+afterAll(async () => {
+  await etcd?.stop();
+});
+
+describe('weights/<instance>', () => {
+  it('weight 0 moves new requests away without a reload, and the requests in flight finish', async () => {
+    const [a, b] = [await backend('a'), await backend('b')];
+    const lb = await startLbWith(
+      etcd,
+      { 'services/web/virtual_hosts': 'web.test', 'services/web/upstreams/one': a.address, 'services/web/upstreams/two': b.address },
+      { KONTENA_LB_CHECK_INTERVAL: '300ms' },
+    );
+    running.push(lb);
+    await expectBackendSet(lb, '/', 'web.test', ['a', 'b']);
+    const reloadsBefore = await masterReloads(lb);
+    const countersBefore = lb.controller.status().counters;
+
+    // Slow requests spread over both instances (roundrobin), still running when the weight changes.
+    const inFlight = Array.from({ length: 4 }, () => get(lb.httpPort, '/slow?ms=1500', 'web.test'));
+    await settled(lb, await putKeys(etcd, lb, { 'services/web/weights/one': '0' }));
+    const seen = new Set(await sample(lb, '/', 'web.test', 20));
+    expect([...seen]).toEqual(['b']);
+    const finished = await Promise.all(inFlight);
+    expect(finished.map((r) => r.status)).toEqual([200, 200, 200, 200]);
+    expect(new Set(finished.map((r) => r.backend))).toEqual(new Set(['a', 'b']));
+
+    // Back to the default (the key deleted): both serve again, still without a reload.
+    await settled(lb, await deleteKey(etcd, lb, 'services/web/weights/one'));
+    await expectBackendSet(lb, '/', 'web.test', ['a', 'b']);
+
+    const counters = lb.controller.status().counters;
+    expect(await masterReloads(lb)).toBe(reloadsBefore);
+    expect(counters.reloads).toBe(countersBefore.reloads);
+    expect(counters.runtimeUpdates - countersBefore.runtimeUpdates).toBe(2);
+    expect(lb.controller.status().lastApply?.action).toBe('runtime');
+    // The file follows: a reload would load the weight the runtime has.
+    const file = await readFile(lb.configFile, 'utf8');
+    expect(file).toMatch(new RegExp(`server one ${a.address} check .* weight 100\\b`));
+  });
+
+  it('weights share new requests in proportion, and a reload keeps the weight', async () => {
+    const [a, b] = [await backend('a'), await backend('b')];
+    const lb = await startLbWith(
+      etcd,
+      {
+        'services/web/virtual_hosts': 'web.test',
+        'services/web/upstreams/one': a.address,
+        'services/web/upstreams/two': b.address,
+        'services/web/weights/one': '3',
+        'services/web/weights/two': '1',
+      },
+      { KONTENA_LB_CHECK_INTERVAL: '300ms' },
+    );
+    running.push(lb);
+    await expectBackendSet(lb, '/', 'web.test', ['a', 'b']);
+    const share = async () => (await sample(lb, '/', 'web.test', 40)).filter((name) => name === 'a').length;
+    // roundrobin with weights 3:1 is exact over whole rounds: 30 of 40.
+    expect(await share()).toBe(30);
+    // A structural change reloads: the new worker loads weight 3 and 1 from the file.
+    const reloads = lb.controller.status().counters.reloads;
+    await settled(lb, await putKeys(etcd, lb, { 'services/web/virtual_path': '/' }));
+    expect(lb.controller.status().counters.reloads).toBe(reloads + 1);
+    await expectBackendSet(lb, '/', 'web.test', ['a', 'b']);
+    expect(await share()).toBe(30);
+  });
+});
