@@ -16,3 +16,64 @@ export function parseWeight(raw: string, key = 'weight'): number {
     throw new EntryError(`${key} ${JSON.stringify(raw)} is not a whole number from 0 to ${WEIGHT_MAX}`);
   return Number(text);
 }
+
+const UNIT_MS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+/** Longest timeout accepted: a day. Beyond, a stuck server holds a connection (and a slot) for good. */
+const DURATION_MAX_MS = 86_400_000;
+
+/**
+ * A timeout (`timeout_server`, `timeout_connect`): digits and a unit, `ms`, `s`, `m` or `h`
+ * (configuration manual 2.5, "Time format"), from 1 ms to 24 h. The unit is required: HAProxy
+ * reads a bare number as milliseconds, which `30` for 30 seconds would silently be.
+ */
+export function parseDuration(raw: string, key = 'timeout'): string {
+  const match = /^([0-9]{1,8})(ms|s|m|h)$/.exec(raw.trim());
+  const ms = match ? Number(match[1]) * UNIT_MS[match[2]!]! : Number.NaN;
+  if (!match || !(ms >= 1 && ms <= DURATION_MAX_MS))
+    throw new EntryError(`${key} ${JSON.stringify(raw)} is not a duration from 1ms to 24h (digits and ms, s, m or h)`);
+  return `${match[1]}${match[2]}`;
+}
+
+/**
+ * HAProxy 2.6's `retry-on` keywords (configuration manual 4.2, "retry-on"): connection and
+ * response failures, and the status codes it accepts there.
+ */
+export const RETRY_ON = Object.freeze([
+  'none',
+  'conn-failure',
+  'empty-response',
+  'junk-response',
+  'response-timeout',
+  '0rtt-rejected',
+  'all-retryable-errors',
+  '401',
+  '403',
+  '404',
+  '408',
+  '425',
+  '500',
+  '501',
+  '502',
+  '503',
+  '504',
+]);
+
+/** `retry_on`: keywords from RETRY_ON, separated by commas or spaces; `none` only alone. */
+export function parseRetryOn(raw: string, key = 'retry_on'): readonly string[] {
+  const words = [
+    ...new Set(
+      raw
+        .trim()
+        .split(/[\s,]+/)
+        .filter((w) => w !== ''),
+    ),
+  ];
+  const unknown = words.filter((w) => !RETRY_ON.includes(w));
+  if (words.length === 0 || unknown.length > 0) {
+    throw new EntryError(
+      `${key} ${JSON.stringify(raw)}: ${words.length === 0 ? 'empty' : `unknown ${unknown.map((w) => JSON.stringify(w)).join(', ')}`}; one or more of ${RETRY_ON.join(', ')}`,
+    );
+  }
+  if (words.includes('none') && words.length > 1) throw new EntryError(`${key} ${JSON.stringify(raw)}: 'none' cannot be combined with other conditions`);
+  return words;
+}

@@ -1,6 +1,6 @@
 import { parseBasicAuthSecrets } from './basic-auth.js';
-import { byDefault, fieldRow, fieldRowsOf, type FieldRow, type InstanceOptionRow, type InstanceRow, type ServiceSection } from './keyspace-rows.js';
-import { parseWeight } from './backend-values.js';
+import { byDefault, fieldRow, fieldRowsOf, type FieldRow, type InstanceRow, type ServiceSection } from './keyspace-rows.js';
+import { HTTP_ROUTING_ROWS, TCP_ROUTING_ROWS, WEIGHTS_DIR } from './keyspace-routing.js';
 import type { HostPattern, HttpService, TcpService } from './types.js';
 import {
   parseBalance,
@@ -42,7 +42,7 @@ export const KEY_PATHS = Object.freeze({
   /** A service's instances: `<service dir>/<service>/upstreams/<instance>`. */
   upstreams: 'upstreams',
   /** An instance's weight: `<service dir>/<service>/weights/<instance>` (issue 15). */
-  weights: 'weights',
+  weights: WEIGHTS_DIR,
 });
 
 /** The top-level directories, without their '/': a key anywhere else is read by nothing. */
@@ -64,27 +64,6 @@ const instance = (row: Omit<InstanceRow, 'scope' | 'parse' | 'invalid' | 'code' 
   invalid: 'skip-instance',
   code: 'invalid_value',
 });
-
-// ---- issue 15: weights, canaries, backend protocols, timeouts (rows below marked "routing") ----
-/**
- * `weights/<instance>`: the server's `weight` (configuration manual 5.2), on its line and in
- * `add server`; a change alone is applied with `set server <b>/<s> weight` (management guide
- * 9.3), no reload. Relative: an instance gets weight/(sum of weights) of new requests.
- */
-const weightRow = (): InstanceOptionRow<'weight', number> => ({
-  key: `${KEY_PATHS.weights}/<instance>`,
-  dir: KEY_PATHS.weights,
-  scope: 'instance-option',
-  prop: 'weight',
-  parse: parseWeight,
-  invalid: 'use-default',
-  code: 'invalid_value',
-  absent: byDefault(100),
-  defaultDoc: '`100`',
-  example: '50',
-  doc: "the instance's share of new requests, 0–256, relative to the others' (`upstreams/<instance>`'s name); changed without a reload; `0` sends it no new requests while it keeps its connections",
-});
-// ---- end of issue 15 routing helpers ----
 
 export const HTTP_SECTION = {
   kind: 'http',
@@ -201,9 +180,8 @@ export const HTTP_SECTION = {
       doc: "`true`: obtain a Let's Encrypt certificate for each exact host in `virtual_hosts` (needs `KONTENA_LB_ACME_EMAIL`)",
     }),
     instance({ doc: '`host:port` (or `[ipv6]:port`) of one running instance', defaultDoc: '—', example: '10.81.0.5:8080' }),
-    // ---- issue 15 routing rows (HTTP) ----
-    weightRow(),
-    // ---- end of issue 15 routing rows (HTTP) ----
+    // ---- issue 15 routing rows (HTTP): keyspace-routing.ts ----
+    ...HTTP_ROUTING_ROWS,
   ],
 } as const satisfies ServiceSection;
 
@@ -245,9 +223,8 @@ export const TCP_SECTION = {
       example: 'timeout client 1h',
       doc: "extra HAProxy lines for the service's `listen` section",
     }),
-    // ---- issue 15 routing rows (TCP) ----
-    weightRow(),
-    // ---- end of issue 15 routing rows (TCP) ----
+    // ---- issue 15 routing rows (TCP): keyspace-routing.ts ----
+    ...TCP_ROUTING_ROWS,
   ],
 } as const satisfies ServiceSection;
 

@@ -177,6 +177,7 @@ export function httpBackendView(service: HttpService) {
     httpCheck: HTTP_CHECK_VIEW,
     cookieLine: service.cookie,
     cookieDefault: service.cookie === '',
+    ...backendTuningView(service),
     customSettings: service.customSettings,
     auth: service.basicAuth && {
       realm: service.name,
@@ -193,8 +194,18 @@ export function tcpServiceView(service: TcpService) {
     service: service.name,
     port: service.externalPort,
     balance: service.balance,
+    ...backendTuningView(service),
     customSettings: service.customSettings,
     servers: service.upstreams.map((u) => serverViewOf(service, u)),
+  };
+}
+
+/** Issue 15's timeouts and retries: lines of the backend or listen section (http-backend.hbs, tcp-service.hbs). */
+function backendTuningView(service: HttpService | TcpService) {
+  return {
+    timeoutServer: service.timeoutServer,
+    timeoutConnect: service.timeoutConnect,
+    retryOn: service.kind === 'http' ? service.retryOn : undefined,
   };
 }
 

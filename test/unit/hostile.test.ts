@@ -215,6 +215,40 @@ const ROUTING_CASES: Case[] = [
     entries: weight('5', 'services/web/weights/x'),
     rejected: { key: 'services/web/weights/x/weights/one', reason: /unexpected key layout/ },
   },
+  {
+    what: 'timeout_server with a directive',
+    entries: web('timeout_server', `5s\n    ${INJECTED}`),
+    rejected: { key: 'services/web/timeout_server', reason: /duration/ },
+  },
+  { what: 'timeout_server without a unit', entries: web('timeout_server', '30'), rejected: { key: 'services/web/timeout_server', reason: /duration/ } },
+  { what: 'timeout_server over a day', entries: web('timeout_server', '25h'), rejected: { key: 'services/web/timeout_server', reason: /duration/ } },
+  { what: 'timeout_server of zero', entries: web('timeout_server', '0s'), rejected: { key: 'services/web/timeout_server', reason: /duration/ } },
+  { what: 'timeout_server in days', entries: web('timeout_server', '1d'), rejected: { key: 'services/web/timeout_server', reason: /duration/ } },
+  {
+    what: 'timeout_connect with a sample fetch',
+    entries: web('timeout_connect', '%[src]'),
+    rejected: { key: 'services/web/timeout_connect', reason: /duration/ },
+  },
+  { what: 'timeout_connect with a space', entries: web('timeout_connect', '5 s'), rejected: { key: 'services/web/timeout_connect', reason: /duration/ } },
+  {
+    what: 'tcp timeout_server with a quote',
+    entries: { 'tcp-services/db/external_port': '9000', 'tcp-services/db/upstreams/one': '127.0.0.1:5432', 'tcp-services/db/timeout_server': '5s"' },
+    rejected: { key: 'tcp-services/db/timeout_server', reason: /duration/ },
+  },
+  {
+    what: 'retry_on with a directive',
+    entries: web('retry_on', `conn-failure\n    ${INJECTED}`),
+    rejected: { key: 'services/web/retry_on', reason: /unknown/ },
+  },
+  { what: 'retry_on with a condition', entries: web('retry_on', 'conn-failure if TRUE'), rejected: { key: 'services/web/retry_on', reason: /unknown/ } },
+  { what: 'retry_on with a status HAProxy does not take', entries: web('retry_on', '599'), rejected: { key: 'services/web/retry_on', reason: /unknown/ } },
+  { what: 'retry_on none with others', entries: web('retry_on', 'none, 503'), rejected: { key: 'services/web/retry_on', reason: /cannot be combined/ } },
+  { what: 'retry_on empty', entries: web('retry_on', ' , '), rejected: { key: 'services/web/retry_on', reason: /empty/ } },
+  {
+    what: 'retry_on on a TCP service (an HTTP-only key)',
+    entries: { 'tcp-services/db/external_port': '9000', 'tcp-services/db/upstreams/one': '127.0.0.1:5432', 'tcp-services/db/retry_on': '503' },
+    rejected: { key: 'tcp-services/db/retry_on', reason: /unknown setting/ },
+  },
 ];
 // ---- end of issue 15 routing keys ----
 

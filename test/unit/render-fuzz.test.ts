@@ -79,10 +79,16 @@ const HTTP_FIELDS: Record<string, fc.Arbitrary<string>> = {
   ssl_redirect: orJunk(fc.constantFrom('true', 'false')),
   hsts: orJunk(fc.integer({ min: 0, max: 63_072_000 }).map(String)),
   basic_auth_secrets: orJunk(fc.constantFrom('user admin insecure-password pw1', 'user ops insecure-password x2\nuser dev insecure-password y3')),
+  // issue 15 routing keys
+  timeout_server: orJunk(fc.constantFrom('1ms', '30s', '2m', '24h', '25h', '0s', '30')),
+  timeout_connect: orJunk(fc.constantFrom('500ms', '5s', '1h')),
+  retry_on: orJunk(fc.constantFrom('conn-failure', 'conn-failure, empty-response 503', 'all-retryable-errors', 'none', 'none 503', '599')),
 };
 const TCP_FIELDS: Record<string, fc.Arbitrary<string>> = {
   external_port: orJunk(fc.integer({ min: 20_000, max: 30_000 }).map(String)),
   balance: HTTP_FIELDS.balance!,
+  timeout_server: HTTP_FIELDS.timeout_server!,
+  timeout_connect: HTTP_FIELDS.timeout_connect!,
 };
 
 const fieldsOf = (fields: Record<string, fc.Arbitrary<string>>) =>

@@ -1,0 +1,72 @@
+import { parseDuration, parseRetryOn, parseWeight } from './backend-values.js';
+import { byDefault, fieldRow, type InstanceOptionRow } from './keyspace-rows.js';
+
+/**
+ * Issue 15's rows for weights, backend protocols, timeouts and retries: keyspace.ts spreads them
+ * into its sections (kept apart so the table stays readable and each slice of the issue has its
+ * own block). The README's words and the validators are here, the lines in the templates.
+ */
+
+/** `<service>/weights/<instance>`: the directory KEY_PATHS.weights names. */
+export const WEIGHTS_DIR = 'weights';
+
+/**
+ * `weights/<instance>`: the server's `weight` (configuration manual 5.2), on its line and in
+ * `add server`; a change alone is applied with `set server <b>/<s> weight` (management guide
+ * 9.3), no reload. Relative: an instance gets weight/(sum of weights) of new requests.
+ */
+const weightRow = (): InstanceOptionRow<'weight', number> => ({
+  key: `${WEIGHTS_DIR}/<instance>`,
+  dir: WEIGHTS_DIR,
+  scope: 'instance-option',
+  prop: 'weight',
+  parse: parseWeight,
+  invalid: 'use-default',
+  code: 'invalid_value',
+  absent: byDefault(100),
+  defaultDoc: '`100`',
+  example: '50',
+  doc: "the instance's share of new requests, 0–256, relative to the others' (`upstreams/<instance>`'s name); changed without a reload; `0` sends it no new requests while it keeps its connections",
+});
+
+/** `timeout server` and `timeout connect` of the service's proxy (configuration manual 4.2); a bad value: the defaults' (60s, 5s). */
+const timeoutRows = (scope: 'http' | 'tcp') =>
+  [
+    fieldRow('timeoutServer', {
+      scope,
+      key: 'timeout_server',
+      parse: parseDuration,
+      invalid: 'use-default',
+      absent: byDefault<string | undefined>(undefined),
+      defaultDoc: '`60s`',
+      example: '2m',
+      doc: 'how long the load balancer waits for an instance to send (a response, for HTTP: `504` after it); digits and `ms`, `s`, `m` or `h`, at most `24h`',
+    }),
+    fieldRow('timeoutConnect', {
+      scope,
+      key: 'timeout_connect',
+      parse: parseDuration,
+      invalid: 'use-default',
+      absent: byDefault<string | undefined>(undefined),
+      defaultDoc: '`5s`',
+      example: '500ms',
+      doc: 'how long a connection to an instance may take to open before it is retried (`retries 2`, on another instance: `option redispatch`); as `timeout_server`',
+    }),
+  ] as const;
+
+export const HTTP_ROUTING_ROWS = [
+  weightRow(),
+  ...timeoutRows('http'),
+  fieldRow('retryOn', {
+    scope: 'http',
+    key: 'retry_on',
+    parse: parseRetryOn,
+    invalid: 'use-default',
+    absent: byDefault<readonly string[] | undefined>(undefined),
+    defaultDoc: '`conn-failure`',
+    example: 'conn-failure, empty-response, 503',
+    doc: "when a request is sent again (up to 2 more times, to another instance when there is one): HAProxy's `retry-on` conditions, comma- or space-separated: `conn-failure`, `empty-response`, `junk-response`, `response-timeout`, `0rtt-rejected`, `all-retryable-errors`, the statuses `401`, `403`, `404`, `408`, `425`, `500`, `501`, `502`, `503`, `504`, or `none`. Only idempotent-safe requests should be retried on a response: HAProxy retries any method on these, and never a request whose body it could not keep",
+  }),
+] as const;
+
+export const TCP_ROUTING_ROWS = [weightRow(), ...timeoutRows('tcp')] as const;
