@@ -77,3 +77,27 @@ export function parseRetryOn(raw: string, key = 'retry_on'): readonly string[] {
   if (words.includes('none') && words.length > 1) throw new EntryError(`${key} ${JSON.stringify(raw)}: 'none' cannot be combined with other conditions`);
   return words;
 }
+
+/** How the load balancer speaks to a service's instances (`backend_protocol`). */
+export type BackendProtocol = 'http' | 'h2' | 'https';
+const BACKEND_PROTOCOLS: readonly BackendProtocol[] = ['http', 'h2', 'https'];
+
+/** `backend_protocol`: `http`, `h2` or `https`. */
+export function parseBackendProtocol(raw: string, key = 'backend_protocol'): BackendProtocol {
+  const text = raw.trim();
+  const found = BACKEND_PROTOCOLS.find((p) => p === text);
+  if (found === undefined) throw new EntryError(`${key} ${JSON.stringify(raw)} is not one of ${BACKEND_PROTOCOLS.join(', ')}`);
+  return found;
+}
+
+/**
+ * `backend_verify`: only `none` for now, an explicit statement that TLS to the instances is not
+ * verified. Verification against a CA bundle (`backend_ca`) is not built yet; until it is,
+ * `https` without `backend_verify=none` leaves the service out (parse.ts) rather than skipping
+ * the verification silently.
+ */
+export function parseBackendVerify(raw: string, key = 'backend_verify'): 'none' {
+  if (raw.trim() !== 'none')
+    throw new EntryError(`${key} ${JSON.stringify(raw)}: only "none" is supported (verification against a CA bundle is not available yet)`);
+  return 'none';
+}

@@ -1,4 +1,4 @@
-import { parseDuration, parseRetryOn, parseWeight } from './backend-values.js';
+import { parseBackendProtocol, parseBackendVerify, parseDuration, parseRetryOn, parseWeight, type BackendProtocol } from './backend-values.js';
 import { byDefault, fieldRow, type InstanceOptionRow } from './keyspace-rows.js';
 
 /**
@@ -66,6 +66,27 @@ export const HTTP_ROUTING_ROWS = [
     defaultDoc: '`conn-failure`',
     example: 'conn-failure, empty-response, 503',
     doc: "when a request is sent again (up to 2 more times, to another instance when there is one): HAProxy's `retry-on` conditions, comma- or space-separated: `conn-failure`, `empty-response`, `junk-response`, `response-timeout`, `0rtt-rejected`, `all-retryable-errors`, the statuses `401`, `403`, `404`, `408`, `425`, `500`, `501`, `502`, `503`, `504`, or `none`. Only idempotent-safe requests should be retried on a response: HAProxy retries any method on these, and never a request whose body it could not keep",
+  }),
+  fieldRow('backendProtocol', {
+    scope: 'http',
+    key: 'backend_protocol',
+    parse: parseBackendProtocol,
+    // Left out rather than served over plain HTTP/1.1: a typo of `https` must not send the traffic in clear.
+    invalid: 'reject-service',
+    absent: byDefault<BackendProtocol>('http'),
+    defaultDoc: '`http`',
+    example: 'h2',
+    doc: 'how the load balancer speaks to the instances: `http` (HTTP/1.1), `h2` (HTTP/2 without TLS, prior knowledge: gRPC servers), `https` (HTTP/1.1 over TLS; needs `backend_verify`)',
+  }),
+  fieldRow('backendVerify', {
+    scope: 'http',
+    key: 'backend_verify',
+    parse: parseBackendVerify,
+    invalid: 'reject-service',
+    absent: byDefault<'none' | undefined>(undefined),
+    defaultDoc: '— (`https` is refused)',
+    example: 'none',
+    doc: "`none`: with `backend_protocol=https`, the instances' certificates are not verified (encrypted, but open to a man in the middle on the instances' network). Verification against a CA bundle is not available yet, so a service with `https` and without this key is left out rather than served unverified",
   }),
 ] as const;
 

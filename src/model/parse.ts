@@ -19,6 +19,7 @@ interface GroupedService extends RawService {
 
 const DEFAULT_MAX_SERVICES = 20_000;
 const EXTERNAL_PORT = keyOf(TCP_SECTION, 'externalPort');
+const BACKEND_VERIFY = keyOf(HTTP_SECTION, 'backendVerify');
 const HTTP = sectionReader(HTTP_SECTION);
 const TCP = sectionReader(TCP_SECTION);
 /** The per-instance directories of each kind: `upstreams` and the instance options' (`weights`). */
@@ -39,7 +40,7 @@ export function parseEntries(entries: Entries, options: ParseOptions): ParseResu
   const http: HttpService[] = [];
   for (const raw of limit(groups.http, maxServices, HTTP_SECTION.dir, rejected)) {
     const service = readService(HTTP, raw, rejected);
-    if (service) http.push(service);
+    if (service && backendTlsAllowed(service, rejected)) http.push(service);
   }
 
   const tcp: TcpService[] = [];
@@ -88,6 +89,21 @@ function groupByService(entries: Entries, rejected: Rejection[]) {
     else raw.options.set(field, (raw.options.get(field) ?? new Map()).set(instance, value));
   }
   return { http: [...http.values()], tcp: [...tcp.values()] };
+}
+
+/**
+ * TLS to the instances is verified, or stated unverified with backend_verify=none: edgelb cannot
+ * verify yet (no CA bundle key), so `https` without that statement leaves the service out.
+ */
+function backendTlsAllowed(service: HttpService, rejected: Rejection[]): boolean {
+  if (service.backendProtocol !== 'https' || service.backendVerify === 'none') return true;
+  rejected.push({
+    key: `${HTTP_SECTION.dir}${service.name}/${BACKEND_VERIFY}`,
+    code: 'unverified_backend_tls',
+    reason: 'not served: backend_protocol https needs backend_verify=none (verification against a CA bundle is not available yet)',
+    service: service.name,
+  });
+  return false;
 }
 
 function limit(services: GroupedService[], max: number, dir: string, rejected: Rejection[]): GroupedService[] {

@@ -75,7 +75,9 @@ export type RejectionCode =
   | KeyRejectionCode
   // Rules across keys (parse.ts): the service limit, two TCP services on one port.
   | 'too_many_services'
-  | 'port_conflict';
+  | 'port_conflict'
+  // backend_protocol=https without backend_verify (issue 15): refused, never served unverified.
+  | 'unverified_backend_tls';
 
 /** An entry left out of the desired state, with the etcd key (relative to the LB path) and why. */
 export interface Rejection {

@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { changedServices, findService, sameValue, serviceKey } from '../model/state-changes.js';
 import type { DesiredState, HttpService, TcpService, Upstream } from '../model/types.js';
+import { serverProtocolView } from '../render/routing-view.js';
 import { httpBackendName, httpBackendView, serviceHeadView, tcpProxyName, tcpServiceView } from '../render/view.js';
 
 /** One server as the runtime API creates or moves it: the same arguments as its line in the file. */
@@ -109,7 +110,8 @@ function serverSpecOf(service: HttpService | TcpService, upstream: Upstream, ser
  */
 function renderedWithoutServers(service: HttpService | TcpService): unknown {
   if (service.kind === 'tcp') return { ...tcpServiceView(service), servers: [] };
-  return { ...httpBackendView(service), servers: [], head: serviceHeadView(service) };
+  // The protocol is on every server line, not the backend's: a change rewrites each server, a reload.
+  return { ...httpBackendView(service), servers: [], head: serviceHeadView(service), protocol: serverProtocolView(service) };
 }
 
 const DEFAULT_SERVER = /^\s*default-server\b(.*)$/;

@@ -1,4 +1,5 @@
 import type { BasicAuthUser } from '../model/basic-auth.js';
+import { backendTuningView, serverProtocolView, type ServerProtocolView } from './routing-view.js';
 import type { DesiredState, HttpService, TcpService, Upstream } from '../model/types.js';
 import { compare } from '../model/parse.js';
 import { HEALTHY_STATUS, HTTP_CHECK } from '../model/health-check.js';
@@ -200,15 +201,6 @@ export function tcpServiceView(service: TcpService) {
   };
 }
 
-/** Issue 15's timeouts and retries: lines of the backend or listen section (http-backend.hbs, tcp-service.hbs). */
-function backendTuningView(service: HttpService | TcpService) {
-  return {
-    timeoutServer: service.timeoutServer,
-    timeoutConnect: service.timeoutConnect,
-    retryOn: service.kind === 'http' ? service.retryOn : undefined,
-  };
-}
-
 /** The HTTP check's request and expectation, shared with the controller's own first probe (model/health-check.ts). */
 const HTTP_CHECK_VIEW = {
   method: HTTP_CHECK.method,
@@ -226,6 +218,8 @@ export interface ServerView {
   readonly cookie?: string;
   /** weights/<instance>: 0–256. */
   readonly weight: number;
+  /** backend_protocol: routing-view.ts. */
+  readonly protocol: ServerProtocolView;
 }
 
 export function serverViewOf(service: HttpService | TcpService, upstream: Upstream): ServerView {
@@ -234,6 +228,7 @@ export function serverViewOf(service: HttpService | TcpService, upstream: Upstre
     name: upstream.name,
     address: `${upstream.host}:${upstream.port}`,
     weight: upstream.weight,
+    protocol: serverProtocolView(service),
     ...(http?.healthCheckPort !== undefined ? { checkPort: http.healthCheckPort } : {}),
     ...(http?.cookie !== undefined ? { cookie: upstream.name } : {}),
   };
@@ -249,6 +244,8 @@ export function serverStateView(states: NextServerStates) {
       host: s.host,
       port: s.port,
       checkPort: s.checkPort ?? 0,
+      weight: s.weight,
+      useSsl: s.ssl ? 1 : 0,
     })),
   };
 }

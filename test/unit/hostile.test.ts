@@ -249,6 +249,32 @@ const ROUTING_CASES: Case[] = [
     entries: { 'tcp-services/db/external_port': '9000', 'tcp-services/db/upstreams/one': '127.0.0.1:5432', 'tcp-services/db/retry_on': '503' },
     rejected: { key: 'tcp-services/db/retry_on', reason: /unknown setting/ },
   },
+  {
+    what: 'backend_protocol with a directive',
+    entries: web('backend_protocol', `h2\n    ${INJECTED}`),
+    rejected: { key: 'services/web/backend_protocol', reason: /not one of/ },
+  },
+  {
+    what: 'backend_protocol with server options',
+    entries: web('backend_protocol', 'h2 ssl verify none'),
+    rejected: { key: 'services/web/backend_protocol', reason: /not one of/ },
+  },
+  { what: 'backend_protocol h2c', entries: web('backend_protocol', 'h2c'), rejected: { key: 'services/web/backend_protocol', reason: /not one of/ } },
+  {
+    what: 'backend_verify required (not available)',
+    entries: web('backend_verify', 'required'),
+    rejected: { key: 'services/web/backend_verify', reason: /only "none"/ },
+  },
+  {
+    what: 'backend_verify with a ca-file',
+    entries: web('backend_verify', 'none ca-file /etc/passwd'),
+    rejected: { key: 'services/web/backend_verify', reason: /only "none"/ },
+  },
+  {
+    what: 'https without backend_verify (never served unverified)',
+    entries: web('backend_protocol', 'https'),
+    rejected: { key: 'services/web/backend_verify', reason: /needs backend_verify=none/ },
+  },
 ];
 // ---- end of issue 15 routing keys ----
 

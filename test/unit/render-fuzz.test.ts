@@ -82,6 +82,8 @@ const HTTP_FIELDS: Record<string, fc.Arbitrary<string>> = {
   // issue 15 routing keys
   timeout_server: orJunk(fc.constantFrom('1ms', '30s', '2m', '24h', '25h', '0s', '30')),
   timeout_connect: orJunk(fc.constantFrom('500ms', '5s', '1h')),
+  backend_protocol: orJunk(fc.constantFrom('http', 'h2', 'https', 'h2c')),
+  backend_verify: orJunk(fc.constantFrom('none', 'required')),
   retry_on: orJunk(fc.constantFrom('conn-failure', 'conn-failure, empty-response 503', 'all-retryable-errors', 'none', 'none 503', '599')),
 };
 const TCP_FIELDS: Record<string, fc.Arbitrary<string>> = {

@@ -43,9 +43,9 @@ function setUp(answers: Record<string, ProbeResult[]>) {
 
 /** The servers of a config that has web-1 and web-2 where the moves below send them. */
 const everywhere = [
-  { proxy: 'http-web', name: 'web-1', host: '10.0.0.9', port: 8080, checkPort: undefined, check: connect },
-  { proxy: 'http-web', name: 'web-1', host: '10.0.0.9', port: 80, checkPort: undefined, check: connect },
-  { proxy: 'http-web', name: 'web-2', host: '10.0.0.8', port: 80, checkPort: undefined, check: connect },
+  { proxy: 'http-web', name: 'web-1', host: '10.0.0.9', port: 8080, checkPort: undefined, check: connect, weight: 100, ssl: false },
+  { proxy: 'http-web', name: 'web-1', host: '10.0.0.9', port: 80, checkPort: undefined, check: connect, weight: 100, ssl: false },
+  { proxy: 'http-web', name: 'web-2', host: '10.0.0.8', port: 80, checkPort: undefined, check: connect, weight: 100, ssl: false },
 ];
 
 describe('ServerUpdater with the first probe', () => {
@@ -118,9 +118,18 @@ describe('ServerUpdater with the first probe', () => {
     const { commands, updater } = setUp({ '10.0.0.1:80': [{ ok: true }], '10.0.0.2:9000': [{ ok: true }] });
     updater.proveStarted(
       [
-        { proxy: 'http-web', name: 'web-1', host: '10.0.0.1', port: 80, checkPort: undefined, check: connect },
-        { proxy: 'http-web', name: 'web-2', host: '10.0.0.2', port: 80, checkPort: 9000, check: { kind: 'http', path: '/health', port: 9000 } },
-        { proxy: 'http-web', name: 'web-3', host: '10.0.0.3', port: 80, checkPort: undefined, check: connect },
+        { proxy: 'http-web', name: 'web-1', host: '10.0.0.1', port: 80, checkPort: undefined, check: connect, weight: 100, ssl: false },
+        {
+          proxy: 'http-web',
+          name: 'web-2',
+          host: '10.0.0.2',
+          port: 80,
+          checkPort: 9000,
+          check: { kind: 'http', path: '/health', port: 9000 },
+          weight: 100,
+          ssl: false,
+        },
+        { proxy: 'http-web', name: 'web-3', host: '10.0.0.3', port: 80, checkPort: undefined, check: connect, weight: 100, ssl: false },
       ],
       false,
     );
@@ -137,8 +146,8 @@ describe('ServerUpdater with the first probe', () => {
     expect(commands.filter((c) => c.includes('health up'))).toEqual([]);
     // The next worker has web-2 where it was proven; web-3 moved (it starts down there and is probed again).
     updater.endCommit([
-      { proxy: 'http-web', name: 'web-2', host: '10.0.0.2', port: 80, checkPort: undefined, check: connect },
-      { proxy: 'http-web', name: 'web-3', host: '10.0.0.33', port: 80, checkPort: undefined, check: connect },
+      { proxy: 'http-web', name: 'web-2', host: '10.0.0.2', port: 80, checkPort: undefined, check: connect, weight: 100, ssl: false },
+      { proxy: 'http-web', name: 'web-3', host: '10.0.0.33', port: 80, checkPort: undefined, check: connect, weight: 100, ssl: false },
     ]);
     await vi.advanceTimersByTimeAsync(0);
     expect(commands.filter((c) => c.includes('health up'))).toEqual(['set server http-web/web-2 health up']);
@@ -156,7 +165,7 @@ describe('ServerUpdater with the first probe', () => {
     expect([...updater.pendingMoves([{ ...everywhere[1]!, host: '10.0.0.7' }, everywhere[2]!])]).toEqual(['http-web/web-2']);
     updater.beginCommit();
     // web-1 is now given by host name (not in the list); web-2 is still meant for 10.0.0.8.
-    updater.endCommit([{ proxy: 'http-web', name: 'web-2', host: '10.0.0.8', port: 80, checkPort: undefined, check: connect }]);
+    updater.endCommit([{ proxy: 'http-web', name: 'web-2', host: '10.0.0.8', port: 80, checkPort: undefined, check: connect, weight: 100, ssl: false }]);
     expect([...updater.pendingMoves(everywhere)]).toEqual(['http-web/web-2']);
     await vi.advanceTimersByTimeAsync(100);
     expect(commands).toEqual(['set server http-web/web-2 addr 10.0.0.8 port 80; set server http-web/web-2 health up']);

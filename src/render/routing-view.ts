@@ -1,0 +1,32 @@
+import type { HttpService, TcpService } from '../model/types.js';
+
+/**
+ * Issue 15's parts of a service's view: its timeouts and retries (lines of the backend or listen
+ * section: http-backend.hbs, tcp-service.hbs) and the protocol its servers speak (server-args.hbs).
+ */
+
+export function backendTuningView(service: HttpService | TcpService) {
+  return {
+    timeoutServer: service.timeoutServer,
+    timeoutConnect: service.timeoutConnect,
+    retryOn: service.kind === 'http' ? service.retryOn : undefined,
+  };
+}
+
+/** What a server line says of the protocol to the instance (configuration manual 5.2). */
+export interface ServerProtocolView {
+  /** `proto h2`: HTTP/2 without TLS, prior knowledge (backend_protocol=h2). */
+  readonly proto?: 'h2';
+  /** `check-proto h2`: HAProxy's HTTP check then speaks HTTP/2 too (an h2c-only server answers nothing else). */
+  readonly checkProto?: 'h2';
+  /** `ssl verify <verify>` (backend_protocol=https); only `none` until CA bundles exist. */
+  readonly ssl?: { readonly verify: 'none' };
+}
+
+export function serverProtocolView(service: HttpService | TcpService): ServerProtocolView {
+  if (service.kind !== 'http') return {};
+  if (service.backendProtocol === 'h2') return { proto: 'h2', ...(service.healthCheckUri !== undefined ? { checkProto: 'h2' as const } : {}) };
+  // parse.ts leaves https out unless backend_verify is set: `verify none` is always stated here.
+  if (service.backendProtocol === 'https' && service.backendVerify === 'none') return { ssl: { verify: 'none' } };
+  return {};
+}
