@@ -94,6 +94,17 @@ describe('ServerUpdater with the first probe', () => {
     ]);
   });
 
+  it('a move that gives up after a reweight ends with the new weight, not the one the move was planned with', async () => {
+    const { commands, updater } = setUp({});
+    await updater.apply({ add: [], remove: [], readdress: [line('web-1', '10.0.0.9')], reweight: [] }, () => connect);
+    await updater.apply({ add: [], remove: [], readdress: [], reweight: [{ ...line('web-1', '10.0.0.9'), weight: 0 }] }, () => connect);
+    expect(commands).toEqual(['set server http-web/web-1 weight 0']);
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(commands.slice(1)).toEqual([
+      'set server http-web/web-1 weight 0; set server http-web/web-1 addr 10.0.0.9 port 80; set server http-web/web-1 health down; set server http-web/web-1 weight 0',
+    ]);
+  });
+
   it("moves at once, held down, when only HAProxy can run the service's check", async () => {
     const { commands, probed, updater } = setUp({});
     await updater.apply({ add: [], remove: [], readdress: [line('web-1', '10.0.0.9')], reweight: [] }, () => ({ kind: 'haproxy-only', reason: 'custom' }));
