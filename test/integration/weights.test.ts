@@ -99,4 +99,30 @@ describe('weights/<instance>', () => {
     await expectBackendSet(lb, '/', 'web.test', ['a', 'b']);
     expect(await share()).toBe(30);
   });
+
+  it('a static algorithm (static-rr) takes only 0% or 100% at runtime: any other weight change falls back to a reload, and applies', async () => {
+    const [a, b] = [await backend('a'), await backend('b')];
+    const lb = await startLbWith(
+      etcd,
+      {
+        'services/web/virtual_hosts': 'web.test',
+        'services/web/balance': 'static-rr',
+        'services/web/upstreams/one': a.address,
+        'services/web/upstreams/two': b.address,
+      },
+      { KONTENA_LB_CHECK_INTERVAL: '300ms' },
+    );
+    running.push(lb);
+    await expectBackendSet(lb, '/', 'web.test', ['a', 'b']);
+    const reloads = lb.controller.status().counters.reloads;
+    // 0 is 0%: HAProxy takes it at runtime.
+    await settled(lb, await putKeys(etcd, lb, { 'services/web/weights/one': '0' }));
+    expect([...new Set(await sample(lb, '/', 'web.test', 10))]).toEqual(['b']);
+    expect(lb.controller.status().counters.reloads).toBe(reloads);
+    // 3 is neither: refused by HAProxy ("only accepts weights '0%' and '100%'"), so a reload applies it.
+    await settled(lb, await putKeys(etcd, lb, { 'services/web/weights/one': '3', 'services/web/weights/two': '1' }));
+    expect(lb.controller.status().counters.reloads).toBe(reloads + 1);
+    await expectBackendSet(lb, '/', 'web.test', ['a', 'b']);
+    expect((await sample(lb, '/', 'web.test', 40)).filter((name) => name === 'a').length).toBe(30);
+  });
 });
