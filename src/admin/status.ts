@@ -30,6 +30,8 @@ export interface InstanceReport {
   readonly check: string | null;
   readonly lastChangeSeconds: number | null;
   readonly currentSessions: number | null;
+  /** weights/<instance>: the weight edgelb gives it (HAProxy's own is in its stats). */
+  readonly weight: number;
 }
 
 export interface ServiceReport {
@@ -138,7 +140,7 @@ export async function buildStatus(inputs: AdminInputs): Promise<StatusReport> {
   const byServer = new Map(stats.map((s) => [`${s.proxy}/${s.server}`, s]));
   const instance =
     (proxy: string) =>
-    (u: { name: string; host: string; port: number }): InstanceReport => {
+    (u: { name: string; host: string; port: number; weight: number }): InstanceReport => {
       const stat = byServer.get(`${proxy}/${u.name}`);
       return {
         name: u.name,
@@ -147,6 +149,7 @@ export async function buildStatus(inputs: AdminInputs): Promise<StatusReport> {
         check: stat?.check || null,
         lastChangeSeconds: stat?.lastChangeSeconds ?? null,
         currentSessions: stat?.currentSessions ?? null,
+        weight: u.weight,
       };
     };
   const state = status.state ?? { http: [], tcp: [] };

@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import type { StatusReport } from '../../src/admin/status.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startCheckedBackend, type CheckedBackend } from '../support/checked-backend.js';
 import type { TestEdgelb } from '../support/edgelb.js';
@@ -90,6 +91,12 @@ describe('weights/<instance>', () => {
     running.push(lb);
     await expectBackendSet(lb, '/', 'web.test', ['a', 'b']);
     const share = async () => (await sample(lb, '/', 'web.test', 40)).filter((name) => name === 'a').length;
+    // /status reports each instance's weight.
+    const status = JSON.parse((await get(lb.config.adminPort, '/status')).body) as StatusReport;
+    expect(status.services.find((service) => service.name === 'web')?.instances.map((i) => [i.name, i.weight])).toEqual([
+      ['one', 3],
+      ['two', 1],
+    ]);
     // roundrobin with weights 3:1 is exact over whole rounds: 30 of 40.
     expect(await share()).toBe(30);
     // A structural change reloads: the new worker loads weight 3 and 1 from the file.
