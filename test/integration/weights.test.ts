@@ -1,11 +1,14 @@
 import { readFile } from 'node:fs/promises';
+import net from 'node:net';
 import type { StatusReport } from '../../src/admin/status.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startCheckedBackend, type CheckedBackend } from '../support/checked-backend.js';
 import type { TestEdgelb } from '../support/edgelb.js';
 import { startEtcd, type EtcdServer } from '../support/etcd.js';
 import { get } from '../support/http.js';
-import { deleteKey, expectBackendSet, putKeys, sample, settled, startLbWith } from '../support/lb.js';
+import { deleteKey, expectBackendSet, putKeys, sample, settled, startLbWith, tcpRoundTrip } from '../support/lb.js';
+import { freePort } from '../support/ports.js';
+import { waitFor } from '../support/wait.js';
 
 // weights/<instance> (issue 15): a weight change goes through the runtime API (`set server
 // <b>/<s> weight <n>`), with no reload, and a weight of 0 takes an instance out of new traffic
@@ -15,6 +18,27 @@ let etcd: EtcdServer;
 const running: TestEdgelb[] = [];
 const backends: CheckedBackend[] = [];
 
+const closers: (() => Promise<void>)[] = [];
+
+/** A TCP server that answers any bytes with its one-letter name. */
+async function tcpNamed(name: string): Promise<string> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => undefined);
+    socket.once('data', () => socket.write(name));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  closers.push(
+    () =>
+      new Promise((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  );
+  return `127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+}
 async function backend(name: string): Promise<CheckedBackend> {
   const b = await startCheckedBackend(name);
   backends.push(b);
@@ -33,6 +57,7 @@ beforeAll(async () => {
 afterEach(async () => {
   for (const lb of running.splice(0)) await lb.stopAll();
   for (const b of backends.splice(0)) await b.close();
+  for (const close of closers.splice(0)) await close();
 });
 
 afterAll(async () => {
@@ -131,5 +156,27 @@ describe('weights/<instance>', () => {
     expect(lb.controller.status().counters.reloads).toBe(reloads + 1);
     await expectBackendSet(lb, '/', 'web.test', ['a', 'b']);
     expect((await sample(lb, '/', 'web.test', 40)).filter((name) => name === 'a').length).toBe(30);
+  });
+
+  it('TCP: weight 0 moves new connections away without a reload', async () => {
+    const [a, b] = [await tcpNamed('a'), await tcpNamed('b')];
+    const port = await freePort();
+    const lb = await startLbWith(etcd, {
+      'tcp-services/db/external_port': String(port),
+      'tcp-services/db/balance': 'roundrobin',
+      'tcp-services/db/upstreams/one': a,
+      'tcp-services/db/upstreams/two': b,
+    });
+    running.push(lb);
+    const answers = async (count: number) => {
+      const seen = new Set<string>();
+      for (let i = 0; i < count; i++) seen.add(String(await tcpRoundTrip(port, Buffer.from('x'))));
+      return [...seen].sort();
+    };
+    await waitFor(async () => (await answers(6)).join() === 'a,b', { timeoutMs: 5000, what: 'connections spread over a and b' });
+    const reloads = lb.controller.status().counters.reloads;
+    await settled(lb, await putKeys(etcd, lb, { 'tcp-services/db/weights/one': '0' }));
+    expect(await answers(10)).toEqual(['b']);
+    expect(lb.controller.status().counters.reloads).toBe(reloads);
   });
 });
