@@ -101,3 +101,37 @@ export function parseBackendVerify(raw: string, key = 'backend_verify'): 'none' 
     throw new EntryError(`${key} ${JSON.stringify(raw)}: only "none" is supported (verification against a CA bundle is not available yet)`);
   return 'none';
 }
+
+/** `canary`: this share of the service's requests goes to another HTTP service. */
+export interface Canary {
+  readonly service: string;
+  /** 0–100. */
+  readonly percent: number;
+}
+
+/** `canary` = `<other service>:<percent>`; the other service must exist (parse.ts). */
+export function parseCanary(raw: string, key = 'canary'): Canary {
+  const match = /^([A-Za-z0-9](?:[A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?):([0-9]{1,3})$/.exec(raw.trim());
+  if (!match || Number(match[2]) > 100) throw new EntryError(`${key} ${JSON.stringify(raw)} is not <service>:<percent> (a service name and 0 to 100)`);
+  return { service: match[1]!, percent: Number(match[2]) };
+}
+
+/** `canary_header` = `<Header-Name>:<value>`: a request carrying it always goes to the canary. */
+export interface CanaryHeader {
+  readonly name: string;
+  readonly value: string;
+}
+
+/**
+ * A header name (an RFC 9110 token without the characters HAProxy's sample syntax reads: only
+ * letters, digits and '-') and a value of URL-safe characters: both are written into a sample
+ * fetch and a pattern of the frontend's rules.
+ */
+export function parseCanaryHeader(raw: string, key = 'canary_header'): CanaryHeader {
+  const match = /^([A-Za-z0-9-]{1,64}):([A-Za-z0-9._~-]{1,128})$/.exec(raw.trim());
+  if (!match)
+    throw new EntryError(
+      `${key} ${JSON.stringify(raw)} is not <Header-Name>:<value> (letters, digits and '-' in the name; letters, digits and . _ ~ - in the value)`,
+    );
+  return { name: match[1]!, value: match[2]! };
+}

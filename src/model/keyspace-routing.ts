@@ -1,4 +1,15 @@
-import { parseBackendProtocol, parseBackendVerify, parseDuration, parseRetryOn, parseWeight, type BackendProtocol } from './backend-values.js';
+import {
+  parseBackendProtocol,
+  parseBackendVerify,
+  parseCanary,
+  parseCanaryHeader,
+  parseDuration,
+  parseRetryOn,
+  parseWeight,
+  type BackendProtocol,
+  type Canary,
+  type CanaryHeader,
+} from './backend-values.js';
 import { byDefault, fieldRow, type InstanceOptionRow } from './keyspace-rows.js';
 
 /**
@@ -87,6 +98,26 @@ export const HTTP_ROUTING_ROWS = [
     defaultDoc: '— (`https` is refused)',
     example: 'none',
     doc: "`none`: with `backend_protocol=https`, the instances' certificates are not verified (encrypted, but open to a man in the middle on the instances' network). Verification against a CA bundle is not available yet, so a service with `https` and without this key is left out rather than served unverified",
+  }),
+  fieldRow('canary', {
+    scope: 'http',
+    key: 'canary',
+    parse: parseCanary,
+    invalid: 'use-default',
+    absent: byDefault<Canary | undefined>(undefined),
+    defaultDoc: '—',
+    example: 'web-next:10',
+    doc: "`<service>:<percent>`: that share of this service's requests (chosen at random per request) goes to another HTTP service instead, with that service's settings; a change of the percentage needs no reload. The other service must exist, else the service is served without a canary",
+  }),
+  fieldRow('canaryHeader', {
+    scope: 'http',
+    key: 'canary_header',
+    parse: parseCanaryHeader,
+    invalid: 'use-default',
+    absent: byDefault<CanaryHeader | undefined>(undefined),
+    defaultDoc: '—',
+    example: 'X-Canary:always',
+    doc: '`<Header-Name>:<value>`: with `canary`, a request carrying this header with this exact value always goes to the canary',
   }),
 ] as const;
 

@@ -20,6 +20,7 @@ interface GroupedService extends RawService {
 const DEFAULT_MAX_SERVICES = 20_000;
 const EXTERNAL_PORT = keyOf(TCP_SECTION, 'externalPort');
 const BACKEND_VERIFY = keyOf(HTTP_SECTION, 'backendVerify');
+const CANARY = keyOf(HTTP_SECTION, 'canary');
 const HTTP = sectionReader(HTTP_SECTION);
 const TCP = sectionReader(TCP_SECTION);
 /** The per-instance directories of each kind: `upstreams` and the instance options' (`weights`). */
@@ -42,6 +43,8 @@ export function parseEntries(entries: Entries, options: ParseOptions): ParseResu
     const service = readService(HTTP, raw, rejected);
     if (service && backendTlsAllowed(service, rejected)) http.push(service);
   }
+
+  canariesServed(http, rejected);
 
   const tcp: TcpService[] = [];
   const claimedPorts = new Map<number, string>(options.reservedPorts.map((p) => [p, 'the load balancer itself']));
@@ -88,7 +91,10 @@ function groupByService(entries: Entries, rejected: Rejection[]) {
     else if (field === KEY_PATHS.upstreams) raw.upstreams.set(instance, value);
     else raw.options.set(field, (raw.options.get(field) ?? new Map()).set(instance, value));
   }
-  return { http: [...http.values()], tcp: [...tcp.values()] };
+  // By name, not by key: `services/web-next/...` sorts before `services/web/...` ('-' < '/'), and
+  // the state's lists must be sorted by name (state-changes.ts finds services by binary search).
+  const byName = (a: GroupedService, b: GroupedService) => compare(a.name, b.name);
+  return { http: [...http.values()].sort(byName), tcp: [...tcp.values()].sort(byName) };
 }
 
 /**
@@ -104,6 +110,24 @@ function backendTlsAllowed(service: HttpService, rejected: Rejection[]): boolean
     service: service.name,
   });
   return false;
+}
+
+/**
+ * A canary names another HTTP service that is served (not this one): otherwise its requests would
+ * go to a backend that does not exist. Such a service is served without its canary.
+ */
+function canariesServed(http: HttpService[], rejected: Rejection[]): void {
+  const names = new Set(http.map((service) => service.name));
+  for (const [i, service] of http.entries()) {
+    const target = service.canary?.service;
+    if (target === undefined || (target !== service.name && names.has(target))) continue;
+    rejected.push({
+      key: `${HTTP_SECTION.dir}${service.name}/${CANARY}`,
+      code: 'unknown_canary',
+      reason: `${target === service.name ? 'a service cannot be its own canary' : `no HTTP service ${target} is served`}; served without a canary`,
+    });
+    http[i] = { ...service, canary: undefined };
+  }
 }
 
 function limit(services: GroupedService[], max: number, dir: string, rejected: Rejection[]): GroupedService[] {

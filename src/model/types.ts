@@ -77,7 +77,9 @@ export type RejectionCode =
   | 'too_many_services'
   | 'port_conflict'
   // backend_protocol=https without backend_verify (issue 15): refused, never served unverified.
-  | 'unverified_backend_tls';
+  | 'unverified_backend_tls'
+  // canary naming no HTTP service being served (issue 15): the service is served without it.
+  | 'unknown_canary';
 
 /** An entry left out of the desired state, with the etcd key (relative to the LB path) and why. */
 export interface Rejection {

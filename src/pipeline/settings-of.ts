@@ -15,6 +15,7 @@ export function statePaths(stateDir: string) {
     certsDir: path.join(stateDir, 'certs'),
     crtList: path.join(stateDir, 'certs', 'crt-list'),
     challengeMap: path.join(stateDir, 'acme-challenges.map'),
+    canaryMap: path.join(stateDir, 'canary.map'),
     serverStateFile: path.join(stateDir, 'server-state'),
     metricsSocket: path.join(stateDir, 'metrics.sock'),
   };
@@ -26,6 +27,7 @@ export function renderSettingsOf(config: Config): RenderSettings {
     adminSocket: statePaths(config.stateDir).adminSocket,
     errorsDir: path.join(TEMPLATES_DIR, 'errors'),
     challengeMap: statePaths(config.stateDir).challengeMap,
+    canaryMap: statePaths(config.stateDir).canaryMap,
     globalSettings: config.globalSettings,
     defaultsSettings: config.customSettings,
     hardStopAfter: config.hardStopAfter,

@@ -1,4 +1,4 @@
-import type { HttpService, TcpService } from '../model/types.js';
+import type { DesiredState, HttpService, TcpService } from '../model/types.js';
 
 /**
  * Issue 15's parts of a service's view: its timeouts and retries (lines of the backend or listen
@@ -29,4 +29,34 @@ export function serverProtocolView(service: HttpService | TcpService): ServerPro
   // parse.ts leaves https out unless backend_verify is set: `verify none` is always stated here.
   if (service.backendProtocol === 'https' && service.backendVerify === 'none') return { ssl: { verify: 'none' } };
   return {};
+}
+
+/** What a canary rule adds to its route's conditions (templates/haproxy.cfg.hbs). */
+export type CanaryRuleView = { readonly header: { readonly name: string; readonly value: string } } | { readonly shareOf: string };
+
+/**
+ * The rules that send a route's requests to the canary service, placed just before the route's own
+ * rule: the header override first, then the share. The share's percentage is not here but in the
+ * canary map (service → percent), so changing it changes no config line: `set map`, no reload.
+ * `order` is the route's; the trailing number keeps the canary rules ahead of it.
+ */
+export function canaryRulesOf(
+  service: HttpService,
+  conditions: readonly string[],
+  order: readonly (number | string)[],
+): { backend: string; conditions: readonly string[]; order: readonly (number | string)[]; canary: CanaryRuleView }[] {
+  if (service.canary === undefined) return [];
+  const backend = `http-${service.canary.service}`;
+  return [
+    ...(service.canaryHeader ? [{ backend, conditions, order: [...order, 0], canary: { header: service.canaryHeader } }] : []),
+    { backend, conditions, order: [...order, 1], canary: { shareOf: service.name } },
+  ];
+}
+
+/**
+ * The canary map's entries (service → percent), as the map file and `set map` hold them
+ * (templates/challenge-map.hbs writes the same `<key> <value>` lines). Only the services with a canary.
+ */
+export function canarySharesOf(state: DesiredState): ReadonlyMap<string, string> {
+  return new Map(state.http.flatMap((service) => (service.canary ? [[service.name, String(service.canary.percent)] as const] : [])));
 }

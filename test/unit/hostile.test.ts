@@ -275,6 +275,32 @@ const ROUTING_CASES: Case[] = [
     entries: web('backend_protocol', 'https'),
     rejected: { key: 'services/web/backend_verify', reason: /needs backend_verify=none/ },
   },
+  {
+    what: 'canary with a directive',
+    entries: web('canary', `good:10\n    ${INJECTED}`),
+    rejected: { key: 'services/web/canary', reason: /<service>:<percent>/ },
+  },
+  { what: 'canary naming a backend', entries: web('canary', 'http-evil:10'), rejected: { key: 'services/web/canary', reason: /no HTTP service http-evil/ } },
+  { what: 'canary over 100%', entries: web('canary', 'good:101'), rejected: { key: 'services/web/canary', reason: /0 to 100/ } },
+  { what: 'canary with a condition', entries: web('canary', 'good:10 if TRUE'), rejected: { key: 'services/web/canary', reason: /<service>:<percent>/ } },
+  { what: 'canary to itself', entries: web('canary', 'web:10'), rejected: { key: 'services/web/canary', reason: /its own canary/ } },
+  {
+    what: 'canary_header with a sample fetch',
+    entries: { ...web('canary', 'good:10'), 'services/web/canary_header': 'X-A:%[src]' },
+    rejected: { key: 'services/web/canary_header', reason: /Header-Name/ },
+  },
+  {
+    what: 'canary_header closing the condition',
+    entries: { ...web('canary', 'good:10'), 'services/web/canary_header': 'X-A:1 } || { always_true' },
+    rejected: { key: 'services/web/canary_header', reason: /Header-Name/ },
+  },
+  {
+    what: 'canary_header name with a parenthesis',
+    entries: { ...web('canary', 'good:10'), 'services/web/canary_header': 'X-A),src(:1' },
+    rejected: { key: 'services/web/canary_header', reason: /Header-Name/ },
+  },
+  // Accepted: the canary's rules are template lines like any other.
+  { what: 'a valid canary with its header', entries: { ...web('canary', 'good:10'), 'services/web/canary_header': 'X-Canary:1' } },
 ];
 // ---- end of issue 15 routing keys ----
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseEntries } from '../../src/model/parse.js';
+import { findService } from '../../src/model/state-changes.js';
 
 const parse = (entries: Record<string, string>, reservedPorts = [80, 443, 1000]) => parseEntries(new Map(Object.entries(entries)), { reservedPorts });
 
@@ -31,6 +32,21 @@ describe('parseEntries: HTTP services', () => {
   it('sorts services by name whatever the key order', () => {
     const { state } = parse({ 'services/b/virtual_path': '/b', 'services/a/virtual_path': '/a', 'services/C/virtual_path': '/c' });
     expect(state.http.map((s) => s.name)).toEqual(['C', 'a', 'b']);
+  });
+
+  it('sorts by name, not by key, when one name is a prefix of another ("web" before "web-next", whose keys sort first)', () => {
+    const { state } = parse({
+      'services/web-next/virtual_path': '/n',
+      'services/web/virtual_path': '/w',
+      'services/web.v2/virtual_path': '/v',
+      'tcp-services/db-2/external_port': '7002',
+      'tcp-services/db-2/upstreams/a': '10.0.0.1:1',
+      'tcp-services/db/external_port': '7001',
+      'tcp-services/db/upstreams/a': '10.0.0.1:1',
+    });
+    expect(state.http.map((s) => s.name)).toEqual(['web', 'web-next', 'web.v2']);
+    expect(state.tcp.map((s) => s.name)).toEqual(['db', 'db-2']);
+    expect(findService(state, 'http:web')?.name).toBe('web');
   });
 
   it('keeps a service without upstreams (it answers 503)', () => {

@@ -82,6 +82,9 @@ const HTTP_FIELDS: Record<string, fc.Arbitrary<string>> = {
   // issue 15 routing keys
   timeout_server: orJunk(fc.constantFrom('1ms', '30s', '2m', '24h', '25h', '0s', '30')),
   timeout_connect: orJunk(fc.constantFrom('500ms', '5s', '1h')),
+  // `@other` becomes the name of another service of the set (entrySet), so that canaries render.
+  canary: orJunk(fc.constantFrom('@other:10', '@other:0', '@other:100', 'x:50', '@other:101')),
+  canary_header: orJunk(fc.constantFrom('X-Canary:1', 'X-Try:always', 'Bad Name:1')),
   backend_protocol: orJunk(fc.constantFrom('http', 'h2', 'https', 'h2c')),
   backend_verify: orJunk(fc.constantFrom('none', 'required')),
   retry_on: orJunk(fc.constantFrom('conn-failure', 'conn-failure, empty-response 503', 'all-retryable-errors', 'none', 'none 503', '599')),
@@ -111,7 +114,10 @@ const entrySet = (maxServices: number) =>
     const entries = new Map<string, string>();
     for (const s of services) {
       const base = `${s.tcp ? 'tcp-services' : 'services'}/${s.name}`;
-      for (const [field, value] of Object.entries(s.tcp ? s.tcpFields : s.http)) if (value !== undefined) entries.set(`${base}/${field}`, value);
+      const other = services.find((o) => !o.tcp && o.name !== s.name)?.name ?? s.name;
+      for (const [field, value] of Object.entries(s.tcp ? s.tcpFields : s.http)) {
+        if (value !== undefined) entries.set(`${base}/${field}`, field === 'canary' ? value.replace('@other', other) : value);
+      }
       for (const [instance, address, weight] of s.upstreams) {
         entries.set(`${base}/upstreams/${instance}`, address);
         if (weight !== undefined) entries.set(`${base}/weights/${instance}`, weight);
