@@ -109,6 +109,7 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
     applier,
     certFiles: new CertFiles({ dir: paths.certsDir, crtList: paths.crtList, renderCrtList: createCrtListRenderer(), runtime }),
     challengeMap: new ChallengeMap(paths.challengeMap, runtime, createChallengeMapRenderer()),
+    canaryMap: new ChallengeMap(paths.canaryMap, runtime, createChallengeMapRenderer()),
     servers,
     envChallenges: options.envChallenges,
     defaultCert: config.defaultCert,

@@ -1,7 +1,7 @@
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { ControllerStatus } from '../controller/controller.js';
 import type { ProverCounters } from '../haproxy/server-prover.js';
-import { SERVICE_FIELD_KEYS } from '../model/keyspace.js';
+import { KEY_PATHS, SERVICE_FIELD_KEYS } from '../model/keyspace.js';
 import type { Rejection } from '../model/types.js';
 import type { EtcdSourceStatus } from '../sources/etcd.js';
 import { healthOf, type AdminInputs } from './status.js';
@@ -224,6 +224,7 @@ export function rejectionReason(rejection: Rejection): string {
   if (rejection.code !== 'invalid_value') return rejection.code;
   const parts = rejection.key.split('/');
   if (parts[2] === 'upstreams') return 'invalid_upstream';
+  if (parts[2] === KEY_PATHS.weights) return 'invalid_weight';
   const field = parts[2] ?? '';
   return SERVICE_FIELD_KEYS.has(field) ? `invalid_${field}` : 'other';
 }

@@ -33,6 +33,8 @@ export interface InstanceReport {
   readonly currentSessions: number | null;
   /** Sessions per second over the last second, from HAProxy. */
   readonly sessionRate: number | null;
+  /** weights/<instance>: the weight edgelb gives it (HAProxy's own is in its stats). */
+  readonly weight: number;
 }
 
 export interface ServiceReport {
@@ -156,7 +158,7 @@ export async function buildStatus(inputs: AdminInputs): Promise<StatusReport> {
   const byServer = new Map(stats.map((s) => [`${s.proxy}/${s.server}`, s]));
   const instance =
     (proxy: string) =>
-    (u: { name: string; host: string; port: number }): InstanceReport => {
+    (u: { name: string; host: string; port: number; weight: number }): InstanceReport => {
       const stat = byServer.get(`${proxy}/${u.name}`);
       return {
         name: u.name,
@@ -166,6 +168,7 @@ export async function buildStatus(inputs: AdminInputs): Promise<StatusReport> {
         lastChangeSeconds: stat?.lastChangeSeconds ?? null,
         currentSessions: stat?.currentSessions ?? null,
         sessionRate: stat?.sessionRate ?? null,
+        weight: u.weight,
       };
     };
   const state = status.state ?? { http: [], tcp: [] };

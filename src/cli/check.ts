@@ -154,6 +154,7 @@ Examples:
 async function checkWithHaproxy(haproxyBin: string, desired: DesiredConfig, tmp: string, deps: CliDeps, problems: CheckProblem[]): Promise<boolean> {
   const paths = statePaths(tmp);
   await writeFile(paths.challengeMap, '');
+  await writeFile(paths.canaryMap, '');
   const certFiles = new CertFiles({
     dir: paths.certsDir,
     crtList: paths.crtList,

@@ -2,6 +2,7 @@ import { sameChallenges, type Challenges } from '../model/challenges.js';
 import type { DesiredState } from '../model/types.js';
 import { EMPTY_SERVER_PLAN, isEmptyPlan, planServers, type ServerArgs, type ServerPlan } from '../plan/server-plan.js';
 import type { RenderedConfig } from '../render/render.js';
+import { canarySharesOf } from '../render/routing-view.js';
 import { sameServed, type CertSet } from '../tls/store.js';
 
 /** What was last applied: the state (services HAProxy rejected left out), certificates and tokens. */
@@ -20,6 +21,8 @@ export type ApplyPlan =
       readonly servers: ServerPlan;
       readonly certs: boolean;
       readonly challenges: boolean;
+      /** Canary shares changed (only their percentages: a route change reloads): `set map`. */
+      readonly canaries: boolean;
     }
   | { readonly kind: 'reload'; readonly reason: string };
 
@@ -61,6 +64,7 @@ export function planApply(input: ApplyPlanInput): ApplyPlan {
   }
   const certs = !sameServed(applied.certs, input.certs);
   const challenges = !sameChallenges(applied.challenges, input.challenges);
-  if (isEmptyPlan(servers) && !certs && !challenges) return { kind: 'unchanged' };
-  return { kind: 'runtime', servers, certs, challenges };
+  const canaries = applied.state !== input.state && !sameChallenges(canarySharesOf(applied.state), canarySharesOf(input.state));
+  if (isEmptyPlan(servers) && !certs && !challenges && !canaries) return { kind: 'unchanged' };
+  return { kind: 'runtime', servers, certs, challenges, canaries };
 }

@@ -1,4 +1,5 @@
 import { EdgelbError } from '../errors.js';
+import { canarySharesOf } from '../render/routing-view.js';
 import type { ConfigApplier } from '../haproxy/apply.js';
 import type { CertFiles } from '../haproxy/cert-files.js';
 import type { ChallengeMap } from '../haproxy/challenge-map.js';
@@ -38,6 +39,8 @@ export interface ControllerOptions {
   readonly applier: ConfigApplier;
   readonly certFiles: CertFiles;
   readonly challengeMap: ChallengeMap;
+  /** Canary shares (issue 15): written before every reload, changed at runtime otherwise. */
+  readonly canaryMap: ChallengeMap;
   /** Adds, drains and re-addresses servers through the runtime API; without it every change reloads. */
   readonly servers?: ServerUpdater;
   readonly logger: Logger;
@@ -217,6 +220,7 @@ export class Controller {
         // haproxy -c reads the crt-list and the challenge map, so they go to disk first (once).
         if (certs.served.length > 0) await certFiles.write(certs);
         await challengeMap.write(challenges);
+        await this.options.canaryMap.write(canarySharesOf(state));
         // Nothing runs yet: HAProxy's start checks the config itself; haproxy -c only when it refuses.
         if (applier.serving === undefined && (await this.commit(rendered, { revision, state, certs, challenges }, started, reason, 'unchecked'))) return;
       }
@@ -245,12 +249,20 @@ export class Controller {
   private async applyRuntime(plan: Parameters<typeof applyAtRuntime>[0], rendered: RenderedConfig, next: Applied, started: number): Promise<boolean> {
     const before = this.applied!;
     try {
-      const { details } = await applyAtRuntime(plan, before, next.certs, next.challenges, {
-        servers: this.options.servers,
-        certFiles: this.options.certFiles,
-        challengeMap: this.options.challengeMap,
-        checkOf: (proxy) => this.checks.get(proxy),
-      });
+      const { details } = await applyAtRuntime(
+        plan,
+        before,
+        next.certs,
+        next.challenges,
+        {
+          servers: this.options.servers,
+          certFiles: this.options.certFiles,
+          challengeMap: this.options.challengeMap,
+          canaryMap: this.options.canaryMap,
+          checkOf: (proxy) => this.checks.get(proxy),
+        },
+        { before: canarySharesOf(before.state), after: canarySharesOf(next.state) },
+      );
       if (servicesIn(plan.servers).length > 0) {
         // The file follows a moment later, off this path (ConfigFile); whatever reads it waits for it.
         this.options.applier.adoptRuntimeChange(rendered);

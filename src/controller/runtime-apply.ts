@@ -12,6 +12,8 @@ export interface RuntimeTargets {
   readonly servers: ServerUpdater | undefined;
   readonly certFiles: CertFiles;
   readonly challengeMap: ChallengeMap;
+  /** The canary shares' map (service → percent): the same kind of map file as the challenges'. */
+  readonly canaryMap: ChallengeMap;
   /** The health check of each proxy's servers in the config HAProxy serves. */
   readonly checkOf: CheckOf;
 }
@@ -27,6 +29,7 @@ export async function applyAtRuntime(
   certs: CertSet,
   challenges: Challenges,
   targets: RuntimeTargets,
+  canaries: { readonly before: ReadonlyMap<string, string>; readonly after: ReadonlyMap<string, string> } = { before: new Map(), after: new Map() },
 ): Promise<{ operations: number; details: Record<string, unknown> }> {
   const { servers, certFiles, challengeMap } = targets;
   let operations = 0;
@@ -40,18 +43,23 @@ export async function applyAtRuntime(
     await challengeMap.write(challenges);
     operations += await challengeMap.applyRuntime(before.challenges, challenges);
   }
+  if (plan.canaries) {
+    await targets.canaryMap.write(canaries.after);
+    operations += await targets.canaryMap.applyRuntime(canaries.before, canaries.after);
+  }
   const details = {
     operations,
     ...serverNames(plan.servers),
     ...(plan.certs ? { certificates: certs.served.length } : {}),
     ...(plan.challenges ? { challenges: challenges.size } : {}),
+    ...(plan.canaries ? { canaries: Object.fromEntries(canaries.after) } : {}),
   };
   return { operations, details };
 }
 
 /** The services whose instances a plan changes, as `http:web` / `tcp:db`. */
 export function servicesIn(plan: ServerPlan): string[] {
-  return [...new Set([...plan.add, ...plan.remove, ...plan.readdress].map((s) => s.service))].sort();
+  return [...new Set([...plan.add, ...plan.remove, ...plan.readdress, ...plan.reweight].map((s) => s.service))].sort();
 }
 
 function serverNames(plan: ServerPlan): Record<string, string[]> {
@@ -62,6 +70,7 @@ function serverNames(plan: ServerPlan): Record<string, string[]> {
         ['serversAdded', plan.add],
         ['serversRemoved', plan.remove],
         ['serversReaddressed', plan.readdress],
+        ['serversReweighted', plan.reweight],
       ] as const
     )
       .filter(([, specs]) => specs.length > 0)

@@ -17,6 +17,8 @@ const REFUSAL = new RegExp(
     'require',
     'invalid',
     'not accepted', // what was asked is not allowed
+    'only accepts', // `set server ... weight` in a static-algorithm backend: 0% or 100% only
+    'can only be', // `set server ... weight` out of 0–256
     "can't",
     'cannot',
     'not (?:allowed|supported)',

@@ -29,6 +29,9 @@ export function nextServerStates(running: string, next: readonly ConfigServer[],
     number,
   ];
   if ([backend, server, addr, admin, port, checkPort].some((i) => i < 0)) return freshServerStates(next);
+  // HAProxy applies srv_use_ssl from the file over the server line: a row from before a change of
+  // backend_protocol would turn TLS off (or on) for the server. Such a server starts afresh.
+  const useSsl = at('srv_use_ssl');
 
   const byId = new Map(next.map((s) => [`${s.proxy}/${s.name}`, s]));
   const carried: string[] = [];
@@ -42,6 +45,7 @@ export function nextServerStates(running: string, next: readonly ConfigServer[],
     const id = `${cols[backend]}/${cols[server]}`;
     const next = byId.get(id);
     if (next === undefined || String(next.checkPort ?? 0) !== cols[checkPort]) continue;
+    if (useSsl >= 0 && cols[useSsl] !== (next.ssl ? '1' : '0')) continue;
     const sameAddress = next.host === cols[addr] && String(next.port) === cols[port];
     if (!sameAddress && !moving.has(id)) continue;
     carried.push(line.trim());

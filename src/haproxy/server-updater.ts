@@ -26,7 +26,7 @@ export class ServerUpdater {
   /** Servers proven healthy go into service together: one connection for all proven in one turn. */
   private readonly proofs: CommandBatch;
   /** Servers with a move waiting for its proof (see pendingMoves). */
-  private readonly moving = new Map<string, { readonly tag: string }>();
+  private readonly moving = new Map<string, { readonly tag: string; weight: number }>();
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
 
@@ -83,7 +83,8 @@ export class ServerUpdater {
         // No command yet: the server keeps its old address (and its traffic) until the new one is proven.
         const server = id(line);
         const tag = tagOf(server, line, check);
-        const move = { tag };
+        // The weight the move ends with: a reweight while it waits changes it (apply, plan.reweight).
+        const move = { tag, weight: line.weight };
         // Only this move: a newer one for the same server may have started meanwhile.
         const moved = () => void (this.moving.get(server) === move && this.moving.delete(server));
         this.prover.prove({
@@ -93,7 +94,7 @@ export class ServerUpdater {
           retry: true,
           onProven: () => this.proofs.run(`set server ${server} addr ${line.host} port ${line.port}; set server ${server} health up`, tag).finally(moved),
           // Never proven: the address etcd gives is the instance's now; HAProxy's checks decide.
-          onGaveUp: () => this.proofs.run(this.readdressCommands(line, false), tag).finally(moved),
+          onGaveUp: () => this.proofs.run(this.readdressCommands({ ...line, weight: move.weight }, false), tag).finally(moved),
           onCancel: moved,
         });
         // After prove(): replacing an older request for this server cancels it, which un-marks it.
@@ -101,6 +102,14 @@ export class ServerUpdater {
         continue;
       }
       await this.run(this.readdressCommands(line, false));
+      commands++;
+    }
+    for (const line of plan.reweight) {
+      // Only the weight changed (weights/<instance>): new requests follow it at once, connections
+      // are kept (management guide 9.3, "set server <b>/<s> weight"; 0 takes no new requests).
+      await this.run(`set server ${id(line)} weight ${line.weight}`);
+      const move = this.moving.get(id(line));
+      if (move) move.weight = line.weight;
       commands++;
     }
     this.scheduleDrain();
@@ -174,7 +183,9 @@ export class ServerUpdater {
       `set server ${id(line)} addr ${line.host} port ${line.port}`,
       ...(fromMaintenance ? [`set server ${id(line)} state ready`] : []),
       `set server ${id(line)} health down`,
-      `set server ${id(line)} weight 100%`,
+      // The line's weight, not `100%` (the weight the server was loaded or added with): the
+      // weight may have been changed at runtime since.
+      `set server ${id(line)} weight ${line.weight}`,
     ].join('; ');
   }
 

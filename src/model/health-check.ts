@@ -47,6 +47,10 @@ function checkOf(service: HttpService | TcpService): HealthCheck {
   const custom = customCheckIn(service.customSettings);
   if (custom !== undefined) return { kind: 'haproxy-only', reason: `custom_settings set the health check (${custom})` };
   if (service.kind === 'tcp') return { kind: 'connect', port: undefined };
+  // The controller's first probe speaks HTTP/1 in clear: an h2 or TLS instance answers HAProxy's check only.
+  if (service.healthCheckUri !== undefined && service.backendProtocol !== 'http') {
+    return { kind: 'haproxy-only', reason: `backend_protocol ${service.backendProtocol}: the HTTP check is HAProxy's alone` };
+  }
   if (service.healthCheckUri !== undefined) return { kind: 'http', path: service.healthCheckUri, port: service.healthCheckPort };
   return { kind: 'connect', port: service.healthCheckPort };
 }

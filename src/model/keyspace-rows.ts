@@ -1,4 +1,4 @@
-import type { Upstream } from './types.js';
+import type { Upstream, UpstreamAddress } from './types.js';
 
 /**
  * What a row of the key table (keyspace.ts) is: the shape every key's row has, and the few
@@ -15,7 +15,7 @@ export type KeyRejectionCode =
   | 'no_upstreams'
   | 'invalid_challenge';
 
-export type Scope = 'http' | 'tcp' | 'instance' | 'certificate' | 'acme';
+export type Scope = 'http' | 'tcp' | 'instance' | 'instance-option' | 'certificate' | 'acme';
 
 /**
  * What an invalid value does. reject-service: the service is left out (keys that decide who may
@@ -56,11 +56,27 @@ export interface FieldRow<P extends string = string, T = unknown> extends RowDoc
 /** `upstreams/<instance>` = `host:port`: one running instance. */
 export interface InstanceRow extends RowDoc {
   readonly scope: 'instance';
-  readonly parse: (instance: string, raw: string) => Upstream;
+  readonly parse: (instance: string, raw: string) => UpstreamAddress;
   readonly invalid: 'skip-instance';
   readonly code: 'invalid_value';
   /** Set when the service is not served without a valid instance. */
   readonly none?: { readonly code: KeyRejectionCode; readonly reason: string };
+}
+
+/**
+ * `<dir>/<instance>`: an option of one instance (its weight), beside `upstreams/<instance>` and
+ * named like it; fills property `prop` of the instance's Upstream. A value for an instance that
+ * does not exist (yet) is kept in etcd and read once the instance appears.
+ */
+export interface InstanceOptionRow<P extends keyof Upstream & string = keyof Upstream & string, T = unknown> extends RowDoc {
+  readonly scope: 'instance-option';
+  readonly prop: P;
+  /** The directory under the service's, without a slash: `weights`. */
+  readonly dir: string;
+  readonly parse: (raw: string, key: string) => T;
+  readonly invalid: 'use-default';
+  readonly code: 'invalid_value';
+  readonly absent: { readonly value: T };
 }
 
 /** A key edgelb or the ACME leader writes (certificates, ACME state), read by tls/ and challenges.ts. */
@@ -78,7 +94,7 @@ export interface ServiceSection {
   readonly kind: 'http' | 'tcp';
   readonly dir: string;
   readonly title: string;
-  readonly rows: readonly (FieldRow | InstanceRow)[];
+  readonly rows: readonly (FieldRow | InstanceRow | InstanceOptionRow)[];
 }
 
 /**
@@ -101,7 +117,12 @@ export function byDefault<T>(value: T): { readonly value: T } {
 
 /** The rows of a section that fill a field of the service, in table order. */
 export function fieldRowsOf(section: ServiceSection): readonly FieldRow[] {
-  return section.rows.filter((row): row is FieldRow => row.scope !== 'instance');
+  return section.rows.filter((row): row is FieldRow => row.scope === 'http' || row.scope === 'tcp');
+}
+
+/** The section's per-instance options (`weights/<instance>`), in table order. */
+export function instanceOptionRowsOf(section: ServiceSection): readonly InstanceOptionRow[] {
+  return section.rows.filter((row): row is InstanceOptionRow => row.scope === 'instance-option');
 }
 
 /** The section's `upstreams/<instance>` row. */

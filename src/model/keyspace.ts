@@ -2,6 +2,7 @@ import { parseBasicAuthSecrets } from './basic-auth.js';
 import { ACCESS_HTTP_ROWS, ACCESS_TCP_ROWS } from './keyspace-access.js';
 import { CLOSED_CONN_LIMIT, parseConnLimit, parseRateLimit, type RateLimit } from './limits.js';
 import { byDefault, fieldRow, fieldRowsOf, type FieldRow, type InstanceRow, type ServiceSection } from './keyspace-rows.js';
+import { HTTP_ROUTING_ROWS, TCP_ROUTING_ROWS, WEIGHTS_DIR } from './keyspace-routing.js';
 import type { HostPattern, HttpService, TcpService } from './types.js';
 import {
   parseBalance,
@@ -42,6 +43,8 @@ export const KEY_PATHS = Object.freeze({
   acmeCerts: 'certs/acme-',
   /** A service's instances: `<service dir>/<service>/upstreams/<instance>`. */
   upstreams: 'upstreams',
+  /** An instance's weight: `<service dir>/<service>/weights/<instance>` (issue 15). */
+  weights: WEIGHTS_DIR,
 });
 
 /** The top-level directories, without their '/': a key anywhere else is read by nothing. */
@@ -201,6 +204,8 @@ export const HTTP_SECTION = {
       doc: 'the most requests one client address may have in progress at once (1–100000; a WebSocket holds one while open): more get `429 Too Many Requests`. An invalid value closes the service (403) rather than leaving it unlimited',
     }),
     instance({ doc: '`host:port` (or `[ipv6]:port`) of one running instance', defaultDoc: '—', example: '10.81.0.5:8080' }),
+    // ---- issue 15 routing rows (HTTP): keyspace-routing.ts ----
+    ...HTTP_ROUTING_ROWS,
   ],
 } as const satisfies ServiceSection;
 
@@ -255,6 +260,8 @@ export const TCP_SECTION = {
       closed: { value: CLOSED_CONN_LIMIT, note: 'the service is closed (every connection refused) until this is fixed' },
       doc: 'the most concurrent connections one client address may hold (1–100000): more are refused (closed at once). An invalid value closes the service rather than leaving it unlimited',
     }),
+    // ---- issue 15 routing rows (TCP): keyspace-routing.ts ----
+    ...TCP_ROUTING_ROWS,
   ],
 } as const satisfies ServiceSection;
 

@@ -1,5 +1,14 @@
 import { KEY_PATHS } from './keyspace.js';
-import { fieldRowsOf, instanceRowOf, type FieldRow, type InstanceRow, type ServiceFields, type ServiceSection } from './keyspace-rows.js';
+import {
+  fieldRowsOf,
+  instanceOptionRowsOf,
+  instanceRowOf,
+  type FieldRow,
+  type InstanceOptionRow,
+  type InstanceRow,
+  type ServiceFields,
+  type ServiceSection,
+} from './keyspace-rows.js';
 import type { Rejection, Upstream } from './types.js';
 import { EntryError, parseName } from './values.js';
 
@@ -8,6 +17,8 @@ export interface RawService {
   readonly name: string;
   readonly fields: ReadonlyMap<string, string>;
   readonly upstreams: ReadonlyMap<string, string>;
+  /** Per-instance options by directory (`weights`), then instance name → value. */
+  readonly options: ReadonlyMap<string, ReadonlyMap<string, string>>;
 }
 
 /** A service read through its section's rows: their fields, its kind, name and instances. */
@@ -23,11 +34,18 @@ export interface SectionReader<S extends ServiceSection> {
   readonly fields: readonly FieldRow[];
   readonly known: ReadonlySet<string>;
   readonly instance: InstanceRow;
+  readonly options: readonly InstanceOptionRow[];
 }
 
 export function sectionReader<S extends ServiceSection>(section: S): SectionReader<S> {
   const fields = fieldRowsOf(section);
-  return Object.freeze({ section, fields, known: new Set(fields.map((row) => row.key)), instance: instanceRowOf(section) });
+  return Object.freeze({
+    section,
+    fields,
+    known: new Set(fields.map((row) => row.key)),
+    instance: instanceRowOf(section),
+    options: instanceOptionRowsOf(section),
+  });
 }
 
 /**
@@ -38,7 +56,7 @@ export function sectionReader<S extends ServiceSection>(section: S): SectionRead
  * Rules across services (port conflicts, limits) are the caller's.
  */
 export function readService<S extends ServiceSection>(reader: SectionReader<S>, raw: RawService, rejected: Rejection[]): ReadService<S> | undefined {
-  const { section, fields, known, instance } = reader;
+  const { section, fields, known, instance, options } = reader;
   const base = `${section.dir}${raw.name}`;
   const name = checkName(raw.name, base, rejected);
   if (name === undefined) return undefined;
@@ -66,7 +84,7 @@ export function readService<S extends ServiceSection>(reader: SectionReader<S>, 
   }
 
   const instanceRejections: Rejection[] = [];
-  const upstreams = readUpstreams(instance, raw, base, instanceRejections);
+  const upstreams = readUpstreams(instance, options, raw, base, instanceRejections);
   for (const row of fields) {
     if ('value' in row.absent || raw.fields.has(row.key)) continue;
     rejected.push(...instanceRejections, { key: `${base}/${row.key}`, code: row.absent.code, reason: row.absent.reason, service: name });
@@ -84,6 +102,7 @@ export function readService<S extends ServiceSection>(reader: SectionReader<S>, 
       rejected.push(...instanceRejections);
       continue;
     }
+    if (row.scope === 'instance-option') continue;
     const index = i++;
     if (row.invalid === 'reject-service') continue;
     const value = raw.fields.get(row.key);
@@ -107,12 +126,22 @@ export function readService<S extends ServiceSection>(reader: SectionReader<S>, 
   return service as ReadService<S>;
 }
 
-function readUpstreams(row: InstanceRow, raw: RawService, base: string, rejected: Rejection[]): Upstream[] {
+function readUpstreams(row: InstanceRow, options: readonly InstanceOptionRow[], raw: RawService, base: string, rejected: Rejection[]): Upstream[] {
   const upstreams: Upstream[] = [];
   for (const [instance, value] of raw.upstreams) {
     const read = attempt(row.parse, instance, value);
-    if (read.ok) upstreams.push(read.value);
-    else rejected.push({ key: `${base}/${KEY_PATHS.upstreams}/${instance}`, code: row.code, reason: read.reason });
+    if (!read.ok) {
+      rejected.push({ key: `${base}/${KEY_PATHS.upstreams}/${instance}`, code: row.code, reason: read.reason });
+      continue;
+    }
+    const upstream: Record<string, unknown> = { ...read.value };
+    for (const option of options) {
+      const text = raw.options.get(option.dir)?.get(instance);
+      const parsed = text === undefined ? undefined : attempt(option.parse, text, `${option.dir}/${instance}`);
+      if (parsed && !parsed.ok) rejected.push({ key: `${base}/${option.dir}/${instance}`, code: option.code, reason: `${parsed.reason}; using the default` });
+      upstream[option.prop] = parsed?.ok ? parsed.value : option.absent.value;
+    }
+    upstreams.push(upstream as unknown as Upstream);
   }
   return upstreams.sort((a, b) => compare(a.name, b.name));
 }

@@ -14,12 +14,17 @@ export interface ParseOptions {
 interface GroupedService extends RawService {
   readonly fields: Map<string, string>;
   readonly upstreams: Map<string, string>;
+  readonly options: Map<string, Map<string, string>>;
 }
 
 const DEFAULT_MAX_SERVICES = 20_000;
 const EXTERNAL_PORT = keyOf(TCP_SECTION, 'externalPort');
+const BACKEND_VERIFY = keyOf(HTTP_SECTION, 'backendVerify');
+const CANARY = keyOf(HTTP_SECTION, 'canary');
 const HTTP = sectionReader(HTTP_SECTION);
 const TCP = sectionReader(TCP_SECTION);
+/** The per-instance directories of each kind: `upstreams` and the instance options' (`weights`). */
+const OPTION_DIRS = { http: new Set(HTTP.options.map((row) => row.dir)), tcp: new Set(TCP.options.map((row) => row.dir)) };
 
 /**
  * Turns the raw etcd entries of one load balancer into a validated desired state.
@@ -36,8 +41,10 @@ export function parseEntries(entries: Entries, options: ParseOptions): ParseResu
   const http: HttpService[] = [];
   for (const raw of limit(groups.http, maxServices, HTTP_SECTION.dir, rejected)) {
     const service = readService(HTTP, raw, rejected);
-    if (service) http.push(service);
+    if (service && backendTlsAllowed(service, rejected)) http.push(service);
   }
+
+  canariesServed(http, rejected);
 
   const tcp: TcpService[] = [];
   const claimedPorts = new Map<number, string>(options.reservedPorts.map((p) => [p, 'the load balancer itself']));
@@ -69,20 +76,58 @@ function groupByService(entries: Entries, rejected: Rejection[]) {
     const [section = '', service, field, instance, ...rest] = key.split('/');
     const kind = serviceKindOfDir(section);
     if (!kind) continue; // other subtrees (certs, acme) belong to other sources
-    if (!service || !field || rest.length > 0 || (field === KEY_PATHS.upstreams) !== (instance !== undefined)) {
+    const perInstance = field === KEY_PATHS.upstreams || OPTION_DIRS[kind].has(field ?? '');
+    if (!service || !field || rest.length > 0 || perInstance !== (instance !== undefined)) {
       rejected.push({ key, code: 'key_layout', reason: 'unexpected key layout' });
       continue;
     }
     const target = kind === 'http' ? http : tcp;
     let raw = target.get(service);
     if (!raw) {
-      raw = { name: service, fields: new Map(), upstreams: new Map() };
+      raw = { name: service, fields: new Map(), upstreams: new Map(), options: new Map() };
       target.set(service, raw);
     }
-    if (instance !== undefined) raw.upstreams.set(instance, value);
-    else raw.fields.set(field, value);
+    if (instance === undefined) raw.fields.set(field, value);
+    else if (field === KEY_PATHS.upstreams) raw.upstreams.set(instance, value);
+    else raw.options.set(field, (raw.options.get(field) ?? new Map()).set(instance, value));
   }
-  return { http: [...http.values()], tcp: [...tcp.values()] };
+  // By name, not by key: `services/web-next/...` sorts before `services/web/...` ('-' < '/'), and
+  // the state's lists must be sorted by name (state-changes.ts finds services by binary search).
+  const byName = (a: GroupedService, b: GroupedService) => compare(a.name, b.name);
+  return { http: [...http.values()].sort(byName), tcp: [...tcp.values()].sort(byName) };
+}
+
+/**
+ * TLS to the instances is verified, or stated unverified with backend_verify=none: edgelb cannot
+ * verify yet (no CA bundle key), so `https` without that statement leaves the service out.
+ */
+function backendTlsAllowed(service: HttpService, rejected: Rejection[]): boolean {
+  if (service.backendProtocol !== 'https' || service.backendVerify === 'none') return true;
+  rejected.push({
+    key: `${HTTP_SECTION.dir}${service.name}/${BACKEND_VERIFY}`,
+    code: 'unverified_backend_tls',
+    reason: 'not served: backend_protocol https needs backend_verify=none (verification against a CA bundle is not available yet)',
+    service: service.name,
+  });
+  return false;
+}
+
+/**
+ * A canary names another HTTP service that is served (not this one): otherwise its requests would
+ * go to a backend that does not exist. Such a service is served without its canary.
+ */
+function canariesServed(http: HttpService[], rejected: Rejection[]): void {
+  const names = new Set(http.map((service) => service.name));
+  for (const [i, service] of http.entries()) {
+    const target = service.canary?.service;
+    if (target === undefined || (target !== service.name && names.has(target))) continue;
+    rejected.push({
+      key: `${HTTP_SECTION.dir}${service.name}/${CANARY}`,
+      code: 'unknown_canary',
+      reason: `${target === service.name ? 'a service cannot be its own canary' : `no HTTP service ${target} is served`}; served without a canary`,
+    });
+    http[i] = { ...service, canary: undefined };
+  }
 }
 
 function limit(services: GroupedService[], max: number, dir: string, rejected: Rejection[]): GroupedService[] {

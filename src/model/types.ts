@@ -4,7 +4,13 @@ import type { HTTP_SECTION, TCP_SECTION } from './keyspace.js';
 import type { KeyRejectionCode, ServiceFields } from './keyspace-rows.js';
 
 /** One running instance of a service, from `upstreams/<instance>` = `host:port`. */
-export interface Upstream {
+export interface Upstream extends UpstreamAddress {
+  /** `weights/<instance>`: 0–256, HAProxy's server `weight`; 0 takes it out of new traffic. */
+  readonly weight: number;
+}
+
+/** An instance as `upstreams/<instance>` gives it; its options (keyspace.ts, instance-option rows) come beside it. */
+export interface UpstreamAddress {
   readonly name: string;
   readonly host: string;
   readonly port: number;
@@ -76,7 +82,11 @@ export type RejectionCode =
   | KeyRejectionCode
   // Rules across keys (parse.ts): the service limit, two TCP services on one port.
   | 'too_many_services'
-  | 'port_conflict';
+  | 'port_conflict'
+  // backend_protocol=https without backend_verify (issue 15): refused, never served unverified.
+  | 'unverified_backend_tls'
+  // canary naming no HTTP service being served (issue 15): the service is served without it.
+  | 'unknown_canary';
 
 /** An entry left out of the desired state, with the etcd key (relative to the LB path) and why. */
 export interface Rejection {

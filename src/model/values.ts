@@ -1,4 +1,4 @@
-import type { HostPattern, Upstream } from './types.js';
+import type { HostPattern, UpstreamAddress } from './types.js';
 
 /**
  * Validators for single entry values. Each returns the parsed value or throws
@@ -84,7 +84,7 @@ export function parsePort(raw: string, what = 'port'): number {
 }
 
 /** `host:port` or `[ipv6]:port`, the address of one instance. */
-export function parseUpstream(name: string, raw: string): Upstream {
+export function parseUpstream(name: string, raw: string): UpstreamAddress {
   const text = raw.trim();
   const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:\s[\]]+)):([^:]*)$/.exec(text);
   if (!match) throw new EntryError(`upstream ${JSON.stringify(raw)} is not host:port`);

@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { changedServices, findService, sameValue, serviceKey } from '../model/state-changes.js';
 import type { DesiredState, HttpService, TcpService, Upstream } from '../model/types.js';
+import { serverProtocolView } from '../render/routing-view.js';
 import { httpBackendName, httpBackendView, serviceHeadView, tcpProxyName, tcpServiceView } from '../render/view.js';
 
 /** One server as the runtime API creates or moves it: the same arguments as its line in the file. */
@@ -13,8 +14,10 @@ export interface ServerSpec {
   readonly port: number;
   /** The address as the config writes it (`10.0.0.1:80`, `[fd00::1]:80`). */
   readonly address: string;
-  /** Everything after the address (`check inter 2s ...`): templates/server-args.hbs. */
+  /** Everything after the address (`check inter 2s ... weight 100`): templates/server-args.hbs. */
   readonly args: string;
+  /** weights/<instance> (also in `args`): what `set server ... weight` restores after a move. */
+  readonly weight: number;
 }
 
 /** What turns the servers of the applied state into those of the desired one without a reload. */
@@ -23,6 +26,8 @@ export interface ServerPlan {
   readonly remove: readonly ServerSpec[];
   /** Same server name and options, new address: `set server ... addr`. */
   readonly readdress: readonly ServerSpec[];
+  /** Same server, only its weight changed: `set server ... weight <n>` (no reload, connections kept). */
+  readonly reweight: readonly ServerSpec[];
 }
 
 export type ServerPlanResult = { readonly plan: ServerPlan } | { readonly reloadBecause: string };
@@ -30,7 +35,7 @@ export type ServerPlanResult = { readonly plan: ServerPlan } | { readonly reload
 /** A server's arguments after its address (render's createServerArgsRenderer, settings bound). */
 export type ServerArgs = (service: HttpService | TcpService, upstream: Upstream) => string;
 
-export const EMPTY_SERVER_PLAN: ServerPlan = Object.freeze({ add: [], remove: [], readdress: [] });
+export const EMPTY_SERVER_PLAN: ServerPlan = Object.freeze({ add: [], remove: [], readdress: [], reweight: [] });
 
 const DEFAULT_SERVER_REASON = 'a default-server line in custom settings would not apply to a server added at runtime';
 
@@ -56,6 +61,7 @@ export function planServers(before: DesiredState, after: DesiredState, serverArg
   const add: ServerSpec[] = [];
   const remove: ServerSpec[] = [];
   const readdress: ServerSpec[] = [];
+  const reweight: ServerSpec[] = [];
   for (const { old, now } of pairs) {
     const spec = (service: HttpService | TcpService, upstream: Upstream) => serverSpecOf(service, upstream, serverArgs);
     const previous = new Map(old.upstreams.map((u) => [u.name, u]));
@@ -63,17 +69,20 @@ export function planServers(before: DesiredState, after: DesiredState, serverArg
     for (const upstream of old.upstreams) if (!current.has(upstream.name)) remove.push(spec(old, upstream));
     for (const upstream of now.upstreams) {
       const was = previous.get(upstream.name);
-      if (was && was.host === upstream.host && was.port === upstream.port) continue;
+      if (was && was.host === upstream.host && was.port === upstream.port) {
+        if (was.weight !== upstream.weight) reweight.push(spec(now, upstream));
+        continue;
+      }
       const why = notDynamic(now, upstream);
       if (why) return { reloadBecause: why };
       (was ? readdress : add).push(spec(now, upstream));
     }
   }
-  return { plan: { add, remove, readdress } };
+  return { plan: { add, remove, readdress, reweight } };
 }
 
 export function isEmptyPlan(plan: ServerPlan): boolean {
-  return plan.add.length + plan.remove.length + plan.readdress.length === 0;
+  return plan.add.length + plan.remove.length + plan.readdress.length + plan.reweight.length === 0;
 }
 
 /** The proxy a service's servers belong to (a backend, or a TCP service's listen section). */
@@ -91,6 +100,7 @@ function serverSpecOf(service: HttpService | TcpService, upstream: Upstream, ser
     port: upstream.port,
     address: `${upstream.host}:${upstream.port}`,
     args: serverArgs(service, upstream),
+    weight: upstream.weight,
   };
 }
 
@@ -100,7 +110,8 @@ function serverSpecOf(service: HttpService | TcpService, upstream: Upstream, ser
  */
 function renderedWithoutServers(service: HttpService | TcpService): unknown {
   if (service.kind === 'tcp') return { ...tcpServiceView(service), servers: [] };
-  return { ...httpBackendView(service), servers: [], head: serviceHeadView(service) };
+  // The protocol is on every server line, not the backend's: a change rewrites each server, a reload.
+  return { ...httpBackendView(service), servers: [], head: serviceHeadView(service), protocol: serverProtocolView(service) };
 }
 
 const DEFAULT_SERVER = /^\s*default-server\b(.*)$/;

@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { healthCheckOf, type HealthCheck } from '../model/health-check.js';
 import type { DesiredState, HttpService, TcpService } from '../model/types.js';
+import { serverProtocolView } from './routing-view.js';
 import { httpBackendName, tcpProxyName } from './view.js';
 
 /** One `server` of the rendered config, as data: what the state file and the first probe need. */
@@ -14,6 +15,13 @@ export interface ConfigServer {
   /** `health_check_port` (the server line's `port`); undefined: the server's own port. */
   readonly checkPort: number | undefined;
   readonly check: HealthCheck;
+  /** weights/<instance>: the weight a started-down row gives it (the file's weight). */
+  readonly weight: number;
+  /**
+   * The server line says `ssl` (backend_protocol=https). The state file's srv_use_ssl column
+   * overrides the line when HAProxy loads it, so a row must say the same (server-state.ts).
+   */
+  readonly ssl: boolean;
 }
 
 /** What the next worker starts with: states carried from the running one, and servers it starts down. */
@@ -35,10 +43,11 @@ export function configServers(state: DesiredState, defaultsSettings: readonly st
   const add = (proxy: string, service: HttpService | TcpService) => {
     const check = healthCheckOf(service, defaultsSettings);
     const checkPort = service.kind === 'http' ? service.healthCheckPort : undefined;
+    const ssl = serverProtocolView(service).ssl !== undefined;
     for (const upstream of service.upstreams) {
       const host = ipAddressOf(upstream.host);
       if (host === undefined) continue;
-      servers.push({ proxy, name: upstream.name, host, port: upstream.port, checkPort, check });
+      servers.push({ proxy, name: upstream.name, host, port: upstream.port, checkPort, check, weight: upstream.weight, ssl });
     }
   };
   for (const service of state.http) add(httpBackendName(service.name), service);

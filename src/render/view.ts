@@ -1,4 +1,5 @@
 import type { BasicAuthUser } from '../model/basic-auth.js';
+import { backendTuningView, canaryRulesOf, serverProtocolView, type CanaryRuleView, type ServerProtocolView } from './routing-view.js';
 import type { DesiredState, HttpService, TcpService, Upstream } from '../model/types.js';
 import { compare } from '../model/parse.js';
 import { HEALTHY_STATUS, HTTP_CHECK } from '../model/health-check.js';
@@ -17,6 +18,8 @@ export interface RenderSettings {
   readonly errorsDir: string;
   /** The map file of ACME challenge tokens. */
   readonly challengeMap: string;
+  /** The map file of canary shares (service → percent), changed through the runtime API. */
+  readonly canaryMap: string;
   readonly globalSettings: readonly string[];
   readonly defaultsSettings: readonly string[];
   readonly hardStopAfter: string;
@@ -79,6 +82,8 @@ interface AclView {
 interface RuleView {
   readonly backend: string;
   readonly conditions: readonly string[];
+  /** A canary rule (routing-view.ts canaryRulesOf): the header that selects it, or the service whose share does. */
+  readonly canary?: CanaryRuleView;
 }
 
 /**
@@ -89,6 +94,8 @@ export interface HeadView {
   readonly settings: RenderSettings;
   readonly acls: readonly AclView[];
   readonly rules: readonly RuleView[];
+  /** Whether any route has a canary: the frontend then draws one number per request for the shares. */
+  readonly canaries: boolean;
   /** One userlist per service with basic auth users (a closed service needs none). */
   readonly userlists: readonly { readonly name: string; readonly users: readonly BasicAuthUser[] }[];
 }
@@ -146,14 +153,16 @@ export function serviceHeadView(service: HttpService): ServiceHeadView {
   // Order of use_backend rules is the routing precedence (HAProxy takes the first match):
   // host+path, then host only, then path only; within a group exact hosts before wildcards,
   // longer path prefixes before shorter ones, then the alphabetically first service.
+  // Each route is preceded by its canary rules, if any (routing-view.ts).
+  const route = (conditions: string[], order: (number | string)[]) => rules.push(...canaryRulesOf(service, conditions, order), { backend, conditions, order });
   if (hostAcls.length > 0 && pathAcls.length > 0) {
     for (const h of hostAcls) {
-      for (const p of pathAcls) rules.push({ backend, conditions: [h.name, p.name], order: [0, h.specificity, -p.length, service.name] });
+      for (const p of pathAcls) route([h.name, p.name], [0, h.specificity, -p.length, service.name]);
     }
   } else if (hostAcls.length > 0) {
-    for (const h of hostAcls) rules.push({ backend, conditions: [h.name], order: [1, h.specificity, 0, service.name] });
+    for (const h of hostAcls) route([h.name], [1, h.specificity, 0, service.name]);
   } else {
-    for (const p of pathAcls) rules.push({ backend, conditions: [p.name], order: [2, 0, -p.length, service.name] });
+    for (const p of pathAcls) route([p.name], [2, 0, -p.length, service.name]);
   }
   const users = service.basicAuth?.users ?? [];
   return { acls, rules, ...(users.length > 0 ? { userlist: { name: userlistName(service.name), users } } : {}) };
@@ -165,7 +174,8 @@ export function buildHeadView(state: DesiredState, settings: RenderSettings): He
   return {
     settings,
     acls: parts.flatMap((p) => p.acls),
-    rules: rules.map(({ backend, conditions }) => ({ backend, conditions })),
+    rules: rules.map(({ backend, conditions, canary }) => ({ backend, conditions, ...(canary ? { canary } : {}) })),
+    canaries: parts.some((p) => p.rules.some((r) => r.canary)),
     userlists: parts.flatMap((p) => (p.userlist ? [p.userlist] : [])),
   };
 }
@@ -185,6 +195,7 @@ export function httpBackendView(service: HttpService) {
     httpCheck: HTTP_CHECK_VIEW,
     cookieLine: service.cookie,
     cookieDefault: service.cookie === '',
+    ...backendTuningView(service),
     customSettings: service.customSettings,
     limits: limitsViewOf(service),
     auth: service.basicAuth && {
@@ -203,6 +214,7 @@ export function tcpServiceView(service: TcpService) {
     port: service.externalPort,
     balance: service.balance,
     access: accessView(service),
+    ...backendTuningView(service),
     customSettings: service.customSettings,
     limits: limitsViewOf(service),
     servers: service.upstreams.map((u) => serverViewOf(service, u)),
@@ -224,6 +236,10 @@ export interface ServerView {
   readonly checkPort?: number;
   /** The server's cookie value when the service is cookie-sticky. */
   readonly cookie?: string;
+  /** weights/<instance>: 0–256. */
+  readonly weight: number;
+  /** backend_protocol: routing-view.ts. */
+  readonly protocol: ServerProtocolView;
 }
 
 export function serverViewOf(service: HttpService | TcpService, upstream: Upstream): ServerView {
@@ -231,6 +247,8 @@ export function serverViewOf(service: HttpService | TcpService, upstream: Upstre
   return {
     name: upstream.name,
     address: `${upstream.host}:${upstream.port}`,
+    weight: upstream.weight,
+    protocol: serverProtocolView(service),
     ...(http?.healthCheckPort !== undefined ? { checkPort: http.healthCheckPort } : {}),
     ...(http?.cookie !== undefined ? { cookie: upstream.name } : {}),
   };
@@ -246,6 +264,8 @@ export function serverStateView(states: NextServerStates) {
       host: s.host,
       port: s.port,
       checkPort: s.checkPort ?? 0,
+      weight: s.weight,
+      useSsl: s.ssl ? 1 : 0,
     })),
   };
 }

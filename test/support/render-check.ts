@@ -24,6 +24,7 @@ export function testRenderSettings(options: { tls?: boolean } = {}): RenderSetti
   );
   const settings = renderSettingsOf(config);
   writeFileSync(settings.challengeMap, '');
+  writeFileSync(settings.canaryMap, '');
   const tls = options.tls
     ? {
         tls: {

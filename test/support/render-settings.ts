@@ -12,6 +12,7 @@ export function renderSettingsIn(dir: string, overrides: Partial<RenderSettings>
     adminSocket: path.join(dir, 'haproxy.sock'),
     errorsDir: path.join(TEMPLATES_DIR, 'errors'),
     challengeMap: path.join(dir, 'acme.map'),
+    canaryMap: path.join(dir, 'canary.map'),
     globalSettings: [],
     defaultsSettings: [],
     hardStopAfter: '1h',

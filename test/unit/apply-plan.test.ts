@@ -56,6 +56,24 @@ describe('planApply', () => {
     expect(planApply(input(web, web, { challenges: new Map([['tok', 'tok.thumb']]) }))).toMatchObject({ kind: 'runtime', certs: false, challenges: true });
   });
 
+  describe('canary (issue 15)', () => {
+    const next = { 'services/next/virtual_hosts': 'next.test', 'services/next/upstreams/n-1': '10.0.0.9:80' };
+    const canary = (percent: number, extra: Record<string, string> = {}) => ({ ...web, ...next, 'services/web/canary': `next:${percent}`, ...extra });
+
+    it('a new percentage is a map change at runtime, not a reload', () => {
+      expect(planApply(input(canary(10), canary(50)))).toMatchObject({ kind: 'runtime', canaries: true, certs: false, challenges: false });
+      expect(planApply(input(canary(10), canary(10)))).toEqual({ kind: 'unchanged' });
+    });
+
+    it('a canary added, removed, sent elsewhere or given a header changes the routes: a reload', () => {
+      const other = { 'services/other/virtual_hosts': 'other.test' };
+      expect(planApply(input({ ...web, ...next }, canary(10)))).toMatchObject({ kind: 'reload' });
+      expect(planApply(input(canary(10), { ...web, ...next }))).toMatchObject({ kind: 'reload' });
+      expect(planApply(input(canary(10, other), { ...canary(10, other), 'services/web/canary': 'other:10' }))).toMatchObject({ kind: 'reload' });
+      expect(planApply(input(canary(10), canary(10, { 'services/web/canary_header': 'X-Canary:1' })))).toMatchObject({ kind: 'reload' });
+    });
+  });
+
   it('compares texts when HAProxy serves a config from an earlier run: equal is no change, different is a reload', () => {
     const same = input(web, web);
     expect(planApply({ ...same, serving: { text: same.rendered.text }, ours: undefined })).toEqual({ kind: 'unchanged' });

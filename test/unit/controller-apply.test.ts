@@ -69,6 +69,7 @@ function setUp(options: { refuseRuntime?: boolean; commitFailsAfterMs?: number }
     applier,
     certFiles,
     challengeMap,
+    canaryMap: challengeMap,
     servers,
     logger: createLogger('silent', false),
     lastGoodAfterMs: 60_000,

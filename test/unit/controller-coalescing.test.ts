@@ -48,6 +48,7 @@ function setUp() {
     applier,
     certFiles,
     challengeMap,
+    canaryMap: challengeMap,
     logger: createLogger('silent', false),
     lastGoodAfterMs: 60_000,
   });

@@ -14,6 +14,19 @@ describe('healthCheckOf', () => {
     expect(healthCheckOf(web!)).toEqual({ kind: 'http', path: '/health', port: 9000 });
   });
 
+  it.each([
+    ['h2', {}],
+    ['https', { 'services/web/backend_verify': 'none' }],
+  ])("leaves an HTTP check to HAProxy when backend_protocol is %s (the controller's probe speaks HTTP/1 in clear)", (protocol, extra) => {
+    const [web] = stateOf({
+      'services/web/upstreams/a': '10.0.0.1:80',
+      'services/web/health_check_uri': '/health',
+      'services/web/backend_protocol': protocol,
+      ...extra,
+    }).http;
+    expect(healthCheckOf(web!)).toEqual({ kind: 'haproxy-only', reason: expect.stringContaining(protocol) });
+  });
+
   it('is a TCP connect otherwise, to health_check_port when set', () => {
     const state = stateOf({
       'services/web/upstreams/a': '10.0.0.1:80',

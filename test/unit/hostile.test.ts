@@ -304,8 +304,116 @@ const CASES: Case[] = [
   },
 ];
 
+// ---- issue 15 routing keys (weights, timeouts, retries, backend protocol, canary) ----
+const weight = (value: string, dir = 'services/web'): Record<string, string> => ({ ...web('virtual_path', '/w'), [`${dir}/weights/one`]: value });
+const ROUTING_CASES: Case[] = [
+  { what: 'weight with a directive', entries: weight(`5\n    ${INJECTED}`), rejected: { key: 'services/web/weights/one', reason: /0 to 256/ } },
+  { what: 'weight with extra words', entries: weight('5 backup'), rejected: { key: 'services/web/weights/one', reason: /0 to 256/ } },
+  { what: 'weight negative', entries: weight('-1'), rejected: { key: 'services/web/weights/one', reason: /0 to 256/ } },
+  { what: 'weight over 256', entries: weight('257'), rejected: { key: 'services/web/weights/one', reason: /0 to 256/ } },
+  { what: 'weight as a percentage', entries: weight('50%'), rejected: { key: 'services/web/weights/one', reason: /0 to 256/ } },
+  { what: 'weight in hex', entries: weight('0x10'), rejected: { key: 'services/web/weights/one', reason: /0 to 256/ } },
+  {
+    what: 'tcp weight with a NUL byte',
+    entries: { 'tcp-services/db/external_port': '9000', 'tcp-services/db/upstreams/one': '127.0.0.1:5432', 'tcp-services/db/weights/one': '1\u0000' },
+    rejected: { key: 'tcp-services/db/weights/one', reason: /0 to 256/ },
+  },
+  {
+    what: 'a weights directory nested too deep',
+    entries: weight('5', 'services/web/weights/x'),
+    rejected: { key: 'services/web/weights/x/weights/one', reason: /unexpected key layout/ },
+  },
+  {
+    what: 'timeout_server with a directive',
+    entries: web('timeout_server', `5s\n    ${INJECTED}`),
+    rejected: { key: 'services/web/timeout_server', reason: /duration/ },
+  },
+  { what: 'timeout_server without a unit', entries: web('timeout_server', '30'), rejected: { key: 'services/web/timeout_server', reason: /duration/ } },
+  { what: 'timeout_server over a day', entries: web('timeout_server', '25h'), rejected: { key: 'services/web/timeout_server', reason: /duration/ } },
+  { what: 'timeout_server of zero', entries: web('timeout_server', '0s'), rejected: { key: 'services/web/timeout_server', reason: /duration/ } },
+  { what: 'timeout_server in days', entries: web('timeout_server', '1d'), rejected: { key: 'services/web/timeout_server', reason: /duration/ } },
+  {
+    what: 'timeout_connect with a sample fetch',
+    entries: web('timeout_connect', '%[src]'),
+    rejected: { key: 'services/web/timeout_connect', reason: /duration/ },
+  },
+  { what: 'timeout_connect with a space', entries: web('timeout_connect', '5 s'), rejected: { key: 'services/web/timeout_connect', reason: /duration/ } },
+  {
+    what: 'tcp timeout_server with a quote',
+    entries: { 'tcp-services/db/external_port': '9000', 'tcp-services/db/upstreams/one': '127.0.0.1:5432', 'tcp-services/db/timeout_server': '5s"' },
+    rejected: { key: 'tcp-services/db/timeout_server', reason: /duration/ },
+  },
+  {
+    what: 'retry_on with a directive',
+    entries: web('retry_on', `conn-failure\n    ${INJECTED}`),
+    rejected: { key: 'services/web/retry_on', reason: /unknown/ },
+  },
+  { what: 'retry_on with a condition', entries: web('retry_on', 'conn-failure if TRUE'), rejected: { key: 'services/web/retry_on', reason: /unknown/ } },
+  { what: 'retry_on with a status HAProxy does not take', entries: web('retry_on', '599'), rejected: { key: 'services/web/retry_on', reason: /unknown/ } },
+  { what: 'retry_on none with others', entries: web('retry_on', 'none, 503'), rejected: { key: 'services/web/retry_on', reason: /cannot be combined/ } },
+  { what: 'retry_on empty', entries: web('retry_on', ' , '), rejected: { key: 'services/web/retry_on', reason: /empty/ } },
+  {
+    what: 'retry_on on a TCP service (an HTTP-only key)',
+    entries: { 'tcp-services/db/external_port': '9000', 'tcp-services/db/upstreams/one': '127.0.0.1:5432', 'tcp-services/db/retry_on': '503' },
+    rejected: { key: 'tcp-services/db/retry_on', reason: /unknown setting/ },
+  },
+  {
+    what: 'backend_protocol with a directive',
+    entries: web('backend_protocol', `h2\n    ${INJECTED}`),
+    rejected: { key: 'services/web/backend_protocol', reason: /not one of/ },
+  },
+  {
+    what: 'backend_protocol with server options',
+    entries: web('backend_protocol', 'h2 ssl verify none'),
+    rejected: { key: 'services/web/backend_protocol', reason: /not one of/ },
+  },
+  { what: 'backend_protocol h2c', entries: web('backend_protocol', 'h2c'), rejected: { key: 'services/web/backend_protocol', reason: /not one of/ } },
+  {
+    what: 'backend_verify required (not available)',
+    entries: web('backend_verify', 'required'),
+    rejected: { key: 'services/web/backend_verify', reason: /only "none"/ },
+  },
+  {
+    what: 'backend_verify with a ca-file',
+    entries: web('backend_verify', 'none ca-file /etc/passwd'),
+    rejected: { key: 'services/web/backend_verify', reason: /only "none"/ },
+  },
+  {
+    what: 'https without backend_verify (never served unverified)',
+    entries: web('backend_protocol', 'https'),
+    rejected: { key: 'services/web/backend_verify', reason: /needs backend_verify=none/ },
+  },
+  {
+    what: 'canary with a directive',
+    entries: web('canary', `good:10\n    ${INJECTED}`),
+    rejected: { key: 'services/web/canary', reason: /<service>:<percent>/ },
+  },
+  { what: 'canary naming a backend', entries: web('canary', 'http-evil:10'), rejected: { key: 'services/web/canary', reason: /no HTTP service http-evil/ } },
+  { what: 'canary over 100%', entries: web('canary', 'good:101'), rejected: { key: 'services/web/canary', reason: /0 to 100/ } },
+  { what: 'canary with a condition', entries: web('canary', 'good:10 if TRUE'), rejected: { key: 'services/web/canary', reason: /<service>:<percent>/ } },
+  { what: 'canary to itself', entries: web('canary', 'web:10'), rejected: { key: 'services/web/canary', reason: /its own canary/ } },
+  {
+    what: 'canary_header with a sample fetch',
+    entries: { ...web('canary', 'good:10'), 'services/web/canary_header': 'X-A:%[src]' },
+    rejected: { key: 'services/web/canary_header', reason: /Header-Name/ },
+  },
+  {
+    what: 'canary_header closing the condition',
+    entries: { ...web('canary', 'good:10'), 'services/web/canary_header': 'X-A:1 } || { always_true' },
+    rejected: { key: 'services/web/canary_header', reason: /Header-Name/ },
+  },
+  {
+    what: 'canary_header name with a parenthesis',
+    entries: { ...web('canary', 'good:10'), 'services/web/canary_header': 'X-A),src(:1' },
+    rejected: { key: 'services/web/canary_header', reason: /Header-Name/ },
+  },
+  // Accepted: the canary's rules are template lines like any other.
+  { what: 'a valid canary with its header', entries: { ...web('canary', 'good:10'), 'services/web/canary_header': 'X-Canary:1' } },
+];
+// ---- end of issue 15 routing keys ----
+
 describe('hostile entries', () => {
-  it.each(CASES)('$what', ({ entries, rejected, maxServices }) => {
+  it.each([...CASES, ...ROUTING_CASES])('$what', ({ entries, rejected, maxServices }) => {
     const { parsed, config } = parseAndRender(new Map(Object.entries({ ...good, ...entries })), settings, maxServices);
     if (rejected) {
       const found = parsed.rejected.find((r) => r.key === rejected.key);

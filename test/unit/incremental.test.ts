@@ -190,6 +190,7 @@ describe('createSectionRenderer', () => {
     adminSocket: '/s',
     errorsDir: '/e',
     challengeMap: '/m',
+    canaryMap: '/tmp/canary.map',
     globalSettings: [],
     defaultsSettings: [],
     hardStopAfter: '1h',

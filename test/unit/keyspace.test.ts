@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { BEGIN, END, keyspaceTables, README, withKeyspaceTables } from '../../scripts/keyspace-table.js';
 import { HTTP_SECTION, KEY_PATHS, SERVICE_FIELD_KEYS, serviceFieldOf, TCP_SECTION, TOP_DIRS } from '../../src/model/keyspace.js';
 import { STORED_SECTION } from '../../src/model/keyspace-stored.js';
-import { fieldRowsOf, instanceRowOf, keyOf, type ServiceSection } from '../../src/model/keyspace-rows.js';
+import { fieldRowsOf, instanceOptionRowsOf, instanceRowOf, keyOf, type ServiceSection } from '../../src/model/keyspace-rows.js';
 import { parseEntries } from '../../src/model/parse.js';
 
 const sections = [
@@ -20,7 +20,10 @@ const INVALID = '\u0001bad';
 function exampleEntries(section: ServiceSection): Map<string, string> {
   const entries = new Map<string, string>();
   for (const row of section.rows) {
-    entries.set(`${section.dir}s/${row.scope === 'instance' ? `${KEY_PATHS.upstreams}/i1` : row.key}`, row.example);
+    const key = row.scope === 'instance' ? `${KEY_PATHS.upstreams}/i1` : row.scope === 'instance-option' ? `${row.dir}/i1` : row.key;
+    entries.set(`${section.dir}s/${key}`, row.example);
+    // canary's example names another service (issue 15): it is served beside, after "s" by name.
+    if (row.key === 'canary') entries.set(`${section.dir}${row.example.split(':')[0]}/virtual_path`, '/next');
   }
   return entries;
 }
@@ -42,7 +45,7 @@ describe('the key table', () => {
   it.each(sections)('%s: a service of every example is served with each parsed value in its field', (_kind, section) => {
     const { state, rejected } = parseEntries(exampleEntries(section), { reservedPorts: [] });
     expect(rejected).toEqual([]);
-    const service = (section.kind === 'http' ? state.http : state.tcp)[0]! as unknown as Record<string, unknown>;
+    const service = (section.kind === 'http' ? state.http : state.tcp).find((x) => x.name === 's')! as unknown as Record<string, unknown>;
     // Every field of the service type comes from a row (and nothing else but kind, name and upstreams).
     expect(Object.keys(service).sort()).toEqual(['kind', 'name', 'upstreams', ...fieldRowsOf(section).map((r) => String(r.prop))].sort());
     for (const row of fieldRowsOf(section)) expect(service[String(row.prop)], row.key).toEqual(row.parse(row.example, row.key));
@@ -53,7 +56,7 @@ describe('the key table', () => {
     const entries = exampleEntries(section);
     entries.set(key.replace(section.dir, `${section.dir}s/`), INVALID);
     const { state, rejected } = parseEntries(entries, { reservedPorts: [] });
-    const service = (section.kind === 'http' ? state.http : state.tcp)[0] as unknown as Record<string, unknown> | undefined;
+    const service = (section.kind === 'http' ? state.http : state.tcp).find((x) => x.name === 's') as unknown as Record<string, unknown> | undefined;
     const rejection = rejected.find((r) => r.key === `${section.dir}s/${row.key}`);
     expect(rejection?.code).toBe(row.code);
     if (row.invalid === 'reject-service') {
@@ -70,10 +73,24 @@ describe('the key table', () => {
     const entries = exampleEntries(section);
     entries.set(`${section.dir}s/${KEY_PATHS.upstreams}/bad`, INVALID);
     const { state, rejected } = parseEntries(entries, { reservedPorts: [] });
-    const service = (section.kind === 'http' ? state.http : state.tcp)[0];
+    const service = (section.kind === 'http' ? state.http : state.tcp).find((x) => x.name === 's');
     expect(service?.upstreams.map((u) => u.name)).toEqual(['i1']);
     expect(rejected).toEqual([{ key: `${section.dir}s/${KEY_PATHS.upstreams}/bad`, code: 'invalid_value', reason: expect.any(String) }]);
   });
+
+  it.each(sections.flatMap(([kind, section]) => instanceOptionRowsOf(section).map((row) => [`${kind} ${row.key}`, section, row] as const)))(
+    '%s: its example fills the instance, an invalid value gives the default',
+    (_key, section, row) => {
+      const service = (s: ReturnType<typeof parseEntries>) => (section.kind === 'http' ? s.state.http : s.state.tcp).find((x) => x.name === 's')!;
+      const good = parseEntries(exampleEntries(section), { reservedPorts: [] });
+      expect(service(good).upstreams[0]?.[row.prop]).toEqual(row.parse(row.example, row.key));
+      const entries = exampleEntries(section);
+      entries.set(`${section.dir}s/${row.dir}/i1`, INVALID);
+      const bad = parseEntries(entries, { reservedPorts: [] });
+      expect(service(bad).upstreams[0]?.[row.prop]).toEqual(row.absent.value);
+      expect(bad.rejected).toEqual([{ key: `${section.dir}s/${row.dir}/i1`, code: row.code, reason: expect.any(String) }]);
+    },
+  );
 
   it.each(fieldRows.filter(([, , row]) => !('value' in row.absent)))('%s: required, so absent leaves the service out with its code', (key, section, row) => {
     expect(row.invalid, 'a required key has no default to fall back on').toBe('reject-service');

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseEntries } from '../../src/model/parse.js';
+import { findService } from '../../src/model/state-changes.js';
 
 const parse = (entries: Record<string, string>, reservedPorts = [80, 443, 1000]) => parseEntries(new Map(Object.entries(entries)), { reservedPorts });
 
@@ -23,7 +24,7 @@ describe('parseEntries: HTTP services', () => {
     expect(web.keepVirtualPath).toBe(false);
     expect(web.cookie).toBeUndefined();
     expect(web.upstreams.map((u) => u.name)).toEqual(['web-1', 'web-2']);
-    expect(web.upstreams[0]).toEqual({ name: 'web-1', host: 'web-1.stack.local', port: 80 });
+    expect(web.upstreams[0]).toEqual({ name: 'web-1', host: 'web-1.stack.local', port: 80, weight: 100 });
     expect(Object.isFrozen(web)).toBe(true);
     expect(Object.isFrozen(web.upstreams)).toBe(true);
   });
@@ -31,6 +32,21 @@ describe('parseEntries: HTTP services', () => {
   it('sorts services by name whatever the key order', () => {
     const { state } = parse({ 'services/b/virtual_path': '/b', 'services/a/virtual_path': '/a', 'services/C/virtual_path': '/c' });
     expect(state.http.map((s) => s.name)).toEqual(['C', 'a', 'b']);
+  });
+
+  it('sorts by name, not by key, when one name is a prefix of another ("web" before "web-next", whose keys sort first)', () => {
+    const { state } = parse({
+      'services/web-next/virtual_path': '/n',
+      'services/web/virtual_path': '/w',
+      'services/web.v2/virtual_path': '/v',
+      'tcp-services/db-2/external_port': '7002',
+      'tcp-services/db-2/upstreams/a': '10.0.0.1:1',
+      'tcp-services/db/external_port': '7001',
+      'tcp-services/db/upstreams/a': '10.0.0.1:1',
+    });
+    expect(state.http.map((s) => s.name)).toEqual(['web', 'web-next', 'web.v2']);
+    expect(state.tcp.map((s) => s.name)).toEqual(['db', 'db-2']);
+    expect(findService(state, 'http:web')?.name).toBe('web');
   });
 
   it('keeps a service without upstreams (it answers 503)', () => {
@@ -152,5 +168,28 @@ describe('parseEntries: TCP services', () => {
     const { state, rejected } = parse({ 'certs/x': 'pem', 'services/web': 'dir?', 'services/web/upstreams/a/b': '1.1.1.1:1' });
     expect(state).toEqual({ http: [], tcp: [] });
     expect(rejected.map((r) => r.key).sort()).toEqual(['services/web', 'services/web/upstreams/a/b']);
+  });
+
+  it('reads weights/<instance> beside the instance, and reports a weights directory used as a field', () => {
+    const { state, rejected } = parse({
+      'services/web/upstreams/a': '10.0.0.1:80',
+      'services/web/upstreams/b': '10.0.0.2:80',
+      'services/web/weights/a': '0',
+      'services/web/weights/b': '257',
+      'services/web/weights/gone': '5',
+      'services/web/weights': 'x',
+      'tcp-services/db/external_port': '5432',
+      'tcp-services/db/upstreams/a': '10.0.0.1:5432',
+      'tcp-services/db/weights/a': '256',
+    });
+    expect(state.http[0]?.upstreams.map((u) => [u.name, u.weight])).toEqual([
+      ['a', 0],
+      ['b', 100],
+    ]);
+    expect(state.tcp[0]?.upstreams[0]?.weight).toBe(256);
+    expect(rejected).toEqual([
+      { key: 'services/web/weights', code: 'key_layout', reason: 'unexpected key layout' },
+      { key: 'services/web/weights/b', code: 'invalid_value', reason: expect.stringMatching(/0 to 256; using the default/) },
+    ]);
   });
 });

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { SETTINGS } from '../../src/config.js';
 import { HTTP_SECTION, TCP_SECTION } from '../../src/model/keyspace.js';
-import { fieldRowsOf } from '../../src/model/keyspace-rows.js';
+import { fieldRowsOf, instanceOptionRowsOf } from '../../src/model/keyspace-rows.js';
 import { parseEntries } from '../../src/model/parse.js';
 import { envNamesInSource } from '../support/env-names.js';
 
@@ -67,8 +67,8 @@ function entryKeys(heading: string): string[] {
 
 /** The keys the model accepts: the rows of the key table (src/model/keyspace.ts) that parse.ts reads through. */
 function acceptedFields(set: 'HTTP_FIELDS' | 'TCP_FIELDS'): string[] {
-  const rows = fieldRowsOf(set === 'HTTP_FIELDS' ? HTTP_SECTION : TCP_SECTION);
-  return rows.map((row) => row.key);
+  const section = set === 'HTTP_FIELDS' ? HTTP_SECTION : TCP_SECTION;
+  return [...fieldRowsOf(section).map((row) => row.key), ...instanceOptionRowsOf(section).map((row) => row.dir)];
 }
 
 describe('README entry tables', () => {
@@ -79,8 +79,10 @@ describe('README entry tables', () => {
     const documented = entryKeys(heading);
     expect(documented).toContain('upstreams');
     expect([...documented].filter((k) => k !== 'upstreams').sort()).toEqual([...acceptedFields(set)].sort());
+    const perInstance = new Set(instanceOptionRowsOf(set === 'HTTP_FIELDS' ? HTTP_SECTION : TCP_SECTION).map((row) => row.dir));
     for (const key of documented.filter((k) => k !== 'upstreams')) {
-      const { rejected } = parseEntries(new Map([[`${section}/s/${key}`, 'x']]), { reservedPorts: [] });
+      const entry = perInstance.has(key) ? `${section}/s/${key}/i1` : `${section}/s/${key}`;
+      const { rejected } = parseEntries(new Map([[entry, 'x']]), { reservedPorts: [] });
       expect(
         rejected.map((r) => r.reason),
         key,

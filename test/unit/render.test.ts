@@ -13,6 +13,7 @@ const settings: RenderSettings = {
   adminSocket: '/var/lib/edgelb/haproxy.sock',
   errorsDir: '/usr/share/edgelb/errors',
   challengeMap: '/var/lib/edgelb/acme-challenges.map',
+  canaryMap: '/var/lib/edgelb/canary.map',
   globalSettings: ['maxconn 20000'],
   defaultsSettings: ['option http-ignore-probes'],
   hardStopAfter: '1h',

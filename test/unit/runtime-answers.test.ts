@@ -24,6 +24,8 @@ describe('refusalIn', () => {
   it.each([
     'No such server.\n',
     'No such backend.\n',
+    "Backend is using a static LB algorithm and only accepts weights '0%' and '100%'.\n\n",
+    'Absolute weight can only be between 0 and 256 inclusive.\n\n',
     'Already exists a server with the same name in backend.\n',
     'Backend must use a dynamic load balancing to support dynamic servers.\n',
     'Only servers in maintenance mode can be deleted.\n',

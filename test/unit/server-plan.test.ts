@@ -43,8 +43,8 @@ const base = {
 };
 const without = (entries: Record<string, string>, ...keys: string[]) => Object.fromEntries(Object.entries(entries).filter(([key]) => !keys.includes(key)));
 const CHECK = `check inter ${settings.checkInterval} fastinter ${settings.checkFastInterval} rise 2 fall 3`;
-const addCommands = (server: string, address: string, extra = '') => [
-  `add server ${server} ${address} ${CHECK}${extra}`,
+const addCommands = (server: string, address: string, extra = '', weight = 100) => [
+  `add server ${server} ${address} ${CHECK} weight ${weight}${extra}`,
   `set server ${server} weight 0`,
   `enable server ${server}`,
   `set server ${server} health down`,
@@ -64,7 +64,40 @@ describe('planServers: the exact runtime commands of each change', () => {
         'set server tcp-db/db-1 weight 0',
         'set server tcp-db/db-1 addr 10.0.1.9 port 6432',
         'set server tcp-db/db-1 health down',
-        'set server tcp-db/db-1 weight 100%',
+        'set server tcp-db/db-1 weight 100',
+      ],
+    ],
+    [
+      'an instance added to an h2 service (the server line says proto h2)',
+      { ...base, 'services/web/backend_protocol': 'h2' },
+      { ...base, 'services/web/backend_protocol': 'h2', 'services/web/upstreams/web-3': '10.0.0.3:80' },
+      addCommands('http-web/web-3', '10.0.0.3:80', ' proto h2'),
+    ],
+    [
+      'an instance added to an https service (ssl verify none, as stated)',
+      { ...base, 'services/web/backend_protocol': 'https', 'services/web/backend_verify': 'none' },
+      { ...base, 'services/web/backend_protocol': 'https', 'services/web/backend_verify': 'none', 'services/web/upstreams/web-3': '10.0.0.3:443' },
+      addCommands('http-web/web-3', '10.0.0.3:443', ' ssl verify none'),
+    ],
+    ['a changed weight (HTTP)', base, { ...base, 'services/web/weights/web-2': '0' }, ['set server http-web/web-2 weight 0']],
+    ['a changed weight (TCP)', base, { ...base, 'tcp-services/db/weights/db-1': '256' }, ['set server tcp-db/db-1 weight 256']],
+    ['a weight set back to the default (key deleted)', { ...base, 'services/web/weights/web-1': '7' }, base, ['set server http-web/web-1 weight 100']],
+    ['a weight written for an instance not there yet', base, { ...base, 'services/web/weights/web-9': '5' }, []],
+    [
+      'an added instance with its weight',
+      base,
+      { ...base, 'services/web/upstreams/web-3': '10.0.0.3:80', 'services/web/weights/web-3': '20' },
+      addCommands('http-web/web-3', '10.0.0.3:80', '', 20),
+    ],
+    [
+      'a moved instance whose weight changed too (one readdress, with the new weight)',
+      base,
+      { ...base, 'tcp-services/db/upstreams/db-1': '10.0.1.9:5432', 'tcp-services/db/weights/db-1': '3' },
+      [
+        'set server tcp-db/db-1 weight 0',
+        'set server tcp-db/db-1 addr 10.0.1.9 port 5432',
+        'set server tcp-db/db-1 health down',
+        'set server tcp-db/db-1 weight 3',
       ],
     ],
     ['an IPv6 instance', base, { ...base, 'services/web/upstreams/web-6': '[fd00::6]:80' }, addCommands('http-web/web-6', '[fd00::6]:80')],
@@ -106,6 +139,8 @@ describe('planServers: the exact runtime commands of each change', () => {
     ['a changed route', { 'services/web/virtual_hosts': 'other.test' }, /routes or settings of http:web/],
     ['a changed setting', { 'services/web/balance': 'leastconn' }, /routes or settings of http:web/],
     ['server options changed (health check port)', { 'services/web/health_check_port': '8081' }, /routes or settings/],
+    ['the protocol to the instances changed (h2 on every server line)', { 'services/web/backend_protocol': 'h2' }, /routes or settings/],
+    ['a timeout changed', { 'services/web/timeout_server': '5s' }, /routes or settings/],
     ['an instance given by host name (a dynamic server never resolves names)', { 'services/web/upstreams/web-3': 'web-3.internal:80' }, /host name/],
   ])('reloads for %s', (_, change, reason) => {
     expect(plan(base, { ...base, ...change })).toEqual({ reloadBecause: expect.stringMatching(reason) });

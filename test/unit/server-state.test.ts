@@ -36,6 +36,14 @@ describe('nextServerStates', () => {
     expect(states.down.map((s) => `${s.proxy}/${s.name} ${s.host}:${s.port}`)).toEqual(['http-web/web-2 10.0.0.22:80', 'http-web/web-3 10.0.0.3:80']);
   });
 
+  it('does not carry a server whose TLS changed (backend_protocol): the old srv_use_ssl would override the line', () => {
+    const running = [header, row('http-web', 'web-1', '10.0.0.1', 80), row('tcp-db', 'db-1', '10.0.1.1', 5432)].join('\n');
+    const next = serversOf({ ...base, 'services/web/backend_protocol': 'https', 'services/web/backend_verify': 'none' });
+    const states = nextServerStates(running, next);
+    expect(states.carried.map((l) => l.split(' ')[3])).toEqual(['db-1']);
+    expect(states.down.map((s) => `${s.name} ${s.ssl}`)).toEqual(['web-1 true', 'web-2 true']);
+  });
+
   it('does not carry a server in maintenance forced through the runtime API (a drained one): it starts down', () => {
     const running = [header, row('http-web', 'web-1', '10.0.0.1', 80, 1), row('http-web', 'web-2', '10.0.0.2', 80)].join('\n');
     const states = nextServerStates(running, serversOf(base));
@@ -103,9 +111,17 @@ describe('the server-state file', () => {
       .slice(1);
     expect(rows).toEqual([
       row('tcp-db', 'db-1', '10.0.1.1', 5432),
-      '0 http-web 0 web-1 10.0.0.1 0 0 1 1 0 1 0 0 6 0 0 0 - 80 - 0 9000 - - 0',
-      '0 http-web 0 web-2 10.0.0.2 0 0 1 1 0 1 0 0 6 0 0 0 - 80 - 0 9000 - - 0',
+      '0 http-web 0 web-1 10.0.0.1 0 0 100 100 0 1 0 0 6 0 0 0 - 80 - 0 9000 - - 0',
+      '0 http-web 0 web-2 10.0.0.2 0 0 100 100 0 1 0 0 6 0 0 0 - 80 - 0 9000 - - 0',
     ]);
     for (const r of rows) expect(r.split(' ')).toHaveLength(25);
+  });
+
+  it("writes a started-down row with the line's weight and its TLS (srv_use_ssl: HAProxy takes it over the line)", () => {
+    const next = serversOf({ ...base, 'services/web/backend_protocol': 'https', 'services/web/backend_verify': 'none', 'services/web/weights/web-1': '7' });
+    const rows = render({ carried: [], down: next.filter((s) => s.name === 'web-1') })
+      .split('\n')
+      .filter((l) => l.startsWith('0 '));
+    expect(rows).toEqual(['0 http-web 0 web-1 10.0.0.1 0 0 7 7 0 1 0 0 6 0 0 0 - 80 - 1 0 - - 0']);
   });
 });
