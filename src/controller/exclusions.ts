@@ -21,8 +21,11 @@ export class Exclusions {
       if (fingerprintIn(state, service) !== fingerprint) this.excluded.delete(service);
     }
     if (this.excluded.size === 0) return state;
+    const http = state.http.filter((s) => !this.excluded.has(serviceKey(s)));
+    // A canary whose service was left out would route to a backend the config no longer has.
+    const served = new Set(http.map((s) => s.name));
     return {
-      http: state.http.filter((s) => !this.excluded.has(serviceKey(s))),
+      http: http.map((s) => (s.canary && !served.has(s.canary.service) ? { ...s, canary: undefined } : s)),
       tcp: state.tcp.filter((s) => !this.excluded.has(serviceKey(s))),
     };
   }

@@ -92,7 +92,10 @@ export class ServerUpdater {
           target: line,
           check,
           retry: true,
-          onProven: () => this.proofs.run(`set server ${server} addr ${line.host} port ${line.port}; set server ${server} health up`, tag).finally(moved),
+          onProven: () =>
+            this.proofs
+              .run(`set server ${server} addr ${line.host} port ${line.port}; set server ${server} weight ${move.weight}; set server ${server} health up`, tag)
+              .finally(moved),
           // Never proven: the address etcd gives is the instance's now; HAProxy's checks decide.
           onGaveUp: () => this.proofs.run(this.readdressCommands({ ...line, weight: move.weight }, false), tag).finally(moved),
           onCancel: moved,

@@ -37,7 +37,7 @@ const weightRow = (): InstanceOptionRow<'weight', number> => ({
   absent: byDefault(100),
   defaultDoc: '`100`',
   example: '50',
-  doc: "the instance's share of new requests, 0–256, relative to the others' (`upstreams/<instance>`'s name); changed without a reload; `0` sends it no new requests while it keeps its connections",
+  doc: "the instance's share of new requests, 0–256, relative to the others' (`upstreams/<instance>`'s name); changed without a reload (with a static `balance` such as `static-rr`, `source`, `uri` or `hdr`, HAProxy takes only 0 or full weight at runtime, so a change there reloads); `0` sends it no new requests while it keeps its connections, except clients a `cookie` keeps on it",
 });
 
 /** `timeout server` and `timeout connect` of the service's proxy (configuration manual 4.2); a bad value: the defaults' (60s, 5s). */
@@ -61,7 +61,7 @@ const timeoutRows = (scope: 'http' | 'tcp') =>
       absent: byDefault<string | undefined>(undefined),
       defaultDoc: '`5s`',
       example: '500ms',
-      doc: 'how long a connection to an instance may take to open before it is retried (`retries 2`, on another instance: `option redispatch`); as `timeout_server`',
+      doc: 'how long a connection to an instance may take to open before it is retried (`retries 2`; the last retry goes to another instance: `option redispatch`); as `timeout_server`',
     }),
   ] as const;
 
@@ -76,7 +76,7 @@ export const HTTP_ROUTING_ROWS = [
     absent: byDefault<readonly string[] | undefined>(undefined),
     defaultDoc: '`conn-failure`',
     example: 'conn-failure, empty-response, 503',
-    doc: "when a request is sent again (up to 2 more times, to another instance when there is one): HAProxy's `retry-on` conditions, comma- or space-separated: `conn-failure`, `empty-response`, `junk-response`, `response-timeout`, `0rtt-rejected`, `all-retryable-errors`, the statuses `401`, `403`, `404`, `408`, `425`, `500`, `501`, `502`, `503`, `504`, or `none`. Only idempotent-safe requests should be retried on a response: HAProxy retries any method on these, and never a request whose body it could not keep",
+    doc: "when a request is sent again (up to 2 more times; the last of them to another instance when there is one): HAProxy's `retry-on` conditions, comma- or space-separated: `conn-failure`, `empty-response`, `junk-response`, `response-timeout`, `0rtt-rejected`, `all-retryable-errors`, the statuses `401`, `403`, `404`, `408`, `425`, `500`, `501`, `502`, `503`, `504`, or `none`. Only idempotent-safe requests should be retried on a response: HAProxy retries any method on these, and never a request whose body it could not keep",
   }),
   fieldRow('backendProtocol', {
     scope: 'http',

@@ -120,6 +120,17 @@ function canariesServed(http: HttpService[], rejected: Rejection[]): void {
   const names = new Set(http.map((service) => service.name));
   for (const [i, service] of http.entries()) {
     const target = service.canary?.service;
+    if (target !== undefined && hasAccessControl(service)) {
+      // The canary's routing rules pick the other backend in the frontend: its requests would never
+      // run this backend's basic auth, IP lists or limits (nor its closed state).
+      rejected.push({
+        key: `${HTTP_SECTION.dir}${service.name}/${CANARY}`,
+        code: 'canary_not_allowed',
+        reason: "a canary's requests would skip this service's basic_auth_secrets, ip_allow, ip_deny, rate_limit and conn_limit; served without a canary",
+      });
+      http[i] = { ...service, canary: undefined };
+      continue;
+    }
     if (target === undefined || (target !== service.name && names.has(target))) continue;
     rejected.push({
       key: `${HTTP_SECTION.dir}${service.name}/${CANARY}`,
@@ -128,6 +139,10 @@ function canariesServed(http: HttpService[], rejected: Rejection[]): void {
     });
     http[i] = { ...service, canary: undefined };
   }
+}
+
+function hasAccessControl(service: HttpService): boolean {
+  return [service.basicAuth, service.ipAllow, service.ipDeny, service.rateLimit, service.connLimit].some((value) => value !== undefined);
 }
 
 function limit(services: GroupedService[], max: number, dir: string, rejected: Rejection[]): GroupedService[] {

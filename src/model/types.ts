@@ -86,7 +86,9 @@ export type RejectionCode =
   // backend_protocol=https without backend_verify (issue 15): refused, never served unverified.
   | 'unverified_backend_tls'
   // canary naming no HTTP service being served (issue 15): the service is served without it.
-  | 'unknown_canary';
+  | 'unknown_canary'
+  // canary on a service with basic auth, IP lists or limits, which its requests would skip.
+  | 'canary_not_allowed';
 
 /** An entry left out of the desired state, with the etcd key (relative to the LB path) and why. */
 export interface Rejection {

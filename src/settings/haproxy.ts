@@ -25,7 +25,7 @@ export const haproxySettings = group(
       default: '/var/lib/edgelb',
       schema: absolutePath,
       help: 'rendered config, certificates and sockets',
-      doc: "holds `haproxy.cfg` (the last good config, served at start if etcd has not answered within 2 s), `haproxy.cfg.candidate`, `certs/` (served bundles, 0600, and the `crt-list`), `acme-challenges.map`, `server-state` (instance health handed from one HAProxy worker to the next, only during a reload), and the sockets `haproxy.sock` (runtime API), `master.sock` (master CLI) and `metrics.sock` (HAProxy's Prometheus exporter); created with mode 0700",
+      doc: "holds `haproxy.cfg` (the last good config, served at start if etcd has not answered within 2 s), `haproxy.cfg.candidate`, `certs/` (served bundles, 0600, and the `crt-list`), `acme-challenges.map`, `canary.map` (canary shares), `server-state` (instance health handed from one HAProxy worker to the next, only during a reload), and the sockets `haproxy.sock` (runtime API), `master.sock` (master CLI) `metrics.sock` (HAProxy's Prometheus exporter) and `peers.sock` (the local peer that carries rate and connection counters into the next worker); created with mode 0700",
     }),
     haproxyBin: setting({
       env: 'KONTENA_LB_HAPROXY_BIN',

@@ -137,6 +137,15 @@ describe('the dashboard on the admin port', () => {
     expect(logs.join('')).toContain('the dashboard is off');
   });
 
+  it('on a loopback bind without a password, serves only a browser that asked for a loopback name (no DNS rebinding)', async () => {
+    const port = await start('127.0.0.1');
+    expect((await get(port, '/')).status).toBe(200);
+    expect((await get(port, '/', { host: `localhost:${port}` })).status).toBe(200);
+    expect((await get(port, '/', { host: `[::1]:${port}` })).status).toBe(200);
+    expect((await get(port, '/', { host: `rebound.example.com:${port}` })).status).toBe(403);
+    expect((await get(port, '/events', { host: 'rebound.example.com' })).status).toBe(403);
+  });
+
   it('knows loopback binds', () => {
     expect(['127.0.0.1', '127.1.2.3', '::1', 'localhost'].map(isLoopbackBind)).toEqual([true, true, true, true]);
     expect(['0.0.0.0', '::', '10.0.0.1', '128.0.0.1'].map(isLoopbackBind)).toEqual([false, false, false, false]);

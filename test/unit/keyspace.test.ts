@@ -28,6 +28,14 @@ function exampleEntries(section: ServiceSection): Map<string, string> {
   return entries;
 }
 
+/** The keys that keep a canary off their service (model/parse.ts canariesServed). */
+const GUARDS = ['basic_auth_secrets', 'ip_allow', 'ip_deny', 'rate_limit', 'conn_limit'];
+
+/** The rejections but the canary refused on the every-example service (see the test of canary). */
+function withoutCanaryGuard<R extends { code: string }>(rejected: readonly R[]): R[] {
+  return rejected.filter((r) => r.code !== 'canary_not_allowed');
+}
+
 describe('the key table', () => {
   it.each(fieldRows)('%s: its parser accepts its example', (_key, _section, row) => {
     expect(() => row.parse(row.example, row.key)).not.toThrow();
@@ -43,12 +51,31 @@ describe('the key table', () => {
   });
 
   it.each(sections)('%s: a service of every example is served with each parsed value in its field', (_kind, section) => {
+    // Every example at once includes basic auth, IP lists and limits, which a canary would skip: it
+    // is refused there (canary_not_allowed) and checked below on a service without them.
     const { state, rejected } = parseEntries(exampleEntries(section), { reservedPorts: [] });
-    expect(rejected).toEqual([]);
+    expect(withoutCanaryGuard(rejected)).toEqual([]);
     const service = (section.kind === 'http' ? state.http : state.tcp).find((x) => x.name === 's')! as unknown as Record<string, unknown>;
     // Every field of the service type comes from a row (and nothing else but kind, name and upstreams).
     expect(Object.keys(service).sort()).toEqual(['kind', 'name', 'upstreams', ...fieldRowsOf(section).map((r) => String(r.prop))].sort());
-    for (const row of fieldRowsOf(section)) expect(service[String(row.prop)], row.key).toEqual(row.parse(row.example, row.key));
+    for (const row of fieldRowsOf(section)) {
+      if (row.key !== 'canary') expect(service[String(row.prop)], row.key).toEqual(row.parse(row.example, row.key));
+    }
+  });
+
+  it('HTTP canary: its example is served on a service without basic auth, IP lists or limits, and refused on one with them', () => {
+    const row = fieldRowsOf(HTTP_SECTION).find((r) => r.key === 'canary')!;
+    const entries = exampleEntries(HTTP_SECTION);
+    for (const key of GUARDS) entries.delete(`${HTTP_SECTION.dir}s/${key}`);
+    const open = parseEntries(entries, { reservedPorts: [] });
+    expect(open.rejected).toEqual([]);
+    expect((open.state.http.find((x) => x.name === 's') as unknown as Record<string, unknown>).canary).toEqual(row.parse(row.example, row.key));
+    for (const key of GUARDS) {
+      const guarded = new Map(entries).set(`${HTTP_SECTION.dir}s/${key}`, exampleEntries(HTTP_SECTION).get(`${HTTP_SECTION.dir}s/${key}`)!);
+      const result = parseEntries(guarded, { reservedPorts: [] });
+      expect(result.rejected, key).toEqual([{ key: `${HTTP_SECTION.dir}s/canary`, code: 'canary_not_allowed', reason: expect.any(String) }]);
+      expect(result.state.http.find((x) => x.name === 's')?.canary, key).toBeUndefined();
+    }
   });
 
   it.each(fieldRows)('%s: an invalid value does what the table says', (key, section, row) => {
@@ -75,7 +102,7 @@ describe('the key table', () => {
     const { state, rejected } = parseEntries(entries, { reservedPorts: [] });
     const service = (section.kind === 'http' ? state.http : state.tcp).find((x) => x.name === 's');
     expect(service?.upstreams.map((u) => u.name)).toEqual(['i1']);
-    expect(rejected).toEqual([{ key: `${section.dir}s/${KEY_PATHS.upstreams}/bad`, code: 'invalid_value', reason: expect.any(String) }]);
+    expect(withoutCanaryGuard(rejected)).toEqual([{ key: `${section.dir}s/${KEY_PATHS.upstreams}/bad`, code: 'invalid_value', reason: expect.any(String) }]);
   });
 
   it.each(sections.flatMap(([kind, section]) => instanceOptionRowsOf(section).map((row) => [`${kind} ${row.key}`, section, row] as const)))(
@@ -88,7 +115,7 @@ describe('the key table', () => {
       entries.set(`${section.dir}s/${row.dir}/i1`, INVALID);
       const bad = parseEntries(entries, { reservedPorts: [] });
       expect(service(bad).upstreams[0]?.[row.prop]).toEqual(row.absent.value);
-      expect(bad.rejected).toEqual([{ key: `${section.dir}s/${row.dir}/i1`, code: row.code, reason: expect.any(String) }]);
+      expect(withoutCanaryGuard(bad.rejected)).toEqual([{ key: `${section.dir}s/${row.dir}/i1`, code: row.code, reason: expect.any(String) }]);
     },
   );
 

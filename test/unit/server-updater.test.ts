@@ -72,6 +72,13 @@ describe('ServerUpdater with the first probe', () => {
     expect(commands.join('\n')).not.toContain('health up');
   });
 
+  it('a move whose weight changed too ends with the new weight once proven', async () => {
+    const { commands, updater } = setUp({ '10.0.0.9:8080': [{ ok: true }] });
+    await updater.apply({ add: [], remove: [], readdress: [{ ...line('web-1', '10.0.0.9', 8080), weight: 30 }], reweight: [] }, () => connect);
+    await vi.advanceTimersByTimeAsync(30);
+    expect(commands).toEqual(['set server http-web/web-1 addr 10.0.0.9 port 8080; set server http-web/web-1 weight 30; set server http-web/web-1 health up']);
+  });
+
   it('moves a server only once its new address has passed the probe, and without taking it down', async () => {
     const { commands, updater } = setUp({ '10.0.0.9:8080': [{ ok: false, reason: 'ECONNREFUSED' }, { ok: true }] });
     await updater.apply({ add: [], remove: [], readdress: [line('web-1', '10.0.0.9', 8080)], reweight: [] }, () => connect);
@@ -79,7 +86,7 @@ describe('ServerUpdater with the first probe', () => {
     // Still at its old address while the new one does not answer.
     expect(commands).toEqual([]);
     await vi.advanceTimersByTimeAsync(30);
-    expect(commands).toEqual(['set server http-web/web-1 addr 10.0.0.9 port 8080; set server http-web/web-1 health up']);
+    expect(commands).toEqual(['set server http-web/web-1 addr 10.0.0.9 port 8080; set server http-web/web-1 weight 100; set server http-web/web-1 health up']);
     expect(updater.pendingMoves(everywhere).size).toBe(0);
   });
 
@@ -179,6 +186,6 @@ describe('ServerUpdater with the first probe', () => {
     updater.endCommit([{ proxy: 'http-web', name: 'web-2', host: '10.0.0.8', port: 80, checkPort: undefined, check: connect, weight: 100, ssl: false }]);
     expect([...updater.pendingMoves(everywhere)]).toEqual(['http-web/web-2']);
     await vi.advanceTimersByTimeAsync(100);
-    expect(commands).toEqual(['set server http-web/web-2 addr 10.0.0.8 port 80; set server http-web/web-2 health up']);
+    expect(commands).toEqual(['set server http-web/web-2 addr 10.0.0.8 port 80; set server http-web/web-2 weight 100; set server http-web/web-2 health up']);
   });
 });

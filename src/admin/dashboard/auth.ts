@@ -20,8 +20,19 @@ export function isLoopbackBind(host: string): boolean {
  * `edgelb status` would otherwise break on upgrade).
  */
 export function dashboardAccess(req: http.IncomingMessage, bind: string, password: string | undefined): DashboardAccess {
-  if (password === undefined) return isLoopbackBind(bind) ? 'allowed' : 'forbidden';
+  // Open on loopback only to a browser that asked for a loopback name: a page elsewhere that points
+  // its own host name at 127.0.0.1 (DNS rebinding) sends that name, and is refused.
+  if (password === undefined) return isLoopbackBind(bind) && isLoopbackHost(req.headers.host) ? 'allowed' : 'forbidden';
   return credentialsMatch(req.headers.authorization, password) ? 'allowed' : 'needs-credentials';
+}
+
+/** A Host header naming this machine: localhost, 127.x.y.z or [::1], with or without a port. */
+function isLoopbackHost(host: string | undefined): boolean {
+  const name = (host ?? '')
+    .replace(/:\d+$/, '')
+    .replace(/^\[(.*)\]$/, '$1')
+    .toLowerCase();
+  return name === 'localhost' || name === '::1' || (isIP(name) === 4 && name.startsWith('127.'));
 }
 
 /** Compares digests, so neither the length nor the first differing byte shows in the timing. */
