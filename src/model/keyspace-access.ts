@@ -17,25 +17,26 @@ const HEADER_LINES_DOC =
 const CLOSED_NOTE = 'the service is closed (403 to every request) until this is fixed';
 const CLOSED_NOTE_TCP = 'the service is closed (every connection refused) until this is fixed';
 
-export const ACCESS_HTTP_ROWS = [
-  fieldRow('ipAllow', {
-    scope: 'http',
-    key: 'ip_allow',
+/** An address-list row (ip_allow, ip_deny): the same parser, default and closed state in both scopes. */
+const addressRow = <P extends 'ipAllow' | 'ipDeny'>(prop: P, scope: 'http' | 'tcp', row: { key: string; defaultDoc: string; example: string; doc: string }) =>
+  fieldRow(prop, {
+    scope,
+    ...row,
     parse: parseAddressList,
     invalid: 'close-service',
     absent: byDefault<AddressList | undefined>(undefined),
-    closed: { value: CLOSED_LIST, note: CLOSED_NOTE },
+    closed: { value: CLOSED_LIST, note: scope === 'http' ? CLOSED_NOTE : CLOSED_NOTE_TCP },
+  });
+
+export const ACCESS_HTTP_ROWS = [
+  addressRow('ipAllow', 'http', {
+    key: 'ip_allow',
     defaultDoc: '— (every client)',
     example: '10.0.0.0/8, 192.0.2.7',
     doc: `only these clients reach the service, every other gets \`403\`: ${ADDRESSES_DOC}. A value that cannot be used (or is empty) closes the service (\`403\` to everyone) rather than leaving it open`,
   }),
-  fieldRow('ipDeny', {
-    scope: 'http',
+  addressRow('ipDeny', 'http', {
     key: 'ip_deny',
-    parse: parseAddressList,
-    invalid: 'close-service',
-    absent: byDefault<AddressList | undefined>(undefined),
-    closed: { value: CLOSED_LIST, note: CLOSED_NOTE },
     defaultDoc: '— (nobody)',
     example: '192.0.2.0/24',
     doc: 'these clients get `403` (checked with `ip_allow`: a client must be allowed and not denied); the same list as `ip_allow`, and an unusable value closes the service in the same way',
@@ -103,24 +104,14 @@ export const ACCESS_HTTP_ROWS = [
 ] as const;
 
 export const ACCESS_TCP_ROWS = [
-  fieldRow('ipAllow', {
-    scope: 'tcp',
+  addressRow('ipAllow', 'tcp', {
     key: 'ip_allow',
-    parse: parseAddressList,
-    invalid: 'close-service',
-    absent: byDefault<AddressList | undefined>(undefined),
-    closed: { value: CLOSED_LIST, note: CLOSED_NOTE_TCP },
     defaultDoc: '— (every client)',
     example: '10.0.0.0/8',
     doc: 'as for HTTP services; the connection of any other client is closed at once, and an unusable value refuses every connection (`X-Forwarded-For` does not apply)',
   }),
-  fieldRow('ipDeny', {
-    scope: 'tcp',
+  addressRow('ipDeny', 'tcp', {
     key: 'ip_deny',
-    parse: parseAddressList,
-    invalid: 'close-service',
-    absent: byDefault<AddressList | undefined>(undefined),
-    closed: { value: CLOSED_LIST, note: CLOSED_NOTE_TCP },
     defaultDoc: '— (nobody)',
     example: '192.0.2.0/24',
     doc: "these clients' connections are closed at once",

@@ -67,6 +67,18 @@ const instance = (row: Omit<InstanceRow, 'scope' | 'parse' | 'invalid' | 'code' 
   code: 'invalid_value',
 });
 
+/** conn_limit, the same in both scopes but for its example and words. */
+const connLimitRow = (example: string, closedNote: string, doc: string) => ({
+  key: 'conn_limit',
+  parse: parseConnLimit,
+  invalid: 'close-service' as const,
+  absent: byDefault<number | undefined>(undefined),
+  defaultDoc: '— (no limit)',
+  example,
+  closed: { value: CLOSED_CONN_LIMIT, note: closedNote },
+  doc,
+});
+
 export const HTTP_SECTION = {
   kind: 'http',
   dir: KEY_PATHS.services,
@@ -193,16 +205,14 @@ export const HTTP_SECTION = {
       example: '100/10s',
       doc: '`<requests>/<period>` per client address (1–1000000 requests, a period up to `1h` in `ms`, `s`, `m` or `h`): more in any such period get `429 Too Many Requests` with `Retry-After: <period in seconds>` (refused requests count too: a client that keeps sending too fast stays limited); the counters survive reloads (but for one less than 5 s after the previous one)',
     }),
-    http('connLimit', {
-      key: 'conn_limit',
-      parse: parseConnLimit,
-      invalid: 'close-service',
-      absent: byDefault<number | undefined>(undefined),
-      defaultDoc: '— (no limit)',
-      example: '20',
-      closed: { value: CLOSED_CONN_LIMIT, note: 'the service is closed (403 to every request) until this is fixed' },
-      doc: 'the most requests one client address may have in progress at once (1–100000; a WebSocket holds one while open): more get `429 Too Many Requests`. An invalid value closes the service (403) rather than leaving it unlimited',
-    }),
+    http(
+      'connLimit',
+      connLimitRow(
+        '20',
+        'the service is closed (403 to every request) until this is fixed',
+        'the most requests one client address may have in progress at once (1–100000; a WebSocket holds one while open): more get `429 Too Many Requests`. An invalid value closes the service (403) rather than leaving it unlimited',
+      ),
+    ),
     instance({ doc: '`host:port` (or `[ipv6]:port`) of one running instance', defaultDoc: '—', example: '10.81.0.5:8080' }),
     // ---- issue 15 routing rows (HTTP): keyspace-routing.ts ----
     ...HTTP_ROUTING_ROWS,
@@ -250,16 +260,14 @@ export const TCP_SECTION = {
     // Access policies (issue 15): keyspace-access.ts.
     ...ACCESS_TCP_ROWS,
     // Per-client limits (issue 15), counted in a stick table that survives reloads (limits.ts).
-    tcp('connLimit', {
-      key: 'conn_limit',
-      parse: parseConnLimit,
-      invalid: 'close-service',
-      absent: byDefault<number | undefined>(undefined),
-      defaultDoc: '— (no limit)',
-      example: '10',
-      closed: { value: CLOSED_CONN_LIMIT, note: 'the service is closed (every connection refused) until this is fixed' },
-      doc: 'the most concurrent connections one client address may hold (1–100000): more are refused (closed at once). An invalid value closes the service rather than leaving it unlimited',
-    }),
+    tcp(
+      'connLimit',
+      connLimitRow(
+        '10',
+        'the service is closed (every connection refused) until this is fixed',
+        'the most concurrent connections one client address may hold (1–100000): more are refused (closed at once). An invalid value closes the service rather than leaving it unlimited',
+      ),
+    ),
     // ---- issue 15 routing rows (TCP): keyspace-routing.ts ----
     ...TCP_ROUTING_ROWS,
   ],
