@@ -1,5 +1,6 @@
 import type { ProverCounters } from '../haproxy/server-prover.js';
 import { CLOSED_CONN_LIMIT, type RateLimit } from '../model/limits.js';
+import { settingsReportOf } from './service-settings.js';
 import type { ApplyRecord, ControllerStatus } from '../controller/controller.js';
 import { FAILURE_HINTS, isConfigurationFailure } from '../etcd/errors.js';
 import type { EtcdSourceStatus } from '../sources/etcd.js';
@@ -45,6 +46,8 @@ export interface ServiceReport {
   readonly port: number | null;
   /** rate_limit and conn_limit (issue 15); null: neither. */
   readonly limits: LimitsReport | null;
+  /** Every per-service key set to other than its default, by etcd key (service-settings.ts). */
+  readonly settings: Readonly<Record<string, unknown>>;
   readonly instances: readonly InstanceReport[];
 }
 
@@ -181,6 +184,7 @@ export async function buildStatus(inputs: AdminInputs): Promise<StatusReport> {
         paths: s.virtualPaths,
         port: null,
         limits: limitsReportOf(s.rateLimit, s.connLimit),
+        settings: settingsReportOf(s),
         instances: s.upstreams.map(instance(httpBackendName(s.name))),
       }),
     ),
@@ -192,6 +196,7 @@ export async function buildStatus(inputs: AdminInputs): Promise<StatusReport> {
         paths: [],
         port: s.externalPort,
         limits: limitsReportOf(undefined, s.connLimit),
+        settings: settingsReportOf(s),
         instances: s.upstreams.map(instance(tcpProxyName(s.name))),
       }),
     ),
