@@ -21,8 +21,9 @@ export class Coalescer {
   private idleWaiters: (() => void)[] = [];
   private stopped = false;
 
+  /** `task` gets the Date.now() of the first change of the burst it applies. */
   constructor(
-    private readonly task: () => Promise<void>,
+    private readonly task: (changedAt: number) => Promise<void>,
     private readonly options: CoalescerOptions,
   ) {}
 
@@ -65,7 +66,8 @@ export class Coalescer {
   private kick(): void {
     if (this.running || !this.dirty || !this.options.ready()) return;
     this.dirty = false;
-    this.start(this.task);
+    const changedAt = this.firstDirtyAt;
+    this.start(() => this.task(changedAt));
   }
 
   private start(task: () => Promise<void>): void {

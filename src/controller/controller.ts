@@ -104,7 +104,7 @@ export class Controller {
     this.recorder = new ApplyRecorder(options.logger, options.onApplyFailed);
     this.reports = new InputReports(options.logger);
     this.exclusions = new Exclusions(options.logger);
-    this.coalescer = new Coalescer(() => this.applyLatest(), {
+    this.coalescer = new Coalescer((changedAt) => this.applyLatest(changedAt), {
       quietMs: options.quietMs,
       maxDelayMs: options.maxDelayMs,
       // Nothing is applied before etcd has answered once: HAProxy starts with the real routes.
@@ -163,7 +163,8 @@ export class Controller {
     );
   }
 
-  private async applyLatest(): Promise<void> {
+  private async applyLatest(changedAt: number): Promise<void> {
+    this.recorder.begin(changedAt);
     const snapshot = this.etcd!;
     const started = performance.now();
     try {

@@ -12,6 +12,11 @@ export interface ApplyRecord {
   readonly changes: StateChanges;
   /** Why it reloaded (a reload only). */
   readonly reason?: string;
+  /**
+   * From the moment edgelb saw the first change this apply carries (a watch event, a certificate
+   * file) to the apply's end: the coalescing wait included.
+   */
+  readonly sinceChangeMs?: number;
   readonly error?: string;
 }
 
@@ -27,11 +32,18 @@ const NO_CHANGES: StateChanges = Object.freeze({ added: [], removed: [], changed
 export class ApplyRecorder {
   private readonly counts = { applies: 0, reloads: 0, starts: 0, unchanged: 0, failures: 0, runtimeUpdates: 0 };
   private lastApply: ApplyRecord | undefined;
+  /** Date.now() of the first change the apply under way carries (see ApplyRecord.sinceChangeMs). */
+  private changedAt: number | undefined;
 
   constructor(
     private readonly logger: Logger,
     private readonly onFailed?: (error: Error) => void,
   ) {}
+
+  /** An apply of changes first seen at `changedAt` (Date.now()) begins. */
+  begin(changedAt: number): void {
+    this.changedAt = changedAt;
+  }
 
   get last(): ApplyRecord | undefined {
     return this.lastApply;
@@ -84,7 +96,8 @@ export class ApplyRecorder {
 
   private record(revision: string, action: ApplyRecord['action'], started: number, changes: StateChanges, extra: Partial<ApplyRecord> = {}): number {
     const durationMs = elapsedMs(started);
-    this.lastApply = { at: new Date().toISOString(), revision, action, durationMs, changes, ...extra };
+    const sinceChange = this.changedAt === undefined ? {} : { sinceChangeMs: Date.now() - this.changedAt };
+    this.lastApply = { at: new Date().toISOString(), revision, action, durationMs, changes, ...sinceChange, ...extra };
     return durationMs;
   }
 }

@@ -102,6 +102,9 @@ describe('Controller: runtime API or reload', () => {
     expect(plans[0]!.add.map((s) => `${s.proxy}/${s.name} ${s.address}`)).toEqual(['http-web/web-2 10.0.0.2:80']);
     const { lastApply, counters } = controller.status();
     expect(lastApply).toMatchObject({ action: 'runtime', changes: { changed: ['http:web'] } });
+    // From the snapshot's arrival to the apply's end: at least the 25 ms quiet time of the coalescer.
+    expect(lastApply!.sinceChangeMs).toBeGreaterThanOrEqual(25);
+    expect(lastApply!.sinceChangeMs).toBeLessThan(100);
     expect(counters).toMatchObject({ starts: 1, runtimeUpdates: 1, reloads: 0 });
     controller.stop();
   });

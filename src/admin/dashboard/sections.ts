@@ -107,14 +107,20 @@ function applies(records: readonly ApplyRecord[], status: StatusReport): string 
       `<time datetime="${esc(r.at)}">${esc(r.at.slice(11, 23))}</time>`,
       badge(HOW[r.action] ?? r.action, r.action === 'failed' ? 'bad' : r.action === 'runtime' ? 'ok' : 'neutral'),
       `${esc(r.durationMs)} ms ${bar}`,
+      r.sinceChangeMs === undefined ? '—' : `${esc(r.sinceChangeMs)} ms`,
       esc(r.revision),
       esc(changed.join(' ') || '—'),
       esc(r.error ?? r.reason ?? '—'),
     ];
   });
-  const note = `<p class="note">Applies seen since this edgelb started (the controller keeps the last; ${esc(status.counters.applies)} in all). The time from an etcd write to its apply is not measured by edgelb yet; the duration is the apply's own.</p>`;
+  const note = `<p class="note">Applies seen since this edgelb started (the controller keeps the last; ${esc(status.counters.applies)} in all). Duration: the apply's own. Change → applied: from the moment edgelb saw the change (an etcd watch event, a certificate file) to the apply's end, the 25 ms coalescing wait included; etcd keeps no write times, so the write itself is not in it.</p>`;
   return (
-    table('Recent applies, newest first', ['Time (UTC)', 'How', 'Duration', 'Revision', 'Services changed', 'Reason or error'], rows, 'No apply yet.') + note
+    table(
+      'Recent applies, newest first',
+      ['Time (UTC)', 'How', 'Duration', 'Change → applied', 'Revision', 'Services changed', 'Reason or error'],
+      rows,
+      'No apply yet.',
+    ) + note
   );
 }
 
