@@ -264,14 +264,14 @@ export class Controller {
         },
         { before: canarySharesOf(before.state), after: canarySharesOf(next.state) },
       );
-      if (servicesIn(plan.servers).length > 0) {
+      const changed = servicesIn(plan.servers); // only instances changed: cheaper than diffStates at 10,000
+      if (changed.length > 0) {
         // The file follows a moment later, off this path (ConfigFile); whatever reads it waits for it.
         this.options.applier.adoptRuntimeChange(rendered);
         this.ours = rendered;
       }
       this.applied = next;
-      // Only instances changed here: the services the plan touches (cheaper than diffStates at 10,000).
-      this.recorder.runtime(next.revision, started, { added: [], removed: [], changed: servicesIn(plan.servers) }, details);
+      this.recorder.runtime(next.revision, started, { added: [], removed: [], changed }, details);
       return true;
     } catch (error) {
       this.options.logger.warn({ ...event('apply.runtime_refused'), err: (error as Error).message }, 'runtime update not possible; reloading instead');

@@ -1,10 +1,10 @@
 import { X509Certificate } from 'node:crypto';
+import { logSink } from '../support/log-capture.js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import tls from 'node:tls';
 import { Command } from 'commander';
 import { execa, type ResultPromise } from 'execa';
@@ -61,13 +61,7 @@ interface TestManager {
 /** An AcmeManager in this process with its own etcd client and source, logging into an array. */
 function startManager(options: Partial<AcmeManagerOptions> = {}): TestManager {
   const logs: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) logs.push(JSON.parse(line) as Record<string, unknown>);
-      if (process.env.EDGELB_TEST_LOGS) process.stderr.write(chunk);
-      done();
-    },
-  });
+  const sink = logSink(logs);
   const logger = createLogger('debug', false, sink);
   const client = etcdClient(etcd.endpoint);
   const manager = new AcmeManager({

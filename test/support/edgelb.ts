@@ -1,8 +1,8 @@
 import { closeSync, openSync, readFileSync } from 'node:fs';
+import { logSink } from './log-capture.js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import { startEdgelb, type Edgelb } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
@@ -67,15 +67,7 @@ export async function startTestEdgelb(
     ...overrides,
   });
   const logs: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      for (const line of chunk.toString('utf8').split('\n')) {
-        if (line.trim()) logs.push(JSON.parse(line) as Record<string, unknown>);
-      }
-      if (process.env.EDGELB_TEST_LOGS) process.stderr.write(chunk);
-      done();
-    },
-  });
+  const sink = logSink(logs);
   // Appended to, so a controller started again on the same state dir adds to it.
   const stdoutFile = path.join(stateDir, 'haproxy.stdout');
   const stdoutFd = openSync(stdoutFile, 'a', 0o600);

@@ -1,7 +1,6 @@
-import { Writable } from 'node:stream';
+import { capturingLogger } from '../support/log-capture.js';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { KvStore } from '../../src/etcd/store.js';
-import { createLogger } from '../../src/log.js';
 import { SnapshotParser } from '../../src/model/incremental.js';
 import { EntryStore } from '../../src/sources/entry-store.js';
 import { AcmeManager } from '../../src/acme/manager.js';
@@ -10,17 +9,7 @@ import { AcmeManager } from '../../src/acme/manager.js';
 // parsed routes it is handed (never a parse of its own), its stored state from its own keys,
 // read again only when one of them changed.
 
-const logs: Record<string, unknown>[] = [];
-const logger = createLogger(
-  'debug',
-  false,
-  new Writable({
-    write(chunk: Buffer, _enc, done) {
-      for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) logs.push(JSON.parse(line) as Record<string, unknown>);
-      done();
-    },
-  }),
-);
+const { logger, logs } = capturingLogger();
 
 function manager(): AcmeManager {
   return new AcmeManager({ store: {} as KvStore, prefix: '/lb', logger, email: 'ops@example.com', directoryUrl: 'https://acme.invalid/dir' });

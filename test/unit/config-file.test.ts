@@ -1,30 +1,19 @@
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { capturingLogger } from '../support/log-capture.js';
 import os from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../support/wait.js';
 import { ConfigApplier } from '../../src/haproxy/apply.js';
 import { ConfigFile, textContent, type ConfigContent } from '../../src/haproxy/config-file.js';
 import type { HaproxyProcess } from '../../src/haproxy/process.js';
-import { createLogger } from '../../src/log.js';
 
 // haproxy.cfg after a runtime change is written a moment later, off the latency path: whatever
 // reads the file (haproxy -c, a reload, a restart, the next run) must find the latest config.
 
 let dir: string;
 let file: string;
-const logs: Record<string, unknown>[] = [];
-const logger = createLogger(
-  'debug',
-  false,
-  new Writable({
-    write(chunk: Buffer, _enc, done) {
-      for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) logs.push(JSON.parse(line) as Record<string, unknown>);
-      done();
-    },
-  }),
-);
+const { logger, logs } = capturingLogger();
 
 beforeEach(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'edgelb-config-file-'));

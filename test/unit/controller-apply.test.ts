@@ -1,15 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { Controller } from '../../src/controller/controller.js';
-import type { ConfigApplier } from '../../src/haproxy/apply.js';
-import type { CertFiles } from '../../src/haproxy/cert-files.js';
-import type { ChallengeMap } from '../../src/haproxy/challenge-map.js';
-import type { ConfigContent } from '../../src/haproxy/config-file.js';
 import type { ServerUpdater } from '../../src/haproxy/server-updater.js';
-import { createLogger } from '../../src/log.js';
 import type { ServerPlan } from '../../src/plan/server-plan.js';
-import { createSectionRenderer, createServerArgsRenderer } from '../../src/render/render.js';
-import { EntryStore } from '../../src/sources/entry-store.js';
-import { renderSettingsIn } from '../support/render-settings.js';
+import { fakeApplier, fakeController } from '../support/fake-controller.js';
 
 // The controller's choice between the runtime API and a reload, with a fake applier and a fake
 // server updater (the real ones are tested against HAProxy in test/integration): what it runs,
@@ -18,33 +10,9 @@ import { renderSettingsIn } from '../support/render-settings.js';
 function setUp(options: { refuseRuntime?: boolean; commitFailsAfterMs?: number } = {}) {
   const events: string[] = [];
   const plans: ServerPlan[] = [];
-  let serving: ConfigContent | undefined;
-  const applier = {
-    get serving() {
-      return serving;
-    },
-    startLastGood: async () => false,
-    flush: async () => undefined,
-    validate: async () => ({ ok: true, errors: [] }),
-    startUnchecked: async (config: ConfigContent) => {
-      serving = config;
-      events.push('start');
-      return { action: 'started', startedDown: [] };
-    },
-    commit: async (config: ConfigContent) => {
-      if (options.commitFailsAfterMs !== undefined) {
-        await new Promise((resolve) => setTimeout(resolve, options.commitFailsAfterMs));
-        throw new Error('ENOSPC: no space left on device');
-      }
-      serving = config;
-      events.push('reload');
-      return { action: 'reloaded', startedDown: [] };
-    },
-    adoptRuntimeChange: (config: ConfigContent) => {
-      serving = config;
-      events.push('adopt');
-    },
-  } as unknown as ConfigApplier;
+  // The applier's events as this test names them.
+  const named = { started: 'start', reloaded: 'reload', runtime: 'adopt' } as const;
+  const applier = fakeApplier((event) => events.push(named[event]), { commitFailsAfterMs: options.commitFailsAfterMs });
   const servers = {
     apply: async (plan: ServerPlan) => {
       plans.push(plan);
@@ -58,28 +26,10 @@ function setUp(options: { refuseRuntime?: boolean; commitFailsAfterMs?: number }
     pendingMoves: () => new Set<string>(),
     proveStarted: () => undefined,
   } as unknown as ServerUpdater;
-  const certFiles = { crtList: '/x/crt-list', write: async () => undefined, prune: async () => undefined, applyRuntime: async () => 0 } as unknown as CertFiles;
-  const challengeMap = { write: async () => undefined, applyRuntime: async () => 0 } as unknown as ChallengeMap;
   const failures: Error[] = [];
-  const controller = new Controller({
-    render: createSectionRenderer(),
-    serverArgs: createServerArgsRenderer(),
-    settings: { render: renderSettingsIn('/x'), tls: { port: 8443, http2: true, minVersion: 'TLSv1.2', ciphers: 'DEFAULT' }, crtList: '/x/crt-list' },
-    parseOptions: { reservedPorts: [] },
-    applier,
-    certFiles,
-    challengeMap,
-    canaryMap: challengeMap,
-    servers,
-    logger: createLogger('silent', false),
-    lastGoodAfterMs: 60_000,
-    onApplyFailed: (error) => failures.push(error),
-  });
-  const store = new EntryStore();
-  let revision = 0;
+  const { controller, offer } = fakeController({ applier, servers, onApplyFailed: (error) => failures.push(error) });
   const apply = async (entries: Record<string, string>) => {
-    store.replace(new Map(Object.entries(entries)));
-    controller.offer(store.seal(String(++revision)));
+    offer(entries);
     // Past the quiet time and any slow fake commit.
     await vi.advanceTimersByTimeAsync(100);
     await controller.whenIdle();

@@ -1,63 +1,14 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Coalescer } from '../../src/controller/coalescer.js';
-import { Controller } from '../../src/controller/controller.js';
-import type { ConfigApplier } from '../../src/haproxy/apply.js';
-import type { CertFiles } from '../../src/haproxy/cert-files.js';
-import type { ChallengeMap } from '../../src/haproxy/challenge-map.js';
-import type { ConfigContent } from '../../src/haproxy/config-file.js';
-import { createLogger } from '../../src/log.js';
-import { createSectionRenderer, createServerArgsRenderer } from '../../src/render/render.js';
-import { EntryStore } from '../../src/sources/entry-store.js';
-import { renderSettingsIn } from '../support/render-settings.js';
+import { fakeApplier, fakeController } from '../support/fake-controller.js';
 
 // The controller's coalescing, with a fake applier and fake timers: a burst of snapshots becomes
 // one apply once the burst has been quiet for 25 ms, but no change waits longer than 500 ms.
 
 function setUp() {
   const applies: { at: number; how: string; text: string }[] = [];
-  let serving: ConfigContent | undefined;
-  const applier = {
-    get serving() {
-      return serving;
-    },
-    startLastGood: async () => false,
-    flush: async () => undefined,
-    validate: async () => ({ ok: true, errors: [] }),
-    startUnchecked: async (config: ConfigContent) => {
-      serving = config;
-      applies.push({ at: Date.now(), how: 'started', text: config.text });
-      return { action: 'started', startedDown: [] };
-    },
-    commit: async (config: ConfigContent) => {
-      serving = config;
-      applies.push({ at: Date.now(), how: 'reloaded', text: config.text });
-      return { action: 'reloaded', startedDown: [] };
-    },
-    adoptRuntimeChange: (config: ConfigContent) => {
-      serving = config;
-      applies.push({ at: Date.now(), how: 'runtime', text: config.text });
-    },
-  } as unknown as ConfigApplier;
-  const certFiles = { crtList: '/x/crt-list', write: async () => undefined, prune: async () => undefined, applyRuntime: async () => 0 } as unknown as CertFiles;
-  const challengeMap = { write: async () => undefined, applyRuntime: async () => 0 } as unknown as ChallengeMap;
-  const controller = new Controller({
-    render: createSectionRenderer(),
-    serverArgs: createServerArgsRenderer(),
-    settings: { render: renderSettingsIn('/x'), tls: { port: 8443, http2: true, minVersion: 'TLSv1.2', ciphers: 'DEFAULT' }, crtList: '/x/crt-list' },
-    parseOptions: { reservedPorts: [] },
-    applier,
-    certFiles,
-    challengeMap,
-    canaryMap: challengeMap,
-    logger: createLogger('silent', false),
-    lastGoodAfterMs: 60_000,
-  });
-  const store = new EntryStore();
-  let revision = 0;
-  const offer = (entries: Record<string, string>) => {
-    store.replace(new Map(Object.entries(entries)));
-    controller.offer(store.seal(String(++revision)));
-  };
+  const applier = fakeApplier((how, config) => applies.push({ at: Date.now(), how, text: config.text }));
+  const { controller, offer } = fakeController({ applier });
   return { applies, controller, offer };
 }
 

@@ -1,4 +1,4 @@
-import { Writable } from 'node:stream';
+import { logSink } from '../support/log-capture.js';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { ApiDecision } from '../../src/etcd/choose-api.js';
 import type { EtcdConnection } from '../../src/etcd/connection.js';
@@ -95,12 +95,7 @@ function refuseListings(store: FakeStore, count: number): void {
 function startSource(client: FakeClient) {
   const snapshots: { revision: string; entries: Record<string, string> }[] = [];
   const logs: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) logs.push(JSON.parse(line) as Record<string, unknown>);
-      done();
-    },
-  });
+  const sink = logSink(logs);
   const source = new EtcdSource({
     client,
     prefix: '/lb',

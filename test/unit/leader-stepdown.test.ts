@@ -1,4 +1,4 @@
-import { Writable } from 'node:stream';
+import { capturingLogger } from '../support/log-capture.js';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Election, ElectionOptions } from '../../src/acme/election.js';
 import { LeaderElection } from '../../src/acme/lease-election.js';
@@ -85,17 +85,7 @@ function routes() {
 }
 
 function startReplica(id: string) {
-  const logs: Record<string, unknown>[] = [];
-  const logger = createLogger(
-    'debug',
-    false,
-    new Writable({
-      write(chunk: Buffer, _enc, done) {
-        for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) logs.push(JSON.parse(line) as Record<string, unknown>);
-        done();
-      },
-    }),
-  );
+  const { logger, logs } = capturingLogger();
   const election = new FakeElection(id);
   const etcd = fakeStore();
   const manager = new AcmeManager({
