@@ -55,7 +55,7 @@ export interface CheckReport {
 }
 
 const KNOWN_SUBTREES: ReadonlySet<string> = new Set(TOP_DIRS);
-/** `services/, tcp-services/, certs/ or acme/`, for the layout problem's message. */
+/** `services/, tcp-services/, certs/, acme/ or peers/`, for the layout problem's message. */
 const KNOWN_SUBTREES_TEXT = `${TOP_DIRS.slice(0, -1)
   .map((dir) => `${dir}/`)
   .join(', ')} or ${TOP_DIRS.at(-1)}/`;

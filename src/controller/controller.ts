@@ -7,9 +7,8 @@ import type { ServerUpdater } from '../haproxy/server-updater.js';
 import type { Logger } from '../log.js';
 import type { HealthCheck } from '../model/health-check.js';
 import { legacySettingsHints } from '../model/legacy-directives.js';
-import type { ParseOptions } from '../model/parse.js';
 import type { Snapshot } from '../model/snapshot.js';
-import type { DesiredState, Entries, EntryWarning, Rejection } from '../model/types.js';
+import type { DesiredState, EntryWarning, Rejection } from '../model/types.js';
 import { diffStates } from '../model/diff.js';
 import { desiredConfig, type DesiredConfig, type SettingsBase } from '../pipeline/desired-config.js';
 import { attributeErrors } from '../render/attribute.js';
@@ -21,7 +20,7 @@ import { planApply, type Applied } from './apply-plan.js';
 import { Coalescer } from './coalescer.js';
 import { commitConfig } from './commit.js';
 import { Exclusions } from './exclusions.js';
-import { ControllerInputs, type VaultInput } from './inputs.js';
+import { ControllerInputs, type ControllerInputsOptions } from './inputs.js';
 import { event } from './log-events.js';
 import { ApplyRecorder, type ApplyCounters, type ApplyRecord } from './recorder.js';
 import { InputReports } from './reports.js';
@@ -29,13 +28,13 @@ import { applyAtRuntime, servicesIn } from './runtime-apply.js';
 
 export type { ApplyRecord } from './recorder.js';
 
-export interface ControllerOptions {
+/** Besides what the inputs need (the parse options, challenge variables, the vault, this replica's peer): */
+export interface ControllerOptions extends ControllerInputsOptions {
   readonly render: SectionRenderer;
   /** A server's arguments after its address, as the file has them (templates/server-args.hbs). */
   readonly serverArgs: ServerArgsRenderer;
   /** The settings every render starts from (pipeline/settings-of.ts settingsBaseOf). */
   readonly settings: SettingsBase;
-  readonly parseOptions: ParseOptions;
   readonly applier: ConfigApplier;
   readonly certFiles: CertFiles;
   readonly challengeMap: ChallengeMap;
@@ -44,11 +43,7 @@ export interface ControllerOptions {
   /** Adds, drains and re-addresses servers through the runtime API; without it every change reloads. */
   readonly servers?: ServerUpdater;
   readonly logger: Logger;
-  /** `ACME_CHALLENGE_<token>` variables: challenges the platform set up (Kontena compatibility). */
-  readonly envChallenges?: Readonly<Record<string, string | undefined>>;
   readonly defaultCert?: string;
-  /** The vault provider: picks (and decrypts) the certificates out of the etcd keys under `certs/`. */
-  readonly vaultCerts?: (entries: Entries) => VaultInput;
   /** Told the parsed routes of every snapshot applied (services HAProxy rejected included): ACME's domains. */
   readonly onParsed?: (state: DesiredState) => void;
   /** Wait this long after the last change before applying, so a burst becomes one apply. */
@@ -98,8 +93,7 @@ export class Controller {
   private readonly lastGoodTimer: NodeJS.Timeout;
 
   constructor(private readonly options: ControllerOptions) {
-    const { parseOptions, envChallenges, vaultCerts } = options;
-    this.inputs = new ControllerInputs({ parseOptions, envChallenges, vaultCerts });
+    this.inputs = new ControllerInputs(options);
     this.certSelection = new CertSelection(options.defaultCert);
     this.recorder = new ApplyRecorder(options.logger, options.onApplyFailed);
     this.reports = new InputReports(options.logger);
@@ -177,19 +171,19 @@ export class Controller {
 
   /** Every read of the snapshot happens here, before the first await: only the newest may be read. */
   private desiredOf(snapshot: Snapshot): DesiredConfig {
-    const { parsed, challenges, challengeRejections, vault } = this.inputs.read(snapshot);
+    const { parsed, challenges, challengeRejections, vault, peers } = this.inputs.read(snapshot);
     try {
       this.options.onParsed?.(parsed.state);
     } catch (error) {
       // A consumer of the routes (ACME) must not fail the apply of everything else.
       this.options.logger.error({ ...event('routes.consumer_failed'), err: (error as Error).message }, 'a consumer of the parsed routes failed');
     }
-    this.reports.rejections(parsed.rejected, challengeRejections);
+    this.reports.rejections(parsed.rejected, challengeRejections, peers?.rejected);
     this.reports.warningsOf(parsed.state);
     this.offers.set('vault', vault);
     const { set, fresh } = this.certSelection.select(certsByKind(this.offers));
     if (fresh) this.reports.certificates(this.offers.values(), set);
-    return desiredConfig({ parsed, challenges: { challenges, rejected: challengeRejections }, certs: set }, this.options.settings);
+    return desiredConfig({ parsed, challenges: { challenges, rejected: challengeRejections }, certs: set, peers }, this.options.settings);
   }
 
   private async reconcile(snapshot: Snapshot, desired: DesiredConfig, started: number): Promise<void> {

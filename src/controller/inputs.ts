@@ -1,6 +1,7 @@
 import { KEY_PATHS } from '../model/keyspace.js';
 import { CHALLENGE_PREFIX, parseChallenges, type Challenges } from '../model/challenges.js';
 import { SnapshotParser } from '../model/incremental.js';
+import { peerSetOf, type Peer, type PeerSet } from '../model/peers.js';
 import type { ParseOptions } from '../model/parse.js';
 import { groupOf, type Snapshot } from '../model/snapshot.js';
 import type { Entries, ParseResult, Rejection } from '../model/types.js';
@@ -15,6 +16,13 @@ export interface SnapshotInputs {
   readonly challengeRejections: readonly Rejection[];
   /** The vault provider's offer: the same object as last time while nothing under `certs/` changed. */
   readonly vault: CertOffer;
+  /** KONTENA_LB_PEERS=etcd: the registered replicas and the registrations left out (the same object while `peers/` is unchanged). */
+  readonly peers: PeerRead | undefined;
+}
+
+export interface PeerRead {
+  readonly set: PeerSet;
+  readonly rejected: readonly Rejection[];
 }
 
 export interface ControllerInputsOptions {
@@ -23,6 +31,8 @@ export interface ControllerInputsOptions {
   readonly envChallenges?: Readonly<Record<string, string | undefined>>;
   /** Picks (and decrypts) the vault's certificates out of the keys under `certs/`. */
   readonly vaultCerts?: (entries: Entries) => VaultInput;
+  /** This replica's own peer, with KONTENA_LB_PEERS=etcd: the others are read from `peers/`. */
+  readonly localPeer?: Peer;
 }
 
 const VAULT_DIR = KEY_PATHS.certs;
@@ -47,7 +57,7 @@ export class ControllerInputs {
     // Whether a key under `dir` may have changed: its keys are one group (`acme/challenges`, `certs`).
     const stale = (dir: string) => !last || !changed || changed.has(groupOf(`${dir}x`));
     const parsed = this.parser.parse(snapshot);
-    let { challenges, challengeRejections, vault } = last?.inputs ?? {};
+    let { challenges, challengeRejections, vault, peers } = last?.inputs ?? {};
     if (stale(CHALLENGE_PREFIX) || challenges === undefined || challengeRejections === undefined) {
       const read = parseChallenges(snapshot.under(CHALLENGE_PREFIX), this.options.envChallenges);
       challenges = read.challenges;
@@ -57,7 +67,12 @@ export class ControllerInputs {
       const read = this.options.vaultCerts?.(snapshot.under(VAULT_DIR));
       vault = read ? { kind: 'vault', certs: read.certs, rejected: read.rejected } : NO_VAULT;
     }
-    const inputs = { parsed, challenges, challengeRejections, vault };
+    const local = this.options.localPeer;
+    if (local && (stale(KEY_PATHS.peers) || peers === undefined)) {
+      const read = peerSetOf(snapshot.under(KEY_PATHS.peers), local);
+      peers = { set: read.peers, rejected: read.rejected };
+    }
+    const inputs = { parsed, challenges, challengeRejections, vault, peers };
     this.last = { snapshot, inputs };
     return inputs;
   }

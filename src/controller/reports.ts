@@ -6,6 +6,8 @@ import type { CertRejection, CertSet } from '../tls/store.js';
 import { ReportOnce } from '../util/report-once.js';
 import { event } from './log-events.js';
 
+const NONE: readonly Rejection[] = Object.freeze([]);
+
 /**
  * Logs what the inputs could not use, each problem once while it lasts: rejected entries and
  * challenge tokens, entry warnings, certificates refused. Keeps the current lists for /status.
@@ -13,7 +15,7 @@ import { event } from './log-events.js';
 export class InputReports {
   private rejectedNow: readonly Rejection[] = [];
   private warningsNow: readonly EntryWarning[] = [];
-  private lastRejections: { parsed: readonly Rejection[]; challenges: readonly Rejection[] } | undefined;
+  private lastRejections: { parsed: readonly Rejection[]; challenges: readonly Rejection[]; peers: readonly Rejection[] } | undefined;
   private readonly entryWarnings = new EntryWarnings();
   private readonly entryReports = new ReportOnce();
   private readonly warningReports = new ReportOnce();
@@ -30,10 +32,11 @@ export class InputReports {
   }
 
   /** Nothing to do while both lists are the very ones of the last time (the parse reuses them). */
-  rejections(parsed: readonly Rejection[], challenges: readonly Rejection[]): void {
-    if (this.lastRejections?.parsed === parsed && this.lastRejections.challenges === challenges) return;
-    this.lastRejections = { parsed, challenges };
-    const rejected = challenges.length === 0 ? parsed : [...parsed, ...challenges];
+  rejections(parsed: readonly Rejection[], challenges: readonly Rejection[], peers: readonly Rejection[] = NONE): void {
+    const last = this.lastRejections;
+    if (last?.parsed === parsed && last.challenges === challenges && last.peers === peers) return;
+    this.lastRejections = { parsed, challenges, peers };
+    const rejected = challenges.length === 0 && peers.length === 0 ? parsed : [...parsed, ...challenges, ...peers];
     this.rejectedNow = rejected;
     this.entryReports.update(
       rejected,

@@ -1,5 +1,7 @@
 import type { Challenges } from '../model/challenges.js';
 import type { DesiredState, ParseResult, Rejection } from '../model/types.js';
+import type { PeerSet } from '../model/peers.js';
+import { peersSettingsOf } from '../render/peers-view.js';
 import type { RenderSettings, TlsSettings } from '../render/view.js';
 import type { CertSet } from '../tls/store.js';
 
@@ -19,6 +21,8 @@ export interface DesiredInputs {
   readonly parsed: ParseResult;
   readonly challenges: { readonly challenges: Challenges; readonly rejected: readonly Rejection[] };
   readonly certs: CertSet;
+  /** KONTENA_LB_PEERS=etcd: the replicas registered in etcd and the registrations left out; absent: the local peer alone. */
+  readonly peers?: { readonly set: PeerSet; readonly rejected: readonly Rejection[] };
 }
 
 /** Everything one apply serves: `run`, `check` and `render` all get it from desiredConfig. */
@@ -38,8 +42,11 @@ export interface DesiredConfig {
  */
 export function desiredConfig(inputs: DesiredInputs, base: SettingsBase): DesiredConfig {
   const { parsed, challenges, certs } = inputs;
-  const rejected = challenges.rejected.length === 0 ? parsed.rejected : [...parsed.rejected, ...challenges.rejected];
-  return { state: parsed.state, rejected, challenges: challenges.challenges, certs, settings: renderSettingsFor(base, certs) };
+  const others = [...challenges.rejected, ...(inputs.peers?.rejected ?? [])];
+  const rejected = others.length === 0 ? parsed.rejected : [...parsed.rejected, ...others];
+  const settings = renderSettingsFor(base, certs);
+  const withPeers = inputs.peers ? { ...settings, peers: peersSettingsOf(inputs.peers.set) } : settings;
+  return { state: parsed.state, rejected, challenges: challenges.challenges, certs, settings: withPeers };
 }
 
 /** The render settings for a set of served certificates; the base object itself when none is served. */

@@ -1,6 +1,7 @@
 import type { Config } from '../config.js';
 import { parseChallenges } from '../model/challenges.js';
 import { parseEntries, type ParseOptions } from '../model/parse.js';
+import { peerSetOf, type Peer } from '../model/peers.js';
 import type { Entries } from '../model/types.js';
 import { certsFromFiles, readCertsDir } from '../sources/certs-dir.js';
 import { readEnvCerts } from '../sources/env-certs.js';
@@ -19,6 +20,8 @@ export interface EntriesInputs {
   readonly defaultCert: string | undefined;
   /** What the other certificate providers offer now (certOffersOnce). */
   readonly offers: readonly CertOffer[];
+  /** KONTENA_LB_PEERS=etcd: this replica's peer (the others are the entries under `peers/`). */
+  readonly localPeer?: Peer;
 }
 
 /**
@@ -32,7 +35,13 @@ export function desiredFromEntries(inputs: EntriesInputs, base: SettingsBase): {
   const vault: CertOffer = { kind: 'vault', ...vaultCertsFromEntries(inputs.entries, inputs.vaultKey) };
   const offers = new Map<CertSourceKind, CertOffer>([...inputs.offers, vault].map((o) => [o.kind, o]));
   const certs = selectCertificates(certsByKind(offers).flat(), { defaultCert: inputs.defaultCert });
-  return { desired: desiredConfig({ parsed, challenges, certs }, base), offers: [...offers.values()] };
+  const peers = inputs.localPeer && peersOf(inputs.entries, inputs.localPeer);
+  return { desired: desiredConfig({ parsed, challenges, certs, peers }, base), offers: [...offers.values()] };
+}
+
+function peersOf(entries: Entries, local: Peer) {
+  const read = peerSetOf(entries, local);
+  return { set: read.peers, rejected: read.rejected };
 }
 
 /** The environment's and the certificate directory's certificates, read once (no watching). */
@@ -51,5 +60,6 @@ export async function entriesInputsOf(config: Config, entries: Entries, env: Rea
     vaultKey: config.vaultKey,
     defaultCert: config.defaultCert,
     offers: await certOffersOnce(env, config.certsDir),
+    localPeer: config.peers,
   };
 }

@@ -10,6 +10,7 @@ import type { NextServerStates } from './servers.js';
 import type { AccessLogFormat } from '../settings/access-log.js';
 import type { SyslogTarget } from '../settings/syslog-target.js';
 import type { TlsVersion } from '../settings/tls.js';
+import type { Peer } from '../model/peers.js';
 
 /** Everything the templates need besides the routes; all of it comes from Config. */
 export interface RenderSettings {
@@ -25,6 +26,11 @@ export interface RenderSettings {
   readonly hardStopAfter: string;
   /** The local peer's socket: the next worker inherits the stick tables' counters through it on reload. */
   readonly peerSocket: string;
+  /**
+   * KONTENA_LB_PEERS=etcd (issue 15): this replica's peer name and every replica's peer, itself
+   * included, sorted by name; absent: the local peer alone, on peerSocket.
+   */
+  readonly peers?: PeersSettings;
   /** Where edgelb leaves `show servers state` for the next worker, so health survives a reload. */
   readonly serverStateFile: string;
   /** Health-check timings of every server line, e.g. `2000ms`. */
@@ -63,6 +69,11 @@ export interface TlsSettings {
   readonly ciphers: string;
   /** Named in the config so that a change of default certificate is a config change (a reload). */
   readonly defaultCert: string;
+}
+
+export interface PeersSettings {
+  readonly local: string;
+  readonly members: readonly Peer[];
 }
 
 export interface StatsSettings {

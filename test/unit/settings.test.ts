@@ -60,6 +60,7 @@ describe('the settings schema', () => {
       'httpPort',
       'httpsPort',
       'logLevel',
+      'peers',
       'sslCiphers',
       'sslMinVersion',
       'stateDir',

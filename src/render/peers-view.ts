@@ -1,0 +1,13 @@
+import type { PeerSet } from '../model/peers.js';
+import type { PeersSettings } from './view.js';
+
+/**
+ * The peers section of a peer set (issue 15): every replica, this one included under the name
+ * `localpeer` gives it, sorted by name so that every replica renders the same section. HAProxy
+ * listens on the local member's address, for the other replicas and for its own next worker,
+ * which takes the tables over from it on a reload (configuration manual 2.6, 3.5 "Peers").
+ */
+export function peersSettingsOf(set: PeerSet): PeersSettings {
+  const members = [set.local, ...set.remotes].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return { local: set.local.name, members };
+}
