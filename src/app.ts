@@ -114,6 +114,7 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
     servers,
     envChallenges: options.envChallenges,
     defaultCert: config.defaultCert,
+    certWarnDays: config.certWarnDays,
     vaultCerts: (entries) => vaultCertsFromEntries(entries, config.vaultKey),
     localPeer: config.peers,
     // ACME takes its domains from the controller's parse, never parsing the keyspace itself.

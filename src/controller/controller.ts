@@ -8,25 +8,28 @@ import type { Logger } from '../log.js';
 import type { HealthCheck } from '../model/health-check.js';
 import { legacySettingsHints } from '../model/legacy-directives.js';
 import type { Snapshot } from '../model/snapshot.js';
-import type { DesiredState, EntryWarning, Rejection } from '../model/types.js';
+import type { DesiredState } from '../model/types.js';
 import { diffStates } from '../model/diff.js';
 import { desiredConfig, type DesiredConfig, type SettingsBase } from '../pipeline/desired-config.js';
 import { attributeErrors } from '../render/attribute.js';
 import type { RenderedConfig, SectionRenderer, ServerArgsRenderer } from '../render/render.js';
 import { certsByKind, type CertOffer, type CertSourceKind } from '../tls/cert-provider.js';
 import { CertSelection } from '../tls/cert-selection.js';
-import { EMPTY_CERT_SET, type CertSet } from '../tls/store.js';
+import { EMPTY_CERT_SET } from '../tls/store.js';
 import { planApply, type Applied } from './apply-plan.js';
+import { CertWarningReports } from './cert-warning-reports.js';
 import { Coalescer } from './coalescer.js';
 import { commitConfig } from './commit.js';
 import { Exclusions } from './exclusions.js';
 import { ControllerInputs, type ControllerInputsOptions } from './inputs.js';
 import { event } from './log-events.js';
-import { ApplyRecorder, type ApplyCounters, type ApplyRecord } from './recorder.js';
+import type { ControllerStatus } from './controller-status.js';
+import { ApplyRecorder } from './recorder.js';
 import { InputReports } from './reports.js';
 import { applyAtRuntime, servicesIn } from './runtime-apply.js';
 
 export type { ApplyRecord } from './recorder.js';
+export type { ControllerStatus } from './controller-status.js';
 
 /** Besides what the inputs need (the parse options, challenge variables, the vault, this replica's peer): */
 export interface ControllerOptions extends ControllerInputsOptions {
@@ -52,19 +55,10 @@ export interface ControllerOptions extends ControllerInputsOptions {
   readonly maxDelayMs?: number;
   /** When etcd has not answered this long after start, serve the last good config from the state dir. */
   readonly lastGoodAfterMs?: number;
+  /** KONTENA_LB_CERT_WARN_DAYS (default: the setting's). */
+  readonly certWarnDays?: number;
   /** Told about every failed apply, so the caller can retry one the disk caused (app.ts). */
   readonly onApplyFailed?: (error: Error) => void;
-}
-
-export interface ControllerStatus {
-  readonly revision: string | undefined;
-  readonly state: DesiredState | undefined;
-  readonly certs: CertSet;
-  readonly rejected: readonly Rejection[];
-  readonly warnings: readonly EntryWarning[];
-  readonly excluded: readonly { service: string; reason: string }[];
-  readonly lastApply: ApplyRecord | undefined;
-  readonly counters: ApplyCounters;
 }
 
 const MAX_ISOLATION_ROUNDS = 5;
@@ -90,6 +84,7 @@ export class Controller {
   private readonly recorder: ApplyRecorder;
   private readonly reports: InputReports;
   private readonly exclusions: Exclusions;
+  private readonly certWarnings: CertWarningReports;
   private readonly lastGoodTimer: NodeJS.Timeout;
 
   constructor(private readonly options: ControllerOptions) {
@@ -98,6 +93,7 @@ export class Controller {
     this.recorder = new ApplyRecorder(options.logger, options.onApplyFailed);
     this.reports = new InputReports(options.logger);
     this.exclusions = new Exclusions(options.logger);
+    this.certWarnings = new CertWarningReports(options.logger, options.certWarnDays);
     this.coalescer = new Coalescer((changedAt) => this.applyLatest(changedAt), {
       quietMs: options.quietMs,
       maxDelayMs: options.maxDelayMs,
@@ -129,6 +125,7 @@ export class Controller {
       excluded: this.exclusions.list(),
       lastApply: this.recorder.last,
       counters: this.recorder.counters(),
+      certificateWarnings: this.certWarnings.warnings,
     };
   }
 
@@ -140,6 +137,7 @@ export class Controller {
 
   stop(): void {
     clearTimeout(this.lastGoodTimer);
+    this.certWarnings.stop();
     this.coalescer.stop();
   }
 
@@ -171,7 +169,7 @@ export class Controller {
 
   /** Every read of the snapshot happens here, before the first await: only the newest may be read. */
   private desiredOf(snapshot: Snapshot): DesiredConfig {
-    const { parsed, challenges, challengeRejections, vault, peers } = this.inputs.read(snapshot);
+    const { parsed, challenges, challengeRejections, vault, peers, acmeStates } = this.inputs.read(snapshot);
     try {
       this.options.onParsed?.(parsed.state);
     } catch (error) {
@@ -183,6 +181,7 @@ export class Controller {
     this.offers.set('vault', vault);
     const { set, fresh } = this.certSelection.select(certsByKind(this.offers));
     if (fresh) this.reports.certificates(this.offers.values(), set);
+    this.certWarnings.update(set, parsed.state, acmeStates);
     return desiredConfig({ parsed, challenges: { challenges, rejected: challengeRejections }, certs: set, peers }, this.options.settings);
   }
 

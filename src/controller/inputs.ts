@@ -1,3 +1,4 @@
+import { parseState, type AcmeDomainState } from '../acme/state.js';
 import { KEY_PATHS } from '../model/keyspace.js';
 import { CHALLENGE_PREFIX, parseChallenges, type Challenges } from '../model/challenges.js';
 import { SnapshotParser } from '../model/incremental.js';
@@ -18,6 +19,8 @@ export interface SnapshotInputs {
   readonly vault: CertOffer;
   /** KONTENA_LB_PEERS=etcd: the registered replicas and the registrations left out (the same object while `peers/` is unchanged). */
   readonly peers: PeerRead | undefined;
+  /** Each domain's ACME state (`acme/state/<domain>`), for the certificate warnings. */
+  readonly acmeStates: readonly AcmeDomainState[];
 }
 
 export interface PeerRead {
@@ -57,7 +60,7 @@ export class ControllerInputs {
     // Whether a key under `dir` may have changed: its keys are one group (`acme/challenges`, `certs`).
     const stale = (dir: string) => !last || !changed || changed.has(groupOf(`${dir}x`));
     const parsed = this.parser.parse(snapshot);
-    let { challenges, challengeRejections, vault, peers } = last?.inputs ?? {};
+    let { challenges, challengeRejections, vault, peers, acmeStates } = last?.inputs ?? {};
     if (stale(CHALLENGE_PREFIX) || challenges === undefined || challengeRejections === undefined) {
       const read = parseChallenges(snapshot.under(CHALLENGE_PREFIX), this.options.envChallenges);
       challenges = read.challenges;
@@ -72,7 +75,11 @@ export class ControllerInputs {
       const read = peerSetOf(snapshot.under(KEY_PATHS.peers), local);
       peers = { set: read.peers, rejected: read.rejected };
     }
-    const inputs = { parsed, challenges, challengeRejections, vault, peers };
+    if (stale(KEY_PATHS.acmeState) || acmeStates === undefined) {
+      const dir = KEY_PATHS.acmeState;
+      acmeStates = [...snapshot.under(dir)].flatMap(([key, text]) => parseState(text, key.slice(dir.length)) ?? []);
+    }
+    const inputs = { parsed, challenges, challengeRejections, vault, peers, acmeStates };
     this.last = { snapshot, inputs };
     return inputs;
   }

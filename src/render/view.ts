@@ -67,6 +67,8 @@ export interface TlsSettings {
   /** KONTENA_LB_SSL_MIN_VERSION, HAProxy's ssl-min-ver. */
   readonly minVersion: TlsVersion;
   readonly ciphers: string;
+  /** KONTENA_LB_SSL_CIPHERSUITES (TLS 1.3); absent: OpenSSL's. */
+  readonly ciphersuites?: string;
   /** Named in the config so that a change of default certificate is a config change (a reload). */
   readonly defaultCert: string;
 }
