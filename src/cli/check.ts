@@ -190,7 +190,7 @@ async function checkWithHaproxy(haproxyBin: string, desired: DesiredConfig, tmp:
       kind: 'haproxy',
       subject: 'global settings',
       reason: 'haproxy_rejected',
-      message: `${withoutTempPath(message)} (the whole config would be refused: check KONTENA_LB_GLOBAL_SETTINGS / KONTENA_LB_CUSTOM_SETTINGS / KONTENA_LB_SSL_CIPHERS / SYSLOG_TARGET)`,
+      message: `${withoutTempPath(message)} (the whole config would be refused: check KONTENA_LB_GLOBAL_SETTINGS / KONTENA_LB_CUSTOM_SETTINGS / KONTENA_LB_SSL_CIPHERS / KONTENA_LB_SSL_CIPHERSUITES / SYSLOG_TARGET)`,
     });
   }
   return validation.ok;
