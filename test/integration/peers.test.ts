@@ -2,7 +2,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Backend } from '../support/backend.js';
 import { startTestEdgelb, type TestEdgelb } from '../support/edgelb.js';
-import { startEtcd, type EtcdServer } from '../support/etcd.js';
+import { startEtcd, v2Admin, type EtcdServer } from '../support/etcd.js';
+import { keyPath, v2Json, v2Request, type V2KeyReply } from '../support/etcd-v2.js';
 import { closeBackends, lbReady, putKeys, settled, startBackends } from '../support/lb.js';
 import { getFrom, runtimeCommand } from '../support/limit-clients.js';
 import { freePort } from '../support/ports.js';
@@ -34,11 +35,11 @@ afterAll(async () => {
 const service = () => ({ 'services/rated/virtual_hosts': RATED, 'services/rated/rate_limit': `${LIMIT}/10s`, 'services/rated/upstreams/one': b.rated.address });
 
 /** A replica on `prefix` (undefined: its own), with KONTENA_LB_PEERS=etcd when named. */
-async function replica(prefix: string | undefined, name?: string): Promise<TestEdgelb> {
+async function replica(prefix: string | undefined, name?: string, on: EtcdServer = etcd, extra: Record<string, string> = {}): Promise<TestEdgelb> {
   const peers: Record<string, string> = name
     ? { KONTENA_LB_PEERS: 'etcd', KONTENA_LB_PEERS_ADDRESS: `127.0.0.1:${await freePort()}`, KONTENA_LB_PEER_NAME: name }
     : {};
-  const lb = await startTestEdgelb(etcd, { ...(prefix ? { ETCD_PATH: prefix } : {}), ...peers });
+  const lb = await startTestEdgelb(on, { ...(prefix ? { ETCD_PATH: prefix } : {}), ...peers, ...extra });
   await lbReady(lb);
   return lb;
 }
@@ -158,5 +159,51 @@ describe('KONTENA_LB_PEERS=off', () => {
     } finally {
       await a.stopAll();
     }
+  }, 60_000);
+});
+
+describe('KONTENA_LB_PEERS=etcd over the etcd v2 API (a Kontena grid)', () => {
+  let v2: EtcdServer;
+  const prefix = `/kontena/haproxy/peers-v2-${process.pid}`;
+  const lbs: TestEdgelb[] = [];
+  const v2Get = async (key: string) => {
+    const reply = await v2Request(v2Admin(v2), 'GET', keyPath(key));
+    return reply.status === 200 ? v2Json<V2KeyReply>(reply)?.node.value : undefined;
+  };
+
+  beforeAll(async () => {
+    v2 = await startEtcd({ enableV2: true });
+  });
+
+  afterAll(async () => {
+    await Promise.all(lbs.map((lb) => lb.stopAll()));
+    await v2?.stop();
+  });
+
+  it('registers with a refreshed TTL, shares the limit, and drops a stopped replica', async () => {
+    for (const [key, value] of Object.entries(service())) await v2Request(v2Admin(v2), 'PUT', keyPath(`${prefix}/${key}`), { form: { value } });
+    const a = await replica(prefix, 'v2-a', v2, { ETCD_API: 'v2' });
+    lbs.push(a);
+    const c = await replica(prefix, 'v2-b', v2, { ETCD_API: 'v2' });
+    lbs.push(c);
+    await Promise.all([ready(a), ready(c)]);
+    expect(await v2Get(`${prefix}/peers/v2-b`)).toBe(c.config.peers?.address);
+    await waitFor(async () => (await connectedPeers(a)).includes('v2-b') && (await connectedPeers(c)).includes('v2-a'), {
+      timeoutMs: 20_000,
+      intervalMs: 200,
+      what: 'both replicas to connect to each other as peers',
+    });
+    await Promise.all([a.controller.whenIdle(), c.controller.whenIdle(), resynced(a), resynced(c)]);
+    const { allowed } = await allowedAlternating([a, c], 3 * LIMIT);
+    expect(allowed).toBeGreaterThanOrEqual(LIMIT);
+    expect(allowed).toBeLessThanOrEqual(LIMIT + 3);
+
+    await c.stopAll();
+    lbs.splice(lbs.indexOf(c), 1); // stopAll closes the access log's fd: never twice
+    expect(await v2Get(`${prefix}/peers/v2-b`)).toBeUndefined();
+    await waitFor(() => a.controller.status().lastApply?.reason?.startsWith('peers changed: -v2-b') === true, {
+      timeoutMs: 10_000,
+      what: 'v2-a to reload without v2-b',
+    });
   }, 60_000);
 });
