@@ -39,7 +39,7 @@ export const peerSettings = group(
       flag: 'peers-address',
       schema: peerValue(parsePeerAddress),
       help: 'with KONTENA_LB_PEERS=etcd: IP:port this replica listens on for its peers and registers (required)',
-      doc: "with `KONTENA_LB_PEERS=etcd`, required: `<IP>:<port>` (or `[<IPv6>]:<port>`) where this replica's HAProxy listens for the other replicas' peer connections, and which it registers for them: the container's overlay network address (on Kontena, its `*.kontena.local` IP), e.g. `10.81.0.5:7946`. Plain TCP: keep the port on the private network. No host names (HAProxy resolves them only at start)",
+      doc: "with `KONTENA_LB_PEERS=etcd`, required: `<IP>:<port>` (or `[<IPv6>]:<port>`) where this replica's HAProxy listens for the other replicas' peer connections, and which it registers for them: the container's overlay network address (on Kontena, its `*.kontena.local` IP), e.g. `10.81.0.5:7946`; it must be an address of this host (checked at start: HAProxy binds it). Plain TCP: keep the port on the private network. No host names (HAProxy resolves them only at start)",
     }),
     peerName: setting({
       env: 'KONTENA_LB_PEER_NAME',

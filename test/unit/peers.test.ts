@@ -1,5 +1,6 @@
 import { execa } from 'execa';
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
@@ -145,4 +146,13 @@ describe('KONTENA_LB_PEERS settings', () => {
     [{ KONTENA_LB_PEERS: 'etcd', KONTENA_LB_PEERS_ADDRESS: 'lb:7946' }, /KONTENA_LB_PEERS_ADDRESS: a peer address/],
     [{ KONTENA_LB_PEERS: 'etcd', KONTENA_LB_PEERS_ADDRESS: '10.0.0.1:1', KONTENA_LB_PEER_NAME: 'a b' }, /KONTENA_LB_PEER_NAME: a peer name/],
   ])('stops with one line for %j', (env, message) => expect(() => load(env)).toThrow(message));
+
+  it('stops when the address is not one of this host (HAProxy could not bind the local peer)', () => {
+    const stateDir = mkdtempSync(path.join(os.tmpdir(), 'edgelb-peers-'));
+    const env = { ETCD_PATH: '/lb', KONTENA_LB_STATE_DIR: stateDir, PATH: process.env.PATH ?? '', KONTENA_LB_PEERS: 'etcd', KONTENA_LB_PEER_NAME: 'lb-a' };
+    expect(() => loadConfig({ ...env, KONTENA_LB_PEERS_ADDRESS: '192.0.2.77:7946' })).toThrow(
+      /KONTENA_LB_PEERS_ADDRESS 192\.0\.2\.77:7946: 192\.0\.2\.77 is not an address of this host \(it has .*127\.0\.0\.1/,
+    );
+    expect(loadConfig({ ...env, KONTENA_LB_PEERS_ADDRESS: '127.0.0.1:7946' }).peers?.address).toBe('127.0.0.1:7946');
+  });
 });
