@@ -1,5 +1,10 @@
-import type { PeerSet } from '../model/peers.js';
-import type { PeersSettings } from './view.js';
+import type { Peer, PeerSet } from '../model/peers.js';
+
+/** This replica's peer name (`localpeer`) and every replica's peer, itself included, sorted by name. */
+export interface PeersSettings {
+  readonly local: string;
+  readonly members: readonly Peer[];
+}
 
 /**
  * The peers section of a peer set (issue 15): every replica, this one included under the name

@@ -10,7 +10,7 @@ import type { NextServerStates } from './servers.js';
 import type { AccessLogFormat } from '../settings/access-log.js';
 import type { SyslogTarget } from '../settings/syslog-target.js';
 import type { TlsVersion } from '../settings/tls.js';
-import type { Peer } from '../model/peers.js';
+import type { PeersSettings } from './peers-view.js';
 
 /** Everything the templates need besides the routes; all of it comes from Config. */
 export interface RenderSettings {
@@ -26,10 +26,7 @@ export interface RenderSettings {
   readonly hardStopAfter: string;
   /** The local peer's socket: the next worker inherits the stick tables' counters through it on reload. */
   readonly peerSocket: string;
-  /**
-   * KONTENA_LB_PEERS=etcd (issue 15): this replica's peer name and every replica's peer, itself
-   * included, sorted by name; absent: the local peer alone, on peerSocket.
-   */
+  /** KONTENA_LB_PEERS=etcd (issue 15): every replica's peer (render/peers-view.ts); absent: the local one on peerSocket. */
   readonly peers?: PeersSettings;
   /** Where edgelb leaves `show servers state` for the next worker, so health survives a reload. */
   readonly serverStateFile: string;
@@ -71,11 +68,6 @@ export interface TlsSettings {
   readonly ciphersuites?: string;
   /** Named in the config so that a change of default certificate is a config change (a reload). */
   readonly defaultCert: string;
-}
-
-export interface PeersSettings {
-  readonly local: string;
-  readonly members: readonly Peer[];
 }
 
 export interface StatsSettings {
