@@ -21,6 +21,8 @@ import {
   createServerStateRenderer,
 } from './render/render.js';
 import { parseOptionsOf, settingsBaseOf, statePaths } from './pipeline/settings-of.js';
+import { withheldFromHook } from './settings/acme-dns.js';
+import { SETTINGS } from './settings/schema.js';
 
 import type { DesiredState } from './model/types.js';
 import { certsDirProvider, envCertProvider } from './sources/cert-providers.js';
@@ -144,7 +146,7 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
         checkIntervalMs: acmeSettings.checkIntervalMs,
         leaderTtlSeconds: acmeSettings.leaderTtlSeconds,
         challenge: config.acmeDns.challenge,
-        dns: dnsSolverOf(config.acmeDns),
+        dns: dnsSolverOf(config.acmeDns, withheldFromHook(SETTINGS, Object.keys(options.envChallenges ?? {}))),
         vaultKey: config.vaultKey,
         httpPort: config.httpPort,
       });

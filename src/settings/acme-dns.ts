@@ -3,7 +3,7 @@ import type { ChallengeType } from '../acme/domains.js';
 import { type DnsServer, parseServer } from '../acme/dns-wire.js';
 import { TSIG_ALGORITHMS, type TsigAlgorithm } from '../acme/tsig.js';
 import { ConfigError } from './config-error.js';
-import { group, setting } from './setting.js';
+import { group, type Setting, setting } from './setting.js';
 import { checked, durationMs, parsedBy, text } from './values.js';
 
 // ACME DNS-01 (wildcards, names the CA cannot reach over HTTP): how the TXT record is published
@@ -28,14 +28,17 @@ export interface AcmeDnsSettings {
   readonly propagationTimeoutMs: number;
 }
 
-/** Secrets of edgelb's that the DNS hook's environment does not get. */
-export const WITHHELD_FROM_HOOK = [
-  'KONTENA_LB_ACME_RFC2136_TSIG_SECRET',
-  'KONTENA_LB_VAULT_KEY',
-  'ETCD_PASSWORD',
-  'KONTENA_LB_ADMIN_PASSWORD',
-  'STATS_PASSWORD',
-];
+/**
+ * The environment variables a DNS hook does not get: edgelb's secrets, i.e. its environment-only
+ * settings (a secret has no flag: ETCD_PASSWORD, KONTENA_LB_VAULT_KEY, the TSIG secret, SSL_CERTS)
+ * and the members of such families present in `envNames` (SSL_CERT_<name>).
+ */
+export function withheldFromHook(settings: readonly Setting[], envNames: readonly string[]): string[] {
+  const secrets = settings.filter((s) => s.flag === undefined);
+  const exact = secrets.filter((s) => !s.env.includes('<')).map((s) => s.env);
+  const families = secrets.filter((s) => s.env.includes('<')).map((s) => s.env.slice(0, s.env.indexOf('<')));
+  return [...new Set([...exact, ...envNames.filter((name) => families.some((prefix) => name.startsWith(prefix)))])].sort();
+}
 
 function servers(env: string, raw: string, many: boolean): DnsServer[] {
   const parts = raw.split(/[\s,]+/).filter(Boolean);

@@ -2,7 +2,8 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { parseSettings } from '../../src/settings/schema.js';
+import { withheldFromHook } from '../../src/settings/acme-dns.js';
+import { parseSettings, SETTINGS } from '../../src/settings/schema.js';
 
 // The DNS-01 settings: each mistake is one line saying what to fix, and the TSIG secret never
 // appears in one.
@@ -115,6 +116,14 @@ describe('ACME DNS-01 settings', () => {
     expect(line).toMatch(message);
     expect(line).not.toContain('\n');
     expect(line).not.toContain(SECRET);
+  });
+
+  it("withholds edgelb's secrets from a DNS hook: environment-only settings and their families present", () => {
+    const withheld = withheldFromHook(SETTINGS, ['PATH', 'SSL_CERT_shop', 'ACME_CHALLENGE_x', 'DNS_API_TOKEN']);
+    for (const name of ['KONTENA_LB_ACME_RFC2136_TSIG_SECRET', 'KONTENA_LB_VAULT_KEY', 'ETCD_PASSWORD', 'SSL_CERTS', 'SSL_CERT_shop'])
+      expect(withheld).toContain(name);
+    expect(withheld).not.toContain('PATH');
+    expect(withheld).not.toContain('DNS_API_TOKEN');
   });
 
   it('DNS-01 settings without ACME are an error', () => {
