@@ -121,8 +121,10 @@ export async function runOrder(ctx: OrderContext, domain: string, reason: string
           );
         const keyAuthorization = await client.getChallengeKeyAuthorization(challenge);
         guard();
-        const pending = () =>
-          storage.states.get(domain)?.pending ?? { orderUrl: order!.url, startedAt: ctx.now().toISOString(), tokens: [...published], by: ctx.id };
+        const pending = () => ({
+          ...(storage.states.get(domain)?.pending ?? { orderUrl: order!.url, startedAt: ctx.now().toISOString(), tokens: [...published] }),
+          by: ctx.id,
+        });
         if (ctx.challenge === 'dns-01') {
           const args = {
             solver: ctx.dns,
@@ -140,7 +142,7 @@ export async function runOrder(ctx: OrderContext, domain: string, reason: string
           published.add(challenge.token);
           await storage.write(log, [
             storage.put(`${CHALLENGE_DIR}${challenge.token}`, keyAuthorization),
-            storage.statePut(pendingState(storage.states.get(domain), domain, { ...pending(), by: ctx.id, tokens: [...published] }, ctx.now())),
+            storage.statePut(pendingState(storage.states.get(domain), domain, { ...pending(), tokens: [...published] }, ctx.now())),
           ]);
           log.info({ token: challenge.token }, 'ACME challenge published');
           await step(ctx.waitServed(challenge.token, log, signal));

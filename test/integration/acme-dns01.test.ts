@@ -243,6 +243,23 @@ describe('DNS-01 through a hook (lego exec convention) and pebble-challtestsrv',
     expect(JSON.stringify(lbHook.logs)).not.toContain(VAULT_KEY);
   });
 
+  it('KONTENA_LB_ACME_CHALLENGE=dns-01: an exact name is validated by DNS-01 too', async () => {
+    const domain = 'internal.example.test';
+    const m = startManager({ id: 'forced', dns: hookSolver(hookPath), challenge: 'dns-01', envDomains: [domain] });
+    const served = await waitFor(
+      async () => {
+        const cert = await presented(lbServe, domain, pebbleRoot).catch(() => undefined);
+        return cert?.names === `DNS:${domain}` && cert;
+      },
+      { timeoutMs: 30_000, intervalMs: 50, what: `${domain} served` },
+    );
+    expect(served.authorized).toBe(true);
+    expect(messages(m.logs, 'ACME challenge validated', domain)).toEqual([expect.objectContaining({ type: 'dns-01' })]);
+    expect(messages(m.logs, 'ACME DNS hook done', domain).map((l) => l.action)).toEqual(['present', 'cleanup']);
+    expect(m.manager.status().domains).toEqual([expect.objectContaining({ domain, challenge: 'dns-01' })]);
+    expect(await etcd.client.getAll().prefix(`${lbServe.prefix}/acme/challenges/`).keys()).toEqual([]);
+  });
+
   it('a hook that fails: the attempt fails with its words and backs off, no certificate, the replica keeps serving', async () => {
     const failing = await writeScript('failing-hook.sh', 'echo "DNS API says: invalid token for zone" >&2\nexit 3');
     const domain = '*.fail.example.test';
