@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -5,6 +6,9 @@ import { execa, type ResultPromise } from 'execa';
 import { decodeAnswer, exchange, queryMessage } from '../../src/acme/dns-wire.js';
 import { freePort } from './ports.js';
 import { waitFor } from './wait.js';
+
+/** Debian installs named in /usr/sbin, which a non-login shell's PATH may lack. */
+const NAMED = existsSync('/usr/sbin/named') ? '/usr/sbin/named' : 'named';
 
 export interface Bind9Options {
   /** The zone it is primary for, e.g. `example.test`. */
@@ -65,7 +69,7 @@ zone "${options.zone}" {
 `,
   );
   const output: string[] = [];
-  const child: ResultPromise = execa('named', ['-g', '-c', conf], { reject: false, cleanup: true, stdin: 'ignore', buffer: false, all: true });
+  const child: ResultPromise = execa(NAMED, ['-g', '-c', conf], { reject: false, cleanup: true, stdin: 'ignore', buffer: false, all: true });
   child.all?.on('data', (chunk: Buffer) => {
     for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) output.push(line);
     if (process.env.EDGELB_TEST_LOGS) process.stderr.write(chunk);
