@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Builds docker/Dockerfile and runs the image against a real etcd (.ci/run's image step):
+#   bash scripts/image-test.sh
+# 1. Docker: installs docker.io and debootstrap when missing (as root) and starts dockerd when no
+#    engine answers (stopped again at the end). Where no engine can start (not root, no overlay
+#    file system, no cgroups...) it prints one line saying so and exits 0: the image is not tested.
+# 2. Bases: the official haproxy:2.6-bookworm and node:20-bookworm-slim when the engine has them
+#    (or EDGELB_IMAGE_BASES=official, to pull them); otherwise local stand-ins built from Debian's
+#    packages and the npm registry (scripts/image/local-bases.sh), cached by content.
+# 3. Builds docker/Dockerfile unchanged, with the bases as build arguments, and reports its size.
+# 4. Runs test/image/*.spec.ts (vitest) in the network namespace of a holder container: etcd, the
+#    backends, the clients and every edgelb container share that namespace's loopback, so nothing
+#    leaves the machine and ports 80/443 are the container's own (scripts/image/README.md).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
+
+say() { printf 'image-test: %s\n' "$*"; }
+skip() {
+  say "SKIPPED, the image is not built or tested here: $*"
+  exit 0
+}
+began=$SECONDS
+IMAGE="${EDGELB_TEST_IMAGE:-edgelb:image-test}"
+work="$(mktemp -d /tmp/edgelb-image-test.XXXXXX)"
+own_dockerd=""
+holder=""
+
+cleanup() {
+  if [ -n "$holder" ]; then docker rm -f "$holder" >/dev/null 2>&1 || true; fi
+  if [ -n "$own_dockerd" ]; then
+    # Stopped by its pid; it stops its containerd itself.
+    kill -TERM "$own_dockerd" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$own_dockerd" 2>/dev/null || break; sleep 0.1; done
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# ---- 1. a Docker engine
+[ "$(id -u)" -eq 0 ] || skip "not root, so no Docker engine can be installed or started"
+missing=()
+command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
+command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
+if [ "${#missing[@]}" -gt 0 ]; then
+  say "installing ${missing[*]}"
+  # docker.io starts its service on install; policy-rc.d (101: "action forbidden") stops that,
+  # as in scripts/setup.sh: this script starts its own dockerd below and stops it at the end.
+  own_policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    own_policy=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\n# temporary, from edgelb scripts/image-test.sh\nexit 101\n' >"$own_policy"
+    chmod 755 "$own_policy"
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >"$work/apt.log" 2>&1 &&
+    apt-get install -y -q --no-install-recommends "${missing[@]}" >>"$work/apt.log" 2>&1 || {
+    [ -z "$own_policy" ] || rm -f "$own_policy"
+    tail -n 20 "$work/apt.log"
+    say "FAILED: apt-get install ${missing[*]}"
+    exit 1
+  }
+  [ -z "$own_policy" ] || rm -f "$own_policy"
+fi
+
+if ! docker info >/dev/null 2>&1; then
+  say "no Docker engine answers: starting dockerd (log: $work/dockerd.log)"
+  setsid dockerd >"$work/dockerd.log" 2>&1 </dev/null &
+  own_dockerd=$!
+  deadline=$((SECONDS + 60))
+  until docker info >/dev/null 2>&1; do
+    if ! kill -0 "$own_dockerd" 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; then
+      reason="$(grep -m1 -iE 'level=(fatal|error)' "$work/dockerd.log" | sed 's/.*msg="\([^"]*\)".*/\1/' || true)"
+      kill -TERM "$own_dockerd" 2>/dev/null || true
+      own_dockerd=""
+      skip "dockerd did not come up within 60 s (${reason:-see its log})"
+    fi
+    sleep 0.5
+  done
+  say "dockerd is up (pid $own_dockerd)"
+fi
+say "Docker engine $(docker version -f '{{.Server.Version}}' 2>/dev/null)"
+
+# ---- 2. base images
+official_haproxy=haproxy:2.6-bookworm
+official_node=node:20-bookworm-slim
+if [ "${EDGELB_IMAGE_BASES:-}" = official ]; then
+  docker pull -q "$official_haproxy" >/dev/null
+  docker pull -q "$official_node" >/dev/null
+fi
+if docker image inspect "$official_haproxy" "$official_node" >/dev/null 2>&1; then
+  bases=("HAPROXY_IMAGE=$official_haproxy" "NODE_IMAGE=$official_node")
+  say "bases: the official $official_haproxy and $official_node"
+else
+  t=$SECONDS
+  mapfile -t bases < <(bash scripts/image/local-bases.sh)
+  [ "${#bases[@]}" -eq 2 ] || { say "FAILED: building the local base images"; exit 1; }
+  say "bases: local, ${bases[*]} ($((SECONDS - t)) s)"
+fi
+
+# ---- 3. the image, from docker/Dockerfile as it is
+# --network host: the build steps reach Debian's mirror and the npm registry the way the host
+# does, without depending on the engine's NAT set-up.
+t=$SECONDS
+build_args=()
+for base in "${bases[@]}"; do build_args+=(--build-arg "$base"); done
+if ! docker build --network host "${build_args[@]}" -f docker/Dockerfile -t "$IMAGE" . >"$work/build.log" 2>&1; then
+  tail -n 40 "$work/build.log"
+  say "FAILED: docker build -f docker/Dockerfile"
+  exit 1
+fi
+size="$(docker image inspect -f '{{.Size}}' "$IMAGE")"
+say "built $IMAGE in $((SECONDS - t)) s: $((size / 1000 / 1000)) MB ($size bytes, docker image inspect)"
+
+# ---- 4. the image running
+# The holder owns the network namespace every container of the test joins. Docker lets
+# unprivileged users bind any port in a container's own namespace (it sets
+# net.ipv4.ip_unprivileged_port_start=0); 1024, the kernel's default, makes the haproxy binary's
+# CAP_NET_BIND_SERVICE what lets the non-root user bind 80 and 443, as with --network host.
+holder="edgelb-image-net-$$"
+docker run -d --name "$holder" --network none --sysctl net.ipv4.ip_unprivileged_port_start=1024 \
+  --entrypoint sleep "$IMAGE" infinity >/dev/null
+holder_pid="$(docker inspect -f '{{.State.Pid}}' "$holder")"
+say "running test/image in the network namespace of container $holder"
+status=0
+EDGELB_TEST_IMAGE="$IMAGE" EDGELB_TEST_NETWORK="container:$holder" \
+  nsenter --net="/proc/$holder_pid/ns/net" -- npx vitest run --config test/image/vitest.config.ts || status=$?
+say "image size: $((size / 1000 / 1000)) MB ($IMAGE)"
+say "took $((SECONDS - began)) s"
+exit "$status"
