@@ -63,9 +63,20 @@ if [ "${#missing[@]}" -gt 0 ]; then
   [ -z "$own_policy" ] || rm -f "$own_policy"
 fi
 
+# The engine this script starts needs no bridge and touches no iptables rules: the builds use the
+# host's network and the test containers a namespace of their own (step 4).
+dockerd_args=(--bridge=none --iptables=false)
+if [ -n "${EDGELB_DOCKERD_ROOT:-}" ]; then
+  # A private engine under this directory, beside any other (how the start path itself is tested,
+  # and a cold run with no cached image measured, on a machine whose engine already runs).
+  mkdir -p "$EDGELB_DOCKERD_ROOT"
+  export DOCKER_HOST="unix://$EDGELB_DOCKERD_ROOT/docker.sock"
+  dockerd_args+=(--data-root "$EDGELB_DOCKERD_ROOT/data" --exec-root "$EDGELB_DOCKERD_ROOT/exec"
+    --pidfile "$EDGELB_DOCKERD_ROOT/dockerd.pid" --host "$DOCKER_HOST")
+fi
 if ! docker info >/dev/null 2>&1; then
   say "no Docker engine answers: starting dockerd (log: $work/dockerd.log)"
-  setsid dockerd >"$work/dockerd.log" 2>&1 </dev/null &
+  setsid dockerd "${dockerd_args[@]}" >"$work/dockerd.log" 2>&1 </dev/null &
   own_dockerd=$!
   deadline=$((SECONDS + 60))
   until docker info >/dev/null 2>&1; do
@@ -82,8 +93,9 @@ fi
 say "Docker engine $(docker version -f '{{.Server.Version}}' 2>/dev/null)"
 
 # ---- 2. base images
-official_haproxy=haproxy:2.6-bookworm
-official_node=node:20-bookworm-slim
+# The official bases are the Dockerfile's defaults for its two build arguments.
+official_haproxy="$(sed -n 's/^ARG HAPROXY_IMAGE=//p' docker/Dockerfile)"
+official_node="$(sed -n 's/^ARG NODE_IMAGE=//p' docker/Dockerfile)"
 if [ "${EDGELB_IMAGE_BASES:-}" = official ]; then
   docker pull -q "$official_haproxy" >/dev/null
   docker pull -q "$official_node" >/dev/null
@@ -104,7 +116,7 @@ fi
 t=$SECONDS
 build_args=()
 for base in "${bases[@]}"; do build_args+=(--build-arg "$base"); done
-if ! docker build --network host "${build_args[@]}" -f docker/Dockerfile -t "$IMAGE" . >"$work/build.log" 2>&1; then
+if ! docker build --force-rm --network host "${build_args[@]}" -f docker/Dockerfile -t "$IMAGE" . >"$work/build.log" 2>&1; then
   tail -n 40 "$work/build.log"
   say "FAILED: docker build -f docker/Dockerfile"
   exit 1
@@ -118,7 +130,7 @@ say "built $IMAGE in $((SECONDS - t)) s: $((size / 1000 / 1000)) MB ($size bytes
 # net.ipv4.ip_unprivileged_port_start=0); 1024, the kernel's default, makes the haproxy binary's
 # CAP_NET_BIND_SERVICE what lets the non-root user bind 80 and 443, as with --network host.
 holder="edgelb-image-net-$$"
-docker run -d --name "$holder" --network none --sysctl net.ipv4.ip_unprivileged_port_start=1024 \
+docker run -d --name "$holder" --network none --no-healthcheck --sysctl net.ipv4.ip_unprivileged_port_start=1024 \
   --entrypoint sleep "$IMAGE" infinity >/dev/null
 holder_pid="$(docker inspect -f '{{.State.Pid}}' "$holder")"
 say "running test/image in the network namespace of container $holder"

@@ -50,7 +50,7 @@ if have "$haproxy"; then
 else
   log "base $haproxy: Debian's haproxy $haproxy_version"
   start=$SECONDS
-  docker build -q --network host --build-arg "DEBIAN_IMAGE=$debian" --build-arg "HAPROXY_VERSION=$haproxy_version" \
+  docker build -q --force-rm --network host --build-arg "DEBIAN_IMAGE=$debian" --build-arg "HAPROXY_VERSION=$haproxy_version" \
     -t "$haproxy" -f haproxy.Dockerfile "$work" >"$work/haproxy.log" 2>&1 || {
     tail -n 30 "$work/haproxy.log" >&2
     exit 1
@@ -72,7 +72,7 @@ else
   mv "$work/package/bin/node" "$work/node/node"
   tar -xzf "$work/npm-$NPM_VERSION.tgz" -C "$work/node/npm" --strip-components=1
   cp "$ca_bundle" "$work/node/host-ca.crt"
-  docker build -q --network host --build-arg "DEBIAN_IMAGE=$debian" -t "$node" -f node.Dockerfile "$work/node" >"$work/node.log" 2>&1 || {
+  docker build -q --force-rm --network host --build-arg "DEBIAN_IMAGE=$debian" -t "$node" -f node.Dockerfile "$work/node" >"$work/node.log" 2>&1 || {
     tail -n 30 "$work/node.log" >&2
     exit 1
   }

@@ -87,15 +87,16 @@ export async function waitWhileRunning<T>(
   check: () => Promise<T | undefined | false>,
   options: { timeoutMs: number; what: string },
 ): Promise<T> {
+  type Outcome = { readonly exited: true } | { readonly exited: false; readonly value: T };
   const result = await waitFor(
-    async () => {
-      if ((await container.inspect('{{.State.Running}}')) !== 'true') return { exited: true as const };
+    async (): Promise<Outcome | undefined> => {
+      if ((await container.inspect('{{.State.Running}}')) !== 'true') return { exited: true };
       const value = await check();
-      return value === undefined || value === false ? value : { value };
+      return value === undefined || value === false ? undefined : { exited: false, value };
     },
     { ...options, intervalMs: 250 },
   );
-  if ('exited' in result) {
+  if (result.exited) {
     const code = await container.inspect('{{.State.ExitCode}}');
     throw new Error(`${container.name} exited (code ${code}) while waiting for ${options.what}:\n${(await container.logs()).slice(-3000)}`);
   }

@@ -88,18 +88,25 @@ describe('the docker/stack-*.yml load balancers, started from the image', () => 
     const env = environmentOf(lb);
     const container = await runImage({ env });
     started.push(container);
-    const adminPort = Number(env.KONTENA_LB_ADMIN_PORT ?? 8404);
-    // /healthz is what the image's HEALTHCHECK asks: 200 once HAProxy serves a validated config.
-    await waitWhileRunning(container, async () => (await get(adminPort, '/healthz').catch(() => undefined))?.status === 200, {
-      timeoutMs: 60_000,
-      what: `${file}: /healthz on the admin port to answer 200`,
-    });
-    if (env.KONTENA_LB_HEALTH_URI !== undefined) {
-      const reply = await get(Number(env.KONTENA_LB_HTTP_PORT ?? 80), env.KONTENA_LB_HEALTH_URI, 'probe.example.com');
-      expect(reply.status, `${file}: KONTENA_LB_HEALTH_URI ${env.KONTENA_LB_HEALTH_URI} answered by HAProxy`).toBe(200);
+    try {
+      const adminPort = Number(env.KONTENA_LB_ADMIN_PORT ?? 8404);
+      // /healthz is what the image's HEALTHCHECK asks: 200 once HAProxy serves a validated config.
+      await waitWhileRunning(container, async () => (await get(adminPort, '/healthz').catch(() => undefined))?.status === 200, {
+        timeoutMs: 60_000,
+        what: `${file}: /healthz on the admin port to answer 200`,
+      });
+      if (env.KONTENA_LB_HEALTH_URI !== undefined) {
+        const reply = await get(Number(env.KONTENA_LB_HTTP_PORT ?? 80), env.KONTENA_LB_HEALTH_URI, 'probe.example.com');
+        expect(reply.status, `${file}: KONTENA_LB_HEALTH_URI ${env.KONTENA_LB_HEALTH_URI} answered by HAProxy`).toBe(200);
+      }
+      await container.stop(35);
+      expect(await exitCodeOf(container), `${file}: exit code after docker stop`).toBe(0);
+    } catch (error) {
+      throw new Error(`${(error as Error).message}\n${file}: the container's log ends:\n${(await container.logs()).slice(-4000)}`);
+    } finally {
+      // The next stack's container binds the same ports in the same namespace.
+      await container.remove();
     }
-    await container.stop(35);
-    expect(await exitCodeOf(container), `${file}: exit code after docker stop`).toBe(0);
   });
 
   it('a value edgelb refuses stops the container with the reason (so the runs above can fail)', async () => {
