@@ -31,7 +31,9 @@ cleanup() {
   if [ -n "$own_dockerd" ]; then
     # Stopped by its pid; it stops its containerd itself.
     kill -TERM "$own_dockerd" 2>/dev/null || true
-    for _ in $(seq 1 100); do kill -0 "$own_dockerd" 2>/dev/null || break; sleep 0.1; done
+    for _ in $(seq 1 200); do kill -0 "$own_dockerd" 2>/dev/null || break; sleep 0.1; done
+    # dockerd leaves its default network namespace mounted in its exec root.
+    if [ -n "${EDGELB_DOCKERD_ROOT:-}" ]; then umount "$EDGELB_DOCKERD_ROOT/exec/netns/default" 2>/dev/null || true; fi
   fi
   rm -rf "$work"
 }
