@@ -77,20 +77,21 @@ if [ -n "${EDGELB_DOCKERD_ROOT:-}" ]; then
     --pidfile "$EDGELB_DOCKERD_ROOT/dockerd.pid" --host "$DOCKER_HOST")
 fi
 if ! docker info >/dev/null 2>&1; then
-  say "no Docker engine answers: starting dockerd (log: $work/dockerd.log)"
+  # Said only once it is up: where it cannot start, the SKIPPED line is the one line printed.
   setsid dockerd "${dockerd_args[@]}" >"$work/dockerd.log" 2>&1 </dev/null &
   own_dockerd=$!
   deadline=$((SECONDS + 60))
   until docker info >/dev/null 2>&1; do
     if ! kill -0 "$own_dockerd" 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; then
       reason="$(grep -m1 -iE 'level=(fatal|error)' "$work/dockerd.log" | sed 's/.*msg="\([^"]*\)".*/\1/' || true)"
+      if kill -0 "$own_dockerd" 2>/dev/null; then what="did not answer within 60 s"; else what="exited"; fi
       kill -TERM "$own_dockerd" 2>/dev/null || true
       own_dockerd=""
-      skip "dockerd did not come up within 60 s (${reason:-see its log})"
+      skip "no Docker engine answers and dockerd $what (${reason:-no error in its log})"
     fi
     sleep 0.5
   done
-  say "dockerd is up (pid $own_dockerd)"
+  say "no Docker engine answered: started dockerd (pid $own_dockerd, log $work/dockerd.log)"
 fi
 say "Docker engine $(docker version -f '{{.Server.Version}}' 2>/dev/null)"
 
