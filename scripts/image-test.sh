@@ -10,7 +10,8 @@
 # 3. Builds docker/Dockerfile unchanged, with the bases as build arguments, and reports its size.
 # 4. Runs test/image/*.spec.ts (vitest) in the network namespace of a holder container: etcd, the
 #    backends, the clients and every edgelb container share that namespace's loopback, so nothing
-#    leaves the machine and ports 80/443 are the container's own (scripts/image/README.md).
+#    leaves the machine and ports 80/443 are the container's own (step 4 below says more).
+# README.md, "Building and testing the image", lists what the tests check.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
@@ -27,7 +28,7 @@ own_dockerd=""
 holder=""
 
 cleanup() {
-  if [ -n "$holder" ]; then docker rm -f "$holder" >/dev/null 2>&1 || true; fi
+  if [ -n "$holder" ]; then docker rm -f -v "$holder" >/dev/null 2>&1 || true; fi
   if [ -n "$own_dockerd" ]; then
     # Stopped by its pid; it stops its containerd itself.
     kill -TERM "$own_dockerd" 2>/dev/null || true
@@ -43,7 +44,7 @@ trap cleanup EXIT
 [ "$(id -u)" -eq 0 ] || skip "not root, so no Docker engine can be installed or started"
 missing=()
 command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
-command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
+command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap debian-archive-keyring)
 if [ "${#missing[@]}" -gt 0 ]; then
   say "installing ${missing[*]}"
   # docker.io starts its service on install; policy-rc.d (101: "action forbidden") stops that,
@@ -114,6 +115,9 @@ else
 fi
 
 # ---- 3. the image, from docker/Dockerfile as it is
+# The classic builder: BuildKit would first fetch the Dockerfile's `# syntax=` frontend image from
+# a registry, and it is what a docker.io engine without the buildx plugin runs anyway.
+export DOCKER_BUILDKIT=0
 # --network host: the build steps reach Debian's mirror and the npm registry the way the host
 # does, without depending on the engine's NAT set-up.
 t=$SECONDS
@@ -128,10 +132,18 @@ size="$(docker image inspect -f '{{.Size}}' "$IMAGE")"
 say "built $IMAGE in $((SECONDS - t)) s: $((size / 1000 / 1000)) MB ($size bytes, docker image inspect)"
 
 # ---- 4. the image running
-# The holder owns the network namespace every container of the test joins. Docker lets
-# unprivileged users bind any port in a container's own namespace (it sets
-# net.ipv4.ip_unprivileged_port_start=0); 1024, the kernel's default, makes the haproxy binary's
-# CAP_NET_BIND_SERVICE what lets the non-root user bind 80 and 443, as with --network host.
+# The network: a holder container with no network but its own loopback (--network none), whose
+# namespace every container of the test joins (--network container:<holder>) and in which the
+# tests themselves run (nsenter --net: etcd, the backends and the clients are children of vitest).
+# So everything talks over that loopback: nothing goes beyond the machine, no private-range
+# address is used (a bridge would put the container on 172.17.x), and ports 80 and 443 are the
+# container's own, which --network host could not give (the host's 80/443 may be taken, and
+# other tests run beside this one). The docker CLI reaches the engine over its Unix socket,
+# which a network namespace does not hide.
+# Docker lets unprivileged users bind any port in a container's own namespace (it sets
+# net.ipv4.ip_unprivileged_port_start=0); the holder puts back the kernel's default, 1024, so the
+# haproxy binary's CAP_NET_BIND_SERVICE is what lets the non-root user bind 80 and 443, as on a
+# host network.
 holder="edgelb-image-net-$$"
 docker run -d --name "$holder" --network none --no-healthcheck --sysctl net.ipv4.ip_unprivileged_port_start=1024 \
   --entrypoint sleep "$IMAGE" infinity >/dev/null
@@ -139,7 +151,7 @@ holder_pid="$(docker inspect -f '{{.State.Pid}}' "$holder")"
 say "running test/image in the network namespace of container $holder"
 status=0
 EDGELB_TEST_IMAGE="$IMAGE" EDGELB_TEST_NETWORK="container:$holder" \
-  nsenter --net="/proc/$holder_pid/ns/net" -- npx vitest run --config test/image/vitest.config.ts || status=$?
+  nsenter --net="/proc/$holder_pid/ns/net" -- npx vitest run --config test/image/vitest.config.ts --reporter=verbose || status=$?
 say "image size: $((size / 1000 / 1000)) MB ($IMAGE)"
 say "took $((SECONDS - began)) s"
 exit "$status"

@@ -25,7 +25,8 @@ path-exclude /usr/share/info/*
 path-exclude /usr/share/locale/*
 path-exclude /usr/share/lintian/*
 EOF
-debootstrap --variant=minbase --merged-usr "$release" "$root" "$mirror" >"$root.log" 2>&1 || {
+# The keyring named, so that a missing one fails here instead of an unverified download.
+debootstrap --variant=minbase --merged-usr --keyring=/usr/share/keyrings/debian-archive-keyring.gpg "$release" "$root" "$mirror" >"$root.log" 2>&1 || {
   tail -n 20 "$root.log" >&2
   rm -f "$root.log"
   exit 1
