@@ -27,7 +27,7 @@ function inputs(): AdminInputs {
         counters: { applies: 0, reloads: 0, starts: 0, unchanged: 0, failures: 0, runtimeUpdates: 0 },
       }),
     } as never,
-    haproxy: { running: false, pid: undefined, restartCount: 0 },
+    haproxy: { running: false, isStarting: false, pid: undefined, restartCount: 0 },
     etcd: { status: () => ({ connected: true, api: 'v3', apiReason: undefined, endpoints: ['http://e:2379'], failure: undefined }) } as never,
     renderSettings: {} as never,
     serverStats: async () => [],

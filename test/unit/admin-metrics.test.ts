@@ -47,7 +47,7 @@ function fakeInputs(fake: Fake = {}): Omit<AdminInputs, 'serverStats'> {
         counters: { applies: fake.applies ?? 7, reloads: 3, starts: 1, unchanged: 2, failures: 0, runtimeUpdates: 4 },
       }),
     } as never,
-    haproxy: { running: fake.running ?? true, pid: 9, restartCount: 2 },
+    haproxy: { running: fake.running ?? true, isStarting: false, pid: 9, restartCount: 2 },
     etcd: {
       status: () => ({ connected: true, api: fake.api, apiReason: undefined, endpoints: [], failure: fake.api ? undefined : { code: 'auth', message: 'm' } }),
     } as never,
