@@ -15,6 +15,7 @@ import { desiredConfig, type DesiredConfig, type SettingsBase } from '../pipelin
 import { attributeErrors } from '../render/attribute.js';
 import type { RenderedConfig, SectionRenderer, ServerArgsRenderer } from '../render/render.js';
 import { certsByKind, type CertOffer, type CertSourceKind } from '../tls/cert-provider.js';
+import { CaStoreMerge, type CaStore } from '../tls/ca-bundles.js';
 import { CertSelection } from '../tls/cert-selection.js';
 import { EMPTY_CERT_SET, type CertSet } from '../tls/store.js';
 import { planApply, type Applied } from './apply-plan.js';
@@ -49,6 +50,10 @@ export interface ControllerOptions {
   readonly defaultCert?: string;
   /** The vault provider: picks (and decrypts) the certificates out of the etcd keys under `certs/`. */
   readonly vaultCerts?: (entries: Entries) => VaultInput;
+  /** Reads the CA bundles (client_ca, client_crl, backend_ca) out of the etcd keys under their directories. */
+  readonly caBundles?: (entries: Entries) => CaStore;
+  /** The certificate directory's CA bundles (`client-cas/<name>.pem`...), when KONTENA_LB_CERTS_DIR is set. */
+  readonly dirCaBundles?: () => CaStore;
   /** Told the parsed routes of every snapshot applied (services HAProxy rejected included): ACME's domains. */
   readonly onParsed?: (state: DesiredState) => void;
   /** Wait this long after the last change before applying, so a burst becomes one apply. */
@@ -91,6 +96,7 @@ export class Controller {
   private checks: ReadonlyMap<string, HealthCheck> = new Map();
   private readonly inputs: ControllerInputs;
   private readonly certSelection: CertSelection;
+  private readonly caStores = new CaStoreMerge();
   private readonly coalescer: Coalescer;
   private readonly recorder: ApplyRecorder;
   private readonly reports: InputReports;
@@ -98,8 +104,8 @@ export class Controller {
   private readonly lastGoodTimer: NodeJS.Timeout;
 
   constructor(private readonly options: ControllerOptions) {
-    const { parseOptions, envChallenges, vaultCerts } = options;
-    this.inputs = new ControllerInputs({ parseOptions, envChallenges, vaultCerts });
+    const { parseOptions, envChallenges, vaultCerts, caBundles } = options;
+    this.inputs = new ControllerInputs({ parseOptions, envChallenges, vaultCerts, caBundles });
     this.certSelection = new CertSelection(options.defaultCert);
     this.recorder = new ApplyRecorder(options.logger, options.onApplyFailed);
     this.reports = new InputReports(options.logger);
@@ -177,19 +183,21 @@ export class Controller {
 
   /** Every read of the snapshot happens here, before the first await: only the newest may be read. */
   private desiredOf(snapshot: Snapshot): DesiredConfig {
-    const { parsed, challenges, challengeRejections, vault } = this.inputs.read(snapshot);
+    const { parsed, challenges, challengeRejections, vault, cas } = this.inputs.read(snapshot);
     try {
       this.options.onParsed?.(parsed.state);
     } catch (error) {
       // A consumer of the routes (ACME) must not fail the apply of everything else.
       this.options.logger.error({ ...event('routes.consumer_failed'), err: (error as Error).message }, 'a consumer of the parsed routes failed');
     }
-    this.reports.rejections(parsed.rejected, challengeRejections);
     this.reports.warningsOf(parsed.state);
     this.offers.set('vault', vault);
     const { set, fresh } = this.certSelection.select(certsByKind(this.offers));
     if (fresh) this.reports.certificates(this.offers.values(), set);
-    return desiredConfig({ parsed, challenges: { challenges, rejected: challengeRejections }, certs: set }, this.options.settings);
+    const caStore = this.caStores.merge(cas, this.options.dirCaBundles?.());
+    const desired = desiredConfig({ parsed, challenges: { challenges, rejected: challengeRejections }, certs: set, cas: caStore }, this.options.settings);
+    this.reports.rejections(parsed.rejected, challengeRejections, desired.caRejected);
+    return desired;
   }
 
   private async reconcile(snapshot: Snapshot, desired: DesiredConfig, started: number): Promise<void> {

@@ -4,6 +4,7 @@ import { SnapshotParser } from '../model/incremental.js';
 import type { ParseOptions } from '../model/parse.js';
 import { groupOf, type Snapshot } from '../model/snapshot.js';
 import type { Entries, ParseResult, Rejection } from '../model/types.js';
+import { CA_DIRS, type CaStore } from '../tls/ca-bundles.js';
 import type { CertOffer } from '../tls/cert-provider.js';
 
 /** The vault's certificates, and the keys under `certs/` that could not be used. */
@@ -15,6 +16,8 @@ export interface SnapshotInputs {
   readonly challengeRejections: readonly Rejection[];
   /** The vault provider's offer: the same object as last time while nothing under `certs/` changed. */
   readonly vault: CertOffer;
+  /** The CA bundles under `client-cas/`, `client-crls/`, `backend-cas/`: the same object while none changed. */
+  readonly cas: CaStore | undefined;
 }
 
 export interface ControllerInputsOptions {
@@ -23,6 +26,8 @@ export interface ControllerInputsOptions {
   readonly envChallenges?: Readonly<Record<string, string | undefined>>;
   /** Picks (and decrypts) the vault's certificates out of the keys under `certs/`. */
   readonly vaultCerts?: (entries: Entries) => VaultInput;
+  /** Reads (and checks) the CA bundles out of the keys under their directories (tls/ca-bundles.ts caStoreFromEntries). */
+  readonly caBundles?: (entries: Entries) => CaStore;
 }
 
 const VAULT_DIR = KEY_PATHS.certs;
@@ -47,7 +52,7 @@ export class ControllerInputs {
     // Whether a key under `dir` may have changed: its keys are one group (`acme/challenges`, `certs`).
     const stale = (dir: string) => !last || !changed || changed.has(groupOf(`${dir}x`));
     const parsed = this.parser.parse(snapshot);
-    let { challenges, challengeRejections, vault } = last?.inputs ?? {};
+    let { challenges, challengeRejections, vault, cas } = last?.inputs ?? {};
     if (stale(CHALLENGE_PREFIX) || challenges === undefined || challengeRejections === undefined) {
       const read = parseChallenges(snapshot.under(CHALLENGE_PREFIX), this.options.envChallenges);
       challenges = read.challenges;
@@ -57,7 +62,11 @@ export class ControllerInputs {
       const read = this.options.vaultCerts?.(snapshot.under(VAULT_DIR));
       vault = read ? { kind: 'vault', certs: read.certs, rejected: read.rejected } : NO_VAULT;
     }
-    const inputs = { parsed, challenges, challengeRejections, vault };
+    const caDirs = Object.values(CA_DIRS);
+    if (this.options.caBundles && (caDirs.some(stale) || cas === undefined)) {
+      cas = this.options.caBundles(new Map(caDirs.flatMap((dir) => [...snapshot.under(dir)])));
+    }
+    const inputs = { parsed, challenges, challengeRejections, vault, cas };
     this.last = { snapshot, inputs };
     return inputs;
   }

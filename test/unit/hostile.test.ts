@@ -381,7 +381,7 @@ const ROUTING_CASES: Case[] = [
   {
     what: 'https without backend_verify (never served unverified)',
     entries: web('backend_protocol', 'https'),
-    rejected: { key: 'services/web/backend_verify', reason: /needs backend_verify=none/ },
+    rejected: { key: 'services/web/backend_verify', reason: /needs backend_ca \(verified\) or backend_verify=none/ },
   },
   {
     what: 'canary with a directive',
