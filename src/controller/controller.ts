@@ -226,8 +226,8 @@ export class Controller {
       if (plan.kind === 'runtime' && (await this.applyRuntime(plan, rendered, { revision, state, certs, challenges }, started))) return;
       const reason = plan.kind === 'reload' ? plan.reason : 'the runtime API refused a change';
       if (round === 0) {
-        // haproxy -c reads the crt-list and the challenge map, so they go to disk first (once).
-        if (certs.served.length > 0) await certFiles.write(certs);
+        // haproxy -c reads the crt-list, the CA bundles and the challenge map, so they go to disk first (once).
+        if (certs.served.length > 0 || (certs.caFiles ?? []).length > 0) await certFiles.write(certs);
         await challengeMap.write(challenges);
         await this.options.canaryMap.write(canarySharesOf(state));
         // Nothing runs yet: HAProxy's start checks the config itself; haproxy -c only when it refuses.
