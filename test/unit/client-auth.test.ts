@@ -82,7 +82,15 @@ function resolved(keys: Record<string, string>, store: CaStore) {
 const svc = (state: { http: readonly HttpService[] }, name: string) => state.http.find((s) => s.name === name)!;
 
 describe('resolveCaBundles', () => {
-  const store = () => caStoreFromEntries(new Map([['client-cas/partners', ca.certPem], ['client-crls/partners', crl], ['backend-cas/internal', ca.certPem]]), undefined);
+  const store = () =>
+    caStoreFromEntries(
+      new Map([
+        ['client-cas/partners', ca.certPem],
+        ['client-crls/partners', crl],
+        ['backend-cas/internal', ca.certPem],
+      ]),
+      undefined,
+    );
   const base = { 'web/virtual_hosts': 'a.test, *.w.test', 'web/upstreams/a': '10.0.0.1:80' };
 
   it('gives a checked service its files and one line per host; leaves other services the same objects', () => {
@@ -100,7 +108,9 @@ describe('resolveCaBundles', () => {
     expect(svc(r.state, 'other')).toBe(svc(r.parsed.state, 'other'));
     // The same inputs: the same result, and the same resolved service for the same parsed one.
     expect(resolveCaBundles(r.parsed.state, cas, '/state/certs')).toBe(resolveCaBundles(r.parsed.state, cas, '/state/certs'));
-    const again = parseEntries(new Map([...Object.entries({ ...base, 'web/client_ca': 'partners' })].map(([k, v]) => [`services/${k}`, v])), { reservedPorts: [] });
+    const again = parseEntries(new Map([...Object.entries({ ...base, 'web/client_ca': 'partners' })].map(([k, v]) => [`services/${k}`, v])), {
+      reservedPorts: [],
+    });
     expect(resolveCaBundles(again.state, cas, '/d').state.http[0]?.caFiles?.closed).toBeUndefined();
   });
 
@@ -122,7 +132,7 @@ describe('resolveCaBundles', () => {
   });
 
   it('an invalid client_ca or client_verify value closes the service, reported once (by the parser)', () => {
-    for (const keys of [{ 'web/client_ca': 'bad name' }, { 'web/client_ca': 'partners', 'web/client_verify': 'maybe' }]) {
+    for (const keys of [{ 'web/client_ca': 'bad name' }, { 'web/client_ca': 'partners', 'web/client_verify': 'maybe' }] as Record<string, string>[]) {
       const r = resolved({ ...base, ...keys }, store());
       expect(r.parsed.rejected.map((x) => x.code)).toEqual(['invalid_value']);
       expect(svc(r.state, 'web').caFiles?.closed).toEqual({ status: 403 });
@@ -133,12 +143,25 @@ describe('resolveCaBundles', () => {
   it('no virtual_hosts, or a host another service checks otherwise, closes the later service', () => {
     const noHosts = resolved({ 'web/virtual_path': '/x', 'web/client_ca': 'partners' }, store());
     expect(noHosts.rejected[0]?.reason).toMatch(/no virtual_hosts/);
-    const clash = resolved({ ...base, 'web/client_ca': 'partners', 'zzz/virtual_hosts': 'a.test', 'zzz/virtual_path': '/z', 'zzz/client_ca': 'partners', 'zzz/client_verify': 'optional' }, store());
+    const clash = resolved(
+      {
+        ...base,
+        'web/client_ca': 'partners',
+        'zzz/virtual_hosts': 'a.test',
+        'zzz/virtual_path': '/z',
+        'zzz/client_ca': 'partners',
+        'zzz/client_verify': 'optional',
+      },
+      store(),
+    );
     expect(svc(clash.state, 'web').caFiles?.closed).toBeUndefined();
     expect(svc(clash.state, 'zzz').caFiles?.closed).toEqual({ status: 403 });
     expect(clash.rejected[0]).toMatchObject({ key: 'services/zzz/client_ca', reason: expect.stringContaining('service web') });
     // The same check on the same host is no clash.
-    const same = resolved({ ...base, 'web/client_ca': 'partners', 'zzz/virtual_hosts': 'a.test', 'zzz/virtual_path': '/z', 'zzz/client_ca': 'partners' }, store());
+    const same = resolved(
+      { ...base, 'web/client_ca': 'partners', 'zzz/virtual_hosts': 'a.test', 'zzz/virtual_path': '/z', 'zzz/client_ca': 'partners' },
+      store(),
+    );
     expect(same.rejected).toEqual([]);
   });
 
