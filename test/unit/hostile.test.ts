@@ -389,7 +389,11 @@ const ROUTING_CASES: Case[] = [
     rejected: { key: 'services/web/client_ca', reason: /not a CA bundle name/ },
   },
   { what: 'client_ca as a path', entries: web('client_ca', '../../etc/ssl/ca'), rejected: { key: 'services/web/client_ca', reason: /not a CA bundle name/ } },
-  { what: 'client_crl with a directive', entries: web('client_crl', `x\n    ${INJECTED}`), rejected: { key: 'services/web/client_crl', reason: /not a CA bundle name/ } },
+  {
+    what: 'client_crl with a directive',
+    entries: web('client_crl', `x\n    ${INJECTED}`),
+    rejected: { key: 'services/web/client_crl', reason: /not a CA bundle name/ },
+  },
   { what: 'client_verify none', entries: web('client_verify', 'none'), rejected: { key: 'services/web/client_verify', reason: /"required" or "optional"/ } },
   {
     what: 'backend_ca with server options',
