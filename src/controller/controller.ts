@@ -15,14 +15,13 @@ import { desiredConfig, type DesiredConfig, type SettingsBase } from '../pipelin
 import { attributeErrors } from '../render/attribute.js';
 import type { RenderedConfig, SectionRenderer, ServerArgsRenderer } from '../render/render.js';
 import { certsByKind, type CertOffer, type CertSourceKind } from '../tls/cert-provider.js';
-import { CaStoreMerge, type CaStore } from '../tls/ca-bundles.js';
 import { CertSelection } from '../tls/cert-selection.js';
 import { EMPTY_CERT_SET, type CertSet } from '../tls/store.js';
 import { planApply, type Applied } from './apply-plan.js';
 import { Coalescer } from './coalescer.js';
 import { commitConfig } from './commit.js';
 import { Exclusions } from './exclusions.js';
-import { ControllerInputs, type VaultInput } from './inputs.js';
+import { ControllerInputs, type ControllerInputsOptions, type VaultInput } from './inputs.js';
 import { event } from './log-events.js';
 import { ApplyRecorder, type ApplyCounters, type ApplyRecord } from './recorder.js';
 import { InputReports } from './reports.js';
@@ -30,7 +29,7 @@ import { applyAtRuntime, servicesIn } from './runtime-apply.js';
 
 export type { ApplyRecord } from './recorder.js';
 
-export interface ControllerOptions {
+export interface ControllerOptions extends Pick<ControllerInputsOptions, 'caBundles'> {
   readonly render: SectionRenderer;
   /** A server's arguments after its address, as the file has them (templates/server-args.hbs). */
   readonly serverArgs: ServerArgsRenderer;
@@ -50,10 +49,6 @@ export interface ControllerOptions {
   readonly defaultCert?: string;
   /** The vault provider: picks (and decrypts) the certificates out of the etcd keys under `certs/`. */
   readonly vaultCerts?: (entries: Entries) => VaultInput;
-  /** Reads the CA bundles (client_ca, client_crl, backend_ca) out of the etcd keys under their directories. */
-  readonly caBundles?: (entries: Entries) => CaStore;
-  /** The certificate directory's CA bundles (`client-cas/<name>.pem`...), when KONTENA_LB_CERTS_DIR is set. */
-  readonly dirCaBundles?: () => CaStore;
   /** Told the parsed routes of every snapshot applied (services HAProxy rejected included): ACME's domains. */
   readonly onParsed?: (state: DesiredState) => void;
   /** Wait this long after the last change before applying, so a burst becomes one apply. */
@@ -96,7 +91,6 @@ export class Controller {
   private checks: ReadonlyMap<string, HealthCheck> = new Map();
   private readonly inputs: ControllerInputs;
   private readonly certSelection: CertSelection;
-  private readonly caStores = new CaStoreMerge();
   private readonly coalescer: Coalescer;
   private readonly recorder: ApplyRecorder;
   private readonly reports: InputReports;
@@ -104,8 +98,7 @@ export class Controller {
   private readonly lastGoodTimer: NodeJS.Timeout;
 
   constructor(private readonly options: ControllerOptions) {
-    const { parseOptions, envChallenges, vaultCerts, caBundles } = options;
-    this.inputs = new ControllerInputs({ parseOptions, envChallenges, vaultCerts, caBundles });
+    this.inputs = new ControllerInputs(options);
     this.certSelection = new CertSelection(options.defaultCert);
     this.recorder = new ApplyRecorder(options.logger, options.onApplyFailed);
     this.reports = new InputReports(options.logger);
@@ -183,7 +176,7 @@ export class Controller {
 
   /** Every read of the snapshot happens here, before the first await: only the newest may be read. */
   private desiredOf(snapshot: Snapshot): DesiredConfig {
-    const { parsed, challenges, challengeRejections, vault, cas } = this.inputs.read(snapshot);
+    const { parsed, challenges, challengeRejections, vault, cas } = this.inputs.read(snapshot, this.offers.get('dir')?.cas);
     try {
       this.options.onParsed?.(parsed.state);
     } catch (error) {
@@ -194,8 +187,7 @@ export class Controller {
     this.offers.set('vault', vault);
     const { set, fresh } = this.certSelection.select(certsByKind(this.offers));
     if (fresh) this.reports.certificates(this.offers.values(), set);
-    const caStore = this.caStores.merge(cas, this.options.dirCaBundles?.());
-    const desired = desiredConfig({ parsed, challenges: { challenges, rejected: challengeRejections }, certs: set, cas: caStore }, this.options.settings);
+    const desired = desiredConfig({ parsed, challenges: { challenges, rejected: challengeRejections }, certs: set, cas }, this.options.settings);
     this.reports.rejections(parsed.rejected, challengeRejections, desired.caRejected);
     return desired;
   }

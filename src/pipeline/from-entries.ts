@@ -2,6 +2,7 @@ import type { Config } from '../config.js';
 import { parseChallenges } from '../model/challenges.js';
 import { parseEntries, type ParseOptions } from '../model/parse.js';
 import type { Entries } from '../model/types.js';
+import { readCaFiles } from '../sources/ca-files.js';
 import { certsFromFiles, readCertsDir } from '../sources/certs-dir.js';
 import { readEnvCerts } from '../sources/env-certs.js';
 import { certsByKind, type CertOffer, type CertSourceKind } from '../tls/cert-provider.js';
@@ -55,5 +56,6 @@ export async function entriesInputsOf(config: Config, entries: Entries, env: Rea
     vaultKey: config.vaultKey,
     defaultCert: config.defaultCert,
     offers: await certOffersOnce(env, config.certsDir),
+    ...(config.certsDir === undefined ? {} : { dirCas: await readCaFiles(config.certsDir) }),
   };
 }

@@ -1,3 +1,6 @@
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Backend } from '../support/backend.js';
 import { makeCa, makeCrl, makeLeaf, removeCertFiles, type CertAuthority, type LeafCert } from '../support/certs.js';
@@ -5,6 +8,7 @@ import type { TestEdgelb } from '../support/edgelb.js';
 import { startEtcd, type EtcdServer } from '../support/etcd.js';
 import { get } from '../support/http.js';
 import { closeBackends, putKeys, settled, startBackends, startLbWith } from '../support/lb.js';
+import { waitFor } from '../support/wait.js';
 import { envCert, httpsGet, serialOf, type HttpsReply } from '../support/tls.js';
 
 // Client-certificate authentication per service (issue 16): client_ca, client_verify, client_crl
@@ -163,5 +167,28 @@ describe('client_ca (mTLS)', () => {
     await settled(lb, await putKeys(etcd, lb, { 'services/secure/client_verify': 'required' }));
     expect((await secureGet(lb, clients.good)).status).toBe(200);
     await expectRefused(secureGet(lb, undefined));
+  });
+
+  it('KONTENA_LB_CERTS_DIR: client-cas/<name>.pem is a CA bundle like client-cas/<name> in etcd; replacing the file applies it', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'edgelb-mtls-dir-'));
+    try {
+      await mkdir(path.join(dir, 'client-cas'));
+      await writeFile(path.join(dir, 'site.pem'), server.bundlePem);
+      await writeFile(path.join(dir, 'client-cas', 'filed.pem'), partners.certPem);
+      const lb = await startLbWith(
+        etcd,
+        { 'services/secure/virtual_hosts': 'secure.test', 'services/secure/upstreams/a': b.secure.address, 'services/secure/client_ca': 'filed' },
+        { KONTENA_LB_CERTS_DIR: dir },
+      );
+      running.push(lb);
+      expect((await secureGet(lb, clients.good)).status).toBe(200);
+      await expectRefused(secureGet(lb, clients.foreign));
+      // Now the stranger CA is the one trusted: the partners' client is refused.
+      await writeFile(path.join(dir, 'client-cas', 'filed.pem'), stranger.certPem);
+      await waitFor(async () => (await secureGet(lb, clients.foreign)).status === 200, { timeoutMs: 10_000, what: 'the new CA bundle to be applied' });
+      await expectRefused(secureGet(lb, clients.good));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
