@@ -23,9 +23,23 @@ export function certsDirProvider(dir: string, logger: Logger): CertProvider {
     kind: 'dir',
     async start(offer) {
       const offerBoth = () => offer({ kind: 'dir', certs, rejected: [], ...(cas ? { cas } : {}) });
-      caFiles = new CaFilesSource({ dir, logger, onChange: (store) => ((cas = store), offerBoth()) });
+      caFiles = new CaFilesSource({
+        dir,
+        logger,
+        onChange: (store) => {
+          cas = store;
+          offerBoth();
+        },
+      });
       await caFiles.start();
-      source = new CertsDirSource({ dir, logger, onChange: (files) => ((certs = certsFromFiles(files)), offerBoth()) });
+      source = new CertsDirSource({
+        dir,
+        logger,
+        onChange: (files) => {
+          certs = certsFromFiles(files);
+          offerBoth();
+        },
+      });
       await source.start();
     },
     stop: async () => {
