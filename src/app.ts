@@ -21,12 +21,15 @@ import {
   createServerStateRenderer,
 } from './render/render.js';
 import { parseOptionsOf, settingsBaseOf, statePaths } from './pipeline/settings-of.js';
+import { withheldFromHook } from './settings/acme-dns.js';
+import { SETTINGS } from './settings/schema.js';
 
 import type { DesiredState } from './model/types.js';
 import { certsDirProvider, envCertProvider } from './sources/cert-providers.js';
 import type { CertOffer } from './tls/cert-provider.js';
 import { EtcdSource, type Snapshot } from './sources/etcd.js';
 import type { RawCert } from './tls/bundle.js';
+import { dnsSolverOf } from './acme/dns-solver.js';
 import { AcmeManager } from './acme/manager.js';
 import { caStoreFromEntries } from './tls/ca-bundles.js';
 import { vaultCertsFromEntries } from './tls/vault.js';
@@ -144,6 +147,8 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
         renewDays: acmeSettings.renewDays,
         checkIntervalMs: acmeSettings.checkIntervalMs,
         leaderTtlSeconds: acmeSettings.leaderTtlSeconds,
+        challenge: config.acmeDns.challenge,
+        dns: dnsSolverOf(config.acmeDns, withheldFromHook(SETTINGS, Object.keys(options.envChallenges ?? {}))),
         vaultKey: config.vaultKey,
         httpPort: config.httpPort,
       });

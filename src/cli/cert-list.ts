@@ -4,7 +4,7 @@ import { certsFromFiles, readCertsDir } from '../sources/certs-dir.js';
 import { readEnvCerts } from '../sources/env-certs.js';
 import type { CertSource } from '../tls/bundle.js';
 import { readLeader } from '../acme/election.js';
-import { STATE_DIR } from '../acme/keys.js';
+import { certKeyOf, domainOfCertName, STATE_DIR } from '../acme/keys.js';
 import { parseState, type AcmeDomainState } from '../acme/state.js';
 import { decryptBundle, isEncrypted, isValidVaultName, VaultError } from '../tls/vault.js';
 import { listUnder, loadSettings, withEtcd, type CertCliFlags, type CertCliSettings, type CertCommandDeps } from './cert-etcd.js';
@@ -28,11 +28,11 @@ export async function listCerts(flags: CertCliFlags & { json?: boolean }, deps: 
   }
 
   const rows = vaultRows(stored, prefix, settings.vaultKey, now).map((row) => {
-    const state = row.name.startsWith('acme-') ? acmeStates.get(row.name.slice('acme-'.length)) : undefined;
+    const state = row.name.startsWith('acme-') ? acmeStates.get(domainOfCertName(row.name.slice('acme-'.length))) : undefined;
     return state ? { ...row, acme: state } : row;
   });
   for (const [domain, state] of [...acmeStates].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-    if (!Object.hasOwn(stored, `${prefix}acme-${domain}`)) rows.push(pendingAcmeRow(domain, state, STATE_DIR));
+    if (!Object.hasOwn(stored, `${settings.etcdPath}/${certKeyOf(domain)}`)) rows.push(pendingAcmeRow(domain, state, STATE_DIR));
   }
   rows.push(...(await localRows(settings, deps, now)));
 

@@ -197,6 +197,7 @@ describe('the dashboard sections', () => {
         domains: [
           {
             domain: 'a.test',
+            challenge: 'http-01',
             state: {
               domain: 'a.test',
               status: 'failing',
