@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { settingsReportOf } from '../../src/admin/service-settings.js';
 import { parseEntries } from '../../src/model/parse.js';
 import type { HttpService } from '../../src/model/types.js';
 import { resolveCaBundles } from '../../src/pipeline/ca-resolution.js';
@@ -112,6 +113,24 @@ describe('resolveCaBundles', () => {
       reservedPorts: [],
     });
     expect(resolveCaBundles(again.state, cas, '/d').state.http[0]?.caFiles?.closed).toBeUndefined();
+  });
+
+  it("/status lists the service's client_ca, client_verify, client_crl and backend_ca, and an invalid one as closed", () => {
+    const keys = {
+      ...base,
+      'web/client_ca': 'partners',
+      'web/client_verify': 'optional',
+      'web/client_crl': 'partners',
+      'web/backend_protocol': 'https',
+      'web/backend_ca': 'internal',
+    };
+    expect(settingsReportOf(svc(resolved(keys, store()).state, 'web'))).toMatchObject({
+      client_ca: 'partners',
+      client_verify: 'optional',
+      client_crl: 'partners',
+      backend_ca: 'internal',
+    });
+    expect(settingsReportOf(svc(resolved({ ...base, 'web/client_ca': '../x' }, store()).state, 'web'))).toMatchObject({ client_ca: 'closed' });
   });
 
   it('a state without any bundle name is returned as it is', () => {
