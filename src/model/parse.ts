@@ -134,7 +134,8 @@ function canariesServed(http: HttpService[], rejected: Rejection[]): void {
       rejected.push({
         key: `${HTTP_SECTION.dir}${service.name}/${CANARY}`,
         code: 'canary_not_allowed',
-        reason: "a canary's requests would skip this service's basic_auth_secrets, ip_allow, ip_deny, rate_limit and conn_limit; served without a canary",
+        reason:
+          "a canary's requests would skip this service's basic_auth_secrets, ip_allow, ip_deny, rate_limit, conn_limit and client certificate check; served without a canary",
       });
       http[i] = { ...service, canary: undefined };
       continue;
@@ -150,7 +151,8 @@ function canariesServed(http: HttpService[], rejected: Rejection[]): void {
 }
 
 function hasAccessControl(service: HttpService): boolean {
-  return [service.basicAuth, service.ipAllow, service.ipDeny, service.rateLimit, service.connLimit].some((value) => value !== undefined);
+  const clientAuth = [service.clientCa, service.clientVerify, service.clientCrl];
+  return [service.basicAuth, service.ipAllow, service.ipDeny, service.rateLimit, service.connLimit, ...clientAuth].some((value) => value !== undefined);
 }
 
 function limit(services: GroupedService[], max: number, dir: string, rejected: Rejection[]): GroupedService[] {

@@ -29,7 +29,7 @@ function exampleEntries(section: ServiceSection): Map<string, string> {
 }
 
 /** The keys that keep a canary off their service (model/parse.ts canariesServed). */
-const GUARDS = ['basic_auth_secrets', 'ip_allow', 'ip_deny', 'rate_limit', 'conn_limit'];
+const GUARDS = ['basic_auth_secrets', 'ip_allow', 'ip_deny', 'rate_limit', 'conn_limit', 'client_ca', 'client_verify', 'client_crl'];
 
 /** The rejections but the canary refused on the every-example service (see the test of canary). */
 function withoutCanaryGuard<R extends { code: string }>(rejected: readonly R[]): R[] {
