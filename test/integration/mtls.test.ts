@@ -100,6 +100,27 @@ describe('client_ca (mTLS)', () => {
     expect(open.backend).toBe('open');
   });
 
+  it("a checked host that is the default certificate's only name: its line of its own, the default's line excluding it", async () => {
+    const only = await makeLeaf({ names: ['secure.test'] });
+    const lb = await startLbWith(
+      etcd,
+      {
+        'services/secure/virtual_hosts': 'secure.test',
+        'services/secure/upstreams/a': b.secure.address,
+        'services/secure/client_ca': 'partners',
+        'client-cas/partners': partners.certPem,
+      },
+      {},
+      { envCerts: [envCert('SSL_CERTS', only.bundlePem)] },
+    );
+    running.push(lb);
+    await expectRefused(secureGet(lb, undefined));
+    expect((await secureGet(lb, clients.good)).status).toBe(200);
+    // A name no line has gets the default certificate, unchecked (the default's line excludes the
+    // checked name, it does not carry the check), and cannot reach the service.
+    expect((await httpsGet(lb.config.httpsPort, { servername: 'unknown.test', host: 'secure.test' })).status).toBe(421);
+  });
+
   it('a client-supplied X-SSL-Client-* header never reaches a service, checked or not', async () => {
     const lb = await lbWith({ client_ca: 'partners' });
     const spoof = { 'X-SSL-Client-DN': '/CN=admin', 'X-SSL-Client-Verify': 'SUCCESS', 'X-SSL-Client-Serial': '01' };
