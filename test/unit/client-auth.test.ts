@@ -133,6 +133,32 @@ describe('resolveCaBundles', () => {
     expect(settingsReportOf(svc(resolved({ ...base, 'web/client_ca': '../x' }, store()).state, 'web'))).toMatchObject({ client_ca: 'closed' });
   });
 
+  it('from one state to the next of the same store, only the changed services are looked at: a service that starts or stops naming a bundle is seen', () => {
+    const cas = store();
+    const parse = (keys: Record<string, string>) =>
+      parseEntries(new Map(Object.entries(keys).map(([k, v]) => [`services/${k}`, v])), { reservedPorts: [] }).state;
+    const one = parse({ ...base, 'web/client_ca': 'partners', 'api/virtual_hosts': 'b.test', 'api/upstreams/a': '10.0.0.2:80' });
+    const first = resolveCaBundles(one, cas, '/d');
+    expect(first.clientAuth.map((h) => h.sni)).toEqual(['*.w.test', 'a.test']);
+    // Another instance of api (a service naming no bundle): the same lines and rejections, web's resolved object kept.
+    const api = parse({ 'api/virtual_hosts': 'b.test', 'api/upstreams/a': '10.0.0.3:80' }).http[0]!;
+    const two = { http: [api, one.http[1]!], tcp: [] };
+    const second = resolveCaBundles(two, cas, '/d');
+    expect(second.clientAuth).toBe(first.clientAuth);
+    expect(second.rejected).toBe(first.rejected);
+    expect(svc(second.state, 'web')).toBe(svc(first.state, 'web'));
+    expect(svc(second.state, 'api')).toBe(api);
+    // api now names a bundle, web no longer does.
+    const three = parse({ 'web/virtual_hosts': 'a.test', 'api/virtual_hosts': 'b.test', 'api/client_ca': 'nobody' });
+    const third = resolveCaBundles(three, cas, '/d');
+    expect(svc(third.state, 'web').caFiles).toBeUndefined();
+    expect(svc(third.state, 'api').caFiles?.closed).toEqual({ status: 403 });
+    expect(third.clientAuth).toEqual([]);
+    // Back to no bundle at all: the parsed state itself.
+    const four = parse({ 'web/virtual_hosts': 'a.test' });
+    expect(resolveCaBundles(four, cas, '/d').state).toBe(four);
+  });
+
   it('a state without any bundle name is returned as it is', () => {
     const r = resolved(base, store());
     expect(r.state).toBe(r.parsed.state);
