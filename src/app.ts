@@ -31,6 +31,7 @@ import { EtcdSource, type Snapshot } from './sources/etcd.js';
 import type { RawCert } from './tls/bundle.js';
 import { dnsSolverOf } from './acme/dns-solver.js';
 import { AcmeManager } from './acme/manager.js';
+import { caStoreFromEntries } from './tls/ca-bundles.js';
 import { vaultCertsFromEntries } from './tls/vault.js';
 import { packageVersion } from './util/package-root.js';
 
@@ -117,6 +118,7 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
     envChallenges: options.envChallenges,
     defaultCert: config.defaultCert,
     vaultCerts: (entries) => vaultCertsFromEntries(entries, config.vaultKey),
+    caBundles: (entries) => caStoreFromEntries(entries, config.vaultKey),
     // ACME takes its domains from the controller's parse, never parsing the keyspace itself.
     onParsed: (state) => {
       parsedRoutes = state;

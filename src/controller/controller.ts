@@ -21,7 +21,7 @@ import { planApply, type Applied } from './apply-plan.js';
 import { Coalescer } from './coalescer.js';
 import { commitConfig } from './commit.js';
 import { Exclusions } from './exclusions.js';
-import { ControllerInputs, type VaultInput } from './inputs.js';
+import { ControllerInputs, type ControllerInputsOptions, type VaultInput } from './inputs.js';
 import { event } from './log-events.js';
 import { ApplyRecorder, type ApplyCounters, type ApplyRecord } from './recorder.js';
 import { InputReports } from './reports.js';
@@ -29,7 +29,7 @@ import { applyAtRuntime, servicesIn } from './runtime-apply.js';
 
 export type { ApplyRecord } from './recorder.js';
 
-export interface ControllerOptions {
+export interface ControllerOptions extends Pick<ControllerInputsOptions, 'caBundles'> {
   readonly render: SectionRenderer;
   /** A server's arguments after its address, as the file has them (templates/server-args.hbs). */
   readonly serverArgs: ServerArgsRenderer;
@@ -98,8 +98,7 @@ export class Controller {
   private readonly lastGoodTimer: NodeJS.Timeout;
 
   constructor(private readonly options: ControllerOptions) {
-    const { parseOptions, envChallenges, vaultCerts } = options;
-    this.inputs = new ControllerInputs({ parseOptions, envChallenges, vaultCerts });
+    this.inputs = new ControllerInputs(options);
     this.certSelection = new CertSelection(options.defaultCert);
     this.recorder = new ApplyRecorder(options.logger, options.onApplyFailed);
     this.reports = new InputReports(options.logger);
@@ -177,19 +176,20 @@ export class Controller {
 
   /** Every read of the snapshot happens here, before the first await: only the newest may be read. */
   private desiredOf(snapshot: Snapshot): DesiredConfig {
-    const { parsed, challenges, challengeRejections, vault } = this.inputs.read(snapshot);
+    const { parsed, challenges, challengeRejections, vault, cas } = this.inputs.read(snapshot, this.offers.get('dir')?.cas);
     try {
       this.options.onParsed?.(parsed.state);
     } catch (error) {
       // A consumer of the routes (ACME) must not fail the apply of everything else.
       this.options.logger.error({ ...event('routes.consumer_failed'), err: (error as Error).message }, 'a consumer of the parsed routes failed');
     }
-    this.reports.rejections(parsed.rejected, challengeRejections);
     this.reports.warningsOf(parsed.state);
     this.offers.set('vault', vault);
     const { set, fresh } = this.certSelection.select(certsByKind(this.offers));
     if (fresh) this.reports.certificates(this.offers.values(), set);
-    return desiredConfig({ parsed, challenges: { challenges, rejected: challengeRejections }, certs: set }, this.options.settings);
+    const desired = desiredConfig({ parsed, challenges: { challenges, rejected: challengeRejections }, certs: set, cas }, this.options.settings);
+    this.reports.rejections(parsed.rejected, challengeRejections, desired.caRejected);
+    return desired;
   }
 
   private async reconcile(snapshot: Snapshot, desired: DesiredConfig, started: number): Promise<void> {
@@ -218,8 +218,8 @@ export class Controller {
       if (plan.kind === 'runtime' && (await this.applyRuntime(plan, rendered, { revision, state, certs, challenges }, started))) return;
       const reason = plan.kind === 'reload' ? plan.reason : 'the runtime API refused a change';
       if (round === 0) {
-        // haproxy -c reads the crt-list and the challenge map, so they go to disk first (once).
-        if (certs.served.length > 0) await certFiles.write(certs);
+        // haproxy -c reads the crt-list, the CA bundles and the challenge map, so they go to disk first (once).
+        if (certs.served.length > 0 || (certs.caFiles ?? []).length > 0) await certFiles.write(certs);
         await challengeMap.write(challenges);
         await this.options.canaryMap.write(canarySharesOf(state));
         // Nothing runs yet: HAProxy's start checks the config itself; haproxy -c only when it refuses.

@@ -4,6 +4,7 @@ import { SnapshotParser } from '../model/incremental.js';
 import type { ParseOptions } from '../model/parse.js';
 import { groupOf, type Snapshot } from '../model/snapshot.js';
 import type { Entries, ParseResult, Rejection } from '../model/types.js';
+import { CA_DIRS, CaStoreMerge, type CaStore } from '../tls/ca-bundles.js';
 import type { CertOffer } from '../tls/cert-provider.js';
 
 /** The vault's certificates, and the keys under `certs/` that could not be used. */
@@ -15,7 +16,12 @@ export interface SnapshotInputs {
   readonly challengeRejections: readonly Rejection[];
   /** The vault provider's offer: the same object as last time while nothing under `certs/` changed. */
   readonly vault: CertOffer;
+  /** The CA bundles under `client-cas/`, `client-crls/`, `backend-cas/`: the same object while none changed. */
+  readonly cas: CaStore | undefined;
 }
+
+/** What read() keeps between snapshots (SnapshotInputs but the merged CA store). */
+type KeptInputs = Omit<SnapshotInputs, 'cas'> & { readonly etcdCas: CaStore | undefined };
 
 export interface ControllerInputsOptions {
   readonly parseOptions: ParseOptions;
@@ -23,6 +29,8 @@ export interface ControllerInputsOptions {
   readonly envChallenges?: Readonly<Record<string, string | undefined>>;
   /** Picks (and decrypts) the vault's certificates out of the keys under `certs/`. */
   readonly vaultCerts?: (entries: Entries) => VaultInput;
+  /** Reads (and checks) the CA bundles out of the keys under their directories (tls/ca-bundles.ts caStoreFromEntries). */
+  readonly caBundles?: (entries: Entries) => CaStore;
 }
 
 const VAULT_DIR = KEY_PATHS.certs;
@@ -35,19 +43,21 @@ const NO_VAULT: CertOffer = Object.freeze({ kind: 'vault', certs: [], rejected: 
  */
 export class ControllerInputs {
   private readonly parser: SnapshotParser;
-  private last: { readonly snapshot: Snapshot; readonly inputs: SnapshotInputs } | undefined;
+  private last: { readonly snapshot: Snapshot; readonly inputs: KeptInputs } | undefined;
+  private readonly caStores = new CaStoreMerge();
 
   constructor(private readonly options: ControllerInputsOptions) {
     this.parser = new SnapshotParser(options.parseOptions);
   }
 
-  read(snapshot: Snapshot): SnapshotInputs {
+  /** `dirCas`: the certificate directory's CA bundles (sources/ca-files.ts), after those of etcd. */
+  read(snapshot: Snapshot, dirCas?: CaStore): SnapshotInputs {
     const last = this.last;
     const changed = last && snapshot.changedSince(last.snapshot);
     // Whether a key under `dir` may have changed: its keys are one group (`acme/challenges`, `certs`).
     const stale = (dir: string) => !last || !changed || changed.has(groupOf(`${dir}x`));
     const parsed = this.parser.parse(snapshot);
-    let { challenges, challengeRejections, vault } = last?.inputs ?? {};
+    let { challenges, challengeRejections, vault, etcdCas } = last?.inputs ?? {};
     if (stale(CHALLENGE_PREFIX) || challenges === undefined || challengeRejections === undefined) {
       const read = parseChallenges(snapshot.under(CHALLENGE_PREFIX), this.options.envChallenges);
       challenges = read.challenges;
@@ -57,8 +67,11 @@ export class ControllerInputs {
       const read = this.options.vaultCerts?.(snapshot.under(VAULT_DIR));
       vault = read ? { kind: 'vault', certs: read.certs, rejected: read.rejected } : NO_VAULT;
     }
-    const inputs = { parsed, challenges, challengeRejections, vault };
-    this.last = { snapshot, inputs };
-    return inputs;
+    const caDirs = Object.values(CA_DIRS);
+    if (this.options.caBundles && (caDirs.some(stale) || etcdCas === undefined)) {
+      etcdCas = this.options.caBundles(new Map(caDirs.flatMap((dir) => [...snapshot.under(dir)])));
+    }
+    this.last = { snapshot, inputs: { parsed, challenges, challengeRejections, vault, etcdCas } };
+    return { parsed, challenges, challengeRejections, vault, cas: this.caStores.merge(etcdCas, dirCas) };
   }
 }

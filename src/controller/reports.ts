@@ -13,7 +13,7 @@ import { event } from './log-events.js';
 export class InputReports {
   private rejectedNow: readonly Rejection[] = [];
   private warningsNow: readonly EntryWarning[] = [];
-  private lastRejections: { parsed: readonly Rejection[]; challenges: readonly Rejection[] } | undefined;
+  private lastRejections: { parsed: readonly Rejection[]; challenges: readonly Rejection[]; cas: readonly Rejection[] } | undefined;
   private readonly entryWarnings = new EntryWarnings();
   private readonly entryReports = new ReportOnce();
   private readonly warningReports = new ReportOnce();
@@ -29,11 +29,12 @@ export class InputReports {
     return this.warningsNow;
   }
 
-  /** Nothing to do while both lists are the very ones of the last time (the parse reuses them). */
-  rejections(parsed: readonly Rejection[], challenges: readonly Rejection[]): void {
-    if (this.lastRejections?.parsed === parsed && this.lastRejections.challenges === challenges) return;
-    this.lastRejections = { parsed, challenges };
-    const rejected = challenges.length === 0 ? parsed : [...parsed, ...challenges];
+  /** Nothing to do while the lists are the very ones of the last time (the parse and the CA resolution reuse them). */
+  rejections(parsed: readonly Rejection[], challenges: readonly Rejection[], cas: readonly Rejection[] = []): void {
+    const last = this.lastRejections;
+    if (last?.parsed === parsed && last.challenges === challenges && last.cas === cas) return;
+    this.lastRejections = { parsed, challenges, cas };
+    const rejected = challenges.length === 0 && cas.length === 0 ? parsed : [...parsed, ...challenges, ...cas];
     this.rejectedNow = rejected;
     this.entryReports.update(
       rejected,

@@ -1,5 +1,6 @@
 import { parseBasicAuthSecrets } from './basic-auth.js';
 import { ACCESS_HTTP_ROWS, ACCESS_TCP_ROWS } from './keyspace-access.js';
+import { CA_PATHS, CLIENT_AUTH_ROWS } from './keyspace-mtls.js';
 import { CLOSED_CONN_LIMIT, parseConnLimit, parseRateLimit, type RateLimit } from './limits.js';
 import { byDefault, fieldRow, fieldRowsOf, type FieldRow, type InstanceRow, type ServiceSection } from './keyspace-rows.js';
 import { HTTP_ROUTING_ROWS, TCP_ROUTING_ROWS, WEIGHTS_DIR } from './keyspace-routing.js';
@@ -30,6 +31,7 @@ export const KEY_PATHS = Object.freeze({
   services: 'services/',
   tcpServices: 'tcp-services/',
   certs: 'certs/',
+  ...CA_PATHS,
   acme: 'acme/',
   acmeChallenges: 'acme/challenges/',
   acmeState: 'acme/state/',
@@ -48,7 +50,9 @@ export const KEY_PATHS = Object.freeze({
 });
 
 /** The top-level directories, without their '/': a key anywhere else is read by nothing. */
-export const TOP_DIRS: readonly string[] = [KEY_PATHS.services, KEY_PATHS.tcpServices, KEY_PATHS.certs, KEY_PATHS.acme].map((dir) => dir.slice(0, -1));
+export const TOP_DIRS: readonly string[] = [KEY_PATHS.services, KEY_PATHS.tcpServices, KEY_PATHS.certs, ...Object.values(CA_PATHS), KEY_PATHS.acme].map((dir) =>
+  dir.slice(0, -1),
+);
 
 /** The kind of service a top-level directory (`services`) holds, or undefined for any other. */
 export function serviceKindOfDir(top: string): 'http' | 'tcp' | undefined {
@@ -195,6 +199,7 @@ export const HTTP_SECTION = {
     }),
     // Access and header policies (issue 15): keyspace-access.ts.
     ...ACCESS_HTTP_ROWS,
+    ...CLIENT_AUTH_ROWS,
     // Per-client limits (issue 15), counted in stick tables that survive reloads (limits.ts).
     http('rateLimit', {
       key: 'rate_limit',
@@ -273,7 +278,7 @@ export const TCP_SECTION = {
   ],
 } as const satisfies ServiceSection;
 
-export type HttpFields = Omit<HttpService, 'kind' | 'name' | 'upstreams'>;
+export type HttpFields = Omit<HttpService, 'kind' | 'name' | 'upstreams' | 'caFiles'>;
 export type TcpFields = Omit<TcpService, 'kind' | 'name' | 'upstreams'>;
 type Props<S> = S extends { readonly rows: readonly (infer R)[] } ? (R extends { readonly prop: infer P } ? P : never) : never;
 /** Compiles only while every field types.ts declares has a row: the parser builds the services from the rows. */

@@ -1,7 +1,10 @@
 import type { Challenges } from '../model/challenges.js';
 import type { DesiredState, ParseResult, Rejection } from '../model/types.js';
 import type { RenderSettings, TlsSettings } from '../render/view.js';
+import { EMPTY_CA_STORE, type CaStore } from '../tls/ca-bundles.js';
+import { withClientAuth } from '../tls/client-auth-lines.js';
 import type { CertSet } from '../tls/store.js';
+import { resolveCaBundles } from './ca-resolution.js';
 
 /** The HTTPS listener's settings as configured; the default certificate comes from what is served. */
 export type TlsOptions = Omit<TlsSettings, 'defaultCert' | 'crtList'>;
@@ -12,6 +15,8 @@ export interface SettingsBase {
   readonly tls: TlsOptions;
   /** Where the crt-list is written (haproxy/cert-files.ts). */
   readonly crtList: string;
+  /** Where CA bundles and CRLs are written (the certificates' dir: pruned with them). */
+  readonly caDir: string;
 }
 
 /** What the sources gave, read: the parsed entries, the challenge tokens, the selected certificates. */
@@ -19,6 +24,8 @@ export interface DesiredInputs {
   readonly parsed: ParseResult;
   readonly challenges: { readonly challenges: Challenges; readonly rejected: readonly Rejection[] };
   readonly certs: CertSet;
+  /** The CA bundles and CRLs read from etcd and the certificate directory (tls/ca-bundles.ts). */
+  readonly cas?: CaStore;
 }
 
 /** Everything one apply serves: `run`, `check` and `render` all get it from desiredConfig. */
@@ -29,6 +36,8 @@ export interface DesiredConfig {
   readonly challenges: Challenges;
   readonly certs: CertSet;
   readonly settings: RenderSettings;
+  /** The CA bundles and client checks that could not be used (part of `rejected`; the same array while nothing changed). */
+  readonly caRejected: readonly Rejection[];
 }
 
 /**
@@ -37,9 +46,12 @@ export interface DesiredConfig {
  * names the default certificate (so a change of default is a config change).
  */
 export function desiredConfig(inputs: DesiredInputs, base: SettingsBase): DesiredConfig {
-  const { parsed, challenges, certs } = inputs;
-  const rejected = challenges.rejected.length === 0 ? parsed.rejected : [...parsed.rejected, ...challenges.rejected];
-  return { state: parsed.state, rejected, challenges: challenges.challenges, certs, settings: renderSettingsFor(base, certs) };
+  const { parsed, challenges } = inputs;
+  const cas = resolveCaBundles(parsed.state, inputs.cas ?? EMPTY_CA_STORE, base.caDir);
+  const more = [...challenges.rejected, ...cas.rejected];
+  const rejected = more.length === 0 ? parsed.rejected : [...parsed.rejected, ...more];
+  const certs = withClientAuth(inputs.certs, cas.clientAuth, cas.files);
+  return { state: cas.state, rejected, challenges: challenges.challenges, certs, settings: renderSettingsFor(base, certs), caRejected: cas.rejected };
 }
 
 /** The render settings for a set of served certificates; the base object itself when none is served. */

@@ -2,9 +2,11 @@ import type { Config } from '../config.js';
 import { parseChallenges } from '../model/challenges.js';
 import { parseEntries, type ParseOptions } from '../model/parse.js';
 import type { Entries } from '../model/types.js';
+import { readCaFiles } from '../sources/ca-files.js';
 import { certsFromFiles, readCertsDir } from '../sources/certs-dir.js';
 import { readEnvCerts } from '../sources/env-certs.js';
 import { certsByKind, type CertOffer, type CertSourceKind } from '../tls/cert-provider.js';
+import { caStoreFromEntries, mergeCaStores, type CaStore } from '../tls/ca-bundles.js';
 import { selectCertificates } from '../tls/store.js';
 import { vaultCertsFromEntries } from '../tls/vault.js';
 import { desiredConfig, type DesiredConfig, type SettingsBase } from './desired-config.js';
@@ -19,6 +21,8 @@ export interface EntriesInputs {
   readonly defaultCert: string | undefined;
   /** What the other certificate providers offer now (certOffersOnce). */
   readonly offers: readonly CertOffer[];
+  /** The certificate directory's CA bundles, read once. */
+  readonly dirCas?: CaStore;
 }
 
 /**
@@ -32,7 +36,8 @@ export function desiredFromEntries(inputs: EntriesInputs, base: SettingsBase): {
   const vault: CertOffer = { kind: 'vault', ...vaultCertsFromEntries(inputs.entries, inputs.vaultKey) };
   const offers = new Map<CertSourceKind, CertOffer>([...inputs.offers, vault].map((o) => [o.kind, o]));
   const certs = selectCertificates(certsByKind(offers).flat(), { defaultCert: inputs.defaultCert });
-  return { desired: desiredConfig({ parsed, challenges, certs }, base), offers: [...offers.values()] };
+  const cas = mergeCaStores([caStoreFromEntries(inputs.entries, inputs.vaultKey), ...(inputs.dirCas ? [inputs.dirCas] : [])]);
+  return { desired: desiredConfig({ parsed, challenges, certs, cas }, base), offers: [...offers.values()] };
 }
 
 /** The environment's and the certificate directory's certificates, read once (no watching). */
@@ -51,5 +56,6 @@ export async function entriesInputsOf(config: Config, entries: Entries, env: Rea
     vaultKey: config.vaultKey,
     defaultCert: config.defaultCert,
     offers: await certOffersOnce(env, config.certsDir),
+    ...(config.certsDir === undefined ? {} : { dirCas: await readCaFiles(config.certsDir) }),
   };
 }
