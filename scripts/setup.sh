@@ -16,8 +16,9 @@ for tool in node npm; do
   fi
 done
 
-# The tools the tests, the demo and the benchmarks run (wrk, nginx and caddy: npm run bench -- data-plane).
-TOOLS=(haproxy etcd etcdctl pebble wrk nginx caddy chromium)
+# The tools the tests, the demo and the benchmarks run (wrk, nginx and caddy: npm run bench -- data-plane;
+# named: the ACME DNS-01 tests' RFC 2136 server).
+TOOLS=(haproxy etcd etcdctl pebble wrk nginx caddy chromium named)
 missing=()
 for tool in "${TOOLS[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
@@ -41,7 +42,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   fi
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
-  apt-get install -y -q haproxy etcd-server etcd-client pebble wrk nginx-light caddy chromium
+  apt-get install -y -q haproxy etcd-server etcd-client pebble wrk nginx-light caddy chromium bind9
   if [ -n "$own_policy" ]; then
     rm -f "$own_policy"
     trap - EXIT

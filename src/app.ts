@@ -21,6 +21,8 @@ import {
   createServerStateRenderer,
 } from './render/render.js';
 import { parseOptionsOf, settingsBaseOf, statePaths } from './pipeline/settings-of.js';
+import { withheldFromHook } from './settings/acme-dns.js';
+import { SETTINGS } from './settings/schema.js';
 
 import type { DesiredState } from './model/types.js';
 import { certsDirProvider, envCertProvider } from './sources/cert-providers.js';
@@ -28,7 +30,9 @@ import type { CertOffer } from './tls/cert-provider.js';
 import { EtcdSource, type Snapshot } from './sources/etcd.js';
 import { PeerRegistration } from './sources/peer-registration.js';
 import type { RawCert } from './tls/bundle.js';
+import { dnsSolverOf } from './acme/dns-solver.js';
 import { AcmeManager } from './acme/manager.js';
+import { caStoreFromEntries } from './tls/ca-bundles.js';
 import { vaultCertsFromEntries } from './tls/vault.js';
 import { packageVersion } from './util/package-root.js';
 
@@ -117,6 +121,7 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
     certWarnDays: config.certWarnDays,
     vaultCerts: (entries) => vaultCertsFromEntries(entries, config.vaultKey),
     localPeer: config.peers,
+    caBundles: (entries) => caStoreFromEntries(entries, config.vaultKey),
     // ACME takes its domains from the controller's parse, never parsing the keyspace itself.
     onParsed: (state) => {
       parsedRoutes = state;
@@ -155,6 +160,8 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
         renewDays: acmeSettings.renewDays,
         checkIntervalMs: acmeSettings.checkIntervalMs,
         leaderTtlSeconds: acmeSettings.leaderTtlSeconds,
+        challenge: config.acmeDns.challenge,
+        dns: dnsSolverOf(config.acmeDns, withheldFromHook(SETTINGS, Object.keys(options.envChallenges ?? {}))),
         vaultKey: config.vaultKey,
         httpPort: config.httpPort,
       });

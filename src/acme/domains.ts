@@ -20,17 +20,29 @@ export interface AcmeDomains {
 
 export const ENV_SOURCE = 'KONTENA_LB_ACME_DOMAINS';
 
+export type ChallengeType = 'http-01' | 'dns-01';
+
+/** How `domain` is validated: a wildcard only by DNS-01; an exact name by `preferred` (default HTTP-01). */
+export function challengeOf(domain: string, preferred: ChallengeType = 'http-01'): ChallengeType {
+  return domain.startsWith('*.') ? 'dns-01' : preferred;
+}
+
+/** Why a wildcard gets no certificate when no DNS publisher is configured. */
+export const WILDCARD_WITHOUT_DNS =
+  'a wildcard: only DNS-01 can validate it, and no DNS publisher is configured (set KONTENA_LB_ACME_DNS_HOOK or KONTENA_LB_ACME_RFC2136_SERVER)';
+
 /**
- * The names edgelb should obtain certificates for over ACME HTTP-01: every name in
- * KONTENA_LB_ACME_DOMAINS plus the exact virtual hosts of every HTTP service whose `acme` key is
- * true. Pure.
+ * The names edgelb should obtain certificates for over ACME: every name in
+ * KONTENA_LB_ACME_DOMAINS plus the virtual hosts of every HTTP service whose `acme` key is true.
+ * Pure.
  *
- * Left out, each with a reason: wildcards (HTTP-01 cannot validate them; only DNS-01 can), IP
- * addresses and single-label names such as `localhost` (no public CA issues for them), and
- * names that are not valid host names. A name both skipped somewhere and wanted elsewhere is
- * wanted.
+ * A wildcard `*.example.com` is one certificate of its own (validated by DNS-01), for the
+ * wildcard only: `example.com` is another name, wanted when it is listed too. Left out, each with
+ * a reason: wildcards when `dns01` is false (no DNS publisher), IP addresses and single-label
+ * names such as `localhost` (no public CA issues for them), and names that are not valid host
+ * names. A name both skipped somewhere and wanted elsewhere is wanted.
  */
-export function acmeDomains(state: DesiredState, envDomains: readonly string[]): AcmeDomains {
+export function acmeDomains(state: DesiredState, envDomains: readonly string[], dns01 = false): AcmeDomains {
   const wanted = new Set<string>();
   const skipped = new Map<string, SkippedDomain>();
   const consider = (raw: string, source: string) => {
@@ -44,7 +56,7 @@ export function acmeDomains(state: DesiredState, envDomains: readonly string[]):
       return;
     }
     const domain = wildcard ? `*.${name}` : name;
-    const reason = wildcard ? 'a wildcard: HTTP-01 cannot validate wildcard names (use a DNS-01 client and import the certificate)' : unsupported(name);
+    const reason = wildcard && !dns01 ? WILDCARD_WITHOUT_DNS : unsupported(name);
     if (reason !== undefined) skip({ domain, source, reason });
     else wanted.add(domain);
   };
@@ -104,6 +116,8 @@ export class WantedDomains {
   constructor(
     envDomains: readonly string[],
     private readonly logger: Logger,
+    /** A DNS publisher is configured: wildcards are wanted. */
+    private readonly dns01 = false,
   ) {
     this.envDomains = envDomains;
   }
@@ -139,13 +153,16 @@ export class WantedDomains {
 
   private update(): boolean {
     const http = [...this.acmeServices.values()].sort((a, b) => compare(a.name, b.name));
-    const { domains, skipped } = acmeDomains({ http, tcp: [] }, this.envDomains);
+    const { domains, skipped } = acmeDomains({ http, tcp: [] }, this.envDomains, this.dns01);
     const skippedKey = (list: readonly SkippedDomain[]) => list.map((s) => `${s.source}|${s.domain}|${s.reason}`).join('\n');
     if (skippedKey(skipped) !== skippedKey(this.skippedNow)) {
       const before = new Set(this.skippedNow.map((s) => `${s.source}|${s.domain}`));
       for (const s of skipped) {
-        if (!before.has(`${s.source}|${s.domain}`))
-          this.logger.info({ domain: s.domain, source: s.source, reason: s.reason }, 'ACME: no certificate will be ordered for this name');
+        if (!before.has(`${s.source}|${s.domain}`)) {
+          // A wildcard without a publisher is a configuration to fix, not a name no CA serves.
+          const level = s.reason === WILDCARD_WITHOUT_DNS ? 'warn' : 'info';
+          this.logger[level]({ domain: s.domain, source: s.source, reason: s.reason }, 'ACME: no certificate will be ordered for this name');
+        }
       }
     }
     this.skippedNow = skipped;

@@ -13,7 +13,16 @@ export class Interrupted extends Error {
 }
 
 /** Why an attempt failed on our side of the CA's answers, as a stable code (logs and tests read the code). */
-export type AcmeErrorCode = 'authorization-not-pending' | 'no-http-01-challenge' | 'order-not-ready' | 'certificate-mismatch' | 'account-key-unusable';
+export type AcmeErrorCode =
+  | 'authorization-not-pending'
+  | 'no-http-01-challenge'
+  | 'no-dns-01-challenge'
+  | 'order-not-ready'
+  | 'certificate-mismatch'
+  | 'account-key-unusable'
+  | 'dns-hook-failed'
+  | 'dns-update-failed'
+  | 'dns-not-propagated';
 
 export class AcmeError extends CodedError<AcmeErrorCode> {}
 

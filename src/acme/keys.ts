@@ -25,3 +25,19 @@ export const REPLICA_DIR = KEY_PATHS.acmeReplicas;
 export const ACK_DIR = KEY_PATHS.acmeAcks;
 /** Certificates land in the vault as `certs/acme-<domain>`, like any imported one. */
 export const CERT_PREFIX = KEY_PATHS.acmeCerts;
+
+/**
+ * A wildcard's certificate is `certs/acme-_wildcard.<name>`: the vault's names have no `*`, and
+ * `_` is in no host name, so no exact name takes the same key.
+ */
+const WILDCARD_LABEL = '_wildcard.';
+
+/** The vault key (relative) of the certificate for `domain` (`*.example.com` → `certs/acme-_wildcard.example.com`). */
+export function certKeyOf(domain: string): string {
+  return `${CERT_PREFIX}${domain.startsWith('*.') ? `${WILDCARD_LABEL}${domain.slice(2)}` : domain}`;
+}
+
+/** The domain a vault name after `acme-` stands for: certKeyOf's inverse. */
+export function domainOfCertName(name: string): string {
+  return name.startsWith(WILDCARD_LABEL) ? `*.${name.slice(WILDCARD_LABEL.length)}` : name;
+}

@@ -6,7 +6,7 @@ import type { Snapshot } from '../model/snapshot.js';
 import type { DesiredState, Entries } from '../model/types.js';
 import { Backoff } from '../util/backoff.js';
 import { ChallengeAcks, waitServed } from './challenges.js';
-import { WantedDomains } from './domains.js';
+import { challengeOf, WantedDomains } from './domains.js';
 import { createElection, type Election } from './election.js';
 import { Interrupted, withDeadline } from './interruption.js';
 import type { AcmeManagerOptions, AcmeStatus } from './options.js';
@@ -21,7 +21,7 @@ const OFFER_COALESCE_MS = 20;
 const STOP_TIMEOUT_MS = 5000;
 
 /**
- * Obtains and renews certificates from an ACME CA (Let's Encrypt) over HTTP-01, one per domain,
+ * Obtains and renews certificates from an ACME CA (Let's Encrypt) over HTTP-01 or DNS-01 (wildcards), one per domain,
  * and stores them in the etcd vault as `certs/acme-<domain>`, where every replica's certificate
  * pipeline picks them up. The challenge answer is written to `acme/challenges/<token>`, which
  * every replica's HAProxy serves, so the CA may ask any of them.
@@ -69,7 +69,7 @@ export class AcmeManager {
     this.renewDays = options.renewDays ?? 30;
     this.now = options.now ?? (() => new Date());
     this.random = options.random ?? Math.random;
-    this.wanted = new WantedDomains(options.envDomains ?? [], options.logger);
+    this.wanted = new WantedDomains(options.envDomains ?? [], options.logger, options.dns !== undefined);
     const ttlSeconds = options.leaderTtlSeconds ?? 10;
     this.election = (options.election ?? createElection)({
       store: options.store,
@@ -104,7 +104,8 @@ export class AcmeManager {
   start(): void {
     if (this.started) return;
     this.started = true;
-    this.logger.info({ directory: this.options.directoryUrl, id: this.id, renewDays: this.renewDays }, 'ACME enabled');
+    const dns = this.options.dns?.publisher.describe;
+    this.logger.info({ directory: this.options.directoryUrl, id: this.id, renewDays: this.renewDays, ...(dns ? { dns } : {}) }, 'ACME enabled');
     this.acks?.start();
     this.election.start();
   }
@@ -166,6 +167,7 @@ export class AcmeManager {
           domain,
           state,
           certificate: cert && { notAfter: cert.notAfter.toISOString(), fingerprint: cert.fingerprint },
+          challenge: challengeOf(domain, this.options.challenge),
           running,
           next: nextStep(decide(state, cert, now, this.renewDays, this.options.minRenewIntervalMs), running),
         };
@@ -258,6 +260,8 @@ export class AcmeManager {
       ...(options.keyType !== undefined ? { keyType: options.keyType } : {}),
       ...(options.vaultKey !== undefined ? { vaultKey: options.vaultKey } : {}),
       backoff: options.backoff ?? DEFAULT_BACKOFF,
+      challenge: challengeOf(domain, options.challenge),
+      ...(options.dns !== undefined ? { dns: options.dns } : {}),
       now: this.now,
       random: this.random,
       storage: this.storage,

@@ -1,6 +1,8 @@
 import type { KvStore } from '../etcd/store.js';
 import type { Logger } from '../log.js';
 import type { SkippedDomain } from './domains.js';
+import type { DnsSolver } from './dns-challenge.js';
+import type { ChallengeType } from './domains.js';
 import type { Election, ElectionOptions } from './election.js';
 import type { AcmeConnectionOptions } from './issuer.js';
 import type { OrderBackoff } from './schedule.js';
@@ -45,6 +47,10 @@ export interface AcmeManagerOptions {
   readonly minRenewIntervalMs?: number;
   /** Per HTTP request to the CA (default 30 s). */
   readonly requestTimeoutMs?: number;
+  /** DNS-01: the TXT record publisher and the propagation wait; without it wildcards get no certificate. */
+  readonly dns?: DnsSolver;
+  /** KONTENA_LB_ACME_CHALLENGE: for exact names (default http-01); wildcards are always dns-01. */
+  readonly challenge?: ChallengeType;
   /** Certificate key type (default EC P-256). */
   readonly keyType?: 'ec' | 'rsa';
   /** This replica's id in the election (default host name, pid and a random suffix). */
@@ -60,6 +66,8 @@ export interface AcmeDomainStatus {
   readonly domain: string;
   readonly state: AcmeDomainState | undefined;
   readonly certificate: { readonly notAfter: string; readonly fingerprint: string } | undefined;
+  /** How the CA validates it. */
+  readonly challenge: ChallengeType;
   /** An order is being worked on by this replica right now. */
   readonly running: boolean;
   /** Why it is (not) due, from this replica's view. */

@@ -3,9 +3,11 @@ import acme from 'acme-client';
 import type { Logger } from '../log.js';
 import { parseBundle } from '../tls/bundle.js';
 import { encryptBundle } from '../tls/vault.js';
+import { DnsError } from './dns-wire.js';
+import { cleanUpRecords, type DnsSolver, publishDnsRecord, publishedRecordsOf } from './dns-challenge.js';
 import { AcmeError, Interrupted, interrupted } from './interruption.js';
 import { connectAcme, type AcmeConnection, type AcmeConnectionOptions } from './issuer.js';
-import { CERT_PREFIX, CHALLENGE_DIR } from './keys.js';
+import { CHALLENGE_DIR, certKeyOf } from './keys.js';
 import { failedState, type AttemptFailure, type OrderBackoff } from './schedule.js';
 import { issuedState, pendingState, type AcmeDomainState } from './state.js';
 import type { AcmeStorage } from './storage.js';
@@ -29,6 +31,10 @@ export interface OrderContext {
   readonly account: (log: Logger) => Promise<{ pem: string; url?: string }>;
   /** Resolves once the replicas serve `token` (or they were waited for long enough). */
   readonly waitServed: (token: string, log: Logger, signal: AbortSignal) => Promise<void>;
+  /** The challenge this domain is validated by (a wildcard: dns-01). */
+  readonly challenge: 'http-01' | 'dns-01';
+  /** Publishing DNS-01 records, when configured. */
+  readonly dns?: DnsSolver;
   /** Aborts when leadership ends or the manager stops. */
   readonly signal: AbortSignal;
   /** Throws Interrupted when the attempt must end (no longer leading, domain no longer wanted). */
@@ -36,11 +42,13 @@ export interface OrderContext {
 }
 
 /**
- * One attempt at a certificate for `domain` over HTTP-01, each step logged: the account, the order
- * (a pending one resumed), the challenges published at `acme/challenges/<token>` for every
- * replica's HAProxy, finalize, and the certificate stored in the vault. A failure is recorded in
- * the domain's state with its backoff; an interruption is not a failure. Challenge tokens are
- * always cleaned up (in `finally`) while this replica still leads.
+ * One attempt at a certificate for `domain` over HTTP-01 or DNS-01, each step logged: the account,
+ * the order (a pending one resumed), the challenges (HTTP-01: published at
+ * `acme/challenges/<token>` for every replica's HAProxy; DNS-01: a TXT record through the DNS
+ * publisher, waited for on the DNS servers), finalize, and the certificate stored in the vault. A
+ * failure is recorded in the domain's state with its backoff; an interruption is not a failure.
+ * Challenge tokens are cleaned up (in `finally`) while this replica still leads; DNS records
+ * always are (the DNS is not fenced by leadership, and a new leader publishes its own).
  */
 export async function runOrder(ctx: OrderContext, domain: string, reason: string, log: Logger): Promise<void> {
   const { storage, guard, signal } = ctx;
@@ -57,6 +65,7 @@ export async function runOrder(ctx: OrderContext, domain: string, reason: string
     }
   };
   const published = new Set<string>(storage.states.get(domain)?.pending?.tokens ?? []);
+  const records = publishedRecordsOf(storage.states.get(domain)?.pending);
   let connection: AcmeConnection | undefined;
   let settled = false;
   log.info({ reason }, 'ACME: ordering a certificate');
@@ -104,32 +113,43 @@ export async function runOrder(ctx: OrderContext, domain: string, reason: string
       for (const authz of authorizations) {
         if (authz.status === 'valid') continue;
         if (authz.status !== 'pending') throw new AcmeError('authorization-not-pending', `the authorization for ${authz.identifier.value} is ${authz.status}`);
-        const challenge = authz.challenges.find((c) => c.type === 'http-01');
-        if (!challenge) throw new AcmeError('no-http-01-challenge', `the CA offers no http-01 challenge for ${authz.identifier.value}`);
+        const challenge = authz.challenges.find((c) => c.type === ctx.challenge);
+        if (!challenge)
+          throw new AcmeError(
+            ctx.challenge === 'dns-01' ? 'no-dns-01-challenge' : 'no-http-01-challenge',
+            `the CA offers no ${ctx.challenge} challenge for ${authz.identifier.value}`,
+          );
         const keyAuthorization = await client.getChallengeKeyAuthorization(challenge);
         guard();
-        published.add(challenge.token);
-        const state = storage.states.get(domain);
-        await storage.write(log, [
-          storage.put(`${CHALLENGE_DIR}${challenge.token}`, keyAuthorization),
-          storage.statePut(
-            pendingState(
-              state,
-              domain,
-              {
-                ...(state?.pending ?? { orderUrl: order.url, startedAt: ctx.now().toISOString(), by: ctx.id }),
-                by: ctx.id,
-                tokens: [...published],
-              },
-              ctx.now(),
-            ),
-          ),
-        ]);
-        log.info({ token: challenge.token }, 'ACME challenge published');
-        await step(ctx.waitServed(challenge.token, log, signal));
+        const pending = () => ({
+          ...(storage.states.get(domain)?.pending ?? { orderUrl: order!.url, startedAt: ctx.now().toISOString(), tokens: [...published] }),
+          by: ctx.id,
+        });
+        if (ctx.challenge === 'dns-01') {
+          const args = {
+            solver: ctx.dns,
+            storage,
+            domain,
+            identifier: authz.identifier.value,
+            value: keyAuthorization,
+            records,
+            pending,
+            now: ctx.now,
+            signal,
+          };
+          await publishDnsRecord(args, log, step);
+        } else {
+          published.add(challenge.token);
+          await storage.write(log, [
+            storage.put(`${CHALLENGE_DIR}${challenge.token}`, keyAuthorization),
+            storage.statePut(pendingState(storage.states.get(domain), domain, { ...pending(), tokens: [...published] }, ctx.now())),
+          ]);
+          log.info({ token: challenge.token }, 'ACME challenge published');
+          await step(ctx.waitServed(challenge.token, log, signal));
+        }
         if (challenge.status === 'pending') await step(client.completeChallenge(challenge));
         await step(client.waitForValidStatus(challenge));
-        log.info({ token: challenge.token }, 'ACME challenge validated');
+        log.info({ token: challenge.token, type: ctx.challenge }, 'ACME challenge validated');
       }
       order = await untilValid(client, order, step);
     }
@@ -144,13 +164,13 @@ export async function runOrder(ctx: OrderContext, domain: string, reason: string
     const chain = await step(client.getCertificate(order));
 
     const pem = `${chain.trim()}\n${key.toString('utf8').trim()}\n`;
-    const bundle = parseBundle(pem, { kind: 'acme', ref: `${CERT_PREFIX}${domain}` }, ctx.now());
+    const bundle = parseBundle(pem, { kind: 'acme', ref: certKeyOf(domain) }, ctx.now());
     if (!bundle.names.includes(domain))
       throw new AcmeError('certificate-mismatch', `the CA issued a certificate for ${bundle.names.join(', ')}, not ${domain}`);
     const stored = ctx.vaultKey ? encryptBundle(bundle.pem, ctx.vaultKey) : bundle.pem;
     guard();
     await storage.write(log, [
-      storage.put(`${CERT_PREFIX}${domain}`, stored),
+      storage.put(certKeyOf(domain), stored),
       storage.statePut(issuedState(storage.states.get(domain), domain, bundle.notAfter, ctx.now())),
       ...storage.tokenDeletes(published),
     ]);
@@ -158,7 +178,7 @@ export async function runOrder(ctx: OrderContext, domain: string, reason: string
     storage.certs.set(domain, { notAfter: bundle.notAfter, fingerprint: bundle.fingerprint });
     log.info(
       {
-        key: `${CERT_PREFIX}${domain}`,
+        key: certKeyOf(domain),
         notAfter: bundle.notAfter.toISOString(),
         fingerprint: bundle.fingerprint,
         serial: new X509Certificate(chain).serialNumber,
@@ -171,8 +191,10 @@ export async function runOrder(ctx: OrderContext, domain: string, reason: string
       log.info({ why: error.message }, 'ACME: attempt interrupted; the pending order is resumed later');
       return;
     }
-    settled = await recordFailure(ctx, domain, connection?.explain(error) ?? { message: (error as Error).message }, published, log);
+    const ours = isDnsFailure(error) || connection === undefined;
+    settled = await recordFailure(ctx, domain, ours ? { message: (error as Error).message } : connection!.explain(error), published, log);
   } finally {
+    if (await cleanUpRecords(ctx.dns, records, log)) await forgetRecords(storage, domain, log);
     if (!settled && published.size > 0) await cleanUpTokens(storage, domain, published, ctx.now(), log);
     connection?.close();
   }
@@ -237,6 +259,19 @@ async function cleanUpTokens(storage: AcmeStorage, domain: string, tokens: Reado
   } catch (error) {
     log.info({ tokens: [...tokens], why: (error as Error).message }, 'ACME: challenge tokens left for the new leader');
   }
+}
+
+/** A failure of the DNS side of DNS-01 (publisher, propagation): its own words, not the CA's last answer. */
+function isDnsFailure(error: unknown): boolean {
+  return error instanceof DnsError || (error instanceof AcmeError && (error.code.startsWith('dns-') || error.code === 'no-dns-01-challenge'));
+}
+
+/** Drops the removed DNS records from the pending state, while this replica still leads (else the next leader does). */
+async function forgetRecords(storage: AcmeStorage, domain: string, log: Logger): Promise<void> {
+  const state = storage.states.get(domain);
+  if (!state?.pending?.records) return;
+  const { records: _records, ...pending } = state.pending;
+  await storage.write(log, [storage.statePut({ ...state, pending })]).catch(() => undefined);
 }
 
 /** waitForValidStatus for an order, keeping its URL (acme-client returns the bare resource). */

@@ -12,6 +12,8 @@ export interface PendingOrder {
   readonly tokens: readonly string[];
   /** The replica (leader id) that last worked on it. */
   readonly by: string;
+  /** DNS-01 TXT records published for it and not yet removed (any leader removes them). */
+  readonly records?: readonly { readonly fqdn: string; readonly value: string }[];
 }
 
 export interface LastError {

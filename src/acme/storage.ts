@@ -6,7 +6,7 @@ import type { Entries } from '../model/types.js';
 import { BundleError, parseBundle } from '../tls/bundle.js';
 import { decryptBundle, encryptBundle, VaultError } from '../tls/vault.js';
 import { AcmeError, Interrupted } from './interruption.js';
-import { ACCOUNT_KEY, ACK_DIR, CERT_PREFIX, CHALLENGE_DIR, STATE_DIR } from './keys.js';
+import { ACCOUNT_KEY, ACK_DIR, CERT_PREFIX, CHALLENGE_DIR, domainOfCertName, STATE_DIR } from './keys.js';
 import type { HeldCert } from './schedule.js';
 import { parseState, serializeState, type AcmeDomainState } from './state.js';
 
@@ -161,7 +161,7 @@ export class AcmeStorage {
         const state = parseState(value, domain);
         if (state) this.states.set(domain, state);
       } else if (key.startsWith(CERT_PREFIX)) {
-        const domain = key.slice(CERT_PREFIX.length);
+        const domain = domainOfCertName(key.slice(CERT_PREFIX.length));
         const held = this.heldCert(key, domain, value);
         if (held) this.certs.set(domain, held);
       }

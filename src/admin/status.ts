@@ -14,7 +14,8 @@ export interface AdminInputs {
   readonly version: string;
   readonly etcdPrefix: string;
   readonly controller: { status(): ControllerStatus };
-  readonly haproxy: { readonly running: boolean; readonly pid: number | undefined; readonly restartCount: number };
+  /** `isStarting`: a master is spawned but has no worker yet, so nothing listens on the ports. */
+  readonly haproxy: { readonly running: boolean; readonly isStarting: boolean; readonly pid: number | undefined; readonly restartCount: number };
   readonly etcd: { status(): EtcdSourceStatus };
   /** For the route order: the same view the template is rendered from. */
   readonly renderSettings: RenderSettings;
@@ -142,6 +143,9 @@ export function healthOf(inputs: Pick<AdminInputs, 'controller' | 'haproxy' | 'e
     const why = last?.action === 'failed' ? `the last apply failed: ${last.error ?? 'unknown error'}` : 'no config applied yet';
     return { status: 'unavailable', reason: `HAProxy is not running (${why})` };
   }
+  // A spawned master serves nothing until it reports a worker (found by scripts/image-test.sh: a
+  // probe got 200 while the ports were still closed).
+  if (inputs.haproxy.isStarting) return { status: 'unavailable', reason: 'HAProxy is starting: no worker serves the ports yet' };
   if (last?.action === 'failed') {
     return { status: 'degraded', reason: `the last apply failed, HAProxy serves the last good config: ${last.error ?? 'unknown error'}` };
   }

@@ -9,7 +9,7 @@ import { KEY_PATHS } from '../model/keyspace.js';
 import { parseEntries } from '../model/parse.js';
 import { DEFAULT_CERT_WARN_DAYS } from '../settings/certificates.js';
 import { readLeader } from '../acme/election.js';
-import { STATE_DIR } from '../acme/keys.js';
+import { certKeyOf, domainOfCertName, STATE_DIR } from '../acme/keys.js';
 import { parseState, type AcmeDomainState } from '../acme/state.js';
 import { decryptBundle, isEncrypted, isValidVaultName, VaultError } from '../tls/vault.js';
 import { listUnder, loadSettings, withEtcd, type CertCliFlags, type CertCliSettings, type CertCommandDeps } from './cert-etcd.js';
@@ -35,11 +35,11 @@ export async function listCerts(flags: CertCliFlags & { json?: boolean }, deps: 
 
   const raws: RawCert[] = [];
   const rows = vaultRows(stored, prefix, settings.vaultKey, now, raws).map((row) => {
-    const state = row.name.startsWith('acme-') ? acmeStates.get(row.name.slice('acme-'.length)) : undefined;
+    const state = row.name.startsWith('acme-') ? acmeStates.get(domainOfCertName(row.name.slice('acme-'.length))) : undefined;
     return state ? { ...row, acme: state } : row;
   });
   for (const [domain, state] of [...acmeStates].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-    if (!Object.hasOwn(stored, `${prefix}acme-${domain}`)) rows.push(pendingAcmeRow(domain, state, STATE_DIR));
+    if (!Object.hasOwn(stored, `${settings.etcdPath}/${certKeyOf(domain)}`)) rows.push(pendingAcmeRow(domain, state, STATE_DIR));
   }
   rows.push(...(await localRows(settings, deps, now, raws)));
   const warnings = warningsOf(settings, raws, services, [...acmeStates.values()], now);

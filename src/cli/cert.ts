@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { CONNECTION_SETTINGS, type CertCliFlags, type CertCommandDeps } from './cert-etcd.js';
 import { importCert, type CertImportFlags } from './cert-import.js';
+import { importCa, type CaImportFlags } from './cert-import-ca.js';
 import { listCerts } from './cert-list.js';
 
 export type { CertCliFlags, CertCliSettings, CertCommandDeps } from './cert-etcd.js';
@@ -34,6 +35,30 @@ Examples:
   );
   importCommand.action(async (file: string, flags: CertImportFlags) => {
     await importCert(file, flags, deps);
+  });
+
+  const caCommand = cert
+    .command('import-ca <file>')
+    .description('validate a CA bundle (or a CRL bundle) and store it for client_ca, client_crl or backend_ca')
+    .option('--name <name>', 'the name the services give (letters, digits, _ . -)')
+    .option('--crl', 'a bundle of revocation lists (PEM X509 CRL), stored as client-crls/<name> for client_crl')
+    .option('--backend', 'a CA bundle for backend_ca, stored as backend-cas/<name>');
+  addEtcdFlags(caCommand);
+  caCommand.addHelpText(
+    'after',
+    `
+A CA bundle needs at least one CA certificate and no private key; a CRL bundle one X509 CRL or
+more. Stored in the clear (public data) as <etcd path>/client-cas/<name> (client_ca),
+client-crls/<name> (--crl) or backend-cas/<name> (--backend); an existing entry is replaced, and
+the services naming it are reloaded with it.
+
+Examples:
+  edgelb cert import-ca partners-ca.pem --name partners
+  edgelb cert import-ca partners-crl.pem --name partners --crl
+  edgelb cert import-ca internal-ca.pem --name internal --backend`,
+  );
+  caCommand.action(async (file: string, flags: CaImportFlags) => {
+    await importCa(file, flags, deps);
   });
 
   const listCommand = cert

@@ -161,7 +161,7 @@ async function checkWithHaproxy(haproxyBin: string, desired: DesiredConfig, tmp:
     renderCrtList: createCrtListRenderer(),
     runtime: new HaproxyRuntime(paths.adminSocket),
   });
-  if (desired.certs.served.length > 0) await certFiles.write(desired.certs);
+  if (desired.certs.served.length > 0 || (desired.certs.caFiles ?? []).length > 0) await certFiles.write(desired.certs);
   const text = await deps.progress.step(
     'rendering',
     () => createRenderer()(desired.state, desired.settings),

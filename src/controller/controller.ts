@@ -31,7 +31,7 @@ import { applyAtRuntime, servicesIn } from './runtime-apply.js';
 export type { ApplyRecord } from './recorder.js';
 export type { ControllerStatus } from './controller-status.js';
 
-/** Besides what the inputs need (the parse options, challenge variables, the vault, this replica's peer): */
+/** Besides what the inputs need (the parse options, challenge variables, the vault, the CA bundles, this replica's peer): */
 export interface ControllerOptions extends ControllerInputsOptions {
   readonly render: SectionRenderer;
   /** A server's arguments after its address, as the file has them (templates/server-args.hbs). */
@@ -169,20 +169,21 @@ export class Controller {
 
   /** Every read of the snapshot happens here, before the first await: only the newest may be read. */
   private desiredOf(snapshot: Snapshot): DesiredConfig {
-    const { parsed, challenges, challengeRejections, vault, peers, acmeStates } = this.inputs.read(snapshot);
+    const { parsed, challenges, challengeRejections, vault, cas, peers, acmeStates } = this.inputs.read(snapshot, this.offers.get('dir')?.cas);
     try {
       this.options.onParsed?.(parsed.state);
     } catch (error) {
       // A consumer of the routes (ACME) must not fail the apply of everything else.
       this.options.logger.error({ ...event('routes.consumer_failed'), err: (error as Error).message }, 'a consumer of the parsed routes failed');
     }
-    this.reports.rejections(parsed.rejected, challengeRejections, peers?.rejected);
     this.reports.warningsOf(parsed.state);
     this.offers.set('vault', vault);
     const { set, fresh } = this.certSelection.select(certsByKind(this.offers));
     if (fresh) this.reports.certificates(this.offers.values(), set);
     this.certWarnings.update(set, parsed.state, acmeStates);
-    return desiredConfig({ parsed, challenges: { challenges, rejected: challengeRejections }, certs: set, peers }, this.options.settings);
+    const desired = desiredConfig({ parsed, challenges: { challenges, rejected: challengeRejections }, certs: set, cas, peers }, this.options.settings);
+    this.reports.rejections(parsed.rejected, challengeRejections, desired.caRejected, peers?.rejected);
+    return desired;
   }
 
   private async reconcile(snapshot: Snapshot, desired: DesiredConfig, started: number): Promise<void> {
@@ -211,8 +212,8 @@ export class Controller {
       if (plan.kind === 'runtime' && (await this.applyRuntime(plan, rendered, { revision, state, certs, challenges }, started))) return;
       const reason = plan.kind === 'reload' ? plan.reason : 'the runtime API refused a change';
       if (round === 0) {
-        // haproxy -c reads the crt-list and the challenge map, so they go to disk first (once).
-        if (certs.served.length > 0) await certFiles.write(certs);
+        // haproxy -c reads the crt-list, the CA bundles and the challenge map, so they go to disk first (once).
+        if (certs.served.length > 0 || (certs.caFiles ?? []).length > 0) await certFiles.write(certs);
         await challengeMap.write(challenges);
         await this.options.canaryMap.write(canarySharesOf(state));
         // Nothing runs yet: HAProxy's start checks the config itself; haproxy -c only when it refuses.

@@ -1,6 +1,7 @@
 import { mkdir, readdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { CrtListRenderer } from '../render/render.js';
+import type { CertBundle } from '../tls/bundle.js';
 import { pemHash, type CertSet, type ServedCert } from '../tls/store.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import type { HaproxyRuntime } from './runtime.js';
@@ -18,7 +19,7 @@ export class CertFiles {
     this.crtList = options.crtList;
   }
 
-  fileOf(cert: ServedCert): string {
+  fileOf(cert: { readonly bundle: CertBundle }): string {
     return path.join(this.options.dir, `${cert.bundle.id}.pem`);
   }
 
@@ -28,19 +29,26 @@ export class CertFiles {
    */
   async write(set: CertSet): Promise<void> {
     await mkdir(this.options.dir, { recursive: true, mode: 0o700 });
-    for (const cert of set.served) {
+    for (const cert of [...set.served, ...(set.clientAuth ?? [])]) {
       const file = this.fileOf(cert);
       const hash = pemHash(cert.bundle);
       if (this.written.get(file) === hash) continue;
       await writeFileAtomic(file, cert.bundle.pem, 0o600);
       this.written.set(file, hash);
     }
+    // CA bundles and CRLs: named by their content, so an existing file already holds it.
+    for (const { file, pem } of set.caFiles ?? []) {
+      if (this.written.has(file)) continue;
+      await writeFileAtomic(file, pem, 0o644);
+      this.written.set(file, '');
+    }
     await writeFileAtomic(this.crtList, this.crtListText(set), 0o600);
   }
 
   /** Removes the files of certificates no longer served (once HAProxy no longer needs them). */
   async prune(set: CertSet): Promise<void> {
-    const keep = new Set(set.served.map((c) => path.basename(this.fileOf(c))));
+    const keep = new Set([...set.served, ...(set.clientAuth ?? [])].map((c) => path.basename(this.fileOf(c))));
+    for (const { file } of set.caFiles ?? []) keep.add(path.basename(file));
     if (set.served.length > 0) keep.add(path.basename(this.crtList));
     const names = await readdir(this.options.dir).catch(() => [] as string[]);
     for (const name of names) {
@@ -51,7 +59,14 @@ export class CertFiles {
   }
 
   crtListText(set: CertSet): string {
-    return this.options.renderCrtList(set.served.map((cert) => ({ file: this.fileOf(cert), sni: cert.sni })));
+    return this.options.renderCrtList([
+      ...set.served.map((cert) => ({ file: this.fileOf(cert), sni: cert.sni })),
+      ...(set.clientAuth ?? []).map(({ verify, caFile, crlFile, ...cert }) => ({
+        file: this.fileOf(cert),
+        sni: [cert.sni],
+        clientAuth: { verify, caFile, ...(crlFile ? { crlFile } : {}) },
+      })),
+    ]);
   }
 
   /**
@@ -63,6 +78,9 @@ export class CertFiles {
    */
   async applyRuntime(before: CertSet, after: CertSet): Promise<number> {
     const { runtime } = this.options;
+    // A line with a client-certificate check shares its certificate with other lines; the runtime
+    // steps below know only one line per certificate: with any such line, a change reloads.
+    if ((before.clientAuth ?? []).length > 0 || (after.clientAuth ?? []).length > 0) throw new Error('client-certificate lines are served');
     const old = new Map(before.served.map((c) => [c.bundle.id, c]));
     const next = new Map(after.served.map((c) => [c.bundle.id, c]));
     const defaultId = after.served[0]?.bundle.id;

@@ -91,14 +91,12 @@ export function parseBackendProtocol(raw: string, key = 'backend_protocol'): Bac
 }
 
 /**
- * `backend_verify`: only `none` for now, an explicit statement that TLS to the instances is not
- * verified. Verification against a CA bundle (`backend_ca`) is not built yet; until it is,
- * `https` without `backend_verify=none` leaves the service out (parse.ts) rather than skipping
- * the verification silently.
+ * `backend_verify`: only `none`, an explicit statement that TLS to the instances is not verified.
+ * Verification is `backend_ca` (a CA bundle's name); `https` with neither leaves the service out
+ * (parse.ts) rather than skipping the verification silently.
  */
 export function parseBackendVerify(raw: string, key = 'backend_verify'): 'none' {
-  if (raw.trim() !== 'none')
-    throw new EntryError(`${key} ${JSON.stringify(raw)}: only "none" is supported (verification against a CA bundle is not available yet)`);
+  if (raw.trim() !== 'none') throw new EntryError(`${key} ${JSON.stringify(raw)}: only "none" is accepted (to verify the instances, set backend_ca)`);
   return 'none';
 }
 

@@ -10,6 +10,7 @@ import {
   type Canary,
   type CanaryHeader,
 } from './backend-values.js';
+import { parseCaName } from './client-auth.js';
 import { byDefault, fieldRow, type InstanceOptionRow } from './keyspace-rows.js';
 
 /**
@@ -87,7 +88,7 @@ export const HTTP_ROUTING_ROWS = [
     absent: byDefault<BackendProtocol>('http'),
     defaultDoc: '`http`',
     example: 'h2',
-    doc: 'how the load balancer speaks to the instances: `http` (HTTP/1.1), `h2` (HTTP/2 without TLS, prior knowledge: gRPC servers), `https` (HTTP/1.1 over TLS; needs `backend_verify`)',
+    doc: 'how the load balancer speaks to the instances: `http` (HTTP/1.1), `h2` (HTTP/2 without TLS, prior knowledge: gRPC servers), `https` (HTTP/1.1 over TLS; needs `backend_ca` or `backend_verify=none`)',
   }),
   fieldRow('backendVerify', {
     scope: 'http',
@@ -95,9 +96,19 @@ export const HTTP_ROUTING_ROWS = [
     parse: parseBackendVerify,
     invalid: 'reject-service',
     absent: byDefault<'none' | undefined>(undefined),
-    defaultDoc: '— (`https` is refused)',
+    defaultDoc: '— (`https` needs `backend_ca`)',
     example: 'none',
-    doc: "`none`: with `backend_protocol=https`, the instances' certificates are not verified (encrypted, but open to a man in the middle on the instances' network). Verification against a CA bundle is not available yet, so a service with `https` and without this key is left out rather than served unverified",
+    doc: "`none`: with `backend_protocol=https`, the instances' certificates are not verified (encrypted, but open to a man in the middle on the instances' network). A service with `https` and neither this key nor `backend_ca` is left out rather than served unverified; with `backend_ca` set this key is ignored (logged)",
+  }),
+  fieldRow('backendCa', {
+    scope: 'http',
+    key: 'backend_ca',
+    parse: parseCaName,
+    invalid: 'reject-service',
+    absent: byDefault<string | undefined>(undefined),
+    defaultDoc: '—',
+    example: 'internal-ca',
+    doc: "with `backend_protocol=https`: the name of a CA bundle in `<path>/backend-cas/<name>` (or `backend-cas/<name>.pem` in `KONTENA_LB_CERTS_DIR`); each instance's certificate must chain to it (`ssl verify required ca-file`), else the instance fails its checks and requests get `503`. The instance's name is not checked (instances are addresses: no SNI is sent and no `verifyhost`), only that the CA issued it. A bundle that is missing or holds no CA certificate: `503` to every request until it is fixed",
   }),
   fieldRow('canary', {
     scope: 'http',
@@ -107,7 +118,7 @@ export const HTTP_ROUTING_ROWS = [
     absent: byDefault<Canary | undefined>(undefined),
     defaultDoc: '—',
     example: 'web-next:10',
-    doc: "`<service>:<percent>`: that share of this service's requests (chosen at random per request) goes to another HTTP service instead, with that service's settings; a change of the percentage needs no reload. The other service must exist, else the service is served without a canary; it is refused on a service with `basic_auth_secrets`, `ip_allow`, `ip_deny`, `rate_limit` or `conn_limit` (the canary's requests would skip them). The canary's requests get the other service's path stripping too. A change to a service with a canary makes edgelb parse every service again (milliseconds at hundreds of services, about a second at 10,000)",
+    doc: "`<service>:<percent>`: that share of this service's requests (chosen at random per request) goes to another HTTP service instead, with that service's settings; a change of the percentage needs no reload. The other service must exist, else the service is served without a canary; it is refused on a service with `basic_auth_secrets`, `ip_allow`, `ip_deny`, `rate_limit`, `conn_limit` or `client_ca` (the canary's requests would skip them). The canary's requests get the other service's path stripping too. A change to a service with a canary makes edgelb parse every service again (milliseconds at hundreds of services, about a second at 10,000)",
   }),
   fieldRow('canaryHeader', {
     scope: 'http',

@@ -6,7 +6,8 @@ import { parseKeyAuthorization } from './values.js';
 /** The keys edgelb writes itself (the vault, ACME): documented with the rest of the keyspace. */
 /** Keys edgelb itself writes (`edgelb cert import`, the ACME leader, every replica), read back by tls/ and challenges.ts. */
 export const STORED_SECTION: { readonly title: string; readonly rows: readonly StoredRow[] } = {
-  title: 'Keys edgelb writes itself, `<path>/certs/`, `<path>/acme/` and `<path>/peers/`:',
+  title:
+    'Keys edgelb writes itself, `<path>/certs/`, `<path>/acme/` and `<path>/peers/`, and the CA bundles it reads, `<path>/client-cas/`, `client-crls/`, `backend-cas/`:',
   rows: [
     {
       key: `${KEY_PATHS.certs}<name>`,
@@ -14,6 +15,27 @@ export const STORED_SECTION: { readonly title: string; readonly rows: readonly S
       defaultDoc: '`edgelb cert import`; the ACME leader as `certs/acme-<domain>`',
       example: '-----BEGIN CERTIFICATE-----',
       doc: 'a PEM bundle (certificate, optional chain, private key), encrypted (AES-256-GCM) when `KONTENA_LB_VAULT_KEY` is set; `<name>` of letters, digits, `_`, `.`, `-`',
+    },
+    {
+      key: `${KEY_PATHS.clientCas}<name>`,
+      scope: 'certificate',
+      defaultDoc: 'the operator (`edgelb cert import-ca`, `etcdctl put`)',
+      example: '-----BEGIN CERTIFICATE-----',
+      doc: 'a CA bundle for `client_ca`: PEM certificates, at least one a CA (basicConstraints CA:TRUE), no private key; plain (public data), or a vault value. One that cannot be used is logged (`invalid_ca_bundle`) and closes the services naming it',
+    },
+    {
+      key: `${KEY_PATHS.clientCrls}<name>`,
+      scope: 'certificate',
+      defaultDoc: 'the operator (`edgelb cert import-ca --crl`)',
+      example: '-----BEGIN X509 CRL-----',
+      doc: 'revocation lists for `client_crl`: one or more PEM `X509 CRL` blocks, a current one for each CA of the chain',
+    },
+    {
+      key: `${KEY_PATHS.backendCas}<name>`,
+      scope: 'certificate',
+      defaultDoc: 'the operator (`edgelb cert import-ca --backend`)',
+      example: '-----BEGIN CERTIFICATE-----',
+      doc: 'a CA bundle for `backend_ca`, as `client-cas/<name>`',
     },
     {
       key: `${KEY_PATHS.acmeChallenges}<token>`,

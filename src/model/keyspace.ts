@@ -1,5 +1,6 @@
 import { parseBasicAuthSecrets } from './basic-auth.js';
 import { ACCESS_HTTP_ROWS, ACCESS_TCP_ROWS } from './keyspace-access.js';
+import { CA_PATHS, CLIENT_AUTH_ROWS } from './keyspace-mtls.js';
 import { CLOSED_CONN_LIMIT, parseConnLimit, parseRateLimit, type RateLimit } from './limits.js';
 import { byDefault, fieldRow, fieldRowsOf, type FieldRow, type InstanceRow, type ServiceSection } from './keyspace-rows.js';
 import { HTTP_ROUTING_ROWS, TCP_ROUTING_ROWS, WEIGHTS_DIR } from './keyspace-routing.js';
@@ -30,6 +31,7 @@ export const KEY_PATHS = Object.freeze({
   services: 'services/',
   tcpServices: 'tcp-services/',
   certs: 'certs/',
+  ...CA_PATHS,
   acme: 'acme/',
   acmeChallenges: 'acme/challenges/',
   acmeState: 'acme/state/',
@@ -41,8 +43,7 @@ export const KEY_PATHS = Object.freeze({
   acmeElection: 'acme/election/leader/',
   /** Certificates the ACME leader obtained: `certs/acme-<domain>`, in the vault beside imported ones. */
   acmeCerts: 'certs/acme-',
-  /** Issue 15: each replica's HAProxy peer address, `peers/<name>`, on its lease (KONTENA_LB_PEERS=etcd). */
-  peers: 'peers/',
+  peers: 'peers/', // issue 15: `peers/<name>` = a replica's HAProxy peer address, on its lease (KONTENA_LB_PEERS=etcd)
   /** A service's instances: `<service dir>/<service>/upstreams/<instance>`. */
   upstreams: 'upstreams',
   /** An instance's weight: `<service dir>/<service>/weights/<instance>` (issue 15). */
@@ -50,9 +51,8 @@ export const KEY_PATHS = Object.freeze({
 });
 
 /** The top-level directories, without their '/': a key anywhere else is read by nothing. */
-export const TOP_DIRS: readonly string[] = [KEY_PATHS.services, KEY_PATHS.tcpServices, KEY_PATHS.certs, KEY_PATHS.acme, KEY_PATHS.peers].map((dir) =>
-  dir.slice(0, -1),
-);
+const TOP_DIR_PATHS = [KEY_PATHS.services, KEY_PATHS.tcpServices, KEY_PATHS.certs, ...Object.values(CA_PATHS), KEY_PATHS.acme, KEY_PATHS.peers];
+export const TOP_DIRS: readonly string[] = TOP_DIR_PATHS.map((dir) => dir.slice(0, -1));
 
 /** The kind of service a top-level directory (`services`) holds, or undefined for any other. */
 export function serviceKindOfDir(top: string): 'http' | 'tcp' | undefined {
@@ -199,6 +199,7 @@ export const HTTP_SECTION = {
     }),
     // Access and header policies (issue 15): keyspace-access.ts.
     ...ACCESS_HTTP_ROWS,
+    ...CLIENT_AUTH_ROWS,
     // Per-client limits (issue 15), counted in stick tables that survive reloads (limits.ts).
     http('rateLimit', {
       key: 'rate_limit',
@@ -277,7 +278,7 @@ export const TCP_SECTION = {
   ],
 } as const satisfies ServiceSection;
 
-export type HttpFields = Omit<HttpService, 'kind' | 'name' | 'upstreams'>;
+export type HttpFields = Omit<HttpService, 'kind' | 'name' | 'upstreams' | 'caFiles'>;
 export type TcpFields = Omit<TcpService, 'kind' | 'name' | 'upstreams'>;
 type Props<S> = S extends { readonly rows: readonly (infer R)[] } ? (R extends { readonly prop: infer P } ? P : never) : never;
 /** Compiles only while every field types.ts declares has a row: the parser builds the services from the rows. */

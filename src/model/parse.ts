@@ -98,15 +98,23 @@ function groupByService(entries: Entries, rejected: Rejection[]) {
 }
 
 /**
- * TLS to the instances is verified, or stated unverified with backend_verify=none: edgelb cannot
- * verify yet (no CA bundle key), so `https` without that statement leaves the service out.
+ * TLS to the instances is verified against backend_ca, or stated unverified with
+ * backend_verify=none: `https` with neither leaves the service out. With both, backend_ca wins
+ * (and the ignored key is reported).
  */
 function backendTlsAllowed(service: HttpService, rejected: Rejection[]): boolean {
-  if (service.backendProtocol !== 'https' || service.backendVerify === 'none') return true;
+  const key = (prop: string) => `${HTTP_SECTION.dir}${service.name}/${prop}`;
+  if (service.backendProtocol !== 'https') return true;
+  if (service.backendCa !== undefined) {
+    if (service.backendVerify === 'none')
+      rejected.push({ key: key(BACKEND_VERIFY), code: 'invalid_value', reason: 'ignored: backend_ca is set, the instances are verified against it' });
+    return true;
+  }
+  if (service.backendVerify === 'none') return true;
   rejected.push({
-    key: `${HTTP_SECTION.dir}${service.name}/${BACKEND_VERIFY}`,
+    key: key(BACKEND_VERIFY),
     code: 'unverified_backend_tls',
-    reason: 'not served: backend_protocol https needs backend_verify=none (verification against a CA bundle is not available yet)',
+    reason: 'not served: backend_protocol https needs backend_ca (verified) or backend_verify=none (stated unverified)',
     service: service.name,
   });
   return false;
@@ -126,7 +134,8 @@ function canariesServed(http: HttpService[], rejected: Rejection[]): void {
       rejected.push({
         key: `${HTTP_SECTION.dir}${service.name}/${CANARY}`,
         code: 'canary_not_allowed',
-        reason: "a canary's requests would skip this service's basic_auth_secrets, ip_allow, ip_deny, rate_limit and conn_limit; served without a canary",
+        reason:
+          "a canary's requests would skip this service's basic_auth_secrets, ip_allow, ip_deny, rate_limit, conn_limit and client certificate check; served without a canary",
       });
       http[i] = { ...service, canary: undefined };
       continue;
@@ -142,7 +151,8 @@ function canariesServed(http: HttpService[], rejected: Rejection[]): void {
 }
 
 function hasAccessControl(service: HttpService): boolean {
-  return [service.basicAuth, service.ipAllow, service.ipDeny, service.rateLimit, service.connLimit].some((value) => value !== undefined);
+  const clientAuth = [service.clientCa, service.clientVerify, service.clientCrl];
+  return [service.basicAuth, service.ipAllow, service.ipDeny, service.rateLimit, service.connLimit, ...clientAuth].some((value) => value !== undefined);
 }
 
 function limit(services: GroupedService[], max: number, dir: string, rejected: Rejection[]): GroupedService[] {

@@ -53,6 +53,17 @@ export interface HttpService extends ServiceFields<typeof HTTP_SECTION> {
   /** conn_limit: concurrent requests per client address; 0: closed (the value was invalid); undefined: no limit. */
   readonly connLimit: number | undefined;
   readonly upstreams: readonly Upstream[];
+  /** The CA bundles client_ca, client_crl and backend_ca name, as files: set by pipeline/ca-resolution.ts, never by the parser. */
+  readonly caFiles?: ServiceCaFiles;
+}
+
+/** A service's CA bundle files (in the state dir), or why it is closed. */
+export interface ServiceCaFiles {
+  readonly clientCa?: string;
+  readonly clientCrl?: string;
+  readonly backendCa?: string;
+  /** Closed: client_ca, client_crl or client_verify cannot be used (403); backend_ca's bundle is missing (503). */
+  readonly closed?: { readonly status: 403 | 503 };
 }
 
 /** As HttpService: the fields come from the rows of TCP_SECTION (keyspace.ts). */
@@ -88,7 +99,14 @@ export type RejectionCode =
   // canary naming no HTTP service being served (issue 15): the service is served without it.
   | 'unknown_canary'
   // canary on a service with basic auth, IP lists or limits, which its requests would skip.
-  | 'canary_not_allowed';
+  | 'canary_not_allowed'
+  // A CA bundle or CRL under client-cas/, client-crls/, backend-cas/ that cannot be used.
+  | 'invalid_ca_bundle'
+  // client_ca, client_crl or client_verify that cannot be applied (a missing bundle, no client_ca,
+  // no virtual_hosts, another service of the host asking otherwise): the service is closed, 403.
+  | 'unusable_client_auth'
+  // backend_ca naming a missing bundle: the service answers 503 (pipeline/ca-resolution.ts).
+  | 'unusable_backend_ca';
 
 /** An entry left out of the desired state, with the etcd key (relative to the LB path) and why. */
 export interface Rejection {

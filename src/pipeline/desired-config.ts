@@ -3,7 +3,10 @@ import type { DesiredState, ParseResult, Rejection } from '../model/types.js';
 import type { PeerSet } from '../model/peers.js';
 import { peersSettingsOf } from '../render/peers-view.js';
 import type { RenderSettings, TlsSettings } from '../render/view.js';
+import { EMPTY_CA_STORE, type CaStore } from '../tls/ca-bundles.js';
+import { withClientAuth } from '../tls/client-auth-lines.js';
 import type { CertSet } from '../tls/store.js';
+import { resolveCaBundles } from './ca-resolution.js';
 
 /** The HTTPS listener's settings as configured; the default certificate comes from what is served. */
 export type TlsOptions = Omit<TlsSettings, 'defaultCert' | 'crtList'>;
@@ -14,6 +17,8 @@ export interface SettingsBase {
   readonly tls: TlsOptions;
   /** Where the crt-list is written (haproxy/cert-files.ts). */
   readonly crtList: string;
+  /** Where CA bundles and CRLs are written (the certificates' dir: pruned with them). */
+  readonly caDir: string;
 }
 
 /** What the sources gave, read: the parsed entries, the challenge tokens, the selected certificates. */
@@ -21,6 +26,8 @@ export interface DesiredInputs {
   readonly parsed: ParseResult;
   readonly challenges: { readonly challenges: Challenges; readonly rejected: readonly Rejection[] };
   readonly certs: CertSet;
+  /** The CA bundles and CRLs read from etcd and the certificate directory (tls/ca-bundles.ts). */
+  readonly cas?: CaStore;
   /** KONTENA_LB_PEERS=etcd: the replicas registered in etcd and the registrations left out; absent: the local peer alone. */
   readonly peers?: { readonly set: PeerSet; readonly rejected: readonly Rejection[] };
 }
@@ -33,6 +40,8 @@ export interface DesiredConfig {
   readonly challenges: Challenges;
   readonly certs: CertSet;
   readonly settings: RenderSettings;
+  /** The CA bundles and client checks that could not be used (part of `rejected`; the same array while nothing changed). */
+  readonly caRejected: readonly Rejection[];
 }
 
 /**
@@ -41,12 +50,14 @@ export interface DesiredConfig {
  * names the default certificate (so a change of default is a config change).
  */
 export function desiredConfig(inputs: DesiredInputs, base: SettingsBase): DesiredConfig {
-  const { parsed, challenges, certs } = inputs;
-  const others = [...challenges.rejected, ...(inputs.peers?.rejected ?? [])];
-  const rejected = others.length === 0 ? parsed.rejected : [...parsed.rejected, ...others];
+  const { parsed, challenges } = inputs;
+  const cas = resolveCaBundles(parsed.state, inputs.cas ?? EMPTY_CA_STORE, base.caDir);
+  const more = [...challenges.rejected, ...cas.rejected, ...(inputs.peers?.rejected ?? [])];
+  const rejected = more.length === 0 ? parsed.rejected : [...parsed.rejected, ...more];
+  const certs = withClientAuth(inputs.certs, cas.clientAuth, cas.files);
   const settings = renderSettingsFor(base, certs);
   const withPeers = inputs.peers ? { ...settings, peers: peersSettingsOf(inputs.peers.set) } : settings;
-  return { state: parsed.state, rejected, challenges: challenges.challenges, certs, settings: withPeers };
+  return { state: cas.state, rejected, challenges: challenges.challenges, certs, settings: withPeers, caRejected: cas.rejected };
 }
 
 /** The render settings for a set of served certificates; the base object itself when none is served. */

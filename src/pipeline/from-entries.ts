@@ -3,9 +3,11 @@ import { parseChallenges } from '../model/challenges.js';
 import { parseEntries, type ParseOptions } from '../model/parse.js';
 import { peerSetOf, type Peer } from '../model/peers.js';
 import type { Entries } from '../model/types.js';
+import { readCaFiles } from '../sources/ca-files.js';
 import { certsFromFiles, readCertsDir } from '../sources/certs-dir.js';
 import { readEnvCerts } from '../sources/env-certs.js';
 import { certsByKind, type CertOffer, type CertSourceKind } from '../tls/cert-provider.js';
+import { caStoreFromEntries, mergeCaStores, type CaStore } from '../tls/ca-bundles.js';
 import { selectCertificates } from '../tls/store.js';
 import { vaultCertsFromEntries } from '../tls/vault.js';
 import { desiredConfig, type DesiredConfig, type SettingsBase } from './desired-config.js';
@@ -20,6 +22,8 @@ export interface EntriesInputs {
   readonly defaultCert: string | undefined;
   /** What the other certificate providers offer now (certOffersOnce). */
   readonly offers: readonly CertOffer[];
+  /** The certificate directory's CA bundles, read once. */
+  readonly dirCas?: CaStore;
   /** KONTENA_LB_PEERS=etcd: this replica's peer (the others are the entries under `peers/`). */
   readonly localPeer?: Peer;
 }
@@ -35,8 +39,9 @@ export function desiredFromEntries(inputs: EntriesInputs, base: SettingsBase): {
   const vault: CertOffer = { kind: 'vault', ...vaultCertsFromEntries(inputs.entries, inputs.vaultKey) };
   const offers = new Map<CertSourceKind, CertOffer>([...inputs.offers, vault].map((o) => [o.kind, o]));
   const certs = selectCertificates(certsByKind(offers).flat(), { defaultCert: inputs.defaultCert });
+  const cas = mergeCaStores([caStoreFromEntries(inputs.entries, inputs.vaultKey), ...(inputs.dirCas ? [inputs.dirCas] : [])]);
   const peers = inputs.localPeer && peersOf(inputs.entries, inputs.localPeer);
-  return { desired: desiredConfig({ parsed, challenges, certs, peers }, base), offers: [...offers.values()] };
+  return { desired: desiredConfig({ parsed, challenges, certs, cas, peers }, base), offers: [...offers.values()] };
 }
 
 function peersOf(entries: Entries, local: Peer) {
@@ -60,6 +65,7 @@ export async function entriesInputsOf(config: Config, entries: Entries, env: Rea
     vaultKey: config.vaultKey,
     defaultCert: config.defaultCert,
     offers: await certOffersOnce(env, config.certsDir),
+    ...(config.certsDir === undefined ? {} : { dirCas: await readCaFiles(config.certsDir) }),
     localPeer: config.peers,
   };
 }

@@ -70,5 +70,6 @@ export function settingsBaseOf(config: Config, stateDir: string = config.stateDi
     render: renderSettingsOf({ ...config, stateDir }),
     tls: tlsOptionsOf(config),
     crtList: statePaths(stateDir).crtList,
+    caDir: statePaths(stateDir).certsDir,
   };
 }

@@ -55,5 +55,17 @@ export function httpPoliciesView(service: HttpService) {
     requestHeaders: headerRulesView(service.requestHeaders),
     responseHeaders: headerRulesView(service.responseHeaders),
     compression: service.compression,
+    clientTls: clientTlsView(service),
   };
+}
+
+/**
+ * client_ca (issue 16) as the backend checks it, or the service closed because a CA bundle it
+ * names could not be used (403; 503 for backend_ca). Undefined: the service names no bundle.
+ */
+export function clientTlsView(service: HttpService) {
+  const files = service.caFiles;
+  if (files === undefined) return undefined;
+  if (files.closed) return { closedStatus: files.closed.status };
+  return files.clientCa === undefined ? undefined : { client: { required: service.clientVerify !== 'optional' } };
 }

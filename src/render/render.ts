@@ -147,8 +147,15 @@ class Rendering implements RenderedConfig {
   }
 }
 
-/** One line per served certificate: its file and the SNI names it answers for; the first is the default. */
-export type CrtListRenderer = (certs: readonly { file: string; sni: readonly string[] }[]) => string;
+/** One crt-list line: a certificate's file, the SNI names it answers for, and any client-certificate check. */
+export interface CrtListLine {
+  readonly file: string;
+  readonly sni: readonly string[];
+  readonly clientAuth?: { readonly verify: 'required' | 'optional'; readonly caFile: string; readonly crlFile?: string };
+}
+
+/** One line per served certificate, the first the default; then the client-certificate checks' lines. */
+export type CrtListRenderer = (certs: readonly CrtListLine[]) => string;
 
 export function createCrtListRenderer(templatesDir: string = TEMPLATES_DIR): CrtListRenderer {
   const template = compileTemplate(templatesDir, 'crt-list.hbs');

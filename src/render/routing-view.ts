@@ -19,15 +19,19 @@ export interface ServerProtocolView {
   readonly proto?: 'h2';
   /** `check-proto h2`: HAProxy's HTTP check then speaks HTTP/2 too (an h2c-only server answers nothing else). */
   readonly checkProto?: 'h2';
-  /** `ssl verify <verify>` (backend_protocol=https); only `none` until CA bundles exist. */
-  readonly ssl?: { readonly verify: 'none' };
+  /** `ssl verify <verify> [ca-file <file>]` (backend_protocol=https, with backend_verify=none or backend_ca). */
+  readonly ssl?: { readonly verify: 'none' | 'required'; readonly caFile?: string };
 }
 
 export function serverProtocolView(service: HttpService | TcpService): ServerProtocolView {
   if (service.kind !== 'http') return {};
   if (service.backendProtocol === 'h2') return { proto: 'h2', ...(service.healthCheckUri !== undefined ? { checkProto: 'h2' as const } : {}) };
-  // parse.ts leaves https out unless backend_verify is set: `verify none` is always stated here.
-  if (service.backendProtocol === 'https' && service.backendVerify === 'none') return { ssl: { verify: 'none' } };
+  if (service.backendProtocol !== 'https') return {};
+  // backend_ca wins over backend_verify=none (parse.ts). Its bundle resolved (pipeline/ca-resolution.ts):
+  // its file; missing: the service answers 503 to every request, and its checks verify against the
+  // system's CAs rather than not at all. parse.ts leaves https without either key out.
+  if (service.backendCa !== undefined) return { ssl: { verify: 'required', caFile: service.caFiles?.backendCa ?? '@system-ca' } };
+  if (service.backendVerify === 'none') return { ssl: { verify: 'none' } };
   return {};
 }
 

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { acmeSettings } from './acme.js';
+import { acmeDnsSettings } from './acme-dns.js';
 import { adminSettings } from './admin.js';
 import { certificateSettings } from './certificates.js';
 import { ConfigError } from './config-error.js';
@@ -13,7 +14,17 @@ import type { GroupContext, PlatformFacts, Setting } from './setting.js';
 // Every setting, by group, in the order of the README's table. The Config type, the flags, the
 // defaults and the README rows all come from here.
 
-const GROUPS = [etcdSettings, listenerSettings, adminSettings, haproxySettings, peerSettings, certificateSettings, acmeSettings, loggingSettings] as const;
+const GROUPS = [
+  etcdSettings,
+  listenerSettings,
+  adminSettings,
+  haproxySettings,
+  peerSettings,
+  certificateSettings,
+  acmeSettings,
+  acmeDnsSettings,
+  loggingSettings,
+] as const;
 
 export const SETTINGS: readonly Setting[] = GROUPS.flatMap((g) => Object.values(g.settings as Readonly<Record<string, Setting>>));
 

@@ -1,4 +1,5 @@
 import type { RawCert } from './bundle.js';
+import type { CaStore } from './ca-bundles.js';
 
 /**
  * The certificate sources, in the order their bundles are handed to selection. ACME is not one
@@ -14,6 +15,8 @@ export interface CertOffer {
   readonly certs: readonly RawCert[];
   /** What the source could not use (a vault entry that does not decrypt...), safe to log. */
   readonly rejected: readonly { readonly key: string; readonly reason: string }[];
+  /** The directory's CA bundles (`client-cas/<name>.pem`...: sources/ca-files.ts), offered with its certificates. */
+  readonly cas?: CaStore;
 }
 
 /** A source that pushes offers when its certificates change (the environment once, the directory on change). */

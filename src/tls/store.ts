@@ -21,6 +21,19 @@ export interface CertSet {
   readonly warnings: readonly string[];
   /** Every valid bundle, served or not, for `edgelb cert list` and expiry metrics. */
   readonly all: readonly CertBundle[];
+  /** Host names with a client-certificate check (issue 16): crt-list lines of their own (tls/client-auth-lines.ts). */
+  readonly clientAuth?: readonly ClientAuthCert[];
+  /** The CA bundles and CRLs HAProxy reads (client_ca, client_crl, backend_ca), by content-hash file name. */
+  readonly caFiles?: readonly { readonly file: string; readonly pem: string }[];
+}
+
+/** A crt-list line that asks for a client certificate: the bundle served for `sni`, and the check. */
+export interface ClientAuthCert {
+  readonly bundle: CertBundle;
+  readonly sni: string;
+  readonly verify: 'required' | 'optional';
+  readonly caFile: string;
+  readonly crlFile?: string;
 }
 
 export const EMPTY_CERT_SET: CertSet = Object.freeze({ served: [], rejected: [], warnings: [], all: [] });
@@ -107,7 +120,11 @@ function matchesName(bundle: CertBundle, wanted: string): boolean {
 
 /** Whether two cert sets would make HAProxy serve exactly the same thing. */
 export function sameServed(a: CertSet, b: CertSet): boolean {
-  const key = (set: CertSet) => set.served.map((s) => `${s.bundle.id}|${pemHash(s.bundle)}|${s.sni.join(',')}`).join('\n');
+  const key = (set: CertSet) =>
+    [
+      ...set.served.map((s) => `${s.bundle.id}|${pemHash(s.bundle)}|${s.sni.join(',')}`),
+      ...(set.clientAuth ?? []).map((c) => `${c.bundle.id}|${pemHash(c.bundle)}|${c.sni}|${c.verify}|${c.caFile}|${c.crlFile ?? ''}`),
+    ].join('\n');
   return key(a) === key(b);
 }
 

@@ -2,10 +2,11 @@ import http2 from 'node:http2';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { makeLeaf } from '../support/certs.js';
+import { makeCa, makeLeaf, type CertAuthority } from '../support/certs.js';
 import type { TestEdgelb } from '../support/edgelb.js';
 import { startEtcd, type EtcdServer } from '../support/etcd.js';
 import { get } from '../support/http.js';
+import { waitFor } from '../support/wait.js';
 import { expectBackendSet, putKeys, settled, startLbWith } from '../support/lb.js';
 
 // backend_protocol (issue 15) through a real HAProxy: h2 (HTTP/2 in clear, prior knowledge) to a
@@ -35,8 +36,8 @@ async function h2Backend(name: string): Promise<{ address: string; versions: str
   return { address: `127.0.0.1:${(server.address() as AddressInfo).port}`, versions };
 }
 
-async function httpsBackend(name: string): Promise<{ address: string }> {
-  const leaf = await makeLeaf({ names: ['backend.test'], ipAddresses: ['127.0.0.1'] });
+async function httpsBackend(name: string, issuer?: CertAuthority): Promise<{ address: string }> {
+  const leaf = await makeLeaf({ names: ['backend.test'], ipAddresses: ['127.0.0.1'], issuer });
   const server = https.createServer({ cert: leaf.certPem, key: leaf.keyPem }, (req, res) => {
     const body = JSON.stringify({ backend: name, url: req.url, tls: true });
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
@@ -146,5 +147,37 @@ describe('backend_protocol', () => {
     // Plain HTTP to the same TLS port fails: the traffic really is TLS.
     await settled(lb, await putKeys(etcd, lb, { 'services/tls/backend_protocol': 'http' }));
     expect((await get(lb.httpPort, '/x', 'tls.test')).status).toBeGreaterThanOrEqual(500);
+  });
+
+  it('verified TLS to a backend: backend_ca passes an instance its CA issued, and a runtime-added one; another CA gives 503', async () => {
+    const [internal, other] = await Promise.all([makeCa('backend CA'), makeCa('another backend CA')]);
+    const [one, two] = [await httpsBackend('one', internal), await httpsBackend('two', internal)];
+    const lb = await startLbWith(etcd, {
+      'backend-cas/internal': internal.certPem,
+      'backend-cas/other': other.certPem,
+      'services/tls/virtual_hosts': 'tls.test',
+      'services/tls/backend_protocol': 'https',
+      'services/tls/backend_ca': 'internal',
+      'services/tls/upstreams/one': one.address,
+    });
+    running.push(lb);
+    const reply = await get(lb.httpPort, '/v', 'tls.test');
+    expect(reply.status).toBe(200);
+    expect(reply.backend).toBe('one');
+    // `add server ... ssl verify required ca-file <file>`: through the runtime API, no reload.
+    const reloads = lb.controller.status().counters.reloads;
+    await settled(lb, await putKeys(etcd, lb, { 'services/tls/upstreams/two': two.address }));
+    await expectBackendSet(lb, '/', 'tls.test', ['one', 'two']);
+    expect(lb.controller.status().counters.reloads).toBe(reloads);
+
+    // The same instances checked against a CA that did not issue them: they fail their checks, 503.
+    await settled(lb, await putKeys(etcd, lb, { 'services/tls/backend_ca': 'other' }));
+    await waitFor(async () => (await get(lb.httpPort, '/', 'tls.test')).status === 503, { timeoutMs: 10_000, what: 'the unverifiable instances to give 503' });
+    expect(JSON.stringify(lb.controller.status().rejected)).not.toContain('unverified_backend_tls');
+
+    // A name with no bundle: 503 to every request, logged, never served unverified.
+    await settled(lb, await putKeys(etcd, lb, { 'services/tls/backend_ca': 'missing' }));
+    expect(lb.controller.status().rejected.find((r) => r.code === 'unusable_backend_ca')?.key).toBe('services/tls/backend_ca');
+    expect((await get(lb.httpPort, '/', 'tls.test')).status).toBe(503);
   });
 });

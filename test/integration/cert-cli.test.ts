@@ -5,7 +5,7 @@ import { Command, CommanderError } from 'commander';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { registerCertCommands, type CertCliSettings, type CertListRow } from '../../src/cli/cert.js';
 import { decryptBundle, encryptBundle, isEncrypted } from '../../src/tls/vault.js';
-import { makeCa, makeLeaf, removeCertFiles, type LeafCert } from '../support/certs.js';
+import { makeCa, makeCrl, makeLeaf, removeCertFiles, type CertAuthority, type LeafCert } from '../support/certs.js';
 import { startEtcd, type EtcdServer } from '../support/etcd.js';
 import { etcdConnection } from '../support/etcd-connection.js';
 import { freePort } from '../support/ports.js';
@@ -20,13 +20,14 @@ let tmp: string;
 let www: LeafCert;
 let wildcard: LeafCert;
 let expired: LeafCert;
+let ca: CertAuthority;
 
 class Failed extends Error {}
 
 beforeAll(async () => {
   etcd = await startEtcd();
   tmp = mkdtempSync(path.join(os.tmpdir(), 'edgelb-cert-cli-'));
-  const ca = await makeCa('cli CA');
+  ca = await makeCa('cli CA');
   [www, wildcard, expired] = await Promise.all([
     makeLeaf({ names: ['www.example.com', 'example.com'], issuer: ca }),
     makeLeaf({ names: ['*.apps.example.com'] }),
@@ -84,6 +85,28 @@ async function stored(name: string): Promise<string | null> {
 async function listJson(settings: Partial<CertCliSettings> = {}): Promise<CertListRow[]> {
   return JSON.parse((await cli(['cert', 'list', '--json'], settings)).join('\n')) as CertListRow[];
 }
+
+describe('edgelb cert import-ca', () => {
+  it('stores a CA bundle, a CRL bundle and a backend CA bundle in the clear, each checked first', async () => {
+    expect(await cli(['cert', 'import-ca', file('ca.pem', ca.certPem), '--name', 'partners'])).toEqual([
+      'imported /kontena/haproxy/cli-test/client-cas/partners: 1 certificate',
+    ]);
+    expect(await etcd.client.get(`${PREFIX}/client-cas/partners`).string()).toBe(ca.certPem);
+    const crl = await makeCrl(ca, [www]);
+    expect((await cli(['cert', 'import-ca', file('crl.pem', crl), '--name', 'partners', '--crl']))[0]).toMatch(/client-crls\/partners: 1 CRL$/);
+    expect((await cli(['cert', 'import-ca', file('ca.pem', ca.certPem), '--name', 'internal', '--backend']))[0]).toMatch(/backend-cas\/internal/);
+    expect((await cli(['cert', 'import-ca', file('ca.pem', ca.certPem), '--name', 'partners']))[0]).toMatch(/^replaced /);
+  });
+
+  it('refuses a bundle without a CA, a private key, a certificate as a CRL, and a missing name; writes nothing', async () => {
+    expect(await failure(['cert', 'import-ca', file('leaf.pem', www.certPem), '--name', 'x'])).toMatch(/not a valid CA bundle: holds no CA certificate/);
+    expect(await failure(['cert', 'import-ca', file('key.pem', ca.certPem + ca.keyPem), '--name', 'x'])).toMatch(/private key/);
+    expect(await failure(['cert', 'import-ca', file('ca.pem', ca.certPem), '--name', 'x', '--crl'])).toMatch(/not a valid CRL bundle: no X509 CRL/);
+    expect(await failure(['cert', 'import-ca', file('ca.pem', ca.certPem)])).toMatch(/--name is required/);
+    expect(await failure(['cert', 'import-ca', file('ca.pem', ca.certPem), '--name', '../x'])).toMatch(/not valid/);
+    expect(await etcd.client.getAll().prefix(`${PREFIX}/`).keys()).toEqual([]);
+  });
+});
 
 describe('edgelb cert import', () => {
   it('stores a valid bundle encrypted, named after its first DNS name', async () => {

@@ -334,6 +334,29 @@ export async function makeManyLeaves(
   });
 }
 
+/**
+ * A CRL issued by `issuer` revoking `revoked` (valid `days`, 30 by default), as PEM: `openssl ca
+ * -revoke` each into a throwaway database, then `-gencrl`. For client_crl (mTLS tests).
+ */
+export async function makeCrl(issuer: CertAuthority, revoked: readonly LeafCert[], days = 30): Promise<string> {
+  const dir = workDir(`crl-${issuer.name}`);
+  writeFileSync(path.join(dir, 'index.txt'), '');
+  writeFileSync(path.join(dir, 'crlnumber'), '1000\n');
+  writeFileSync(
+    path.join(dir, 'ca.cnf'),
+    ['[ca]', 'default_ca = test', '[test]', 'database = index.txt', 'crlnumber = crlnumber', 'default_md = sha256', `default_crl_days = ${days}`, ''].join(
+      '\n',
+    ),
+  );
+  const signer = ['-cert', issuer.certFile, '-keyfile', issuer.keyFile];
+  for (const [i, leaf] of revoked.entries()) {
+    writeFileSync(path.join(dir, `revoked-${i}.crt`), leaf.certPem);
+    await openssl(['ca', '-config', 'ca.cnf', ...signer, '-revoke', `revoked-${i}.crt`], dir);
+  }
+  await openssl(['ca', '-config', 'ca.cnf', ...signer, '-gencrl', '-out', 'crl.pem'], dir);
+  return withNewline(readFileSync(path.join(dir, 'crl.pem'), 'utf8'));
+}
+
 function shellQuote(arg: string): string {
   return /^[A-Za-z0-9_.,:=/@+-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
 }

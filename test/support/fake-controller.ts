@@ -54,7 +54,12 @@ export function fakeController(options: Pick<ControllerOptions, 'applier'> & Par
   const controller = new Controller({
     render: createSectionRenderer(),
     serverArgs: createServerArgsRenderer(),
-    settings: { render: renderSettingsIn('/x'), tls: { port: 8443, http2: true, minVersion: 'TLSv1.2', ciphers: 'DEFAULT' }, crtList: '/x/crt-list' },
+    settings: {
+      render: renderSettingsIn('/x'),
+      tls: { port: 8443, http2: true, minVersion: 'TLSv1.2', ciphers: 'DEFAULT' },
+      crtList: '/x/crt-list',
+      caDir: '/x/certs',
+    },
     parseOptions: { reservedPorts: [] },
     certFiles,
     challengeMap: maps,

@@ -17,12 +17,18 @@ export interface PebbleOptions {
   readonly authzReuse?: number;
   /** More environment for pebble (PEBBLE_VA_ALWAYS_VALID, PEBBLE_CHAIN_LENGTH, ...). */
   readonly env?: Readonly<Record<string, string>>;
+  /** The DNS server pebble resolves through (`host:port`, e.g. a BIND 9); default pebble-challtestsrv's. */
+  readonly dnsServer?: string;
 }
 
 export interface Pebble {
   readonly directoryUrl: string;
   /** The CA that signed pebble's own HTTPS listener (trust it to reach the directory). */
   readonly caPem: string;
+  /** pebble-challtestsrv's DNS server (`127.0.0.1:<port>`): its TXT records come from its management API. */
+  readonly challtestDns: string;
+  /** pebble-challtestsrv's management API (`/set-txt`, `/clear-txt`). */
+  readonly challtestUrl: string;
   /** Everything pebble and pebble-challtestsrv printed, for debugging a failed test. */
   readonly output: string[];
   /** Pebble's issuing root (a new one every run), from its management interface. */
@@ -109,7 +115,7 @@ export async function startPebble(options: PebbleOptions): Promise<Pebble> {
       bail: exited(challtestsrv, 'pebble-challtestsrv', output),
     });
 
-    const pebble = execa('pebble', ['-config', path.join(dir, 'pebble-config.json'), '-dnsserver', `127.0.0.1:${dnsPort}`], {
+    const pebble = execa('pebble', ['-config', path.join(dir, 'pebble-config.json'), '-dnsserver', options.dnsServer ?? `127.0.0.1:${dnsPort}`], {
       reject: false,
       cleanup: true,
       stdin: 'ignore',
@@ -132,6 +138,8 @@ export async function startPebble(options: PebbleOptions): Promise<Pebble> {
     });
     return {
       directoryUrl,
+      challtestDns: `127.0.0.1:${dnsPort}`,
+      challtestUrl: `http://127.0.0.1:${challtestManagementPort}`,
       caPem: ca.certPem,
       output,
       async rootCa() {

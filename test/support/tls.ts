@@ -256,6 +256,9 @@ export interface HttpsRequestOptions {
   /** false (default): a new connection and a full handshake. */
   readonly agent?: https.Agent | false;
   readonly ca?: string;
+  /** A client certificate and its key (PEM), for client_ca (mTLS). */
+  readonly cert?: string;
+  readonly key?: string;
   readonly rejectUnauthorized?: boolean;
   readonly timeoutMs?: number;
   /** Pin the protocol version and ciphers (see oldTlsClient). */
@@ -296,6 +299,7 @@ export function httpsGet(port: number, options: HttpsRequestOptions = {}): Promi
         headers: { ...options.headers, host },
         agent: options.agent ?? false,
         ca: options.ca,
+        ...(options.cert === undefined ? {} : { cert: options.cert, key: options.key }),
         rejectUnauthorized: options.rejectUnauthorized ?? false,
         timeout: timeoutMs,
         ...(options.minVersion === undefined ? {} : { minVersion: options.minVersion }),

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseEntries } from '../../src/model/parse.js';
-import { acmeDomains, splitDomainList } from '../../src/acme/domains.js';
+import { acmeDomains, challengeOf, splitDomainList } from '../../src/acme/domains.js';
+import { certKeyOf, domainOfCertName } from '../../src/acme/keys.js';
 
 const stateOf = (entries: Record<string, string>) => parseEntries(new Map(Object.entries(entries)), { reservedPorts: [] }).state;
 
@@ -21,14 +22,32 @@ describe('acmeDomains', () => {
     expect(acmeDomains(state, ['Z.example.com.', 'b.example.com', ' a.example.com ', '']).domains).toEqual(['a.example.com', 'b.example.com', 'z.example.com']);
   });
 
-  it('skips wildcards with the reason (HTTP-01 cannot validate them), keeping the exact names', () => {
+  it('without a DNS publisher, reports wildcards with what to set, keeping the exact names', () => {
     const state = stateOf({ 'services/a/virtual_hosts': '*.apps.example.com,apps.example.com', 'services/a/acme': 'true' });
     const result = acmeDomains(state, ['*.example.org']);
     expect(result.domains).toEqual(['apps.example.com']);
     expect(result.skipped).toEqual([
-      { domain: '*.apps.example.com', source: 'services/a', reason: expect.stringMatching(/^a wildcard: HTTP-01 cannot validate wildcard names/) },
+      {
+        domain: '*.apps.example.com',
+        source: 'services/a',
+        reason: expect.stringMatching(/^a wildcard: only DNS-01 can validate it, .*KONTENA_LB_ACME_DNS_HOOK/),
+      },
       { domain: '*.example.org', source: 'KONTENA_LB_ACME_DOMAINS', reason: expect.stringMatching(/wildcard/) },
     ]);
+  });
+
+  it('with a DNS publisher, wants wildcards (by DNS-01) beside their base names; exact names keep the preferred challenge', () => {
+    const state = stateOf({ 'services/a/virtual_hosts': '*.apps.example.com,apps.example.com', 'services/a/acme': 'true' });
+    const result = acmeDomains(state, ['*.example.org', '*.10.0.0.1'], true);
+    expect(result.domains).toEqual(['*.apps.example.com', '*.example.org', 'apps.example.com']);
+    expect(result.skipped).toEqual([{ domain: '*.10.0.0.1', source: 'KONTENA_LB_ACME_DOMAINS', reason: expect.stringMatching(/IP address/) }]);
+    expect(challengeOf('*.apps.example.com')).toBe('dns-01');
+    expect(challengeOf('*.apps.example.com', 'http-01')).toBe('dns-01');
+    expect(challengeOf('apps.example.com')).toBe('http-01');
+    expect(challengeOf('apps.example.com', 'dns-01')).toBe('dns-01');
+    expect(certKeyOf('*.apps.example.com')).toBe('certs/acme-_wildcard.apps.example.com');
+    expect(domainOfCertName('_wildcard.apps.example.com')).toBe('*.apps.example.com');
+    expect(certKeyOf('apps.example.com')).toBe('certs/acme-apps.example.com');
   });
 
   it('skips IP addresses, single-label names and invalid names', () => {

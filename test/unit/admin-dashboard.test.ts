@@ -28,7 +28,7 @@ function inputs(): AdminInputs {
         certificateWarnings: [],
       }),
     } as never,
-    haproxy: { running: false, pid: undefined, restartCount: 0 },
+    haproxy: { running: false, isStarting: false, pid: undefined, restartCount: 0 },
     etcd: { status: () => ({ connected: true, api: 'v3', apiReason: undefined, endpoints: ['http://e:2379'], failure: undefined }) } as never,
     renderSettings: {} as never,
     serverStats: async () => [],
@@ -201,6 +201,7 @@ describe('the dashboard sections', () => {
         domains: [
           {
             domain: 'a.test',
+            challenge: 'http-01',
             state: {
               domain: 'a.test',
               status: 'failing',

@@ -48,7 +48,7 @@ function fakeInputs(fake: Fake = {}): Omit<AdminInputs, 'serverStats'> {
         certificateWarnings: [],
       }),
     } as never,
-    haproxy: { running: fake.running ?? true, pid: 9, restartCount: 2 },
+    haproxy: { running: fake.running ?? true, isStarting: false, pid: 9, restartCount: 2 },
     etcd: {
       status: () => ({ connected: true, api: fake.api, apiReason: undefined, endpoints: [], failure: fake.api ? undefined : { code: 'auth', message: 'm' } }),
     } as never,

@@ -6,9 +6,10 @@ import { parse as parseYaml } from 'yaml';
 import { SETTINGS } from '../../src/config.js';
 import { envNamesInSource } from '../support/env-names.js';
 
-// No Docker engine builds docker/Dockerfile here, so this test reads it: it must parse, copy only
-// files that exist (and that .dockerignore lets through), build with the same steps as
-// scripts/setup.sh (which every test run executes), and ship what edgelb needs at run time.
+// This test reads docker/Dockerfile: it must parse, copy only files that exist (and that
+// .dockerignore lets through), build with the same steps as scripts/setup.sh (which every test run
+// executes), and ship what edgelb needs at run time. scripts/image-test.sh builds it and runs the
+// image (test/image/) where a Docker engine can start, so these checks also hold where none can.
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const defaultOf = (env: string) => {
@@ -119,6 +120,12 @@ describe('docker/Dockerfile', () => {
   it('parses, with a build stage and a final stage', () => {
     expect(dockerfile.length).toBeGreaterThan(10);
     expect(stages.length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('takes its two bases as build arguments, which scripts/image-test.sh sets to local bases without a registry', () => {
+    const froms = dockerfile.filter((i) => i.keyword === 'FROM').map((i) => i.args.split(' ')[0]);
+    expect(new Set(froms)).toEqual(new Set(['${NODE_IMAGE}', '${HAPROXY_IMAGE}']));
+    for (const name of ['HAPROXY_IMAGE', 'NODE_IMAGE']) expect(read('scripts/image/local-bases.sh')).toContain(`echo "${name}=`);
   });
 
   it('is based on the official HAProxy image of the 2.x line the tests run', () => {

@@ -381,7 +381,24 @@ const ROUTING_CASES: Case[] = [
   {
     what: 'https without backend_verify (never served unverified)',
     entries: web('backend_protocol', 'https'),
-    rejected: { key: 'services/web/backend_verify', reason: /needs backend_verify=none/ },
+    rejected: { key: 'services/web/backend_verify', reason: /needs backend_ca \(verified\) or backend_verify=none/ },
+  },
+  {
+    what: 'client_ca with crt-list options',
+    entries: web('client_ca', 'x] verify none [ca-file /etc/passwd'),
+    rejected: { key: 'services/web/client_ca', reason: /not a CA bundle name/ },
+  },
+  { what: 'client_ca as a path', entries: web('client_ca', '../../etc/ssl/ca'), rejected: { key: 'services/web/client_ca', reason: /not a CA bundle name/ } },
+  {
+    what: 'client_crl with a directive',
+    entries: web('client_crl', `x\n    ${INJECTED}`),
+    rejected: { key: 'services/web/client_crl', reason: /not a CA bundle name/ },
+  },
+  { what: 'client_verify none', entries: web('client_verify', 'none'), rejected: { key: 'services/web/client_verify', reason: /"required" or "optional"/ } },
+  {
+    what: 'backend_ca with server options',
+    entries: { ...web('backend_protocol', 'https'), 'services/web/backend_ca': 'x verify none' },
+    rejected: { key: 'services/web/backend_ca', reason: /not a CA bundle name/ },
   },
   {
     what: 'canary with a directive',

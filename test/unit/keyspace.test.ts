@@ -29,7 +29,7 @@ function exampleEntries(section: ServiceSection): Map<string, string> {
 }
 
 /** The keys that keep a canary off their service (model/parse.ts canariesServed). */
-const GUARDS = ['basic_auth_secrets', 'ip_allow', 'ip_deny', 'rate_limit', 'conn_limit'];
+const GUARDS = ['basic_auth_secrets', 'ip_allow', 'ip_deny', 'rate_limit', 'conn_limit', 'client_ca', 'client_verify', 'client_crl'];
 
 /** The rejections but the canary refused on the every-example service (see the test of canary). */
 function withoutCanaryGuard<R extends { code: string }>(rejected: readonly R[]): R[] {
@@ -145,7 +145,7 @@ describe('the key table', () => {
   });
 
   it('lists every top-level directory, each key of the stored section under one of them', () => {
-    expect(TOP_DIRS).toEqual(['services', 'tcp-services', 'certs', 'acme', 'peers']);
+    expect(TOP_DIRS).toEqual(['services', 'tcp-services', 'certs', 'client-cas', 'client-crls', 'backend-cas', 'acme', 'peers']);
     for (const row of STORED_SECTION.rows) expect(TOP_DIRS, row.key).toContain(row.key.split('/')[0]);
   });
 });

@@ -42,6 +42,7 @@ describe('the settings schema', () => {
       'acceptProxy',
       'accessLog',
       'acme',
+      'acmeDns',
       'adminBind',
       'adminPassword',
       'adminPort',
