@@ -13,10 +13,22 @@ import { waitFor } from './wait.js';
  */
 
 /** Writes the keys (relative to the LB prefix) one after another; returns the last revision. */
+/**
+ * Writes `entries` in one etcd transaction (chunks of 100, under etcd's default of 128 operations),
+ * so the controller sees them in one watch event: written one by one, a loaded machine could apply
+ * in between and log what a half-written set gives (a certificate missing, a service without
+ * instances), which tests asserting on logs would then count.
+ */
 export async function putKeys(etcd: EtcdServer, lb: TestEdgelb, entries: Record<string, string>): Promise<bigint> {
+  const all = Object.entries(entries);
   let revision = 0n;
-  for (const [key, value] of Object.entries(entries)) {
-    const res = await etcd.client.put(`${lb.prefix}/${key}`).value(value);
+  for (let i = 0; i < all.length; i += 100) {
+    const chunk = all.slice(i, i + 100);
+    // Any key's mod revision is > -1 (0 when absent): a comparison that always holds, since a transaction needs one.
+    const res = await etcd.client
+      .if(`${lb.prefix}/${chunk[0]![0]}`, 'Mod', '>', -1)
+      .then(...chunk.map(([key, value]) => etcd.client.put(`${lb.prefix}/${key}`).value(value)))
+      .commit();
     revision = BigInt(res.header.revision);
   }
   return revision;
