@@ -2,12 +2,12 @@ import type { Challenges } from '../model/challenges.js';
 import type { DesiredState, ParseResult, Rejection } from '../model/types.js';
 import type { RenderSettings, TlsSettings } from '../render/view.js';
 import { EMPTY_CA_STORE, type CaStore } from '../tls/ca-bundles.js';
-import { withClientAuth } from '../tls/client-auth-lines.js';
+import { resumptionCrossesChecks, withClientAuth } from '../tls/client-auth-lines.js';
 import type { CertSet } from '../tls/store.js';
 import { resolveCaBundles } from './ca-resolution.js';
 
 /** The HTTPS listener's settings as configured; the default certificate comes from what is served. */
-export type TlsOptions = Omit<TlsSettings, 'defaultCert' | 'crtList'>;
+export type TlsOptions = Omit<TlsSettings, 'defaultCert' | 'crtList' | 'noResumption'>;
 
 /** The settings every render starts from, fixed for the life of the process (from Config). */
 export interface SettingsBase {
@@ -58,5 +58,6 @@ export function desiredConfig(inputs: DesiredInputs, base: SettingsBase): Desire
 function renderSettingsFor(base: SettingsBase, certs: CertSet): RenderSettings {
   const first = certs.served[0];
   if (!first) return base.render;
-  return { ...base.render, tls: { ...base.tls, crtList: base.crtList, defaultCert: first.bundle.id } };
+  const noResumption = resumptionCrossesChecks(certs) ? { noResumption: true } : {};
+  return { ...base.render, tls: { ...base.tls, crtList: base.crtList, defaultCert: first.bundle.id, ...noResumption } };
 }

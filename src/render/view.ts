@@ -63,6 +63,11 @@ export interface TlsSettings {
   readonly ciphers: string;
   /** Named in the config so that a change of default certificate is a config change (a reload). */
   readonly defaultCert: string;
+  /**
+   * No TLS session resumption (tickets or session cache): set while host names ask for client
+   * certificates from different CAs or CRLs (tls/client-auth-lines.ts resumptionCrossesChecks).
+   */
+  readonly noResumption?: boolean;
 }
 
 export interface StatsSettings {

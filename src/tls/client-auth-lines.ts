@@ -53,3 +53,23 @@ export function withClientAuth(set: CertSet, hosts: readonly ClientAuthHost[], c
   });
   return { ...set, served, clientAuth, caFiles };
 }
+
+/**
+ * Whether a TLS session could be resumed under a host name of another check. A resumed TLS 1.3
+ * session keeps the client certificate its first handshake verified, while its server name (so
+ * the crt-list line, and the `ssl_fc_sni` the backend compares with Host) is the new one: a
+ * certificate of one CA would reach a host that trusts another (the cross-SNI resumption nginx
+ * fixed in 1.27.4). Within one CA and CRL it verified against the same trust, so resumption stays.
+ */
+export function resumptionCrossesChecks(set: CertSet): boolean {
+  return new Set((set.clientAuth ?? []).map(trustOf)).size > 1;
+}
+
+/**
+ * What a verified client certificate proves: the CA bundle and CRL it was checked against. Two
+ * checks of the same trust (`required` or `optional`) accept the same certificates; one without a
+ * certificate is refused by a required check's backend (templates/http-backend.hbs).
+ */
+export function trustOf(check: Pick<ClientAuthHost, 'caFile' | 'crlFile'>): string {
+  return `${check.caFile}\n${check.crlFile ?? ''}`;
+}

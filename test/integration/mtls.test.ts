@@ -213,3 +213,58 @@ describe('client_ca (mTLS)', () => {
     }
   });
 });
+
+describe('client_ca: a client checked against one CA never reaches a host that trusts another', () => {
+  /** `*.corp.test` trusts the stranger CA (backend open), `admin.corp.test` the partners (backend secure). */
+  async function corpLb(admin: Record<string, string>): Promise<TestEdgelb> {
+    const wildcard = await makeLeaf({ names: ['*.corp.test'] });
+    const lb = await startLbWith(
+      etcd,
+      {
+        'services/tenants/virtual_hosts': '*.corp.test',
+        'services/tenants/upstreams/a': b.open.address,
+        'services/tenants/client_ca': 'stranger',
+        'services/admin/virtual_hosts': 'admin.corp.test',
+        'services/admin/upstreams/a': b.secure.address,
+        'services/admin/client_ca': 'partners',
+        ...Object.fromEntries(Object.entries(admin).map(([k, v]) => [`services/admin/${k}`, v])),
+        'client-cas/partners': partners.certPem,
+        'client-cas/stranger': stranger.certPem,
+      },
+      {},
+      { envCerts: [envCert('SSL_CERTS', wildcard.bundlePem)] },
+    );
+    running.push(lb);
+    return lb;
+  }
+  const as = (client: LeafCert) => ({ cert: client.certPem, key: client.keyPem });
+
+  it("a request for the exact host's name that its service leaves to the wildcard's (another path) is refused", async () => {
+    const lb = await corpLb({ virtual_path: '/api' });
+    const port = lb.config.httpsPort;
+    expect((await httpsGet(port, { servername: 'admin.corp.test', path: '/api/x', ...as(clients.good) })).backend).toBe('secure');
+    expect((await httpsGet(port, { servername: 'tenant.corp.test', ...as(clients.foreign) })).backend).toBe('open');
+    const seen = b.open.requests.length;
+    // The handshake for admin.corp.test checked the partners' CA; /other routes to tenants, which trusts the stranger's.
+    expect((await httpsGet(port, { servername: 'admin.corp.test', path: '/other', ...as(clients.good) })).status).toBe(421);
+    expect(b.open.requests.length).toBe(seen);
+  });
+
+  for (const version of ['TLSv1.3', 'TLSv1.2'] as const) {
+    it(`${version}: a session verified for one host and resumed under another's name is not taken for the other's check`, async () => {
+      const lb = await corpLb({});
+      const port = lb.config.httpsPort;
+      const first = await httpsGet(port, { servername: 'admin.corp.test', maxVersion: version, ...as(clients.good) });
+      expect(first.backend).toBe('secure');
+      const seen = b.open.requests.length;
+      // No client certificate now: only the resumed session could carry the partners' one.
+      const resumed = httpsGet(port, { servername: 'tenant.corp.test', maxVersion: version, session: first.session });
+      const outcome = await resumed.then(
+        (reply) => reply.status,
+        (error: Error) => error.message,
+      );
+      expect(outcome === 421 || /alert|certificate|socket hang up|ECONNRESET/i.test(String(outcome)), `got ${outcome}`).toBe(true);
+      expect(b.open.requests.length).toBe(seen);
+    });
+  }
+});

@@ -4,7 +4,7 @@ import { parseEntries } from '../../src/model/parse.js';
 import type { HttpService } from '../../src/model/types.js';
 import { resolveCaBundles } from '../../src/pipeline/ca-resolution.js';
 import { caStoreFromEntries, caStoreFromFiles, mergeCaStores, parseCaBundle, type CaStore } from '../../src/tls/ca-bundles.js';
-import { withClientAuth, type ClientAuthHost } from '../../src/tls/client-auth-lines.js';
+import { resumptionCrossesChecks, withClientAuth, type ClientAuthHost } from '../../src/tls/client-auth-lines.js';
 import { selectCertificates } from '../../src/tls/store.js';
 import { encryptBundle } from '../../src/tls/vault.js';
 import { makeCa, makeCrl, makeLeaf, removeCertFiles, type CertAuthority, type LeafCert } from '../support/certs.js';
@@ -210,6 +210,29 @@ describe('resolveCaBundles', () => {
     expect(same.rejected).toEqual([]);
   });
 
+  it("a wildcard's service lists the names under it that another check owns (its backend refuses them); the same CA and CRL is not listed", () => {
+    const r = resolved(
+      {
+        ...base,
+        'web/client_ca': 'partners',
+        'admin/virtual_hosts': 'admin.w.test, deep.x.w.test, admin.other.test',
+        'admin/client_ca': 'partners',
+        'admin/client_crl': 'partners',
+        'sub/virtual_hosts': '*.sub.w.test',
+        'sub/client_ca': 'partners',
+        'sub/client_crl': 'partners',
+        'twin/virtual_hosts': 'twin.w.test',
+        'twin/client_ca': 'partners',
+        'twin/client_verify': 'optional',
+      },
+      store(),
+    );
+    expect(r.rejected).toEqual([]);
+    expect(svc(r.state, 'web').caFiles?.otherChecks).toEqual({ exact: ['admin.w.test', 'deep.x.w.test'], suffixes: ['.sub.w.test'] });
+    expect(svc(r.state, 'admin').caFiles?.otherChecks).toBeUndefined();
+    expect(svc(r.state, 'sub').caFiles?.otherChecks).toBeUndefined();
+  });
+
   it('backend_ca: its file for https; a missing bundle answers 503; ignored without https', () => {
     const https = { ...base, 'web/backend_protocol': 'https' };
     expect(svc(resolved({ ...https, 'web/backend_ca': 'internal' }, store()).state, 'web').caFiles?.backendCa).toMatch(/backend-ca-internal-/);
@@ -246,6 +269,14 @@ describe('withClientAuth', () => {
     const out = withClientAuth(set, [check('solo.test')], []);
     expect(out.served.map((s) => s.sni)).toEqual([['!solo.test']]);
     expect(out.clientAuth?.[0]?.sni).toBe('solo.test');
+  });
+
+  it('resumption is left on while every checked host trusts the same CA and CRL', () => {
+    const set = selectCertificates([{ source: { kind: 'env', ref: 'SSL_CERTS' }, pem: leaf.bundlePem }]);
+    expect(resumptionCrossesChecks(withClientAuth(set, [check('a.test'), { ...check('b.test'), verify: 'optional' }], []))).toBe(false);
+    expect(resumptionCrossesChecks(withClientAuth(set, [check('a.test'), { ...check('b.test'), caFile: '/c/other.pem' }], []))).toBe(true);
+    expect(resumptionCrossesChecks(withClientAuth(set, [check('a.test'), { ...check('b.test'), crlFile: '/c/crl.pem' }], []))).toBe(true);
+    expect(resumptionCrossesChecks(set)).toBe(false);
   });
 
   it('is the same set when nothing is checked, and carries no lines without a served certificate', () => {
