@@ -1,4 +1,5 @@
 import { createHash, X509Certificate } from 'node:crypto';
+import { CA_NAME, CA_NAME_RULE } from '../model/client-auth.js';
 import { KEY_PATHS } from '../model/keyspace.js';
 import { decryptBundle, isEncrypted, VaultError } from './vault.js';
 
@@ -49,7 +50,6 @@ export class CaBundleError extends Error {}
 export const caStoreKey = (kind: CaKind, name: string): string => `${kind}/${name}`;
 
 const BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----\r?\n([\s\S]*?)-----END \1-----/g;
-const NAME = /^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}$/;
 
 /**
  * The blocks HAProxy should read from a CA bundle or CRL bundle, checked:
@@ -84,7 +84,7 @@ export function parseCaBundle(kind: CaKind, text: string): string {
 
 /** One bundle read from `source` (a key or file) under `name`: checked and named, or the reason it cannot be used. */
 export function caBundleOf(kind: CaKind, name: string, source: string, text: string): CaBundle {
-  if (!NAME.test(name)) throw new CaBundleError(`the name ${JSON.stringify(name)} is not valid (1–128 letters, digits, '_', '.', '-', not starting with '.')`);
+  if (!CA_NAME.test(name)) throw new CaBundleError(`the name ${JSON.stringify(name)} is not valid (${CA_NAME_RULE})`);
   const pem = parseCaBundle(kind, text);
   const hash = createHash('sha256').update(pem).digest('hex').slice(0, 16);
   return Object.freeze({ kind, name, source, pem, fileName: `${kind}-${name}-${hash}.pem` });
