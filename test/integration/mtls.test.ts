@@ -268,3 +268,28 @@ describe('client_ca: a client checked against one CA never reaches a host that t
     });
   }
 });
+
+describe('client_ca and canary', () => {
+  it("a canary never sends another host's requests into a checked service: that host's check is not the service's", async () => {
+    // shared.test is checked against the stranger CA (service gate); its other path (service front)
+    // would send its requests to the secure service, which trusts only the partners.
+    const lb = await lbWith(
+      { client_ca: 'partners' },
+      {
+        'client-cas/stranger': stranger.certPem,
+        'services/gate/virtual_hosts': 'shared.test',
+        'services/gate/virtual_path': '/gate',
+        'services/gate/upstreams/a': b.open.address,
+        'services/gate/client_ca': 'stranger',
+        'services/front/virtual_hosts': 'shared.test',
+        'services/front/upstreams/a': b.open.address,
+        'services/front/canary': 'secure:100',
+      },
+    );
+    const seen = b.secure.requests.length;
+    const reply = await httpsGet(lb.config.httpsPort, { servername: 'shared.test', cert: clients.foreign.certPem, key: clients.foreign.keyPem });
+    expect(reply.backend).toBe('open');
+    expect(b.secure.requests.length).toBe(seen);
+    expect(lb.controller.status().rejected.find((r) => r.key === 'services/front/canary')?.code).toBe('canary_not_allowed');
+  });
+});
