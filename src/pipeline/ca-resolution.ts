@@ -160,6 +160,26 @@ function resolve(state: DesiredState, naming: readonly HttpService[], store: CaS
   };
 }
 
+/**
+ * The exact host names, one label under a checked wildcard (`www.example.com` under
+ * `*.example.com`), that ask for no client certificate of their own: each gets a plain crt-list
+ * line (tls/client-auth-lines.ts), else the wildcard's line would ask their clients for the
+ * wildcard's certificates. Reads every service only while a wildcard is checked.
+ */
+export function uncheckedUnderWildcards(state: DesiredState, checks: readonly ClientAuthHost[]): string[] {
+  const wildcards = new Set(checks.filter((c) => c.sni.startsWith('*.')).map((c) => c.sni.slice(2)));
+  if (wildcards.size === 0) return [];
+  const checked = new Set(checks.map((c) => c.sni));
+  const names = new Set<string>();
+  for (const service of state.http) {
+    for (const host of service.virtualHosts) {
+      const dot = host.name.indexOf('.');
+      if (!host.wildcard && !checked.has(host.name) && wildcards.has(host.name.slice(dot + 1))) names.add(host.name);
+    }
+  }
+  return [...names].sort();
+}
+
 function missing(dir: string, name: string, effect: string): string {
   return `no usable bundle ${name} (${dir}/${name} is missing or was rejected): ${effect}`;
 }

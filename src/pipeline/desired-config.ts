@@ -4,7 +4,7 @@ import type { RenderSettings, TlsSettings } from '../render/view.js';
 import { EMPTY_CA_STORE, type CaStore } from '../tls/ca-bundles.js';
 import { resumptionCrossesChecks, withClientAuth } from '../tls/client-auth-lines.js';
 import type { CertSet } from '../tls/store.js';
-import { resolveCaBundles } from './ca-resolution.js';
+import { resolveCaBundles, uncheckedUnderWildcards } from './ca-resolution.js';
 
 /** The HTTPS listener's settings as configured; the default certificate comes from what is served. */
 export type TlsOptions = Omit<TlsSettings, 'defaultCert' | 'crtList' | 'noResumption'>;
@@ -50,7 +50,7 @@ export function desiredConfig(inputs: DesiredInputs, base: SettingsBase): Desire
   const cas = resolveCaBundles(parsed.state, inputs.cas ?? EMPTY_CA_STORE, base.caDir);
   const more = [...challenges.rejected, ...cas.rejected];
   const rejected = more.length === 0 ? parsed.rejected : [...parsed.rejected, ...more];
-  const certs = withClientAuth(inputs.certs, cas.clientAuth, cas.files);
+  const certs = withClientAuth(inputs.certs, cas.clientAuth, cas.files, uncheckedUnderWildcards(cas.state, cas.clientAuth));
   return { state: cas.state, rejected, challenges: challenges.challenges, certs, settings: renderSettingsFor(base, certs), caRejected: cas.rejected };
 }
 

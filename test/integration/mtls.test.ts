@@ -293,3 +293,28 @@ describe('client_ca and canary', () => {
     expect(lb.controller.status().rejected.find((r) => r.key === 'services/front/canary')?.code).toBe('canary_not_allowed');
   });
 });
+
+describe('client_ca on a wildcard host', () => {
+  it('a service of an exact name under the checked wildcard, served by the same wildcard certificate, asks for no client certificate', async () => {
+    const wildcard = await makeLeaf({ names: ['*.corp.test'] });
+    const lb = await startLbWith(
+      etcd,
+      {
+        'services/tenants/virtual_hosts': '*.corp.test',
+        'services/tenants/upstreams/a': b.secure.address,
+        'services/tenants/client_ca': 'partners',
+        'services/www/virtual_hosts': 'www.corp.test',
+        'services/www/upstreams/a': b.open.address,
+        'client-cas/partners': partners.certPem,
+      },
+      {},
+      { envCerts: [envCert('SSL_CERTS', wildcard.bundlePem)] },
+    );
+    running.push(lb);
+    expect((await httpsGet(lb.config.httpsPort, { servername: 'www.corp.test' })).backend).toBe('open');
+    await expectRefused(httpsGet(lb.config.httpsPort, { servername: 'tenant.corp.test' }));
+    expect((await httpsGet(lb.config.httpsPort, { servername: 'tenant.corp.test', cert: clients.good.certPem, key: clients.good.keyPem })).backend).toBe(
+      'secure',
+    );
+  });
+});

@@ -51,6 +51,8 @@ describe('client-certificate lines through haproxy -c', () => {
         'services/uncovered/client_ca': 'partners',
         'services/uncovered/client_verify': 'optional',
         'services/uncovered/upstreams/a': '127.0.0.1:2',
+        'services/www/virtual_hosts': 'www.wild.test',
+        'services/www/upstreams/a': '127.0.0.1:6',
         'services/admin/virtual_hosts': 'admin.wild.test',
         'services/admin/client_ca': 'partners',
         'services/admin/client_crl': 'partners',
@@ -91,6 +93,8 @@ describe('client-certificate lines through haproxy -c', () => {
     // The default certificate covered only the checked host: its own line excludes it.
     expect(crtList[0]).toMatch(/\.pem !solo\.test$/);
     expect(crtList.slice(1).map((line) => line.replace(/\/\S+\//g, ''))).toEqual([
+      // An unchecked host under the checked wildcard: a plain line, no client certificate asked.
+      expect.stringMatching(/^env-\S+\.pem www\.wild\.test$/),
       expect.stringMatching(/^env-\S+\.pem \[verify optional ca-file client-ca-partners-[0-9a-f]{16}\.pem\] \*\.wild\.test$/),
       expect.stringMatching(/^env-\S+\.pem \[verify required ca-file client-ca-partners-\S+\.pem crl-file client-crl-partners-\S+\.pem\] admin\.wild\.test$/),
       expect.stringMatching(/^env-\S+\.pem \[verify optional ca-file client-ca-partners-\S+\.pem\] other\.test$/),

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { settingsReportOf } from '../../src/admin/service-settings.js';
 import { parseEntries } from '../../src/model/parse.js';
 import type { HttpService } from '../../src/model/types.js';
-import { resolveCaBundles } from '../../src/pipeline/ca-resolution.js';
+import { resolveCaBundles, uncheckedUnderWildcards } from '../../src/pipeline/ca-resolution.js';
 import { caStoreFromEntries, caStoreFromFiles, mergeCaStores, parseCaBundle, type CaStore } from '../../src/tls/ca-bundles.js';
 import { resumptionCrossesChecks, withClientAuth, type ClientAuthHost } from '../../src/tls/client-auth-lines.js';
 import { selectCertificates } from '../../src/tls/store.js';
@@ -233,6 +233,26 @@ describe('resolveCaBundles', () => {
     expect(svc(r.state, 'sub').caFiles?.otherChecks).toBeUndefined();
   });
 
+  it('uncheckedUnderWildcards: exact names one label under a checked wildcard, not checked themselves', () => {
+    const r = resolved(
+      {
+        ...base,
+        'web/client_ca': 'partners',
+        'www/virtual_hosts': 'www.w.test, deep.x.w.test, other.test, *.x.w.test',
+        'adm/virtual_hosts': 'adm.w.test',
+        'adm/client_ca': 'partners',
+      },
+      store(),
+    );
+    expect(uncheckedUnderWildcards(r.state, r.clientAuth)).toEqual(['www.w.test']);
+    expect(
+      uncheckedUnderWildcards(
+        r.state,
+        r.clientAuth.filter((c) => !c.sni.startsWith('*.')),
+      ),
+    ).toEqual([]);
+  });
+
   it('backend_ca: its file for https; a missing bundle answers 503; ignored without https', () => {
     const https = { ...base, 'web/backend_protocol': 'https' };
     expect(svc(resolved({ ...https, 'web/backend_ca': 'internal' }, store()).state, 'web').caFiles?.backendCa).toMatch(/backend-ca-internal-/);
@@ -269,6 +289,22 @@ describe('withClientAuth', () => {
     const out = withClientAuth(set, [check('solo.test')], []);
     expect(out.served.map((s) => s.sni)).toEqual([['!solo.test']]);
     expect(out.clientAuth?.[0]?.sni).toBe('solo.test');
+  });
+
+  it('an unchecked exact name one label under a checked wildcard gets a plain line with the certificate that covers it', async () => {
+    const exact = await makeLeaf({ names: ['own.w.test'], issuer: ca });
+    const set = selectCertificates([
+      { source: { kind: 'env', ref: 'SSL_CERTS' }, pem: leaf.bundlePem },
+      { source: { kind: 'env', ref: 'SSL_CERT_OWN' }, pem: exact.bundlePem },
+    ]);
+    const out = withClientAuth(set, [check('*.w.test')], [], ['own.w.test', 'www.w.test']);
+    // own.w.test keeps its own certificate's line; www.w.test gets the wildcard's certificate without the check.
+    expect(out.served.map((s) => [s.sni, s.bundle.names.includes('own.w.test') ? 'own' : 'leaf'])).toEqual([
+      [['a.test', 'b.test'], 'leaf'],
+      [['own.w.test'], 'own'],
+      [['www.w.test'], 'leaf'],
+    ]);
+    expect(out.clientAuth?.map((c) => c.sni)).toEqual(['*.w.test']);
   });
 
   it('resumption is left on while every checked host trusts the same CA and CRL', () => {
