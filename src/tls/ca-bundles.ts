@@ -37,10 +37,13 @@ export interface CaBundle {
   readonly fileName: string;
 }
 
-/** Every usable bundle by `<kind>/<name>`, and what could not be used (key, reason: safe to log). */
+/**
+ * Every usable bundle by `<kind>/<name>`, and what could not be used (key, reason: safe to log;
+ * `name`, the `<kind>/<name>` it would have given, when its name was valid).
+ */
 export interface CaStore {
   readonly bundles: ReadonlyMap<string, CaBundle>;
-  readonly rejected: readonly { readonly key: string; readonly reason: string }[];
+  readonly rejected: readonly { readonly key: string; readonly reason: string; readonly name?: string }[];
 }
 
 export const EMPTY_CA_STORE: CaStore = Object.freeze({ bundles: new Map(), rejected: [] });
@@ -107,7 +110,7 @@ export function caStoreFromEntries(entries: ReadonlyMap<string, string>, vaultKe
         bundles.set(caStoreKey(kind, bundle.name), bundle);
       } catch (error) {
         if (!(error instanceof CaBundleError || error instanceof VaultError)) throw error;
-        rejected.push({ key, reason: error.message });
+        rejected.push({ key, reason: error.message, ...nameOf(kind, key.slice(dir.length)) });
       }
     }
   }
@@ -129,26 +132,39 @@ export function caStoreFromFiles(files: ReadonlyMap<string, string>): CaStore {
         bundles.set(caStoreKey(kind, bundle.name), bundle);
       } catch (error) {
         if (!(error instanceof CaBundleError)) throw error;
-        rejected.push({ key: file, reason: error.message });
+        rejected.push({ key: file, reason: error.message, ...nameOf(kind, file.slice(dir.length, -'.pem'.length)) });
       }
     }
   }
   return { bundles, rejected };
 }
 
-/** The stores in precedence order (etcd, then the directory): the first to hold a name gives it. */
+/** `name` of a rejection whose name is valid (its content was not). */
+function nameOf(kind: CaKind, name: string): { name?: string } {
+  return CA_NAME.test(name) ? { name: caStoreKey(kind, name) } : {};
+}
+
+/**
+ * The stores in precedence order (etcd, then the directory): the first to hold a name gives it. A
+ * name the first holds but cannot use is not taken from a later one: a broken new CA or CRL would
+ * otherwise bring back the older trust it replaced, rather than close the services that name it.
+ */
 export function mergeCaStores(stores: readonly CaStore[]): CaStore {
   const nonEmpty = stores.filter((s) => s.bundles.size > 0 || s.rejected.length > 0);
   if (nonEmpty.length <= 1) return nonEmpty[0] ?? EMPTY_CA_STORE;
   const bundles = new Map<string, CaBundle>();
-  const rejected: { key: string; reason: string }[] = [];
+  const unusable = new Map<string, string>();
+  const rejected: CaStore['rejected'][number][] = [];
   for (const store of nonEmpty) {
     rejected.push(...store.rejected);
     for (const [key, bundle] of store.bundles) {
       const first = bundles.get(key);
+      const broken = unusable.get(key);
       if (first) rejected.push({ key: bundle.source, reason: `not used: ${first.source} has the same name` });
+      else if (broken) rejected.push({ key: bundle.source, reason: `not used: ${broken} of the same name could not be used` });
       else bundles.set(key, bundle);
     }
+    for (const r of store.rejected) if (r.name !== undefined && !bundles.has(r.name) && !unusable.has(r.name)) unusable.set(r.name, r.key);
   }
   return { bundles, rejected };
 }

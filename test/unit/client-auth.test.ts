@@ -72,6 +72,15 @@ describe('the CA store', () => {
     expect(merged.bundles.get('client-ca/partners')?.source).toBe('client-cas/partners');
     expect(merged.rejected).toEqual([{ key: 'client-cas/partners.pem', reason: expect.stringContaining('same name') }]);
   });
+
+  it("a name etcd holds but cannot use is not taken from the directory: the operator's newer bundle was meant, the service closes", () => {
+    const fromDir = caStoreFromFiles(new Map([['client-crls/partners.pem', crl]]));
+    const broken = caStoreFromEntries(new Map([['client-crls/partners', 'not a CRL']]), undefined);
+    const merged = mergeCaStores([broken, fromDir]);
+    expect(merged.bundles.has('client-crl/partners')).toBe(false);
+    expect(merged.rejected.map((r) => r.key)).toEqual(['client-crls/partners', 'client-crls/partners.pem']);
+    expect(merged.rejected[1]?.reason).toMatch(/client-crls\/partners .*could not be used/);
+  });
 });
 
 /** The services of these keys (under services/), resolved against `store`. */
