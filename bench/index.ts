@@ -35,6 +35,10 @@ const BENCHMARKS: Readonly<Record<string, Benchmark>> = {
       'requests/s of a service with rate limit, allow list, headers and CORS vs the same service with none, alternating rounds, as a ratio (issue 15)',
     load: () => import('./policies.js'),
   },
+  peers: {
+    description: 'two replicas sharing one rate limit through HAProxy peers (KONTENA_LB_PEERS=etcd): requests allowed vs the limit, sync lag A → B (issue 15)',
+    load: () => import('./peers.js'),
+  },
   readdress: {
     description:
       'a single-instance service whose instance moves between two live addresses under load (a redeploy keeping its name): failed requests, move → traffic time',

@@ -28,6 +28,7 @@ import type { DesiredState } from './model/types.js';
 import { certsDirProvider, envCertProvider } from './sources/cert-providers.js';
 import type { CertOffer } from './tls/cert-provider.js';
 import { EtcdSource, type Snapshot } from './sources/etcd.js';
+import { PeerRegistration } from './sources/peer-registration.js';
 import type { RawCert } from './tls/bundle.js';
 import { dnsSolverOf } from './acme/dns-solver.js';
 import { AcmeManager } from './acme/manager.js';
@@ -117,7 +118,9 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
     servers,
     envChallenges: options.envChallenges,
     defaultCert: config.defaultCert,
+    certWarnDays: config.certWarnDays,
     vaultCerts: (entries) => vaultCertsFromEntries(entries, config.vaultKey),
+    localPeer: config.peers,
     caBundles: (entries) => caStoreFromEntries(entries, config.vaultKey),
     // ACME takes its domains from the controller's parse, never parsing the keyspace itself.
     onParsed: (state) => {
@@ -132,6 +135,16 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
   // which with ETCD_API=auto and an empty prefix is when the platform first writes.
   let acme: AcmeManager | undefined;
   let stopping = false;
+  // KONTENA_LB_PEERS=etcd: this replica's peer address, registered once the API in use is known.
+  let peerRegistration: PeerRegistration | undefined;
+  const peer = config.peers;
+  if (peer) {
+    void client.whenDecided().then((store) => {
+      if (stopping) return;
+      peerRegistration = new PeerRegistration({ store, prefix: config.etcdPath, peer, logger: logger.child({ component: 'peers' }) });
+      peerRegistration.start();
+    });
+  }
   const acmeSettings = config.acme;
   if (acmeSettings) {
     void client.whenDecided().then((store) => {
@@ -209,6 +222,8 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
       // First: interrupts orders (deleting their challenge tokens) and resigns, so another replica takes over at once.
       stopping = true;
       await acme?.stop();
+      // The other replicas drop this one from their peers at once rather than after the lease's TTL.
+      await peerRegistration?.stop();
       await admin.close();
       controller.stop();
       await certsDir?.stop();

@@ -1,4 +1,5 @@
 import { accessSync, chmodSync, constants, mkdirSync, statSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { ConfigError } from './settings/config-error.js';
 import { parseSettings, type Config, type SettingsInput } from './settings/schema.js';
@@ -28,7 +29,22 @@ export function loadConfig(input: SettingsInput, options: { checkFilesystem?: bo
   if (config.certsDir !== undefined && !statSync(config.certsDir, { throwIfNoEntry: false })?.isDirectory()) {
     throw new ConfigError(`KONTENA_LB_CERTS_DIR ${config.certsDir} is not a directory`);
   }
+  if (config.peers) checkLocalAddress(config.peers.address);
   return Object.freeze({ ...config, haproxyBin });
+}
+
+/**
+ * HAProxy binds the local peer on KONTENA_LB_PEERS_ADDRESS: an address this host does not have
+ * would make it refuse every config, so it stops the program here, in one line, instead.
+ */
+function checkLocalAddress(address: string): void {
+  const host = address.slice(0, address.lastIndexOf(':')).replace(/^\[|\]$/g, '');
+  const local = Object.values(os.networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address));
+  if (!local.includes(host)) {
+    throw new ConfigError(
+      `KONTENA_LB_PEERS_ADDRESS ${address}: ${host} is not an address of this host (it has ${local.join(', ')}); give the container's own address the other replicas reach`,
+    );
+  }
 }
 
 /** The executable `bin` names, looked up on `searchPath` (and the sbin dirs) unless it has a slash. */

@@ -142,7 +142,16 @@ registerCertCommands(program, {
   loadSettings: (flags) => {
     try {
       const config = loadConfig(settingsFrom(flags), { checkFilesystem: false, platform });
-      return { etcd: config.etcd, etcdPath: config.etcdPath, vaultKey: config.vaultKey, env: process.env, certsDir: config.certsDir };
+      const { certWarnDays, defaultCert } = config;
+      return {
+        etcd: config.etcd,
+        etcdPath: config.etcdPath,
+        vaultKey: config.vaultKey,
+        env: process.env,
+        certsDir: config.certsDir,
+        certWarnDays,
+        defaultCert,
+      };
     } catch (error) {
       if (error instanceof ConfigError) fail(error.message);
       throw error;

@@ -73,6 +73,7 @@ export function failedState(
     ...baseState(previous, domain),
     status: 'failing',
     failures,
+    failingSince: (failures > 1 ? previous?.failingSince : undefined) ?? now.toISOString(),
     lastError: {
       at: now.toISOString(),
       message: failure.message,

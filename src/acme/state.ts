@@ -35,6 +35,8 @@ export interface AcmeDomainState {
   readonly pending?: PendingOrder;
   /** Failed attempts in a row; 0 after a success. */
   readonly failures: number;
+  /** When the first of those failures happened (certificate warnings: renewal failing for over a day). */
+  readonly failingSince?: string;
   readonly lastError?: LastError;
   /** No order before this time (backoff or the CA's Retry-After). */
   readonly nextAttempt?: string;
@@ -47,7 +49,7 @@ export function pendingState(previous: AcmeDomainState | undefined, domain: stri
 }
 
 export function issuedState(previous: AcmeDomainState | undefined, domain: string, validUntil: Date, now: Date): AcmeDomainState {
-  const { pending: _pending, lastError: _lastError, nextAttempt: _nextAttempt, ...rest } = baseState(previous, domain);
+  const { pending: _pending, lastError: _lastError, nextAttempt: _nextAttempt, failingSince: _failingSince, ...rest } = baseState(previous, domain);
   return {
     ...rest,
     status: 'valid',

@@ -1,3 +1,4 @@
+import type { CertWarning } from '../tls/cert-warnings.js';
 import type { ProverCounters } from '../haproxy/server-prover.js';
 import { CLOSED_CONN_LIMIT, type RateLimit } from '../model/limits.js';
 import { settingsReportOf } from './service-settings.js';
@@ -102,7 +103,10 @@ export interface StatusReport {
   readonly warnings: readonly EntryWarning[];
   readonly excluded: readonly { service: string; reason: string }[];
   readonly certificatesRejected: readonly { source: string; reason: string }[];
-  readonly certificateWarnings: readonly string[];
+  /** The certificate selection's own warnings (a KONTENA_LB_DEFAULT_CERT that matches nothing, an expired certificate served). */
+  readonly certificateSelectionWarnings: readonly string[];
+  /** Issue 16: certificates expiring, ACME renewal failing for over a day, hosts only the default certificate serves. */
+  readonly certificateWarnings: readonly CertWarning[];
 }
 
 export interface EtcdReport {
@@ -233,7 +237,8 @@ export async function buildStatus(inputs: AdminInputs): Promise<StatusReport> {
     warnings: status.warnings,
     excluded: status.excluded,
     certificatesRejected: status.certs.rejected,
-    certificateWarnings: status.certs.warnings,
+    certificateSelectionWarnings: status.certs.warnings,
+    certificateWarnings: status.certificateWarnings,
   };
 }
 

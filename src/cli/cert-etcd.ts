@@ -15,6 +15,9 @@ export interface CertCliSettings {
   readonly env?: Readonly<Record<string, string | undefined>>;
   /** When given (KONTENA_LB_CERTS_DIR), `cert list` also shows the bundles in it. */
   readonly certsDir?: string;
+  /** KONTENA_LB_CERT_WARN_DAYS and KONTENA_LB_DEFAULT_CERT, for the certificate warnings `cert list` shows. */
+  readonly certWarnDays?: number;
+  readonly defaultCert?: string;
 }
 
 export interface CertCommandDeps {

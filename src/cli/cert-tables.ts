@@ -1,4 +1,5 @@
 import type { AcmeDomainState } from '../acme/state.js';
+import type { CertWarning } from '../tls/cert-warnings.js';
 import type { CertListRow } from './cert-rows.js';
 import { layoutTable } from './table.js';
 
@@ -33,4 +34,10 @@ export function acmeTable(states: readonly AcmeDomainState[], now: Date): string
       state.lastError ? `${time(state.lastError.at)} ${state.lastError.message}` : '-',
     ]);
   return layoutTable(header, cells);
+}
+
+/** The certificate warnings a running edgelb logs and shows in /status (issue 16). */
+export function warningTable(warnings: readonly CertWarning[]): string[] {
+  const cells = warnings.map((w) => [w.kind, w.subject, w.since?.replace(/\.\d{3}Z$/, 'Z') ?? '-', w.detail]);
+  return layoutTable(['WARNING', 'CERTIFICATE OR HOST', 'SINCE', 'DETAIL'], cells);
 }

@@ -55,7 +55,7 @@ export interface CheckReport {
 }
 
 const KNOWN_SUBTREES: ReadonlySet<string> = new Set(TOP_DIRS);
-/** `services/, tcp-services/, certs/ or acme/`, for the layout problem's message. */
+/** `services/, tcp-services/, certs/, acme/ or peers/`, for the layout problem's message. */
 const KNOWN_SUBTREES_TEXT = `${TOP_DIRS.slice(0, -1)
   .map((dir) => `${dir}/`)
   .join(', ')} or ${TOP_DIRS.at(-1)}/`;
@@ -190,7 +190,7 @@ async function checkWithHaproxy(haproxyBin: string, desired: DesiredConfig, tmp:
       kind: 'haproxy',
       subject: 'global settings',
       reason: 'haproxy_rejected',
-      message: `${withoutTempPath(message)} (the whole config would be refused: check KONTENA_LB_GLOBAL_SETTINGS / KONTENA_LB_CUSTOM_SETTINGS / KONTENA_LB_SSL_CIPHERS / SYSLOG_TARGET)`,
+      message: `${withoutTempPath(message)} (the whole config would be refused: check KONTENA_LB_GLOBAL_SETTINGS / KONTENA_LB_CUSTOM_SETTINGS / KONTENA_LB_SSL_CIPHERS / KONTENA_LB_SSL_CIPHERSUITES / SYSLOG_TARGET)`,
     });
   }
   return validation.ok;

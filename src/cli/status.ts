@@ -142,7 +142,11 @@ export function formatStatus(report: StatusReport, url: string): string[] {
     ...report.excluded.map((e) => ['HAProxy refused', e.service, e.reason]),
     ...(report.warnings ?? []).map((w) => ['entry warning', w.key, w.reason]),
     ...report.certificatesRejected.map((r) => ['certificate rejected', r.source, r.reason]),
-    ...report.certificateWarnings.map((w) => ['certificate warning', '-', w]),
+    ...(report.certificateSelectionWarnings ?? []).map((w) => ['certificate warning', '-', w]),
+    // An edgelb before issue 16 answers plain strings here.
+    ...(report.certificateWarnings ?? []).map((w) =>
+      typeof w === 'string' ? ['certificate warning', '-', w] : [`certificate ${w.kind}`, w.subject, w.detail],
+    ),
   ];
   if (problems.length > 0) lines.push('', ...layoutTable(['PROBLEM', 'KEY / SOURCE', 'REASON'], problems));
   return lines;

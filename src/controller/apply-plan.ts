@@ -1,4 +1,5 @@
 import { sameChallenges, type Challenges } from '../model/challenges.js';
+import { peersChange } from '../model/peers.js';
 import type { DesiredState } from '../model/types.js';
 import { EMPTY_SERVER_PLAN, isEmptyPlan, planServers, type ServerArgs, type ServerPlan } from '../plan/server-plan.js';
 import type { RenderedConfig } from '../render/render.js';
@@ -60,7 +61,9 @@ export function planApply(input: ApplyPlanInput): ApplyPlan {
       if (!isEmptyPlan(servers) && !input.runtimeServers) return { kind: 'reload', reason: 'instances changed and runtime server updates are off' };
     }
   } else if (rendered.text !== serving.text) {
-    return { kind: 'reload', reason: ours === undefined || serving !== ours ? 'HAProxy serves a config from an earlier run' : 'settings changed' };
+    if (ours === undefined || serving !== ours) return { kind: 'reload', reason: 'HAProxy serves a config from an earlier run' };
+    // HAProxy 2.6 cannot add or remove a peer at runtime: a replica that came or went is a reload.
+    return { kind: 'reload', reason: peersChange(ours.settings.peers?.members, rendered.settings.peers?.members) ?? 'settings changed' };
   }
   const certs = !sameServed(applied.certs, input.certs);
   const challenges = !sameChallenges(applied.challenges, input.challenges);

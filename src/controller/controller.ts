@@ -7,35 +7,37 @@ import type { ServerUpdater } from '../haproxy/server-updater.js';
 import type { Logger } from '../log.js';
 import type { HealthCheck } from '../model/health-check.js';
 import { legacySettingsHints } from '../model/legacy-directives.js';
-import type { ParseOptions } from '../model/parse.js';
 import type { Snapshot } from '../model/snapshot.js';
-import type { DesiredState, Entries, EntryWarning, Rejection } from '../model/types.js';
+import type { DesiredState } from '../model/types.js';
 import { diffStates } from '../model/diff.js';
 import { desiredConfig, type DesiredConfig, type SettingsBase } from '../pipeline/desired-config.js';
 import { attributeErrors } from '../render/attribute.js';
 import type { RenderedConfig, SectionRenderer, ServerArgsRenderer } from '../render/render.js';
 import { certsByKind, type CertOffer, type CertSourceKind } from '../tls/cert-provider.js';
 import { CertSelection } from '../tls/cert-selection.js';
-import { EMPTY_CERT_SET, type CertSet } from '../tls/store.js';
+import { EMPTY_CERT_SET } from '../tls/store.js';
 import { planApply, type Applied } from './apply-plan.js';
+import { CertWarningReports } from './cert-warning-reports.js';
 import { Coalescer } from './coalescer.js';
 import { commitConfig } from './commit.js';
 import { Exclusions } from './exclusions.js';
-import { ControllerInputs, type ControllerInputsOptions, type VaultInput } from './inputs.js';
+import { ControllerInputs, type ControllerInputsOptions } from './inputs.js';
 import { event } from './log-events.js';
-import { ApplyRecorder, type ApplyCounters, type ApplyRecord } from './recorder.js';
+import type { ControllerStatus } from './controller-status.js';
+import { ApplyRecorder } from './recorder.js';
 import { InputReports } from './reports.js';
 import { applyAtRuntime, servicesIn } from './runtime-apply.js';
 
 export type { ApplyRecord } from './recorder.js';
+export type { ControllerStatus } from './controller-status.js';
 
-export interface ControllerOptions extends Pick<ControllerInputsOptions, 'caBundles'> {
+/** Besides what the inputs need (the parse options, challenge variables, the vault, the CA bundles, this replica's peer): */
+export interface ControllerOptions extends ControllerInputsOptions {
   readonly render: SectionRenderer;
   /** A server's arguments after its address, as the file has them (templates/server-args.hbs). */
   readonly serverArgs: ServerArgsRenderer;
   /** The settings every render starts from (pipeline/settings-of.ts settingsBaseOf). */
   readonly settings: SettingsBase;
-  readonly parseOptions: ParseOptions;
   readonly applier: ConfigApplier;
   readonly certFiles: CertFiles;
   readonly challengeMap: ChallengeMap;
@@ -44,11 +46,7 @@ export interface ControllerOptions extends Pick<ControllerInputsOptions, 'caBund
   /** Adds, drains and re-addresses servers through the runtime API; without it every change reloads. */
   readonly servers?: ServerUpdater;
   readonly logger: Logger;
-  /** `ACME_CHALLENGE_<token>` variables: challenges the platform set up (Kontena compatibility). */
-  readonly envChallenges?: Readonly<Record<string, string | undefined>>;
   readonly defaultCert?: string;
-  /** The vault provider: picks (and decrypts) the certificates out of the etcd keys under `certs/`. */
-  readonly vaultCerts?: (entries: Entries) => VaultInput;
   /** Told the parsed routes of every snapshot applied (services HAProxy rejected included): ACME's domains. */
   readonly onParsed?: (state: DesiredState) => void;
   /** Wait this long after the last change before applying, so a burst becomes one apply. */
@@ -57,19 +55,10 @@ export interface ControllerOptions extends Pick<ControllerInputsOptions, 'caBund
   readonly maxDelayMs?: number;
   /** When etcd has not answered this long after start, serve the last good config from the state dir. */
   readonly lastGoodAfterMs?: number;
+  /** KONTENA_LB_CERT_WARN_DAYS (default: the setting's). */
+  readonly certWarnDays?: number;
   /** Told about every failed apply, so the caller can retry one the disk caused (app.ts). */
   readonly onApplyFailed?: (error: Error) => void;
-}
-
-export interface ControllerStatus {
-  readonly revision: string | undefined;
-  readonly state: DesiredState | undefined;
-  readonly certs: CertSet;
-  readonly rejected: readonly Rejection[];
-  readonly warnings: readonly EntryWarning[];
-  readonly excluded: readonly { service: string; reason: string }[];
-  readonly lastApply: ApplyRecord | undefined;
-  readonly counters: ApplyCounters;
 }
 
 const MAX_ISOLATION_ROUNDS = 5;
@@ -95,6 +84,7 @@ export class Controller {
   private readonly recorder: ApplyRecorder;
   private readonly reports: InputReports;
   private readonly exclusions: Exclusions;
+  private readonly certWarnings: CertWarningReports;
   private readonly lastGoodTimer: NodeJS.Timeout;
 
   constructor(private readonly options: ControllerOptions) {
@@ -103,6 +93,7 @@ export class Controller {
     this.recorder = new ApplyRecorder(options.logger, options.onApplyFailed);
     this.reports = new InputReports(options.logger);
     this.exclusions = new Exclusions(options.logger);
+    this.certWarnings = new CertWarningReports(options.logger, options.certWarnDays);
     this.coalescer = new Coalescer((changedAt) => this.applyLatest(changedAt), {
       quietMs: options.quietMs,
       maxDelayMs: options.maxDelayMs,
@@ -134,6 +125,7 @@ export class Controller {
       excluded: this.exclusions.list(),
       lastApply: this.recorder.last,
       counters: this.recorder.counters(),
+      certificateWarnings: this.certWarnings.warnings,
     };
   }
 
@@ -145,6 +137,7 @@ export class Controller {
 
   stop(): void {
     clearTimeout(this.lastGoodTimer);
+    this.certWarnings.stop();
     this.coalescer.stop();
   }
 
@@ -176,7 +169,7 @@ export class Controller {
 
   /** Every read of the snapshot happens here, before the first await: only the newest may be read. */
   private desiredOf(snapshot: Snapshot): DesiredConfig {
-    const { parsed, challenges, challengeRejections, vault, cas } = this.inputs.read(snapshot, this.offers.get('dir')?.cas);
+    const { parsed, challenges, challengeRejections, vault, cas, peers, acmeStates } = this.inputs.read(snapshot, this.offers.get('dir')?.cas);
     try {
       this.options.onParsed?.(parsed.state);
     } catch (error) {
@@ -187,8 +180,9 @@ export class Controller {
     this.offers.set('vault', vault);
     const { set, fresh } = this.certSelection.select(certsByKind(this.offers));
     if (fresh) this.reports.certificates(this.offers.values(), set);
-    const desired = desiredConfig({ parsed, challenges: { challenges, rejected: challengeRejections }, certs: set, cas }, this.options.settings);
-    this.reports.rejections(parsed.rejected, challengeRejections, desired.caRejected);
+    this.certWarnings.update(set, parsed.state, acmeStates);
+    const desired = desiredConfig({ parsed, challenges: { challenges, rejected: challengeRejections }, certs: set, cas, peers }, this.options.settings);
+    this.reports.rejections(parsed.rejected, challengeRejections, desired.caRejected, peers?.rejected);
     return desired;
   }
 

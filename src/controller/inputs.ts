@@ -1,6 +1,8 @@
+import { parseState, type AcmeDomainState } from '../acme/state.js';
 import { KEY_PATHS } from '../model/keyspace.js';
 import { CHALLENGE_PREFIX, parseChallenges, type Challenges } from '../model/challenges.js';
 import { SnapshotParser } from '../model/incremental.js';
+import { peerSetOf, type Peer, type PeerSet } from '../model/peers.js';
 import type { ParseOptions } from '../model/parse.js';
 import { groupOf, type Snapshot } from '../model/snapshot.js';
 import type { Entries, ParseResult, Rejection } from '../model/types.js';
@@ -16,8 +18,17 @@ export interface SnapshotInputs {
   readonly challengeRejections: readonly Rejection[];
   /** The vault provider's offer: the same object as last time while nothing under `certs/` changed. */
   readonly vault: CertOffer;
+  /** KONTENA_LB_PEERS=etcd: the registered replicas and the registrations left out (the same object while `peers/` is unchanged). */
+  readonly peers: PeerRead | undefined;
+  /** Each domain's ACME state (`acme/state/<domain>`), for the certificate warnings. */
+  readonly acmeStates: readonly AcmeDomainState[];
   /** The CA bundles under `client-cas/`, `client-crls/`, `backend-cas/`: the same object while none changed. */
   readonly cas: CaStore | undefined;
+}
+
+export interface PeerRead {
+  readonly set: PeerSet;
+  readonly rejected: readonly Rejection[];
 }
 
 /** What read() keeps between snapshots (SnapshotInputs but the merged CA store). */
@@ -31,6 +42,8 @@ export interface ControllerInputsOptions {
   readonly vaultCerts?: (entries: Entries) => VaultInput;
   /** Reads (and checks) the CA bundles out of the keys under their directories (tls/ca-bundles.ts caStoreFromEntries). */
   readonly caBundles?: (entries: Entries) => CaStore;
+  /** This replica's own peer, with KONTENA_LB_PEERS=etcd: the others are read from `peers/`. */
+  readonly localPeer?: Peer;
 }
 
 const VAULT_DIR = KEY_PATHS.certs;
@@ -57,7 +70,7 @@ export class ControllerInputs {
     // Whether a key under `dir` may have changed: its keys are one group (`acme/challenges`, `certs`).
     const stale = (dir: string) => !last || !changed || changed.has(groupOf(`${dir}x`));
     const parsed = this.parser.parse(snapshot);
-    let { challenges, challengeRejections, vault, etcdCas } = last?.inputs ?? {};
+    let { challenges, challengeRejections, vault, etcdCas, peers, acmeStates } = last?.inputs ?? {};
     if (stale(CHALLENGE_PREFIX) || challenges === undefined || challengeRejections === undefined) {
       const read = parseChallenges(snapshot.under(CHALLENGE_PREFIX), this.options.envChallenges);
       challenges = read.challenges;
@@ -71,7 +84,16 @@ export class ControllerInputs {
     if (this.options.caBundles && (caDirs.some(stale) || etcdCas === undefined)) {
       etcdCas = this.options.caBundles(new Map(caDirs.flatMap((dir) => [...snapshot.under(dir)])));
     }
-    this.last = { snapshot, inputs: { parsed, challenges, challengeRejections, vault, etcdCas } };
-    return { parsed, challenges, challengeRejections, vault, cas: this.caStores.merge(etcdCas, dirCas) };
+    const local = this.options.localPeer;
+    if (local && (stale(KEY_PATHS.peers) || peers === undefined)) {
+      const read = peerSetOf(snapshot.under(KEY_PATHS.peers), local);
+      peers = { set: read.peers, rejected: read.rejected };
+    }
+    if (stale(KEY_PATHS.acmeState) || acmeStates === undefined) {
+      const dir = KEY_PATHS.acmeState;
+      acmeStates = [...snapshot.under(dir)].flatMap(([key, text]) => parseState(text, key.slice(dir.length)) ?? []);
+    }
+    this.last = { snapshot, inputs: { parsed, challenges, challengeRejections, vault, etcdCas, peers, acmeStates } };
+    return { parsed, challenges, challengeRejections, vault, cas: this.caStores.merge(etcdCas, dirCas), peers, acmeStates };
   }
 }

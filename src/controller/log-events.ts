@@ -13,6 +13,7 @@ export type ControllerEvent =
   | 'entry.warning'
   | 'certificate.rejected'
   | 'certificate.warning'
+  | 'certificate.attention'
   | 'service.excluded'
   | 'routes.consumer_failed'
   | 'last_good.started'

@@ -6,6 +6,8 @@ import type { CertRejection, CertSet } from '../tls/store.js';
 import { ReportOnce } from '../util/report-once.js';
 import { event } from './log-events.js';
 
+const NONE: readonly Rejection[] = Object.freeze([]);
+
 /**
  * Logs what the inputs could not use, each problem once while it lasts: rejected entries and
  * challenge tokens, entry warnings, certificates refused. Keeps the current lists for /status.
@@ -13,7 +15,9 @@ import { event } from './log-events.js';
 export class InputReports {
   private rejectedNow: readonly Rejection[] = [];
   private warningsNow: readonly EntryWarning[] = [];
-  private lastRejections: { parsed: readonly Rejection[]; challenges: readonly Rejection[]; cas: readonly Rejection[] } | undefined;
+  private lastRejections:
+    | { parsed: readonly Rejection[]; challenges: readonly Rejection[]; cas: readonly Rejection[]; peers: readonly Rejection[] }
+    | undefined;
   private readonly entryWarnings = new EntryWarnings();
   private readonly entryReports = new ReportOnce();
   private readonly warningReports = new ReportOnce();
@@ -29,12 +33,12 @@ export class InputReports {
     return this.warningsNow;
   }
 
-  /** Nothing to do while the lists are the very ones of the last time (the parse and the CA resolution reuse them). */
-  rejections(parsed: readonly Rejection[], challenges: readonly Rejection[], cas: readonly Rejection[] = []): void {
+  /** Nothing to do while the lists are the very ones of the last time (the parse, the CA resolution and the peers' read reuse them). */
+  rejections(parsed: readonly Rejection[], challenges: readonly Rejection[], cas: readonly Rejection[] = NONE, peers: readonly Rejection[] = NONE): void {
     const last = this.lastRejections;
-    if (last?.parsed === parsed && last.challenges === challenges && last.cas === cas) return;
-    this.lastRejections = { parsed, challenges, cas };
-    const rejected = challenges.length === 0 && cas.length === 0 ? parsed : [...parsed, ...challenges, ...cas];
+    if (last?.parsed === parsed && last.challenges === challenges && last.cas === cas && last.peers === peers) return;
+    this.lastRejections = { parsed, challenges, cas, peers };
+    const rejected = challenges.length === 0 && cas.length === 0 && peers.length === 0 ? parsed : [...parsed, ...challenges, ...cas, ...peers];
     this.rejectedNow = rejected;
     this.entryReports.update(
       rejected,

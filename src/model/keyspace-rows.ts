@@ -13,9 +13,10 @@ export type KeyRejectionCode =
   | 'unknown_setting'
   | 'missing_external_port'
   | 'no_upstreams'
-  | 'invalid_challenge';
+  | 'invalid_challenge'
+  | 'invalid_peer';
 
-export type Scope = 'http' | 'tcp' | 'instance' | 'instance-option' | 'certificate' | 'acme';
+export type Scope = 'http' | 'tcp' | 'instance' | 'instance-option' | 'certificate' | 'acme' | 'peers';
 
 /**
  * What an invalid value does. reject-service: the service is left out (keys that decide who may
@@ -81,7 +82,7 @@ export interface InstanceOptionRow<P extends keyof Upstream & string = keyof Ups
 
 /** A key edgelb or the ACME leader writes (certificates, ACME state), read by tls/ and challenges.ts. */
 export interface StoredRow extends RowDoc {
-  readonly scope: 'certificate' | 'acme';
+  readonly scope: 'certificate' | 'acme' | 'peers';
   readonly parse?: (raw: string) => unknown;
   readonly code?: KeyRejectionCode;
 }

@@ -1,11 +1,13 @@
 import { KEY_PATHS } from './keyspace.js';
 import type { StoredRow } from './keyspace-rows.js';
+import { parsePeerAddress } from './peers.js';
 import { parseKeyAuthorization } from './values.js';
 
 /** The keys edgelb writes itself (the vault, ACME): documented with the rest of the keyspace. */
 /** Keys edgelb itself writes (`edgelb cert import`, the ACME leader, every replica), read back by tls/ and challenges.ts. */
 export const STORED_SECTION: { readonly title: string; readonly rows: readonly StoredRow[] } = {
-  title: 'Keys edgelb writes itself, `<path>/certs/` and `<path>/acme/`, and the CA bundles it reads, `<path>/client-cas/`, `client-crls/`, `backend-cas/`:',
+  title:
+    'Keys edgelb writes itself, `<path>/certs/`, `<path>/acme/` and `<path>/peers/`, and the CA bundles it reads, `<path>/client-cas/`, `client-crls/`, `backend-cas/`:',
   rows: [
     {
       key: `${KEY_PATHS.certs}<name>`,
@@ -85,6 +87,15 @@ export const STORED_SECTION: { readonly title: string; readonly rows: readonly S
       defaultDoc: 'every replica',
       example: '1764646800000',
       doc: 'when (Unix ms) replica `<id>` found that it answers challenge `<token>` itself; the CA is asked to validate once every replica has',
+    },
+    {
+      key: `${KEY_PATHS.peers}<name>`,
+      scope: 'peers',
+      parse: parsePeerAddress,
+      code: 'invalid_peer',
+      defaultDoc: 'every replica, with `KONTENA_LB_PEERS=etcd`',
+      example: '10.81.0.5:7946',
+      doc: "a replica's HAProxy peer address (`KONTENA_LB_PEERS_ADDRESS`) under its peer name (`KONTENA_LB_PEER_NAME`), on its own lease: every replica renders the set into its `peers` section and shares its rate and connection counters with them (see [Shared counters between replicas](#shared-counters-between-replicas))",
     },
   ],
 };

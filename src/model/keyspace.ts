@@ -43,6 +43,7 @@ export const KEY_PATHS = Object.freeze({
   acmeElection: 'acme/election/leader/',
   /** Certificates the ACME leader obtained: `certs/acme-<domain>`, in the vault beside imported ones. */
   acmeCerts: 'certs/acme-',
+  peers: 'peers/', // issue 15: `peers/<name>` = a replica's HAProxy peer address, on its lease (KONTENA_LB_PEERS=etcd)
   /** A service's instances: `<service dir>/<service>/upstreams/<instance>`. */
   upstreams: 'upstreams',
   /** An instance's weight: `<service dir>/<service>/weights/<instance>` (issue 15). */
@@ -50,9 +51,8 @@ export const KEY_PATHS = Object.freeze({
 });
 
 /** The top-level directories, without their '/': a key anywhere else is read by nothing. */
-export const TOP_DIRS: readonly string[] = [KEY_PATHS.services, KEY_PATHS.tcpServices, KEY_PATHS.certs, ...Object.values(CA_PATHS), KEY_PATHS.acme].map((dir) =>
-  dir.slice(0, -1),
-);
+const TOP_DIR_PATHS = [KEY_PATHS.services, KEY_PATHS.tcpServices, KEY_PATHS.certs, ...Object.values(CA_PATHS), KEY_PATHS.acme, KEY_PATHS.peers];
+export const TOP_DIRS: readonly string[] = TOP_DIR_PATHS.map((dir) => dir.slice(0, -1));
 
 /** The kind of service a top-level directory (`services`) holds, or undefined for any other. */
 export function serviceKindOfDir(top: string): 'http' | 'tcp' | undefined {

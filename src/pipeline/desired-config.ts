@@ -1,5 +1,7 @@
 import type { Challenges } from '../model/challenges.js';
 import type { DesiredState, ParseResult, Rejection } from '../model/types.js';
+import type { PeerSet } from '../model/peers.js';
+import { peersSettingsOf } from '../render/peers-view.js';
 import type { RenderSettings, TlsSettings } from '../render/view.js';
 import { EMPTY_CA_STORE, type CaStore } from '../tls/ca-bundles.js';
 import { resumptionCrossesChecks, withClientAuth } from '../tls/client-auth-lines.js';
@@ -26,6 +28,8 @@ export interface DesiredInputs {
   readonly certs: CertSet;
   /** The CA bundles and CRLs read from etcd and the certificate directory (tls/ca-bundles.ts). */
   readonly cas?: CaStore;
+  /** KONTENA_LB_PEERS=etcd: the replicas registered in etcd and the registrations left out; absent: the local peer alone. */
+  readonly peers?: { readonly set: PeerSet; readonly rejected: readonly Rejection[] };
 }
 
 /** Everything one apply serves: `run`, `check` and `render` all get it from desiredConfig. */
@@ -48,10 +52,12 @@ export interface DesiredConfig {
 export function desiredConfig(inputs: DesiredInputs, base: SettingsBase): DesiredConfig {
   const { parsed, challenges } = inputs;
   const cas = resolveCaBundles(parsed.state, inputs.cas ?? EMPTY_CA_STORE, base.caDir);
-  const more = [...challenges.rejected, ...cas.rejected];
+  const more = [...challenges.rejected, ...cas.rejected, ...(inputs.peers?.rejected ?? [])];
   const rejected = more.length === 0 ? parsed.rejected : [...parsed.rejected, ...more];
   const certs = withClientAuth(inputs.certs, cas.clientAuth, cas.files, uncheckedUnderWildcards(cas.state, cas.clientAuth));
-  return { state: cas.state, rejected, challenges: challenges.challenges, certs, settings: renderSettingsFor(base, certs), caRejected: cas.rejected };
+  const settings = renderSettingsFor(base, certs);
+  const withPeers = inputs.peers ? { ...settings, peers: peersSettingsOf(inputs.peers.set) } : settings;
+  return { state: cas.state, rejected, challenges: challenges.challenges, certs, settings: withPeers, caRejected: cas.rejected };
 }
 
 /** The render settings for a set of served certificates; the base object itself when none is served. */

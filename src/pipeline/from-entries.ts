@@ -1,6 +1,7 @@
 import type { Config } from '../config.js';
 import { parseChallenges } from '../model/challenges.js';
 import { parseEntries, type ParseOptions } from '../model/parse.js';
+import { peerSetOf, type Peer } from '../model/peers.js';
 import type { Entries } from '../model/types.js';
 import { readCaFiles } from '../sources/ca-files.js';
 import { certsFromFiles, readCertsDir } from '../sources/certs-dir.js';
@@ -23,6 +24,8 @@ export interface EntriesInputs {
   readonly offers: readonly CertOffer[];
   /** The certificate directory's CA bundles, read once. */
   readonly dirCas?: CaStore;
+  /** KONTENA_LB_PEERS=etcd: this replica's peer (the others are the entries under `peers/`). */
+  readonly localPeer?: Peer;
 }
 
 /**
@@ -37,7 +40,13 @@ export function desiredFromEntries(inputs: EntriesInputs, base: SettingsBase): {
   const offers = new Map<CertSourceKind, CertOffer>([...inputs.offers, vault].map((o) => [o.kind, o]));
   const certs = selectCertificates(certsByKind(offers).flat(), { defaultCert: inputs.defaultCert });
   const cas = mergeCaStores([caStoreFromEntries(inputs.entries, inputs.vaultKey), ...(inputs.dirCas ? [inputs.dirCas] : [])]);
-  return { desired: desiredConfig({ parsed, challenges, certs, cas }, base), offers: [...offers.values()] };
+  const peers = inputs.localPeer && peersOf(inputs.entries, inputs.localPeer);
+  return { desired: desiredConfig({ parsed, challenges, certs, cas, peers }, base), offers: [...offers.values()] };
+}
+
+function peersOf(entries: Entries, local: Peer) {
+  const read = peerSetOf(entries, local);
+  return { set: read.peers, rejected: read.rejected };
 }
 
 /** The environment's and the certificate directory's certificates, read once (no watching). */
@@ -57,5 +66,6 @@ export async function entriesInputsOf(config: Config, entries: Entries, env: Rea
     defaultCert: config.defaultCert,
     offers: await certOffersOnce(env, config.certsDir),
     ...(config.certsDir === undefined ? {} : { dirCas: await readCaFiles(config.certsDir) }),
+    localPeer: config.peers,
   };
 }

@@ -54,7 +54,14 @@ export function parseOptionsOf(config: Config): ParseOptions {
 
 /** The HTTPS listener as configured (used whenever at least one certificate is served). */
 function tlsOptionsOf(config: Config): TlsOptions {
-  return { port: config.httpsPort, http2: config.http2, minVersion: config.sslMinVersion, ciphers: config.sslCiphers };
+  const { sslCiphersuites } = config;
+  return {
+    port: config.httpsPort,
+    http2: config.http2,
+    minVersion: config.sslMinVersion,
+    ciphers: config.sslCiphers,
+    ...(sslCiphersuites ? { ciphersuites: sslCiphersuites } : {}),
+  };
 }
 
 /** What every render of `run`, `check` and `render` starts from, with the state files under `stateDir`. */

@@ -10,6 +10,7 @@ import type { NextServerStates } from './servers.js';
 import type { AccessLogFormat } from '../settings/access-log.js';
 import type { SyslogTarget } from '../settings/syslog-target.js';
 import type { TlsVersion } from '../settings/tls.js';
+import type { PeersSettings } from './peers-view.js';
 
 /** Everything the templates need besides the routes; all of it comes from Config. */
 export interface RenderSettings {
@@ -25,6 +26,8 @@ export interface RenderSettings {
   readonly hardStopAfter: string;
   /** The local peer's socket: the next worker inherits the stick tables' counters through it on reload. */
   readonly peerSocket: string;
+  /** KONTENA_LB_PEERS=etcd (issue 15): every replica's peer (render/peers-view.ts); absent: the local one on peerSocket. */
+  readonly peers?: PeersSettings;
   /** Where edgelb leaves `show servers state` for the next worker, so health survives a reload. */
   readonly serverStateFile: string;
   /** Health-check timings of every server line, e.g. `2000ms`. */
@@ -61,12 +64,11 @@ export interface TlsSettings {
   /** KONTENA_LB_SSL_MIN_VERSION, HAProxy's ssl-min-ver. */
   readonly minVersion: TlsVersion;
   readonly ciphers: string;
+  /** KONTENA_LB_SSL_CIPHERSUITES (TLS 1.3); absent: OpenSSL's. */
+  readonly ciphersuites?: string;
   /** Named in the config so that a change of default certificate is a config change (a reload). */
   readonly defaultCert: string;
-  /**
-   * No TLS session resumption (tickets or session cache): set while host names ask for client
-   * certificates from different CAs or CRLs (tls/client-auth-lines.ts resumptionCrossesChecks).
-   */
+  /** No TLS session resumption: host names check client certificates against different CAs (client-auth-lines.ts). */
   readonly noResumption?: boolean;
 }
 

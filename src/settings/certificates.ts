@@ -4,6 +4,9 @@ import { DEFAULT_CIPHERS, defaultCiphersFor, DEFAULT_TLS_MIN_VERSION, parseTlsMi
 
 // Where certificates come from, which one is the default, and what the HTTPS listener offers.
 
+/** KONTENA_LB_CERT_WARN_DAYS when unset (Let's Encrypt renews 30 days ahead: 21 means renewal is well overdue). */
+export const DEFAULT_CERT_WARN_DAYS = 21;
+
 export const certificateSettings = group(
   {
     sslCerts: readBySource({
@@ -71,6 +74,30 @@ export const certificateSettings = group(
       shownDefault: 'Mozilla intermediate (ECDHE with AES-GCM or ChaCha20); Mozilla old with a TLSv1.0 or TLSv1.1 minimum',
       docDefault: `Mozilla "intermediate": \`${DEFAULT_CIPHERS}\`; with a \`TLSv1.0\`/\`TLSv1.1\` minimum, Mozilla "old" (the same plus CBC and SHA-1 suites and \`DES-CBC3-SHA\`) with \`:@SECLEVEL=0\``,
       doc: "the cipher list for TLS 1.2 and below; TLS 1.3 uses OpenSSL's default suites. The `DHE-` suites are offered only with `tune.ssl.default-dh-param 2048` in `KONTENA_LB_GLOBAL_SETTINGS` (HAProxy 2.6 has no DH parameters otherwise)",
+    }),
+    sslCiphersuites: setting({
+      env: 'KONTENA_LB_SSL_CIPHERSUITES',
+      flag: 'ssl-ciphersuites',
+      schema: (env) =>
+        checked(
+          (raw) => /^TLS_[A-Z0-9_]+(:TLS_[A-Z0-9_]+)*$/.test(raw),
+          (raw) => `${env} must be TLS 1.3 suites separated by ':' like TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256, got ${JSON.stringify(raw)}`,
+        ),
+      help: 'TLS 1.3 cipher suites, e.g. TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256',
+      docDefault: "OpenSSL's (`TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256`)",
+      doc: "the TLS 1.3 cipher suites the HTTPS port offers, in order of preference (HAProxy's `ciphersuites` bind option), e.g. `TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256`; a suite OpenSSL does not know makes HAProxy refuse the config (`edgelb check` says so)",
+    }),
+    certWarnDays: setting({
+      env: 'KONTENA_LB_CERT_WARN_DAYS',
+      flag: 'cert-warn-days',
+      default: String(DEFAULT_CERT_WARN_DAYS),
+      schema: (env) =>
+        checked(
+          (raw) => /^[0-9]{1,3}$/.test(raw) && Number(raw) >= 1 && Number(raw) <= 365,
+          (raw) => `${env} must be a number of days between 1 and 365, got ${JSON.stringify(raw)}`,
+        ).transform(Number),
+      help: 'warn (log, /status, dashboard, cert list) when a served certificate expires within this many days',
+      doc: 'a served certificate that expires within this many days (1–365) is a certificate warning: one log line (`certificate.attention`), and listed in `/status` (`certificateWarnings`), on the dashboard and by `edgelb cert list`. See [Certificate warnings](#certificate-warnings)',
     }),
   },
   ({ sslCerts: _sslCerts, sslCertFamily: _sslCertFamily, ...values }) => ({

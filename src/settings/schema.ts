@@ -8,12 +8,23 @@ import { etcdSettings } from './etcd.js';
 import { haproxySettings } from './haproxy.js';
 import { listenerSettings } from './listeners.js';
 import { loggingSettings } from './logging.js';
+import { peerSettings } from './peers.js';
 import type { GroupContext, PlatformFacts, Setting } from './setting.js';
 
 // Every setting, by group, in the order of the README's table. The Config type, the flags, the
 // defaults and the README rows all come from here.
 
-const GROUPS = [etcdSettings, listenerSettings, adminSettings, haproxySettings, certificateSettings, acmeSettings, acmeDnsSettings, loggingSettings] as const;
+const GROUPS = [
+  etcdSettings,
+  listenerSettings,
+  adminSettings,
+  haproxySettings,
+  peerSettings,
+  certificateSettings,
+  acmeSettings,
+  acmeDnsSettings,
+  loggingSettings,
+] as const;
 
 export const SETTINGS: readonly Setting[] = GROUPS.flatMap((g) => Object.values(g.settings as Readonly<Record<string, Setting>>));
 

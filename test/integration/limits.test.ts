@@ -9,6 +9,7 @@ import type { TestEdgelb } from '../support/edgelb.js';
 import { startEtcd, type EtcdServer } from '../support/etcd.js';
 import type { Reply } from '../support/http.js';
 import { closeBackends, putKeys, settled, startBackends, startEchoServer, startLbWith, tcpRoundTrip, type EchoServer } from '../support/lb.js';
+import { getFrom as getFromAddress, runtimeCommand as runtimeCommandAt } from '../support/limit-clients.js';
 import { freePort } from '../support/ports.js';
 import { waitFor } from '../support/wait.js';
 
@@ -36,22 +37,7 @@ let nextClient = 10;
 const freshClient = () => `127.0.1.${nextClient++}`;
 
 /** One GET from `from` (a loopback address) with the Host header; never keeps the connection. */
-function getFrom(from: string, host: string, path = '/'): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port: lb.httpPort, path, localAddress: from, headers: { host }, agent: false, timeout: 5000 }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const body = Buffer.concat(chunks).toString('utf8');
-        const backend = String(res.headers['content-type']).startsWith('application/json') ? (JSON.parse(body) as { backend: string }).backend : undefined;
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body, backend, backendUrl: undefined });
-      });
-    });
-    req.on('timeout', () => req.destroy(new Error('request timed out')));
-    req.on('error', reject);
-    req.end();
-  });
-}
+const getFrom = (from: string, host: string, urlPath = '/'): Promise<Reply> => getFromAddress(lb.httpPort, from, host, urlPath);
 
 /** Waits until the service answers 200 from its backend, each poll from a fresh client address. */
 async function ready(host: string, backend: string): Promise<void> {
@@ -59,17 +45,7 @@ async function ready(host: string, backend: string): Promise<void> {
 }
 
 /** One command to HAProxy's runtime API (the admin socket in the state dir), its whole answer. */
-function runtimeCommand(command: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let answer = '';
-    const socket = net.createConnection(path.join(lb.config.stateDir, 'haproxy.sock'), () => socket.end(`${command}\n`));
-    socket.on('data', (chunk: Buffer) => {
-      answer += chunk.toString();
-    });
-    socket.on('close', () => resolve(answer));
-    socket.on('error', reject);
-  });
-}
+const runtimeCommand = (command: string): Promise<string> => runtimeCommandAt(path.join(lb.config.stateDir, 'haproxy.sock'), command);
 
 /** `show peers` flags: the worker learned from the previous one (or gave up), and from the remote peers (none here). */
 const RESYNC_LOCAL = 0x1;

@@ -1,12 +1,14 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { renderSettingsOf } from '../../src/pipeline/settings-of.js';
+import { resolveCaBundles } from '../../src/pipeline/ca-resolution.js';
+import { renderSettingsOf, statePaths } from '../../src/pipeline/settings-of.js';
 import { loadConfig } from '../../src/config.js';
 import { parseEntries } from '../../src/model/parse.js';
 import type { Entries, ParseResult } from '../../src/model/types.js';
 import { createRenderer } from '../../src/render/render.js';
 import type { RenderSettings } from '../../src/render/view.js';
+import { type CaStore, EMPTY_CA_STORE } from '../../src/tls/ca-bundles.js';
 
 /** Render settings as edgelb run would build them, for a throwaway state dir (the files haproxy -c reads exist). */
 export function testRenderSettings(options: { tls?: boolean } = {}): RenderSettings & { stateDir: string } {
@@ -44,7 +46,18 @@ export const RESERVED_PORTS = [18080, 18443, 18100, 18404];
 
 const render = createRenderer();
 
-export function parseAndRender(entries: Entries, settings: RenderSettings, maxServices?: number): { parsed: ParseResult; config: string } {
+/**
+ * Entries → config as `edgelb run` renders them: parsed, then the CA bundles services name resolved
+ * against `cas` (none by default, so a service naming one is closed), as desiredConfig does.
+ * `caFiles` are the bundles the config names: a caller running `haproxy -c` writes them first.
+ */
+export function parseAndRender(
+  entries: Entries,
+  settings: RenderSettings & { stateDir?: string },
+  maxServices?: number,
+  cas: CaStore = EMPTY_CA_STORE,
+): { parsed: ParseResult; config: string; caFiles: readonly { file: string; pem: string }[] } {
   const parsed = parseEntries(entries, { reservedPorts: RESERVED_PORTS, maxServices });
-  return { parsed, config: render(parsed.state, settings) };
+  const resolved = resolveCaBundles(parsed.state, cas, statePaths(settings.stateDir ?? os.tmpdir()).certsDir);
+  return { parsed, config: render(resolved.state, settings), caFiles: resolved.files };
 }

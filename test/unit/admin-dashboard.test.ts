@@ -25,6 +25,7 @@ function inputs(): AdminInputs {
         excluded: [],
         lastApply: undefined,
         counters: { applies: 0, reloads: 0, starts: 0, unchanged: 0, failures: 0, runtimeUpdates: 0 },
+        certificateWarnings: [],
       }),
     } as never,
     haproxy: { running: false, isStarting: false, pid: undefined, restartCount: 0 },
@@ -179,7 +180,8 @@ describe('the dashboard sections', () => {
       warnings: [],
       excluded: [],
       certificatesRejected: [],
-      certificateWarnings: [],
+      certificateSelectionWarnings: [],
+      certificateWarnings: [{ kind: 'expiring', subject: 'env-<b>', detail: 'expires soon', since: '2026-11-13T12:00:00.000Z' }],
     } as unknown as StatusReport;
     const sections = renderSections({ status, applies: [], acme: undefined });
     expect(sections.services).toContain('&#60;img src=x onerror=alert(1)&#62;');
@@ -188,6 +190,8 @@ describe('the dashboard sections', () => {
     expect(sections.instances).toMatch(/class="badge bad"[^>]*><span aria-hidden="true">✖ <\/span>down</);
     expect(sections.instances).toContain('<th scope="row">');
     expect(sections.acme).toContain('off');
+    expect(sections.certificates).toContain('env-&#60;b&#62;');
+    expect(sections.certificates).toMatch(/class="badge bad"[^>]*><span aria-hidden="true">✖ <\/span>expiring</);
     const acme = renderSections({
       status,
       applies: [],

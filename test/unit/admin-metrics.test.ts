@@ -45,6 +45,7 @@ function fakeInputs(fake: Fake = {}): Omit<AdminInputs, 'serverStats'> {
         excluded: [{ service: 'e', reason: 'r' }],
         lastApply: fake.lastApply === false ? undefined : { action: 'reloaded', at: '2026-01-01T00:00:00.250Z', durationMs: 1234 },
         counters: { applies: fake.applies ?? 7, reloads: 3, starts: 1, unchanged: 2, failures: 0, runtimeUpdates: 4 },
+        certificateWarnings: [],
       }),
     } as never,
     haproxy: { running: fake.running ?? true, isStarting: false, pid: 9, restartCount: 2 },

@@ -96,4 +96,19 @@ describe('planApply', () => {
     const rendered = render(changed.state, { ...settings, checkInterval: '5000ms' });
     expect(planApply({ ...changed, rendered })).toEqual({ kind: 'reload', reason: 'settings changed' });
   });
+
+  it('reloads with the peers added and removed when the replicas sharing counters change (HAProxy 2.6 cannot change peers at runtime)', () => {
+    const local = { name: 'lb-a', address: '10.0.0.1:7946' };
+    const peers = (...members: { name: string; address: string }[]) => ({ ...settings, peers: { local: 'lb-a', members: [local, ...members] } });
+    const before = input(web, web);
+    const ours = render(before.state, peers({ name: 'lb-b', address: '10.0.0.2:7946' }));
+    const rendered = render(before.state, peers({ name: 'lb-c', address: '10.0.0.3:7946' }));
+    expect(planApply({ ...before, ours, serving: ours, rendered })).toEqual({
+      kind: 'reload',
+      reason: 'peers changed: +lb-c 10.0.0.3:7946, -lb-b 10.0.0.2:7946',
+    });
+    expect(planApply({ ...before, ours, serving: ours, rendered: render(before.state, peers({ name: 'lb-b', address: '10.0.0.2:7946' })) })).toEqual({
+      kind: 'unchanged',
+    });
+  });
 });

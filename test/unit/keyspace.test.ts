@@ -163,7 +163,7 @@ describe('the key table', () => {
   });
 
   it('lists every top-level directory, each key of the stored section under one of them', () => {
-    expect(TOP_DIRS).toEqual(['services', 'tcp-services', 'certs', 'client-cas', 'client-crls', 'backend-cas', 'acme']);
+    expect(TOP_DIRS).toEqual(['services', 'tcp-services', 'certs', 'client-cas', 'client-crls', 'backend-cas', 'acme', 'peers']);
     for (const row of STORED_SECTION.rows) expect(TOP_DIRS, row.key).toContain(row.key.split('/')[0]);
   });
 });

@@ -1,8 +1,10 @@
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { caBundleOf, caStoreKey, type CaStore } from '../../src/tls/ca-bundles.js';
+import { makeCa } from '../support/certs.js';
 import { parseAndRender, testRenderSettings } from '../support/render-check.js';
 import { foreignLines, templateLinePatterns } from '../support/template-lines.js';
 
@@ -88,9 +90,15 @@ const HTTP_FIELDS: Record<string, fc.Arbitrary<string>> = {
   // `@other` becomes the name of another service of the set (entrySet), so that canaries render.
   canary: orJunk(fc.constantFrom('@other:10', '@other:0', '@other:100', 'x:50', '@other:101')),
   canary_header: orJunk(fc.constantFrom('X-Canary:1', 'X-Try:always', 'Bad Name:1')),
-  backend_protocol: orJunk(fc.constantFrom('http', 'h2', 'https', 'h2c')),
+  backend_protocol: orJunk(fc.constantFrom('http', 'h2', 'https', 'https', 'h2c')),
   backend_verify: orJunk(fc.constantFrom('none', 'required')),
   retry_on: orJunk(fc.constantFrom('conn-failure', 'conn-failure, empty-response 503', 'all-retryable-errors', 'none', 'none 503', '599')),
+  // Client certificates (issue 16) and backend_ca (issue 15): `ok` names a bundle of the store
+  // below, `missing` none (the service is closed); junk is rejected as a name.
+  client_ca: orJunk(fc.constantFrom('ok', 'missing')),
+  client_verify: orJunk(fc.constantFrom('required', 'optional', 'none')),
+  client_crl: orJunk(fc.constantFrom('missing')),
+  backend_ca: orJunk(fc.constantFrom('ok', 'missing')),
 };
 const addresses = orJunk(
   list(
@@ -164,6 +172,13 @@ const entrySet = (maxServices: number) =>
     return entries;
   });
 
+// One real CA, stored as both a client CA and a backend CA named `ok`.
+const caPem = (await makeCa('fuzz CA')).certPem;
+const cas: CaStore = {
+  bundles: new Map((['client-ca', 'backend-ca'] as const).map((kind) => [caStoreKey(kind, 'ok'), caBundleOf(kind, 'ok', `${kind}s/ok`, caPem)])),
+  rejected: [],
+};
+
 const patterns = templateLinePatterns();
 const plain = testRenderSettings();
 const withTls = testRenderSettings({ tls: true });
@@ -172,7 +187,7 @@ describe('rendering random entry sets', () => {
   it('every rendered config holds only line shapes the templates write (2,000 sets)', () => {
     fc.assert(
       fc.property(entrySet(6), fc.boolean(), (entries, tls) => {
-        const { config } = parseAndRender(entries, tls ? withTls : plain);
+        const { config } = parseAndRender(entries, tls ? withTls : plain, undefined, cas);
         expect(foreignLines(config, patterns)).toEqual([]);
       }),
       { numRuns: 2000 },
@@ -185,8 +200,12 @@ describe('rendering random entry sets', () => {
     let services = 0;
     let rendered = '';
     const check = async (entries: Map<string, string>, i: number) => {
-      const { parsed, config } = parseAndRender(entries, plain);
+      const { parsed, config, caFiles } = parseAndRender(entries, plain, undefined, cas);
       services += parsed.state.http.length + parsed.state.tcp.length;
+      for (const { file, pem } of caFiles) {
+        await mkdir(path.dirname(file), { recursive: true });
+        await writeFile(file, pem);
+      }
       rendered += config;
       const file = path.join(plain.stateDir, `fuzz-${i}.cfg`);
       await writeFile(file, config);
@@ -204,7 +223,15 @@ describe('rendering random entry sets', () => {
     expect(failures).toEqual([]);
     expect(services).toBeGreaterThan(100); // the generator really produces services HAProxy has to parse
     // ...and the policies' lines among them, so haproxy -c really checked each kind at least once.
-    for (const line of ['acl ip_allowed src', 'stick-table type ipv6', 'compression algo', 'http-response ', 'timeout server', ' proto h2']) {
+    for (const line of [
+      'acl ip_allowed src',
+      'stick-table type ipv6',
+      'compression algo',
+      'http-response ',
+      'timeout server',
+      ' proto h2',
+      'ssl verify required ca-file',
+    ]) {
       expect(rendered, line).toContain(line);
     }
   }, 60_000);

@@ -38,18 +38,20 @@ export function renderSections(data: DashboardData): Record<SectionId, string> {
     ),
     applies: applies(data.applies, status),
     rejected: rejected(status),
-    certificates: table(
-      'Certificates',
-      ['Names', 'Source', 'Expires', 'Days left', 'Served'],
-      status.certificates.map((c) => [
-        list(c.names),
-        esc(c.source),
-        esc(c.notAfter.slice(0, 10)),
-        badge(c.expired ? 'expired' : `${c.daysLeft} days`, c.expired || c.daysLeft < 7 ? 'bad' : c.daysLeft < 21 ? 'warn' : 'ok'),
-        esc(c.served ? (c.default ? 'yes (default)' : 'yes') : 'no'),
-      ]),
-      'No certificates.',
-    ),
+    certificates:
+      certificateWarnings(status) +
+      table(
+        'Certificates',
+        ['Names', 'Source', 'Expires', 'Days left', 'Served'],
+        status.certificates.map((c) => [
+          list(c.names),
+          esc(c.source),
+          esc(c.notAfter.slice(0, 10)),
+          badge(c.expired ? 'expired' : `${c.daysLeft} days`, c.expired || c.daysLeft < 7 ? 'bad' : c.daysLeft < 21 ? 'warn' : 'ok'),
+          esc(c.served ? (c.default ? 'yes (default)' : 'yes') : 'no'),
+        ]),
+        'No certificates.',
+      ),
     etcd: etcd(status),
     acme: acme(data.acme),
   };
@@ -130,9 +132,22 @@ function rejected(status: StatusReport): string {
     ...status.excluded.map((e) => [esc(`services/${e.service}`), badge('refused by HAProxy', 'bad'), 'haproxy_rejected', esc(e.reason)]),
     ...status.warnings.map((w) => [esc(w.key), badge('served, with a warning', 'warn'), '—', esc(w.reason)]),
     ...status.certificatesRejected.map((c) => [esc(c.source), badge('certificate rejected', 'bad'), '—', esc(c.reason)]),
-    ...status.certificateWarnings.map((w) => ['certificates', badge('warning', 'warn'), '—', esc(w)]),
+    ...status.certificateSelectionWarnings.map((w) => ['certificates', badge('warning', 'warn'), '—', esc(w)]),
   ];
   return table('Entries left out or served with a warning', ['Key', 'Outcome', 'Code', 'Reason'], rows, 'Every entry is served.');
+}
+
+/** Issue 16: what needs doing about certificates before clients notice, above the certificate table. */
+function certificateWarnings(status: StatusReport): string {
+  if (status.certificateWarnings.length === 0) return '';
+  const label = { expiring: 'expiring', renewal_failing: 'renewal failing', default_only: 'default certificate only' } as const;
+  const rows = status.certificateWarnings.map((w) => [
+    badge(label[w.kind], w.kind === 'default_only' ? 'warn' : 'bad'),
+    esc(w.subject),
+    esc(w.detail),
+    esc(w.since?.slice(0, 10) ?? '—'),
+  ]);
+  return table('Certificate warnings', ['Warning', 'Certificate or host', 'Detail', 'Since'], rows, '');
 }
 
 function etcd(status: StatusReport): string {

@@ -1,0 +1,78 @@
+import type { KvLease, KvStore } from '../etcd/store.js';
+import type { Logger } from '../log.js';
+import { KEY_PATHS } from '../model/keyspace.js';
+import type { Peer } from '../model/peers.js';
+import { Backoff } from '../util/backoff.js';
+
+export interface PeerRegistrationOptions {
+  readonly store: KvStore;
+  /** The load balancer's etcd path, without a trailing slash. */
+  readonly prefix: string;
+  readonly peer: Peer;
+  readonly logger: Logger;
+  /** Lease TTL in seconds (default PEER_TTL_SECONDS). */
+  readonly ttlSeconds?: number;
+}
+
+/**
+ * How long a dead replica's registration outlives it: the other replicas then reload without it.
+ * Until they do, their HAProxy only retries connecting to it, which costs nothing but log noise.
+ */
+export const PEER_TTL_SECONDS = 10;
+
+/**
+ * Issue 15: keeps `peers/<name>` = this replica's peer address in etcd, on a lease (v3) or a
+ * refreshed TTL (v2), for as long as the replica runs; the other replicas read it from their
+ * snapshots (controller/inputs.ts) and render it into their peers section. A lost lease (etcd
+ * unreachable longer than the TTL) registers again, with the one backoff policy; stop() revokes
+ * it, so the others drop this replica at once instead of after the TTL.
+ */
+export class PeerRegistration {
+  private lease: KvLease | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private readonly retry = new Backoff({ firstMs: 500, maxMs: 10_000 });
+  private stopped = false;
+
+  constructor(private readonly options: PeerRegistrationOptions) {}
+
+  start(): void {
+    void this.register();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    const lease = this.lease;
+    this.lease = undefined;
+    await lease?.revoke().catch(() => undefined);
+  }
+
+  private async register(): Promise<void> {
+    if (this.stopped) return;
+    const { store, prefix, peer, logger } = this.options;
+    const key = `${prefix}/${KEY_PATHS.peers}${peer.name}`;
+    const lease = store.lease(this.options.ttlSeconds ?? PEER_TTL_SECONDS);
+    lease.onLost((failure) => {
+      if (lease !== this.lease) return;
+      this.lease = undefined;
+      const retryInMs = this.retry.next();
+      logger.warn({ event: 'peers.registration_lost', key, err: failure.message, retryInMs }, 'peer registration lost; registering again');
+      this.retryTimer = setTimeout(() => void this.register(), retryInMs);
+    });
+    try {
+      await lease.put(key, peer.address);
+      if (this.stopped) {
+        await lease.revoke().catch(() => undefined);
+        return;
+      }
+      this.lease = lease;
+      this.retry.reset();
+      logger.info({ event: 'peers.registered', key, address: peer.address }, 'registered this replica as a peer');
+    } catch (error) {
+      const retryInMs = this.retry.next();
+      logger.warn({ event: 'peers.registration_failed', key, err: (error as Error).message, retryInMs }, 'cannot register this replica as a peer; retrying');
+      lease.release();
+      this.retryTimer = setTimeout(() => void this.register(), retryInMs);
+    }
+  }
+}

@@ -1,0 +1,209 @@
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Backend } from '../support/backend.js';
+import { startTestEdgelb, type TestEdgelb } from '../support/edgelb.js';
+import { startEtcd, v2Admin, type EtcdServer } from '../support/etcd.js';
+import { keyPath, v2Json, v2Request, type V2KeyReply } from '../support/etcd-v2.js';
+import { closeBackends, lbReady, putKeys, settled, startBackends } from '../support/lb.js';
+import { getFrom, runtimeCommand } from '../support/limit-clients.js';
+import { freePort } from '../support/ports.js';
+import { waitFor } from '../support/wait.js';
+
+// Issue 15: rate_limit counters shared between two replicas through HAProxy peers
+// (KONTENA_LB_PEERS=etcd): one etcd, two controllers with their own HAProxy on their own ports and
+// the same prefix. A client alternating between them is held to one limit in total; with
+// KONTENA_LB_PEERS=off the same client gets the limit from each (so this test can fail). A
+// replica that stops is dropped from the other's peers section.
+
+const RATED = 'rated.test';
+const LIMIT = 10;
+let etcd: EtcdServer;
+let b: Record<'rated', Backend>;
+let nextClient = 10;
+const freshClient = () => `127.0.2.${nextClient++}`;
+
+beforeAll(async () => {
+  etcd = await startEtcd();
+  b = await startBackends('rated');
+});
+
+afterAll(async () => {
+  await closeBackends(b);
+  await etcd?.stop();
+});
+
+const service = () => ({ 'services/rated/virtual_hosts': RATED, 'services/rated/rate_limit': `${LIMIT}/10s`, 'services/rated/upstreams/one': b.rated.address });
+
+/** A replica on `prefix` (undefined: its own), with KONTENA_LB_PEERS=etcd when named. */
+async function replica(prefix: string | undefined, name?: string, on: EtcdServer = etcd, extra: Record<string, string> = {}): Promise<TestEdgelb> {
+  const peers: Record<string, string> = name
+    ? { KONTENA_LB_PEERS: 'etcd', KONTENA_LB_PEERS_ADDRESS: `127.0.0.1:${await freePort()}`, KONTENA_LB_PEER_NAME: name }
+    : {};
+  const lb = await startTestEdgelb(on, { ...(prefix ? { ETCD_PATH: prefix } : {}), ...peers, ...extra });
+  await lbReady(lb);
+  return lb;
+}
+
+const socketOf = (lb: TestEdgelb) => path.join(lb.config.stateDir, 'haproxy.sock');
+
+/** The peers of `lb`'s running worker that are connected (`show peers`: last_status=ESTA). */
+async function connectedPeers(lb: TestEdgelb): Promise<string[]> {
+  const answer = await runtimeCommand(socketOf(lb), 'show peers');
+  return [...answer.matchAll(/ id=([^(\s]+)\(remote[^)]*\) .*last_status=ESTA/g)].map((m) => m[1]!);
+}
+
+/**
+ * Waits until `lb`'s worker has finished its first resync (`show peers` flags 0x3: from the old
+ * worker and the remote peers, or given up after HAProxy's 5 s). Until then HAProxy may drop and
+ * re-establish a peer session, updates waiting meanwhile; and a worker hands its tables to the
+ * next one only after it (see the README's "Shared counters between replicas").
+ */
+async function resynced(lb: TestEdgelb): Promise<void> {
+  await waitFor(
+    async () => {
+      const flags = /id=edgelb .*flags=0x([0-9a-f]+)/.exec(await runtimeCommand(socketOf(lb), 'show peers'))?.[1];
+      return flags !== undefined && (Number.parseInt(flags, 16) & 0x3) === 0x3;
+    },
+    { timeoutMs: 20_000, intervalMs: 200, what: `the worker on :${lb.httpPort} to finish its first resync` },
+  );
+}
+
+async function ready(lb: TestEdgelb): Promise<void> {
+  await waitFor(async () => (await getFrom(lb.httpPort, freshClient(), RATED)).backend === 'rated', { timeoutMs: 10_000, what: `${RATED} on :${lb.httpPort}` });
+}
+
+/** `rounds` requests from one fresh client, alternating between the replicas: how many were let through. */
+async function allowedAlternating(lbs: readonly TestEdgelb[], rounds: number): Promise<{ allowed: number; statuses: number[] }> {
+  const client = freshClient();
+  const statuses: number[] = [];
+  for (let i = 0; i < rounds; i++) statuses.push((await getFrom(lbs[i % lbs.length]!.httpPort, client, RATED)).status);
+  return { allowed: statuses.filter((s) => s === 200).length, statuses };
+}
+
+describe('KONTENA_LB_PEERS=etcd', () => {
+  let a: TestEdgelb;
+  let c: TestEdgelb | undefined;
+
+  beforeAll(async () => {
+    a = await replica(undefined, 'lb-a');
+    await settled(a, await putKeys(etcd, a, service()));
+    c = await replica(a.prefix, 'lb-b');
+    await Promise.all([ready(a), ready(c)]);
+    const other = c;
+    // Each worker connected to the other (after the reload that brought the other replica in).
+    await waitFor(async () => (await connectedPeers(a)).includes('lb-b') && (await connectedPeers(other)).includes('lb-a'), {
+      timeoutMs: 20_000,
+      intervalMs: 200,
+      what: 'both replicas to connect to each other as peers',
+    });
+    await Promise.all([a.controller.whenIdle(), other.controller.whenIdle()]);
+    await Promise.all([resynced(a), resynced(other)]);
+  }, 60_000);
+
+  afterAll(async () => {
+    await c?.stopAll();
+    await a?.stopAll();
+  });
+
+  it('registers each replica under <prefix>/peers/<name> and reloads the first one with the second as a peer', async () => {
+    const keys = await etcd.client.getAll().prefix(`${a.prefix}/peers/`).strings();
+    expect(Object.keys(keys).sort()).toEqual([`${a.prefix}/peers/lb-a`, `${a.prefix}/peers/lb-b`]);
+    expect(keys[`${a.prefix}/peers/lb-b`]).toBe(c!.config.peers?.address);
+    // The reload is logged once it is complete, a moment after the new worker connected to its peers.
+    const reason = `peers changed: +lb-b ${c!.config.peers?.address}`;
+    await waitFor(() => a.logs.some((l) => l.event === 'apply.reloaded' && l.reason === reason), { timeoutMs: 5000, what: `lb-a to log "${reason}"` });
+  });
+
+  it('holds a client alternating between both replicas to one limit in total, then answers 429', async () => {
+    const { allowed, statuses } = await allowedAlternating([a, c!], 3 * LIMIT);
+    // Each request waits for its answer, and a replica pushes its counter to the other as soon as it
+    // changes: the next request (at the other replica) normally sees it. A push can still arrive
+    // after the next request was counted there, and then overwrites it (HAProxy peers send the
+    // counter's value, not an increment): each such race lets one more request through. On this
+    // shared machine the bench (`npm run bench -- peers`) sees 0–7 over a limit of 20; never 2×.
+    expect(allowed).toBeGreaterThanOrEqual(LIMIT);
+    expect(allowed).toBeLessThanOrEqual(LIMIT + 3);
+    expect(statuses.slice(-LIMIT).every((s) => s === 429)).toBe(true);
+  });
+
+  it('drops a replica that stops: its registration goes, and the other reloads without it', async () => {
+    // A client half-way through its limit: its count must survive lb-a's reload (the local peer's handover).
+    const client = freshClient();
+    for (let i = 0; i < LIMIT / 2; i++) expect((await getFrom(a.httpPort, client, RATED)).status).toBe(200);
+    await resynced(a);
+    const reloads = a.controller.status().counters.reloads;
+    await c!.stopAll();
+    c = undefined; // stopAll closes the access log's fd: never twice
+    expect(await etcd.client.get(`${a.prefix}/peers/lb-b`).string()).toBeNull();
+    await waitFor(() => a.controller.status().counters.reloads > reloads, { timeoutMs: 10_000, what: 'lb-a to reload' });
+    expect(a.controller.status().lastApply?.reason).toMatch(/^peers changed: -lb-b 127\.0\.0\.1:\d+$/);
+    expect(await runtimeCommand(socketOf(a), 'show peers')).not.toContain('lb-b');
+    const statuses: number[] = [];
+    for (let i = 0; i < LIMIT; i++) statuses.push((await getFrom(a.httpPort, client, RATED)).status);
+    expect(statuses).toEqual([...Array<number>(LIMIT / 2).fill(200), ...Array<number>(LIMIT / 2).fill(429)]);
+  });
+});
+
+describe('KONTENA_LB_PEERS=off', () => {
+  it('lets a client alternating between two replicas through the limit once per replica', async () => {
+    const a = await replica(undefined);
+    try {
+      await settled(a, await putKeys(etcd, a, service()));
+      const c = await replica(a.prefix);
+      try {
+        await Promise.all([ready(a), ready(c)]);
+        expect((await allowedAlternating([a, c], 3 * LIMIT)).allowed).toBe(2 * LIMIT);
+      } finally {
+        await c.stopAll();
+      }
+    } finally {
+      await a.stopAll();
+    }
+  }, 60_000);
+});
+
+describe('KONTENA_LB_PEERS=etcd over the etcd v2 API (a Kontena grid)', () => {
+  let v2: EtcdServer;
+  const prefix = `/kontena/haproxy/peers-v2-${process.pid}`;
+  const lbs: TestEdgelb[] = [];
+  const v2Get = async (key: string) => {
+    const reply = await v2Request(v2Admin(v2), 'GET', keyPath(key));
+    return reply.status === 200 ? v2Json<V2KeyReply>(reply)?.node.value : undefined;
+  };
+
+  beforeAll(async () => {
+    v2 = await startEtcd({ enableV2: true });
+  });
+
+  afterAll(async () => {
+    await Promise.all(lbs.map((lb) => lb.stopAll()));
+    await v2?.stop();
+  });
+
+  it('registers with a refreshed TTL, shares the limit, and drops a stopped replica', async () => {
+    for (const [key, value] of Object.entries(service())) await v2Request(v2Admin(v2), 'PUT', keyPath(`${prefix}/${key}`), { form: { value } });
+    const a = await replica(prefix, 'v2-a', v2, { ETCD_API: 'v2' });
+    lbs.push(a);
+    const c = await replica(prefix, 'v2-b', v2, { ETCD_API: 'v2' });
+    lbs.push(c);
+    await Promise.all([ready(a), ready(c)]);
+    expect(await v2Get(`${prefix}/peers/v2-b`)).toBe(c.config.peers?.address);
+    await waitFor(async () => (await connectedPeers(a)).includes('v2-b') && (await connectedPeers(c)).includes('v2-a'), {
+      timeoutMs: 20_000,
+      intervalMs: 200,
+      what: 'both replicas to connect to each other as peers',
+    });
+    await Promise.all([a.controller.whenIdle(), c.controller.whenIdle(), resynced(a), resynced(c)]);
+    const { allowed } = await allowedAlternating([a, c], 3 * LIMIT);
+    expect(allowed).toBeGreaterThanOrEqual(LIMIT);
+    expect(allowed).toBeLessThanOrEqual(LIMIT + 3);
+
+    await c.stopAll();
+    lbs.splice(lbs.indexOf(c), 1); // stopAll closes the access log's fd: never twice
+    expect(await v2Get(`${prefix}/peers/v2-b`)).toBeUndefined();
+    await waitFor(() => a.controller.status().lastApply?.reason?.startsWith('peers changed: -v2-b') === true, {
+      timeoutMs: 10_000,
+      what: 'v2-a to reload without v2-b',
+    });
+  }, 60_000);
+});
