@@ -53,7 +53,16 @@ export async function publishDnsRecord(
   await storage.write(log, [
     storage.statePut(pendingState(storage.states.get(domain), domain, { ...args.pending(), records: [...records.values()] }, args.now())),
   ]);
-  await step(solver.publisher.present(record, log, args.signal));
+  const presenting = solver.publisher.present(record, log, args.signal);
+  try {
+    await step(presenting);
+  } catch (error) {
+    // An interrupted attempt gives up at once, but the record may still be on its way (an RFC 2136
+    // update sent; a hook is killed by the signal): the cleanup that follows must come after it,
+    // or it removes nothing and the record stays. Each publisher ends within its own timeouts.
+    await presenting.catch(() => undefined);
+    throw error;
+  }
   log.info({ fqdn: record.fqdn, publisher: solver.publisher.describe }, 'ACME DNS record published');
   await step(waitPropagated(record, solver.propagation, log, args.signal));
 }

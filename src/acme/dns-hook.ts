@@ -69,7 +69,8 @@ export class DnsHookPublisher implements DnsPublisher {
         log.info({ action, fqdn: record.fqdn, tookMs, ...(output ? { output } : {}) }, 'ACME DNS hook done');
         return;
       }
-      const why = ended ?? (result.exitCode !== undefined ? `exited with ${result.exitCode}` : `killed by ${result.signal ?? 'a signal'}`);
+      const why =
+        ended ?? (result.exitCode !== undefined ? `exited with ${result.exitCode}` : result.signal ? `killed by ${result.signal}` : notStarted(result));
       log.warn({ action, fqdn: record.fqdn, tookMs, why, ...(output ? { output } : {}) }, 'ACME DNS hook failed');
       throw new AcmeError('dns-hook-failed', `the DNS hook's ${action} for ${record.fqdn} ${why}${output ? `: ${output.split('\n').at(-1)}` : ''}`);
     } finally {
@@ -77,6 +78,12 @@ export class DnsHookPublisher implements DnsPublisher {
       signal?.removeEventListener('abort', onAbort);
     }
   }
+}
+
+/** A hook that never ran (removed or made unexecutable since the settings were checked): the spawn error's code. */
+function notStarted(result: object): string {
+  const code = 'code' in result && typeof result.code === 'string' ? result.code : 'no process';
+  return `could not be started (${code})`;
 }
 
 function trimmed(text: string): string {

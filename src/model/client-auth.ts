@@ -8,8 +8,10 @@ import { EntryError } from './values.js';
  * bundle is missing or invalid.
  */
 
-/** A CA bundle's name: one path segment of letters, digits, '_', '.', '-' (as the vault's names). */
-const CA_NAME = /^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}$/;
+/** A CA bundle's name: one path segment of letters, digits, '_', '.', '-' (as the vault's names); the key a service names and the bundle's key or file (tls/ca-bundles.ts). */
+export const CA_NAME = /^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}$/;
+/** What CA_NAME allows, for error messages. */
+export const CA_NAME_RULE = "1–128 letters, digits, '_', '.', '-', not starting with '.'";
 
 /** What a service is served with while a name key is invalid: no bundle has it, so the service stays closed. */
 export const CLOSED_CA_NAME = '';
@@ -17,8 +19,7 @@ export const CLOSED_CA_NAME = '';
 /** `client_ca`, `client_crl`, `backend_ca`: a bundle name (`ops-ca`, `partners.2026`). */
 export function parseCaName(raw: string, key = 'CA bundle'): string {
   const text = raw.trim();
-  if (!CA_NAME.test(text))
-    throw new EntryError(`${key} ${JSON.stringify(raw)} is not a CA bundle name (1–128 letters, digits, '_', '.', '-', not starting with '.')`);
+  if (!CA_NAME.test(text)) throw new EntryError(`${key} ${JSON.stringify(raw)} is not a CA bundle name (${CA_NAME_RULE})`);
   return text;
 }
 

@@ -118,7 +118,7 @@ export const HTTP_ROUTING_ROWS = [
     absent: byDefault<Canary | undefined>(undefined),
     defaultDoc: '—',
     example: 'web-next:10',
-    doc: "`<service>:<percent>`: that share of this service's requests (chosen at random per request) goes to another HTTP service instead, with that service's settings; a change of the percentage needs no reload. The other service must exist, else the service is served without a canary; it is refused on a service with `basic_auth_secrets`, `ip_allow`, `ip_deny`, `rate_limit`, `conn_limit` or `client_ca` (the canary's requests would skip them). The canary's requests get the other service's path stripping too. A change to a service with a canary makes edgelb parse every service again (milliseconds at hundreds of services, about a second at 10,000)",
+    doc: "`<service>:<percent>`: that share of this service's requests (chosen at random per request) goes to another HTTP service instead, with that service's settings; a change of the percentage needs no reload. The other service must exist, else the service is served without a canary; it is refused on a service with `basic_auth_secrets`, `ip_allow`, `ip_deny`, `rate_limit`, `conn_limit` or `client_ca` (the canary's requests would skip them), and towards a service with `client_ca` (its check belongs to its own host names). The canary's requests get the other service's path stripping too. A change to a service with a canary makes edgelb parse every service again (milliseconds at hundreds of services, about a second at 10,000)",
   }),
   fieldRow('canaryHeader', {
     scope: 'http',

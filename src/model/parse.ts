@@ -126,17 +126,23 @@ function backendTlsAllowed(service: HttpService, rejected: Rejection[]): boolean
  */
 function canariesServed(http: HttpService[], rejected: Rejection[]): void {
   const names = new Set(http.map((service) => service.name));
+  const checked = new Set(http.filter(hasClientAuth).map((service) => service.name));
   for (const [i, service] of http.entries()) {
     const target = service.canary?.service;
-    if (target !== undefined && hasAccessControl(service)) {
-      // The canary's routing rules pick the other backend in the frontend: its requests would never
-      // run this backend's basic auth, IP lists or limits (nor its closed state).
-      rejected.push({
-        key: `${HTTP_SECTION.dir}${service.name}/${CANARY}`,
-        code: 'canary_not_allowed',
-        reason:
-          "a canary's requests would skip this service's basic_auth_secrets, ip_allow, ip_deny, rate_limit, conn_limit and client certificate check; served without a canary",
-      });
+    const notAllowed =
+      target === undefined
+        ? undefined
+        : hasAccessControl(service)
+          ? // The canary's routing rules pick the other backend in the frontend: its requests would never
+            // run this backend's basic auth, IP lists or limits (nor its closed state).
+            "a canary's requests would skip this service's basic_auth_secrets, ip_allow, ip_deny, rate_limit, conn_limit and client certificate check"
+          : checked.has(target)
+            ? // The target checks client certificates per TLS server name of its own hosts; this service's
+              // hosts were checked otherwise (or not at all), and the target's backend cannot tell.
+              `${target} checks client certificates for its own host names; this service's requests were not checked against its CA`
+            : undefined;
+    if (notAllowed !== undefined) {
+      rejected.push({ key: `${HTTP_SECTION.dir}${service.name}/${CANARY}`, code: 'canary_not_allowed', reason: `${notAllowed}; served without a canary` });
       http[i] = { ...service, canary: undefined };
       continue;
     }
@@ -151,8 +157,13 @@ function canariesServed(http: HttpService[], rejected: Rejection[]): void {
 }
 
 function hasAccessControl(service: HttpService): boolean {
-  const clientAuth = [service.clientCa, service.clientVerify, service.clientCrl];
-  return [service.basicAuth, service.ipAllow, service.ipDeny, service.rateLimit, service.connLimit, ...clientAuth].some((value) => value !== undefined);
+  return (
+    hasClientAuth(service) || [service.basicAuth, service.ipAllow, service.ipDeny, service.rateLimit, service.connLimit].some((value) => value !== undefined)
+  );
+}
+
+function hasClientAuth(service: HttpService): boolean {
+  return [service.clientCa, service.clientVerify, service.clientCrl].some((value) => value !== undefined);
 }
 
 function limit(services: GroupedService[], max: number, dir: string, rejected: Rejection[]): GroupedService[] {

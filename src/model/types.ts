@@ -62,6 +62,8 @@ export interface ServiceCaFiles {
   readonly clientCa?: string;
   readonly clientCrl?: string;
   readonly backendCa?: string;
+  /** Host names under this service's wildcards that ask for another client check: their TLS server names are refused (421). */
+  readonly otherChecks?: { readonly exact: readonly string[]; readonly suffixes: readonly string[] };
   /** Closed: client_ca, client_crl or client_verify cannot be used (403); backend_ca's bundle is missing (503). */
   readonly closed?: { readonly status: 403 | 503 };
 }

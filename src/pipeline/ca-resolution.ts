@@ -6,7 +6,7 @@ import { compare } from '../model/parse-service.js';
 import { changedServices, findService, indexOfName, serviceKey } from '../model/state-changes.js';
 import type { DesiredState, HttpService, Rejection, ServiceCaFiles } from '../model/types.js';
 import { caStoreKey, type CaBundle, type CaKind, type CaStore } from '../tls/ca-bundles.js';
-import type { ClientAuthHost } from '../tls/client-auth-lines.js';
+import { trustOf, type ClientAuthHost } from '../tls/client-auth-lines.js';
 
 /**
  * The CA bundles services name (client_ca, client_crl, backend_ca), resolved against the bundles
@@ -94,7 +94,7 @@ function resolve(state: DesiredState, naming: readonly HttpService[], store: CaS
   const hosts = new Map<string, ClientAuthHost & { service: string }>();
   const clientAuth: ClientAuthHost[] = [];
 
-  const resolved = naming.map((service) => {
+  const checks: { service: HttpService; files: ServiceCaFiles; snis?: readonly string[] }[] = naming.map((service) => {
     const wantsClient = service.clientCa !== undefined || service.clientVerify !== undefined || service.clientCrl !== undefined;
     const wantsBackend = service.backendCa !== undefined && service.backendProtocol === 'https';
     const key = (k: keyof typeof KEYS) => `${HTTP_SECTION.dir}${service.name}/${KEYS[k]}`;
@@ -140,10 +140,16 @@ function resolve(state: DesiredState, naming: readonly HttpService[], store: CaS
             hosts.set(sni, { ...check, sni, service: service.name });
             clientAuth.push({ ...check, sni });
           }
+          return { service, files, snis };
         }
       }
     }
-    return withFiles(service, files);
+    return { service, files };
+  });
+  const resolved = checks.map(({ service, files, snis }) => {
+    const own = snis && hosts.get(snis[0]!);
+    const others = own ? otherChecksUnder(snis, own, [...hosts.values()]) : undefined;
+    return withFiles(service, others ? { ...files, otherChecks: others } : files);
   });
   return {
     // The parsed state itself when no service names a bundle: its derivation (state-changes.ts) stays usable.
@@ -154,8 +160,46 @@ function resolve(state: DesiredState, naming: readonly HttpService[], store: CaS
   };
 }
 
+/**
+ * The exact host names, one label under a checked wildcard (`www.example.com` under
+ * `*.example.com`), that ask for no client certificate of their own: each gets a plain crt-list
+ * line (tls/client-auth-lines.ts), else the wildcard's line would ask their clients for the
+ * wildcard's certificates. Reads every service only while a wildcard is checked.
+ */
+export function uncheckedUnderWildcards(state: DesiredState, checks: readonly ClientAuthHost[]): string[] {
+  const wildcards = new Set(checks.filter((c) => c.sni.startsWith('*.')).map((c) => c.sni.slice(2)));
+  if (wildcards.size === 0) return [];
+  const checked = new Set(checks.map((c) => c.sni));
+  const names = new Set<string>();
+  for (const service of state.http) {
+    for (const host of service.virtualHosts) {
+      const dot = host.name.indexOf('.');
+      if (!host.wildcard && !checked.has(host.name) && wildcards.has(host.name.slice(dot + 1))) names.add(host.name);
+    }
+  }
+  return [...names].sort();
+}
+
 function missing(dir: string, name: string, effect: string): string {
   return `no usable bundle ${name} (${dir}/${name} is missing or was rejected): ${effect}`;
+}
+
+/**
+ * The host names checked against another trust (CA bundle, CRL) that a service's wildcard hosts route to it: `*.example.com`
+ * routes `admin.example.com` (and deeper names) whenever no rule of its own service takes the
+ * request (another path), while the handshake checked the client against admin's CA. Its backend
+ * refuses those TLS server names (421); undefined when there are none.
+ */
+function otherChecksUnder(snis: readonly string[], own: Omit<ClientAuthHost, 'sni'>, all: readonly ClientAuthHost[]) {
+  const suffixes = snis.filter((sni) => sni.startsWith('*.')).map((sni) => sni.slice(1));
+  const under = all.filter(
+    (host) => trustOf(host) !== trustOf(own) && suffixes.some((suffix) => host.sni.replace(/^\*\./, '.').endsWith(suffix) && host.sni !== `*${suffix}`),
+  );
+  if (under.length === 0) return undefined;
+  return {
+    exact: under.filter((h) => !h.sni.startsWith('*.')).map((h) => h.sni),
+    suffixes: under.filter((h) => h.sni.startsWith('*.')).map((h) => h.sni.slice(1)),
+  };
 }
 
 function sameCheck(a: Omit<ClientAuthHost, 'sni'>, b: Omit<ClientAuthHost, 'sni'>): boolean {

@@ -4,12 +4,12 @@ import type { PeerSet } from '../model/peers.js';
 import { peersSettingsOf } from '../render/peers-view.js';
 import type { RenderSettings, TlsSettings } from '../render/view.js';
 import { EMPTY_CA_STORE, type CaStore } from '../tls/ca-bundles.js';
-import { withClientAuth } from '../tls/client-auth-lines.js';
+import { resumptionCrossesChecks, withClientAuth } from '../tls/client-auth-lines.js';
 import type { CertSet } from '../tls/store.js';
-import { resolveCaBundles } from './ca-resolution.js';
+import { resolveCaBundles, uncheckedUnderWildcards } from './ca-resolution.js';
 
 /** The HTTPS listener's settings as configured; the default certificate comes from what is served. */
-export type TlsOptions = Omit<TlsSettings, 'defaultCert' | 'crtList'>;
+export type TlsOptions = Omit<TlsSettings, 'defaultCert' | 'crtList' | 'noResumption'>;
 
 /** The settings every render starts from, fixed for the life of the process (from Config). */
 export interface SettingsBase {
@@ -54,7 +54,7 @@ export function desiredConfig(inputs: DesiredInputs, base: SettingsBase): Desire
   const cas = resolveCaBundles(parsed.state, inputs.cas ?? EMPTY_CA_STORE, base.caDir);
   const more = [...challenges.rejected, ...cas.rejected, ...(inputs.peers?.rejected ?? [])];
   const rejected = more.length === 0 ? parsed.rejected : [...parsed.rejected, ...more];
-  const certs = withClientAuth(inputs.certs, cas.clientAuth, cas.files);
+  const certs = withClientAuth(inputs.certs, cas.clientAuth, cas.files, uncheckedUnderWildcards(cas.state, cas.clientAuth));
   const settings = renderSettingsFor(base, certs);
   const withPeers = inputs.peers ? { ...settings, peers: peersSettingsOf(inputs.peers.set) } : settings;
   return { state: cas.state, rejected, challenges: challenges.challenges, certs, settings: withPeers, caRejected: cas.rejected };
@@ -64,5 +64,6 @@ export function desiredConfig(inputs: DesiredInputs, base: SettingsBase): Desire
 function renderSettingsFor(base: SettingsBase, certs: CertSet): RenderSettings {
   const first = certs.served[0];
   if (!first) return base.render;
-  return { ...base.render, tls: { ...base.tls, crtList: base.crtList, defaultCert: first.bundle.id } };
+  const noResumption = resumptionCrossesChecks(certs) ? { noResumption: true } : {};
+  return { ...base.render, tls: { ...base.tls, crtList: base.crtList, defaultCert: first.bundle.id, ...noResumption } };
 }

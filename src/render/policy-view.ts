@@ -67,5 +67,10 @@ export function clientTlsView(service: HttpService) {
   const files = service.caFiles;
   if (files === undefined) return undefined;
   if (files.closed) return { closedStatus: files.closed.status };
-  return files.clientCa === undefined ? undefined : { client: { required: service.clientVerify !== 'optional' } };
+  if (files.clientCa === undefined) return undefined;
+  const others = files.otherChecks;
+  return {
+    client: { required: service.clientVerify !== 'optional' },
+    ...(others ? { otherChecks: { exact: aclLineChunks(others.exact), suffixes: aclLineChunks(others.suffixes) } } : {}),
+  };
 }

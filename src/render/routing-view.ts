@@ -19,7 +19,7 @@ export interface ServerProtocolView {
   readonly proto?: 'h2';
   /** `check-proto h2`: HAProxy's HTTP check then speaks HTTP/2 too (an h2c-only server answers nothing else). */
   readonly checkProto?: 'h2';
-  /** `ssl verify <verify> [ca-file <file>]` (backend_protocol=https, with backend_verify=none or backend_ca). */
+  /** `ssl verify <verify> [ca-file <file>]` (backend_protocol=https, with backend_verify=none or backend_ca; no file: the system's CAs). */
   readonly ssl?: { readonly verify: 'none' | 'required'; readonly caFile?: string };
 }
 
@@ -30,7 +30,10 @@ export function serverProtocolView(service: HttpService | TcpService): ServerPro
   // backend_ca wins over backend_verify=none (parse.ts). Its bundle resolved (pipeline/ca-resolution.ts):
   // its file; missing: the service answers 503 to every request, and its checks verify against the
   // system's CAs rather than not at all. parse.ts leaves https without either key out.
-  if (service.backendCa !== undefined) return { ssl: { verify: 'required', caFile: service.caFiles?.backendCa ?? '@system-ca' } };
+  if (service.backendCa !== undefined) {
+    const caFile = service.caFiles?.backendCa;
+    return { ssl: { verify: 'required', ...(caFile !== undefined ? { caFile } : {}) } };
+  }
   if (service.backendVerify === 'none') return { ssl: { verify: 'none' } };
   return {};
 }

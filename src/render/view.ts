@@ -68,6 +68,8 @@ export interface TlsSettings {
   readonly ciphersuites?: string;
   /** Named in the config so that a change of default certificate is a config change (a reload). */
   readonly defaultCert: string;
+  /** No TLS session resumption: host names check client certificates against different CAs (client-auth-lines.ts). */
+  readonly noResumption?: boolean;
 }
 
 export interface StatsSettings {

@@ -1,4 +1,5 @@
 import { createHash, X509Certificate } from 'node:crypto';
+import { CA_NAME, CA_NAME_RULE } from '../model/client-auth.js';
 import { KEY_PATHS } from '../model/keyspace.js';
 import { decryptBundle, isEncrypted, VaultError } from './vault.js';
 
@@ -36,10 +37,13 @@ export interface CaBundle {
   readonly fileName: string;
 }
 
-/** Every usable bundle by `<kind>/<name>`, and what could not be used (key, reason: safe to log). */
+/**
+ * Every usable bundle by `<kind>/<name>`, and what could not be used (key, reason: safe to log;
+ * `name`, the `<kind>/<name>` it would have given, when its name was valid).
+ */
 export interface CaStore {
   readonly bundles: ReadonlyMap<string, CaBundle>;
-  readonly rejected: readonly { readonly key: string; readonly reason: string }[];
+  readonly rejected: readonly { readonly key: string; readonly reason: string; readonly name?: string }[];
 }
 
 export const EMPTY_CA_STORE: CaStore = Object.freeze({ bundles: new Map(), rejected: [] });
@@ -49,7 +53,6 @@ export class CaBundleError extends Error {}
 export const caStoreKey = (kind: CaKind, name: string): string => `${kind}/${name}`;
 
 const BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----\r?\n([\s\S]*?)-----END \1-----/g;
-const NAME = /^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}$/;
 
 /**
  * The blocks HAProxy should read from a CA bundle or CRL bundle, checked:
@@ -84,7 +87,7 @@ export function parseCaBundle(kind: CaKind, text: string): string {
 
 /** One bundle read from `source` (a key or file) under `name`: checked and named, or the reason it cannot be used. */
 export function caBundleOf(kind: CaKind, name: string, source: string, text: string): CaBundle {
-  if (!NAME.test(name)) throw new CaBundleError(`the name ${JSON.stringify(name)} is not valid (1–128 letters, digits, '_', '.', '-', not starting with '.')`);
+  if (!CA_NAME.test(name)) throw new CaBundleError(`the name ${JSON.stringify(name)} is not valid (${CA_NAME_RULE})`);
   const pem = parseCaBundle(kind, text);
   const hash = createHash('sha256').update(pem).digest('hex').slice(0, 16);
   return Object.freeze({ kind, name, source, pem, fileName: `${kind}-${name}-${hash}.pem` });
@@ -107,7 +110,7 @@ export function caStoreFromEntries(entries: ReadonlyMap<string, string>, vaultKe
         bundles.set(caStoreKey(kind, bundle.name), bundle);
       } catch (error) {
         if (!(error instanceof CaBundleError || error instanceof VaultError)) throw error;
-        rejected.push({ key, reason: error.message });
+        rejected.push({ key, reason: error.message, ...nameOf(kind, key.slice(dir.length)) });
       }
     }
   }
@@ -129,26 +132,39 @@ export function caStoreFromFiles(files: ReadonlyMap<string, string>): CaStore {
         bundles.set(caStoreKey(kind, bundle.name), bundle);
       } catch (error) {
         if (!(error instanceof CaBundleError)) throw error;
-        rejected.push({ key: file, reason: error.message });
+        rejected.push({ key: file, reason: error.message, ...nameOf(kind, file.slice(dir.length, -'.pem'.length)) });
       }
     }
   }
   return { bundles, rejected };
 }
 
-/** The stores in precedence order (etcd, then the directory): the first to hold a name gives it. */
+/** `name` of a rejection whose name is valid (its content was not). */
+function nameOf(kind: CaKind, name: string): { name?: string } {
+  return CA_NAME.test(name) ? { name: caStoreKey(kind, name) } : {};
+}
+
+/**
+ * The stores in precedence order (etcd, then the directory): the first to hold a name gives it. A
+ * name the first holds but cannot use is not taken from a later one: a broken new CA or CRL would
+ * otherwise bring back the older trust it replaced, rather than close the services that name it.
+ */
 export function mergeCaStores(stores: readonly CaStore[]): CaStore {
   const nonEmpty = stores.filter((s) => s.bundles.size > 0 || s.rejected.length > 0);
   if (nonEmpty.length <= 1) return nonEmpty[0] ?? EMPTY_CA_STORE;
   const bundles = new Map<string, CaBundle>();
-  const rejected: { key: string; reason: string }[] = [];
+  const unusable = new Map<string, string>();
+  const rejected: CaStore['rejected'][number][] = [];
   for (const store of nonEmpty) {
     rejected.push(...store.rejected);
     for (const [key, bundle] of store.bundles) {
       const first = bundles.get(key);
+      const broken = unusable.get(key);
       if (first) rejected.push({ key: bundle.source, reason: `not used: ${first.source} has the same name` });
+      else if (broken) rejected.push({ key: bundle.source, reason: `not used: ${broken} of the same name could not be used` });
       else bundles.set(key, bundle);
     }
+    for (const r of store.rejected) if (r.name !== undefined && !bundles.has(r.name) && !unusable.has(r.name)) unusable.set(r.name, r.key);
   }
   return { bundles, rejected };
 }

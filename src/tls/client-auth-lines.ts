@@ -19,12 +19,17 @@ export interface ClientAuthHost {
  * name is taken off that certificate's own line, so no TLS server name is on two lines (HAProxy
  * would pick one of them). A plain line left without names is dropped, but the default's, which
  * gets the moved names as negative filters (`!name`): a line without filters would add every name
- * of the certificate again.
+ * of the certificate again. An unchecked exact name under a checked wildcard gets a plain line.
  *
  * What the TLS layer cannot do alone (a client naming an unchecked host in SNI and a checked one in
  * `Host`) the checked service's backend refuses (templates/http-backend.hbs).
  */
-export function withClientAuth(set: CertSet, hosts: readonly ClientAuthHost[], caFiles: readonly { file: string; pem: string }[]): CertSet {
+export function withClientAuth(
+  set: CertSet,
+  hosts: readonly ClientAuthHost[],
+  caFiles: readonly { file: string; pem: string }[],
+  plainHosts: readonly string[] = [],
+): CertSet {
   if (hosts.length === 0 && caFiles.length === 0) return set;
   const defaultCert = set.served[0];
   if (hosts.length === 0 || defaultCert === undefined) return { ...set, caFiles };
@@ -51,5 +56,32 @@ export function withClientAuth(set: CertSet, hosts: readonly ClientAuthHost[], c
     if (sni.length > 0) return [{ ...s, sni }];
     return s === defaultCert ? [{ ...s, sni: gone.map((name) => `!${name}`) }] : [];
   });
-  return { ...set, served, clientAuth, caFiles };
+  // Unchecked names under a checked wildcard (pipeline/ca-resolution.ts uncheckedUnderWildcards): a plain
+  // line with the certificate that covers them, unless one has the exact name already.
+  const plain = plainHosts.flatMap((name): ServedCert[] => {
+    if (set.served.some((s) => s.sni.includes(name))) return [];
+    const wildcard = `*.${name.split('.').slice(1).join('.')}`;
+    return [{ ...(set.served.find((s) => s.sni.includes(wildcard)) ?? defaultCert), sni: [name] }];
+  });
+  return { ...set, served: [...served, ...plain], clientAuth, caFiles };
+}
+
+/**
+ * Whether a TLS session could be resumed under a host name of another check. A resumed TLS 1.3
+ * session keeps the client certificate its first handshake verified, while its server name (so
+ * the crt-list line, and the `ssl_fc_sni` the backend compares with Host) is the new one: a
+ * certificate of one CA would reach a host that trusts another (the cross-SNI resumption nginx
+ * fixed in 1.27.4). Within one CA and CRL it verified against the same trust, so resumption stays.
+ */
+export function resumptionCrossesChecks(set: CertSet): boolean {
+  return new Set((set.clientAuth ?? []).map(trustOf)).size > 1;
+}
+
+/**
+ * What a verified client certificate proves: the CA bundle and CRL it was checked against. Two
+ * checks of the same trust (`required` or `optional`) accept the same certificates; one without a
+ * certificate is refused by a required check's backend (templates/http-backend.hbs).
+ */
+export function trustOf(check: Pick<ClientAuthHost, 'caFile' | 'crlFile'>): string {
+  return `${check.caFile}\n${check.crlFile ?? ''}`;
 }

@@ -4,10 +4,10 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBackend, type Backend } from '../support/backend.js';
-import { makeLeaf } from '../support/certs.js';
+import { makeLeaf, type LeafCert } from '../support/certs.js';
 import { startEtcd, type EtcdServer } from '../support/etcd.js';
 import { get } from '../support/http.js';
-import { httpsGet } from '../support/tls.js';
+import { fingerprintOf, httpsGet } from '../support/tls.js';
 import { waitFor } from '../support/wait.js';
 import { docker, exitCodeOf, imageUnderTest, runImage, waitWhileRunning, type Container } from './docker.js';
 
@@ -89,12 +89,13 @@ describe('the edgelb image, run against etcd', () => {
   let lb: Container;
   const volume = `edgelb-image-test-${process.pid}`;
   let haproxyUid: number;
+  let cert: LeafCert;
 
   beforeAll(async () => {
     etcd = await startEtcd();
     web = await startBackend('web');
     slow = await startSlowBackend();
-    const cert = await makeLeaf({ names: ['www.example.com'] });
+    cert = await makeLeaf({ names: ['www.example.com'] });
     await docker('volume', 'create', volume);
     lb = await runImage({
       env: {
@@ -146,7 +147,7 @@ describe('the edgelb image, run against etcd', () => {
       { timeoutMs: 30_000, what: 'www.example.com on port 443' },
     );
     expect(reply.status).toBe(200);
-    expect(reply.fingerprint256).toBeDefined();
+    expect(reply.fingerprint256).toBe(fingerprintOf(cert.certPem));
   });
 
   it("turns healthy by the image's HEALTHCHECK", async () => {

@@ -7,19 +7,16 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { DnsSolver } from '../../src/acme/dns-challenge.js';
 import { decodeAnswer, exchange, parseServer, queryMessage, txtValues } from '../../src/acme/dns-wire.js';
 import { dnsSolverOf } from '../../src/acme/dns-solver.js';
-import { AcmeManager, type AcmeManagerOptions } from '../../src/acme/manager.js';
+import type { AcmeManagerOptions } from '../../src/acme/manager.js';
 import { parseState, type AcmeDomainState } from '../../src/acme/state.js';
-import { createLogger } from '../../src/log.js';
-import { EtcdSource } from '../../src/sources/etcd.js';
 import { decryptBundle } from '../../src/tls/vault.js';
-import { feedAcme } from '../support/acme-feed.js';
+import { startTestManager, type TestManager } from '../support/acme-feed.js';
 import { startBind9, type Bind9 } from '../support/bind9.js';
 import { removeCertFiles } from '../support/certs.js';
 import { startTestEdgelb, type TestEdgelb } from '../support/edgelb.js';
 import { startEtcd, type EtcdServer } from '../support/etcd.js';
-import { etcdClient } from '../support/etcd-connection.js';
 import { logsWithMsg } from '../support/lb.js';
-import { capturingLogger, logSink } from '../support/log-capture.js';
+import { capturingLogger } from '../support/log-capture.js';
 import { startPebble, type Pebble } from '../support/pebble.js';
 import { freePort } from '../support/ports.js';
 import { waitFor } from '../support/wait.js';
@@ -51,41 +48,15 @@ let lbHook: TestEdgelb;
 let lbServe: TestEdgelb;
 const managers: { stop(): Promise<void> }[] = [];
 
-interface TestManager {
-  readonly manager: AcmeManager;
-  readonly logs: Record<string, unknown>[];
-  stop(): Promise<void>;
-}
-
 function startManager(options: Partial<AcmeManagerOptions> & Pick<AcmeManagerOptions, 'dns'>): TestManager {
-  const logs: Record<string, unknown>[] = [];
-  const logger = createLogger('debug', false, logSink(logs));
-  const client = etcdClient(etcd.endpoint);
-  const manager = new AcmeManager({
-    store: client.store('v3'),
+  const handle = startTestManager(etcd.endpoint, {
     prefix: lbServe.prefix,
-    logger,
     email: 'ops@example.com',
     directoryUrl: pebble.directoryUrl,
     directoryCa: pebble.caPem,
     ...FAST,
     ...options,
   });
-  const source = new EtcdSource({ client, prefix: lbServe.prefix, logger: logger.child({ component: 'etcd' }), onSnapshot: feedAcme(manager) });
-  source.start();
-  manager.start();
-  let stopped = false;
-  const handle = {
-    manager,
-    logs,
-    async stop() {
-      if (stopped) return;
-      stopped = true;
-      await manager.stop();
-      await source.stop();
-      client.close();
-    },
-  };
   managers.push(handle);
   return handle;
 }

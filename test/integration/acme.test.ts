@@ -1,5 +1,4 @@
 import { X509Certificate } from 'node:crypto';
-import { logSink } from '../support/log-capture.js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
@@ -10,16 +9,14 @@ import { Command } from 'commander';
 import { execa, type ResultPromise } from 'execa';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { registerCertCommands, type CertListRow } from '../../src/cli/cert.js';
-import { createLogger } from '../../src/log.js';
-import { EtcdSource } from '../../src/sources/etcd.js';
-import { AcmeManager, type AcmeManagerOptions } from '../../src/acme/manager.js';
+import type { AcmeManagerOptions } from '../../src/acme/manager.js';
 import { parseState, type AcmeDomainState } from '../../src/acme/state.js';
 import { decryptBundle, isEncrypted } from '../../src/tls/vault.js';
-import { feedAcme } from '../support/acme-feed.js';
+import { startTestManager, type TestManager } from '../support/acme-feed.js';
 import { removeCertFiles } from '../support/certs.js';
 import { startTestEdgelb, type TestEdgelb } from '../support/edgelb.js';
 import { startEtcd, type EtcdServer } from '../support/etcd.js';
-import { etcdClient, etcdConnection } from '../support/etcd-connection.js';
+import { etcdConnection } from '../support/etcd-connection.js';
 import { startPebble, type Pebble } from '../support/pebble.js';
 import { freePort } from '../support/ports.js';
 import { sleep, waitFor } from '../support/wait.js';
@@ -52,22 +49,10 @@ let lbB: TestEdgelb;
 const stateDirs: string[] = [];
 const managers: TestManager[] = [];
 
-interface TestManager {
-  readonly manager: AcmeManager;
-  readonly logs: Record<string, unknown>[];
-  stop(): Promise<void>;
-}
-
 /** An AcmeManager in this process with its own etcd client and source, logging into an array. */
 function startManager(options: Partial<AcmeManagerOptions> = {}): TestManager {
-  const logs: Record<string, unknown>[] = [];
-  const sink = logSink(logs);
-  const logger = createLogger('debug', false, sink);
-  const client = etcdClient(etcd.endpoint);
-  const manager = new AcmeManager({
-    store: client.store('v3'),
+  const handle = startTestManager(etcd.endpoint, {
     prefix,
-    logger,
     email: 'ops@example.com',
     directoryUrl: pebble.directoryUrl,
     directoryCa: pebble.caPem,
@@ -75,21 +60,6 @@ function startManager(options: Partial<AcmeManagerOptions> = {}): TestManager {
     ...FAST,
     ...options,
   });
-  const source = new EtcdSource({ client, prefix, logger: logger.child({ component: 'etcd' }), onSnapshot: feedAcme(manager) });
-  source.start();
-  manager.start();
-  let stopped = false;
-  const handle: TestManager = {
-    manager,
-    logs,
-    async stop() {
-      if (stopped) return;
-      stopped = true;
-      await manager.stop();
-      await source.stop();
-      client.close();
-    },
-  };
   managers.push(handle);
   return handle;
 }

@@ -130,10 +130,13 @@ describe('client_ca (mTLS)', () => {
     expect(headers['x-ssl-client-dn']).not.toContain('admin');
     expect(headers['x-ssl-client-serial']).not.toBe('01');
 
+    // With underscores too: CGI, FastCGI and many WSGI servers read X_SSL_Client_DN as X-SSL-Client-DN.
+    const underscored = { X_SSL_Client_DN: '/CN=admin', 'X-SSL_Client-Verify': 'SUCCESS', x_ssl_client_serial: '01' };
+    expect((await secureGet(lb, undefined, { servername: 'open.test', host: 'open.test', headers: underscored })).backend).toBe('open');
     expect((await httpsGet(lb.config.httpsPort, { servername: 'open.test', headers: spoof })).backend).toBe('open');
     expect((await get(lb.httpPort, '/', 'open.test')).backend).toBe('open');
-    for (const request of b.open.requests.slice(-2)) {
-      expect(Object.keys(request.headers).filter((name) => name.startsWith('x-ssl-client'))).toEqual([]);
+    for (const request of b.open.requests.slice(-3)) {
+      expect(Object.keys(request.headers).filter((name) => /^x[-_]ssl[-_]client/.test(name))).toEqual([]);
     }
   });
 
@@ -211,5 +214,110 @@ describe('client_ca (mTLS)', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('client_ca: a client checked against one CA never reaches a host that trusts another', () => {
+  /** `*.corp.test` trusts the stranger CA (backend open), `admin.corp.test` the partners (backend secure). */
+  async function corpLb(admin: Record<string, string>): Promise<TestEdgelb> {
+    const wildcard = await makeLeaf({ names: ['*.corp.test'] });
+    const lb = await startLbWith(
+      etcd,
+      {
+        'services/tenants/virtual_hosts': '*.corp.test',
+        'services/tenants/upstreams/a': b.open.address,
+        'services/tenants/client_ca': 'stranger',
+        'services/admin/virtual_hosts': 'admin.corp.test',
+        'services/admin/upstreams/a': b.secure.address,
+        'services/admin/client_ca': 'partners',
+        ...Object.fromEntries(Object.entries(admin).map(([k, v]) => [`services/admin/${k}`, v])),
+        'client-cas/partners': partners.certPem,
+        'client-cas/stranger': stranger.certPem,
+      },
+      {},
+      { envCerts: [envCert('SSL_CERTS', wildcard.bundlePem)] },
+    );
+    running.push(lb);
+    return lb;
+  }
+  const as = (client: LeafCert) => ({ cert: client.certPem, key: client.keyPem });
+
+  it("a request for the exact host's name that its service leaves to the wildcard's (another path) is refused", async () => {
+    const lb = await corpLb({ virtual_path: '/api' });
+    const port = lb.config.httpsPort;
+    expect((await httpsGet(port, { servername: 'admin.corp.test', path: '/api/x', ...as(clients.good) })).backend).toBe('secure');
+    expect((await httpsGet(port, { servername: 'tenant.corp.test', ...as(clients.foreign) })).backend).toBe('open');
+    const seen = b.open.requests.length;
+    // The handshake for admin.corp.test checked the partners' CA; /other routes to tenants, which trusts the stranger's.
+    expect((await httpsGet(port, { servername: 'admin.corp.test', path: '/other', ...as(clients.good) })).status).toBe(421);
+    expect(b.open.requests.length).toBe(seen);
+  });
+
+  for (const version of ['TLSv1.3', 'TLSv1.2'] as const) {
+    it(`${version}: a session verified for one host and resumed under another's name is not taken for the other's check`, async () => {
+      const lb = await corpLb({});
+      const port = lb.config.httpsPort;
+      const first = await httpsGet(port, { servername: 'admin.corp.test', maxVersion: version, ...as(clients.good) });
+      expect(first.backend).toBe('secure');
+      const seen = b.open.requests.length;
+      // No client certificate now: only the resumed session could carry the partners' one.
+      const resumed = httpsGet(port, { servername: 'tenant.corp.test', maxVersion: version, session: first.session });
+      const outcome = await resumed.then(
+        (reply) => reply.status,
+        (error: Error) => error.message,
+      );
+      expect(outcome === 421 || /alert|certificate|socket hang up|ECONNRESET/i.test(String(outcome)), `got ${outcome}`).toBe(true);
+      expect(b.open.requests.length).toBe(seen);
+    });
+  }
+});
+
+describe('client_ca and canary', () => {
+  it("a canary never sends another host's requests into a checked service: that host's check is not the service's", async () => {
+    // shared.test is checked against the stranger CA (service gate); its other path (service front)
+    // would send its requests to the secure service, which trusts only the partners.
+    const lb = await lbWith(
+      { client_ca: 'partners' },
+      {
+        'client-cas/stranger': stranger.certPem,
+        'services/gate/virtual_hosts': 'shared.test',
+        'services/gate/virtual_path': '/gate',
+        'services/gate/upstreams/a': b.open.address,
+        'services/gate/client_ca': 'stranger',
+        'services/front/virtual_hosts': 'shared.test',
+        'services/front/upstreams/a': b.open.address,
+        'services/front/canary': 'secure:100',
+      },
+    );
+    const seen = b.secure.requests.length;
+    const reply = await httpsGet(lb.config.httpsPort, { servername: 'shared.test', cert: clients.foreign.certPem, key: clients.foreign.keyPem });
+    expect(reply.backend).toBe('open');
+    expect(b.secure.requests.length).toBe(seen);
+    expect(lb.controller.status().rejected.find((r) => r.key === 'services/front/canary')?.code).toBe('canary_not_allowed');
+  });
+});
+
+describe('client_ca on a wildcard host', () => {
+  it('a service of an exact name under the checked wildcard, served by the same wildcard certificate, asks for no client certificate', async () => {
+    const wildcard = await makeLeaf({ names: ['*.corp.test'] });
+    const lb = await startLbWith(
+      etcd,
+      {
+        'services/tenants/virtual_hosts': '*.corp.test',
+        'services/tenants/upstreams/a': b.secure.address,
+        'services/tenants/client_ca': 'partners',
+        'services/www/virtual_hosts': 'www.corp.test',
+        'services/www/upstreams/a': b.open.address,
+        'client-cas/partners': partners.certPem,
+      },
+      {},
+      { envCerts: [envCert('SSL_CERTS', wildcard.bundlePem)] },
+    );
+    running.push(lb);
+    expect((await httpsGet(lb.config.httpsPort, { servername: 'www.corp.test' })).backend).toBe('open');
+    await expectRefused(httpsGet(lb.config.httpsPort, { servername: 'tenant.corp.test' }));
+    expect((await httpsGet(lb.config.httpsPort, { servername: 'tenant.corp.test', cert: clients.good.certPem, key: clients.good.keyPem })).backend).toBe(
+      'secure',
+    );
   });
 });

@@ -245,6 +245,10 @@ export interface HttpsReply {
   /** The certificate of the connection the answer came on. */
   readonly fingerprint256: string | undefined;
   readonly alpn: string | false | null;
+  /** The TLS session the server gave (a ticket or a session id), for `session` of a later request. */
+  readonly session?: Buffer;
+  /** Whether the handshake resumed the `session` asked for. */
+  readonly resumed?: boolean;
 }
 
 export interface HttpsRequestOptions {
@@ -265,6 +269,8 @@ export interface HttpsRequestOptions {
   readonly minVersion?: tls.SecureVersion;
   readonly maxVersion?: tls.SecureVersion;
   readonly ciphers?: string;
+  /** A session to resume (HttpsReply.session), whatever the server name. */
+  readonly session?: Buffer;
 }
 
 /**
@@ -305,9 +311,11 @@ export function httpsGet(port: number, options: HttpsRequestOptions = {}): Promi
         ...(options.minVersion === undefined ? {} : { minVersion: options.minVersion }),
         ...(options.maxVersion === undefined ? {} : { maxVersion: options.maxVersion }),
         ...(options.ciphers === undefined ? {} : { ciphers: options.ciphers }),
+        ...(options.session === undefined ? {} : { session: options.session }),
       },
       (res) => {
         const socket = res.socket as tls.TLSSocket;
+        const resumed = socket.isSessionReused();
         const fingerprint256 = socket.getPeerCertificate?.()?.fingerprint256;
         const alpn = socket.alpnProtocol;
         const chunks: Buffer[] = [];
@@ -316,10 +324,22 @@ export function httpsGet(port: number, options: HttpsRequestOptions = {}): Promi
         res.on('end', () => {
           const body = Buffer.concat(chunks).toString('utf8');
           const parsed = backendOf(res.headers, body);
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, body, backend: parsed.backend, backendUrl: parsed.url, fingerprint256, alpn });
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body,
+            backend: parsed.backend,
+            backendUrl: parsed.url,
+            fingerprint256,
+            alpn,
+            session,
+            resumed,
+          });
         });
       },
     );
+    let session: Buffer | undefined;
+    req.on('socket', (socket) => socket.on('session', (ticket: Buffer) => (session = ticket)));
     req.on('timeout', () => req.destroy(new Error(`HTTPS request timed out after ${timeoutMs} ms`)));
     req.on('error', reject);
     req.end();

@@ -51,6 +51,12 @@ describe('client-certificate lines through haproxy -c', () => {
         'services/uncovered/client_ca': 'partners',
         'services/uncovered/client_verify': 'optional',
         'services/uncovered/upstreams/a': '127.0.0.1:2',
+        'services/www/virtual_hosts': 'www.wild.test',
+        'services/www/upstreams/a': '127.0.0.1:6',
+        'services/admin/virtual_hosts': 'admin.wild.test',
+        'services/admin/client_ca': 'partners',
+        'services/admin/client_crl': 'partners',
+        'services/admin/upstreams/a': '127.0.0.1:5',
         'services/app/virtual_hosts': 'app.test',
         'services/app/backend_protocol': 'https',
         'services/app/backend_ca': 'internal',
@@ -87,7 +93,10 @@ describe('client-certificate lines through haproxy -c', () => {
     // The default certificate covered only the checked host: its own line excludes it.
     expect(crtList[0]).toMatch(/\.pem !solo\.test$/);
     expect(crtList.slice(1).map((line) => line.replace(/\/\S+\//g, ''))).toEqual([
+      // An unchecked host under the checked wildcard: a plain line, no client certificate asked.
+      expect.stringMatching(/^env-\S+\.pem www\.wild\.test$/),
       expect.stringMatching(/^env-\S+\.pem \[verify optional ca-file client-ca-partners-[0-9a-f]{16}\.pem\] \*\.wild\.test$/),
+      expect.stringMatching(/^env-\S+\.pem \[verify required ca-file client-ca-partners-\S+\.pem crl-file client-crl-partners-\S+\.pem\] admin\.wild\.test$/),
       expect.stringMatching(/^env-\S+\.pem \[verify optional ca-file client-ca-partners-\S+\.pem\] other\.test$/),
       expect.stringMatching(/^env-\S+\.pem \[verify required ca-file client-ca-partners-\S+\.pem crl-file client-crl-partners-\S+\.pem\] solo\.test$/),
     ]);
@@ -95,6 +104,10 @@ describe('client-certificate lines through haproxy -c', () => {
     expect(text).toMatch(/server a 127\.0\.0\.1:3 .* ssl verify required ca-file \S+backend-ca-internal-/);
     expect(text).toMatch(/server a 127\.0\.0\.1:4 .* ssl verify required ca-file @system-ca/);
     expect(text).toContain('http-request deny deny_status 503');
+    // Two checks (a CRL on one): no session resumption; the wildcard's backend refuses admin's name.
+    expect(text).toContain('tune.ssl.cachesize 0');
+    expect(text).toMatch(/ssl crt-list \S+ no-tls-tickets /);
+    expect(text).toContain('acl other_client_check ssl_fc_sni,lower -m str admin.wild.test');
     const file = path.join(stateDir, 'haproxy.cfg');
     writeFileSync(file, text);
     expect(await validateConfigFile(config.haproxyBin, file)).toEqual({ ok: true, errors: [] });

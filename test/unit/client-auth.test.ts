@@ -2,9 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { settingsReportOf } from '../../src/admin/service-settings.js';
 import { parseEntries } from '../../src/model/parse.js';
 import type { HttpService } from '../../src/model/types.js';
-import { resolveCaBundles } from '../../src/pipeline/ca-resolution.js';
+import { resolveCaBundles, uncheckedUnderWildcards } from '../../src/pipeline/ca-resolution.js';
 import { caStoreFromEntries, caStoreFromFiles, mergeCaStores, parseCaBundle, type CaStore } from '../../src/tls/ca-bundles.js';
-import { withClientAuth, type ClientAuthHost } from '../../src/tls/client-auth-lines.js';
+import { resumptionCrossesChecks, withClientAuth, type ClientAuthHost } from '../../src/tls/client-auth-lines.js';
 import { selectCertificates } from '../../src/tls/store.js';
 import { encryptBundle } from '../../src/tls/vault.js';
 import { makeCa, makeCrl, makeLeaf, removeCertFiles, type CertAuthority, type LeafCert } from '../support/certs.js';
@@ -71,6 +71,15 @@ describe('the CA store', () => {
     const merged = mergeCaStores([caStoreFromEntries(new Map([['client-cas/partners', ca.certPem]]), undefined), fromDir]);
     expect(merged.bundles.get('client-ca/partners')?.source).toBe('client-cas/partners');
     expect(merged.rejected).toEqual([{ key: 'client-cas/partners.pem', reason: expect.stringContaining('same name') }]);
+  });
+
+  it("a name etcd holds but cannot use is not taken from the directory: the operator's newer bundle was meant, the service closes", () => {
+    const fromDir = caStoreFromFiles(new Map([['client-crls/partners.pem', crl]]));
+    const broken = caStoreFromEntries(new Map([['client-crls/partners', 'not a CRL']]), undefined);
+    const merged = mergeCaStores([broken, fromDir]);
+    expect(merged.bundles.has('client-crl/partners')).toBe(false);
+    expect(merged.rejected.map((r) => r.key)).toEqual(['client-crls/partners', 'client-crls/partners.pem']);
+    expect(merged.rejected[1]?.reason).toMatch(/client-crls\/partners .*could not be used/);
   });
 });
 
@@ -210,6 +219,49 @@ describe('resolveCaBundles', () => {
     expect(same.rejected).toEqual([]);
   });
 
+  it("a wildcard's service lists the names under it that another check owns (its backend refuses them); the same CA and CRL is not listed", () => {
+    const r = resolved(
+      {
+        ...base,
+        'web/client_ca': 'partners',
+        'admin/virtual_hosts': 'admin.w.test, deep.x.w.test, admin.other.test',
+        'admin/client_ca': 'partners',
+        'admin/client_crl': 'partners',
+        'sub/virtual_hosts': '*.sub.w.test',
+        'sub/client_ca': 'partners',
+        'sub/client_crl': 'partners',
+        'twin/virtual_hosts': 'twin.w.test',
+        'twin/client_ca': 'partners',
+        'twin/client_verify': 'optional',
+      },
+      store(),
+    );
+    expect(r.rejected).toEqual([]);
+    expect(svc(r.state, 'web').caFiles?.otherChecks).toEqual({ exact: ['admin.w.test', 'deep.x.w.test'], suffixes: ['.sub.w.test'] });
+    expect(svc(r.state, 'admin').caFiles?.otherChecks).toBeUndefined();
+    expect(svc(r.state, 'sub').caFiles?.otherChecks).toBeUndefined();
+  });
+
+  it('uncheckedUnderWildcards: exact names one label under a checked wildcard, not checked themselves', () => {
+    const r = resolved(
+      {
+        ...base,
+        'web/client_ca': 'partners',
+        'www/virtual_hosts': 'www.w.test, deep.x.w.test, other.test, *.x.w.test',
+        'adm/virtual_hosts': 'adm.w.test',
+        'adm/client_ca': 'partners',
+      },
+      store(),
+    );
+    expect(uncheckedUnderWildcards(r.state, r.clientAuth)).toEqual(['www.w.test']);
+    expect(
+      uncheckedUnderWildcards(
+        r.state,
+        r.clientAuth.filter((c) => !c.sni.startsWith('*.')),
+      ),
+    ).toEqual([]);
+  });
+
   it('backend_ca: its file for https; a missing bundle answers 503; ignored without https', () => {
     const https = { ...base, 'web/backend_protocol': 'https' };
     expect(svc(resolved({ ...https, 'web/backend_ca': 'internal' }, store()).state, 'web').caFiles?.backendCa).toMatch(/backend-ca-internal-/);
@@ -246,6 +298,30 @@ describe('withClientAuth', () => {
     const out = withClientAuth(set, [check('solo.test')], []);
     expect(out.served.map((s) => s.sni)).toEqual([['!solo.test']]);
     expect(out.clientAuth?.[0]?.sni).toBe('solo.test');
+  });
+
+  it('an unchecked exact name one label under a checked wildcard gets a plain line with the certificate that covers it', async () => {
+    const exact = await makeLeaf({ names: ['own.w.test'], issuer: ca });
+    const set = selectCertificates([
+      { source: { kind: 'env', ref: 'SSL_CERTS' }, pem: leaf.bundlePem },
+      { source: { kind: 'env', ref: 'SSL_CERT_OWN' }, pem: exact.bundlePem },
+    ]);
+    const out = withClientAuth(set, [check('*.w.test')], [], ['own.w.test', 'www.w.test']);
+    // own.w.test keeps its own certificate's line; www.w.test gets the wildcard's certificate without the check.
+    expect(out.served.map((s) => [s.sni, s.bundle.names.includes('own.w.test') ? 'own' : 'leaf'])).toEqual([
+      [['a.test', 'b.test'], 'leaf'],
+      [['own.w.test'], 'own'],
+      [['www.w.test'], 'leaf'],
+    ]);
+    expect(out.clientAuth?.map((c) => c.sni)).toEqual(['*.w.test']);
+  });
+
+  it('resumption is left on while every checked host trusts the same CA and CRL', () => {
+    const set = selectCertificates([{ source: { kind: 'env', ref: 'SSL_CERTS' }, pem: leaf.bundlePem }]);
+    expect(resumptionCrossesChecks(withClientAuth(set, [check('a.test'), { ...check('b.test'), verify: 'optional' }], []))).toBe(false);
+    expect(resumptionCrossesChecks(withClientAuth(set, [check('a.test'), { ...check('b.test'), caFile: '/c/other.pem' }], []))).toBe(true);
+    expect(resumptionCrossesChecks(withClientAuth(set, [check('a.test'), { ...check('b.test'), crlFile: '/c/crl.pem' }], []))).toBe(true);
+    expect(resumptionCrossesChecks(set)).toBe(false);
   });
 
   it('is the same set when nothing is checked, and carries no lines without a served certificate', () => {

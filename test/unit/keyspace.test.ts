@@ -78,6 +78,24 @@ describe('the key table', () => {
     }
   });
 
+  it('HTTP canary: refused towards a service that checks client certificates (its check belongs to its own host names)', () => {
+    const entries = new Map(
+      Object.entries({
+        'services/front/virtual_hosts': 'front.test',
+        'services/front/upstreams/a': '10.0.0.1:80',
+        'services/front/canary': 'secure:10',
+        'services/secure/virtual_hosts': 'secure.test',
+        'services/secure/upstreams/a': '10.0.0.2:80',
+        'services/secure/client_ca': 'partners',
+      }),
+    );
+    const result = parseEntries(entries, { reservedPorts: [] });
+    expect(result.rejected).toEqual([
+      { key: 'services/front/canary', code: 'canary_not_allowed', reason: expect.stringContaining('secure checks client certificates') },
+    ]);
+    expect(result.state.http.find((x) => x.name === 'front')?.canary).toBeUndefined();
+  });
+
   it.each(fieldRows)('%s: an invalid value does what the table says', (key, section, row) => {
     expect(() => row.parse(INVALID, row.key)).toThrow();
     const entries = exampleEntries(section);
