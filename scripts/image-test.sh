@@ -47,23 +47,15 @@ command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
 command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap debian-archive-keyring)
 if [ "${#missing[@]}" -gt 0 ]; then
   say "installing ${missing[*]}"
-  # docker.io starts its service on install; policy-rc.d (101: "action forbidden") stops that,
-  # as in scripts/setup.sh: this script starts its own dockerd below and stops it at the end.
-  own_policy=""
-  if [ ! -e /usr/sbin/policy-rc.d ]; then
-    own_policy=/usr/sbin/policy-rc.d
-    printf '#!/bin/sh\n# temporary, from edgelb scripts/image-test.sh\nexit 101\n' >"$own_policy"
-    chmod 755 "$own_policy"
-  fi
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -q >"$work/apt.log" 2>&1 &&
-    apt-get install -y -q --no-install-recommends "${missing[@]}" >>"$work/apt.log" 2>&1 || {
-    [ -z "$own_policy" ] || rm -f "$own_policy"
+  # docker.io would start its own service: apt_install stops that (this script starts its own
+  # dockerd below and stops it at the end).
+  # shellcheck source=lib/apt-install.sh
+  . scripts/lib/apt-install.sh
+  apt_install "$work/apt.log" --no-install-recommends "${missing[@]}" || {
     tail -n 20 "$work/apt.log"
     say "FAILED: apt-get install ${missing[*]}"
     exit 1
   }
-  [ -z "$own_policy" ] || rm -f "$own_policy"
 fi
 
 # The engine this script starts needs no bridge and touches no iptables rules: the builds use the

@@ -30,23 +30,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
     exit 1
   fi
   say "missing ${missing[*]}: installing packages"
-  # Packages such as etcd-server, nginx-light and caddy start their service on install; a
-  # policy-rc.d that answers 101 ("action forbidden") stops that (invoke-rc.d and
-  # deb-systemd-invoke both ask it). One that is already there is left alone.
-  own_policy=""
-  if [ ! -e /usr/sbin/policy-rc.d ]; then
-    own_policy=/usr/sbin/policy-rc.d
-    printf '#!/bin/sh\n# temporary, from edgelb scripts/setup.sh\nexit 101\n' >"$own_policy"
-    chmod 755 "$own_policy"
-    trap 'rm -f "$own_policy"' EXIT
-  fi
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -q
-  apt-get install -y -q haproxy etcd-server etcd-client pebble wrk nginx-light caddy chromium bind9
-  if [ -n "$own_policy" ]; then
-    rm -f "$own_policy"
-    trap - EXIT
-  fi
+  # shellcheck source=lib/apt-install.sh
+  . scripts/lib/apt-install.sh
+  apt_install - haproxy etcd-server etcd-client pebble wrk nginx-light caddy chromium bind9
   for tool in "${TOOLS[@]}"; do
     command -v "$tool" >/dev/null 2>&1 || { say "$tool is still missing after the install" >&2; exit 1; }
   done

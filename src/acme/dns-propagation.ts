@@ -59,13 +59,15 @@ export async function waitPropagated(record: DnsRecord, options: PropagationOpti
 /** The addresses (port 53) of the authoritative servers of the zone holding `fqdn`. */
 export async function authoritativeServers(
   fqdn: string,
-  resolver: Pick<Resolver, 'resolveSoa' | 'resolveNs' | 'resolve4'> = new Resolver(),
+  resolver: Pick<Resolver, 'resolveSoa' | 'resolveNs' | 'resolve4' | 'resolve6'> = new Resolver(),
 ): Promise<DnsServer[]> {
   const zone = await enclosingZone(fqdn, resolver);
   const names = await resolver.resolveNs(zone).catch((error: Error) => {
     throw new AcmeError('dns-not-propagated', `cannot find the name servers of ${zone}: ${error.message}`);
   });
-  const addresses = (await Promise.all(names.map((name) => resolver.resolve4(name).catch(() => [] as string[])))).flat();
+  // IPv4 and IPv6: a zone may have name servers reachable by one only.
+  const none = () => [] as string[];
+  const addresses = (await Promise.all(names.flatMap((name) => [resolver.resolve4(name).catch(none), resolver.resolve6(name).catch(none)]))).flat();
   if (addresses.length === 0) throw new AcmeError('dns-not-propagated', `no address for the name servers of ${zone} (${names.join(', ')})`);
   return [...new Set(addresses)].sort().map((host) => ({ host, port: 53 }));
 }

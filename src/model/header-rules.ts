@@ -30,6 +30,13 @@ const LINE = /^(set|add|del)[ \t]+(\S+)(?:[ \t]+(.*))?$/;
  */
 const RESERVED = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade']);
 
+/**
+ * The client certificate's result (client_ca): edgelb deletes these from every request and sets
+ * them itself, so a service may not write them either (nor their `_` spelling, which CGI-style
+ * servers read as the same header).
+ */
+const CLIENT_CERT_HEADER = /^x[-_]ssl[-_]client[-_]/i;
+
 export function parseHeaderRules(raw: string, key: string): HeaderRule[] {
   if (Buffer.byteLength(raw) > LIMITS.valueBytes) throw new EntryError(`${key} is larger than ${LIMITS.valueBytes} bytes`);
   const lines = raw
@@ -52,6 +59,7 @@ function parseRule(line: string, where: string): HeaderRule {
     throw new EntryError(`${where}: header name ${JSON.stringify(name)} may only contain letters, digits and !&*+.^_\`|~- (at most 64)`);
   }
   if (RESERVED.has(name.toLowerCase())) throw new EntryError(`${where}: ${name} is HAProxy's to manage and cannot be changed`);
+  if (CLIENT_CERT_HEADER.test(name)) throw new EntryError(`${where}: ${name} carries the client certificate's check (client_ca) and is set by edgelb only`);
   if (action === 'del') {
     if (value) throw new EntryError(`${where}: del takes a header name only`);
     return { action, name };

@@ -11,6 +11,9 @@ const resolver = {
   },
   resolveNs: async (zone: string) => (zone === 'example.com' ? ['ns2.example.com', 'ns1.example.com'] : []),
   resolve4: async (name: string) => ({ 'ns1.example.com': ['192.0.2.1'], 'ns2.example.com': ['192.0.2.2', '192.0.2.1'] })[name] ?? [],
+  resolve6: async (name: string) => {
+    throw Object.assign(new Error(`queryAaaa ENODATA ${name}`), { code: 'ENODATA' });
+  },
 };
 
 describe('DNS-01 record names and propagation', () => {
@@ -27,6 +30,15 @@ describe('DNS-01 record names and propagation', () => {
     await expect(authoritativeServers('_acme-challenge.other.test.', resolver as never)).rejects.toThrow(
       /cannot find the zone of _acme-challenge\.other\.test\./,
     );
+  });
+
+  it('takes the IPv6 addresses of name servers that have no IPv4 one', async () => {
+    const v6Only = {
+      ...resolver,
+      resolve4: async () => [] as string[],
+      resolve6: async (name: string) => (name === 'ns1.example.com' ? ['2001:db8::53'] : []),
+    };
+    expect(await authoritativeServers('_acme-challenge.example.com.', v6Only as never)).toEqual([{ host: '2001:db8::53', port: 53 }]);
   });
 
   it('parses host:port lists and splits long TXT values into 255-byte strings', () => {

@@ -39,6 +39,8 @@ describe('request_headers, response_headers', () => {
     ['set Content-Length 0', /HAProxy's to manage/],
     ['del transfer-encoding', /HAProxy's to manage/],
     ['set Connection close', /HAProxy's to manage/],
+    ['set X-SSL-Client-DN /CN=admin', /set by edgelb only/],
+    ['del x_ssl_client_verify', /set by edgelb only/],
     [`set X-A ${'a'.repeat(1100)}`, /longer than 1024/],
     [Array.from({ length: 51 }, (_, i) => `set X-${i} v`).join('\n'), /more than 50 lines/],
   ])('refuses %j', (raw, reason) => {
