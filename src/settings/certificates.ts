@@ -70,10 +70,10 @@ export const certificateSettings = group(
           (raw) => /^[A-Za-z0-9_+:!@.=-]+$/.test(raw),
           (raw) => `${env} must be an OpenSSL cipher list like ECDHE-RSA-AES128-GCM-SHA256:..., got ${JSON.stringify(raw)}`,
         ),
-      help: "OpenSSL cipher list for TLS 1.2 and below (TLS 1.3 uses OpenSSL's suites)",
+      help: 'OpenSSL cipher list for TLS 1.2 and below (TLS 1.3: --ssl-ciphersuites)',
       shownDefault: 'Mozilla intermediate (ECDHE with AES-GCM or ChaCha20); Mozilla old with a TLSv1.0 or TLSv1.1 minimum',
       docDefault: `Mozilla "intermediate": \`${DEFAULT_CIPHERS}\`; with a \`TLSv1.0\`/\`TLSv1.1\` minimum, Mozilla "old" (the same plus CBC and SHA-1 suites and \`DES-CBC3-SHA\`) with \`:@SECLEVEL=0\``,
-      doc: "the cipher list for TLS 1.2 and below; TLS 1.3 uses OpenSSL's default suites. The `DHE-` suites are offered only with `tune.ssl.default-dh-param 2048` in `KONTENA_LB_GLOBAL_SETTINGS` (HAProxy 2.6 has no DH parameters otherwise)",
+      doc: "the cipher list for TLS 1.2 and below; TLS 1.3's suites are `KONTENA_LB_SSL_CIPHERSUITES`. The `DHE-` suites are offered only with `tune.ssl.default-dh-param 2048` in `KONTENA_LB_GLOBAL_SETTINGS` (HAProxy 2.6 has no DH parameters otherwise)",
     }),
     sslCiphersuites: setting({
       env: 'KONTENA_LB_SSL_CIPHERSUITES',
