@@ -1,5 +1,7 @@
 import { getFromUnixSocket, startAdminServer, type AdminServer } from './admin/server.js';
 import { readServerStats } from './admin/haproxy-stats.js';
+import { readPeerSessions } from './admin/haproxy-peers.js';
+import { PeerMonitor } from './admin/peer-monitor.js';
 import { ApplyRetry } from './apply-retry.js';
 import type { Config } from './config.js';
 import { Controller } from './controller/controller.js';
@@ -145,6 +147,16 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
       peerRegistration.start();
     });
   }
+  // The peer sessions HAProxy holds, with a warning for one down past the grace period (/status, /metrics).
+  const peerMonitor = peer
+    ? new PeerMonitor({
+        readSessions: () => readPeerSessions(paths.adminSocket),
+        applied: () => controller.status().peers,
+        running: () => haproxy.running,
+        logger: logger.child({ component: 'peers' }),
+      })
+    : undefined;
+  peerMonitor?.start();
   const acmeSettings = config.acme;
   if (acmeSettings) {
     void client.whenDecided().then((store) => {
@@ -193,6 +205,7 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
       renderSettings: settingsBase.render,
       serverStats: () => readServerStats(paths.adminSocket),
       probes: prover,
+      ...(peerMonitor ? { peers: peerMonitor } : {}),
     },
     haproxyMetrics: () => getFromUnixSocket(paths.metricsSocket, '/metrics'),
     logger: logger.child({ component: 'admin' }),
@@ -224,6 +237,7 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
       await acme?.stop();
       // The other replicas drop this one from their peers at once rather than after the lease's TTL.
       await peerRegistration?.stop();
+      await peerMonitor?.stop();
       await admin.close();
       controller.stop();
       await certsDir?.stop();
