@@ -57,7 +57,7 @@ export class PeerMonitor {
   /** The applied peers and their sessions as last seen; undefined before a config with peers is applied. */
   report(): PeersReport | undefined {
     const applied = this.options.applied();
-    return applied && peersReportOf(applied, this.last, this.tracks, this.now(), this.graceMs);
+    return applied && peersReportOf(applied, this.last, this.tracks, this.graceMs);
   }
 
   /** One look at HAProxy's sessions: logs the transitions. Never rejects. */

@@ -30,7 +30,7 @@ export interface PeerReport {
   readonly protocolErrors: number | null;
   /** Stick tables shared with the peer. */
   readonly tables: number | null;
-  /** Seconds this replica has seen the peer unconnected, without a break; null while established or unknown. */
+  /** Seconds this replica has seen the peer unconnected without a break, as of `checkedAt`; null while established or unknown. */
   readonly notEstablishedSeconds: number | null;
   /** Unconnected for longer than the grace period: its counters are not shared. */
   readonly warning: boolean;
@@ -95,7 +95,6 @@ export function peersReportOf(
   applied: PeersSettings,
   last: { readonly sessions: readonly PeerSession[]; readonly at: number; readonly error: string | null } | undefined,
   tracks: ReadonlyMap<string, PeerTrack>,
-  now: number,
   graceMs: number,
 ): PeersReport {
   const sessions = new Map((last?.error ? [] : (last?.sessions ?? [])).filter((s) => !s.local).map((s) => [s.name, s]));
@@ -106,7 +105,8 @@ export function peersReportOf(
       const session = sessions.get(peer.name);
       const track = tracks.get(peer.name);
       const state: PeerState = !session ? 'unknown' : session.established ? 'established' : 'not_established';
-      const downMs = state === 'not_established' && track ? now - track.downSince : null;
+      // As of HAProxy's last answer: between two looks nothing is known, so nothing is extrapolated.
+      const downMs = state === 'not_established' && track && last ? last.at - track.downSince : null;
       return {
         name: peer.name,
         address: peer.address,
