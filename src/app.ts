@@ -69,6 +69,8 @@ export interface EnvironmentInputs {
   readonly configWriteDelayMs?: number;
   /** A file descriptor for HAProxy's stdout (its access log); default: edgelb's own stdout, inherited. Tests set it. */
   readonly haproxyStdout?: number;
+  /** KONTENA_LB_PEERS=etcd: how long a peer may stay unconnected before a warning, how often HAProxy is asked (default 30 s, 5 s; tests shorten them). */
+  readonly peerMonitor?: { readonly graceMs: number; readonly intervalMs: number };
 }
 
 export function startEdgelb(config: Config, logger: Logger, options: EnvironmentInputs = {}): Edgelb {
@@ -154,6 +156,7 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
         applied: () => controller.status().peers,
         running: () => haproxy.running,
         logger: logger.child({ component: 'peers' }),
+        ...options.peerMonitor,
       })
     : undefined;
   peerMonitor?.start();
