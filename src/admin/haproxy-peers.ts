@@ -11,8 +11,10 @@ export interface PeerSession {
   /** HAProxy holds a session or a connection attempt with the peer now (`active`, against `inactive`). */
   readonly active: boolean;
   /**
-   * `last_status`: how the last session attempt went: NONE, CONN (connecting), HSHK (handshake),
-   * ESTA (established), TOUT, LICO (local collision), and the refusals (PROTO, ERRSIZE, …).
+   * `last_status`: how the last session attempt went (peers.c statuscode_str): NONE, CONN
+   * (connecting), HSHK (connected, handshake under way), ESTA (established), RETR (the peer asked
+   * to retry), and the peer's refusals PROT, VERS, NAME (not the name it listens as), UNKN (it does
+   * not know this replica).
    */
   readonly lastStatus: string;
   /** A session with the peer is up: an active peer whose last handshake succeeded. */

@@ -20,7 +20,7 @@ export interface PeerReport {
   readonly name: string;
   readonly address: string;
   readonly state: PeerState;
-  /** HAProxy's `last_status` (ESTA, CONN, HSHK, TOUT, …); null when unknown. */
+  /** HAProxy's `last_status` (ESTA, CONN, HSHK, RETR, NAME, UNKN, …); null when unknown. */
   readonly lastStatus: string | null;
   /** Seconds since HAProxy's last handshake with the peer; null: never, or unknown. */
   readonly lastHandshakeSeconds: number | null;

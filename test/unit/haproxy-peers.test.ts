@@ -66,7 +66,10 @@ describe('parseShowPeers', () => {
   it('takes what it knows from an answer of another shape, and refuses one that is not a dump', () => {
     const text = [
       '0x1: [01/Jan/2030:00:00:00] id=s1 disabled=0 flags=0x0',
-      '  0x2: id=x(remote,active) last_status=ESTA addr=[fd00::5]:7946 some_new_field=1',
+      // A later HAProxy's line, with fields 2.6 does not print and a second addr= (the connection's) below.
+      '  0x2: id=x(remote,active) addr=[fd00::5]:7946 app_state=RUNNING learn_state=NOTASSIGNED last_status=ESTA last_hdshk=1m3s',
+      '        flags=0x0 appctx:0x9 st0=7 st1=0 task_calls=5 state=EST',
+      '        xprt=RAW src=[fd00::6]:40000 addr=[fd00::5]:7946',
       '        shared tables:',
       '              table:0x3 id=t1 update=0',
       '              table:0x4 id=t2 update=0',
