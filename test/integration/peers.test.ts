@@ -2,6 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseShowPeers } from '../../src/admin/haproxy-peers.js';
 import type { StatusReport } from '../../src/admin/status.js';
 import type { Backend } from '../support/backend.js';
 import { startTestEdgelb, type TestEdgelb } from '../support/edgelb.js';
@@ -52,10 +53,11 @@ async function replica(prefix: string | undefined, name?: string, on: EtcdServer
 
 const socketOf = (lb: TestEdgelb) => path.join(lb.config.stateDir, 'haproxy.sock');
 
-/** The peers of `lb`'s running worker that are connected (`show peers`: last_status=ESTA). */
+/** The peers of `lb`'s running worker that are connected (`show peers`: active, last_status=ESTA; the admin layer's parser). */
 async function connectedPeers(lb: TestEdgelb): Promise<string[]> {
-  const answer = await runtimeCommand(socketOf(lb), 'show peers');
-  return [...answer.matchAll(/ id=([^(\s]+)\(remote[^)]*\) .*last_status=ESTA/g)].map((m) => m[1]!);
+  return parseShowPeers(await runtimeCommand(socketOf(lb), 'show peers'))
+    .filter((p) => !p.local && p.established)
+    .map((p) => p.name);
 }
 
 /**
