@@ -9,9 +9,8 @@ import { EtcdClient } from './etcd/client.js';
 import { ConfigApplier } from './haproxy/apply.js';
 import { HaproxyProcess } from './haproxy/process.js';
 import type { Logger } from './log.js';
-import type { PeersTlsFiles } from './render/view.js';
 import { CertFiles } from './haproxy/cert-files.js';
-import { writePeerCertFiles } from './haproxy/peer-cert-files.js';
+import { preparePeerTls } from './haproxy/peer-cert-files.js';
 import { ChallengeMap } from './haproxy/challenge-map.js';
 import { HaproxyRuntime } from './haproxy/runtime.js';
 import { ServerUpdater } from './haproxy/server-updater.js';
@@ -73,24 +72,6 @@ export interface EnvironmentInputs {
   readonly haproxyStdout?: number;
   /** KONTENA_LB_PEERS=etcd: how long a peer may stay unconnected before a warning, how often HAProxy is asked (default 30 s, 5 s; tests shorten them). */
   readonly peerMonitor?: { readonly graceMs: number; readonly intervalMs: number };
-}
-
-/** KONTENA_LB_PEERS=etcd: the peers' TLS files written, or the one warning that peer traffic is open. */
-async function peerTlsFilesOf(config: Config, files: PeersTlsFiles | undefined, logger: Logger): Promise<void> {
-  if (!config.peers) return;
-  if (config.peersCert && files) {
-    await writePeerCertFiles(config.peersCert, files);
-    logger
-      .child({ component: 'peers' })
-      .info({ subject: config.peersCert.subject, notAfter: config.peersCert.notAfter.toISOString() }, 'peer traffic: TLS, certificates verified both ways');
-    return;
-  }
-  logger
-    .child({ component: 'peers' })
-    .warn(
-      { event: 'peers.unauthenticated' },
-      'peer traffic is plain TCP and unauthenticated: anything that reaches KONTENA_LB_PEERS_ADDRESS can change the shared rate and connection counters; set KONTENA_LB_PEERS_CERT',
-    );
 }
 
 export function startEdgelb(config: Config, logger: Logger, options: EnvironmentInputs = {}): Edgelb {
@@ -245,7 +226,9 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
   });
   // The peers' TLS files exist before the first config names them. Without them nothing starts:
   // never a config that would fall back to plain peer traffic.
-  const peerFiles = peerTlsFilesOf(config, settingsBase.render.peersTls, logger);
+  const peerFiles = config.peers
+    ? preparePeerTls(config.peersCert, settingsBase.render.peersTls, config.certWarnDays, logger.child({ component: 'peers' }))
+    : undefined;
   void Promise.all([certsRead, peerFiles]).then(
     () => source.start(),
     (error: Error) => logger.error({ err: error.message }, 'cannot write the peers certificate (KONTENA_LB_PEERS_CERT) to the state dir: not starting'),

@@ -4,10 +4,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
-import { writePeerCertFiles } from '../../src/haproxy/peer-cert-files.js';
+import { preparePeerTls, writePeerCertFiles } from '../../src/haproxy/peer-cert-files.js';
+import { parsePeerCert } from '../../src/tls/peer-cert.js';
 import { renderSettingsOf } from '../../src/pipeline/settings-of.js';
 import { peersSettingsOf } from '../../src/render/peers-view.js';
 import { type CertAuthority, type LeafCert, makeCa, makeIntermediate, makeLeaf, removeCertFiles } from '../support/certs.js';
+import { capturingLogger } from '../support/log-capture.js';
 import { parseAndRender, testRenderSettings } from '../support/render-check.js';
 
 // KONTENA_LB_PEERS_CERT: the bundle that authenticates peer traffic. A bundle that cannot be used
@@ -141,5 +143,35 @@ describe('the peers section with KONTENA_LB_PEERS_CERT', () => {
     const { config: text } = parseAndRender(entries, { ...base, peers: peersSettingsOf(set) });
     expect(text).not.toMatch(/default-(bind|server) ssl/);
     expect(text).toContain('plain TCP, unauthenticated');
+  });
+});
+
+describe('the peers TLS at start', () => {
+  const files = () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'edgelb-peers-tls-'));
+    return { crt: path.join(dir, 'peers.pem'), caFile: path.join(dir, 'peers-ca.pem') };
+  };
+
+  it('warns once that peer traffic is unauthenticated without a bundle', async () => {
+    const { logger, logs } = capturingLogger('info');
+    await preparePeerTls(undefined, undefined, 21, logger);
+    expect(logs.map((l) => [l.level, l.event])).toEqual([[40, 'peers.unauthenticated']]);
+  });
+
+  it('writes the bundle 0600, logs its subject and expiry only, and warns when it expires within the warning days', async () => {
+    const soon = await makeLeaf({ names: ['edgelb-peers'], days: 5 });
+    const { logger, logs } = capturingLogger('info');
+    const where = files();
+    await preparePeerTls(parsePeerCert(soon.bundlePem), where, 21, logger);
+    expect(statSync(where.crt).mode & 0o777).toBe(0o600);
+    expect(logs.map((l) => [l.level, l.event])).toEqual([
+      [30, undefined],
+      [40, 'peers.cert_expiring'],
+    ]);
+    expect(logs[1]).toMatchObject({ daysLeft: 4 });
+    expect(JSON.stringify(logs)).not.toContain(soon.keyPem.split('\n')[1]);
+    const quiet = capturingLogger('info');
+    await preparePeerTls(parsePeerCert(selfSigned.bundlePem), files(), 21, quiet.logger);
+    expect(quiet.logs.map((l) => l.level)).toEqual([30]);
   });
 });
