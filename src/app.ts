@@ -72,6 +72,8 @@ export interface EnvironmentInputs {
   readonly haproxyStdout?: number;
   /** KONTENA_LB_PEERS=etcd: how long a peer may stay unconnected before a warning, how often HAProxy is asked (default 30 s, 5 s; tests shorten them). */
   readonly peerMonitor?: { readonly graceMs: number; readonly intervalMs: number };
+  /** edgelb cannot start as configured (nothing was started that serves): main.ts stops the program. */
+  readonly onFatal?: (message: string) => void;
 }
 
 export function startEdgelb(config: Config, logger: Logger, options: EnvironmentInputs = {}): Edgelb {
@@ -231,7 +233,11 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
     : undefined;
   void Promise.all([certsRead, peerFiles]).then(
     () => source.start(),
-    (error: Error) => logger.error({ err: error.message }, 'cannot write the peers certificate (KONTENA_LB_PEERS_CERT) to the state dir: not starting'),
+    (error: Error) => {
+      const message = `cannot write the peers certificate (KONTENA_LB_PEERS_CERT) to the state dir: ${error.message}`;
+      logger.error({ err: error.message }, message);
+      options.onFatal?.(message);
+    },
   );
 
   return {
