@@ -22,8 +22,12 @@ export class PeerCertError extends Error {}
 
 const BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----\r?\n[\s\S]*?-----END \1-----/g;
 
-/** Node's copy of the public web CAs: a root among them would let anyone with a certificate from it in. */
-const PUBLIC_ROOTS = new Set(rootCertificates.map((pem) => new X509Certificate(pem).fingerprint256));
+/** Node's copy of the public web CAs: a root among them would let anyone with a certificate from it in. Parsed when first needed. */
+let publicRoots: ReadonlySet<string> | undefined;
+const isPublicRoot = (cert: X509Certificate): boolean => {
+  publicRoots ??= new Set(rootCertificates.map((pem) => new X509Certificate(pem).fingerprint256));
+  return publicRoots.has(cert.fingerprint256);
+};
 
 /**
  * One bundle: a certificate (self-signed, or issued by a private CA whose chain follows it up to the
@@ -61,7 +65,7 @@ export function parsePeerCert(text: string, now = new Date()): PeerCert {
       'it does not end with a self-signed certificate: give a self-signed certificate, or a certificate followed by its CA chain up to the root',
     );
   }
-  if (PUBLIC_ROOTS.has(root.fingerprint256)) {
+  if (isPublicRoot(root)) {
     throw new PeerCertError('its root is a public CA: any certificate from it would be accepted as a peer; use a self-signed certificate or a private CA');
   }
   for (const cert of certs) {
