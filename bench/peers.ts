@@ -4,7 +4,9 @@
  * sends 3 × the limit: how many were let through, against the limit (target: the limit, not
  * twice it), in the steady state: once both workers finished their first resync. Then the sync lag: a request answered by replica A, and the time until replica B's
  * runtime API (`show table`) shows the client's counter, --samples times (B polled as fast as its
- * runtime API answers: the figure includes one poll's time).
+ * runtime API answers: the figure includes one poll's time). --tls 2 (the default) measures a plain
+ * pair, then a pair with KONTENA_LB_PEERS_CERT (peer traffic over TLS, verified both ways), in one
+ * run; 0 the plain pair only, 1 the TLS pair only.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -13,8 +15,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { sendCommand } from '../src/haproxy/master-cli.js';
 import { freePort, waitFor } from '../scripts/lib/local-stack.js';
+import { makeLeaf } from '../test/support/certs.js';
 import { explain, type IntOption, parseOptions } from './lib/args.js';
-import { commandLine, footer, runBench, spread } from './lib/harness.js';
+import { type BenchContext, commandLine, footer, runBench, spread } from './lib/harness.js';
 import { startStack, type Stack } from './lib/stack.js';
 
 const NAME = 'peers';
@@ -22,6 +25,7 @@ const OPTIONS = {
   rounds: { flag: '--rounds', help: 'rounds, each a fresh client sending 3 × the limit, alternating replicas', default: 20, min: 1, max: 200 },
   limit: { flag: '--limit', help: 'the rate limit, requests per 60 s', default: 20, min: 2, max: 1000 },
   samples: { flag: '--samples', help: 'sync-lag samples (one fresh client each)', default: 200, min: 1, max: 2000 },
+  tls: { flag: '--tls', help: 'peer traffic: 0 plain TCP, 1 TLS (KONTENA_LB_PEERS_CERT), 2 both, one pair after the other', default: 2, min: 0, max: 2 },
 } satisfies Record<string, IntOption>;
 
 const HOST = 'rated.bench.local';
@@ -78,96 +82,32 @@ export async function run(args: readonly string[]): Promise<number> {
   const o = parsed;
 
   return runBench(NAME, TOTAL_BUDGET_MS, async (ctx) => {
-    const { log } = ctx;
     const dir = await mkdtemp(path.join(os.tmpdir(), 'edgelb-bench-peers-'));
     ctx.defer(() => rm(dir, { recursive: true, force: true }));
     const backend = http.createServer((_req, res) => res.end('ok'));
     await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
     ctx.defer(() => new Promise((resolve) => backend.close(resolve)));
-    const peerEnv = async (name: string) => ({
-      KONTENA_LB_PEERS: 'etcd',
-      KONTENA_LB_PEERS_ADDRESS: `127.0.0.1:${await freePort()}`,
-      KONTENA_LB_PEER_NAME: name,
-    });
-    log(`${NAME}: starting replica A (with etcd) and replica B on A's etcd and prefix`);
-    const a = await startStack({ name: `${NAME}-a`, from: o.from, log, env: await peerEnv('bench-a'), readHaproxyLines: false });
-    ctx.defer(() => a.stop());
-    // B's own etcd stays unused: ETCD_ENDPOINTS and ETCD_PATH point it at A's.
-    const b = await startStack({
-      name: `${NAME}-b`,
-      from: o.from,
-      log,
-      env: { ...(await peerEnv('bench-b')), ETCD_ENDPOINTS: a.etcd.endpoint, ETCD_PATH: a.prefix },
-      readHaproxyLines: false,
-    });
-    ctx.defer(() => b.stop());
-    const revision = await a.write({
-      'services/rated/virtual_hosts': HOST,
-      'services/rated/rate_limit': `${o.limit}/60s`,
-      'services/rated/upstreams/one': `127.0.0.1:${(backend.address() as AddressInfo).port}`,
-    });
-    await Promise.all([a.waitApplied(revision, 30_000), b.waitApplied(revision, 30_000)]);
+    const backendPort = (backend.address() as AddressInfo).port;
     const next = clientAddresses();
-    await waitFor(async () => (await getFrom(a.httpPort, next()).catch(() => 0)) === 200 && (await getFrom(b.httpPort, next()).catch(() => 0)) === 200, {
-      timeoutMs: 30_000,
-      what: 'both replicas to serve the service',
-    });
-    await waitFor(async () => (await connectedPeers(a)).includes('bench-b') && (await connectedPeers(b)).includes('bench-a'), {
-      timeoutMs: 30_000,
-      what: 'the replicas to connect as peers',
-    });
-
-    const connectedAt = performance.now();
-    await waitFor(async () => (await resynced(a)) && (await resynced(b)), {
-      timeoutMs: 30_000,
-      intervalMs: 100,
-      what: 'both workers to finish their first resync',
-    });
-    const resyncMs = Math.round(performance.now() - connectedAt);
-    log(`  both workers resynced ${resyncMs} ms after connecting`);
-    const reloadsBefore = { a: a.actionCounts().reloaded, b: b.actionCounts().reloaded };
-    const allowed: number[] = [];
-    for (let r = 1; r <= o.rounds; r++) {
-      ctx.check();
-      const client = next();
-      let ok = 0;
-      for (let i = 0; i < 3 * o.limit; i++) if ((await getFrom(i % 2 === 0 ? a.httpPort : b.httpPort, client)) === 200) ok++;
-      allowed.push(ok);
-      if (r % 5 === 0 || r === o.rounds) log(`  round ${r}/${o.rounds}: ${ok} allowed of ${3 * o.limit} (limit ${o.limit})`);
+    const modes: Mode[] = o.tls === 0 ? ['plain'] : o.tls === 1 ? ['tls'] : ['plain', 'tls'];
+    const results: Partial<Record<Mode, PairResults>> = {};
+    for (const mode of modes) {
+      // One self-signed bundle both replicas hold, as the README's openssl line makes it.
+      const peersCert = mode === 'tls' ? (await makeLeaf({ names: ['edgelb-peers'] })).bundlePem : undefined;
+      results[mode] = await measurePair(ctx, o, { mode, peersCert, backendPort, next });
     }
-
-    const lags: number[] = [];
-    let polls = 0;
-    for (let s = 0; s < o.samples; s++) {
-      ctx.check();
-      const client = next();
-      await getFrom(a.httpPort, client);
-      const answered = performance.now();
-      for (;;) {
-        polls++;
-        if ((await counterAt(b, client)) >= 1) break;
-        if (performance.now() - answered > 5000) throw new Error(`replica B never saw the counter of ${client}`);
-      }
-      lags.push(performance.now() - answered);
-    }
-    a.checkAlive();
-    b.checkAlive();
-    const results = {
-      limit: o.limit,
-      resyncAfterConnectMs: resyncMs,
-      requestsPerRound: 3 * o.limit,
-      allowed: spread(allowed),
-      overLimit: allowed.filter((n) => n > o.limit).length,
-      syncLagMs: spread(lags),
-      pollsPerSample: Math.round((polls / o.samples) * 10) / 10,
-      // A reload during the rounds (a registration lost and renewed) would explain a round over the limit.
-      reloadsDuringRounds: { a: a.actionCounts().reloaded - reloadsBefore.a, b: b.actionCounts().reloaded - reloadsBefore.b },
-    };
+    const rows = modes.flatMap((mode) => {
+      const r = results[mode]!;
+      return [
+        `| ${mode}: requests allowed per client (limit ${o.limit}, ${3 * o.limit} sent alternating) | ${r.allowed.median} | ${r.allowed.p90} | ${r.allowed.p99} | ${r.allowed.min} | ${r.allowed.max} |`,
+        `| ${mode}: sync lag A → B, ms | ${r.syncLagMs.median} | ${r.syncLagMs.p90} | ${r.syncLagMs.p99} | ${r.syncLagMs.min} | ${r.syncLagMs.max} |`,
+      ];
+    });
     return {
       out: o.out,
       command: commandLine(NAME, args),
       method: {
-        replicas: `two edgelb stacks (${o.from}) on one etcd and prefix, KONTENA_LB_PEERS=etcd, each with its own HAProxy; one service with rate_limit ${o.limit}/60s on a Node backend`,
+        replicas: `two edgelb stacks (${o.from}) on one etcd and prefix, KONTENA_LB_PEERS=etcd, each with its own HAProxy; one service with rate_limit ${o.limit}/60s on a Node backend; per mode a fresh pair (plain: no KONTENA_LB_PEERS_CERT; tls: one self-signed EC P-256 bundle on both)`,
         steadyState: 'measured once both workers have finished their first resync (show peers flags 0x3), resyncAfterConnectMs after the peers connected',
         allowed: `${o.rounds} rounds, each a fresh client address sending ${3 * o.limit} sequential requests alternating A, B, A, …; allowed = answers 200`,
         syncLag: `${o.samples} samples: one request from a fresh client to A; from its answer until B's \`show table ${TABLE} key\` shows a count ≥ 1, B polled back to back over its runtime API`,
@@ -175,17 +115,113 @@ export async function run(args: readonly string[]): Promise<number> {
       results,
       markdown: (header) =>
         [
-          '## Peers: two replicas sharing one rate limit (KONTENA_LB_PEERS=etcd)',
+          '## Peers: two replicas sharing one rate limit (KONTENA_LB_PEERS=etcd), plain and over TLS',
           '',
           '| measure | median | p90 | p99 | min | max |',
           '|---|---:|---:|---:|---:|---:|',
-          `| requests allowed per client (limit ${o.limit}, ${3 * o.limit} sent alternating) | ${results.allowed.median} | ${results.allowed.p90} | ${results.allowed.p99} | ${results.allowed.min} | ${results.allowed.max} |`,
-          `| sync lag A → B, ms | ${results.syncLagMs.median} | ${results.syncLagMs.p90} | ${results.syncLagMs.p99} | ${results.syncLagMs.min} | ${results.syncLagMs.max} |`,
+          ...rows,
           '',
-          `- measured once both workers had finished their first resync, ${results.resyncAfterConnectMs} ms after they connected`,
-          `- rounds over the limit: ${results.overLimit} of ${o.rounds}; reloads during the rounds: A ${results.reloadsDuringRounds.a}, B ${results.reloadsDuringRounds.b}; runtime API polls per lag sample: ${results.pollsPerSample}`,
+          ...modes.map((mode) => {
+            const r = results[mode]!;
+            return `- ${mode}: measured ${r.resyncAfterConnectMs} ms after the peers connected (first resync); rounds over the limit: ${r.overLimit} of ${o.rounds}; reloads during the rounds: A ${r.reloadsDuringRounds.a}, B ${r.reloadsDuringRounds.b}; runtime API polls per lag sample: ${r.pollsPerSample}`;
+          }),
           ...footer(header),
         ].join('\n'),
     };
   });
+}
+
+type Mode = 'plain' | 'tls';
+type PairResults = Awaited<ReturnType<typeof measurePair>>;
+
+/** One pair of replicas (plain, or with KONTENA_LB_PEERS_CERT): the rounds, then the sync-lag samples; the pair is stopped after. */
+async function measurePair(
+  ctx: BenchContext,
+  o: { readonly from: 'source' | 'dist'; readonly rounds: number; readonly limit: number; readonly samples: number },
+  pair: { readonly mode: Mode; readonly peersCert: string | undefined; readonly backendPort: number; readonly next: () => string },
+) {
+  const { log } = ctx;
+  const { mode, peersCert, next } = pair;
+  const peerEnv = async (name: string) => ({
+    KONTENA_LB_PEERS: 'etcd',
+    KONTENA_LB_PEERS_ADDRESS: `127.0.0.1:${await freePort()}`,
+    KONTENA_LB_PEER_NAME: name,
+    ...(peersCert ? { KONTENA_LB_PEERS_CERT: peersCert } : {}),
+  });
+  log(`${NAME} (${mode}): starting replica A (with etcd) and replica B on A's etcd and prefix`);
+  const a = await startStack({ name: `${NAME}-${mode}-a`, from: o.from, log, env: await peerEnv('bench-a'), readHaproxyLines: false });
+  ctx.defer(() => a.stop());
+  // B's own etcd stays unused: ETCD_ENDPOINTS and ETCD_PATH point it at A's.
+  const b = await startStack({
+    name: `${NAME}-${mode}-b`,
+    from: o.from,
+    log,
+    env: { ...(await peerEnv('bench-b')), ETCD_ENDPOINTS: a.etcd.endpoint, ETCD_PATH: a.prefix },
+    readHaproxyLines: false,
+  });
+  ctx.defer(() => b.stop());
+  const revision = await a.write({
+    'services/rated/virtual_hosts': HOST,
+    'services/rated/rate_limit': `${o.limit}/60s`,
+    'services/rated/upstreams/one': `127.0.0.1:${pair.backendPort}`,
+  });
+  await Promise.all([a.waitApplied(revision, 30_000), b.waitApplied(revision, 30_000)]);
+  await waitFor(async () => (await getFrom(a.httpPort, next()).catch(() => 0)) === 200 && (await getFrom(b.httpPort, next()).catch(() => 0)) === 200, {
+    timeoutMs: 30_000,
+    what: 'both replicas to serve the service',
+  });
+  await waitFor(async () => (await connectedPeers(a)).includes('bench-b') && (await connectedPeers(b)).includes('bench-a'), {
+    timeoutMs: 30_000,
+    what: 'the replicas to connect as peers',
+  });
+
+  const connectedAt = performance.now();
+  await waitFor(async () => (await resynced(a)) && (await resynced(b)), {
+    timeoutMs: 30_000,
+    intervalMs: 100,
+    what: 'both workers to finish their first resync',
+  });
+  const resyncMs = Math.round(performance.now() - connectedAt);
+  log(`  ${mode}: both workers resynced ${resyncMs} ms after connecting`);
+  const reloadsBefore = { a: a.actionCounts().reloaded, b: b.actionCounts().reloaded };
+  const allowed: number[] = [];
+  for (let r = 1; r <= o.rounds; r++) {
+    ctx.check();
+    const client = next();
+    let ok = 0;
+    for (let i = 0; i < 3 * o.limit; i++) if ((await getFrom(i % 2 === 0 ? a.httpPort : b.httpPort, client)) === 200) ok++;
+    allowed.push(ok);
+    if (r % 5 === 0 || r === o.rounds) log(`  ${mode} round ${r}/${o.rounds}: ${ok} allowed of ${3 * o.limit} (limit ${o.limit})`);
+  }
+
+  const lags: number[] = [];
+  let polls = 0;
+  for (let s = 0; s < o.samples; s++) {
+    ctx.check();
+    const client = next();
+    await getFrom(a.httpPort, client);
+    const answered = performance.now();
+    for (;;) {
+      polls++;
+      if ((await counterAt(b, client)) >= 1) break;
+      if (performance.now() - answered > 5000) throw new Error(`replica B never saw the counter of ${client}`);
+    }
+    lags.push(performance.now() - answered);
+  }
+  a.checkAlive();
+  b.checkAlive();
+  const results = {
+    limit: o.limit,
+    resyncAfterConnectMs: resyncMs,
+    requestsPerRound: 3 * o.limit,
+    allowed: spread(allowed),
+    overLimit: allowed.filter((n) => n > o.limit).length,
+    syncLagMs: spread(lags),
+    pollsPerSample: Math.round((polls / o.samples) * 10) / 10,
+    // A reload during the rounds (a registration lost and renewed) would explain a round over the limit.
+    reloadsDuringRounds: { a: a.actionCounts().reloaded - reloadsBefore.a, b: b.actionCounts().reloaded - reloadsBefore.b },
+  };
+  // The next pair is measured alone on the machine (stop is idempotent: the deferred stops do nothing then).
+  await Promise.all([b.stop(), a.stop()]);
+  return results;
 }

@@ -10,6 +10,7 @@ import { ConfigApplier } from './haproxy/apply.js';
 import { HaproxyProcess } from './haproxy/process.js';
 import type { Logger } from './log.js';
 import { CertFiles } from './haproxy/cert-files.js';
+import { preparePeerTls } from './haproxy/peer-cert-files.js';
 import { ChallengeMap } from './haproxy/challenge-map.js';
 import { HaproxyRuntime } from './haproxy/runtime.js';
 import { ServerUpdater } from './haproxy/server-updater.js';
@@ -71,6 +72,8 @@ export interface EnvironmentInputs {
   readonly haproxyStdout?: number;
   /** KONTENA_LB_PEERS=etcd: how long a peer may stay unconnected before a warning, how often HAProxy is asked (default 30 s, 5 s; tests shorten them). */
   readonly peerMonitor?: { readonly graceMs: number; readonly intervalMs: number };
+  /** edgelb cannot start as configured (nothing was started that serves): main.ts stops the program. */
+  readonly onFatal?: (message: string) => void;
 }
 
 export function startEdgelb(config: Config, logger: Logger, options: EnvironmentInputs = {}): Edgelb {
@@ -155,6 +158,7 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
         readSessions: () => readPeerSessions(paths.adminSocket),
         applied: () => controller.status().peers,
         running: () => haproxy.running,
+        authenticated: config.peersCert !== undefined,
         logger: logger.child({ component: 'peers' }),
         ...options.peerMonitor,
       })
@@ -219,11 +223,20 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
   void envCertProvider(options.envCerts ?? []).start(offer);
   const certsDir = config.certsDir === undefined ? undefined : certsDirProvider(config.certsDir, logger.child({ component: 'certs-dir' }));
   // The directory is read before etcd, so the first config already has its certificates.
-  (certsDir?.start(offer) ?? Promise.resolve()).then(
+  const certsRead = (certsDir?.start(offer) ?? Promise.resolve()).catch((error: Error) => {
+    logger.error({ err: error.message }, 'cannot watch KONTENA_LB_CERTS_DIR; serving the other certificates');
+  });
+  // The peers' TLS files exist before the first config names them. Without them nothing starts:
+  // never a config that would fall back to plain peer traffic.
+  const peerFiles = config.peers
+    ? preparePeerTls(config.peersCert, settingsBase.render.peersTls, config.certWarnDays, logger.child({ component: 'peers' }))
+    : undefined;
+  void Promise.all([certsRead, peerFiles]).then(
     () => source.start(),
     (error: Error) => {
-      logger.error({ err: error.message }, 'cannot watch KONTENA_LB_CERTS_DIR; serving the other certificates');
-      source.start();
+      const message = `cannot write the peers certificate (KONTENA_LB_PEERS_CERT) to the state dir: ${error.message}`;
+      logger.error({ err: error.message }, message);
+      options.onFatal?.(message);
     },
   );
 

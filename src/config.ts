@@ -18,7 +18,8 @@ const NO_PLATFORM: PlatformFacts = { inContainer: false, defaultGateway: undefin
 
 /**
  * `checkFilesystem: false` (the CLI's dry runs, tests) neither creates the state dir nor looks
- * for haproxy, and reads no file a setting names except etcd's TLS and password files.
+ * for haproxy, and reads no file a setting names except etcd's TLS and password files and the peers'
+ * certificate (KONTENA_LB_PEERS_CERT_FILE: a dry run checks it too).
  */
 export function loadConfig(input: SettingsInput, options: { checkFilesystem?: boolean; platform?: PlatformFacts } = {}): Config {
   const checkFilesystem = options.checkFilesystem !== false;

@@ -89,7 +89,12 @@ run.action(async (flags: Record<string, string | undefined>) => {
   if (config.etcd.auth && config.etcd.endpoints.some((url) => url.startsWith('http://'))) {
     logger.warn({ endpoints: config.etcd.endpoints }, 'the etcd password travels unencrypted over http:// endpoints: use https:// (with ETCD_CA_FILE)');
   }
-  const edgelb = startEdgelb(config, logger, { envCerts: readEnvCerts(process.env), envChallenges: process.env });
+  const edgelb = startEdgelb(config, logger, {
+    envCerts: readEnvCerts(process.env),
+    envChallenges: process.env,
+    // Before etcd is read, so before HAProxy runs: the admin port is all there is to close.
+    onFatal: (message) => void edgelb.stop().finally(() => fail(message, 1)),
+  });
 
   let stopping = false;
   const shutdown = (signal: string) => {

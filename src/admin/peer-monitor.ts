@@ -11,6 +11,8 @@ export interface PeerMonitorOptions {
   /** Whether HAProxy runs: it is not asked otherwise. */
   readonly running: () => boolean;
   readonly logger: Logger;
+  /** KONTENA_LB_PEERS_CERT is set (peer sessions TLS, verified both ways). */
+  readonly authenticated: boolean;
   readonly graceMs?: number;
   readonly intervalMs?: number;
   readonly now?: () => number;
@@ -57,7 +59,7 @@ export class PeerMonitor {
   /** The applied peers and their sessions as last seen; undefined before a config with peers is applied. */
   report(): PeersReport | undefined {
     const applied = this.options.applied();
-    return applied && peersReportOf(applied, this.last, this.tracks, this.graceMs);
+    return applied && { ...peersReportOf(applied, this.last, this.tracks, this.graceMs), authenticated: this.options.authenticated };
   }
 
   /** One look at HAProxy's sessions: logs the transitions. Never rejects. */

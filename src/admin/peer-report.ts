@@ -47,6 +47,8 @@ export interface PeersReport {
   readonly error: string | null;
   /** One line per peer unconnected for longer than the grace period. */
   readonly warnings: readonly string[];
+  /** KONTENA_LB_PEERS_CERT set: peer sessions are TLS with certificates verified both ways; false: plain TCP, anyone reaching the port can write the counters. */
+  readonly authenticated: boolean;
 }
 
 /** Since when each remote peer has been seen unconnected (ms since the epoch), and whether that was reported. */
@@ -96,7 +98,7 @@ export function peersReportOf(
   last: { readonly sessions: readonly PeerSession[]; readonly at: number; readonly error: string | null } | undefined,
   tracks: ReadonlyMap<string, PeerTrack>,
   graceMs: number,
-): PeersReport {
+): Omit<PeersReport, 'authenticated'> {
   const sessions = new Map((last?.error ? [] : (last?.sessions ?? [])).filter((s) => !s.local).map((s) => [s.name, s]));
   const local = applied.members.find((m) => m.name === applied.local);
   const remotes = applied.members

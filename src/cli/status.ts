@@ -93,7 +93,7 @@ export function formatStatus(report: StatusReport, url: string): string[] {
   if (peers) {
     const up = peers.remotes.filter((p) => p.state === 'established').length;
     lines.push(
-      `peers:      this replica ${peers.local.name} on ${peers.local.address}; ${up} of ${peers.remotes.length} other replicas connected${peers.error ? ` (HAProxy: ${peers.error})` : ''}`,
+      `peers:      this replica ${peers.local.name} on ${peers.local.address}; ${up} of ${peers.remotes.length} other replicas connected, ${peers.authenticated ? 'TLS (KONTENA_LB_PEERS_CERT)' : 'plain TCP, unauthenticated'}${peers.error ? ` (HAProxy: ${peers.error})` : ''}`,
     );
   }
   const c = report.counters;

@@ -18,6 +18,8 @@ export function statePaths(stateDir: string) {
     canaryMap: path.join(stateDir, 'canary.map'),
     serverStateFile: path.join(stateDir, 'server-state'),
     peerSocket: path.join(stateDir, 'peers.sock'),
+    peersCert: path.join(stateDir, 'peers.pem'),
+    peersCa: path.join(stateDir, 'peers-ca.pem'),
     metricsSocket: path.join(stateDir, 'metrics.sock'),
   };
 }
@@ -34,6 +36,7 @@ export function renderSettingsOf(config: Config): RenderSettings {
     hardStopAfter: config.hardStopAfter,
     serverStateFile: statePaths(config.stateDir).serverStateFile,
     peerSocket: statePaths(config.stateDir).peerSocket,
+    ...(config.peersCert ? { peersTls: { crt: statePaths(config.stateDir).peersCert, caFile: statePaths(config.stateDir).peersCa } } : {}),
     checkInterval: `${config.checkIntervalMs}ms`,
     checkFastInterval: `${Math.min(250, config.checkIntervalMs)}ms`,
     metricsSocket: statePaths(config.stateDir).metricsSocket,

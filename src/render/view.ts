@@ -28,6 +28,8 @@ export interface RenderSettings {
   readonly peerSocket: string;
   /** KONTENA_LB_PEERS=etcd (issue 15): every replica's peer (render/peers-view.ts); absent: the local one on peerSocket. */
   readonly peers?: PeersSettings;
+  /** KONTENA_LB_PEERS_CERT: the files the peers section's TLS reads (state dir); absent: peer traffic is plain TCP. */
+  readonly peersTls?: PeersTlsFiles;
   /** Where edgelb leaves `show servers state` for the next worker, so health survives a reload. */
   readonly serverStateFile: string;
   /** Health-check timings of every server line, e.g. `2000ms`. */
@@ -55,6 +57,14 @@ export interface RenderSettings {
   readonly metricsSocket?: string;
   /** Present only when at least one certificate is served: otherwise nothing listens for HTTPS. */
   readonly tls?: TlsSettings;
+}
+
+/** The peers' bundle on disk (haproxy/peer-cert-files.ts writes them before HAProxy starts). */
+export interface PeersTlsFiles {
+  /** Certificate, chain and key (0600). */
+  readonly crt: string;
+  /** The certificates a peer's certificate is verified against. */
+  readonly caFile: string;
 }
 
 export interface TlsSettings {

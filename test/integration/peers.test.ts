@@ -1,10 +1,13 @@
 import { mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseShowPeers } from '../../src/admin/haproxy-peers.js';
 import type { StatusReport } from '../../src/admin/status.js';
 import type { Backend } from '../support/backend.js';
+import { type LeafCert, makeLeaf, removeCertFiles } from '../support/certs.js';
 import { startTestEdgelb, type TestEdgelb } from '../support/edgelb.js';
 import { edgelbEnv, haproxyProcesses, runEdgelb } from '../support/edgelb-process.js';
 import { get } from '../support/http.js';
@@ -37,6 +40,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await closeBackends(b);
   await etcd?.stop();
+  removeCertFiles();
 });
 
 const service = () => ({ 'services/rated/virtual_hosts': RATED, 'services/rated/rate_limit': `${LIMIT}/10s`, 'services/rated/upstreams/one': b.rated.address });
@@ -132,6 +136,13 @@ describe('KONTENA_LB_PEERS=etcd', () => {
     expect(allowed).toBeGreaterThanOrEqual(LIMIT);
     expect(allowed).toBeLessThanOrEqual(LIMIT + 3);
     expect(statuses.slice(-LIMIT).every((s) => s === 429)).toBe(true);
+  });
+
+  it('warns once at start that peer traffic is unauthenticated without KONTENA_LB_PEERS_CERT, and says so in /status', async () => {
+    expect(a.logs.filter((l) => l.event === 'peers.unauthenticated').map((l) => l.level)).toEqual([40]);
+    expect((JSON.parse((await get(a.config.adminPort, '/status')).body) as StatusReport).peers?.authenticated).toBe(false);
+    // Anything that reaches the port and names a registered peer gets a session: the hole KONTENA_LB_PEERS_CERT closes.
+    expect((await peerHello(a.config.peers!.address, 'lb-a', 'lb-b')).reply).toBe('200');
   });
 
   it('drops a replica that stops: its registration goes, and the other reloads without it', async () => {
@@ -290,4 +301,139 @@ describe('KONTENA_LB_PEERS=etcd: the peers in /status and /metrics', () => {
       await rm(stateDir, { recursive: true, force: true });
     }
   }, 120_000);
+});
+
+/**
+ * A third party's opening of the peers protocol (HAProxy's peers.c: `HAProxyS 2.1`, the name of the
+ * peer it wants, the name of a peer it pretends to be, pid and relative pid): what comes back before
+ * the connection ends. A peer that accepts the session answers `200` (and then takes its updates);
+ * `tls` with `cert` presents a certificate.
+ */
+async function peerHello(
+  address: string,
+  to: string,
+  from: string,
+  options: { tls?: boolean; cert?: LeafCert } = {},
+): Promise<{ reply: string; error?: string }> {
+  const [, host, port] = /^(.*):(\d+)$/.exec(address)!;
+  const hello = `HAProxyS 2.1\n${to}\n${from} 1 1\n`;
+  return await new Promise((resolve) => {
+    let reply = '';
+    let error: string | undefined;
+    const socket = options.tls
+      ? tls.connect(
+          { host, port: Number(port), rejectUnauthorized: false, ...(options.cert ? { cert: options.cert.certPem, key: options.cert.keyPem } : {}) },
+          () => socket.write(hello),
+        )
+      : net.connect({ host: host!, port: Number(port) }, () => socket.write(hello));
+    socket.setTimeout(3000, () => socket.destroy());
+    socket.on('data', (chunk: Buffer) => {
+      reply += chunk.toString('latin1');
+      if (reply.includes('\n')) socket.destroy();
+    });
+    socket.on('error', (e: NodeJS.ErrnoException) => (error = e.code ?? e.message));
+    socket.on('close', () => resolve({ reply: reply.split('\n')[0] ?? '', ...(error ? { error } : {}) }));
+  });
+}
+
+/** Every stick table of `lb`'s worker with its number of entries (`show table`). */
+async function tableUse(lb: TestEdgelb): Promise<string[]> {
+  return [...(await runtimeCommand(socketOf(lb), 'show table')).matchAll(/# table: (\S+),.*used:(\d+)/g)].map((m) => `${m[1]} ${m[2]}`);
+}
+
+describe('KONTENA_LB_PEERS=etcd with KONTENA_LB_PEERS_CERT (TLS, certificates verified both ways)', () => {
+  let shared: LeafCert;
+  let stranger: LeafCert;
+  let a: TestEdgelb;
+  let c: TestEdgelb | undefined;
+  const withCert = (cert: LeafCert) => ({ KONTENA_LB_PEERS_CERT: cert.bundlePem });
+
+  beforeAll(async () => {
+    [shared, stranger] = await Promise.all([makeLeaf({ names: ['edgelb-peers'] }), makeLeaf({ names: ['edgelb-peers'] })]);
+    a = await replica(undefined, 'tls-a', etcd, withCert(shared));
+    await settled(a, await putKeys(etcd, a, service()));
+    c = await replica(a.prefix, 'tls-b', etcd, withCert(shared));
+    await Promise.all([ready(a), ready(c)]);
+    const other = c;
+    await waitFor(async () => (await connectedPeers(a)).includes('tls-b') && (await connectedPeers(other)).includes('tls-a'), {
+      timeoutMs: 20_000,
+      intervalMs: 200,
+      what: 'both replicas to connect to each other as TLS peers',
+    });
+    await Promise.all([a.controller.whenIdle(), other.controller.whenIdle()]);
+    await Promise.all([resynced(a), resynced(other)]);
+  }, 60_000);
+
+  afterAll(async () => {
+    await c?.stopAll();
+    await a?.stopAll();
+  });
+
+  it('shares one limit between two replicas with the same bundle, says so in /status, and warns of nothing', async () => {
+    const { allowed, statuses } = await allowedAlternating([a, c!], 3 * LIMIT);
+    expect(allowed).toBeGreaterThanOrEqual(LIMIT);
+    expect(allowed).toBeLessThanOrEqual(LIMIT + 3);
+    expect(statuses.slice(-LIMIT).every((s) => s === 429)).toBe(true);
+    const status = JSON.parse((await get(a.config.adminPort, '/status')).body) as StatusReport;
+    expect(status.peers?.authenticated).toBe(true);
+    expect(a.logs.some((l) => l.event === 'peers.unauthenticated')).toBe(false);
+  });
+
+  it('gives no session to a third party: plain TCP, TLS without a certificate, TLS with another self-signed one', async () => {
+    const address = a.config.peers!.address;
+    const before = await tableUse(a);
+    expect(before.length).toBeGreaterThan(0);
+    // The same opening with the shared certificate is answered 200 (HAProxy's "accepted"): the
+    // refusals below are about the certificate, not a wrong hello.
+    expect(await peerHello(address, 'tls-a', 'tls-b', { tls: true, cert: shared })).toMatchObject({ reply: '200' });
+    const plain = await peerHello(address, 'tls-a', 'tls-b');
+    expect(plain.reply).toBe('');
+    const noCert = await peerHello(address, 'tls-a', 'tls-b', { tls: true });
+    expect(noCert.reply).toBe('');
+    expect(noCert.error).toMatch(/CERTIFICATE_REQUIRED/);
+    const other = await peerHello(address, 'tls-a', 'tls-b', { tls: true, cert: stranger });
+    expect(other.reply).toBe('');
+    expect(other.error).toMatch(/UNKNOWN_CA/);
+    expect(await tableUse(a)).toEqual(before);
+  });
+
+  it("keeps a client's count across a reload with TLS on (the local peer's handover to the next worker)", async () => {
+    const client = freshClient();
+    for (let i = 0; i < LIMIT / 2; i++) expect((await getFrom(a.httpPort, client, RATED)).status).toBe(200);
+    await resynced(a);
+    const reloads = a.controller.status().counters.reloads;
+    await c!.stopAll();
+    c = undefined; // stopAll closes the access log's fd: never twice
+    await waitFor(() => a.controller.status().counters.reloads > reloads, { timeoutMs: 10_000, what: 'tls-a to reload without tls-b' });
+    const statuses: number[] = [];
+    for (let i = 0; i < LIMIT; i++) statuses.push((await getFrom(a.httpPort, client, RATED)).status);
+    expect(statuses).toEqual([...Array<number>(LIMIT / 2).fill(200), ...Array<number>(LIMIT / 2).fill(429)]);
+  });
+
+  it('does not share between two replicas with different bundles: each allows its own limit, and /status shows the peer not established', async () => {
+    const x = await replica(undefined, 'tls-x', etcd, withCert(shared));
+    try {
+      await settled(x, await putKeys(etcd, x, service()));
+      const y = await replica(x.prefix, 'tls-y', etcd, withCert(stranger));
+      try {
+        await Promise.all([ready(x), ready(y)]);
+        // Both have the other in their peers section: the config is the same, only the certificates differ.
+        await waitFor(async () => (await runtimeCommand(socketOf(x), 'show peers')).includes('tls-y'), { timeoutMs: 20_000, what: 'tls-x to list tls-y' });
+        await Promise.all([x.controller.whenIdle(), y.controller.whenIdle(), resynced(x), resynced(y)]);
+        expect((await allowedAlternating([x, y], 3 * LIMIT)).allowed).toBe(2 * LIMIT);
+        await waitFor(
+          async () =>
+            (JSON.parse((await get(x.config.adminPort, '/status')).body) as StatusReport).peers?.remotes.find((p) => p.name === 'tls-y')?.state ===
+            'not_established',
+          { timeoutMs: 15_000, intervalMs: 250, what: "tls-x's /status to show tls-y not established" },
+        );
+        expect(await connectedPeers(x)).toEqual([]);
+        expect(await connectedPeers(y)).toEqual([]);
+      } finally {
+        await y.stopAll();
+      }
+    } finally {
+      await x.stopAll();
+    }
+  }, 90_000);
 });

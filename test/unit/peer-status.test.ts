@@ -131,6 +131,7 @@ function monitorOf(answers: (() => PeerSession[])[]) {
     applied: () => APPLIED,
     running: () => true,
     logger,
+    authenticated: false,
     graceMs: GRACE,
     now: () => now,
   });
@@ -163,17 +164,20 @@ describe('PeerMonitor', () => {
     at(60_000);
     await monitor.check();
     expect(logs).toEqual([]);
-    expect(monitor.report()).toMatchObject({ error: 'no socket', warnings: [] });
+    expect(monitor.report()).toMatchObject({ error: 'no socket', warnings: [], authenticated: false });
   });
 });
 
 describe('the peers in /status, /metrics, the dashboard and edgelb status', () => {
-  const report = peersReportOf(
-    APPLIED,
-    { sessions: [session('lb-b', false), session('lb-c', true)], at: 40_000, error: null },
-    new Map([['lb-b', { downSince: 0, reported: true }]]),
-    GRACE,
-  );
+  const report = {
+    ...peersReportOf(
+      APPLIED,
+      { sessions: [session('lb-b', false), session('lb-c', true)], at: 40_000, error: null },
+      new Map([['lb-b', { downSince: 0, reported: true }]]),
+      GRACE,
+    ),
+    authenticated: false,
+  };
   const inputs = (peers: AdminInputs['peers']): AdminInputs => ({
     version: '1',
     etcdPrefix: '/p',
@@ -223,7 +227,15 @@ describe('the peers in /status, /metrics, the dashboard and edgelb status', () =
     expect(html).toMatch(/badge ok[^>]*><span aria-hidden="true">✔ <\/span>established</);
     expect(renderSections({ status: { ...status, peers: null } as StatusReport, applies: [], acme: undefined }).peers).toContain('off');
     const lines = formatStatus(status, 'http://127.0.0.1:8404/status');
-    expect(lines).toContain('peers:      this replica lb-a on 10.0.0.1:7946; 1 of 2 other replicas connected');
+    expect(lines).toContain('peers:      this replica lb-a on 10.0.0.1:7946; 1 of 2 other replicas connected, plain TCP, unauthenticated');
+    expect(html).toMatch(
+      /peer traffic: <span class="badge warn"[^>]*><span aria-hidden="true">▲ <\/span>plain TCP, unauthenticated<\/span> \(set KONTENA_LB_PEERS_CERT\)/,
+    );
+    const tls = await buildStatus(inputs({ report: () => ({ ...report, authenticated: true }) }));
+    expect(renderSections({ status: tls, applies: [], acme: undefined }).peers).toContain('TLS, certificates verified');
+    expect(formatStatus(tls, 'http://127.0.0.1:8404/status')).toContain(
+      'peers:      this replica lb-a on 10.0.0.1:7946; 1 of 2 other replicas connected, TLS (KONTENA_LB_PEERS_CERT)',
+    );
     expect(lines.find((l) => l.startsWith('lb-b'))).toMatch(/^lb-b\s+10\.0\.0\.2:7946\s+NOT_ESTABLISHED \(warning\)\s+CONN\s+40s$/);
     expect(lines.some((l) => l.startsWith('peer not connected') && l.includes('lb-b'))).toBe(true);
   });

@@ -63,6 +63,7 @@ describe('the settings schema', () => {
       'httpsPort',
       'logLevel',
       'peers',
+      'peersCert',
       'sslCiphers',
       'sslCiphersuites',
       'sslMinVersion',

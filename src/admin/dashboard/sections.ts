@@ -178,7 +178,10 @@ function peers(report: PeersReport | null): string {
     return [esc(p.name), esc(p.address), badge(p.warning ? `${label}${since}` : label, p.warning ? 'bad' : tone), esc(p.lastStatus ?? '—')];
   });
   const error = report.error ? `<p class="reason">HAProxy could not be asked: ${esc(report.error)}</p>` : '';
-  return `<p>This replica: <code>${esc(report.local.name)}</code> on ${esc(report.local.address)}</p>${error}${table(
+  const traffic = report.authenticated
+    ? badge('TLS, certificates verified', 'ok')
+    : `${badge('plain TCP, unauthenticated', 'warn')} (set KONTENA_LB_PEERS_CERT)`;
+  return `<p>This replica: <code>${esc(report.local.name)}</code> on ${esc(report.local.address)}; peer traffic: ${traffic}</p>${error}${table(
     'Other replicas sharing the rate_limit and conn_limit counters',
     ['Peer', 'Address', 'Session', 'HAProxy last_status'],
     rows,
