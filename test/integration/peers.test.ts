@@ -282,7 +282,8 @@ describe('KONTENA_LB_PEERS=etcd: the peers in /status and /metrics', () => {
       const down = await status();
       expect(down.health.status).toBe('ok');
       expect(down.peers?.remotes).toEqual([expect.objectContaining({ name: 'st-b', address, state: 'not_established', warning: true })]);
-      expect(down.peers?.remotes[0]?.lastStatus).not.toBe('ESTA');
+      // lastStatus may still read ESTA here: HAProxy keeps a dead session's last status, marked
+      // inactive, until it tries again (test/fixtures' capture); `state` is what counts.
       expect(down.peers?.warnings).toEqual([expect.stringMatching(/^peer st-b \(127\.0\.0\.1:\d+\) not connected for \d+ s/)]);
       expect(await peerUp()).toBe(0);
       expect(a.logs.filter((l) => l.event === 'peers.session_down').map((l) => [l.level, l.peer, l.address])).toEqual([[40, 'st-b', address]]);
