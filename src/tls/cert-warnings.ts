@@ -54,7 +54,8 @@ export function certificateWarnings(inputs: CertWarningInputs): CertWarning[] {
     });
   }
   for (const state of inputs.acme) {
-    if (state.status !== 'failing') continue;
+    // Failures in a row, not only 'failing': each retry writes the state 'pending' while its order runs.
+    if (state.status === 'valid' || state.failures === 0) continue;
     const since = state.failingSince ?? state.lastError?.at;
     if (since === undefined || now.getTime() - Date.parse(since) <= RENEWAL_FAILING_AFTER_MS) continue;
     warnings.push({

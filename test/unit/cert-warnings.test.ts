@@ -1,12 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import type { AcmeDomainState } from '../../src/acme/state.js';
 import { failedState } from '../../src/acme/schedule.js';
+import { pendingState } from '../../src/acme/state.js';
+import { CertWarningReports } from '../../src/controller/cert-warning-reports.js';
 import { loadConfig } from '../../src/config.js';
 import { certificateWarnings, type CertWarningInputs } from '../../src/tls/cert-warnings.js';
 import type { CertBundle } from '../../src/tls/bundle.js';
 import type { CertSet, ServedCert } from '../../src/tls/store.js';
 import { renderSettingsIn } from '../support/render-settings.js';
 import { createSectionRenderer } from '../../src/render/render.js';
+import { capturingLogger } from '../support/log-capture.js';
 
 // Issue 16: certificate warnings (tls/cert-warnings.ts) at fixed clocks. What /status, the log
 // and `edgelb cert list` show is in test/integration/cert-warnings.test.ts.
@@ -56,6 +59,31 @@ describe('certificate warnings', () => {
     const { failingSince: _, ...older } = state!;
     expect(certificateWarnings(inputs({ acme: [older] }))).toEqual([]);
     expect(certificateWarnings(inputs({ acme: [{ ...older, status: 'valid' }], now: new Date(NOW.getTime() + 3 * DAY) }))).toEqual([]);
+  });
+
+  it('keeps warning of a failing renewal while its next attempt runs (the state pending again), and logs it once', () => {
+    const backoff = { baseMs: 60_000, capMs: 3600_000 };
+    const failed = failedState(undefined, 'x.test', { message: 'no TXT record' }, new Date(NOW.getTime() - 30 * 3600_000), backoff).state;
+    const retrying = pendingState(failed, 'x.test', { orderUrl: 'https://ca/order/2', startedAt: NOW.toISOString(), tokens: [], by: 'lb-a' }, NOW);
+    expect(certificateWarnings(inputs({ acme: [retrying] })).map((w) => [w.kind, w.subject, w.since])).toEqual([
+      ['renewal_failing', 'x.test', failed.failingSince],
+    ]);
+    const { logger, logs } = capturingLogger();
+    const reports = new CertWarningReports(logger, 21, () => NOW);
+    try {
+      const state = { http: [], tcp: [] };
+      let again = failed;
+      for (let attempt = 0; attempt < 3; attempt++) {
+        reports.update(certSet(), state, [again]);
+        again = pendingState(again, 'x.test', { orderUrl: `https://ca/order/${attempt}`, startedAt: NOW.toISOString(), tokens: [], by: 'lb-a' }, NOW);
+        reports.update(certSet(), state, [again]);
+        again = failedState(again, 'x.test', { message: 'no TXT record' }, NOW, backoff).state;
+      }
+      expect(logs.filter((l) => l.event === 'certificate.attention')).toHaveLength(1);
+      expect(reports.warnings.map((w) => w.kind)).toEqual(['renewal_failing']);
+    } finally {
+      reports.stop();
+    }
   });
 
   it('warns of a host no served certificate covers (wildcards one label deep), only while HTTPS is served', () => {
