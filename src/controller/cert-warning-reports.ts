@@ -53,7 +53,8 @@ export class CertWarningReports {
     this.current = certificateWarnings({ certs, hosts, acme, now: this.now(), warnDays: this.warnDays });
     this.reported.update(
       this.current,
-      (w) => `${w.kind}\u0000${w.subject}`,
+      // With `since`: a certificate that expires, or a renewal failing anew, is logged again.
+      (w) => `${w.kind}\u0000${w.subject}\u0000${w.since ?? ''}`,
       (w) => this.logger.warn({ ...event('certificate.attention'), kind: w.kind, subject: w.subject, detail: w.detail, since: w.since }, 'certificate warning'),
     );
   }

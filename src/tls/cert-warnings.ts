@@ -50,7 +50,8 @@ export function certificateWarnings(inputs: CertWarningInputs): CertWarning[] {
       kind: 'expiring',
       subject: bundle.id,
       detail: leftMs <= 0 ? `expired ${when}, still served for ${names}` : `expires ${when} (in ${Math.floor(leftMs / DAY_MS)} days), served for ${names}`,
-      since: new Date(bundle.notAfter.getTime() - warnDays * DAY_MS).toISOString(),
+      // Expired: since it expired, so the moment it does is a new warning (logged again).
+      since: leftMs <= 0 ? when : new Date(bundle.notAfter.getTime() - warnDays * DAY_MS).toISOString(),
     });
   }
   for (const state of inputs.acme) {

@@ -33,7 +33,7 @@ describe('certificate warnings', () => {
     );
     expect(warnings).toEqual([
       { kind: 'expiring', subject: 'env-a', detail: 'expires 2026-12-04T12:00:00.000Z (in 2 days), served for a.test', since: '2026-11-13T12:00:00.000Z' },
-      { kind: 'expiring', subject: 'env-c', detail: 'expired 2026-12-01T12:00:00.000Z, still served for c.test', since: '2026-11-10T12:00:00.000Z' },
+      { kind: 'expiring', subject: 'env-c', detail: 'expired 2026-12-01T12:00:00.000Z, still served for c.test', since: '2026-12-01T12:00:00.000Z' },
     ]);
     expect(certificateWarnings(inputs({ certs: certSet(served('env-b', ['b.test'], 21.5)), warnDays: 22 }))).toHaveLength(1);
   });
@@ -59,6 +59,23 @@ describe('certificate warnings', () => {
     const { failingSince: _, ...older } = state!;
     expect(certificateWarnings(inputs({ acme: [older] }))).toEqual([]);
     expect(certificateWarnings(inputs({ acme: [{ ...older, status: 'valid' }], now: new Date(NOW.getTime() + 3 * DAY) }))).toEqual([]);
+  });
+
+  it('logs a served certificate once as it enters the warning days, and again once when it expires', () => {
+    const { logger, logs } = capturingLogger();
+    let now = NOW;
+    const reports = new CertWarningReports(logger, 21, () => now);
+    try {
+      const certs = certSet(served('env-a', ['a.test'], 2));
+      const state = { http: [], tcp: [] };
+      for (const hours of [0, 1, 47, 49, 50]) {
+        now = new Date(NOW.getTime() + hours * 3600_000);
+        reports.update(certs, { ...state }, []);
+      }
+      expect(logs.filter((l) => l.event === 'certificate.attention').map((l) => String(l.detail).split(' ')[0])).toEqual(['expires', 'expired']);
+    } finally {
+      reports.stop();
+    }
   });
 
   it('keeps warning of a failing renewal while its next attempt runs (the state pending again), and logs it once', () => {
