@@ -64,7 +64,6 @@ export async function listCerts(flags: CertCliFlags & { json?: boolean }, deps: 
   }
 }
 
-/** One row per vault entry, in key order; one that cannot be read or decrypted says why. */
 /** What a running edgelb would warn about for these certificates, the services' hosts and the ACME states (tls/cert-warnings.ts). */
 function warningsOf(settings: CertCliSettings, raws: readonly RawCert[], services: Record<string, string>, acme: readonly AcmeDomainState[], now: Date) {
   const entries = new Map(Object.entries(services).map(([key, value]) => [key.slice(settings.etcdPath.length + 1), value]));
@@ -73,6 +72,7 @@ function warningsOf(settings: CertCliSettings, raws: readonly RawCert[], service
   return certificateWarnings({ certs, hosts, acme, now, warnDays: settings.certWarnDays ?? DEFAULT_CERT_WARN_DAYS });
 }
 
+/** One row per vault entry, in key order; one that cannot be read or decrypted says why. */
 function vaultRows(stored: Record<string, string>, prefix: string, vaultKey: string | undefined, now: Date, raws: RawCert[]): CertListRow[] {
   const rows: CertListRow[] = [];
   for (const fullKey of Object.keys(stored).sort()) {
