@@ -130,7 +130,17 @@ describe('KONTENA_LB_CERT_WARN_DAYS and KONTENA_LB_SSL_CIPHERSUITES', () => {
 
   it('renders the TLS 1.3 suites on the HTTPS bind line when set, and refuses what is not a suite list', () => {
     expect(load({}).sslCiphersuites).toBeUndefined();
-    for (const bad of ['ECDHE-RSA-AES128-GCM-SHA256', 'TLS_AES_128_GCM_SHA256 ssl', 'TLS_AES_128_GCM_SHA256:', 'TLS_A\nbind :1']) {
+    expect(load({ KONTENA_LB_SSL_CIPHERSUITES: 'TLS_AES_128_CCM_8_SHA256:TLS_CHACHA20_POLY1305_SHA256' }).sslCiphersuites).toBe(
+      'TLS_AES_128_CCM_8_SHA256:TLS_CHACHA20_POLY1305_SHA256',
+    );
+    for (const bad of [
+      'ECDHE-RSA-AES128-GCM-SHA256',
+      'TLS_AES_999',
+      'TLS_AES_128_GCM_SHA256:TLS_AES_128_GCM_SHA257',
+      'TLS_AES_128_GCM_SHA256 ssl',
+      'TLS_AES_128_GCM_SHA256:',
+      'TLS_A\nbind :1',
+    ]) {
       expect(() => load({ KONTENA_LB_SSL_CIPHERSUITES: bad })).toThrow(/KONTENA_LB_SSL_CIPHERSUITES must be TLS 1.3 suites/);
     }
     const tls = { port: 443, crtList: '/s/crt-list', http2: true, minVersion: 'TLSv1.2' as const, ciphers: 'ECDHE-RSA-AES128-GCM-SHA256', defaultCert: 'a' };
