@@ -7,6 +7,7 @@ import { keyPath, v2Json, v2Request, type V2KeyReply } from '../support/etcd-v2.
 import { closeBackends, lbReady, putKeys, settled, startBackends } from '../support/lb.js';
 import { getFrom, runtimeCommand } from '../support/limit-clients.js';
 import { freePort } from '../support/ports.js';
+import { establishedPeers, peersFlagsHave } from '../../scripts/lib/show-peers.js';
 import { waitFor } from '../support/wait.js';
 
 // Issue 15: rate_limit counters shared between two replicas through HAProxy peers
@@ -48,8 +49,7 @@ const socketOf = (lb: TestEdgelb) => path.join(lb.config.stateDir, 'haproxy.sock
 
 /** The peers of `lb`'s running worker that are connected (`show peers`: last_status=ESTA). */
 async function connectedPeers(lb: TestEdgelb): Promise<string[]> {
-  const answer = await runtimeCommand(socketOf(lb), 'show peers');
-  return [...answer.matchAll(/ id=([^(\s]+)\(remote[^)]*\) .*last_status=ESTA/g)].map((m) => m[1]!);
+  return establishedPeers(await runtimeCommand(socketOf(lb), 'show peers'));
 }
 
 /**
@@ -59,13 +59,11 @@ async function connectedPeers(lb: TestEdgelb): Promise<string[]> {
  * next one only after it (see the README's "Shared counters between replicas").
  */
 async function resynced(lb: TestEdgelb): Promise<void> {
-  await waitFor(
-    async () => {
-      const flags = /id=edgelb .*flags=0x([0-9a-f]+)/.exec(await runtimeCommand(socketOf(lb), 'show peers'))?.[1];
-      return flags !== undefined && (Number.parseInt(flags, 16) & 0x3) === 0x3;
-    },
-    { timeoutMs: 20_000, intervalMs: 200, what: `the worker on :${lb.httpPort} to finish its first resync` },
-  );
+  await waitFor(async () => peersFlagsHave(await runtimeCommand(socketOf(lb), 'show peers')), {
+    timeoutMs: 20_000,
+    intervalMs: 200,
+    what: `the worker on :${lb.httpPort} to finish its first resync`,
+  });
 }
 
 async function ready(lb: TestEdgelb): Promise<void> {
