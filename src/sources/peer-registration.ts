@@ -96,7 +96,8 @@ export class PeerRegistration {
    * name is free (at most the TTL for a dead one); the error is logged once per holder.
    */
   private nameTaken(key: string, holder: string, lease: KvLease): void {
-    lease.release();
+    // It holds no key (v3: a granted lease, ended now rather than after its TTL).
+    void lease.revoke().catch(() => undefined);
     const retryInMs = this.retry.next();
     const fields = { event: 'peers.name_taken', key, holder, address: this.options.peer.address, retryInMs };
     if (this.takenBy === holder) this.options.logger.debug(fields, 'this peer name is still taken');
