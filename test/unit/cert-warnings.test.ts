@@ -78,6 +78,25 @@ describe('certificate warnings', () => {
     }
   });
 
+  it('leaves out the failing state of a domain ACME is no longer asked for (its service removed or renamed)', () => {
+    const backoff = { baseMs: 60_000, capMs: 3600_000 };
+    const failing = (domain: string) => failedState(undefined, domain, { message: 'NXDOMAIN' }, new Date(NOW.getTime() - 30 * 3600_000), backoff).state;
+    const acme = [failing('ww.test'), failing('www.test')];
+    const subjects = (over: Partial<CertWarningInputs>) => certificateWarnings(inputs({ acme, ...over })).map((w) => w.subject);
+    expect(subjects({ acmeDomains: ['www.test'] })).toEqual(['www.test']);
+    // Not known (ACME not started, or off): every state counts.
+    expect(subjects({})).toEqual(['ww.test', 'www.test']);
+    const { logger, logs } = capturingLogger();
+    const reports = new CertWarningReports(logger, 21, () => NOW);
+    try {
+      reports.update(certSet(), { http: [], tcp: [] }, acme, ['www.test']);
+      expect(reports.warnings.map((w) => w.subject)).toEqual(['www.test']);
+      expect(logs.filter((l) => l.event === 'certificate.attention').map((l) => l.subject)).toEqual(['www.test']);
+    } finally {
+      reports.stop();
+    }
+  });
+
   it('keeps warning of a failing renewal while its next attempt runs (the state pending again), and logs it once', () => {
     const backoff = { baseMs: 60_000, capMs: 3600_000 };
     const failed = failedState(undefined, 'x.test', { message: 'no TXT record' }, new Date(NOW.getTime() - 30 * 3600_000), backoff).state;
