@@ -181,6 +181,7 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
       latestSnapshot = snapshot;
       controller.offer(snapshot);
       acme?.offer(snapshot);
+      peerRegistration?.offer(snapshot);
     },
   });
   const admin = startAdminServer({

@@ -2,6 +2,7 @@ import type { KvLease, KvStore } from '../etcd/store.js';
 import type { Logger } from '../log.js';
 import { KEY_PATHS } from '../model/keyspace.js';
 import type { Peer } from '../model/peers.js';
+import type { Snapshot } from '../model/snapshot.js';
 import { Backoff } from '../util/backoff.js';
 
 export interface PeerRegistrationOptions {
@@ -34,6 +35,8 @@ export class PeerRegistration {
   private stopped = false;
   /** The other address last found holding this replica's name (logged once). */
   private takenBy: string | undefined;
+  /** The etcd revision of the registration: a snapshot from before it may lack the key. */
+  private registeredAt: bigint | undefined;
 
   constructor(private readonly options: PeerRegistrationOptions) {}
 
@@ -47,6 +50,25 @@ export class PeerRegistration {
     const lease = this.lease;
     this.lease = undefined;
     await lease?.revoke().catch(() => undefined);
+  }
+
+  /**
+   * Every snapshot: a registration deleted by someone else (`etcdctl del`) while its lease lives
+   * on is written again. A v3 lease never says so (v2's next refresh would find it gone).
+   */
+  offer(snapshot: Snapshot): void {
+    const lease = this.lease;
+    if (!lease || this.registeredAt === undefined || !/^\d+$/.test(snapshot.revision) || BigInt(snapshot.revision) <= this.registeredAt) return;
+    const relative = `${KEY_PATHS.peers}${this.options.peer.name}`;
+    if (snapshot.under(KEY_PATHS.peers).has(relative)) return;
+    this.lease = undefined;
+    const key = `${this.options.prefix}/${relative}`;
+    this.options.logger.warn(
+      { event: 'peers.registration_deleted', key, revision: snapshot.revision },
+      'peer registration deleted from etcd; registering again',
+    );
+    void lease.revoke().catch(() => undefined);
+    void this.register();
   }
 
   private async register(): Promise<void> {
@@ -79,6 +101,7 @@ export class PeerRegistration {
         return;
       }
       this.lease = lease;
+      this.registeredAt = BigInt(claim.revision);
       this.retry.reset();
       this.takenBy = undefined;
       logger.info({ event: 'peers.registered', key, address: peer.address }, 'registered this replica as a peer');

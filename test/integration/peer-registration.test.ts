@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EtcdClient } from '../../src/etcd/client.js';
 import type { EtcdApi } from '../../src/etcd/store.js';
+import { fixedSnapshot } from '../../src/model/snapshot.js';
 import { PeerRegistration } from '../../src/sources/peer-registration.js';
 import { startEtcd, type EtcdServer } from '../support/etcd.js';
 import { etcdClient } from '../support/etcd-connection.js';
@@ -63,6 +64,25 @@ describe.each(['v2', 'v3'] as const)('PeerRegistration over etcd %s', (api) => {
     await waitFor(async () => (await store().get(key)) === '127.0.0.1:7002', { timeoutMs: 15_000, what: 'the second replica to register' });
     await second.registration.stop();
     expect(await store().get(key)).toBeUndefined();
+  }, 30_000);
+
+  it('registers again when its key is deleted by someone else while its lease lives on', async () => {
+    const prefix = `/peer-reg-deleted-${api}-${process.pid}`;
+    const key = `${prefix}/peers/lb`;
+    const now = register(api, prefix, '127.0.0.1:7004');
+    await waitFor(() => now.count('peers.registered') === 1, { timeoutMs: 5000, what: 'the replica to register' });
+    await store().delete(key);
+    // The watch's next snapshot, after the deletion: the key is missing from it.
+    now.registration.offer(fixedSnapshot(new Map(), String(Number.MAX_SAFE_INTEGER)));
+    await waitFor(async () => (await store().get(key)) === '127.0.0.1:7004', { timeoutMs: 5000, what: 'the registration to be written again' });
+    // v2 may find it first, at its next refresh: either way, once.
+    const noticed = () => now.count('peers.registration_deleted') + now.count('peers.registration_lost');
+    expect(noticed()).toBe(1);
+    // A snapshot from before the registration (or one holding it) changes nothing.
+    await waitFor(() => now.count('peers.registered') === 2, { timeoutMs: 5000, what: 'the second registration' });
+    now.registration.offer(fixedSnapshot(new Map(), '1'));
+    now.registration.offer(fixedSnapshot(new Map([['peers/lb', '127.0.0.1:7004']]), String(Number.MAX_SAFE_INTEGER)));
+    expect(noticed()).toBe(1);
   }, 30_000);
 
   it("takes over its own earlier run's registration (same address), killed before it deregistered", async () => {
