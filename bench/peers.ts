@@ -11,10 +11,11 @@ import type { AddressInfo } from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { readPeerSessions } from '../src/admin/haproxy-peers.js';
 import { sendCommand } from '../src/haproxy/master-cli.js';
 import { httpBackendName } from '../src/render/view.js';
 import { freePort, waitFor } from '../scripts/lib/local-stack.js';
-import { establishedPeers, peersFlagsHave } from '../scripts/lib/show-peers.js';
+import { peersFlagsHave } from '../scripts/lib/show-peers.js';
 import { explain, type IntOption, parseOptions } from './lib/args.js';
 import { commandLine, footer, runBench, spread } from './lib/harness.js';
 import { startStack, type Stack } from './lib/stack.js';
@@ -70,7 +71,8 @@ async function resynced(stack: Stack): Promise<boolean> {
 
 /** The remote peers `stack`'s worker has a session with. */
 async function connectedPeers(stack: Stack): Promise<string[]> {
-  return establishedPeers(await sendCommand(stack.adminSocket, 'show peers', 2000).catch(() => ''));
+  const peers = await readPeerSessions(stack.adminSocket).catch(() => []);
+  return peers.filter((p) => !p.local && p.established).map((p) => p.name);
 }
 
 export async function run(args: readonly string[]): Promise<number> {

@@ -1,5 +1,7 @@
 import { getFromUnixSocket, startAdminServer, type AdminServer } from './admin/server.js';
 import { readServerStats } from './admin/haproxy-stats.js';
+import { readPeerSessions } from './admin/haproxy-peers.js';
+import { PeerMonitor } from './admin/peer-monitor.js';
 import { ApplyRetry } from './apply-retry.js';
 import type { Config } from './config.js';
 import { Controller } from './controller/controller.js';
@@ -67,6 +69,8 @@ export interface EnvironmentInputs {
   readonly configWriteDelayMs?: number;
   /** A file descriptor for HAProxy's stdout (its access log); default: edgelb's own stdout, inherited. Tests set it. */
   readonly haproxyStdout?: number;
+  /** KONTENA_LB_PEERS=etcd: how long a peer may stay unconnected before a warning, how often HAProxy is asked (default 30 s, 5 s; tests shorten them). */
+  readonly peerMonitor?: { readonly graceMs: number; readonly intervalMs: number };
 }
 
 export function startEdgelb(config: Config, logger: Logger, options: EnvironmentInputs = {}): Edgelb {
@@ -147,6 +151,17 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
       peerRegistration.start();
     });
   }
+  // The peer sessions HAProxy holds, with a warning for one down past the grace period (/status, /metrics).
+  const peerMonitor = peer
+    ? new PeerMonitor({
+        readSessions: () => readPeerSessions(paths.adminSocket),
+        applied: () => controller.status().peers,
+        running: () => haproxy.running,
+        logger: logger.child({ component: 'peers' }),
+        ...options.peerMonitor,
+      })
+    : undefined;
+  peerMonitor?.start();
   const acmeSettings = config.acme;
   if (acmeSettings) {
     void client.whenDecided().then((store) => {
@@ -196,6 +211,7 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
       renderSettings: settingsBase.render,
       serverStats: () => readServerStats(paths.adminSocket),
       probes: prover,
+      ...(peerMonitor ? { peers: peerMonitor } : {}),
     },
     haproxyMetrics: () => getFromUnixSocket(paths.metricsSocket, '/metrics'),
     logger: logger.child({ component: 'admin' }),
@@ -227,6 +243,7 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
       await acme?.stop();
       // The other replicas drop this one from their peers at once rather than after the lease's TTL.
       await peerRegistration?.stop();
+      await peerMonitor?.stop();
       await admin.close();
       controller.stop();
       await certsDir?.stop();

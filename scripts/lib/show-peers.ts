@@ -1,6 +1,7 @@
 /**
- * Reading HAProxy 2.6's `show peers` answer (runtime API), for the tests and the benchmarks of
- * the counters shared through peers (issue 15): one reading of its format in one place.
+ * The resync flags of HAProxy 2.6's `show peers` answer (runtime API), for the tests and the
+ * benchmarks of the counters shared through peers (issue 15). The peers themselves and their
+ * sessions: src/admin/haproxy-peers.ts parseShowPeers.
  */
 
 /** The section's flags: the worker learned from the previous one (or gave up), and from the remote peers. */
@@ -15,9 +16,4 @@ export const RESYNC_FINISHED = 0x3;
 export function peersFlagsHave(showPeers: string, mask = RESYNC_FINISHED): boolean {
   const flags = /id=edgelb .*flags=0x([0-9a-f]+)/.exec(showPeers)?.[1];
   return flags !== undefined && (Number.parseInt(flags, 16) & mask) === mask;
-}
-
-/** The remote peers the worker has a session with (last_status=ESTA). */
-export function establishedPeers(showPeers: string): string[] {
-  return [...showPeers.matchAll(/ id=([^(\s]+)\(remote[^)]*\) .*last_status=ESTA/g)].map((m) => m[1]!);
 }

@@ -4,6 +4,7 @@ import type { ProverCounters } from '../haproxy/server-prover.js';
 import { KEY_PATHS, SERVICE_FIELD_KEYS } from '../model/keyspace.js';
 import type { Rejection } from '../model/types.js';
 import type { EtcdSourceStatus } from '../sources/etcd.js';
+import type { PeersReport } from './peer-report.js';
 import { healthOf, type AdminInputs } from './status.js';
 
 /** What one scrape reads, once, before any metric is collected: every family sees the same moment. */
@@ -12,6 +13,8 @@ interface Scrape {
   readonly status: ControllerStatus;
   readonly etcd: EtcdSourceStatus;
   readonly probes: ProverCounters;
+  /** KONTENA_LB_PEERS=etcd: the peers' sessions as last seen. */
+  readonly peers: PeersReport | undefined;
   /** Whether HAProxy's own exporter answered this scrape (its text follows edgelb's). */
   readonly haproxyMetricsUp: boolean;
 }
@@ -147,6 +150,13 @@ const FAMILIES: readonly Family[] = [
     help: "1 when the haproxy_* metrics below were read from HAProxy's exporter.",
     read: (s) => one(s.haproxyMetricsUp ? 1 : 0),
   },
+  {
+    name: 'edgelb_peer_up',
+    type: 'gauge',
+    labels: ['peer'],
+    help: "KONTENA_LB_PEERS=etcd: 1 while HAProxy's session with the other replica is established, 0 while not (no sample while HAProxy cannot be asked).",
+    read: (s) => (s.peers?.remotes ?? []).filter((p) => p.state !== 'unknown').map((p) => [{ peer: p.name }, p.state === 'established' ? 1 : 0]),
+  },
 ];
 
 export interface ControllerMetrics {
@@ -176,6 +186,7 @@ export function createControllerMetrics(inputs: Omit<AdminInputs, 'serverStats'>
           status: inputs.controller.status(),
           etcd: inputs.etcd.status(),
           probes: inputs.probes?.counters() ?? { proven: 0, gaveUp: 0, pending: 0 },
+          peers: inputs.peers?.report(),
           haproxyMetricsUp,
         };
         try {

@@ -8,6 +8,7 @@ import type { EtcdSourceStatus } from '../sources/etcd.js';
 import type { EntryWarning, Rejection } from '../model/types.js';
 import { buildHeadView, httpBackendName, tcpProxyName, type RenderSettings } from '../render/view.js';
 import type { ServerStat } from './haproxy-stats.js';
+import type { PeersReport } from './peer-report.js';
 
 /** What the admin port reads; each part is owned elsewhere and only read here. */
 export interface AdminInputs {
@@ -23,6 +24,8 @@ export interface AdminInputs {
   readonly serverStats: () => Promise<ServerStat[]>;
   /** The controller's first health checks of new servers. */
   readonly probes?: { counters(): ProverCounters };
+  /** KONTENA_LB_PEERS=etcd: the peers and their sessions (peer-monitor.ts). */
+  readonly peers?: { report(): PeersReport | undefined };
   readonly now?: () => Date;
 }
 
@@ -107,6 +110,8 @@ export interface StatusReport {
   readonly certificateSelectionWarnings: readonly string[];
   /** Issue 16: certificates expiring, ACME renewal failing for over a day, hosts only the default certificate serves. */
   readonly certificateWarnings: readonly CertWarning[];
+  /** KONTENA_LB_PEERS=etcd: this replica and the others it shares counters with, with their sessions; null: off. */
+  readonly peers: PeersReport | null;
 }
 
 export interface EtcdReport {
@@ -239,6 +244,7 @@ export async function buildStatus(inputs: AdminInputs): Promise<StatusReport> {
     certificatesRejected: status.certs.rejected,
     certificateSelectionWarnings: status.certs.warnings,
     certificateWarnings: status.certificateWarnings,
+    peers: inputs.peers?.report() ?? null,
   };
 }
 

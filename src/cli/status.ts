@@ -15,7 +15,7 @@ interface StatusFlags extends Record<string, unknown> {
 export function registerStatusCommand(program: Command, deps: CliDeps): void {
   program
     .command('status')
-    .description('show what the running edgelb serves: services, routes, instances and their health, certificates, last apply, errors')
+    .description('show what the running edgelb serves: services, routes, instances and their health, certificates, peers, last apply, errors')
     .option('--json', "print the admin port's /status JSON as it is")
     .option('--admin-port <port>', "the running edgelb's admin port [env KONTENA_LB_ADMIN_PORT]", undefined)
     .option('--admin-bind <address>', 'the address it listens on [env KONTENA_LB_ADMIN_BIND]', undefined)
@@ -89,6 +89,13 @@ export function formatStatus(report: StatusReport, url: string): string[] {
   lines.push(
     `last apply: ${last ? `${last.action} at ${last.at} in ${last.durationMs} ms (revision ${last.revision})${last.error ? `: ${last.error}` : ''}` : 'none yet'}`,
   );
+  const peers = report.peers;
+  if (peers) {
+    const up = peers.remotes.filter((p) => p.state === 'established').length;
+    lines.push(
+      `peers:      this replica ${peers.local.name} on ${peers.local.address}; ${up} of ${peers.remotes.length} other replicas connected${peers.error ? ` (HAProxy: ${peers.error})` : ''}`,
+    );
+  }
   const c = report.counters;
   lines.push(`counters:   ${c.applies} applies, ${c.reloads} reloads, ${c.runtimeUpdates} runtime updates, ${c.failures} failures`);
 
@@ -121,6 +128,21 @@ export function formatStatus(report: StatusReport, url: string): string[] {
     s.instances.map((i) => [s.name, i.name, i.address, i.health, i.check ?? '-', i.lastChangeSeconds === null ? '-' : `${i.lastChangeSeconds}s`]),
   );
   if (instances.length > 0) lines.push('', ...layoutTable(['SERVICE', 'INSTANCE', 'ADDRESS', 'HEALTH', 'CHECK', 'SINCE'], instances));
+  if (peers && peers.remotes.length > 0) {
+    lines.push(
+      '',
+      ...layoutTable(
+        ['PEER', 'ADDRESS', 'SESSION', 'LAST STATUS', 'DOWN FOR'],
+        peers.remotes.map((p) => [
+          p.name,
+          p.address,
+          p.warning ? `${p.state.toUpperCase()} (warning)` : p.state,
+          p.lastStatus ?? '-',
+          p.notEstablishedSeconds === null ? '-' : `${p.notEstablishedSeconds}s`,
+        ]),
+      ),
+    );
+  }
   if (report.certificates.length > 0) {
     lines.push(
       '',
@@ -147,6 +169,7 @@ export function formatStatus(report: StatusReport, url: string): string[] {
     ...(report.certificateWarnings ?? []).map((w) =>
       typeof w === 'string' ? ['certificate warning', '-', w] : [`certificate ${w.kind}`, w.subject, w.detail],
     ),
+    ...(peers?.warnings ?? []).map((w) => ['peer not connected', '-', w]),
   ];
   if (problems.length > 0) lines.push('', ...layoutTable(['PROBLEM', 'KEY / SOURCE', 'REASON'], problems));
   return lines;

@@ -1,3 +1,4 @@
+import type { PeersSettings } from '../render/peers-view.js';
 import type { DesiredState, EntryWarning, Rejection } from '../model/types.js';
 import type { CertWarning } from '../tls/cert-warnings.js';
 import type { CertSet } from '../tls/store.js';
@@ -14,4 +15,6 @@ export interface ControllerStatus {
   readonly lastApply: ApplyRecord | undefined;
   readonly counters: ApplyCounters;
   readonly certificateWarnings: readonly CertWarning[];
+  /** KONTENA_LB_PEERS=etcd: the peers section of the config HAProxy serves (absent: off, or nothing applied yet). */
+  readonly peers?: PeersSettings | undefined;
 }

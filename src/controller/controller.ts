@@ -128,6 +128,7 @@ export class Controller {
       lastApply: this.recorder.last,
       counters: this.recorder.counters(),
       certificateWarnings: this.certWarnings.warnings,
+      peers: this.ours?.settings.peers,
     };
   }
 

@@ -1,44 +1,71 @@
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
+import { watch, type FSWatcher } from 'chokidar';
 import type { Logger } from '../log.js';
 import { CA_DIRS, caStoreFromFiles, type CaKind, type CaStore } from '../tls/ca-bundles.js';
 import { CertsDirSource, readCertsDir } from './certs-dir.js';
 
 /**
  * The CA bundles of KONTENA_LB_CERTS_DIR: `client-cas/<name>.pem`, `client-crls/<name>.pem`,
- * `backend-cas/<name>.pem` (tls/ca-bundles.ts). Each subdirectory that exists at start is watched
- * like the directory itself (CertsDirSource: renames, symlink swaps, settling); one created later
- * is read after a restart. The whole store is delivered again after any change.
+ * `backend-cas/<name>.pem` (tls/ca-bundles.ts). Each subdirectory is watched like the directory
+ * itself (CertsDirSource: renames, symlink swaps, settling), from start or from when it appears
+ * (an operator adding mTLS to a running load balancer creates `client-cas/` then). The whole
+ * store is delivered again after any change.
  */
 export class CaFilesSource {
-  private readonly sources: CertsDirSource[] = [];
+  private readonly sources = new Map<CaKind, CertsDirSource>();
   private readonly files = new Map<CaKind, ReadonlyMap<string, string>>();
+  /** The certificate directory, for subdirectories created after start. */
+  private parentWatcher: FSWatcher | undefined;
   private started = false;
+  private stopped = false;
 
   constructor(private readonly options: { readonly dir: string; readonly logger: Logger; readonly onChange: (store: CaStore) => void }) {}
 
   async start(): Promise<void> {
-    for (const [kind, dir] of Object.entries(CA_DIRS) as [CaKind, string][]) {
-      const sub = path.join(this.options.dir, dir);
-      if (!(await isDirectory(sub))) continue;
-      const source = new CertsDirSource({
-        dir: sub,
-        logger: this.options.logger,
-        onChange: (files) => {
-          this.files.set(kind, relative(dir, files));
-          // Not before every subdirectory's first read: the first store is whole.
-          if (this.started) this.options.onChange(this.store());
-        },
-      });
-      this.sources.push(source);
-    }
-    for (const source of this.sources) await source.start();
+    const kinds = Object.keys(CA_DIRS) as CaKind[];
+    for (const kind of kinds) if (await isDirectory(this.subdirOf(kind))) await this.watchKind(kind);
     this.started = true;
-    if (this.sources.length > 0) this.options.onChange(this.store());
+    if (this.sources.size > 0) this.options.onChange(this.store());
+    if (this.sources.size === kinds.length) return;
+    const watcher = watch(this.options.dir, { depth: 0, ignoreInitial: true, persistent: true });
+    this.parentWatcher = watcher;
+    watcher.on('addDir', (dir) => {
+      const kind = kinds.find((k) => this.subdirOf(k) === path.resolve(dir));
+      if (kind === undefined || this.sources.has(kind) || this.stopped) return;
+      // Its first read delivers the store (watchKind's onChange).
+      this.watchKind(kind).catch((error: Error) =>
+        this.options.logger.warn({ dir, err: error.message }, 'cannot watch a new CA bundle directory; restart to read it'),
+      );
+    });
+    await new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
   }
 
   async stop(): Promise<void> {
-    for (const source of this.sources) await source.stop();
+    this.stopped = true;
+    await this.parentWatcher?.close();
+    for (const source of this.sources.values()) await source.stop();
+  }
+
+  private subdirOf(kind: CaKind): string {
+    return path.resolve(this.options.dir, CA_DIRS[kind]);
+  }
+
+  /** Watches one subdirectory; resolves after its first read. */
+  private async watchKind(kind: CaKind): Promise<void> {
+    const dir = CA_DIRS[kind];
+    const source = new CertsDirSource({
+      dir: this.subdirOf(kind),
+      logger: this.options.logger,
+      onChange: (files) => {
+        this.files.set(kind, relative(dir, files));
+        // Not before every subdirectory's first read: the first store is whole.
+        if (this.started && this.sources.get(kind) === source) this.options.onChange(this.store());
+      },
+    });
+    this.sources.set(kind, source);
+    await source.start();
+    if (this.stopped) await source.stop();
   }
 
   private store(): CaStore {

@@ -1,13 +1,20 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseShowPeers } from '../../src/admin/haproxy-peers.js';
+import type { StatusReport } from '../../src/admin/status.js';
 import type { Backend } from '../support/backend.js';
 import { startTestEdgelb, type TestEdgelb } from '../support/edgelb.js';
+import { edgelbEnv, haproxyProcesses, runEdgelb } from '../support/edgelb-process.js';
+import { get } from '../support/http.js';
+import { parsePrometheusText, sampleValue } from '../support/prometheus.js';
 import { startEtcd, v2Admin, type EtcdServer } from '../support/etcd.js';
 import { keyPath, v2Json, v2Request, type V2KeyReply } from '../support/etcd-v2.js';
 import { closeBackends, lbReady, putKeys, settled, startBackends } from '../support/lb.js';
 import { getFrom, runtimeCommand } from '../support/limit-clients.js';
 import { freePort } from '../support/ports.js';
-import { establishedPeers, peersFlagsHave } from '../../scripts/lib/show-peers.js';
+import { peersFlagsHave } from '../../scripts/lib/show-peers.js';
 import { waitFor } from '../support/wait.js';
 
 // Issue 15: rate_limit counters shared between two replicas through HAProxy peers
@@ -47,9 +54,11 @@ async function replica(prefix: string | undefined, name?: string, on: EtcdServer
 
 const socketOf = (lb: TestEdgelb) => path.join(lb.config.stateDir, 'haproxy.sock');
 
-/** The peers of `lb`'s running worker that are connected (`show peers`: last_status=ESTA). */
+/** The peers of `lb`'s running worker that are connected (`show peers`: active, last_status=ESTA; the admin layer's parser). */
 async function connectedPeers(lb: TestEdgelb): Promise<string[]> {
-  return establishedPeers(await runtimeCommand(socketOf(lb), 'show peers'));
+  return parseShowPeers(await runtimeCommand(socketOf(lb), 'show peers'))
+    .filter((p) => !p.local && p.established)
+    .map((p) => p.name);
 }
 
 /**
@@ -204,4 +213,80 @@ describe('KONTENA_LB_PEERS=etcd over the etcd v2 API (a Kontena grid)', () => {
       what: 'v2-a to reload without v2-b',
     });
   }, 60_000);
+});
+
+describe('KONTENA_LB_PEERS=etcd: the peers in /status and /metrics', () => {
+  it('shows the other replica established, then not connected with a warning once it is killed, until its lease expires', async () => {
+    // A short grace period: a killed replica's registration outlives it by the lease's TTL (10 s) only.
+    const a = await startTestEdgelb(
+      etcd,
+      { KONTENA_LB_PEERS: 'etcd', KONTENA_LB_PEERS_ADDRESS: `127.0.0.1:${await freePort()}`, KONTENA_LB_PEER_NAME: 'st-a' },
+      undefined,
+      { peerMonitor: { graceMs: 1500, intervalMs: 250 } },
+    );
+    const stateDir = await mkdtemp(path.join(os.tmpdir(), 'edgelb-peer-'));
+    const address = `127.0.0.1:${await freePort()}`;
+    // The other replica in its own process, so that it can die as a crashed container does: SIGKILL, no lease revoked.
+    const other = runEdgelb({
+      ...(await edgelbEnv(etcd.endpoint, a.prefix, await freePort(), stateDir)),
+      KONTENA_LB_PEERS: 'etcd',
+      KONTENA_LB_PEERS_ADDRESS: address,
+      KONTENA_LB_PEER_NAME: 'st-b',
+    });
+    const killOther = async () => {
+      other.child.kill('SIGKILL');
+      await waitFor(() => other.child.exitCode !== null || other.child.signalCode !== null, { what: 'the killed replica to exit' });
+      // Its HAProxy would go on serving (and peering) as an orphan: the container dies with both.
+      const left = await haproxyProcesses(path.join(stateDir, 'haproxy.cfg'));
+      for (const pid of [...left.masters, ...left.workers]) process.kill(pid, 'SIGKILL');
+    };
+    const status = async () => JSON.parse((await get(a.config.adminPort, '/status')).body) as StatusReport;
+    const peerUp = async () => sampleValue(parsePrometheusText((await get(a.config.adminPort, '/metrics')).body), 'edgelb_peer_up', { peer: 'st-b' });
+    try {
+      await lbReady(a);
+      await settled(a, await putKeys(etcd, a, service()));
+      await waitFor(async () => (await status()).peers?.remotes.find((p) => p.name === 'st-b')?.state === 'established', {
+        timeoutMs: 40_000,
+        intervalMs: 250,
+        what: "st-a's /status to show st-b established",
+      });
+      const shown = (await status()).peers;
+      expect(shown?.local).toEqual({ name: 'st-a', address: a.config.peers?.address });
+      expect(shown?.remotes).toEqual([
+        expect.objectContaining({ name: 'st-b', address, state: 'established', lastStatus: 'ESTA', tables: 1, notEstablishedSeconds: null, warning: false }),
+      ]);
+      expect(shown?.warnings).toEqual([]);
+      expect(await peerUp()).toBe(1);
+
+      await killOther();
+      await waitFor(async () => (await status()).peers?.remotes.find((p) => p.name === 'st-b')?.warning === true, {
+        timeoutMs: 8000,
+        intervalMs: 100,
+        what: "st-a's /status to warn that st-b is not connected",
+      });
+      // Still registered (its lease has not expired), so still in the config HAProxy serves: the
+      // warning is about a peer that is configured and unreachable, and traffic still flows.
+      expect(await etcd.client.get(`${a.prefix}/peers/st-b`).string()).toBe(address);
+      const down = await status();
+      expect(down.health.status).toBe('ok');
+      expect(down.peers?.remotes).toEqual([expect.objectContaining({ name: 'st-b', address, state: 'not_established', warning: true })]);
+      expect(down.peers?.remotes[0]?.lastStatus).not.toBe('ESTA');
+      expect(down.peers?.warnings).toEqual([expect.stringMatching(/^peer st-b \(127\.0\.0\.1:\d+\) not connected for \d+ s/)]);
+      expect(await peerUp()).toBe(0);
+      expect(a.logs.filter((l) => l.event === 'peers.session_down').map((l) => [l.level, l.peer, l.address])).toEqual([[40, 'st-b', address]]);
+
+      // The lease expires: st-a reloads without st-b, and the warning goes with it (no "back" line: it left).
+      await waitFor(async () => (await status()).peers?.remotes.length === 0, {
+        timeoutMs: 30_000,
+        intervalMs: 250,
+        what: 'st-a to drop st-b once its lease expires',
+      });
+      expect((await status()).peers?.warnings).toEqual([]);
+      expect(a.logs.some((l) => l.event === 'peers.session_up')).toBe(false);
+    } finally {
+      await killOther().catch(() => undefined);
+      await a.stopAll();
+      await rm(stateDir, { recursive: true, force: true });
+    }
+  }, 120_000);
 });

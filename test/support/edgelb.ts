@@ -37,6 +37,8 @@ export interface TestEdgelbOptions {
   readonly etcdResumeTimeoutMs?: number;
   /** How long after a runtime change haproxy.cfg is written (startEdgelb's configWriteDelayMs). */
   readonly configWriteDelayMs?: number;
+  /** The peer monitor's grace period and interval (startEdgelb's peerMonitor). */
+  readonly peerMonitor?: { readonly graceMs: number; readonly intervalMs: number };
 }
 
 /**
@@ -78,6 +80,7 @@ export async function startTestEdgelb(
     haproxyStdout: stdoutFd,
     ...(options.etcdResumeTimeoutMs !== undefined ? { etcdResumeTimeoutMs: options.etcdResumeTimeoutMs } : {}),
     ...(options.configWriteDelayMs !== undefined ? { configWriteDelayMs: options.configWriteDelayMs } : {}),
+    ...(options.peerMonitor ? { peerMonitor: options.peerMonitor } : {}),
   });
   return {
     ...edgelb,

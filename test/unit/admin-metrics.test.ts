@@ -88,6 +88,7 @@ describe('controller metrics', () => {
       ['edgelb_certificates_rejected', 'gauge'],
       ['edgelb_certificate_expiry_timestamp_seconds', 'gauge'],
       ['edgelb_haproxy_metrics_up', 'gauge'],
+      ['edgelb_peer_up', 'gauge'],
     ]);
     expect(text).toContain('# HELP edgelb_applies_total Configs applied: HAProxy started, reloaded, or updated through the runtime API.\n');
     expect(sampleValue(scrape, 'edgelb_info', { version: '1.2.3' })).toBe(1);

@@ -12,6 +12,7 @@ const TITLES: Readonly<Record<SectionId, string>> = {
   rejected: 'Rejected entries',
   certificates: 'Certificates',
   etcd: 'etcd',
+  peers: 'Peers',
   acme: "Let's Encrypt (ACME)",
 };
 

@@ -1,5 +1,6 @@
 import type { AcmeStatus } from '../../acme/manager.js';
 import type { ApplyRecord } from '../../controller/controller.js';
+import type { PeersReport } from '../peer-report.js';
 import type { InstanceReport, ServiceReport, StatusReport } from '../status.js';
 import { ago, badge, esc, list, table, type Tone } from './html.js';
 
@@ -11,7 +12,7 @@ export interface DashboardData {
 }
 
 /** The page's parts by element id: rendered whole on the server, replaced one by one live. */
-export const SECTION_IDS = ['overview', 'services', 'routes', 'instances', 'applies', 'rejected', 'certificates', 'etcd', 'acme'] as const;
+export const SECTION_IDS = ['overview', 'services', 'routes', 'instances', 'applies', 'rejected', 'certificates', 'etcd', 'peers', 'acme'] as const;
 export type SectionId = (typeof SECTION_IDS)[number];
 
 export function renderSections(data: DashboardData): Record<SectionId, string> {
@@ -53,6 +54,7 @@ export function renderSections(data: DashboardData): Record<SectionId, string> {
         'No certificates.',
       ),
     etcd: etcd(status),
+    peers: peers(status.peers),
     acme: acme(data.acme),
   };
 }
@@ -159,6 +161,29 @@ function etcd(status: StatusReport): string {
 <div><dt>Prefix</dt><dd><code>${esc(e.prefix)}</code></dd></div>
 <div><dt>Applied revision</dt><dd>${esc(e.revision ?? '—')}</dd></div>
 </dl>`;
+}
+
+const PEER_STATE: Readonly<Record<string, readonly [string, Tone]>> = {
+  established: ['established', 'ok'],
+  not_established: ['not connected', 'warn'],
+  unknown: ['unknown', 'neutral'],
+};
+
+/** KONTENA_LB_PEERS=etcd: the replicas this one shares its limits' counters with, and whether their sessions are up. */
+function peers(report: PeersReport | null): string {
+  if (!report) return '<p class="empty">Shared counters between replicas are off (KONTENA_LB_PEERS), or no config is applied yet.</p>';
+  const rows = report.remotes.map((p) => {
+    const [label, tone] = PEER_STATE[p.state] ?? ['unknown', 'neutral'];
+    const since = p.notEstablishedSeconds === null ? '' : ` for ${p.notEstablishedSeconds} s`;
+    return [esc(p.name), esc(p.address), badge(p.warning ? `${label}${since}` : label, p.warning ? 'bad' : tone), esc(p.lastStatus ?? '—')];
+  });
+  const error = report.error ? `<p class="reason">HAProxy could not be asked: ${esc(report.error)}</p>` : '';
+  return `<p>This replica: <code>${esc(report.local.name)}</code> on ${esc(report.local.address)}</p>${error}${table(
+    'Other replicas sharing the rate_limit and conn_limit counters',
+    ['Peer', 'Address', 'Session', 'HAProxy last_status'],
+    rows,
+    'No other replica registered: this one counts alone.',
+  )}`;
 }
 
 function acme(status: AcmeStatus | undefined): string {
