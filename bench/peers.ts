@@ -13,7 +13,10 @@ import type { AddressInfo } from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { readPeerSessions } from '../src/admin/haproxy-peers.js';
 import { sendCommand } from '../src/haproxy/master-cli.js';
+import { httpBackendName } from '../src/render/view.js';
+import { peersFlagsHave } from '../scripts/lib/show-peers.js';
 import { freePort, waitFor } from '../scripts/lib/local-stack.js';
 import { makeLeaf } from '../test/support/certs.js';
 import { explain, type IntOption, parseOptions } from './lib/args.js';
@@ -29,8 +32,9 @@ const OPTIONS = {
 } satisfies Record<string, IntOption>;
 
 const HOST = 'rated.bench.local';
+const SERVICE = 'rated';
 /** The service's backend in HAProxy, whose stick table holds the counters (templates/http-backend.hbs). */
-const TABLE = 'http-rated';
+const TABLE = httpBackendName(SERVICE);
 const TOTAL_BUDGET_MS = 10 * 60_000;
 
 /** A loopback client address per use: 127.0.<3..>.<1..250>; the limits count per address. */
@@ -66,14 +70,13 @@ async function counterAt(stack: Stack, client: string): Promise<number> {
  * re-establish a peer session, and updates wait meanwhile: the start-up window the README names.
  */
 async function resynced(stack: Stack): Promise<boolean> {
-  const flags = /id=edgelb .*flags=0x([0-9a-f]+)/.exec(await sendCommand(stack.adminSocket, 'show peers', 2000).catch(() => ''))?.[1];
-  return flags !== undefined && (Number.parseInt(flags, 16) & 0x3) === 0x3;
+  return peersFlagsHave(await sendCommand(stack.adminSocket, 'show peers', 2000).catch(() => ''));
 }
 
 /** The remote peers `stack`'s worker has a session with. */
 async function connectedPeers(stack: Stack): Promise<string[]> {
-  const answer = await sendCommand(stack.adminSocket, 'show peers', 2000).catch(() => '');
-  return [...answer.matchAll(/ id=([^(\s]+)\(remote[^)]*\) .*last_status=ESTA/g)].map((m) => m[1]!);
+  const peers = await readPeerSessions(stack.adminSocket).catch(() => []);
+  return peers.filter((p) => !p.local && p.established).map((p) => p.name);
 }
 
 export async function run(args: readonly string[]): Promise<number> {
@@ -161,9 +164,9 @@ async function measurePair(
   });
   ctx.defer(() => b.stop());
   const revision = await a.write({
-    'services/rated/virtual_hosts': HOST,
-    'services/rated/rate_limit': `${o.limit}/60s`,
-    'services/rated/upstreams/one': `127.0.0.1:${pair.backendPort}`,
+    [`services/${SERVICE}/virtual_hosts`]: HOST,
+    [`services/${SERVICE}/rate_limit`]: `${o.limit}/60s`,
+    [`services/${SERVICE}/upstreams/one`]: `127.0.0.1:${pair.backendPort}`,
   });
   await Promise.all([a.waitApplied(revision, 30_000), b.waitApplied(revision, 30_000)]);
   await waitFor(async () => (await getFrom(a.httpPort, next()).catch(() => 0)) === 200 && (await getFrom(b.httpPort, next()).catch(() => 0)) === 200, {

@@ -126,6 +126,8 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
     envChallenges: options.envChallenges,
     defaultCert: config.defaultCert,
     certWarnDays: config.certWarnDays,
+    // Known once ACME started (undefined meanwhile, and with ACME off: every state in etcd counts).
+    acmeDomains: () => acme?.wanted.domains,
     vaultCerts: (entries) => vaultCertsFromEntries(entries, config.vaultKey),
     localPeer: config.peers,
     caBundles: (entries) => caStoreFromEntries(entries, config.vaultKey),
@@ -198,6 +200,7 @@ export function startEdgelb(config: Config, logger: Logger, options: Environment
       latestSnapshot = snapshot;
       controller.offer(snapshot);
       acme?.offer(snapshot);
+      peerRegistration?.offer(snapshot);
     },
   });
   const admin = startAdminServer({

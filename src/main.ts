@@ -156,6 +156,7 @@ registerCertCommands(program, {
         certsDir: config.certsDir,
         certWarnDays,
         defaultCert,
+        ...(config.acme ? { acme: { envDomains: config.acme.domains, dns01: config.acmeDns.publisher !== undefined } } : {}),
       };
     } catch (error) {
       if (error instanceof ConfigError) fail(error.message);

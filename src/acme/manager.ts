@@ -37,7 +37,8 @@ export class AcmeManager {
   private readonly election: Election;
   private readonly acks: ChallengeAcks | undefined;
   private readonly storage: AcmeStorage;
-  private readonly wanted: WantedDomains;
+  /** The domains wanted now (the controller's certificate warnings read them). */
+  readonly wanted: WantedDomains;
   private readonly id: string;
   private readonly renewDays: number;
   private readonly now: () => Date;

@@ -18,6 +18,8 @@ export interface CertCliSettings {
   /** KONTENA_LB_CERT_WARN_DAYS and KONTENA_LB_DEFAULT_CERT, for the certificate warnings `cert list` shows. */
   readonly certWarnDays?: number;
   readonly defaultCert?: string;
+  /** With ACME on: KONTENA_LB_ACME_DOMAINS and whether a DNS publisher is set, for the domains ACME is asked for. */
+  readonly acme?: { readonly envDomains: readonly string[]; readonly dns01: boolean };
 }
 
 export interface CertCommandDeps {

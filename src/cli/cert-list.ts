@@ -8,6 +8,7 @@ import { selectCertificates } from '../tls/store.js';
 import { KEY_PATHS } from '../model/keyspace.js';
 import { parseEntries } from '../model/parse.js';
 import { DEFAULT_CERT_WARN_DAYS } from '../settings/certificates.js';
+import { acmeDomains } from '../acme/domains.js';
 import { readLeader } from '../acme/election.js';
 import { certKeyOf, domainOfCertName, STATE_DIR } from '../acme/keys.js';
 import { parseState, type AcmeDomainState } from '../acme/state.js';
@@ -64,15 +65,18 @@ export async function listCerts(flags: CertCliFlags & { json?: boolean }, deps: 
   }
 }
 
-/** One row per vault entry, in key order; one that cannot be read or decrypted says why. */
 /** What a running edgelb would warn about for these certificates, the services' hosts and the ACME states (tls/cert-warnings.ts). */
 function warningsOf(settings: CertCliSettings, raws: readonly RawCert[], services: Record<string, string>, acme: readonly AcmeDomainState[], now: Date) {
   const entries = new Map(Object.entries(services).map(([key, value]) => [key.slice(settings.etcdPath.length + 1), value]));
-  const hosts = parseEntries(entries, { reservedPorts: [] }).state.http.flatMap((s) => s.virtualHosts);
+  const { state } = parseEntries(entries, { reservedPorts: [] });
+  const hosts = state.http.flatMap((s) => s.virtualHosts);
   const certs = selectCertificates(raws, { defaultCert: settings.defaultCert, now });
-  return certificateWarnings({ certs, hosts, acme, now, warnDays: settings.certWarnDays ?? DEFAULT_CERT_WARN_DAYS });
+  // Without the ACME settings here, every state counts (as edgelb does before its ACME starts).
+  const acmeWanted = settings.acme && acmeDomains(state, settings.acme.envDomains, settings.acme.dns01).domains;
+  return certificateWarnings({ certs, hosts, acme, acmeDomains: acmeWanted, now, warnDays: settings.certWarnDays ?? DEFAULT_CERT_WARN_DAYS });
 }
 
+/** One row per vault entry, in key order; one that cannot be read or decrypted says why. */
 function vaultRows(stored: Record<string, string>, prefix: string, vaultKey: string | undefined, now: Date, raws: RawCert[]): CertListRow[] {
   const rows: CertListRow[] = [];
   for (const fullKey of Object.keys(stored).sort()) {

@@ -16,7 +16,9 @@ const RECHECK_MS = 3600_000;
  * since a certificate enters the warning window with no change at all.
  */
 export class CertWarningReports {
-  private inputs: { readonly certs: CertSet; readonly state: DesiredState; readonly acme: readonly AcmeDomainState[] } | undefined;
+  private inputs:
+    | { readonly certs: CertSet; readonly state: DesiredState; readonly acme: readonly AcmeDomainState[]; readonly acmeDomains: readonly string[] | undefined }
+    | undefined;
   private current: readonly CertWarning[] = [];
   private readonly reported = new ReportOnce();
   private readonly timer: NodeJS.Timeout;
@@ -35,10 +37,10 @@ export class CertWarningReports {
   }
 
   /** The inputs of the latest apply; nothing is computed again while they are the very same objects. */
-  update(certs: CertSet, state: DesiredState, acme: readonly AcmeDomainState[]): void {
+  update(certs: CertSet, state: DesiredState, acme: readonly AcmeDomainState[], acmeDomains?: readonly string[]): void {
     const last = this.inputs;
-    if (last && last.certs === certs && last.state === state && last.acme === acme) return;
-    this.inputs = { certs, state, acme };
+    if (last && last.certs === certs && last.state === state && last.acme === acme && last.acmeDomains === acmeDomains) return;
+    this.inputs = { certs, state, acme, acmeDomains };
     this.refresh();
   }
 
@@ -48,12 +50,13 @@ export class CertWarningReports {
 
   private refresh(): void {
     if (!this.inputs) return;
-    const { certs, state, acme } = this.inputs;
+    const { certs, state, acme, acmeDomains } = this.inputs;
     const hosts = state.http.flatMap((s) => s.virtualHosts);
-    this.current = certificateWarnings({ certs, hosts, acme, now: this.now(), warnDays: this.warnDays });
+    this.current = certificateWarnings({ certs, hosts, acme, acmeDomains, now: this.now(), warnDays: this.warnDays });
     this.reported.update(
       this.current,
-      (w) => `${w.kind}\u0000${w.subject}`,
+      // With `since`: a certificate that expires, or a renewal failing anew, is logged again.
+      (w) => `${w.kind}\u0000${w.subject}\u0000${w.since ?? ''}`,
       (w) => this.logger.warn({ ...event('certificate.attention'), kind: w.kind, subject: w.subject, detail: w.detail, since: w.since }, 'certificate warning'),
     );
   }

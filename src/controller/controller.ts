@@ -57,6 +57,8 @@ export interface ControllerOptions extends ControllerInputsOptions {
   readonly lastGoodAfterMs?: number;
   /** KONTENA_LB_CERT_WARN_DAYS (default: the setting's). */
   readonly certWarnDays?: number;
+  /** The domains ACME is asked for, after onParsed (undefined: not known): other domains' states are no renewal. */
+  readonly acmeDomains?: () => readonly string[] | undefined;
   /** Told about every failed apply, so the caller can retry one the disk caused (app.ts). */
   readonly onApplyFailed?: (error: Error) => void;
 }
@@ -181,7 +183,7 @@ export class Controller {
     this.offers.set('vault', vault);
     const { set, fresh } = this.certSelection.select(certsByKind(this.offers));
     if (fresh) this.reports.certificates(this.offers.values(), set);
-    this.certWarnings.update(set, parsed.state, acmeStates);
+    this.certWarnings.update(set, parsed.state, acmeStates, this.options.acmeDomains?.());
     const desired = desiredConfig({ parsed, challenges: { challenges, rejected: challengeRejections }, certs: set, cas, peers }, this.options.settings);
     this.reports.rejections(parsed.rejected, challengeRejections, desired.caRejected, peers?.rejected);
     return desired;

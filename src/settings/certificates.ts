@@ -1,6 +1,6 @@
 import { group, readBySource, setting } from './setting.js';
 import { absolutePath, boolean, checked, parsedBy, text } from './values.js';
-import { DEFAULT_CIPHERS, defaultCiphersFor, DEFAULT_TLS_MIN_VERSION, parseTlsMinVersion, TLS_VERSIONS } from './tls.js';
+import { DEFAULT_CIPHERS, defaultCiphersFor, DEFAULT_TLS_MIN_VERSION, parseTlsMinVersion, TLS13_SUITES, TLS_VERSIONS } from './tls.js';
 
 // Where certificates come from, which one is the default, and what the HTTPS listener offers.
 
@@ -80,12 +80,12 @@ export const certificateSettings = group(
       flag: 'ssl-ciphersuites',
       schema: (env) =>
         checked(
-          (raw) => /^TLS_[A-Z0-9_]+(:TLS_[A-Z0-9_]+)*$/.test(raw),
-          (raw) => `${env} must be TLS 1.3 suites separated by ':' like TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256, got ${JSON.stringify(raw)}`,
+          (raw) => raw.split(':').every((suite) => TLS13_SUITES.includes(suite)),
+          (raw) => `${env} must be TLS 1.3 suites separated by ':' (of ${TLS13_SUITES.join(', ')}), got ${JSON.stringify(raw)}`,
         ),
       help: 'TLS 1.3 cipher suites, e.g. TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256',
       docDefault: "OpenSSL's (`TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256`)",
-      doc: "the TLS 1.3 cipher suites the HTTPS port offers, in order of preference (HAProxy's `ciphersuites` bind option), e.g. `TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256`; a suite OpenSSL does not know makes HAProxy refuse the config (`edgelb check` says so)",
+      doc: `the TLS 1.3 cipher suites the HTTPS port offers, in order of preference (HAProxy's \`ciphersuites\` bind option), e.g. \`TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256\`, of ${TLS13_SUITES.map((suite) => `\`${suite}\``).join(', ')} (any other name stops edgelb at start: HAProxy would refuse every config)`,
     }),
     certWarnDays: setting({
       env: 'KONTENA_LB_CERT_WARN_DAYS',

@@ -5,6 +5,19 @@ export const TLS_VERSIONS = ['TLSv1.0', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'] as cons
 export type TlsVersion = (typeof TLS_VERSIONS)[number];
 export const DEFAULT_TLS_MIN_VERSION: TlsVersion = 'TLSv1.2';
 
+/**
+ * Every TLS 1.3 cipher suite there is (RFC 8446, B.4; OpenSSL's names). HAProxy refuses a bind
+ * whose `ciphersuites` holds none OpenSSL knows, and OpenSSL drops an unknown one silently: a
+ * typo in KONTENA_LB_SSL_CIPHERSUITES would take every config down, or a suite away unnoticed.
+ */
+export const TLS13_SUITES = [
+  'TLS_AES_128_GCM_SHA256',
+  'TLS_AES_256_GCM_SHA384',
+  'TLS_CHACHA20_POLY1305_SHA256',
+  'TLS_AES_128_CCM_SHA256',
+  'TLS_AES_128_CCM_8_SHA256',
+];
+
 /** Mozilla's "intermediate" TLS 1.2 suite: forward secrecy and AEAD ciphers only. */
 const INTERMEDIATE_CIPHERS = [
   'ECDHE-ECDSA-AES128-GCM-SHA256',

@@ -22,6 +22,12 @@ export interface CertWarningInputs {
   readonly hosts: readonly HostPattern[];
   /** The ACME state of each domain (`acme/state/<domain>`). */
   readonly acme: readonly AcmeDomainState[];
+  /**
+   * The domains ACME is asked for now (acme/domains.ts acmeDomains). A state of another domain is
+   * history: its service was removed or renamed and nothing renews it any more, so its failures
+   * are no failing renewal. Undefined: not known (ACME not started yet), every state counts.
+   */
+  readonly acmeDomains?: readonly string[];
   readonly now: Date;
   /** KONTENA_LB_CERT_WARN_DAYS. */
   readonly warnDays: number;
@@ -50,11 +56,15 @@ export function certificateWarnings(inputs: CertWarningInputs): CertWarning[] {
       kind: 'expiring',
       subject: bundle.id,
       detail: leftMs <= 0 ? `expired ${when}, still served for ${names}` : `expires ${when} (in ${Math.floor(leftMs / DAY_MS)} days), served for ${names}`,
-      since: new Date(bundle.notAfter.getTime() - warnDays * DAY_MS).toISOString(),
+      // Expired: since it expired, so the moment it does is a new warning (logged again).
+      since: leftMs <= 0 ? when : new Date(bundle.notAfter.getTime() - warnDays * DAY_MS).toISOString(),
     });
   }
+  const wanted = inputs.acmeDomains && new Set(inputs.acmeDomains);
   for (const state of inputs.acme) {
-    if (state.status !== 'failing') continue;
+    if (wanted && !wanted.has(state.domain)) continue;
+    // Failures in a row, not only 'failing': each retry writes the state 'pending' while its order runs.
+    if (state.status === 'valid' || state.failures === 0) continue;
     const since = state.failingSince ?? state.lastError?.at;
     if (since === undefined || now.getTime() - Date.parse(since) <= RENEWAL_FAILING_AFTER_MS) continue;
     warnings.push({

@@ -82,7 +82,8 @@ describe('certificate warnings', () => {
     expect(new Set(logged()).size).toBe(4);
   });
 
-  it('shows the same warnings in `edgelb cert list`', async () => {
+  /** `edgelb cert list`'s lines, with the ACME settings `acme` when given. */
+  async function certList(acme?: { envDomains: string[]; dns01: boolean }): Promise<string[]> {
     const lines: string[] = [];
     const program = new Command('edgelb').exitOverride();
     registerCertCommands(program, {
@@ -92,6 +93,7 @@ describe('certificate warnings', () => {
         vaultKey: undefined,
         env: { SSL_CERT_short: short.bundlePem },
         certWarnDays: 21,
+        ...(acme ? { acme } : {}),
       }),
       out: (line) => void lines.push(line),
       fail: (message) => {
@@ -100,6 +102,11 @@ describe('certificate warnings', () => {
       etcdTimeoutMs: 5000,
     });
     await program.parseAsync(['cert', 'list'], { from: 'user' });
+    return lines;
+  }
+
+  it('shows the same warnings in `edgelb cert list`', async () => {
+    const lines = await certList();
     const table = lines.slice(lines.findIndex((l) => l.startsWith('WARNING')));
     expect(table[0]).toMatch(/^WARNING +CERTIFICATE OR HOST +SINCE +DETAIL$/);
     expect(table.slice(1, 5).map((l) => l.split(/ +/).slice(0, 2).join(' '))).toEqual([
@@ -108,5 +115,12 @@ describe('certificate warnings', () => {
       `expiring ${(await status()).certificateWarnings.find((w) => w.kind === 'expiring')!.subject}`,
       'renewal_failing acme.test',
     ]);
+  });
+
+  it('leaves out in `edgelb cert list` a failing ACME domain that ACME is no longer asked for, given the ACME settings', async () => {
+    const kinds = (lines: string[]) => lines.slice(lines.findIndex((l) => l.startsWith('WARNING')) + 1).map((l) => l.split(/ +/).slice(0, 2).join(' '));
+    expect(kinds(await certList({ envDomains: ['acme.test'], dns01: false }))).toContain('renewal_failing acme.test');
+    // No service has acme=true and KONTENA_LB_ACME_DOMAINS does not name it: its state is history.
+    expect(kinds(await certList({ envDomains: [], dns01: false }))).not.toContain('renewal_failing acme.test');
   });
 });

@@ -11,6 +11,7 @@ import type { Reply } from '../support/http.js';
 import { closeBackends, putKeys, settled, startBackends, startEchoServer, startLbWith, tcpRoundTrip, type EchoServer } from '../support/lb.js';
 import { getFrom as getFromAddress, runtimeCommand as runtimeCommandAt } from '../support/limit-clients.js';
 import { freePort } from '../support/ports.js';
+import { peersFlagsHave, RESYNC_FINISHED, RESYNC_LOCAL } from '../../scripts/lib/show-peers.js';
 import { waitFor } from '../support/wait.js';
 
 // rate_limit and conn_limit (issue 15) through a real HAProxy: exact 429s with Retry-After over
@@ -47,23 +48,17 @@ async function ready(host: string, backend: string): Promise<void> {
 /** One command to HAProxy's runtime API (the admin socket in the state dir), its whole answer. */
 const runtimeCommand = (command: string): Promise<string> => runtimeCommandAt(path.join(lb.config.stateDir, 'haproxy.sock'), command);
 
-/** `show peers` flags: the worker learned from the previous one (or gave up), and from the remote peers (none here). */
-const RESYNC_LOCAL = 0x1;
-const RESYNC_FINISHED = 0x3;
-
 /**
  * Waits until the running worker's peers flags have `mask`. HAProxy 2.6 hands its tables to the
  * next worker on a reload only once its own resync has finished (RESYNC_FINISHED): with no
  * remote peer, its fixed 5 s resync timeout after the worker started.
  */
 async function peersSynced(mask = RESYNC_FINISHED): Promise<void> {
-  await waitFor(
-    async () => {
-      const flags = /id=edgelb .*flags=0x([0-9a-f]+)/.exec(await runtimeCommand('show peers'))?.[1];
-      return flags !== undefined && (Number.parseInt(flags, 16) & mask) === mask;
-    },
-    { timeoutMs: 15_000, intervalMs: 200, what: `the worker's peers flags to have 0x${mask.toString(16)}` },
-  );
+  await waitFor(async () => peersFlagsHave(await runtimeCommand('show peers'), mask), {
+    timeoutMs: 15_000,
+    intervalMs: 200,
+    what: `the worker's peers flags to have 0x${mask.toString(16)}`,
+  });
 }
 
 /** A backend that answers `/hold` only when released, and anything else at once. */

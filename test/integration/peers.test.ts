@@ -17,6 +17,7 @@ import { keyPath, v2Json, v2Request, type V2KeyReply } from '../support/etcd-v2.
 import { closeBackends, lbReady, putKeys, settled, startBackends } from '../support/lb.js';
 import { getFrom, runtimeCommand } from '../support/limit-clients.js';
 import { freePort } from '../support/ports.js';
+import { peersFlagsHave } from '../../scripts/lib/show-peers.js';
 import { waitFor } from '../support/wait.js';
 
 // Issue 15: rate_limit counters shared between two replicas through HAProxy peers
@@ -71,13 +72,11 @@ async function connectedPeers(lb: TestEdgelb): Promise<string[]> {
  * next one only after it (see the README's "Shared counters between replicas").
  */
 async function resynced(lb: TestEdgelb): Promise<void> {
-  await waitFor(
-    async () => {
-      const flags = /id=edgelb .*flags=0x([0-9a-f]+)/.exec(await runtimeCommand(socketOf(lb), 'show peers'))?.[1];
-      return flags !== undefined && (Number.parseInt(flags, 16) & 0x3) === 0x3;
-    },
-    { timeoutMs: 20_000, intervalMs: 200, what: `the worker on :${lb.httpPort} to finish its first resync` },
-  );
+  await waitFor(async () => peersFlagsHave(await runtimeCommand(socketOf(lb), 'show peers')), {
+    timeoutMs: 20_000,
+    intervalMs: 200,
+    what: `the worker on :${lb.httpPort} to finish its first resync`,
+  });
 }
 
 async function ready(lb: TestEdgelb): Promise<void> {

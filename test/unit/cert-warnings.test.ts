@@ -1,12 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import type { AcmeDomainState } from '../../src/acme/state.js';
 import { failedState } from '../../src/acme/schedule.js';
+import { pendingState } from '../../src/acme/state.js';
+import { CertWarningReports } from '../../src/controller/cert-warning-reports.js';
 import { loadConfig } from '../../src/config.js';
 import { certificateWarnings, type CertWarningInputs } from '../../src/tls/cert-warnings.js';
 import type { CertBundle } from '../../src/tls/bundle.js';
 import type { CertSet, ServedCert } from '../../src/tls/store.js';
 import { renderSettingsIn } from '../support/render-settings.js';
 import { createSectionRenderer } from '../../src/render/render.js';
+import { capturingLogger } from '../support/log-capture.js';
 
 // Issue 16: certificate warnings (tls/cert-warnings.ts) at fixed clocks. What /status, the log
 // and `edgelb cert list` show is in test/integration/cert-warnings.test.ts.
@@ -30,7 +33,7 @@ describe('certificate warnings', () => {
     );
     expect(warnings).toEqual([
       { kind: 'expiring', subject: 'env-a', detail: 'expires 2026-12-04T12:00:00.000Z (in 2 days), served for a.test', since: '2026-11-13T12:00:00.000Z' },
-      { kind: 'expiring', subject: 'env-c', detail: 'expired 2026-12-01T12:00:00.000Z, still served for c.test', since: '2026-11-10T12:00:00.000Z' },
+      { kind: 'expiring', subject: 'env-c', detail: 'expired 2026-12-01T12:00:00.000Z, still served for c.test', since: '2026-12-01T12:00:00.000Z' },
     ]);
     expect(certificateWarnings(inputs({ certs: certSet(served('env-b', ['b.test'], 21.5)), warnDays: 22 }))).toHaveLength(1);
   });
@@ -56,6 +59,67 @@ describe('certificate warnings', () => {
     const { failingSince: _, ...older } = state!;
     expect(certificateWarnings(inputs({ acme: [older] }))).toEqual([]);
     expect(certificateWarnings(inputs({ acme: [{ ...older, status: 'valid' }], now: new Date(NOW.getTime() + 3 * DAY) }))).toEqual([]);
+  });
+
+  it('logs a served certificate once as it enters the warning days, and again once when it expires', () => {
+    const { logger, logs } = capturingLogger();
+    let now = NOW;
+    const reports = new CertWarningReports(logger, 21, () => now);
+    try {
+      const certs = certSet(served('env-a', ['a.test'], 2));
+      const state = { http: [], tcp: [] };
+      for (const hours of [0, 1, 47, 49, 50]) {
+        now = new Date(NOW.getTime() + hours * 3600_000);
+        reports.update(certs, { ...state }, []);
+      }
+      expect(logs.filter((l) => l.event === 'certificate.attention').map((l) => String(l.detail).split(' ')[0])).toEqual(['expires', 'expired']);
+    } finally {
+      reports.stop();
+    }
+  });
+
+  it('leaves out the failing state of a domain ACME is no longer asked for (its service removed or renamed)', () => {
+    const backoff = { baseMs: 60_000, capMs: 3600_000 };
+    const failing = (domain: string) => failedState(undefined, domain, { message: 'NXDOMAIN' }, new Date(NOW.getTime() - 30 * 3600_000), backoff).state;
+    const acme = [failing('ww.test'), failing('www.test')];
+    const subjects = (over: Partial<CertWarningInputs>) => certificateWarnings(inputs({ acme, ...over })).map((w) => w.subject);
+    expect(subjects({ acmeDomains: ['www.test'] })).toEqual(['www.test']);
+    // Not known (ACME not started, or off): every state counts.
+    expect(subjects({})).toEqual(['ww.test', 'www.test']);
+    const { logger, logs } = capturingLogger();
+    const reports = new CertWarningReports(logger, 21, () => NOW);
+    try {
+      reports.update(certSet(), { http: [], tcp: [] }, acme, ['www.test']);
+      expect(reports.warnings.map((w) => w.subject)).toEqual(['www.test']);
+      expect(logs.filter((l) => l.event === 'certificate.attention').map((l) => l.subject)).toEqual(['www.test']);
+    } finally {
+      reports.stop();
+    }
+  });
+
+  it('keeps warning of a failing renewal while its next attempt runs (the state pending again), and logs it once', () => {
+    const backoff = { baseMs: 60_000, capMs: 3600_000 };
+    const failed = failedState(undefined, 'x.test', { message: 'no TXT record' }, new Date(NOW.getTime() - 30 * 3600_000), backoff).state;
+    const retrying = pendingState(failed, 'x.test', { orderUrl: 'https://ca/order/2', startedAt: NOW.toISOString(), tokens: [], by: 'lb-a' }, NOW);
+    expect(certificateWarnings(inputs({ acme: [retrying] })).map((w) => [w.kind, w.subject, w.since])).toEqual([
+      ['renewal_failing', 'x.test', failed.failingSince],
+    ]);
+    const { logger, logs } = capturingLogger();
+    const reports = new CertWarningReports(logger, 21, () => NOW);
+    try {
+      const state = { http: [], tcp: [] };
+      let again = failed;
+      for (let attempt = 0; attempt < 3; attempt++) {
+        reports.update(certSet(), state, [again]);
+        again = pendingState(again, 'x.test', { orderUrl: `https://ca/order/${attempt}`, startedAt: NOW.toISOString(), tokens: [], by: 'lb-a' }, NOW);
+        reports.update(certSet(), state, [again]);
+        again = failedState(again, 'x.test', { message: 'no TXT record' }, NOW, backoff).state;
+      }
+      expect(logs.filter((l) => l.event === 'certificate.attention')).toHaveLength(1);
+      expect(reports.warnings.map((w) => w.kind)).toEqual(['renewal_failing']);
+    } finally {
+      reports.stop();
+    }
   });
 
   it('warns of a host no served certificate covers (wildcards one label deep), only while HTTPS is served', () => {
@@ -85,7 +149,17 @@ describe('KONTENA_LB_CERT_WARN_DAYS and KONTENA_LB_SSL_CIPHERSUITES', () => {
 
   it('renders the TLS 1.3 suites on the HTTPS bind line when set, and refuses what is not a suite list', () => {
     expect(load({}).sslCiphersuites).toBeUndefined();
-    for (const bad of ['ECDHE-RSA-AES128-GCM-SHA256', 'TLS_AES_128_GCM_SHA256 ssl', 'TLS_AES_128_GCM_SHA256:', 'TLS_A\nbind :1']) {
+    expect(load({ KONTENA_LB_SSL_CIPHERSUITES: 'TLS_AES_128_CCM_8_SHA256:TLS_CHACHA20_POLY1305_SHA256' }).sslCiphersuites).toBe(
+      'TLS_AES_128_CCM_8_SHA256:TLS_CHACHA20_POLY1305_SHA256',
+    );
+    for (const bad of [
+      'ECDHE-RSA-AES128-GCM-SHA256',
+      'TLS_AES_999',
+      'TLS_AES_128_GCM_SHA256:TLS_AES_128_GCM_SHA257',
+      'TLS_AES_128_GCM_SHA256 ssl',
+      'TLS_AES_128_GCM_SHA256:',
+      'TLS_A\nbind :1',
+    ]) {
       expect(() => load({ KONTENA_LB_SSL_CIPHERSUITES: bad })).toThrow(/KONTENA_LB_SSL_CIPHERSUITES must be TLS 1.3 suites/);
     }
     const tls = { port: 443, crtList: '/s/crt-list', http2: true, minVersion: 'TLSv1.2' as const, ciphers: 'ECDHE-RSA-AES128-GCM-SHA256', defaultCert: 'a' };
