@@ -21,6 +21,9 @@ export interface PeerRegistrationOptions {
  */
 export const PEER_TTL_SECONDS = 10;
 
+/** How long stop() waits for etcd to revoke the registration's lease. */
+const REVOKE_DEADLINE_MS = 2000;
+
 /**
  * Issue 15: keeps `peers/<name>` = this replica's peer address in etcd, on a lease (v3) or a
  * refreshed TTL (v2), for as long as the replica runs; the other replicas read it from their
@@ -49,7 +52,14 @@ export class PeerRegistration {
     clearTimeout(this.retryTimer);
     const lease = this.lease;
     this.lease = undefined;
-    await lease?.revoke().catch(() => undefined);
+    // At most 2 s: an etcd that does not answer must not hold the shutdown (the others then drop
+    // this replica when its lease expires, as after a crash).
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, REVOKE_DEADLINE_MS);
+    });
+    await Promise.race([lease?.revoke().catch(() => undefined), deadline]);
+    clearTimeout(timer);
   }
 
   /**

@@ -55,7 +55,7 @@ export function certificateWarnings(inputs: CertWarningInputs): CertWarning[] {
     warnings.push({
       kind: 'expiring',
       subject: bundle.id,
-      detail: leftMs <= 0 ? `expired ${when}, still served for ${names}` : `expires ${when} (in ${Math.floor(leftMs / DAY_MS)} days), served for ${names}`,
+      detail: leftMs <= 0 ? `expired ${when}, still served for ${names}` : `expires ${when} (${inDays(Math.floor(leftMs / DAY_MS))}), served for ${names}`,
       // Expired: since it expired, so the moment it does is a new warning (logged again).
       since: leftMs <= 0 ? when : new Date(bundle.notAfter.getTime() - warnDays * DAY_MS).toISOString(),
     });
@@ -108,4 +108,9 @@ function dedupe(warnings: readonly CertWarning[]): CertWarning[] {
 
 function compareText(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** "in 3 days", "in 1 day", "within a day". */
+function inDays(days: number): string {
+  return days === 0 ? 'within a day' : `in ${days} ${days === 1 ? 'day' : 'days'}`;
 }
