@@ -67,7 +67,7 @@ describe('certificate warnings', () => {
       ['renewal_failing', 'acme.test'],
     ]);
     const expiring = warnings.find((w) => w.kind === 'expiring')!;
-    expect(expiring.detail).toMatch(/^expires \S+ \(in 1 days\), served for short\.test$/);
+    expect(expiring.detail).toMatch(/^expires \S+ \(in 1 day\), served for short\.test$/);
     expect(Date.parse(expiring.since!)).toBeLessThan(Date.now());
     expect(warnings.find((w) => w.kind === 'renewal_failing')).toMatchObject({ since: TWO_DAYS_AGO, detail: expect.stringContaining('NXDOMAIN') });
   });
