@@ -83,6 +83,25 @@ async function ready(lb: TestEdgelb): Promise<void> {
   await waitFor(async () => (await getFrom(lb.httpPort, freshClient(), RATED)).backend === 'rated', { timeoutMs: 10_000, what: `${RATED} on :${lb.httpPort}` });
 }
 
+/**
+ * Two replicas on one prefix serving the rated service, each connected to the other (after the
+ * reload that brought the other in), idle, and past their first resync.
+ */
+async function connectedPair(names: readonly [string, string], extra: Record<string, string> = {}): Promise<[TestEdgelb, TestEdgelb]> {
+  const first = await replica(undefined, names[0], etcd, extra);
+  await settled(first, await putKeys(etcd, first, service()));
+  const second = await replica(first.prefix, names[1], etcd, extra);
+  await Promise.all([ready(first), ready(second)]);
+  await waitFor(async () => (await connectedPeers(first)).includes(names[1]) && (await connectedPeers(second)).includes(names[0]), {
+    timeoutMs: 20_000,
+    intervalMs: 200,
+    what: `${names.join(' and ')} to connect to each other as peers`,
+  });
+  await Promise.all([first.controller.whenIdle(), second.controller.whenIdle()]);
+  await Promise.all([resynced(first), resynced(second)]);
+  return [first, second];
+}
+
 /** `rounds` requests from one fresh client, alternating between the replicas: how many were let through. */
 async function allowedAlternating(lbs: readonly TestEdgelb[], rounds: number): Promise<{ allowed: number; statuses: number[] }> {
   const client = freshClient();
@@ -96,19 +115,7 @@ describe('KONTENA_LB_PEERS=etcd', () => {
   let c: TestEdgelb | undefined;
 
   beforeAll(async () => {
-    a = await replica(undefined, 'lb-a');
-    await settled(a, await putKeys(etcd, a, service()));
-    c = await replica(a.prefix, 'lb-b');
-    await Promise.all([ready(a), ready(c)]);
-    const other = c;
-    // Each worker connected to the other (after the reload that brought the other replica in).
-    await waitFor(async () => (await connectedPeers(a)).includes('lb-b') && (await connectedPeers(other)).includes('lb-a'), {
-      timeoutMs: 20_000,
-      intervalMs: 200,
-      what: 'both replicas to connect to each other as peers',
-    });
-    await Promise.all([a.controller.whenIdle(), other.controller.whenIdle()]);
-    await Promise.all([resynced(a), resynced(other)]);
+    [a, c] = await connectedPair(['lb-a', 'lb-b']);
   }, 60_000);
 
   afterAll(async () => {
@@ -350,18 +357,7 @@ describe('KONTENA_LB_PEERS=etcd with KONTENA_LB_PEERS_CERT (TLS, certificates ve
 
   beforeAll(async () => {
     [shared, stranger] = await Promise.all([makeLeaf({ names: ['edgelb-peers'] }), makeLeaf({ names: ['edgelb-peers'] })]);
-    a = await replica(undefined, 'tls-a', etcd, withCert(shared));
-    await settled(a, await putKeys(etcd, a, service()));
-    c = await replica(a.prefix, 'tls-b', etcd, withCert(shared));
-    await Promise.all([ready(a), ready(c)]);
-    const other = c;
-    await waitFor(async () => (await connectedPeers(a)).includes('tls-b') && (await connectedPeers(other)).includes('tls-a'), {
-      timeoutMs: 20_000,
-      intervalMs: 200,
-      what: 'both replicas to connect to each other as TLS peers',
-    });
-    await Promise.all([a.controller.whenIdle(), other.controller.whenIdle()]);
-    await Promise.all([resynced(a), resynced(other)]);
+    [a, c] = await connectedPair(['tls-a', 'tls-b'], withCert(shared));
   }, 60_000);
 
   afterAll(async () => {
