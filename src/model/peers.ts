@@ -35,6 +35,7 @@ export function parsePeerName(raw: string): string {
 /**
  * A peer address: an IP literal and a port. No host names: HAProxy resolves a peer's name only
  * when it starts, so a name that moves would silently stop the sharing until the next reload.
+ * Returned in canonical form.
  */
 export function parsePeerAddress(raw: string): string {
   const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([0-9.]+)):(\d{1,5})$/.exec(raw);
@@ -45,7 +46,9 @@ export function parsePeerAddress(raw: string): string {
   if (!match || !hostOk || port < 1 || port > 65535) {
     throw new EntryError(`a peer address is <IPv4>:<port> or [<IPv6>]:<port>, got ${JSON.stringify(raw.slice(0, 80))}`);
   }
-  return raw;
+  // One spelling per address (the WHATWG URL parser's: `[fd00:0::5]` → `[fd00::5]`), so that
+  // two registrations of one address, or this replica's own, compare equal as text.
+  return v6 !== undefined ? `[${new URL(`http://[${v6}]/`).hostname.slice(1, -1)}]:${port}` : `${v4}:${port}`;
 }
 
 /**

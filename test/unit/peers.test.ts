@@ -21,6 +21,11 @@ const local = { name: 'lb-a', address: '10.81.0.5:7946' };
 describe('peer registrations', () => {
   it.each(['10.0.0.1:7946', '[fd00::5]:1', '127.0.0.1:65535'])('accepts the address %j', (raw) => expect(parsePeerAddress(raw)).toBe(raw));
   it.each([
+    ['[fd00:0::5]:7946', '[fd00::5]:7946'],
+    ['[FD00::5]:7946', '[fd00::5]:7946'],
+    ['10.0.0.1:07946', '10.0.0.1:7946'],
+  ])('writes the address %j one way, %j (so two spellings of one address compare equal)', (raw, canonical) => expect(parsePeerAddress(raw)).toBe(canonical));
+  it.each([
     '',
     'lb-b:7946',
     '10.0.0.1',
@@ -60,6 +65,13 @@ describe('peer registrations', () => {
       ['peers/ghost', 'invalid_peer'],
     ]);
     expect(rejected[2]!.reason).toMatch(/own peer address/);
+  });
+
+  it("refuses another name at this replica's own address, however the address is spelt", () => {
+    const own = { name: 'lb-a', address: parsePeerAddress('[fd00::5]:7946') };
+    const { peers, rejected } = peerSetOf(new Map([['peers/ghost', '[FD00:0:0::5]:7946']]), own);
+    expect(peers.remotes).toEqual([]);
+    expect(rejected[0]!.reason).toMatch(/own peer address/);
   });
 
   it("refuses another replica registered under this replica's name", () => {
