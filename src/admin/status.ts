@@ -6,7 +6,8 @@ import type { ApplyRecord, ControllerStatus } from '../controller/controller.js'
 import { FAILURE_HINTS, isConfigurationFailure } from '../etcd/errors.js';
 import type { EtcdSourceStatus } from '../sources/etcd.js';
 import type { EntryWarning, Rejection } from '../model/types.js';
-import { buildHeadView, httpBackendName, tcpProxyName, type RenderSettings } from '../render/view.js';
+import type { RenderSettings } from '../render/render-settings.js';
+import { buildHeadView, httpBackendName, tcpProxyName } from '../render/view.js';
 import type { ServerStat } from './haproxy-stats.js';
 import type { PeersReport } from './peer-report.js';
 

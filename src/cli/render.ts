@@ -3,7 +3,7 @@ import { desiredFromEntries, entriesInputsOf } from '../pipeline/from-entries.js
 import { settingsBaseOf } from '../pipeline/settings-of.js';
 import type { DesiredState } from '../model/types.js';
 import { createRenderer } from '../render/render.js';
-import type { RenderSettings } from '../render/view.js';
+import type { RenderSettings } from '../render/render-settings.js';
 import { addEntrySourceFlags, readEntries, type CliDeps } from './deps.js';
 import { count } from './progress.js';
 

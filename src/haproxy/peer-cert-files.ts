@@ -1,5 +1,5 @@
 import type { Logger } from '../log.js';
-import type { PeersTlsFiles } from '../render/view.js';
+import type { PeersTlsFiles } from '../render/peers-view.js';
 import type { PeerCert } from '../tls/peer-cert.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 

@@ -2,7 +2,7 @@ import type { Challenges } from '../model/challenges.js';
 import type { DesiredState, ParseResult, Rejection } from '../model/types.js';
 import type { PeerSet } from '../model/peers.js';
 import { peersSettingsOf } from '../render/peers-view.js';
-import type { RenderSettings, TlsSettings } from '../render/view.js';
+import type { RenderSettings, TlsSettings } from '../render/render-settings.js';
 import { EMPTY_CA_STORE, type CaStore } from '../tls/ca-bundles.js';
 import { resumptionCrossesChecks, withClientAuth } from '../tls/client-auth-lines.js';
 import type { CertSet } from '../tls/store.js';

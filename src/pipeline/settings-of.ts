@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { Config } from '../config.js';
 import type { ParseOptions } from '../model/parse.js';
 import { TEMPLATES_DIR } from '../render/render.js';
-import type { RenderSettings } from '../render/view.js';
+import type { RenderSettings } from '../render/render-settings.js';
 import type { SettingsBase, TlsOptions } from './desired-config.js';
 
 /** Paths inside the state dir; one place, so code and templates never repeat them. */

@@ -1,5 +1,13 @@
 import type { Peer, PeerSet } from '../model/peers.js';
 
+/** The peers' bundle on disk (haproxy/peer-cert-files.ts writes them before HAProxy starts). */
+export interface PeersTlsFiles {
+  /** Certificate, chain and key (0600). */
+  readonly crt: string;
+  /** The certificates a peer's certificate is verified against. */
+  readonly caFile: string;
+}
+
 /** This replica's peer name (`localpeer`) and every replica's peer, itself included, sorted by name. */
 export interface PeersSettings {
   readonly local: string;

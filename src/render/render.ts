@@ -6,7 +6,8 @@ import type { DesiredState, HttpService, TcpService, Upstream } from '../model/t
 import { packageRoot } from '../util/package-root.js';
 import { changedServices, findService, sameValue } from '../model/state-changes.js';
 import type { NextServerStates } from './servers.js';
-import { buildHeadView, httpBackendView, serverStateView, serverViewOf, serviceHeadView, tcpServiceView, type RenderSettings } from './view.js';
+import type { RenderSettings } from './render-settings.js';
+import { buildHeadView, httpBackendView, serverStateView, serverViewOf, serviceHeadView, tcpServiceView } from './view.js';
 
 export const TEMPLATES_DIR = path.join(packageRoot(), 'templates');
 

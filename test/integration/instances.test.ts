@@ -3,7 +3,7 @@ import { startCheckedBackend, type CheckedBackend } from '../support/checked-bac
 import type { TestEdgelb } from '../support/edgelb.js';
 import { startEtcd, type EtcdServer } from '../support/etcd.js';
 import { get } from '../support/http.js';
-import { deleteKey, expectBackendSet, expectRoute, logsWithMsg, putKeys, sample, settled, startLbWith } from '../support/lb.js';
+import { deleteKey, expectBackendSet, expectRoute, logsWithMsg, masterReloads, putKeys, sample, settled, startLbWith } from '../support/lb.js';
 import { waitFor } from '../support/wait.js';
 
 // Instance changes through the runtime API (no reload) and healthy-only routing, against a real
@@ -26,11 +26,6 @@ async function backend(name: string, healthy = true): Promise<CheckedBackend> {
   const b = await startCheckedBackend(name, healthy);
   backends.push(b);
   return b;
-}
-
-/** Reloads HAProxy's master has done: the counter a runtime update must leave alone. */
-async function masterReloads(lb: TestEdgelb): Promise<number> {
-  return (await lb.haproxy.showProc()).reloads;
 }
 
 beforeAll(async () => {

@@ -6,7 +6,7 @@ import { startCheckedBackend, type CheckedBackend } from '../support/checked-bac
 import type { TestEdgelb } from '../support/edgelb.js';
 import { startEtcd, type EtcdServer } from '../support/etcd.js';
 import { get } from '../support/http.js';
-import { deleteKey, expectBackendSet, putKeys, sample, settled, startLbWith, tcpRoundTrip } from '../support/lb.js';
+import { deleteKey, expectBackendSet, masterReloads, putKeys, sample, settled, startLbWith, tcpRoundTrip } from '../support/lb.js';
 import { freePort } from '../support/ports.js';
 import { waitFor } from '../support/wait.js';
 
@@ -43,11 +43,6 @@ async function backend(name: string): Promise<CheckedBackend> {
   const b = await startCheckedBackend(name);
   backends.push(b);
   return b;
-}
-
-/** Reloads HAProxy's master has done: the counter a runtime update must leave alone. */
-async function masterReloads(lb: TestEdgelb): Promise<number> {
-  return (await lb.haproxy.showProc()).reloads;
 }
 
 beforeAll(async () => {

@@ -100,37 +100,20 @@ async function openssl(args: string[], cwd: string): Promise<void> {
 }
 
 /** A self-signed root CA (EC P-256, 10 years). */
-export async function makeCa(name = 'edgelb test CA'): Promise<CertAuthority> {
-  const dir = workDir(`ca-${name}`);
-  await openssl(
-    [
-      'req',
-      '-x509',
-      '-config',
-      reqConfig(dir),
-      ...newKeyArgs('ec'),
-      '-nodes',
-      '-keyout',
-      'ca.key',
-      '-out',
-      'ca.crt',
-      '-subj',
-      `/CN=${name}`,
-      '-days',
-      '3650',
-      '-addext',
-      'basicConstraints=critical,CA:TRUE',
-      '-addext',
-      'keyUsage=critical,keyCertSign,cRLSign',
-    ],
-    dir,
-  );
-  return authority(dir, name, '', true);
+export function makeCa(name = 'edgelb test CA'): Promise<CertAuthority> {
+  return makeAuthority(name, undefined);
 }
 
 /** An intermediate CA issued by `issuer`. */
-export async function makeIntermediate(issuer: CertAuthority, name = `${issuer.name} intermediate`): Promise<CertAuthority> {
-  const dir = workDir(`int-${name}`);
+export function makeIntermediate(issuer: CertAuthority, name = `${issuer.name} intermediate`): Promise<CertAuthority> {
+  return makeAuthority(name, issuer);
+}
+
+/** A CA certificate (EC P-256, 10 years): self-signed without an issuer, else an intermediate of it. */
+async function makeAuthority(name: string, issuer: CertAuthority | undefined): Promise<CertAuthority> {
+  const dir = workDir(`${issuer ? 'int' : 'ca'}-${name}`);
+  const signing = issuer ? ['-CA', issuer.certFile, '-CAkey', issuer.keyFile] : [];
+  const constraints = issuer ? 'basicConstraints=critical,CA:TRUE,pathlen:0' : 'basicConstraints=critical,CA:TRUE';
   await openssl(
     [
       'req',
@@ -147,18 +130,15 @@ export async function makeIntermediate(issuer: CertAuthority, name = `${issuer.n
       `/CN=${name}`,
       '-days',
       '3650',
-      '-CA',
-      issuer.certFile,
-      '-CAkey',
-      issuer.keyFile,
+      ...signing,
       '-addext',
-      'basicConstraints=critical,CA:TRUE,pathlen:0',
+      constraints,
       '-addext',
       'keyUsage=critical,keyCertSign,cRLSign',
     ],
     dir,
   );
-  return authority(dir, name, issuer.chainPem, false);
+  return authority(dir, name, issuer?.chainPem ?? '', issuer === undefined);
 }
 
 function authority(dir: string, name: string, issuerChain: string, root: boolean): CertAuthority {

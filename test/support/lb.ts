@@ -34,6 +34,11 @@ export async function putKeys(etcd: EtcdServer, lb: TestEdgelb, entries: Record<
   return revision;
 }
 
+/** Reloads HAProxy's master has done: the counter a runtime update must leave alone. */
+export async function masterReloads(lb: TestEdgelb): Promise<number> {
+  return (await lb.haproxy.showProc()).reloads;
+}
+
 export async function deleteKey(etcd: EtcdServer, lb: TestEdgelb, key: string): Promise<bigint> {
   const res = await etcd.client.delete().key(`${lb.prefix}/${key}`);
   return BigInt(res.header.revision);

@@ -7,7 +7,7 @@ import { loadConfig } from '../../src/config.js';
 import { parseEntries } from '../../src/model/parse.js';
 import type { Entries, ParseResult } from '../../src/model/types.js';
 import { createRenderer } from '../../src/render/render.js';
-import type { RenderSettings } from '../../src/render/view.js';
+import type { RenderSettings } from '../../src/render/render-settings.js';
 import { type CaStore, EMPTY_CA_STORE } from '../../src/tls/ca-bundles.js';
 
 /** Render settings as edgelb run would build them, for a throwaway state dir (the files haproxy -c reads exist). */

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { TEMPLATES_DIR } from '../../src/render/render.js';
-import type { RenderSettings } from '../../src/render/view.js';
+import type { RenderSettings } from '../../src/render/render-settings.js';
 
 /**
  * Render settings for tests that render with files in `dir` (state files, sockets) and the

@@ -7,7 +7,7 @@ import { ConfigError, loadConfig } from '../../src/config.js';
 import { parseEntries } from '../../src/model/parse.js';
 import { createRenderer } from '../../src/render/render.js';
 import { renderSettingsIn } from '../support/render-settings.js';
-import type { RenderSettings } from '../../src/render/view.js';
+import type { RenderSettings } from '../../src/render/render-settings.js';
 import type { AccessLogFormat } from '../../src/settings/access-log.js';
 
 // KONTENA_LB_ACCESS_LOG: the setting, and the log lines the templates write for each value.

@@ -8,7 +8,7 @@ import type { ParseResult } from '../../src/model/types.js';
 import { isEmptyPlan, planServers } from '../../src/plan/server-plan.js';
 import { createServerArgsRenderer } from '../../src/render/render.js';
 import { createSectionRenderer } from '../../src/render/render.js';
-import type { RenderSettings } from '../../src/render/view.js';
+import type { RenderSettings } from '../../src/render/render-settings.js';
 import { EntryStore } from '../../src/sources/entry-store.js';
 
 const options = { reservedPorts: [80] };

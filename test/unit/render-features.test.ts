@@ -7,7 +7,7 @@ import { loadConfig } from '../../src/config.js';
 import { parseEntries } from '../../src/model/parse.js';
 import { createRenderer, TEMPLATES_DIR } from '../../src/render/render.js';
 import { renderSettingsIn } from '../support/render-settings.js';
-import type { RenderSettings } from '../../src/render/view.js';
+import type { RenderSettings } from '../../src/render/render-settings.js';
 import { makeLeaf, removeCertFiles } from '../support/certs.js';
 
 // The load-balancer-wide features of the Kontena load balancer (PROXY protocol, health URI,

@@ -5,7 +5,8 @@ import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { parseEntries } from '../../src/model/parse.js';
 import { createRenderer, TEMPLATES_DIR } from '../../src/render/render.js';
-import { buildView, regexLiteral, type RenderSettings } from '../../src/render/view.js';
+import type { RenderSettings } from '../../src/render/render-settings.js';
+import { buildView, regexLiteral } from '../../src/render/view.js';
 
 const fixtures = path.join(import.meta.dirname, '../fixtures/render');
 const settings: RenderSettings = {
